@@ -1,0 +1,97 @@
+"""Broadcasts: air a bulletin now or at a time, and follow it node by node."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from sqlmodel import Session, col, select
+
+from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.schemas import (
+    BroadcastCreate,
+    BroadcastPublic,
+    DeliveryEventPublic,
+    DeliveryPublic,
+    iso,
+)
+from controller.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
+from controller.service import create_broadcast
+
+router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
+
+
+def _public(s: Session, bc: Broadcast, *, detail: bool) -> BroadcastPublic:
+    deliveries = s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)
+                        .order_by(col(Delivery.node_id))).all()
+    tally: dict[str, int] = {}
+    for d in deliveries:
+        tally[d.state] = tally.get(d.state, 0) + 1
+    out = BroadcastPublic(
+        id=bc.id, bulletin_id=bc.bulletin_id, priority=bc.priority, status=bc.status, reason=bc.reason,
+        targets=bc.targets, air_at=iso(bc.air_at), expires_at=iso(bc.expires_at), sent_at=iso(bc.sent_at),
+        finished_at=iso(bc.finished_at), tally=tally,
+    )
+    if detail:
+        ids = [d.id for d in deliveries]
+        history: dict[int, list[DeliveryEventPublic]] = {}
+        for e in s.exec(select(DeliveryEvent).where(col(DeliveryEvent.delivery_id).in_(ids))
+                        .order_by(col(DeliveryEvent.id))).all():
+            history.setdefault(e.delivery_id, []).append(
+                DeliveryEventPublic(state=e.state, reason=e.reason, at=iso(e.at)))
+        out.deliveries = [
+            DeliveryPublic(node_id=d.node_id, state=d.state, reason=d.reason, updated_at=iso(d.updated_at),
+                           history=history.get(d.id or 0, []))
+            for d in deliveries
+        ]
+    return out
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastPublic)
+async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+    air_at = None
+    if body.air_at is not None:
+        if body.air_at.tzinfo is None:
+            raise HTTPException(422, "air_at needs a UTC offset, e.g. 2026-11-23T17:00:00+07:00")
+        air_at = int(body.air_at.timestamp() * 1000)
+    valid_s = body.valid_for_s or sv.settings.delivery.default_valid_s
+    with sv.db.session() as s:
+        bc = create_broadcast(
+            s, bulletin_id=body.bulletin_id, all_nodes=body.target.all, zones=body.target.zones,
+            nodes=body.target.nodes, priority=body.priority, air_at=air_at, valid_s=valid_s,
+            repeat=body.repeat, created_by=user.username,
+        )
+        out = _public(s, bc, detail=False)
+    sv.scheduler.air_at(bc.id, bc.air_at)
+    return out
+
+
+@router.get("", response_model=list[BroadcastPublic])
+def list_broadcasts(s: SessionDep, _: UserDep, limit: int = 50) -> list[BroadcastPublic]:
+    rows = s.exec(select(Broadcast).order_by(col(Broadcast.created_at).desc()).limit(min(limit, 500))).all()
+    return [_public(s, bc, detail=False) for bc in rows]
+
+
+@router.get("/{broadcast_id}", response_model=BroadcastPublic)
+def get_broadcast(broadcast_id: str, s: SessionDep, _: UserDep) -> BroadcastPublic:
+    bc = s.get(Broadcast, broadcast_id)
+    if bc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"broadcast {broadcast_id} does not exist")
+    return _public(s, bc, detail=True)
+
+
+@router.post("/{broadcast_id}/cancel", response_model=BroadcastPublic)
+async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, _: UserDep) -> BroadcastPublic:
+    with sv.db.session() as s:
+        bc = s.get(Broadcast, broadcast_id)
+        if bc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"broadcast {broadcast_id} does not exist")
+        if bc.status == BroadcastStatus.SCHEDULED.value and sv.scheduler.cancel(broadcast_id):
+            bc.status, bc.reason = BroadcastStatus.CANCELLED.value, "cancelled before airing"
+            s.add(bc)
+            s.commit()
+        elif not sv.delivery.cancel(broadcast_id):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {broadcast_id} is already {bc.status}")
+    await sv.writer.flush()
+    with sv.db.session() as s:
+        bc2 = s.get(Broadcast, broadcast_id)
+        assert bc2 is not None
+        return _public(s, bc2, detail=True)

@@ -1,0 +1,31 @@
+"""Health: is the controller able to do its job right now, and what has it dropped."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from controller.api.deps import ServicesDep
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/health")
+def health(sv: ServicesDep) -> dict[str, object]:
+    db_ok = True
+    try:
+        with sv.db.session() as s:
+            s.exec(text("SELECT 1"))  # type: ignore[call-overload]
+    except Exception:  # noqa: BLE001 - reported, not raised
+        db_ok = False
+    link = sv.link.client
+    return {
+        "status": "ok" if db_ok and link.is_connected else "degraded",
+        "ward": sv.settings.ward_name,
+        "database": {"ok": db_ok, "pending_writes": sv.writer.backlog, "last_error": sv.writer.last_error},
+        "mqtt": {"connected": link.is_connected, "broker": str(link.broker), "last_error": link.last_error,
+                 "rejected": dict(sv.link.rejected), "unknown_nodes": len(sv.presence.unknown_ids),
+                 "bytes_out": link.stats.bytes_out, "msgs_in": link.stats.msgs_in},
+        "active_broadcasts": len(sv.delivery.active),
+        "scheduled": len(sv.scheduler.pending()),
+    }

@@ -1,0 +1,119 @@
+"""The app factory and the long-lived services, started and stopped in a fixed order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlmodel import select
+
+from controller.auth import Verifier, ensure_admin
+from controller.db import Database
+from controller.delivery import DeliveryService
+from controller.models import Broadcast, BroadcastStatus
+from controller.presence import Presence
+from controller.service import ServiceError, mark_missed
+from controller.settings import Settings
+from controller.writer import DbWriter
+from devices.link import ControllerLink
+from devices.mqtt import BrokerAddress
+from scheduler import AirScheduler
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    writer: DbWriter
+    link: ControllerLink
+    presence: Presence
+    delivery: DeliveryService
+    scheduler: AirScheduler
+    verifier: Verifier
+    admin_password: str | None = None
+
+
+def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.audio_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    writer = DbWriter(db, interval=settings.delivery.flush_s)
+    m = settings.mqtt
+    broker = BrokerAddress(host=m.host, port=m.port, username=m.username, password=m.password,
+                           tls=m.tls, ca_file=m.ca_file)
+    link = ControllerLink(broker, prefix=m.prefix, client_id=m.client_id)
+    presence = Presence(link, writer, heartbeat_timeout_s=settings.delivery.heartbeat_timeout_s)
+    delivery = DeliveryService(db, writer, link, presence, settings.delivery, settings.audio_dir)
+
+    def missed(broadcast_id: str, reason: str) -> None:
+        with db.session() as s:
+            mark_missed(s, broadcast_id, reason)
+
+    scheduler = AirScheduler(delivery.air, on_missed=missed)
+    return Services(settings, db, writer, link, presence, delivery, scheduler, Verifier())
+
+
+async def start_services(sv: Services) -> None:
+    """Database → writer → presence → MQTT link → delivery → scheduler."""
+    await asyncio.to_thread(sv.db.migrate)
+    with sv.db.session() as s:
+        sv.admin_password = ensure_admin(s, sv.settings.admin_password)
+        sv.presence.load(s)
+        scheduled = s.exec(select(Broadcast).where(
+            Broadcast.status == BroadcastStatus.SCHEDULED.value)).all()
+    sv.writer.start()
+    sv.presence.start()
+    await sv.delivery.start()
+    sv.link.start()
+    sv.scheduler.start()
+    for bc in scheduled:
+        sv.scheduler.air_at(bc.id, bc.air_at)
+
+
+async def stop_services(sv: Services) -> None:
+    sv.scheduler.stop()
+    await sv.delivery.stop()
+    await sv.presence.stop()
+    await sv.link.stop()
+    await sv.writer.stop()
+    sv.db.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sv = build_services(settings)
+        app.state.services = sv
+        await start_services(sv)
+        if sv.admin_password:
+            logger.warning("first admin account: admin / %s (shown once; change it)", sv.admin_password)
+        try:
+            yield
+        finally:
+            await stop_services(sv)
+
+    app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,
+                  description="Ward public-address controller (loa phường)")
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": exc.message})
+
+    from controller.api import router
+
+    app.include_router(router)
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+    return app

@@ -1,0 +1,180 @@
+"""Database tables (SQLModel). Times are UTC epoch milliseconds, as on the wire.
+
+Families follow the FastAPI template: ``XBase`` (shared fields), ``X`` (table),
+``XCreate`` / ``XPublic`` for the API live in controller/api/schemas.py.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from devices.protocol import now_ms
+
+
+class DeliveryState(str, enum.Enum):
+    QUEUED = "queued"
+    OFFLINE = "offline"
+    SENT = "sent"
+    RECEIVING = "receiving"
+    VERIFIED = "verified"
+    PLAYING = "playing"
+    PLAYED = "played"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATES
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+FINAL_STATES = frozenset(
+    {DeliveryState.PLAYED, DeliveryState.FAILED, DeliveryState.EXPIRED, DeliveryState.CANCELLED}
+)
+_RANK = {
+    DeliveryState.QUEUED: 0, DeliveryState.OFFLINE: 1, DeliveryState.SENT: 2,
+    DeliveryState.RECEIVING: 3, DeliveryState.VERIFIED: 4, DeliveryState.PLAYING: 5,
+    DeliveryState.PLAYED: 9, DeliveryState.FAILED: 9, DeliveryState.EXPIRED: 9,
+    DeliveryState.CANCELLED: 9,
+}
+
+
+class BroadcastStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"  # waiting for its air time
+    SENDING = "sending"  # audio being published
+    ACTIVE = "active"  # published; waiting for nodes
+    DONE = "done"  # every node reached a final state
+    EXPIRED = "expired"  # validity ran out with nodes unfinished
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # could not be sent at all (reason in `reason`)
+
+
+def _ms_column(**kw: Any) -> Any:
+    return Field(default_factory=now_ms, sa_column=Column(BigInteger, **kw))
+
+
+class Zone(SQLModel, table=True):
+    """A hamlet / residential group (thôn, tổ dân phố): a broadcast target and an MQTT group."""
+
+    id: str = Field(primary_key=True, max_length=63)
+    name: str = Field(max_length=200)
+    created_at: int = _ms_column(nullable=False)
+
+
+class NodeZone(SQLModel, table=True):
+    node_id: str = Field(foreign_key="node.id", primary_key=True, ondelete="CASCADE")
+    zone_id: str = Field(foreign_key="zone.id", primary_key=True, ondelete="CASCADE")
+
+
+class Node(SQLModel, table=True):
+    """A loudspeaker unit (cụm loa)."""
+
+    id: str = Field(primary_key=True, max_length=63)
+    name: str = Field(default="", max_length=200)
+    lat: float | None = None
+    lon: float | None = None
+    status: str = Field(default="unknown", max_length=16)  # online | offline | shutdown | unknown
+    session: str = Field(default="", max_length=64)
+    fw: str = Field(default="", max_length=64)
+    last_seen: int | None = Field(default=None, sa_column=Column(BigInteger))
+    telemetry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    alarm: str = Field(default="", max_length=200)
+    created_at: int = _ms_column(nullable=False)
+
+
+class NodeEvent(SQLModel, table=True):
+    """Presence changes and alarms of a node."""
+
+    __table_args__ = (Index("ix_nodeevent_node_at", "node_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: str = Field(max_length=63)
+    kind: str = Field(max_length=32)  # online | offline | shutdown | duplicate_id | ...
+    detail: str = Field(default="", max_length=500)
+    at: int = _ms_column(nullable=False)
+
+
+class AudioAsset(SQLModel, table=True):
+    """Rendered audio in node format, stored content-addressed under data_dir/audio."""
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    duration_ms: int
+    codec: str = Field(max_length=16)
+    sample_rate: int
+    bitrate_kbps: int
+    engine: str = Field(max_length=64)
+    voice: str = Field(max_length=64)
+    path: str = Field(max_length=500)
+    created_at: int = _ms_column(nullable=False)
+
+
+class Bulletin(SQLModel, table=True):
+    """A text bulletin (bản tin) and the audio rendered from it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    text: str
+    voice: str = Field(max_length=64)
+    priority: str = Field(default="normal", max_length=16)
+    audio_sha256: str | None = Field(default=None, foreign_key="audioasset.sha256")
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = _ms_column(nullable=False)
+
+
+class Broadcast(SQLModel, table=True):
+    """One airing of a bulletin to a set of nodes (lượt phát)."""
+
+    id: str = Field(primary_key=True, max_length=63)
+    bulletin_id: int = Field(foreign_key="bulletin.id")
+    audio_sha256: str = Field(foreign_key="audioasset.sha256")
+    priority: str = Field(default="normal", max_length=16)
+    status: str = Field(default=BroadcastStatus.SCHEDULED.value, max_length=16)  # BroadcastStatus
+    reason: str = Field(default="", max_length=500)
+    targets: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    scopes: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    repeat: int = Field(default=1, ge=1, le=10)
+    air_at: int = _ms_column(nullable=False)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sent_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    finished_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = _ms_column(nullable=False)
+
+
+class Delivery(SQLModel, table=True):
+    """Where one broadcast stands on one node."""
+
+    __table_args__ = (UniqueConstraint("broadcast_id", "node_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: str = Field(foreign_key="broadcast.id", index=True, ondelete="CASCADE")
+    node_id: str = Field(foreign_key="node.id", max_length=63)
+    state: str = Field(default=DeliveryState.QUEUED.value, max_length=16)  # DeliveryState
+    reason: str = Field(default="", max_length=200)
+    updated_at: int = _ms_column(nullable=False)
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """Every transition of a delivery, with its time: the per-node history."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True, ondelete="CASCADE")
+    state: str = Field(max_length=16)  # DeliveryState
+    reason: str = Field(default="", max_length=200)
+    at: int = _ms_column(nullable=False)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, max_length=100)
+    password_hash: str = Field(max_length=200)
+    role: str = Field(default="admin", max_length=16)
+    active: bool = True
+    created_at: int = _ms_column(nullable=False)

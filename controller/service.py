@@ -1,0 +1,173 @@
+"""Orchestration behind the API: bulletins → audio → broadcasts → scheduler → delivery.
+
+Routes call these functions; they raise ``ServiceError`` (with an HTTP status and a
+message a ward officer can act on) for anything the user got wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+import tts
+from controller.models import (
+    AudioAsset,
+    Broadcast,
+    BroadcastStatus,
+    Bulletin,
+    Delivery,
+    DeliveryEvent,
+    DeliveryState,
+    Node,
+    NodeZone,
+    Zone,
+)
+from devices import protocol as p
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------------- bulletins
+
+
+def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: str, engine: str,
+                    bitrate_kbps: int, audio_dir: Path, cache_dir: Path | None,
+                    created_by: str) -> Bulletin:
+    """Synthesise the text and store the bulletin with its audio (blocking; run in a thread)."""
+    try:
+        audio = tts.render(text, voice=voice, engine=engine, bitrate_kbps=bitrate_kbps,
+                           cache_dir=cache_dir)
+    except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError) as exc:
+        raise ServiceError(422, str(exc)) from None
+    except tts.TTSError as exc:
+        logger.error("speech synthesis failed: %s", exc)
+        raise ServiceError(503, f"speech synthesis failed: {exc}") from None
+    if s.get(AudioAsset, audio.sha256) is None:
+        rel = Path(audio.sha256[:2]) / f"{audio.sha256}.{audio.codec}"
+        dest = audio_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_bytes(audio.data)
+        tmp.replace(dest)
+        s.add(AudioAsset(
+            sha256=audio.sha256, size=len(audio.data), duration_ms=audio.duration_ms, codec=audio.codec,
+            sample_rate=audio.sample_rate, bitrate_kbps=audio.bitrate_kbps, engine=audio.engine,
+            voice=audio.voice, path=str(rel),
+        ))
+    bulletin = Bulletin(title=title, text=text, voice=voice, priority=priority,
+                        audio_sha256=audio.sha256, created_by=created_by)
+    s.add(bulletin)
+    s.commit()
+    s.refresh(bulletin)
+    return bulletin
+
+
+# ---------------------------------------------------------------------- targets
+
+
+@dataclass
+class Resolved:
+    nodes: list[str]
+    scopes: list[p.AudioScope]
+
+
+def resolve_targets(s: Session, *, all_nodes: bool, zones: list[str], nodes: list[str]) -> Resolved:
+    """Turn a target (whole ward / zones / single nodes) into node ids and the fewest scopes."""
+    if all_nodes:
+        ids = sorted(s.exec(select(Node.id)).all())
+        if not ids:
+            raise ServiceError(422, "the ward has no loudspeaker units yet")
+        return Resolved(nodes=ids, scopes=[p.AudioScope(kind="group", id="all")])
+    if not zones and not nodes:
+        raise ServiceError(422, "choose the whole ward, at least one zone, or at least one unit")
+    known_zones = set(s.exec(select(Zone.id).where(col(Zone.id).in_(zones))).all())
+    unknown = [z for z in zones if z not in known_zones]
+    if unknown:
+        raise ServiceError(404, f"unknown zone(s): {', '.join(unknown)}")
+    known_nodes = set(s.exec(select(Node.id).where(col(Node.id).in_(nodes))).all())
+    missing = [n for n in nodes if n not in known_nodes]
+    if missing:
+        raise ServiceError(404, f"unknown unit(s): {', '.join(missing)}")
+    covered: set[str] = set()
+    scopes: list[p.AudioScope] = []
+    for z in dict.fromkeys(zones):
+        members = s.exec(select(NodeZone.node_id).where(NodeZone.zone_id == z)).all()
+        if members:
+            covered.update(members)
+            scopes.append(p.AudioScope(kind="group", id=z))
+    for n in dict.fromkeys(nodes):
+        if n not in covered:
+            covered.add(n)
+            scopes.append(p.AudioScope(kind="node", id=n))
+    if not covered:
+        raise ServiceError(422, "the chosen zones have no loudspeaker units")
+    return Resolved(nodes=sorted(covered), scopes=scopes)
+
+
+# ---------------------------------------------------------------------- broadcasts
+
+
+def new_broadcast_id() -> str:
+    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"b-{stamp}-{secrets.token_hex(2)}"
+
+
+def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: list[str], nodes: list[str],
+                     priority: str | None, air_at: int | None, valid_s: int, repeat: int,
+                     created_by: str) -> Broadcast:
+    bulletin = s.get(Bulletin, bulletin_id)
+    if bulletin is None:
+        raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
+    if bulletin.audio_sha256 is None:
+        raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
+    now = p.now_ms()
+    start = now if air_at is None else air_at
+    if start < now - 60_000:
+        raise ServiceError(422, "the air time is in the past")
+    target = resolve_targets(s, all_nodes=all_nodes, zones=zones, nodes=nodes)
+    bc = Broadcast(
+        id=new_broadcast_id(), bulletin_id=bulletin_id, audio_sha256=bulletin.audio_sha256,
+        priority=priority or bulletin.priority, status=BroadcastStatus.SCHEDULED.value,
+        targets={"all": all_nodes, "zones": zones, "nodes": nodes},
+        scopes=[sc.model_dump() for sc in target.scopes], repeat=repeat, air_at=start,
+        expires_at=start + valid_s * 1000, created_by=created_by,
+    )
+    s.add(bc)
+    s.flush()
+    for node_id in target.nodes:
+        d = Delivery(broadcast_id=bc.id, node_id=node_id, state=DeliveryState.QUEUED.value, updated_at=now)
+        s.add(d)
+        s.flush()
+        assert d.id is not None
+        s.add(DeliveryEvent(delivery_id=d.id, state=DeliveryState.QUEUED.value, at=now))
+    s.commit()
+    s.refresh(bc)
+    logger.info("broadcast %s of bulletin %d for %d node(s) in %d scope(s), airs at %d",
+                bc.id, bulletin_id, len(target.nodes), len(target.scopes), start)
+    return bc
+
+
+def mark_missed(s: Session, broadcast_id: str, reason: str) -> None:
+    bc = s.get(Broadcast, broadcast_id)
+    if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
+        return
+    bc.status, bc.reason = BroadcastStatus.FAILED.value, reason[:500]
+    s.add(bc)
+    for d in s.exec(select(Delivery).where(Delivery.broadcast_id == broadcast_id)).all():
+        d.state, d.reason, d.updated_at = DeliveryState.FAILED.value, "broadcast missed its slot", p.now_ms()
+        s.add(d)
+        assert d.id is not None
+        s.add(DeliveryEvent(delivery_id=d.id, state=d.state, reason=d.reason, at=d.updated_at))
+    s.commit()

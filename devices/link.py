@@ -1,0 +1,123 @@
+"""The controller's MQTT link: birth/last-will, subscriptions, and a handler table per topic leaf.
+
+Inbound node messages are validated against the wire contract here, once: a payload that
+is oversize, not JSON, of another protocol version, wrongly typed, or whose ``node_id``
+differs from the topic's is logged, counted in ``rejected`` by reason, and dropped.
+Handlers receive parsed models only.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from devices import protocol as p
+from devices.mqtt import AsyncMqttClient, BrokerAddress, Will
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, Any], None]
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "state": p.NodeState,
+    "heartbeat": p.Heartbeat,
+    "telemetry": p.Telemetry,
+    "ack": p.Ack,
+    "repair": p.RepairRequest,
+    "resp": p.CommandResponse,
+}
+
+
+class ControllerLink:
+    """Owns the controller's MQTT client; other services register handlers and publish through it."""
+
+    def __init__(self, broker: BrokerAddress, *, prefix: str = p.DEFAULT_PREFIX,
+                 client_id: str = "loaphuong-controller") -> None:
+        self.topics = p.Topics(prefix)
+        self.session = secrets.token_hex(4)
+        self.rejected: Counter[str] = Counter()
+        self._handlers: dict[str, list[Handler]] = {leaf: [] for leaf in p.NODE_LEAVES}
+        self._on_connect: list[Callable[[], Awaitable[None] | None]] = []
+        offline = p.ControllerState(status=p.NodeStatus.OFFLINE, session=self.session)
+        self.client = AsyncMqttClient(
+            client_id, broker,
+            will=Will(self.topics.controller_state(), p.encode(offline)),
+            on_message=self._dispatch, on_connect=self._connected,
+        )
+
+    # -------------------------------------------------------------- wiring
+
+    def on(self, leaf: str, handler: Handler) -> None:
+        """Register ``handler(node_id, model)`` for a node-owned topic leaf (state, ack, ...)."""
+        if leaf not in self._handlers:
+            raise ValueError(f"unknown leaf {leaf!r}")
+        self._handlers[leaf].append(handler)
+
+    def on_connect(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Called after every (re)connection, after the birth and subscriptions."""
+        self._on_connect.append(callback)
+
+    def start(self) -> None:
+        self.client.start()
+
+    async def stop(self) -> None:
+        bye = p.ControllerState(status=p.NodeStatus.SHUTDOWN, session=self.session)
+        await self.client.stop(final=(self.topics.controller_state(), p.encode(bye)))
+
+    @property
+    def connected(self) -> bool:
+        return self.client.is_connected
+
+    # -------------------------------------------------------------- publish helpers
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        await self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        return self.client.publish_nowait(topic, payload, qos=qos, retain=retain)
+
+    # -------------------------------------------------------------- inbound
+
+    async def _connected(self) -> None:
+        birth = p.ControllerState(status=p.NodeStatus.ONLINE, session=self.session)
+        self.client.subscribe(self.topics.controller_subscriptions(), qos=1)
+        await self.client.publish(self.topics.controller_state(), p.encode(birth), retain=True)
+        logger.info("controller connected to %s (session %s)", self.client.broker, self.session)
+        for cb in self._on_connect:
+            try:
+                res = cb()
+                if res is not None:
+                    await res
+            except Exception:  # noqa: BLE001 - one failing service must not stop the others
+                logger.exception("on_connect callback %r failed", cb)
+
+    def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        logger.warning("dropped message on %s: %s (%s)", topic, reason, detail)
+
+    def _dispatch(self, topic: str, payload: bytes, retained: bool) -> None:
+        parsed = self.topics.parse_node_topic(topic)
+        if parsed is None:
+            return  # our own controller/state echo, or foreign topics
+        node_id, leaf = parsed
+        if leaf == "state" and not payload:
+            return  # a cleared retained state
+        try:
+            model = p.decode(_MODELS[leaf], payload)
+        except p.PayloadError as exc:
+            self._reject("invalid_payload", topic, str(exc))
+            return
+        if getattr(model, "node_id", node_id) != node_id:
+            self._reject("node_id_mismatch", topic, f"payload says {model.node_id!r}")  # type: ignore[attr-defined]
+            return
+        for handler in self._handlers[leaf]:
+            try:
+                handler(node_id, model)
+            except Exception:  # noqa: BLE001 - wrap every handler
+                self.rejected["handler_error"] += 1
+                logger.exception("handler %r failed on %s", handler, topic)

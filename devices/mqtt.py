@@ -1,0 +1,375 @@
+"""An asyncio driver for paho-mqtt 2.x clients (one event loop, many clients, no threads).
+
+paho's ``loop_start`` costs a thread per client and its ``select()`` fails past 1024
+descriptors, so the controller and the simulator drive paho's sockets from the asyncio
+loop instead (``add_reader``/``add_writer`` + ``loop_read``/``loop_write``/``loop_misc``),
+as aiomqtt does. This module also keeps what paho does not:
+
+* reconnect with capped exponential backoff and a clear log line per failure;
+* publishes awaitable until the broker acknowledges them (QoS 1);
+* every message handler wrapped: one bad payload is logged and counted, never fatal;
+* counters of bytes and messages in and out (used by the benchmarks).
+
+Only the blocking TCP connect runs in a worker thread; every other call on the paho
+client happens on the loop thread, because paho is not fully thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+logger = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes, bool], None]
+ConnectHandler = Callable[[], Awaitable[None] | None]
+
+
+class MqttError(Exception):
+    """Base error of the MQTT link."""
+
+
+class NotConnected(MqttError):
+    """The client is not connected to the broker right now."""
+
+
+@dataclass
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass
+class LinkStats:
+    bytes_out: int = 0
+    msgs_out: int = 0
+    bytes_in: int = 0
+    msgs_in: int = 0
+    handler_errors: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+
+
+@dataclass
+class BrokerAddress:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive: int = 30
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class AsyncMqttClient:
+    """One MQTT 3.1.1 connection driven by the running asyncio loop."""
+
+    def __init__(
+        self,
+        client_id: str,
+        broker: BrokerAddress,
+        *,
+        will: Will | None = None,
+        on_message: MessageHandler | None = None,
+        on_connect: ConnectHandler | None = None,
+        clean_session: bool = True,
+        min_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        log_failures: bool = True,
+    ) -> None:
+        self.client_id = client_id
+        self.broker = broker
+        self.stats = LinkStats()
+        self.connected = asyncio.Event()
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._log_failures = log_failures
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._writing = False
+        self._connecting = False
+        self._stopping = False
+        self._lost = asyncio.Event()
+        self._connack: asyncio.Future[int] | None = None
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._misc_task: asyncio.Task[None] | None = None
+        self.last_error = ""
+
+        c = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=paho.MQTTv311,
+        )
+        if broker.username is not None:
+            c.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            ctx = ssl.create_default_context(cafile=broker.ca_file)
+            c.tls_set_context(ctx)
+        if will is not None:
+            c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        c.max_inflight_messages_set(64)
+        c.max_queued_messages_set(0)
+        c.on_connect = self._paho_connect
+        c.on_disconnect = self._paho_disconnect
+        c.on_message = self._paho_message
+        c.on_publish = self._paho_publish
+        c.on_socket_open = self._sock_open
+        c.on_socket_close = self._sock_close
+        c.on_socket_register_write = self._sock_want_write
+        c.on_socket_unregister_write = self._sock_done_write
+        self._client = c
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> asyncio.Task[None]:
+        """Start connecting (and reconnecting) in the background."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.client_id}")
+        self._misc_task = asyncio.create_task(self._misc(), name=f"mqtt-misc-{self.client_id}")
+        return self._task
+
+    async def stop(self, *, final: tuple[str, bytes] | None = None) -> None:
+        """Disconnect cleanly (publishing ``final`` retained first, e.g. a shutdown state)."""
+        self._stopping = True
+        if final is not None and self.connected.is_set():
+            try:
+                await asyncio.wait_for(self.publish(final[0], final[1], qos=1, retain=True), 2)
+            except (MqttError, TimeoutError):
+                logger.warning("%s: could not publish final state before stopping", self.client_id)
+        if self._sock is not None:
+            self._client.disconnect()
+            self._flush()
+        await self._cancel_tasks()
+        self._detach()
+        self.connected.clear()
+
+    async def kill(self) -> None:
+        """Drop the TCP connection without DISCONNECT: the broker publishes the last-will."""
+        self._stopping = True
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        await self._cancel_tasks()
+        self._detach()
+        self.connected.clear()
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [t for t in (self._task, self._misc_task) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._task = self._misc_task = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(NotConnected("client stopped"))
+        self._pending.clear()
+
+    async def _run(self) -> None:
+        assert self._loop is not None
+        delay = self._min_backoff
+        while not self._stopping:
+            self._lost.clear()
+            try:
+                await self._connect_once()
+            except (OSError, MqttError, TimeoutError) as exc:
+                self.stats.connect_failures += 1
+                self.last_error = str(exc) or type(exc).__name__
+                if self._log_failures:
+                    logger.warning(
+                        "%s: MQTT broker %s unavailable (%s); retrying in %.1f s",
+                        self.client_id, self.broker, self.last_error, delay,
+                    )
+                self._detach()
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            delay = self._min_backoff
+            self.stats.connects += 1
+            self.last_error = ""
+            self.connected.set()
+            if self._on_connect is not None:
+                try:
+                    res = self._on_connect()
+                    if res is not None:
+                        await res
+                except Exception:  # noqa: BLE001 - a handler must not kill the link
+                    logger.exception("%s: on_connect handler failed", self.client_id)
+            await self._lost.wait()
+            self.connected.clear()
+            if not self._stopping and self._log_failures:
+                logger.warning("%s: connection to %s lost; reconnecting", self.client_id, self.broker)
+            self._detach()
+
+    async def _connect_once(self) -> None:
+        assert self._loop is not None
+        self._connecting = True
+        try:
+            await self._loop.run_in_executor(
+                None, self._client.connect, self.broker.host, self.broker.port, self.broker.keepalive
+            )
+        finally:
+            self._connecting = False
+        sock = self._client.socket()
+        if sock is None:
+            raise MqttError("no socket after connect")
+        self._attach(sock)
+        self._connack = self._loop.create_future()
+        try:
+            rc = await asyncio.wait_for(self._connack, 10)
+        except TimeoutError:
+            raise MqttError("no CONNACK within 10 s") from None
+        if rc != 0:
+            raise MqttError(f"broker refused the connection: {paho.connack_string(rc)}")
+
+    async def _misc(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self._sock is not None and not self._connecting:
+                rc = self._client.loop_misc()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._lost.set()
+
+    # ------------------------------------------------------------------ socket plumbing
+
+    def _attach(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._sock = sock
+        self._loop.add_reader(sock, self._readable)
+        if self._client.want_write():
+            self._sock_want_write(self._client, None, sock)
+
+    def _detach(self) -> None:
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock)
+            self._loop.remove_writer(self._sock)
+        self._sock = None
+        self._writing = False
+
+    def _readable(self) -> None:
+        self._client.loop_read()
+        if self._sock is not None and self._client.socket() is None:
+            self._lost.set()
+
+    def _writable(self) -> None:
+        self._client.loop_write()
+
+    def _flush(self) -> None:
+        if self._sock is not None:
+            for _ in range(100):
+                if not self._client.want_write():
+                    break
+                self._client.loop_write()
+
+    def _sock_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        pass  # attached after connect() returns, on the loop thread
+
+    def _sock_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._connecting:
+            return
+        self._detach()
+        self._lost.set()
+
+    def _sock_want_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._connecting or self._loop is None or self._sock is None or self._writing:
+            return
+        self._writing = True
+        self._loop.add_writer(self._sock, self._writable)
+
+    def _sock_done_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and self._sock is not None and self._writing:
+            self._loop.remove_writer(self._sock)
+        self._writing = False
+
+    # ------------------------------------------------------------------ paho callbacks
+
+    def _paho_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        value = rc.value if hasattr(rc, "value") else int(rc)
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(value)
+
+    def _paho_disconnect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._lost.set()
+
+    def _paho_publish(self, client: paho.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        fut = self._pending.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def _paho_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        self.stats.msgs_in += 1
+        self.stats.bytes_in += len(msg.payload) + len(msg.topic)
+        if self._on_message is None:
+            return
+        try:
+            self._on_message(msg.topic, msg.payload, bool(msg.retain))
+        except Exception:  # noqa: BLE001 - one bad message must never kill the link
+            self.stats.handler_errors += 1
+            logger.exception("%s: handler failed for a message on %s", self.client_id, msg.topic)
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connected.is_set()
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> int:
+        """Queue a publish; returns its message id. Raises NotConnected when offline."""
+        if not self.connected.is_set():
+            raise NotConnected(f"not connected to {self.broker}")
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise NotConnected(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        self.stats.msgs_out += 1
+        self.stats.bytes_out += len(payload) + len(topic.encode()) + 4
+        return int(info.mid)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                      timeout: float = 30.0) -> None:
+        """Publish and, for QoS 1, wait until the broker has acknowledged it."""
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        mid = self.publish_nowait(topic, payload, qos=qos, retain=retain)
+        if qos == 0:
+            return
+        self._pending[mid] = fut
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            raise MqttError(f"no PUBACK for {topic} within {timeout:.0f} s") from None
+        finally:
+            self._pending.pop(mid, None)
+
+    def subscribe(self, topics: list[str], qos: int = 1) -> None:
+        if not topics or not self.connected.is_set():
+            return
+        self._client.subscribe([(t, qos) for t in topics])
+
+    def unsubscribe(self, topics: list[str]) -> None:
+        if topics and self.connected.is_set():
+            self._client.unsubscribe(topics)

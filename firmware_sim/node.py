@@ -1,0 +1,848 @@
+"""A simulated loudspeaker node that follows docs/protocol.md as real firmware would.
+
+One :class:`SimNode` is one unit: its own MQTT connection (client id = node id, clean
+session, last-will ``offline``), birth/shutdown state, heartbeats, telemetry, commands,
+the manifest + chunk + repair download of broadcasts and a playback queue
+(:mod:`firmware_sim.player`). Nothing runs in a thread; a node costs two driver tasks,
+a few timers while it downloads, and a task while it plays, so a thousand of them fit in
+one asyncio loop (see :mod:`firmware_sim.fleet`, which also replaces each node's
+heartbeat ticker with one shared ticker).
+
+What a test can inspect: ``played`` (bc ids in play order), ``audio`` (verified files),
+``acks`` ((bc, state) in send order), ``stats`` (counters) and ``finished``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import struct
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
+from devices.protocol import (
+    CHUNK_HEADER,
+    Ack,
+    AckState,
+    Chunk,
+    ChunkError,
+    Command,
+    CommandResponse,
+    ControllerState,
+    Heartbeat,
+    Manifest,
+    NodeConfig,
+    NodeState,
+    NodeStatus,
+    PayloadError,
+    Reassembler,
+    RepairRequest,
+    Telemetry,
+    Topics,
+    decode,
+    encode,
+    now_ms,
+    parse_chunk,
+    valid_id,
+)
+from firmware_sim.faults import Faults
+from firmware_sim.player import Player
+
+logger = logging.getLogger(__name__)
+
+REPAIR_MAX_INDEXES = 256  # §3: at most 256 indexes per repair request
+REPAIR_MAX_WAIT_S = 30.0  # §3: repair backoff cap
+FINISHED_KEEP = 64  # §3: ids of the last 64 finished broadcasts ("non-volatile")
+MAX_GROUPS = 64
+CMD_DEDUPE_S = 600.0  # §2: ignore a request id answered in the last 10 minutes
+CMD_DEDUPE_MAX = 4096
+_INDEX = struct.Struct(">H")
+
+
+class NodeLink(AsyncMqttClient):
+    """The shared driver plus two things a node needs that it lacks (local workarounds).
+
+    * ``subscribe_acked`` returns a future resolved by the SUBACK (``subscribe`` is
+      fire-and-forget, so nobody could tell when a subscription is in place);
+    * §1 reconnect policy: after a *lost* connection the driver reconnects at once, but a
+      node waits 1 s (±20 %), doubling up to 60 s while connections keep dying within
+      ``FLAP_S`` of CONNACK (two units sharing one id must not flap).
+    """
+
+    FLAP_S = 10.0
+
+    def __init__(self, client_id: str, broker: BrokerAddress, **kwargs: Any) -> None:
+        super().__init__(client_id, broker, min_backoff=1.0, max_backoff=60.0, **kwargs)
+        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
+        self._client.on_subscribe = self._paho_subscribe
+        self._connected_at: float | None = None
+        self.flaps = 0
+
+    def subscribe_acked(self, topics: list[str], qos: int = 1) -> asyncio.Future[list[int]] | None:
+        if not topics or not self.is_connected or self._loop is None:
+            return None
+        rc, mid = self._client.subscribe([(t, qos) for t in topics])
+        if rc != 0 or mid is None:
+            return None
+        fut: asyncio.Future[list[int]] = self._loop.create_future()
+        self._subacks[mid] = fut
+        return fut
+
+    def _paho_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        fut = self._subacks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result([c.value if hasattr(c, "value") else int(c) for c in codes])
+
+    async def _connect_once(self) -> None:
+        for fut in self._subacks.values():
+            fut.cancel()
+        self._subacks.clear()
+        if self._connected_at is not None:  # the previous connection was lost
+            lived = time.monotonic() - self._connected_at
+            self._connected_at = None
+            self.flaps = self.flaps + 1 if lived < self.FLAP_S else 0
+            delay = min(60.0, 2.0 ** self.flaps)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+        await super()._connect_once()
+        self._connected_at = time.monotonic()
+
+
+class BlobCache:
+    """Lets the nodes of one process share identical chunk/file bytes (memory, not behaviour).
+
+    A thousand simulated nodes receiving the same 5 MiB bulletin would otherwise hold a
+    thousand copies. Keys include the file tag, index and size, and a hit is compared
+    byte for byte, so sharing can never change what a node verifies.
+    """
+
+    def __init__(self, budget_bytes: int = 256 * 1024 * 1024) -> None:
+        self.budget = budget_bytes
+        self.size = 0
+        self._blobs: OrderedDict[object, bytes] = OrderedDict()
+
+    def intern(self, key: object, data: bytes) -> bytes:
+        cached = self._blobs.get(key)
+        if cached is not None:
+            return cached if cached == data else data
+        self._blobs[key] = data
+        self.size += len(data)
+        while self.size > self.budget and self._blobs:
+            _, old = self._blobs.popitem(last=False)
+            self.size -= len(old)
+        return data
+
+    def clear(self) -> None:
+        self._blobs.clear()
+        self.size = 0
+
+
+@dataclass
+class NodeStats:
+    msgs_in: int = 0
+    bytes_in: int = 0
+    dropped_in: int = 0  # Faults.drop_rate
+    payload_errors: int = 0
+    unknown_topics: int = 0
+    handler_errors: int = 0
+    manifests: int = 0
+    chunks_ok: int = 0
+    chunks_bad: int = 0
+    chunks_dup: int = 0
+    chunks_ignored: int = 0  # for a broadcast not being downloaded
+    chunks_fault_dropped: int = 0
+    chunks_fault_corrupted: int = 0
+    checksum_mismatches: int = 0
+    repairs_sent: int = 0
+    acks_sent: int = 0
+    commands: int = 0
+    commands_expired: int = 0
+    commands_duplicate: int = 0
+    commands_ignored: int = 0
+    heartbeats: int = 0
+    telemetry: int = 0
+    publish_dropped: int = 0  # not connected when something had to go out
+    connects: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class _Download:
+    manifest: Manifest
+    reasm: Reassembler
+    next_repair: float
+    wait: float
+    requested: set[int] = field(default_factory=set)
+    faulted: set[int] = field(default_factory=set)
+    retried_all: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+
+class SimNode:
+    """One simulated loudspeaker unit (see the module docstring)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        broker: BrokerAddress,
+        *,
+        prefix: str = "lp",
+        heartbeat_s: float = 15.0,
+        telemetry_s: float = 60.0,
+        fw: str = "sim-1.0",
+        faults: Faults | None = None,
+        play_dir: Path | None = None,
+        session: str | None = None,
+        groups: list[str] | None = None,
+        time_scale: float | None = None,
+        repair_idle_s: float = 2.0,
+        own_ticker: bool = True,
+        keep_audio: bool = True,
+        blobs: BlobCache | None = None,
+        log_link_failures: bool = True,
+    ) -> None:
+        if not valid_id(node_id):
+            raise ValueError(f"invalid node id {node_id!r}")
+        if heartbeat_s <= 0 or telemetry_s <= 0 or repair_idle_s <= 0:
+            raise ValueError("heartbeat_s, telemetry_s and repair_idle_s must be positive")
+        self.node_id = node_id
+        if broker.username is None and broker.password is not None:
+            broker = replace(broker, username=node_id)  # username = node id by convention
+        self.broker = broker
+        self.topics = Topics(prefix)
+        self.heartbeat_s = heartbeat_s
+        self.telemetry_s = telemetry_s
+        self.fw = fw
+        self.faults = faults if faults is not None else Faults()
+        self.time_scale = time_scale if time_scale is not None else self.faults.time_scale
+        self.repair_idle_s = repair_idle_s
+        self.play_dir = play_dir
+        self.session = session or secrets.token_hex(4)
+        self.initial_groups = [g for g in (groups or []) if valid_id(g)]
+        self.own_ticker = own_ticker
+        self.keep_audio = keep_audio
+        self.blobs = blobs
+        self.log_link_failures = log_link_failures
+
+        self.stats = NodeStats()
+        self.audio: dict[str, bytes] = {}
+        self.acks: list[tuple[str, str]] = []
+        #: "Non-volatile": bc -> final (state, reason); survives stop/start of this object.
+        self.finished: OrderedDict[str, tuple[AckState, str]] = OrderedDict()
+        self.config: NodeConfig | None = None
+        self.controller_status = "unknown"
+        self.volume = 70
+        self.groups_requested: set[str] = set()
+        self.groups_subscribed: set[str] = set()
+        self.player = Player(
+            node_id, clock=self.clock_ms, on_ack=self._player_ack, on_change=self._changed,
+            time_scale=self.time_scale, power=self.faults.power_on,
+            decode_error=self.faults.decode_error, play_dir=play_dir,
+        )
+        self._rng = self.faults.rng_for(node_id)
+        self._ip = f"10.{self._rng.randrange(256)}.{self._rng.randrange(256)}.{self._rng.randrange(1, 255)}"
+        self._rssi = self._rng.randint(-95, -60)
+        self._temp = round(self._rng.uniform(33.0, 45.0), 1)
+        self._link: NodeLink | None = None
+        self._ready = asyncio.Event()
+        self._boot = time.monotonic()
+        self._boots = 0
+        self._hb_seq = 0
+        self._next_hb = self._next_tel = float("inf")
+        self._tel_pending = False
+        self._downloads: dict[str, _Download] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handles: set[asyncio.TimerHandle] = set()
+        self._ticker_task: asyncio.Task[None] | None = None
+        self._seen_cmds: OrderedDict[str, float] = OrderedDict()
+        self._next_prune = 0.0
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def played(self) -> list[str]:
+        return self.player.played
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and self._link.is_connected
+
+    @property
+    def running(self) -> bool:
+        return self._link is not None
+
+    def clock_ms(self) -> int:
+        """The node's clock (real clock + Faults.clock_offset_ms)."""
+        return now_ms() + self.faults.clock_offset_ms
+
+    def uptime_s(self) -> int:
+        return int(time.monotonic() - self._boot)
+
+    async def start(self, *, wait: bool = True, timeout: float = 15.0) -> None:
+        """Boot: connect (and keep reconnecting); with ``wait``, until subscriptions are acked."""
+        if self._link is not None:
+            return
+        if self._boots:
+            self.session = secrets.token_hex(4)  # a new session at every boot
+        self._boots += 1
+        self._boot = time.monotonic()
+        self._hb_seq = 0
+        self._ready = asyncio.Event()
+        will = Will(self.topics.state(self.node_id), self._state_payload(NodeStatus.OFFLINE))
+        self._link = NodeLink(
+            self.node_id, self.broker, will=will, on_message=self._on_message,
+            on_connect=self._on_connect, log_failures=self.log_link_failures,
+        )
+        self._link.start()
+        if self.own_ticker:
+            self._ticker_task = asyncio.create_task(self._ticker(), name=f"tick-{self.node_id}")
+        if wait:
+            await self.wait_ready(timeout)
+
+    async def wait_ready(self, timeout: float = 15.0) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def stop(self, reason: str = "") -> None:
+        """Clean shutdown: state ``shutdown`` (retained), then DISCONNECT (no last-will)."""
+        link = self._power_down()
+        if link is not None:
+            await link.stop(final=(self.topics.state(self.node_id),
+                                   self._state_payload(NodeStatus.SHUTDOWN, reason)))
+            logger.info("%s: stopped (%s)", self.node_id, reason or "shutdown")
+
+    async def kill(self) -> None:
+        """Power loss: the TCP link just drops, so the broker publishes the last-will."""
+        link = self._power_down()
+        if link is not None:
+            await link.kill()
+            logger.info("%s: killed", self.node_id)
+
+    def tick(self) -> None:
+        """Periodic work (heartbeat, telemetry, expiry); a fleet calls this from one ticker."""
+        now = time.monotonic()
+        if self.connected:
+            if now >= self._next_hb:
+                self._send_heartbeat(now)
+            if now >= self._next_tel:
+                self._send_telemetry()
+        if self._downloads:
+            clock = self.clock_ms()
+            for bc in [b for b, d in self._downloads.items() if d.manifest.expires_at < clock]:
+                self._fail_download(bc, "expired")
+        if self.player.queue:
+            self.player.expire_due()
+        self._prune_commands(now)
+
+    # ------------------------------------------------------------------ lifecycle internals
+
+    def _power_down(self) -> NodeLink | None:
+        link, self._link = self._link, None
+        if self._ticker_task is not None:
+            self._ticker_task.cancel()
+            self._ticker_task = None
+        for h in self._handles:
+            h.cancel()
+        self._handles.clear()
+        for d in self._downloads.values():
+            if d.timer is not None:
+                d.timer.cancel()
+        self._downloads.clear()
+        self.player.reset()  # RAM is gone; ``finished`` stays (NVS)
+        self.groups_requested.clear()
+        self.groups_subscribed.clear()
+        self._next_hb = self._next_tel = float("inf")
+        return link
+
+    async def _ticker(self) -> None:
+        period = max(0.05, min(1.0, self.heartbeat_s / 4, self.telemetry_s / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the ticker must survive a bug in one step
+                logger.exception("%s: tick failed", self.node_id)
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _later(self, delay: float, fn: object, *args: object) -> None:
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.TimerHandle] = []
+
+        def run() -> None:
+            self._handles.discard(holder[0])
+            fn(*args)  # type: ignore[operator]
+
+        holder.append(loop.call_later(delay, run))
+        self._handles.add(holder[0])
+
+    def _on_connect(self) -> None:
+        link = self._link
+        if link is None:
+            return
+        self.stats.connects += 1
+        self._publish(self.topics.state(self.node_id), self._state_payload(NodeStatus.ONLINE),
+                      qos=1, retain=True)
+        waits = [link.subscribe_acked(self.topics.node_subscriptions(self.node_id))]
+        self.groups_requested.clear()
+        self.groups_subscribed.clear()
+        groups = self.config.groups if self.config is not None else self.initial_groups
+        waits += self._apply_groups([g for g in groups if valid_id(g)])
+        now = time.monotonic()
+        self._send_heartbeat(now)
+        self._send_telemetry()
+        self._spawn(self._await_ready(waits), f"ready-{self.node_id}")
+        logger.debug("%s: connected (session %s)", self.node_id, self.session)
+
+    async def _await_ready(self, waits: list[asyncio.Future[list[int]] | None]) -> None:
+        try:
+            await asyncio.gather(*(w for w in waits if w is not None))
+        except (asyncio.CancelledError, MqttError):
+            return
+        if all(w is not None for w in waits):
+            self._ready.set()
+
+    def _apply_groups(self, groups: list[str]) -> list[asyncio.Future[list[int]] | None]:
+        """Subscribe added groups, unsubscribe removed ones; returns the SUBACK futures."""
+        link = self._link
+        wanted = set(groups)
+        removed = self.groups_requested - wanted
+        added = sorted(wanted - self.groups_requested)
+        futs: list[asyncio.Future[list[int]] | None] = []
+        if link is None or not link.is_connected:
+            return futs
+        if removed:
+            link.unsubscribe([t for g in sorted(removed) for t in self.topics.group_subscriptions(g)])
+            self.groups_requested -= removed
+            self.groups_subscribed -= removed
+        for g in added:
+            fut = link.subscribe_acked(self.topics.group_subscriptions(g))
+            self.groups_requested.add(g)
+            if fut is not None:
+                fut.add_done_callback(lambda f, g=g: self._group_acked(g, f))
+            futs.append(fut)
+        if added or removed:
+            logger.debug("%s: groups +%s -%s", self.node_id, added, sorted(removed))
+        return futs
+
+    def _group_acked(self, group: str, fut: asyncio.Future[list[int]]) -> None:
+        if fut.cancelled() or fut.exception() is not None or group not in self.groups_requested:
+            return
+        if all(code < 0x80 for code in fut.result()):
+            self.groups_subscribed.add(group)
+        else:
+            logger.warning("%s: broker refused the subscription to group %s", self.node_id, group)
+
+    # ------------------------------------------------------------------ outgoing
+
+    def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        link = self._link
+        if link is None or not link.is_connected:
+            self.stats.publish_dropped += 1
+            return False
+        try:
+            link.publish_nowait(topic, payload, qos=qos, retain=retain)
+        except MqttError as exc:
+            self.stats.publish_dropped += 1
+            logger.debug("%s: publish to %s dropped: %s", self.node_id, topic, exc)
+            return False
+        return True
+
+    def _state_payload(self, status: NodeStatus, reason: str = "") -> bytes:
+        return encode(NodeState(
+            ts=self.clock_ms(), node_id=self.node_id, status=status, session=self.session,
+            fw=self.fw, hw="sim", reason=reason,
+        ))
+
+    def _send_heartbeat(self, now: float) -> None:
+        hb = Heartbeat(ts=self.clock_ms(), node_id=self.node_id, session=self.session,
+                       seq=self._hb_seq, uptime_s=self.uptime_s(), playing=self.player.playing)
+        if self._publish(self.topics.heartbeat(self.node_id), encode(hb), qos=0):
+            self.stats.heartbeats += 1
+            self._hb_seq += 1
+        self._next_hb = now + self.heartbeat_s
+
+    def _send_telemetry(self) -> None:
+        self._rssi = max(-110, min(-50, self._rssi + self._rng.randint(-2, 2)))
+        self._temp = round(max(20.0, min(70.0, self._temp + self._rng.uniform(-0.5, 0.5))), 1)
+        used = self._storage_used()
+        tel = Telemetry(
+            ts=self.clock_ms(), node_id=self.node_id, power=self.player.power, volume=self.volume,
+            playing=self.player.playing, rssi_dbm=self._rssi, temp_c=self._temp,
+            storage_free_kb=max(0, self.faults.storage_kb * 1024 - used) // 1024,
+            ip=self._ip, uptime_s=self.uptime_s(), faults=list(self.faults.hw_faults),
+        )
+        if self._publish(self.topics.telemetry(self.node_id), encode(tel), qos=0):
+            self.stats.telemetry += 1
+        self._next_tel = time.monotonic() + self.telemetry_s
+
+    def _changed(self) -> None:
+        """Telemetry "on change" (coalesced to one message per loop iteration)."""
+        if self._tel_pending or self._link is None:
+            return
+        self._tel_pending = True
+
+        def flush() -> None:
+            self._tel_pending = False
+            self._send_telemetry()
+
+        asyncio.get_running_loop().call_soon(flush)
+
+    def _ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None) -> None:
+        if state in (AckState.PLAYED, AckState.FAILED):
+            self.finished[bc] = (state, reason)
+            self.finished.move_to_end(bc)
+            while len(self.finished) > FINISHED_KEEP:
+                self.finished.popitem(last=False)
+        payload = encode(Ack(ts=self.clock_ms(), node_id=self.node_id, bc=bc, state=state,
+                             reason=reason, have=have))
+        if self.faults.ack_delay_s > 0:
+            self._later(self.faults.ack_delay_s, self._send_ack, bc, state, payload)
+        else:
+            self._send_ack(bc, state, payload)
+
+    def _send_ack(self, bc: str, state: AckState, payload: bytes) -> None:
+        self.acks.append((bc, state.value))
+        if self._publish(self.topics.ack(self.node_id), payload, qos=1):
+            self.stats.acks_sent += 1
+        logger.debug("%s: ack %s %s", self.node_id, bc, state.value)
+
+    def _player_ack(self, bc: str, state: AckState, reason: str) -> None:
+        self._ack(bc, state, reason)
+
+    # ------------------------------------------------------------------ incoming
+
+    def _bad(self, topic: str, why: object) -> None:
+        self.stats.payload_errors += 1
+        logger.warning("%s: ignored bad payload on %s: %s", self.node_id, topic, why)
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        self.stats.msgs_in += 1
+        self.stats.bytes_in += len(payload)
+        if self.faults.drop_rate and self._rng.random() < self.faults.drop_rate:
+            self.stats.dropped_in += 1
+            return
+        try:
+            self._dispatch(topic, payload)
+        except Exception:  # noqa: BLE001 - one bad message must never take the node down
+            self.stats.handler_errors += 1
+            logger.exception("%s: failed to handle a message on %s", self.node_id, topic)
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        t, me = self.topics, self.node_id
+        if topic == t.config(me):
+            self._on_config(topic, payload)
+            return
+        if topic == t.cmd(me):
+            self._on_command(topic, payload)
+            return
+        if topic == t.controller_state():
+            self._on_controller_state(topic, payload)
+            return
+        head = t.prefix + "/"
+        parts = topic[len(head):].split("/") if topic.startswith(head) else []
+        if len(parts) == 3 and parts[0] == "group" and parts[2] == "cmd":
+            if parts[1] in self.groups_requested:
+                self._on_command(topic, payload)
+            return
+        if len(parts) == 5 and parts[2] == "bcast" and (parts[0], parts[1]) in (
+            ("node", me), ("group", parts[1])
+        ):
+            bc, kind = parts[3], parts[4]
+            if valid_id(bc) and kind == "manifest":
+                self._on_manifest(topic, bc, payload)
+                return
+            if valid_id(bc) and kind == "data":
+                self._on_chunk(bc, payload)
+                return
+        self.stats.unknown_topics += 1
+        logger.debug("%s: message on unexpected topic %s", self.node_id, topic)
+
+    def _on_config(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            logger.info("%s: retained config cleared; keeping the current settings", self.node_id)
+            return
+        try:
+            cfg = decode(NodeConfig, payload)
+        except PayloadError as exc:
+            self._bad(topic, exc)
+            return
+        if cfg.node_id != self.node_id:
+            self._bad(topic, f"config names node {cfg.node_id!r}")
+            return
+        groups = [g for g in cfg.groups if valid_id(g)][:MAX_GROUPS]
+        if len(groups) != len(cfg.groups):
+            self._bad(topic, "invalid or too many group ids in config (skipped)")
+        self.config = cfg
+        if cfg.volume != self.volume:
+            self.volume = cfg.volume
+            self._changed()
+        self._apply_groups(groups)
+
+    def _on_controller_state(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            self.controller_status = "unknown"
+            return
+        try:
+            self.controller_status = decode(ControllerState, payload).status.value
+        except PayloadError as exc:
+            self._bad(topic, exc)
+
+    # ------------------------------------------------------------------ audio delivery
+
+    def _storage_used(self) -> int:
+        return self.player.used_bytes() + sum(d.manifest.audio.size for d in self._downloads.values())
+
+    def _on_manifest(self, topic: str, bc: str, payload: bytes) -> None:
+        if not payload:  # withdrawn by the controller: drop a partial download
+            d = self._downloads.pop(bc, None)
+            if d is not None:
+                if d.timer is not None:
+                    d.timer.cancel()
+                logger.info("%s: manifest of %s withdrawn; partial download dropped", self.node_id, bc)
+            return
+        try:
+            m = decode(Manifest, payload)
+        except PayloadError as exc:
+            self._bad(topic, exc)
+            return
+        a = m.audio
+        if m.bc != bc or a.chunks != (a.size + a.chunk_size - 1) // a.chunk_size:
+            self._bad(topic, "manifest bc differs from its topic or audio.chunks is inconsistent")
+            return
+        self.stats.manifests += 1
+        if bc in self.finished:  # never play twice: re-send the final ack
+            state, reason = self.finished[bc]
+            self._ack(bc, state, reason)
+            return
+        held = self.player.state_of(bc)
+        if held is not None:
+            self._ack(bc, held)
+            return
+        d = self._downloads.get(bc)
+        if d is not None:
+            self._ack(bc, AckState.RECEIVING, have=d.reasm.have)
+            return
+        if m.expires_at < self.clock_ms():
+            self._ack(bc, AckState.FAILED, "expired")
+            return
+        free = self.faults.storage_kb * 1024 - self._storage_used()
+        if self.faults.storage_full or a.size > free:
+            self._ack(bc, AckState.FAILED, "storage_full")
+            return
+        now = time.monotonic()
+        d = _Download(m, Reassembler(a), next_repair=now + self.repair_idle_s, wait=self.repair_idle_s)
+        self._downloads[bc] = d
+        d.timer = asyncio.get_running_loop().call_later(self.repair_idle_s, self._repair_due, bc)
+        logger.debug("%s: receiving %s (%d chunks)", self.node_id, bc, a.chunks)
+        self._ack(bc, AckState.RECEIVING, have=0)
+
+    def _on_chunk(self, bc: str, payload: bytes) -> None:
+        d = self._downloads.get(bc)
+        if d is None:
+            self.stats.chunks_ignored += 1
+            return
+        index = _INDEX.unpack_from(payload, 4)[0] if len(payload) >= CHUNK_HEADER.size else -1
+        if index in self.faults.drop_chunks and index not in d.faulted:
+            d.faulted.add(index)
+            self.stats.chunks_fault_dropped += 1
+            return
+        if index in self.faults.corrupt_chunks and index not in d.faulted and len(payload) > CHUNK_HEADER.size:
+            d.faulted.add(index)
+            self.stats.chunks_fault_corrupted += 1
+            flipped = bytearray(payload)
+            flipped[CHUNK_HEADER.size] ^= 0xFF
+            payload = bytes(flipped)
+        try:
+            chunk = parse_chunk(payload)
+        except ChunkError as exc:
+            self.stats.chunks_bad += 1
+            logger.info("%s: bad chunk for %s: %s", self.node_id, bc, exc)
+            return
+        if self.blobs is not None:
+            data = self.blobs.intern((chunk.file_tag, chunk.index, len(chunk.data)), chunk.data)
+            chunk = Chunk.model_construct(index=chunk.index, total=chunk.total,
+                                          file_tag=chunk.file_tag, data=data)
+        before = d.reasm.have
+        if not d.reasm.add(chunk):
+            self.stats.chunks_bad += 1
+            logger.info("%s: chunk %d does not belong to %s", self.node_id, chunk.index, bc)
+            return
+        if d.reasm.have == before:
+            self.stats.chunks_dup += 1
+            return
+        self.stats.chunks_ok += 1
+        now = time.monotonic()
+        d.wait = self.repair_idle_s
+        d.next_repair = now + self.repair_idle_s
+        if d.reasm.complete():
+            self._complete(bc, d)
+            return
+        if d.requested:
+            d.requested.discard(chunk.index)
+            if not d.requested:  # the last repair was answered: ask for the rest right away
+                self._send_repair(bc, d)
+
+    def _complete(self, bc: str, d: _Download) -> None:
+        try:
+            audio = d.reasm.assemble()
+        except ChunkError:
+            self.stats.checksum_mismatches += 1
+            if not d.retried_all:  # discard the file and ask for every chunk again, once
+                d.retried_all = True
+                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", self.node_id, bc)
+                self._send_repair(bc, d)
+                return
+            self._fail_download(bc, "checksum")
+            return
+        self._downloads.pop(bc, None)
+        if d.timer is not None:
+            d.timer.cancel()
+        if self.blobs is not None:
+            audio = self.blobs.intern(("file", d.manifest.audio.sha256), audio)
+        if self.keep_audio:
+            self.audio[bc] = audio
+        self._ack(bc, AckState.VERIFIED)
+        self.player.enqueue(d.manifest, audio)
+
+    def _fail_download(self, bc: str, reason: str) -> None:
+        d = self._downloads.pop(bc, None)
+        if d is not None and d.timer is not None:
+            d.timer.cancel()
+        self._ack(bc, AckState.FAILED, reason)
+
+    def _send_repair(self, bc: str, d: _Download) -> None:
+        missing = d.reasm.missing()[:REPAIR_MAX_INDEXES]
+        now = time.monotonic()
+        if missing:
+            req = RepairRequest(ts=self.clock_ms(), node_id=self.node_id, bc=bc, missing=missing)
+            if self._publish(self.topics.repair(self.node_id), encode(req), qos=1):
+                self.stats.repairs_sent += 1
+                d.requested = set(missing)
+                logger.debug("%s: repair %s: %d chunks", self.node_id, bc, len(missing))
+        d.next_repair = now + d.wait
+        d.wait = min(d.wait * 2, REPAIR_MAX_WAIT_S)
+
+    def _repair_due(self, bc: str) -> None:
+        d = self._downloads.get(bc)
+        if d is None:
+            return
+        now = time.monotonic()
+        if d.manifest.expires_at < self.clock_ms():
+            self._fail_download(bc, "expired")
+            return
+        if now + 0.005 >= d.next_repair:
+            self._send_repair(bc, d)
+        d.timer = asyncio.get_running_loop().call_later(max(0.01, d.next_repair - now),
+                                                        self._repair_due, bc)
+
+    def _forget(self, bc: str) -> bool:
+        """``cancel`` command: drop a download or queued broadcast (acks failed/cancelled)."""
+        if bc in self._downloads:
+            self._fail_download(bc, "cancelled")
+            return True
+        if self.player.cancel(bc):
+            return True
+        if bc not in self.finished:  # not seen yet: a later manifest gets failed/cancelled
+            self.finished[bc] = (AckState.FAILED, "cancelled")
+        return False
+
+    # ------------------------------------------------------------------ commands (§2)
+
+    def _on_command(self, topic: str, payload: bytes) -> None:
+        if self.faults.ignore_commands:
+            self.stats.commands_ignored += 1
+            return
+        try:
+            cmd = decode(Command, payload)
+        except PayloadError as exc:
+            self._bad(topic, exc)
+            return
+        if cmd.expires_at is not None and cmd.expires_at < self.clock_ms():
+            self.stats.commands_expired += 1
+            logger.info("%s: dropped expired command %s (%s)", self.node_id, cmd.id, cmd.name)
+            return
+        if cmd.id in self._seen_cmds:
+            self.stats.commands_duplicate += 1
+            return
+        self._seen_cmds[cmd.id] = time.monotonic()
+        while len(self._seen_cmds) > CMD_DEDUPE_MAX:
+            self._seen_cmds.popitem(last=False)
+        self.stats.commands += 1
+        try:
+            data = self._execute(cmd)
+            status, error = "ok", ""
+        except _CommandRejected as exc:
+            data, status, error = {}, "error", str(exc)
+        resp = CommandResponse(ts=self.clock_ms(), id=cmd.id, node_id=self.node_id,
+                               status=status, data=data, error=error)  # type: ignore[arg-type]
+        topic_out, body = self.topics.resp(self.node_id), encode(resp)
+        delay = self.faults.ack_delay_s
+        if delay > 0:
+            self._later(delay, lambda: self._publish(topic_out, body, qos=1))
+        else:
+            self._publish(topic_out, body, qos=1)
+        logger.debug("%s: command %s %s -> %s", self.node_id, cmd.id, cmd.name, status)
+        if cmd.name == "reboot" and status == "ok":
+            self._spawn(self._reboot(delay + 0.05), f"reboot-{self.node_id}")
+
+    def _execute(self, cmd: Command) -> dict[str, Any]:
+        args = cmd.args
+        if cmd.name == "ping":
+            return {"uptime_s": self.uptime_s()}
+        if cmd.name == "power":
+            on = args.get("on")
+            if not isinstance(on, bool):
+                raise self._reject("args.on must be a boolean")
+            self.player.set_power(on)
+            return {"power": on}
+        if cmd.name == "volume":
+            level = args.get("level")
+            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
+                raise self._reject("args.level must be an integer 0..100")
+            if level != self.volume:
+                self.volume = level
+                self._changed()
+            return {"volume": level}
+        if cmd.name == "stop":
+            return {"stopped": self.player.stop_current("stopped")}
+        if cmd.name == "cancel":
+            bc = args.get("bc")
+            if not isinstance(bc, str) or not valid_id(bc):
+                raise self._reject("args.bc must be a broadcast id")
+            return {"cancelled": bc, "found": self._forget(bc)}
+        if cmd.name == "reboot":
+            return {}
+        raise _CommandRejected("unknown command")
+
+    def _reject(self, why: str) -> _CommandRejected:
+        self.stats.payload_errors += 1
+        logger.warning("%s: rejected command arguments: %s", self.node_id, why)
+        return _CommandRejected(why)
+
+    def _prune_commands(self, now: float) -> None:
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 30.0
+        while self._seen_cmds and next(iter(self._seen_cmds.values())) < now - CMD_DEDUPE_S:
+            self._seen_cmds.popitem(last=False)
+
+    async def _reboot(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        logger.info("%s: rebooting", self.node_id)
+        await self.stop(reason="reboot")
+        await asyncio.sleep(1.0 * min(1.0, self.time_scale * 10))
+        await self.start(wait=False)
+
+
+class _CommandRejected(Exception):
+    """A command the node answers with status "error"."""

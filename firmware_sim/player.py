@@ -1,0 +1,244 @@
+"""Playback queue of a simulated node (docs/protocol.md §3 "playback order").
+
+Verified broadcasts wait here until their ``play_at`` (node clock) has come, then play
+one at a time: ``emergency`` first, then ``priority``, then ``normal``, each class in
+arrival order. An emergency stops a non-emergency broadcast that is playing (reported
+``failed``/``preempted``) and powers the amplifier on; other classes fail with
+``power_off`` while the amplifier is off. Nothing starts after its ``expires_at``.
+
+"Playing" is a sleep of ``duration_ms * repeat * time_scale``; when a ``play_dir`` is
+given the file is also written to ``play_dir/<node_id>/<bc>.mp3`` so a human (or a test)
+can listen to what a node would have played. The player is event driven: no polling
+timer runs while the queue waits, only one ``call_later`` for the earliest ``play_at``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.protocol import AckState, Manifest, Priority
+
+logger = logging.getLogger(__name__)
+
+_RANK = {Priority.EMERGENCY: 0, Priority.PRIORITY: 1, Priority.NORMAL: 2}
+
+AckFn = Callable[[str, AckState, str], None]
+
+
+@dataclass
+class QueueItem:
+    manifest: Manifest
+    audio: bytes
+    seq: int
+
+    @property
+    def bc(self) -> str:
+        return self.manifest.bc
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self.manifest.priority]
+
+    @property
+    def emergency(self) -> bool:
+        return self.manifest.priority is Priority.EMERGENCY
+
+
+class Player:
+    """One amplifier, one queue, one broadcast playing at a time."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        clock: Callable[[], int],
+        on_ack: AckFn,
+        on_change: Callable[[], None],
+        time_scale: float = 1.0,
+        power: bool = True,
+        decode_error: bool = False,
+        play_dir: Path | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.power = power
+        self.time_scale = time_scale
+        self.decode_error = decode_error
+        self.play_dir = play_dir
+        self.queue: list[QueueItem] = []
+        self.current: QueueItem | None = None
+        #: bc ids whose playback completed (``played`` ack), in play order.
+        self.played: list[str] = []
+        #: bc ids whose playback started (including pre-empted / stopped ones).
+        self.started: list[str] = []
+        self._clock = clock
+        self._on_ack = on_ack
+        self._on_change = on_change
+        self._seq = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def playing(self) -> str:
+        return self.current.bc if self.current is not None else ""
+
+    def state_of(self, bc: str) -> AckState | None:
+        """Current state of a broadcast the player holds (for ack re-sends), else None."""
+        if self.current is not None and self.current.bc == bc:
+            return AckState.PLAYING
+        if any(item.bc == bc for item in self.queue):
+            return AckState.VERIFIED
+        return None
+
+    def used_bytes(self) -> int:
+        held = sum(len(item.audio) for item in self.queue)
+        return held + (len(self.current.audio) if self.current is not None else 0)
+
+    # ------------------------------------------------------------------ control
+
+    def enqueue(self, manifest: Manifest, audio: bytes) -> None:
+        self.queue.append(QueueItem(manifest, audio, next(self._seq)))
+        self._kick()
+
+    def set_power(self, on: bool) -> None:
+        if on == self.power:
+            return
+        self.power = on
+        if not on and self.current is not None:
+            self._interrupt("power_off")
+        self._on_change()
+        self._kick()
+
+    def stop_current(self, reason: str = "stopped") -> str:
+        """Stop what plays now (the queue goes on); returns its bc or ''."""
+        if self.current is None:
+            return ""
+        bc = self.current.bc
+        self._interrupt(reason)
+        self._kick()
+        return bc
+
+    def cancel(self, bc: str) -> bool:
+        """Forget a queued broadcast (or stop it if it plays); acks failed/cancelled."""
+        if self.current is not None and self.current.bc == bc:
+            self.stop_current("cancelled")
+            return True
+        for item in self.queue:
+            if item.bc == bc:
+                self.queue.remove(item)
+                self._on_ack(bc, AckState.FAILED, "cancelled")
+                self._kick()
+                return True
+        return False
+
+    def expire_due(self) -> None:
+        """Fail queued broadcasts whose ``expires_at`` passed while they waited."""
+        now = self._clock()
+        for item in [i for i in self.queue if i.manifest.expires_at < now]:
+            self.queue.remove(item)
+            self._on_ack(item.bc, AckState.FAILED, "expired")
+
+    def reset(self) -> None:
+        """Power loss / reboot: forget everything without acking (RAM is gone)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.current = None
+        self.queue.clear()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _interrupt(self, reason: str) -> None:
+        item, task = self.current, self._task
+        if item is None:
+            return
+        self.current = None
+        self._task = None
+        if task is not None:
+            task.cancel()
+        logger.info("%s: playback of %s stopped (%s)", self.node_id, item.bc, reason)
+        self._on_ack(item.bc, AckState.FAILED, reason)
+        self._on_change()
+
+    def _eligible(self, now: int) -> list[QueueItem]:
+        ready = [i for i in self.queue if i.manifest.play_at is None or i.manifest.play_at <= now]
+        return sorted(ready, key=lambda i: (i.rank, i.seq))
+
+    def _kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._clock()
+        ready = self._eligible(now)
+        if self.current is not None:
+            if not self.current.emergency and ready and ready[0].emergency:
+                self._interrupt("preempted")
+            else:
+                self._arm_timer(now)
+                return
+        for item in ready:
+            self.queue.remove(item)
+            if item.manifest.expires_at < now:
+                self._on_ack(item.bc, AckState.FAILED, "expired")
+                continue
+            if not self.power:
+                if not item.emergency:
+                    self._on_ack(item.bc, AckState.FAILED, "power_off")
+                    continue
+                logger.info("%s: emergency %s powers the amplifier on", self.node_id, item.bc)
+                self.power = True
+            if self.decode_error:
+                self._on_ack(item.bc, AckState.FAILED, "decode_error")
+                continue
+            self.current = item
+            self._task = asyncio.get_running_loop().create_task(
+                self._play(item), name=f"play-{self.node_id}-{item.bc}"
+            )
+            self._on_change()
+            break
+        self._arm_timer(now)
+
+    def _arm_timer(self, now: int) -> None:
+        waiting = [i.manifest.play_at for i in self.queue if i.manifest.play_at is not None
+                   and i.manifest.play_at > now]
+        if waiting:
+            delay = (min(waiting) - now) / 1000.0
+            self._timer = asyncio.get_running_loop().call_later(delay + 0.001, self._kick)
+
+    async def _play(self, item: QueueItem) -> None:
+        m = item.manifest
+        try:
+            self.started.append(item.bc)
+            self._on_ack(item.bc, AckState.PLAYING, "")
+            if self.play_dir is not None:
+                try:
+                    await asyncio.to_thread(self._write, item)
+                except OSError as exc:
+                    logger.warning("%s: cannot write %s: %s", self.node_id, item.bc, exc)
+            seconds = m.audio.duration_ms * m.repeat * self.time_scale / 1000.0
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            raise  # the interrupter already acked failed/<reason>
+        if self.current is not item:
+            return
+        self.current = None
+        self._task = None
+        self.played.append(item.bc)
+        self._on_ack(item.bc, AckState.PLAYED, "")
+        self._on_change()
+        self._kick()
+
+    def _write(self, item: QueueItem) -> None:
+        assert self.play_dir is not None
+        folder = self.play_dir / self.node_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{item.bc}.{item.manifest.audio.codec}").write_bytes(item.audio)

@@ -1,0 +1,86 @@
+"""Air-time scheduling.
+
+The controller hands a broadcast id and an instant; at that instant the scheduler calls
+the airing callback (the delivery service). Broadcasts are the durable record: at start
+the controller re-adds every broadcast still ``scheduled`` from the database, so a restart
+neither loses nor duplicates a slot (airing is idempotent per broadcast id).
+
+Misfires are explicit: APScheduler drops a job more than ``misfire_grace_time`` late (1 s by
+default), so we set our own grace; a broadcast whose slot passed beyond it is reported
+missed through ``on_missed`` — never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+logger = logging.getLogger(__name__)
+
+TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+AirCallback = Callable[[str], Awaitable[None]]
+MissedCallback = Callable[[str, str], None]
+
+
+class AirScheduler:
+    def __init__(self, air: AirCallback, *, on_missed: MissedCallback | None = None,
+                 misfire_grace_s: int = 300) -> None:
+        self._air = air
+        self._on_missed = on_missed
+        self.grace = misfire_grace_s
+        self._sched = AsyncIOScheduler(timezone=TIMEZONE, job_defaults={
+            "misfire_grace_time": misfire_grace_s, "coalesce": True, "max_instances": 1,
+        })
+        self._sched.add_listener(self._missed, EVENT_JOB_MISSED)
+
+    def start(self) -> None:
+        self._sched.start()
+
+    def stop(self) -> None:
+        if self._sched.running:
+            self._sched.shutdown(wait=False)
+
+    def air_at(self, broadcast_id: str, at_ms: int) -> None:
+        """Air ``broadcast_id`` at ``at_ms`` (epoch ms); now if that is in the past."""
+        when = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc).astimezone(TIMEZONE)
+        late_s = (datetime.now(tz=timezone.utc) - when).total_seconds()
+        if late_s > self.grace:
+            self._report_missed(broadcast_id, f"slot {when.isoformat()} passed {late_s:.0f} s ago")
+            return
+        self._sched.add_job(
+            self._run, DateTrigger(run_date=max(when, datetime.now(tz=TIMEZONE))),
+            args=[broadcast_id], id=f"air:{broadcast_id}", replace_existing=True,
+        )
+        logger.info("broadcast %s will air at %s", broadcast_id, when.isoformat())
+
+    def cancel(self, broadcast_id: str) -> bool:
+        job = self._sched.get_job(f"air:{broadcast_id}")
+        if job is None:
+            return False
+        job.remove()
+        return True
+
+    def pending(self) -> list[str]:
+        return [j.id.removeprefix("air:") for j in self._sched.get_jobs()]
+
+    async def _run(self, broadcast_id: str) -> None:
+        try:
+            await self._air(broadcast_id)
+        except Exception:  # noqa: BLE001 - report, never lose silently
+            logger.exception("airing broadcast %s failed", broadcast_id)
+            self._report_missed(broadcast_id, "airing failed; see the controller log")
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        self._report_missed(event.job_id.removeprefix("air:"), "missed its slot (controller busy)")
+
+    def _report_missed(self, broadcast_id: str, reason: str) -> None:
+        logger.error("broadcast %s did not air: %s", broadcast_id, reason)
+        if self._on_missed is not None:
+            self._on_missed(broadcast_id, reason)

@@ -1,0 +1,63 @@
+"""Shared fixtures: real brokers on free ports, and a controller running in the test's loop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from controller.app import create_app
+from controller.settings import DeliverySettings, MqttSettings, Settings
+from devices.broker import BrokerProcess, mosquitto_path
+
+ADMIN = ("admin", "test-password-1")
+
+for _k in [k for k in os.environ if k.startswith("LOAPHUONG_")]:
+    del os.environ[_k]  # tests must not pick up a developer's settings
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[BrokerProcess]:
+    if mosquitto_path() is None:
+        pytest.fail("mosquitto is not installed; tests/run.sh installs it (apt-get install mosquitto)")
+    with BrokerProcess("mosquitto") as b:
+        yield b
+
+
+@pytest.fixture
+def embedded_broker() -> Iterator[BrokerProcess]:
+    with BrokerProcess("embedded") as b:
+        yield b
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def any_broker(request: pytest.FixtureRequest) -> Iterator[BrokerProcess]:
+    if request.param == "mosquitto" and mosquitto_path() is None:
+        pytest.fail("mosquitto is not installed")
+    with BrokerProcess(request.param) as b:
+        yield b
+
+
+def make_settings(data_dir: Path, port: int, **delivery: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
+        delivery=DeliverySettings(**delivery),  # type: ignore[arg-type]
+        admin_password=ADMIN[1],
+    )
+
+
+@asynccontextmanager
+async def running_controller(settings: Settings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """The real app with its lifespan (DB, MQTT link, scheduler, delivery) in this event loop."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://controller", auth=ADMIN,
+                                     timeout=60) as client:
+            yield app, client
