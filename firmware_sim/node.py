@@ -15,12 +15,14 @@ What a test can inspect: ``played`` (bc ids in play order), ``audio`` (verified 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import secrets
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -285,7 +287,7 @@ class SimNode:
     def uptime_s(self) -> int:
         return int(time.monotonic() - self._boot)
 
-    async def start(self, *, wait: bool = True, timeout: float = 15.0) -> None:
+    async def start(self, *, wait: bool = True, wait_s: float = 15.0) -> None:
         """Boot: connect (and keep reconnecting); with ``wait``, until subscriptions are acked."""
         if self._link is not None:
             return
@@ -304,10 +306,11 @@ class SimNode:
         if self.own_ticker:
             self._ticker_task = asyncio.create_task(self._ticker(), name=f"tick-{self.node_id}")
         if wait:
-            await self.wait_ready(timeout)
+            await self.wait_ready(wait_s)
 
-    async def wait_ready(self, timeout: float = 15.0) -> None:
-        await asyncio.wait_for(self._ready.wait(), timeout)
+    async def wait_ready(self, wait_s: float = 15.0) -> None:
+        """Until the node and group subscriptions of the current connection are acked."""
+        await asyncio.wait_for(self._ready.wait(), wait_s)
 
     async def stop(self, reason: str = "") -> None:
         """Clean shutdown: state ``shutdown`` (retained), then DISCONNECT (no last-will)."""
@@ -366,21 +369,21 @@ class SimNode:
             await asyncio.sleep(period)
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the ticker must survive a bug in one step
+            except Exception:  # the ticker must survive a bug in one step
                 logger.exception("%s: tick failed", self.node_id)
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _later(self, delay: float, fn: object, *args: object) -> None:
+    def _later(self, delay: float, fn: Callable[..., object], *args: object) -> None:
         loop = asyncio.get_running_loop()
         holder: list[asyncio.TimerHandle] = []
 
         def run() -> None:
             self._handles.discard(holder[0])
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
 
         holder.append(loop.call_later(delay, run))
         self._handles.add(holder[0])
@@ -428,7 +431,7 @@ class SimNode:
             fut = link.subscribe_acked(self.topics.group_subscriptions(g))
             self.groups_requested.add(g)
             if fut is not None:
-                fut.add_done_callback(lambda f, g=g: self._group_acked(g, f))
+                fut.add_done_callback(functools.partial(self._group_acked, g))
             futs.append(fut)
         if added or removed:
             logger.debug("%s: groups +%s -%s", self.node_id, added, sorted(removed))
@@ -533,7 +536,7 @@ class SimNode:
             return
         try:
             self._dispatch(topic, payload)
-        except Exception:  # noqa: BLE001 - one bad message must never take the node down
+        except Exception:  # one bad message must never take the node down
             self.stats.handler_errors += 1
             logger.exception("%s: failed to handle a message on %s", self.node_id, topic)
 
@@ -656,7 +659,8 @@ class SimNode:
             d.faulted.add(index)
             self.stats.chunks_fault_dropped += 1
             return
-        if index in self.faults.corrupt_chunks and index not in d.faulted and len(payload) > CHUNK_HEADER.size:
+        corrupt = index in self.faults.corrupt_chunks and index not in d.faulted
+        if corrupt and len(payload) > CHUNK_HEADER.size:
             d.faulted.add(index)
             self.stats.chunks_fault_corrupted += 1
             flipped = bytearray(payload)
@@ -711,6 +715,8 @@ class SimNode:
             audio = self.blobs.intern(("file", d.manifest.audio.sha256), audio)
         if self.keep_audio:
             self.audio[bc] = audio
+            while len(self.audio) > FINISHED_KEEP:
+                del self.audio[next(iter(self.audio))]
         self._ack(bc, AckState.VERIFIED)
         self.player.enqueue(d.manifest, audio)
 
@@ -788,12 +794,15 @@ class SimNode:
         topic_out, body = self.topics.resp(self.node_id), encode(resp)
         delay = self.faults.ack_delay_s
         if delay > 0:
-            self._later(delay, lambda: self._publish(topic_out, body, qos=1))
+            self._later(delay, self._send_resp, topic_out, body)
         else:
-            self._publish(topic_out, body, qos=1)
+            self._send_resp(topic_out, body)
         logger.debug("%s: command %s %s -> %s", self.node_id, cmd.id, cmd.name, status)
         if cmd.name == "reboot" and status == "ok":
             self._spawn(self._reboot(delay + 0.05), f"reboot-{self.node_id}")
+
+    def _send_resp(self, topic: str, body: bytes) -> None:
+        self._publish(topic, body, qos=1)
 
     def _execute(self, cmd: Command) -> dict[str, Any]:
         args = cmd.args

@@ -1,0 +1,258 @@
+"""Many simulated nodes in one process: :class:`Fleet` and the ``loaphuong sim`` command.
+
+Every node keeps its own MQTT connection (as real units do), but the fleet drives all
+of them from one asyncio loop: nodes are started in batches (default 50) so a thousand
+of them do not hit the broker with one connect storm, one shared ticker sends every
+node's heartbeat and telemetry (instead of a timer task per node), and identical chunk
+and file bytes are shared between nodes (:class:`firmware_sim.node.BlobCache`).
+
+``loaphuong sim --count 1000 --zones 10`` runs ``sim-0000`` ... ``sim-0999`` in groups
+``all`` and ``zone1`` ... ``zone10`` (until the controller's retained config says
+otherwise) and logs a summary every 30 s; SIGINT/SIGTERM stop every node cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from devices.mqtt import BrokerAddress
+from devices.protocol import DEFAULT_PREFIX, valid_id
+from firmware_sim.faults import Faults
+from firmware_sim.node import BlobCache, SimNode
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeSpec:
+    """One unit of a fleet. ``password`` None = use the fleet broker's credentials."""
+
+    node_id: str
+    password: str | None = None
+    groups: list[str] | None = None
+    faults: Faults | None = None
+
+
+class Fleet:
+    """Starts, ticks and stops many :class:`SimNode` in the running event loop."""
+
+    def __init__(
+        self,
+        nodes: list[NodeSpec],
+        broker: BrokerAddress,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        heartbeat_s: float = 15.0,
+        telemetry_s: float = 60.0,
+        play_dir: Path | None = None,
+        time_scale: float = 1.0,
+        batch: int = 50,
+        fw: str = "sim-1.0",
+        keep_audio: bool = True,
+        repair_idle_s: float = 2.0,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        self.broker = broker
+        self.prefix = prefix
+        self.batch = batch
+        self.blobs = BlobCache()
+        self.nodes: dict[str, SimNode] = {}
+        self._tick_s = max(0.05, min(1.0, heartbeat_s / 4, telemetry_s / 4))
+        self._ticker: asyncio.Task[None] | None = None
+        for spec in nodes:
+            if spec.node_id in self.nodes:
+                raise ValueError(f"duplicate node id {spec.node_id!r}")
+            address = broker
+            if spec.password is not None:
+                address = replace(broker, username=spec.node_id, password=spec.password)
+            self.nodes[spec.node_id] = SimNode(
+                spec.node_id, address, prefix=prefix, heartbeat_s=heartbeat_s,
+                telemetry_s=telemetry_s, fw=fw, faults=spec.faults, play_dir=play_dir,
+                groups=spec.groups,
+                time_scale=None if spec.faults and spec.faults.time_scale != 1.0 else time_scale,
+                repair_idle_s=repair_idle_s, own_ticker=False, keep_audio=keep_audio,
+                blobs=self.blobs, log_link_failures=len(nodes) <= 20,
+            )
+
+    async def start(self, wait_s: float = 30.0) -> int:
+        """Start every node, ``batch`` at a time; returns how many were ready within ``wait_s``.
+
+        A node that is not ready in time keeps retrying in the background.
+        """
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_all(), name="fleet-ticker")
+        t0 = time.monotonic()
+        nodes = list(self.nodes.values())
+        ready = 0
+        for i in range(0, len(nodes), self.batch):
+            group = nodes[i : i + self.batch]
+            results = await asyncio.gather(
+                *(n.start(wait=True, wait_s=wait_s) for n in group), return_exceptions=True
+            )
+            for node, res in zip(group, results, strict=True):
+                if isinstance(res, BaseException):
+                    logger.warning("%s: not ready after %.0f s (%s); it keeps retrying",
+                                   node.node_id, wait_s, type(res).__name__)
+                else:
+                    ready += 1
+        logger.info("fleet: %d/%d nodes ready on %s in %.1f s", ready, len(nodes), self.broker,
+                    time.monotonic() - t0)
+        return ready
+
+    async def stop(self) -> None:
+        """Clean shutdown of every node (state ``shutdown``, then DISCONNECT)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        nodes = list(self.nodes.values())
+        for i in range(0, len(nodes), self.batch * 4):
+            await asyncio.gather(*(n.stop() for n in nodes[i : i + self.batch * 4]),
+                                 return_exceptions=True)
+        self.blobs.clear()
+        logger.info("fleet: %d nodes stopped", len(nodes))
+
+    async def _tick_all(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            for node in self.nodes.values():
+                try:
+                    node.tick()
+                except Exception:  # one node's bug must not stop the others' heartbeats
+                    logger.exception("%s: tick failed", node.node_id)
+
+    def summary(self) -> dict[str, Any]:
+        nodes = list(self.nodes.values())
+        totals: dict[str, int] = {}
+        for n in nodes:
+            for key, value in n.stats.as_dict().items():
+                totals[key] = totals.get(key, 0) + value
+        return {
+            "nodes": len(nodes),
+            "connected": sum(n.connected for n in nodes),
+            "playing": sum(bool(n.player.playing) for n in nodes),
+            "played": sum(len(n.played) for n in nodes),
+            "failed": sum(1 for n in nodes for state, _ in n.finished.values() if state.value == "failed"),
+            **{k: totals.get(k, 0) for k in ("msgs_in", "bytes_in", "chunks_ok", "chunks_bad",
+                                             "repairs_sent", "acks_sent", "commands",
+                                             "payload_errors", "publish_dropped")},
+        }
+
+
+def fleet_specs(count: int, *, id_prefix: str = "sim", zones: int = 1,
+                password_for: Callable[[str], str | None] | None = None) -> list[NodeSpec]:
+    """``{id_prefix}-0000``... in groups ``all`` and ``zone1..zone{zones}`` (round robin)."""
+    if count < 1 or zones < 1:
+        raise ValueError("count and zones must be >= 1")
+    width = max(4, len(str(count - 1)))
+    specs = []
+    for i in range(count):
+        node_id = f"{id_prefix}-{i:0{width}d}"
+        if not valid_id(node_id):
+            raise ValueError(f"id prefix {id_prefix!r} gives an invalid node id {node_id!r}")
+        specs.append(NodeSpec(node_id, password_for(node_id) if password_for else None,
+                              ["all", f"zone{i % zones + 1}"]))
+    return specs
+
+
+async def run_fleet(
+    count: int,
+    broker: BrokerAddress,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    id_prefix: str = "sim",
+    zones: int = 1,
+    password_for: Callable[[str], str | None] | None = None,
+    duration_s: float | None = None,
+    play_dir: Path | None = None,
+    heartbeat_s: float = 15.0,
+    time_scale: float = 1.0,
+    summary_s: float = 30.0,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> dict[str, Any]:
+    """Run ``count`` nodes until ``duration_s`` passes, ``stop`` is set or SIGINT/SIGTERM."""
+    specs = fleet_specs(count, id_prefix=id_prefix, zones=zones, password_for=password_for)
+    fleet = Fleet(specs, broker, prefix, heartbeat_s=heartbeat_s, play_dir=play_dir,
+                  time_scale=time_scale, keep_audio=False)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        await fleet.start()
+        while not stop.is_set():
+            wait = summary_s if deadline is None else min(summary_s, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            logger.info("fleet: %s", _fmt(fleet.summary()))
+    finally:
+        await fleet.stop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    summary = fleet.summary()
+    logger.info("fleet finished: %s", _fmt(summary))
+    return summary
+
+
+def _fmt(summary: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in summary.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="loaphuong sim",
+                                 description="simulated loudspeaker nodes (docs/protocol.md)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--count", type=int, default=10, help="number of nodes")
+    ap.add_argument("--zones", type=int, default=1, help="initial groups zone1..zoneN (plus 'all')")
+    ap.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
+    ap.add_argument("--id-prefix", default="sim", help="node ids are <id-prefix>-0000 ...")
+    ap.add_argument("--password", default=None, help="password of every node (username = node id)")
+    ap.add_argument("--play-dir", type=Path, default=None, help="write played audio here")
+    ap.add_argument("--heartbeat", type=float, default=15.0, help="heartbeat period (s)")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="playback duration factor")
+    ap.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    password = args.password
+    try:
+        asyncio.run(run_fleet(
+            args.count, BrokerAddress(host=args.host, port=args.port), prefix=args.prefix,
+            id_prefix=args.id_prefix, zones=args.zones,
+            password_for=(lambda _id: password) if password else None,
+            duration_s=args.duration, play_dir=args.play_dir, heartbeat_s=args.heartbeat,
+            time_scale=args.time_scale,
+        ))
+    except ValueError as exc:
+        ap.error(str(exc))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
