@@ -343,8 +343,20 @@ def decode(model: type[M], payload: bytes, *, limit: int = MAX_JSON_PAYLOAD) -> 
 # --------------------------------------------------------------------------- audio framing
 
 CHUNK_MAGIC = b"LPA"
-#: magic(3) version(1) index(u16) total(u16) crc32(u32) length(u32) file-sha256 prefix(8)
+#: magic(3) version(1) index(u16) total(u16) crc32(u32) length(u32) file-sha256 prefix(8).
+#: The CRC covers the header (crc field zeroed) and the data, so a flipped index is caught too.
 CHUNK_HEADER = struct.Struct(">3sBHHII8s")
+
+
+def _chunk_crc(index: int, total: int, data: bytes, tag: bytes) -> int:
+    """CRC-32 of the header with its crc field zeroed, followed by the data."""
+    zeroed = CHUNK_HEADER.pack(CHUNK_MAGIC, PROTOCOL_VERSION, index, total, 0, len(data), tag)
+    return zlib.crc32(data, zlib.crc32(zeroed))
+
+
+def _frame(index: int, total: int, data: bytes, tag: bytes) -> bytes:
+    crc = _chunk_crc(index, total, data, tag)
+    return CHUNK_HEADER.pack(CHUNK_MAGIC, PROTOCOL_VERSION, index, total, crc, len(data), tag) + data
 
 
 class ChunkError(ValueError):
@@ -372,10 +384,7 @@ def chunk_audio(audio: bytes, *, duration_ms: int, chunk_size: int = DEFAULT_CHU
     frames = []
     for i in range(total):
         part = audio[i * chunk_size : (i + 1) * chunk_size]
-        header = CHUNK_HEADER.pack(
-            CHUNK_MAGIC, PROTOCOL_VERSION, i, total, zlib.crc32(part), len(part), digest[:8]
-        )
-        frames.append(header + part)
+        frames.append(_frame(i, total, part, digest[:8]))
     info = AudioInfo(
         sha256=digest.hex(), size=len(audio), chunk_size=chunk_size, chunks=total,
         codec=codec, sample_rate=sample_rate, bitrate_kbps=bitrate_kbps, duration_ms=duration_ms,
@@ -397,7 +406,7 @@ def parse_chunk(payload: bytes) -> Chunk:
         raise ChunkError(f"length field {length} != {len(data)} bytes present")
     if total == 0 or index >= total:
         raise ChunkError(f"index {index} out of range for {total} chunks")
-    if zlib.crc32(data) != crc:
+    if _chunk_crc(index, total, data, tag) != crc:
         raise ChunkError(f"CRC mismatch in chunk {index}")
     return Chunk(index=index, total=total, file_tag=tag, data=data)
 

@@ -347,6 +347,10 @@ class SimNode:
 
     def _power_down(self) -> NodeLink | None:
         link, self._link = self._link, None
+        me = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not me:  # e.g. a pending reboot must not restart a stopped node
+                task.cancel()
         if self._ticker_task is not None:
             self._ticker_task.cancel()
             self._ticker_task = None
@@ -849,7 +853,7 @@ class SimNode:
         await asyncio.sleep(delay)
         logger.info("%s: rebooting", self.node_id)
         await self.stop(reason="reboot")
-        await asyncio.sleep(1.0 * min(1.0, self.time_scale * 10))
+        await asyncio.sleep(1.0 * self.time_scale)  # "boot time"
         await self.start(wait=False)
 
 
