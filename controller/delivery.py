@@ -94,6 +94,7 @@ class DeliveryService:
         self.ignored_acks = 0
         self._task: asyncio.Task[None] | None = None
         self._publishing: set[str] = set()
+        self._bg: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[str], None]] = []
         link.on("ack", self._on_ack)
         link.on("repair", self._on_repair)
@@ -220,7 +221,9 @@ class DeliveryService:
         """After a (re)connect: republish retained manifests; finish interrupted sends."""
         for active in list(self.active.values()):
             if not active.published:
-                asyncio.create_task(self._publish(active))
+                task = asyncio.create_task(self._publish(active))
+                self._bg.add(task)
+                task.add_done_callback(self._bg.discard)
                 continue
             manifest = p.encode(active.manifest)
             for scope in active.scopes:
@@ -294,7 +297,7 @@ class DeliveryService:
         for fn in self._listeners:
             try:
                 fn(active.id)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.exception("delivery listener failed")
 
     def _maybe_finish(self, active: ActiveBroadcast, *, expired: bool = False) -> None:
@@ -357,7 +360,7 @@ class DeliveryService:
             await asyncio.sleep(self.settings.sweep_s)
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - the sweep must keep running
+            except Exception:
                 logger.exception("delivery sweep failed")
 
     def sweep(self) -> None:

@@ -32,8 +32,9 @@ def seed_demo(s: Session) -> int:
         if s.get(Node, node_id) is not None:
             continue
         zname = dict(ZONES)[zid]
-        s.add(Node(id=node_id, name=f"{zname} – loa {node_id[-2:]}",
-                   lat=_BASE[0] + 0.002 * (n // NODES_PER_ZONE), lon=_BASE[1] + 0.0015 * (n % NODES_PER_ZONE)))
+        lat = _BASE[0] + 0.002 * (n // NODES_PER_ZONE)
+        lon = _BASE[1] + 0.0015 * (n % NODES_PER_ZONE)
+        s.add(Node(id=node_id, name=f"{zname} – loa {node_id[-2:]}", lat=lat, lon=lon))
         s.flush()
         s.add(NodeZone(node_id=node_id, zone_id=zid))
         added += 1

@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 from devices.protocol import now_ms
 
 
-class DeliveryState(str, enum.Enum):
+class DeliveryState(enum.StrEnum):
     QUEUED = "queued"
     OFFLINE = "offline"
     SENT = "sent"
@@ -47,7 +47,7 @@ _RANK = {
 }
 
 
-class BroadcastStatus(str, enum.Enum):
+class BroadcastStatus(enum.StrEnum):
     SCHEDULED = "scheduled"  # waiting for its air time
     SENDING = "sending"  # audio being published
     ACTIVE = "active"  # published; waiting for nodes

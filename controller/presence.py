@@ -173,7 +173,7 @@ class Presence:
             for fn in self._listeners:
                 try:
                     fn(node_id, status == "online")
-                except Exception:  # noqa: BLE001 - a listener must not break presence
+                except Exception:
                     logger.exception("presence listener failed")
 
     def _record(self, node_id: str, kind: str, detail: str, **fields: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -120,7 +120,7 @@ def resolve_targets(s: Session, *, all_nodes: bool, zones: list[str], nodes: lis
 
 
 def new_broadcast_id() -> str:
-    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
     return f"b-{stamp}-{secrets.token_hex(2)}"
 
 

@@ -98,7 +98,7 @@ class DbWriter:
             return ops
         except DBAPIError as exc:
             logger.warning("batch write failed (%s); applying one by one", exc.orig)
-        except Exception:  # noqa: BLE001 - fall back to single ops below
+        except Exception:
             logger.exception("batch write failed; applying one by one")
         for i, op in enumerate(ops):
             try:
@@ -107,7 +107,7 @@ class DbWriter:
                     s.commit()
             except OperationalError:
                 return ops[i:]
-            except Exception:  # noqa: BLE001 - isolate a bad op
+            except Exception:
                 self.failed_ops += 1
                 logger.exception("dropping a database write that fails on its own")
         return []

@@ -93,7 +93,7 @@ class ControllerLink:
                 res = cb()
                 if res is not None:
                     await res
-            except Exception:  # noqa: BLE001 - one failing service must not stop the others
+            except Exception:
                 logger.exception("on_connect callback %r failed", cb)
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
@@ -118,6 +118,6 @@ class ControllerLink:
         for handler in self._handlers[leaf]:
             try:
                 handler(node_id, model)
-            except Exception:  # noqa: BLE001 - wrap every handler
+            except Exception:
                 self.rejected["handler_error"] += 1
                 logger.exception("handler %r failed on %s", handler, topic)

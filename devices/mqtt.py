@@ -102,7 +102,7 @@ class AsyncMqttClient:
         self._max_backoff = max_backoff
         self._log_failures = log_failures
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sock: socket.socket | None = None
+        self._sock: Any = None  # socket.socket, or ssl.SSLSocket with TLS
         self._writing = False
         self._connecting = False
         self._stopping = False
@@ -218,7 +218,7 @@ class AsyncMqttClient:
                     res = self._on_connect()
                     if res is not None:
                         await res
-                except Exception:  # noqa: BLE001 - a handler must not kill the link
+                except Exception:
                     logger.exception("%s: on_connect handler failed", self.client_id)
             await self._lost.wait()
             self.connected.clear()
@@ -257,7 +257,7 @@ class AsyncMqttClient:
 
     # ------------------------------------------------------------------ socket plumbing
 
-    def _attach(self, sock: socket.socket) -> None:
+    def _attach(self, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
         self._loop.add_reader(sock, self._readable)
@@ -327,8 +327,9 @@ class AsyncMqttClient:
         if self._on_message is None:
             return
         try:
-            self._on_message(msg.topic, msg.payload, bool(msg.retain))
-        except Exception:  # noqa: BLE001 - one bad message must never kill the link
+            payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
+            self._on_message(msg.topic, payload, bool(msg.retain))
+        except Exception:
             self.stats.handler_errors += 1
             logger.exception("%s: handler failed for a message on %s", self.client_id, msg.topic)
 

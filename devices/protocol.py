@@ -175,7 +175,7 @@ class Msg(BaseModel):
     ts: int = Field(default_factory=now_ms, description="sender's clock, ms since epoch (UTC)")
 
 
-class NodeStatus(str, enum.Enum):
+class NodeStatus(enum.StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"  # last-will: the broker lost the node
     SHUTDOWN = "shutdown"  # clean shutdown announced by the node
@@ -229,7 +229,7 @@ class NodeConfig(Msg):
     volume: int = Field(default=70, ge=0, le=100)
 
 
-class Priority(str, enum.Enum):
+class Priority(enum.StrEnum):
     NORMAL = "normal"  # thường
     PRIORITY = "priority"  # ưu tiên
     EMERGENCY = "emergency"  # khẩn cấp
@@ -263,7 +263,7 @@ class Manifest(Msg):
     repeat: int = Field(default=1, ge=1, le=10)
 
 
-class AckState(str, enum.Enum):
+class AckState(enum.StrEnum):
     """What a node reports about one broadcast (see docs/protocol.md state machine)."""
 
     RECEIVING = "receiving"  # manifest seen, collecting chunks

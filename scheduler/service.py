@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -49,8 +49,8 @@ class AirScheduler:
 
     def air_at(self, broadcast_id: str, at_ms: int) -> None:
         """Air ``broadcast_id`` at ``at_ms`` (epoch ms); now if that is in the past."""
-        when = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc).astimezone(TIMEZONE)
-        late_s = (datetime.now(tz=timezone.utc) - when).total_seconds()
+        when = datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone(TIMEZONE)
+        late_s = (datetime.now(tz=UTC) - when).total_seconds()
         if late_s > self.grace:
             self._report_missed(broadcast_id, f"slot {when.isoformat()} passed {late_s:.0f} s ago")
             return
@@ -73,7 +73,7 @@ class AirScheduler:
     async def _run(self, broadcast_id: str) -> None:
         try:
             await self._air(broadcast_id)
-        except Exception:  # noqa: BLE001 - report, never lose silently
+        except Exception:
             logger.exception("airing broadcast %s failed", broadcast_id)
             self._report_missed(broadcast_id, "airing failed; see the controller log")
 

@@ -6,12 +6,12 @@ import asyncio
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
+from sqlmodel import Session
 
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import BulletinCreate, BulletinPublic, iso
 from controller.models import AudioAsset, Bulletin
 from controller.service import ServiceError, render_bulletin
-from sqlmodel import Session
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
 

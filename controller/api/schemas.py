@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,7 +17,7 @@ def iso(ms: int | None) -> str | None:
     """Epoch ms → ISO 8601 in Asia/Ho_Chi_Minh (what the ward reads)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone(TIMEZONE).isoformat(
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(TIMEZONE).isoformat(
         timespec="milliseconds")
 
 

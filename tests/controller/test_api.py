@@ -6,7 +6,7 @@ No broker runs here: the controller keeps retrying in the background while the A
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,8 @@ async def test_login_required(api: tuple[Any, httpx.AsyncClient]) -> None:
 
 
 @pytest.mark.parametrize(("text", "needle"), [
-    ("", "nothing to read aloud"), ("   \n\t ", "nothing to read aloud"), ("... !!! ???", "nothing to read aloud"), ("🔥🔥📢", "nothing to read aloud"),
+    ("", "nothing to read aloud"), ("   \n\t ", "nothing to read aloud"),
+    ("... !!! ???", "nothing to read aloud"), ("🔥🔥📢", "nothing to read aloud"),
     ("a" * 5001, "limit is 5000"),
 ])
 async def test_bad_bulletin_text(api: tuple[Any, httpx.AsyncClient], text: str, needle: str) -> None:
@@ -72,7 +73,7 @@ async def test_decomposed_unicode_is_spoken_like_composed(api: tuple[Any, httpx.
 async def test_bad_broadcasts_are_refused_and_write_nothing(api: tuple[Any, httpx.AsyncClient]) -> None:
     app, client = api
     bid = (await client.post("/api/bulletins", json={"text": "Họp tổ dân phố lúc 19h."})).json()["id"]
-    past = (datetime.now(tz=timezone.utc) - timedelta(hours=1)).isoformat()
+    past = (datetime.now(tz=UTC) - timedelta(hours=1)).isoformat()
     naive = (datetime.now() + timedelta(hours=1)).replace(tzinfo=None).isoformat()
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"bulletin_id": bid, "target": {"zones": ["nope"]}}, 404, "unknown zone"),
@@ -112,7 +113,7 @@ async def test_fleet_validation(api: tuple[Any, httpx.AsyncClient]) -> None:
 async def test_scheduled_broadcast_can_be_cancelled(api: tuple[Any, httpx.AsyncClient]) -> None:
     app, client = api
     bid = (await client.post("/api/bulletins", json={"text": "Chiều nay 17h họp dân."})).json()["id"]
-    later = (datetime.now(tz=timezone.utc) + timedelta(hours=2)).isoformat()
+    later = (datetime.now(tz=UTC) + timedelta(hours=2)).isoformat()
     r = await client.post("/api/broadcasts", json={"bulletin_id": bid, "target": {"zones": ["z1"]},
                                                    "air_at": later, "priority": "priority"})
     assert r.status_code == 201
