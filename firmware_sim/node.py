@@ -318,14 +318,14 @@ class SimNode:
         if link is not None:
             await link.stop(final=(self.topics.state(self.node_id),
                                    self._state_payload(NodeStatus.SHUTDOWN, reason)))
-            logger.info("%s: stopped (%s)", self.node_id, reason or "shutdown")
+            logger.debug("%s: stopped (%s)", self.node_id, reason or "shutdown")
 
     async def kill(self) -> None:
         """Power loss: the TCP link just drops, so the broker publishes the last-will."""
         link = self._power_down()
         if link is not None:
             await link.kill()
-            logger.info("%s: killed", self.node_id)
+            logger.debug("%s: killed", self.node_id)
 
     def tick(self) -> None:
         """Periodic work (heartbeat, telemetry, expiry); a fleet calls this from one ticker."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import secrets
@@ -65,6 +66,13 @@ def make_bcast(bc: str, size: int = 40_000, *, duration_ms: int = 300, chunk_siz
     m = Manifest(bc=bc, title=bc, priority=priority, audio=info, play_at=play_at,
                  expires_at=now_ms() + int(expires_in_s * 1000))
     return m, frames, audio
+
+
+def frame_per_doc(index: int, total: int, data: bytes, tag: bytes) -> bytes:
+    """A chunk framed from docs/protocol.md §3 alone (CRC over the zeroed header, then the data)."""
+    header = CHUNK_HEADER.pack(CHUNK_MAGIC, 1, index, total, 0, len(data), tag)
+    crc = zlib.crc32(data, zlib.crc32(header))
+    return CHUNK_HEADER.pack(CHUNK_MAGIC, 1, index, total, crc, len(data), tag) + data
 
 
 class Ctl:
@@ -255,14 +263,12 @@ async def test_corrupt_chunk_is_caught_and_repaired(ctl: Ctl, nodes: Callable[..
 async def test_sha256_mismatch_asks_once_then_fails(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:
     node = nodes("loa-1")
     await node.start()
-    m, _, _ = make_bcast("b-4")
+    m, good, audio = make_bcast("b-4")
     tag = bytes.fromhex(m.audio.sha256)[:8]
+    size, n = m.audio.chunk_size, m.audio.chunks
+    assert good == [frame_per_doc(i, n, audio[i * size : (i + 1) * size], tag) for i in range(n)]
     fake = random.Random(7).randbytes(m.audio.size)  # right tag and CRCs, wrong file
-    bad = []
-    for i in range(m.audio.chunks):
-        part = fake[i * m.audio.chunk_size : (i + 1) * m.audio.chunk_size]
-        bad.append(CHUNK_HEADER.pack(CHUNK_MAGIC, 1, i, m.audio.chunks, zlib.crc32(part), len(part), tag)
-                   + part)
+    bad = [frame_per_doc(i, n, fake[i * size : (i + 1) * size], tag) for i in range(n)]
     scope = AudioScope(kind="node", id="loa-1")
     await ctl.send(scope, m, bad)
     reqs = await until(lambda: ctl.repairs("loa-1"), what="request for every chunk")
@@ -271,6 +277,45 @@ async def test_sha256_mismatch_asks_once_then_fails(ctl: Ctl, nodes: Callable[..
         await ctl.client.publish(ctl.t.data(scope, "b-4"), frame)
     await until(lambda: ("failed", "checksum") in ctl.acks("loa-1", "b-4"), what="failed/checksum")
     assert node.stats.checksum_mismatches == 2 and "b-4" not in node.audio
+
+
+async def test_repair_backoff_and_256_index_limit(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:
+    node = nodes("loa-1", repair_idle_s=0.2)
+    await node.start()
+    scope = AudioScope(kind="node", id="loa-1")
+    m, frames, audio = make_bcast("b-many", size=30_000, chunk_size=100)  # 300 chunks
+    await ctl.client.publish(ctl.t.manifest(scope, m.bc), encode(m), retain=True)  # no live chunks
+    await until(lambda: len(ctl.repairs("loa-1")) >= 4, what="four repair requests")
+    reqs = ctl.repairs("loa-1")
+    assert all(r.missing == list(range(256)) for r in reqs[:4])  # at most 256 per request
+    times = [decode(RepairRequest, p).ts for p, _ in ctl.of("loa-1", "repair")][:4]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[1] >= 150 and gaps[2] >= 1.5 * gaps[1]  # 2, 2, 4, 8 ... (scaled to 0.2 s)
+    ctl.frames[m.bc] = frames
+    ctl.auto_repair = True  # answer the next request: the node then asks for the rest at once
+    await until(lambda: "played" in ctl.states("loa-1", "b-many"), what="played after repairs")
+    assert ctl.repairs("loa-1")[-1].missing == list(range(256, 300))
+    assert node.audio["b-many"] == audio
+
+
+async def test_priority_order_and_play_at(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:
+    node = nodes("loa-1", time_scale=1.0)
+    await node.start()
+    scope = AudioScope(kind="node", id="loa-1")
+    first, f1, _ = make_bcast("b-first", duration_ms=600)
+    await ctl.send(scope, first, f1)
+    await until(lambda: "playing" in ctl.states("loa-1", "b-first"), what="first playing")
+    for bc, prio in (("b-normal", Priority.NORMAL), ("b-prio", Priority.PRIORITY)):
+        m, f, _ = make_bcast(bc, duration_ms=100, priority=prio)
+        await ctl.send(scope, m, f)
+    at = now_ms() + 1200
+    timed, f4, _ = make_bcast("b-timed", duration_ms=100, play_at=at)
+    await ctl.send(scope, timed, f4)
+    await until(lambda: len(node.played) == 4, what="all four played")
+    assert node.played == ["b-first", "b-prio", "b-normal", "b-timed"]
+    playing_ts = [decode(Ack, p).ts for p, _ in ctl.of("loa-1", "ack")
+                  if decode(Ack, p).bc == "b-timed" and decode(Ack, p).state == "playing"]
+    assert playing_ts[0] >= at
 
 
 async def test_finished_broadcast_is_not_played_again(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:
@@ -293,12 +338,16 @@ async def test_expired_manifest_and_withdrawn_download(ctl: Ctl, nodes: Callable
     skew = nodes("loa-2", faults=Faults(clock_offset_ms=600_000))  # node clock 10 min ahead
     await node.start()
     await skew.start()
+    full = nodes("loa-3", faults=Faults(storage_full=True))
+    await full.start()
     m, frames, _ = make_bcast("b-6", expires_in_s=-1)
     await ctl.send(AudioScope(kind="node", id="loa-1"), m, frames)
     await until(lambda: ctl.acks("loa-1", "b-6") == [("failed", "expired")], what="failed/expired")
     m2, frames2, _ = make_bcast("b-7", expires_in_s=60)
     await ctl.send(AudioScope(kind="node", id="loa-2"), m2, frames2)
     await until(lambda: ctl.acks("loa-2", "b-7") == [("failed", "expired")], what="expired by node clock")
+    await ctl.send(AudioScope(kind="node", id="loa-3"), m2, frames2)
+    await until(lambda: ctl.acks("loa-3", "b-7") == [("failed", "storage_full")], what="storage_full")
 
     m3, frames3, _ = make_bcast("b-8", chunk_size=4096)
     scope = AudioScope(kind="node", id="loa-1")
@@ -394,13 +443,20 @@ async def test_stop_cancel_and_reboot(ctl: Ctl, nodes: Callable[..., SimNode]) -
 async def test_group_command_and_ignored_commands(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:
     a = nodes("loa-a", groups=["tdp1"])
     mute = nodes("loa-b", groups=["tdp1"], faults=Faults(ignore_commands=True))
-    await a.start()
-    await mute.start()
+    deaf = nodes("loa-c", groups=["tdp1"], faults=Faults(drop_rate=1.0))
+    slow = nodes("loa-d", groups=["tdp1"], faults=Faults(ack_delay_s=0.4))
+    other = nodes("loa-e", groups=["tdp2"])
+    for n in (a, mute, deaf, slow, other):
+        await n.start()
+    sent = time.monotonic()
     c = Command(id="g-1", name="ping", expires_at=now_ms() + 10_000)
     await ctl.client.publish(ctl.t.group_cmd("tdp1"), encode(c))
     await until(lambda: ctl.resp("loa-a", "g-1"), what="group command answered")
-    await asyncio.sleep(0.3)
+    await until(lambda: ctl.resp("loa-d", "g-1"), what="delayed answer")
+    assert time.monotonic() - sent >= 0.35
     assert ctl.resp("loa-b", "g-1") == [] and mute.stats.commands_ignored == 1
+    assert ctl.resp("loa-c", "g-1") == [] and deaf.stats.dropped_in >= 1
+    assert ctl.resp("loa-e", "g-1") == []
 
 
 async def test_bad_payloads_are_counted_and_ignored(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:

@@ -1,0 +1,227 @@
+"""Fan-out benchmark: a 60-second bulletin to N simulated units through the real controller.
+
+    python bench/fanout.py --nodes 200        # default
+    python bench/fanout.py --nodes 1000
+
+Three processes share the 2 cores as they would in a ward: the broker (Mosquitto if installed,
+else the embedded one), this process (the controller: delivery service + database) and one
+process running the N simulated units. Measured in the same run, as the baseline: the same
+chunk messages published by one plain client to N plain subscribers, each answering with one
+small message once it has every chunk (as a unit answers "verified").
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devices import protocol as p  # noqa: E402
+from devices.broker import BrokerProcess, mosquitto_path  # noqa: E402
+from devices.mqtt import AsyncMqttClient, BrokerAddress  # noqa: E402
+
+logger = logging.getLogger("bench.fanout")
+
+PARAGRAPH = ("Thông báo của Ủy ban nhân dân phường: sáng mai từ bảy giờ đến mười một giờ, "
+             "phường tổ chức tiêm phòng cho trẻ em tại nhà văn hóa tổ dân phố số ba. "
+             "Đề nghị các gia đình đưa trẻ đến đúng giờ và mang theo sổ tiêm chủng. ")
+
+
+# ----------------------------------------------------------------------------- baseline side
+
+
+async def raw_subscribers(port: int, count: int, chunks: int) -> None:
+    """Child process: N plain subscribers; each acks once it has all chunks."""
+    broker = BrokerAddress(port=port)
+    clients: list[AsyncMqttClient] = []
+    have = [0] * count
+
+    def make(i: int) -> AsyncMqttClient:
+        def on_message(topic: str, payload: bytes, retained: bool) -> None:
+            have[i] += 1
+            if have[i] == chunks:
+                clients[i].publish_nowait("bench/ack", b"%d" % i, qos=1)
+
+        c = AsyncMqttClient(f"raw-{i}", broker, on_message=on_message, log_failures=False)
+        c._on_connect = lambda: c.subscribe(["bench/data"], qos=1)  # noqa: SLF001
+        return c
+
+    for i in range(count):
+        clients.append(make(i))
+    for i in range(0, count, 100):
+        for c in clients[i:i + 100]:
+            c.start()
+        await asyncio.gather(*(c.connected.wait() for c in clients[i:i + 100]))
+    await asyncio.sleep(1.0)
+    print("READY", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told to stop
+    await asyncio.gather(*(c.stop() for c in clients))
+
+
+async def run_baseline(port: int, nodes: int, frames: list[bytes]) -> float:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "raw", "--port", str(port), "--nodes", str(nodes),
+        "--chunks", str(len(frames)), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 300)
+    assert line.strip() == b"READY", line
+    acks = 0
+    done = asyncio.Event()
+
+    def on_ack(topic: str, payload: bytes, retained: bool) -> None:
+        nonlocal acks
+        acks += 1
+        if acks == nodes:
+            done.set()
+
+    pub = AsyncMqttClient("raw-pub", BrokerAddress(port=port), on_message=on_ack)
+    pub._on_connect = lambda: pub.subscribe(["bench/ack"], qos=1)  # noqa: SLF001
+    pub.start()
+    await pub.connected.wait()
+    await asyncio.sleep(0.5)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(pub.publish("bench/data", f, qos=1) for f in frames))
+    await asyncio.wait_for(done.wait(), 600)
+    elapsed = time.perf_counter() - t0
+    proc.stdin.write(b"stop\n")
+    await proc.stdin.drain()
+    await proc.wait()
+    await pub.stop()
+    return elapsed
+
+
+# ----------------------------------------------------------------------------- controller side
+
+
+def bulletin_text(seconds: float) -> str:
+    """Repeat the paragraph until its speech lasts at least ``seconds``."""
+    import tts
+
+    text = PARAGRAPH
+    while tts.render(text).duration_ms < seconds * 1000:
+        text += PARAGRAPH
+    return text
+
+
+async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any]:
+    import httpx
+
+    from controller.app import create_app
+    from controller.models import Delivery, DeliveryState
+    from controller.settings import DeliverySettings, MqttSettings, Settings
+    from firmware_sim.fleet import fleet_specs
+    from sqlmodel import select
+
+    settings = Settings(data_dir=data_dir, mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
+                        delivery=DeliverySettings(resend_after_s=60),  # type: ignore[call-arg]
+                        admin_password="bench-password")
+    app = create_app(settings)
+    specs = fleet_specs(nodes, id_prefix="fan", zones=1)
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", "sim", "--port", str(port), "--count", str(nodes),
+        "--zones", "1", "--id-prefix", "fan", "--heartbeat", "30", "--time-scale", "0.001",
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    async with app.router.lifespan_context(app):
+        sv = app.state.services
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c",
+                                     auth=("admin", "bench-password"), timeout=300) as client:
+            assert (await client.post("/api/zones", json={"id": "zone1", "name": "Bench"})).status_code == 201
+            from controller.models import Node, NodeZone
+            with sv.db.session() as s:
+                for spec in specs:
+                    s.add(Node(id=spec.node_id))
+                s.flush()
+                for spec in specs:
+                    s.add(NodeZone(node_id=spec.node_id, zone_id="zone1"))
+                s.commit()
+                sv.presence.load(s)
+            await sv.presence.publish_configs()
+            t_wait = time.monotonic()
+            while sum(sv.presence.is_online(sp.node_id) for sp in specs) < nodes:
+                if time.monotonic() - t_wait > 300:
+                    raise RuntimeError("simulated units did not come online")
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0)  # let every unit subscribe to its group
+            r = await client.post("/api/bulletins", json={"text": bulletin_text(60)})
+            assert r.status_code == 201, r.text
+            b = r.json()
+            before = sv.link.client.stats.bytes_out
+            t0 = time.perf_counter()
+            r = await client.post("/api/broadcasts",
+                                  json={"bulletin_id": b["id"], "target": {"zones": ["zone1"]}})
+            bid = r.json()["id"]
+            verified_rank = DeliveryState.VERIFIED.rank
+
+            def all_verified() -> bool:
+                active = sv.delivery.active.get(bid)
+                if active is None:
+                    return bid not in sv.scheduler.pending()
+                return all(nd.state.rank >= verified_rank and nd.state != DeliveryState.FAILED
+                           for nd in active.nodes.values())
+
+            while not all_verified():
+                if time.perf_counter() - t0 > 600:
+                    raise RuntimeError("broadcast did not reach every unit in 600 s")
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - t0
+            egress = sv.link.client.stats.bytes_out - before
+            await sv.writer.flush()
+            with sv.db.session() as s:
+                states = [d.state for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))]
+            sim.terminate()
+            await sim.wait()
+    return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
+            "seconds_to_all_verified": elapsed, "controller_egress_bytes": egress,
+            "verified_or_later": sum(s in ("verified", "playing", "played") for s in states)}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    kind = args.broker if args.broker != "auto" else ("mosquitto" if mosquitto_path() else "embedded")
+    with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp, BrokerProcess(kind) as broker:
+        ctl = await run_controller(broker.port, args.nodes, Path(tmp))
+        audio = (Path(tmp) / "audio")
+        data = next(audio.rglob("*.mp3")).read_bytes()
+        _, frames = p.chunk_audio(data, duration_ms=int(ctl["audio_seconds"] * 1000))
+        raw = await run_baseline(broker.port, args.nodes, frames)
+    return {
+        "bench": "fanout", "broker": kind, "nodes": args.nodes, "chunks": len(frames), **ctl,
+        "egress_per_audio_byte": round(ctl["controller_egress_bytes"] / ctl["audio_bytes"], 4),
+        "raw_fanout_seconds": round(raw, 3),
+        "ratio_vs_raw": round(ctl["seconds_to_all_verified"] / raw, 2),
+        "seconds_to_all_verified": round(ctl["seconds_to_all_verified"], 3),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=200)
+    ap.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto")
+    ap.add_argument("--role", choices=["bench", "raw"], default="bench", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--chunks", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.role == "raw":
+        asyncio.run(raw_subscribers(args.port, args.nodes, args.chunks))
+        return 0
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    result = asyncio.run(main_async(args))
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
