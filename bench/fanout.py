@@ -56,7 +56,7 @@ async def raw_subscribers(port: int, count: int, chunks: int) -> None:
                 clients[i].publish_nowait("bench/ack", b"%d" % i, qos=1)
 
         c = AsyncMqttClient(f"raw-{i}", broker, on_message=on_message, log_failures=False)
-        c._on_connect = lambda: c.subscribe(["bench/data"], qos=1)  # noqa: SLF001
+        c._on_connect = lambda: c.subscribe(["bench/data"], qos=1)
         return c
 
     for i in range(count):
@@ -88,7 +88,7 @@ async def run_baseline(port: int, nodes: int, frames: list[bytes]) -> float:
             done.set()
 
     pub = AsyncMqttClient("raw-pub", BrokerAddress(port=port), on_message=on_ack)
-    pub._on_connect = lambda: pub.subscribe(["bench/ack"], qos=1)  # noqa: SLF001
+    pub._on_connect = lambda: pub.subscribe(["bench/ack"], qos=1)
     pub.start()
     await pub.connected.wait()
     await asyncio.sleep(0.5)
@@ -118,12 +118,12 @@ def bulletin_text(seconds: float) -> str:
 
 async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any]:
     import httpx
+    from sqlmodel import select
 
     from controller.app import create_app
     from controller.models import Delivery, DeliveryState
     from controller.settings import DeliverySettings, MqttSettings, Settings
     from firmware_sim.fleet import fleet_specs
-    from sqlmodel import select
 
     settings = Settings(data_dir=data_dir, mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
                         delivery=DeliverySettings(resend_after_s=60),  # type: ignore[call-arg]
@@ -154,6 +154,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
                 if time.monotonic() - t_wait > 300:
                     raise RuntimeError("simulated units did not come online")
                 await asyncio.sleep(0.5)
+            logger.info("%d units online after %.1f s", nodes, time.monotonic() - t_wait)
             await asyncio.sleep(2.0)  # let every unit subscribe to its group
             r = await client.post("/api/bulletins", json={"text": bulletin_text(60)})
             assert r.status_code == 201, r.text
@@ -183,6 +184,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
                 states = [d.state for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))]
             sim.terminate()
             await sim.wait()
+            logger.info("controller part done")
     return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
             "seconds_to_all_verified": elapsed, "controller_egress_bytes": egress,
             "verified_or_later": sum(s in ("verified", "playing", "played") for s in states)}
@@ -196,6 +198,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         data = next(audio.rglob("*.mp3")).read_bytes()
         _, frames = p.chunk_audio(data, duration_ms=int(ctl["audio_seconds"] * 1000))
         raw = await run_baseline(broker.port, args.nodes, frames)
+        logger.info("baseline done")
     return {
         "bench": "fanout", "broker": kind, "nodes": args.nodes, "chunks": len(frames), **ctl,
         "egress_per_audio_byte": round(ctl["controller_egress_bytes"] / ctl["audio_bytes"], 4),
@@ -216,7 +219,9 @@ def main() -> int:
     if args.role == "raw":
         asyncio.run(raw_subscribers(args.port, args.nodes, args.chunks))
         return 0
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     result = asyncio.run(main_async(args))
     print(json.dumps(result, ensure_ascii=False))

@@ -51,6 +51,8 @@ class Presence:
         self.timeout = heartbeat_timeout_s
         self.nodes: dict[str, NodeLive] = {}
         self.unknown_ids: dict[str, int] = {}
+        #: last birth/heartbeat of ids not provisioned yet (bounded): applied when they are added
+        self._unknown_seen: dict[str, tuple[str, float]] = {}
         self._listeners: list[Callable[[str, bool], None]] = []
         self._task: asyncio.Task[None] | None = None
         link.on("state", self._on_state)
@@ -66,7 +68,13 @@ class Presence:
         for nz in s.exec(select(NodeZone)).all():
             groups.setdefault(nz.node_id, []).append(nz.zone_id)
         for node in s.exec(select(Node)).all():
-            live = self.nodes.setdefault(node.id, NodeLive(status="unknown"))
+            live = self.nodes.get(node.id)
+            if live is None:
+                live = self.nodes[node.id] = NodeLive(status="unknown")
+                seen = self._unknown_seen.pop(node.id, None)
+                if seen is not None and time.monotonic() - seen[1] < self.timeout:
+                    live.session, live.last_heard, live.status = seen[0], seen[1], "online"
+                    live.last_seen_ms = p.now_ms()
             live.groups = ["all", *sorted(groups.get(node.id, []))]
             live.alarm = live.alarm or node.alarm
 
@@ -96,16 +104,24 @@ class Presence:
 
     # ------------------------------------------------------------------ inbound
 
-    def _known(self, node_id: str) -> NodeLive | None:
+    def _known(self, node_id: str, session: str = "", alive: bool | None = None) -> NodeLive | None:
+        """The node's live record, or None (counted) for an id that is not provisioned.
+
+        ``alive`` True/False remembers/forgets an unknown id's presence, so that a unit that
+        is already connected when staff add it shows online at once."""
         live = self.nodes.get(node_id)
         if live is None:
+            if alive and (node_id in self._unknown_seen or len(self._unknown_seen) < 10_000):
+                self._unknown_seen[node_id] = (session, time.monotonic())
+            elif alive is False:
+                self._unknown_seen.pop(node_id, None)
             self.unknown_ids[node_id] = self.unknown_ids.get(node_id, 0) + 1
             if self.unknown_ids[node_id] == 1:
                 logger.warning("message from unknown node %r ignored (not provisioned)", node_id)
         return live
 
     def _on_state(self, node_id: str, msg: p.NodeState) -> None:
-        live = self._known(node_id)
+        live = self._known(node_id, msg.session, msg.status == p.NodeStatus.ONLINE)
         if live is None:
             return
         if msg.status == p.NodeStatus.ONLINE:
@@ -119,7 +135,7 @@ class Presence:
             self._set(node_id, live, msg.status.value, msg.reason)
 
     def _on_heartbeat(self, node_id: str, msg: p.Heartbeat) -> None:
-        live = self._known(node_id)
+        live = self._known(node_id, msg.session, True)
         if live is None:
             return
         if live.session and msg.session != live.session:

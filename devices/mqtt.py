@@ -21,6 +21,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 logger = logging.getLogger(__name__)
+
+#: A connection that dies sooner than this after CONNACK counts as a flap.
+FLAP_S = 10.0
 
 MessageHandler = Callable[[str, bytes, bool], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
@@ -109,6 +113,9 @@ class AsyncMqttClient:
         self._lost = asyncio.Event()
         self._connack: asyncio.Future[int] | None = None
         self._pending: dict[int, asyncio.Future[None]] = {}
+        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
+        self._connected_at: float | None = None
+        self.flaps = 0
         self._task: asyncio.Task[None] | None = None
         self._misc_task: asyncio.Task[None] | None = None
         self.last_error = ""
@@ -132,6 +139,7 @@ class AsyncMqttClient:
         c.on_disconnect = self._paho_disconnect
         c.on_message = self._paho_message
         c.on_publish = self._paho_publish
+        c.on_subscribe = self._paho_subscribe
         c.on_socket_open = self._sock_open
         c.on_socket_close = self._sock_close
         c.on_socket_register_write = self._sock_want_write
@@ -185,10 +193,7 @@ class AsyncMqttClient:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
         self._task = self._misc_task = None
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(NotConnected("client stopped"))
-        self._pending.clear()
+        self._fail_waiters(NotConnected("client stopped"))
 
     async def _run(self) -> None:
         assert self._loop is not None
@@ -220,11 +225,34 @@ class AsyncMqttClient:
                         await res
                 except Exception:
                     logger.exception("%s: on_connect handler failed", self.client_id)
+            self._connected_at = time.monotonic()
             await self._lost.wait()
             self.connected.clear()
-            if not self._stopping and self._log_failures:
-                logger.warning("%s: connection to %s lost; reconnecting", self.client_id, self.broker)
             self._detach()
+            self._fail_waiters(NotConnected("connection lost"))
+            if self._stopping:
+                break
+            await asyncio.sleep(self._after_loss_delay())
+
+    def _after_loss_delay(self) -> float:
+        """Wait after a lost connection: short and jittered (a broker restart must not meet a
+        thundering herd), doubling up to the maximum while connections keep dying young — the
+        sign of another client using our id, which must back off rather than flap."""
+        lived = time.monotonic() - (self._connected_at or time.monotonic())
+        self.flaps = self.flaps + 1 if lived < FLAP_S else 0
+        delay = min(self._max_backoff, self._min_backoff * 2 ** self.flaps) * random.uniform(0.8, 1.2)
+        if self._log_failures:
+            logger.warning("%s: connection to %s lost after %.1f s; reconnecting in %.1f s",
+                           self.client_id, self.broker, lived, delay)
+        return delay
+
+    def _fail_waiters(self, exc: MqttError) -> None:
+        for futs in (self._pending, self._subacks):
+            for fut in futs.values():
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()  # retrieved: nobody may be awaiting it any more
+            futs.clear()
 
     async def _connect_once(self) -> None:
         assert self._loop is not None
@@ -273,6 +301,9 @@ class AsyncMqttClient:
 
     def _readable(self) -> None:
         self._client.loop_read()
+        # TLS: bytes already decrypted into the SSL buffer never wake the selector again
+        while self._sock is not None and isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+            self._client.loop_read()
         if self._sock is not None and self._client.socket() is None:
             self._lost.set()
 
@@ -366,10 +397,22 @@ class AsyncMqttClient:
         finally:
             self._pending.pop(mid, None)
 
-    def subscribe(self, topics: list[str], qos: int = 1) -> None:
-        if not topics or not self.connected.is_set():
-            return
-        self._client.subscribe([(t, qos) for t in topics])
+    def subscribe(self, topics: list[str], qos: int = 1) -> asyncio.Future[list[int]] | None:
+        """Subscribe; the returned future resolves with the granted QoS codes at SUBACK
+        (128 = refused by the broker). None when not connected or nothing to do."""
+        if not topics or not self.connected.is_set() or self._loop is None:
+            return None
+        rc, mid = self._client.subscribe([(t, qos) for t in topics])
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            return None
+        fut: asyncio.Future[list[int]] = self._loop.create_future()
+        self._subacks[mid] = fut
+        return fut
+
+    def _paho_subscribe(self, client: paho.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        fut = self._subacks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result([c.value if hasattr(c, "value") else int(c) for c in codes])
 
     def unsubscribe(self, topics: list[str]) -> None:
         if topics and self.connected.is_set():

@@ -20,7 +20,7 @@ import time
 import zlib
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROTOCOL_VERSION = 1
 DEFAULT_PREFIX = "lp"
@@ -31,6 +31,8 @@ MAX_JSON_PAYLOAD = 16 * 1024
 DEFAULT_CHUNK_SIZE = 16 * 1024
 #: Largest chunk a node must accept.
 MAX_CHUNK_SIZE = 64 * 1024
+#: Most chunk indexes in one repair request.
+MAX_REPAIR = 256
 #: Largest audio file a node must be able to store (bytes): ~20 min at 32 kb/s.
 MAX_AUDIO_BYTES = 5 * 1024 * 1024
 
@@ -40,6 +42,15 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 def valid_id(value: str) -> bool:
     """Node, group and broadcast ids: lowercase ASCII, digits, '-', '_'; 1-63 chars."""
     return bool(_ID_RE.match(value))
+
+
+def _check_id(value: str) -> str:
+    if not valid_id(value):
+        raise ValueError("ids are 1-63 chars of a-z, 0-9, '-' and '_', starting with a letter or digit")
+    return value
+
+
+Id = Annotated[str, AfterValidator(_check_id)]
 
 
 def now_ms() -> int:
@@ -225,7 +236,7 @@ class NodeConfig(Msg):
 
     node_id: str
     name: str = ""
-    groups: list[str] = Field(default_factory=list)
+    groups: list[Id] = Field(default_factory=list, max_length=64)
     volume: int = Field(default=70, ge=0, le=100)
 
 
@@ -246,6 +257,12 @@ class AudioInfo(BaseModel):
     bitrate_kbps: int = 32
     duration_ms: int = Field(gt=0)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> AudioInfo:
+        if self.chunks != -(-self.size // self.chunk_size):
+            raise ValueError("chunks does not match size / chunk_size")
+        return self
+
 
 class Manifest(Msg):
     """Retained on .../bcast/{b}/manifest while the broadcast is valid.
@@ -254,7 +271,7 @@ class Manifest(Msg):
     chunks (live, or by asking for a repair of what it lacks) and then plays it.
     """
 
-    bc: str
+    bc: Id
     title: str = ""
     priority: Priority = Priority.NORMAL
     audio: AudioInfo
@@ -284,7 +301,7 @@ class Ack(Msg):
 class RepairRequest(Msg):
     node_id: str
     bc: str
-    missing: list[Annotated[int, Field(ge=0, le=65534)]] = Field(min_length=1, max_length=65535)
+    missing: list[Annotated[int, Field(ge=0, le=65534)]] = Field(min_length=1, max_length=MAX_REPAIR)
 
 
 class Command(Msg):
@@ -329,11 +346,12 @@ def decode(model: type[M], payload: bytes, *, limit: int = MAX_JSON_PAYLOAD) -> 
         raise PayloadError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise PayloadError("payload must be a JSON object")
-    version = raw.get("v", PROTOCOL_VERSION)
-    if version != PROTOCOL_VERSION:
-        raise PayloadError(f"unsupported protocol version {version!r}")
+    version = raw.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise PayloadError(f"unsupported protocol version {version!r} (expected {PROTOCOL_VERSION})")
     try:
-        return model.model_validate(raw)
+        # strict: "70" is not an int and "true" is not a bool; enums still come as strings
+        return model.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "payload"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import secrets
 import struct
 import time
@@ -65,54 +64,6 @@ MAX_GROUPS = 64
 CMD_DEDUPE_S = 600.0  # §2: ignore a request id answered in the last 10 minutes
 CMD_DEDUPE_MAX = 4096
 _INDEX = struct.Struct(">H")
-
-
-class NodeLink(AsyncMqttClient):
-    """The shared driver plus two things a node needs that it lacks (local workarounds).
-
-    * ``subscribe_acked`` returns a future resolved by the SUBACK (``subscribe`` is
-      fire-and-forget, so nobody could tell when a subscription is in place);
-    * §1 reconnect policy: after a *lost* connection the driver reconnects at once, but a
-      node waits 1 s (±20 %), doubling up to 60 s while connections keep dying within
-      ``FLAP_S`` of CONNACK (two units sharing one id must not flap).
-    """
-
-    FLAP_S = 10.0
-
-    def __init__(self, client_id: str, broker: BrokerAddress, **kwargs: Any) -> None:
-        super().__init__(client_id, broker, min_backoff=1.0, max_backoff=60.0, **kwargs)
-        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
-        self._client.on_subscribe = self._paho_subscribe
-        self._connected_at: float | None = None
-        self.flaps = 0
-
-    def subscribe_acked(self, topics: list[str], qos: int = 1) -> asyncio.Future[list[int]] | None:
-        if not topics or not self.is_connected or self._loop is None:
-            return None
-        rc, mid = self._client.subscribe([(t, qos) for t in topics])
-        if rc != 0 or mid is None:
-            return None
-        fut: asyncio.Future[list[int]] = self._loop.create_future()
-        self._subacks[mid] = fut
-        return fut
-
-    def _paho_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
-        fut = self._subacks.pop(mid, None)
-        if fut is not None and not fut.done():
-            fut.set_result([c.value if hasattr(c, "value") else int(c) for c in codes])
-
-    async def _connect_once(self) -> None:
-        for fut in self._subacks.values():
-            fut.cancel()
-        self._subacks.clear()
-        if self._connected_at is not None:  # the previous connection was lost
-            lived = time.monotonic() - self._connected_at
-            self._connected_at = None
-            self.flaps = self.flaps + 1 if lived < self.FLAP_S else 0
-            delay = min(60.0, 2.0 ** self.flaps)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-        await super()._connect_once()
-        self._connected_at = time.monotonic()
 
 
 class BlobCache:
@@ -252,7 +203,7 @@ class SimNode:
         self._ip = f"10.{self._rng.randrange(256)}.{self._rng.randrange(256)}.{self._rng.randrange(1, 255)}"
         self._rssi = self._rng.randint(-95, -60)
         self._temp = round(self._rng.uniform(33.0, 45.0), 1)
-        self._link: NodeLink | None = None
+        self._link: AsyncMqttClient | None = None
         self._ready = asyncio.Event()
         self._boot = time.monotonic()
         self._boots = 0
@@ -271,6 +222,11 @@ class SimNode:
     @property
     def played(self) -> list[str]:
         return self.player.played
+
+    @property
+    def receiving(self) -> list[str]:
+        """Broadcasts being downloaded now."""
+        return list(self._downloads)
 
     @property
     def connected(self) -> bool:
@@ -298,9 +254,10 @@ class SimNode:
         self._hb_seq = 0
         self._ready = asyncio.Event()
         will = Will(self.topics.state(self.node_id), self._state_payload(NodeStatus.OFFLINE))
-        self._link = NodeLink(
+        self._link = AsyncMqttClient(  # §1: reconnect backoff 1 s .. 60 s
             self.node_id, self.broker, will=will, on_message=self._on_message,
             on_connect=self._on_connect, log_failures=self.log_link_failures,
+            min_backoff=1.0, max_backoff=60.0,
         )
         self._link.start()
         if self.own_ticker:
@@ -345,7 +302,7 @@ class SimNode:
 
     # ------------------------------------------------------------------ lifecycle internals
 
-    def _power_down(self) -> NodeLink | None:
+    def _power_down(self) -> AsyncMqttClient | None:
         link, self._link = self._link, None
         me = asyncio.current_task()
         for task in list(self._tasks):
@@ -399,7 +356,7 @@ class SimNode:
         self.stats.connects += 1
         self._publish(self.topics.state(self.node_id), self._state_payload(NodeStatus.ONLINE),
                       qos=1, retain=True)
-        waits = [link.subscribe_acked(self.topics.node_subscriptions(self.node_id))]
+        waits = [link.subscribe(self.topics.node_subscriptions(self.node_id))]
         self.groups_requested.clear()
         self.groups_subscribed.clear()
         groups = self.config.groups if self.config is not None else self.initial_groups
@@ -432,7 +389,7 @@ class SimNode:
             self.groups_requested -= removed
             self.groups_subscribed -= removed
         for g in added:
-            fut = link.subscribe_acked(self.topics.group_subscriptions(g))
+            fut = link.subscribe(self.topics.group_subscriptions(g))
             self.groups_requested.add(g)
             if fut is not None:
                 fut.add_done_callback(functools.partial(self._group_acked, g))

@@ -78,6 +78,9 @@ def test_whole_file_checksum_guards_a_lying_manifest() -> None:
     (b'{"v": 1, "node_id": "n", "state": "played"}', "bc"),
     (b'{"v": 1, "node_id": "n", "bc": "b", "state": "receiving", "have": -1}', "have"),
     (b" " * (p.MAX_JSON_PAYLOAD + 1), "exceeds"),
+    (b'{"node_id": "n", "bc": "b", "state": "played"}', "version None"),
+    (b'{"v": true, "node_id": "n", "bc": "b", "state": "played"}', "version True"),
+    (b'{"v": 1, "node_id": "n", "bc": "b", "state": "receiving", "have": "3"}', "have"),
 ])
 def test_bad_payloads_raise_payload_error_only(payload: bytes, message: str) -> None:
     with pytest.raises(p.PayloadError, match=message):
@@ -102,3 +105,19 @@ def test_topics_round_trip_and_refuse_foreign_shapes() -> None:
     assert "lp/tinh-x/group/tdp1/bcast/+/+" in t.group_subscriptions("tdp1")
     with pytest.raises(ValueError):
         p.Topics("lp/#")
+
+
+def test_controller_payloads_are_validated_too() -> None:
+    cfg = {"v": 1, "node_id": "n", "groups": ["all", "#"]}
+    with pytest.raises(p.PayloadError, match="groups"):
+        p.decode(p.NodeConfig, json.dumps(cfg).encode())
+    info, _ = p.chunk_audio(b"z" * 5000, duration_ms=10, chunk_size=1000)
+    manifest = {"v": 1, "bc": "b-1", "expires_at": 1, "audio": {**info.model_dump(), "chunks": 4}}
+    with pytest.raises(p.PayloadError, match="chunks"):
+        p.decode(p.Manifest, json.dumps(manifest).encode())
+    manifest = {"v": 1, "bc": "../x", "expires_at": 1, "audio": info.model_dump()}
+    with pytest.raises(p.PayloadError, match="bc"):
+        p.decode(p.Manifest, json.dumps(manifest).encode())
+    repair = {"v": 1, "node_id": "n", "bc": "b", "missing": list(range(p.MAX_REPAIR + 1))}
+    with pytest.raises(p.PayloadError, match="missing"):
+        p.decode(p.RepairRequest, json.dumps(repair).encode())

@@ -133,7 +133,7 @@ async def test_malformed_node_payloads_are_counted_and_ignored(
 
 
 async def test_two_units_with_one_id_raise_an_alarm(mosquitto: BrokerProcess, tmp_path: Path) -> None:
-    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
+    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
         await provision(client, {"z": ["twin-1"]})
         a = sim("twin-1", mosquitto.port, session="aaaa1111")
         b = sim("twin-1", mosquitto.port, session="bbbb2222")
@@ -146,7 +146,7 @@ async def test_two_units_with_one_id_raise_an_alarm(mosquitto: BrokerProcess, tm
                 return n["alarm"] == "duplicate_id"
 
             await wait_for(alarmed, 60, "duplicate_id alarm", every=0.5)
-            node = (await client.get("/api/nodes/twin-1")).json()
+            await app.state.services.writer.flush()  # events are written in batches            node = (await client.get("/api/nodes/twin-1")).json()
             dup_events = [e for e in node["events"] if e["kind"] == "duplicate_id"]
             assert len(dup_events) == 1  # one alarm, not one per flap
             assert "twin-1" in dup_events[0]["detail"]

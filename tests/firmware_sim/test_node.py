@@ -352,9 +352,9 @@ async def test_expired_manifest_and_withdrawn_download(ctl: Ctl, nodes: Callable
     m3, frames3, _ = make_bcast("b-8", chunk_size=4096)
     scope = AudioScope(kind="node", id="loa-1")
     await ctl.send(scope, m3, frames3, skip={3})
-    await until(lambda: "b-8" in node._downloads, what="partial download")
+    await until(lambda: "b-8" in node.receiving, what="partial download")
     await ctl.client.publish(ctl.t.manifest(scope, "b-8"), b"", retain=True)  # withdrawn
-    await until(lambda: "b-8" not in node._downloads, what="partial download dropped")
+    await until(lambda: "b-8" not in node.receiving, what="partial download dropped")
     await asyncio.sleep(0.8)
     assert ctl.repairs("loa-1") == [] and node.played == []
 
