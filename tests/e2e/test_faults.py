@@ -146,7 +146,8 @@ async def test_two_units_with_one_id_raise_an_alarm(mosquitto: BrokerProcess, tm
                 return n["alarm"] == "duplicate_id"
 
             await wait_for(alarmed, 60, "duplicate_id alarm", every=0.5)
-            await app.state.services.writer.flush()  # events are written in batches            node = (await client.get("/api/nodes/twin-1")).json()
+            await app.state.services.writer.flush()  # events are written in batches
+            node = (await client.get("/api/nodes/twin-1")).json()
             dup_events = [e for e in node["events"] if e["kind"] == "duplicate_id"]
             assert len(dup_events) == 1  # one alarm, not one per flap
             assert "twin-1" in dup_events[0]["detail"]
