@@ -44,12 +44,21 @@ def mosquitto_path() -> str | None:
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
+def nats_path() -> str | None:
+    return shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None)
+
+
+KINDS = ("mosquitto", "embedded", "nats")
+
+
 class BrokerProcess:
-    """A broker child process on 127.0.0.1:port: ``kind`` is 'mosquitto' or 'embedded'."""
+    """A broker child process on 127.0.0.1:port: 'mosquitto', 'embedded' (amqtt) or 'nats'
+    (nats-server's MQTT 3.1.1 gateway, QoS 0/1 only, backed by JetStream)."""
 
     def __init__(self, kind: str = "embedded", port: int | None = None, *, conf_extra: str = "",
                  persistence_dir: Path | None = None) -> None:
-        if kind not in ("mosquitto", "embedded"):
+        if kind not in KINDS:
             raise ValueError(f"unknown broker kind {kind!r}")
         self.kind = kind
         self.port = port or free_port()
@@ -69,6 +78,17 @@ class BrokerProcess:
             if self.persistence_dir is not None:
                 lines += ["persistence true", f"persistence_location {self.persistence_dir}/"]
             conf.write_text("\n".join(lines) + "\n")
+            cmd = [exe, "-c", str(conf)]
+        elif self.kind == "nats":
+            exe = nats_path()
+            if exe is None:
+                raise RuntimeError("nats-server is not installed (apt-get install nats-server)")
+            conf = Path(self._tmp.name) / "nats.conf"
+            store = Path(self._tmp.name) / "js"
+            conf.write_text(
+                f"listen: 127.0.0.1:{free_port()}\nserver_name: lp_{self.port}\n"
+                f'jetstream {{ store_dir: "{store}" }}\nmqtt {{ listen: 127.0.0.1:{self.port} }}\n'
+            )
             cmd = [exe, "-c", str(conf)]
         else:
             cmd = [sys.executable, "-m", "devices.broker", "--port", str(self.port), "--quiet"]

@@ -13,7 +13,7 @@ import pytest
 
 from controller.app import create_app
 from controller.settings import DeliverySettings, MqttSettings, Settings
-from devices.broker import BrokerProcess, mosquitto_path
+from devices.broker import BrokerProcess, mosquitto_path, nats_path
 
 ADMIN = ("admin", "test-password-1")
 
@@ -35,10 +35,13 @@ def embedded_broker() -> Iterator[BrokerProcess]:
         yield b
 
 
-@pytest.fixture(params=["mosquitto", "embedded"])
+@pytest.fixture(params=["mosquitto", "embedded", "nats"])
 def any_broker(request: pytest.FixtureRequest) -> Iterator[BrokerProcess]:
+    """Every MQTT 3.1.1 broker the contract must work on."""
     if request.param == "mosquitto" and mosquitto_path() is None:
         pytest.fail("mosquitto is not installed")
+    if request.param == "nats" and nats_path() is None:
+        pytest.skip("nats-server is not installed on this machine")
     with BrokerProcess(request.param) as b:
         yield b
 

@@ -16,6 +16,15 @@ from controller.service import ServiceError, render_bulletin
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
 
 
+def default_title(text: str, limit: int = 60) -> str:
+    """The first line of the text, cut at a word boundary."""
+    first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+    if len(first) <= limit:
+        return first
+    cut = first[:limit].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
 def _public(s: Session, b: Bulletin) -> BulletinPublic:
     asset = s.get(AudioAsset, b.audio_sha256) if b.audio_sha256 else None
     audio = None if asset is None else {
@@ -37,7 +46,7 @@ async def create_bulletin(body: BulletinCreate, sv: ServicesDep, user: UserDep) 
     def work() -> BulletinPublic:
         with sv.db.session() as s:
             b = render_bulletin(
-                s, title=body.title or body.text.strip()[:60], text=body.text, voice=body.voice or cfg.voice,
+                s, title=body.title or default_title(body.text), text=body.text, voice=body.voice or cfg.voice,
                 priority=body.priority, engine=cfg.engine, bitrate_kbps=cfg.bitrate_kbps,
                 audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
             )

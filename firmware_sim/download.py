@@ -1,0 +1,294 @@
+"""Receiving broadcasts on a simulated node: manifest, chunks, repair (docs/protocol.md §3).
+
+:class:`Downloads` is the part of a :class:`~firmware_sim.node.SimNode` that turns a
+retained manifest plus a stream of chunks into one verified file: it answers a manifest
+with ``receiving`` (or the final state of a broadcast it already finished), applies the
+chunk faults of :class:`~firmware_sim.faults.Faults`, reassembles and verifies the file,
+asks for missing chunks with repair requests (idle timer, doubling backoff capped at
+30 s, at most 256 indexes per request, one "send everything again" after a sha256
+mismatch) and hands the verified file to the node's player. :class:`BlobCache` lets the
+nodes of one process share identical chunk and file bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from devices.protocol import (
+    CHUNK_HEADER,
+    AckState,
+    Chunk,
+    ChunkError,
+    Manifest,
+    PayloadError,
+    Reassembler,
+    RepairRequest,
+    decode,
+    encode,
+    parse_chunk,
+)
+
+if TYPE_CHECKING:
+    from firmware_sim.node import SimNode
+
+logger = logging.getLogger(__name__)
+
+REPAIR_MAX_INDEXES = 256  # §3: at most 256 indexes per repair request
+REPAIR_MAX_WAIT_S = 30.0  # §3: repair backoff cap
+FINISHED_KEEP = 64  # §3: ids of the last 64 finished broadcasts ("non-volatile")
+_INDEX = struct.Struct(">H")
+
+
+class BlobCache:
+    """Lets the nodes of one process share identical chunk/file bytes (memory, not behaviour).
+
+    A thousand simulated nodes receiving the same 5 MiB bulletin would otherwise hold a
+    thousand copies. Keys include the file tag, index and size, and a hit is compared
+    byte for byte, so sharing can never change what a node verifies.
+    """
+
+    def __init__(self, budget_bytes: int = 256 * 1024 * 1024) -> None:
+        self.budget = budget_bytes
+        self.size = 0
+        self._blobs: OrderedDict[object, bytes] = OrderedDict()
+
+    def intern(self, key: object, data: bytes) -> bytes:
+        cached = self._blobs.get(key)
+        if cached is not None:
+            return cached if cached == data else data
+        self._blobs[key] = data
+        self.size += len(data)
+        while self.size > self.budget and self._blobs:
+            _, old = self._blobs.popitem(last=False)
+            self.size -= len(old)
+        return data
+
+    def clear(self) -> None:
+        self._blobs.clear()
+        self.size = 0
+
+
+@dataclass
+class _Download:
+    manifest: Manifest
+    reasm: Reassembler
+    next_repair: float
+    wait: float
+    requested: set[int] = field(default_factory=set)
+    faulted: set[int] = field(default_factory=set)
+    retried_all: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+
+class Downloads:
+    """The broadcasts one node is downloading now, keyed by broadcast id."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+        self._active: dict[str, _Download] = {}
+
+    # ------------------------------------------------------------------ queries
+
+    def __contains__(self, bc: object) -> bool:
+        return bc in self._active
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._active)
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def storage_bytes(self) -> int:
+        """Space reserved for the files being downloaded (their full size)."""
+        return sum(d.manifest.audio.size for d in self._active.values())
+
+    # ------------------------------------------------------------------ control
+
+    def clear(self) -> None:
+        """Power loss: every partial download is gone (RAM)."""
+        for d in self._active.values():
+            if d.timer is not None:
+                d.timer.cancel()
+        self._active.clear()
+
+    def expire(self, clock_ms: int) -> None:
+        """Fail (``expired``) every download whose manifest expired before ``clock_ms``."""
+        for bc in [b for b, d in self._active.items() if d.manifest.expires_at < clock_ms]:
+            self._fail(bc, "expired")
+
+    def cancel(self, bc: str) -> bool:
+        """``cancel`` command: drop the download of ``bc`` (acks failed/cancelled) if there is one."""
+        if bc not in self._active:
+            return False
+        self._fail(bc, "cancelled")
+        return True
+
+    # ------------------------------------------------------------------ incoming
+
+    def on_manifest(self, topic: str, bc: str, payload: bytes) -> None:
+        node = self.node
+        if not payload:  # withdrawn by the controller: drop a partial download
+            d = self._active.pop(bc, None)
+            if d is not None:
+                if d.timer is not None:
+                    d.timer.cancel()
+                logger.info("%s: manifest of %s withdrawn; partial download dropped", node.node_id, bc)
+            return
+        try:
+            m = decode(Manifest, payload)
+        except PayloadError as exc:
+            node._bad(topic, exc)
+            return
+        a = m.audio
+        if m.bc != bc or a.chunks != (a.size + a.chunk_size - 1) // a.chunk_size:
+            node._bad(topic, "manifest bc differs from its topic or audio.chunks is inconsistent")
+            return
+        node.stats.manifests += 1
+        if bc in node.finished:  # never play twice: re-send the final ack
+            state, reason = node.finished[bc]
+            node._ack(bc, state, reason)
+            return
+        held = node.player.state_of(bc)
+        if held is not None:
+            node._ack(bc, held)
+            return
+        d = self._active.get(bc)
+        if d is not None:
+            node._ack(bc, AckState.RECEIVING, have=d.reasm.have)
+            return
+        if m.expires_at < node.clock_ms():
+            node._ack(bc, AckState.FAILED, "expired")
+            return
+        free = node.faults.storage_kb * 1024 - node._storage_used()
+        if node.faults.storage_full or a.size > free:
+            node._ack(bc, AckState.FAILED, "storage_full")
+            return
+        idle = node.repair_idle_s
+        d = _Download(m, Reassembler(a), next_repair=time.monotonic() + idle, wait=idle)
+        self._active[bc] = d
+        d.timer = asyncio.get_running_loop().call_later(idle, self._repair_due, bc)
+        logger.debug("%s: receiving %s (%d chunks)", node.node_id, bc, a.chunks)
+        node._ack(bc, AckState.RECEIVING, have=0)
+
+    def on_chunk(self, bc: str, payload: bytes) -> None:
+        node, stats = self.node, self.node.stats
+        d = self._active.get(bc)
+        if d is None:
+            stats.chunks_ignored += 1
+            return
+        payload = self._apply_faults(d, payload)
+        if payload is None:
+            return
+        try:
+            chunk = parse_chunk(payload)
+        except ChunkError as exc:
+            stats.chunks_bad += 1
+            logger.info("%s: bad chunk for %s: %s", node.node_id, bc, exc)
+            return
+        if node.blobs is not None:
+            data = node.blobs.intern((chunk.file_tag, chunk.index, len(chunk.data)), chunk.data)
+            chunk = Chunk.model_construct(index=chunk.index, total=chunk.total,
+                                          file_tag=chunk.file_tag, data=data)
+        before = d.reasm.have
+        if not d.reasm.add(chunk):
+            stats.chunks_bad += 1
+            logger.info("%s: chunk %d does not belong to %s", node.node_id, chunk.index, bc)
+            return
+        if d.reasm.have == before:
+            stats.chunks_dup += 1
+            return
+        stats.chunks_ok += 1
+        d.wait = node.repair_idle_s
+        d.next_repair = time.monotonic() + node.repair_idle_s
+        if d.reasm.complete():
+            self._complete(bc, d)
+            return
+        if d.requested:
+            d.requested.discard(chunk.index)
+            if not d.requested:  # the last repair was answered: ask for the rest right away
+                self._send_repair(bc, d)
+
+    def _apply_faults(self, d: _Download, payload: bytes) -> bytes | None:
+        """Faults.drop_chunks / corrupt_chunks, once per index: None = dropped."""
+        faults, stats = self.node.faults, self.node.stats
+        index = _INDEX.unpack_from(payload, 4)[0] if len(payload) >= CHUNK_HEADER.size else -1
+        if index in faults.drop_chunks and index not in d.faulted:
+            d.faulted.add(index)
+            stats.chunks_fault_dropped += 1
+            return None
+        corrupt = index in faults.corrupt_chunks and index not in d.faulted
+        if corrupt and len(payload) > CHUNK_HEADER.size:
+            d.faulted.add(index)
+            stats.chunks_fault_corrupted += 1
+            flipped = bytearray(payload)
+            flipped[CHUNK_HEADER.size] ^= 0xFF
+            payload = bytes(flipped)
+        return payload
+
+    # ------------------------------------------------------------------ outcome
+
+    def _complete(self, bc: str, d: _Download) -> None:
+        node = self.node
+        try:
+            audio = d.reasm.assemble()
+        except ChunkError:
+            node.stats.checksum_mismatches += 1
+            if not d.retried_all:  # discard the file and ask for every chunk again, once
+                d.retried_all = True
+                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", node.node_id, bc)
+                self._send_repair(bc, d)
+                return
+            self._fail(bc, "checksum")
+            return
+        self._active.pop(bc, None)
+        if d.timer is not None:
+            d.timer.cancel()
+        if node.blobs is not None:
+            audio = node.blobs.intern(("file", d.manifest.audio.sha256), audio)
+        if node.keep_audio:
+            node.audio[bc] = audio
+            while len(node.audio) > FINISHED_KEEP:
+                del node.audio[next(iter(node.audio))]
+        node._ack(bc, AckState.VERIFIED)
+        node.player.enqueue(d.manifest, audio)
+
+    def _fail(self, bc: str, reason: str) -> None:
+        d = self._active.pop(bc, None)
+        if d is not None and d.timer is not None:
+            d.timer.cancel()
+        self.node._ack(bc, AckState.FAILED, reason)
+
+    # ------------------------------------------------------------------ repair
+
+    def _send_repair(self, bc: str, d: _Download) -> None:
+        node = self.node
+        missing = d.reasm.missing()[:REPAIR_MAX_INDEXES]
+        now = time.monotonic()
+        if missing:
+            req = RepairRequest(ts=node.clock_ms(), node_id=node.node_id, bc=bc, missing=missing)
+            if node._publish(node.topics.repair(node.node_id), encode(req), qos=1):
+                node.stats.repairs_sent += 1
+                d.requested = set(missing)
+                logger.debug("%s: repair %s: %d chunks", node.node_id, bc, len(missing))
+        d.next_repair = now + d.wait
+        d.wait = min(d.wait * 2, REPAIR_MAX_WAIT_S)
+
+    def _repair_due(self, bc: str) -> None:
+        d = self._active.get(bc)
+        if d is None:
+            return
+        now = time.monotonic()
+        if d.manifest.expires_at < self.node.clock_ms():
+            self._fail(bc, "expired")
+            return
+        if now + 0.005 >= d.next_repair:
+            self._send_repair(bc, d)
+        d.timer = asyncio.get_running_loop().call_later(max(0.01, d.next_repair - now),
+                                                        self._repair_due, bc)
