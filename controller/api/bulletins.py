@@ -46,7 +46,8 @@ async def create_bulletin(body: BulletinCreate, sv: ServicesDep, user: UserDep) 
     def work() -> BulletinPublic:
         with sv.db.session() as s:
             b = render_bulletin(
-                s, title=body.title or default_title(body.text), text=body.text, voice=body.voice or cfg.voice,
+                s, title=body.title or default_title(body.text), text=body.text,
+                voice=body.voice or cfg.voice,
                 priority=body.priority, engine=cfg.engine, bitrate_kbps=cfg.bitrate_kbps,
                 audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
             )
