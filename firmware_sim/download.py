@@ -183,11 +183,11 @@ class Downloads:
         if d is None:
             stats.chunks_ignored += 1
             return
-        payload = self._apply_faults(d, payload)
-        if payload is None:
+        frame = self._apply_faults(d, payload)
+        if frame is None:
             return
         try:
-            chunk = parse_chunk(payload)
+            chunk = parse_chunk(frame)
         except ChunkError as exc:
             stats.chunks_bad += 1
             logger.info("%s: bad chunk for %s: %s", node.node_id, bc, exc)

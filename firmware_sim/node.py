@@ -1,9 +1,11 @@
 """A simulated loudspeaker node that follows docs/protocol.md as real firmware would.
 
 One :class:`SimNode` is one unit: its own MQTT connection (client id = node id, clean
-session, last-will ``offline``), birth/shutdown state, heartbeats, telemetry, commands,
-the manifest + chunk + repair download of broadcasts and a playback queue
-(:mod:`firmware_sim.player`). Nothing runs in a thread; a node costs two driver tasks,
+session, last-will ``offline``), birth/shutdown state, heartbeats, telemetry, commands
+(:mod:`firmware_sim.commands`), the manifest + chunk + repair download of broadcasts
+(:mod:`firmware_sim.download`) and a playback queue (:mod:`firmware_sim.player`).
+This module keeps the connection, lifecycle, heartbeats, telemetry and the dispatch of
+incoming messages to those parts. Nothing runs in a thread; a node costs two driver tasks,
 a few timers while it downloads, and a task while it plays, so a thousand of them fit in
 one asyncio loop (see :mod:`firmware_sim.fleet`, which also replaces each node's
 heartbeat ticker with one shared ticker).
@@ -18,81 +20,40 @@ import asyncio
 import functools
 import logging
 import secrets
-import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
 from devices.protocol import (
-    CHUNK_HEADER,
     Ack,
     AckState,
-    Chunk,
-    ChunkError,
-    Command,
-    CommandResponse,
     ControllerState,
     Heartbeat,
-    Manifest,
     NodeConfig,
     NodeState,
     NodeStatus,
     PayloadError,
-    Reassembler,
-    RepairRequest,
     Telemetry,
     Topics,
     decode,
     encode,
     now_ms,
-    parse_chunk,
     valid_id,
 )
+from firmware_sim.commands import Commands
+from firmware_sim.download import FINISHED_KEEP, BlobCache, Downloads
 from firmware_sim.faults import Faults
 from firmware_sim.player import Player
 
+__all__ = ["BlobCache", "NodeStats", "SimNode"]
+
 logger = logging.getLogger(__name__)
 
-REPAIR_MAX_INDEXES = 256  # §3: at most 256 indexes per repair request
-REPAIR_MAX_WAIT_S = 30.0  # §3: repair backoff cap
-FINISHED_KEEP = 64  # §3: ids of the last 64 finished broadcasts ("non-volatile")
 MAX_GROUPS = 64
-CMD_DEDUPE_S = 600.0  # §2: ignore a request id answered in the last 10 minutes
-CMD_DEDUPE_MAX = 4096
-_INDEX = struct.Struct(">H")
-
-
-class BlobCache:
-    """Lets the nodes of one process share identical chunk/file bytes (memory, not behaviour).
-
-    A thousand simulated nodes receiving the same 5 MiB bulletin would otherwise hold a
-    thousand copies. Keys include the file tag, index and size, and a hit is compared
-    byte for byte, so sharing can never change what a node verifies.
-    """
-
-    def __init__(self, budget_bytes: int = 256 * 1024 * 1024) -> None:
-        self.budget = budget_bytes
-        self.size = 0
-        self._blobs: OrderedDict[object, bytes] = OrderedDict()
-
-    def intern(self, key: object, data: bytes) -> bytes:
-        cached = self._blobs.get(key)
-        if cached is not None:
-            return cached if cached == data else data
-        self._blobs[key] = data
-        self.size += len(data)
-        while self.size > self.budget and self._blobs:
-            _, old = self._blobs.popitem(last=False)
-            self.size -= len(old)
-        return data
-
-    def clear(self) -> None:
-        self._blobs.clear()
-        self.size = 0
 
 
 @dataclass
@@ -124,18 +85,6 @@ class NodeStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-@dataclass
-class _Download:
-    manifest: Manifest
-    reasm: Reassembler
-    next_repair: float
-    wait: float
-    requested: set[int] = field(default_factory=set)
-    faulted: set[int] = field(default_factory=set)
-    retried_all: bool = False
-    timer: asyncio.TimerHandle | None = None
 
 
 class SimNode:
@@ -210,12 +159,17 @@ class SimNode:
         self._hb_seq = 0
         self._next_hb = self._next_tel = float("inf")
         self._tel_pending = False
-        self._downloads: dict[str, _Download] = {}
+        self.downloads = Downloads(self)
+        self.commands = Commands(self)
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[asyncio.TimerHandle] = set()
         self._ticker_task: asyncio.Task[None] | None = None
-        self._seen_cmds: OrderedDict[str, float] = OrderedDict()
-        self._next_prune = 0.0
+        t = self.topics
+        self._exact_topics: dict[str, Callable[[str, bytes], None]] = {
+            t.config(node_id): self._on_config,
+            t.cmd(node_id): self.commands.on_command,
+            t.controller_state(): self._on_controller_state,
+        }
 
     # ------------------------------------------------------------------ public API
 
@@ -226,7 +180,7 @@ class SimNode:
     @property
     def receiving(self) -> list[str]:
         """Broadcasts being downloaded now."""
-        return list(self._downloads)
+        return list(self.downloads)
 
     @property
     def connected(self) -> bool:
@@ -292,13 +246,11 @@ class SimNode:
                 self._send_heartbeat(now)
             if now >= self._next_tel:
                 self._send_telemetry()
-        if self._downloads:
-            clock = self.clock_ms()
-            for bc in [b for b, d in self._downloads.items() if d.manifest.expires_at < clock]:
-                self._fail_download(bc, "expired")
+        if self.downloads:
+            self.downloads.expire(self.clock_ms())
         if self.player.queue:
             self.player.expire_due()
-        self._prune_commands(now)
+        self.commands.prune(now)
 
     # ------------------------------------------------------------------ lifecycle internals
 
@@ -314,10 +266,7 @@ class SimNode:
         for h in self._handles:
             h.cancel()
         self._handles.clear()
-        for d in self._downloads.values():
-            if d.timer is not None:
-                d.timer.cancel()
-        self._downloads.clear()
+        self.downloads.clear()
         self.player.reset()  # RAM is gone; ``finished`` stays (NVS)
         self.groups_requested.clear()
         self.groups_subscribed.clear()
@@ -502,31 +451,26 @@ class SimNode:
             logger.exception("%s: failed to handle a message on %s", self.node_id, topic)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
+        handler = self._exact_topics.get(topic)
+        if handler is not None:
+            handler(topic, payload)
+            return
         t, me = self.topics, self.node_id
-        if topic == t.config(me):
-            self._on_config(topic, payload)
-            return
-        if topic == t.cmd(me):
-            self._on_command(topic, payload)
-            return
-        if topic == t.controller_state():
-            self._on_controller_state(topic, payload)
-            return
         head = t.prefix + "/"
         parts = topic[len(head):].split("/") if topic.startswith(head) else []
         if len(parts) == 3 and parts[0] == "group" and parts[2] == "cmd":
             if parts[1] in self.groups_requested:
-                self._on_command(topic, payload)
+                self.commands.on_command(topic, payload)
             return
         if len(parts) == 5 and parts[2] == "bcast" and (parts[0], parts[1]) in (
             ("node", me), ("group", parts[1])
         ):
             bc, kind = parts[3], parts[4]
             if valid_id(bc) and kind == "manifest":
-                self._on_manifest(topic, bc, payload)
+                self.downloads.on_manifest(topic, bc, payload)
                 return
             if valid_id(bc) and kind == "data":
-                self._on_chunk(bc, payload)
+                self.downloads.on_chunk(bc, payload)
                 return
         self.stats.unknown_topics += 1
         logger.debug("%s: message on unexpected topic %s", self.node_id, topic)
@@ -547,10 +491,13 @@ class SimNode:
         if len(groups) != len(cfg.groups):
             self._bad(topic, "invalid or too many group ids in config (skipped)")
         self.config = cfg
-        if cfg.volume != self.volume:
-            self.volume = cfg.volume
-            self._changed()
+        self._set_volume(cfg.volume)
         self._apply_groups(groups)
+
+    def _set_volume(self, level: int) -> None:
+        if level != self.volume:
+            self.volume = level
+            self._changed()
 
     def _on_controller_state(self, topic: str, payload: bytes) -> None:
         if not payload:
@@ -561,258 +508,13 @@ class SimNode:
         except PayloadError as exc:
             self._bad(topic, exc)
 
-    # ------------------------------------------------------------------ audio delivery
-
     def _storage_used(self) -> int:
-        return self.player.used_bytes() + sum(d.manifest.audio.size for d in self._downloads.values())
-
-    def _on_manifest(self, topic: str, bc: str, payload: bytes) -> None:
-        if not payload:  # withdrawn by the controller: drop a partial download
-            d = self._downloads.pop(bc, None)
-            if d is not None:
-                if d.timer is not None:
-                    d.timer.cancel()
-                logger.info("%s: manifest of %s withdrawn; partial download dropped", self.node_id, bc)
-            return
-        try:
-            m = decode(Manifest, payload)
-        except PayloadError as exc:
-            self._bad(topic, exc)
-            return
-        a = m.audio
-        if m.bc != bc or a.chunks != (a.size + a.chunk_size - 1) // a.chunk_size:
-            self._bad(topic, "manifest bc differs from its topic or audio.chunks is inconsistent")
-            return
-        self.stats.manifests += 1
-        if bc in self.finished:  # never play twice: re-send the final ack
-            state, reason = self.finished[bc]
-            self._ack(bc, state, reason)
-            return
-        held = self.player.state_of(bc)
-        if held is not None:
-            self._ack(bc, held)
-            return
-        d = self._downloads.get(bc)
-        if d is not None:
-            self._ack(bc, AckState.RECEIVING, have=d.reasm.have)
-            return
-        if m.expires_at < self.clock_ms():
-            self._ack(bc, AckState.FAILED, "expired")
-            return
-        free = self.faults.storage_kb * 1024 - self._storage_used()
-        if self.faults.storage_full or a.size > free:
-            self._ack(bc, AckState.FAILED, "storage_full")
-            return
-        now = time.monotonic()
-        d = _Download(m, Reassembler(a), next_repair=now + self.repair_idle_s, wait=self.repair_idle_s)
-        self._downloads[bc] = d
-        d.timer = asyncio.get_running_loop().call_later(self.repair_idle_s, self._repair_due, bc)
-        logger.debug("%s: receiving %s (%d chunks)", self.node_id, bc, a.chunks)
-        self._ack(bc, AckState.RECEIVING, have=0)
-
-    def _on_chunk(self, bc: str, payload: bytes) -> None:
-        d = self._downloads.get(bc)
-        if d is None:
-            self.stats.chunks_ignored += 1
-            return
-        index = _INDEX.unpack_from(payload, 4)[0] if len(payload) >= CHUNK_HEADER.size else -1
-        if index in self.faults.drop_chunks and index not in d.faulted:
-            d.faulted.add(index)
-            self.stats.chunks_fault_dropped += 1
-            return
-        corrupt = index in self.faults.corrupt_chunks and index not in d.faulted
-        if corrupt and len(payload) > CHUNK_HEADER.size:
-            d.faulted.add(index)
-            self.stats.chunks_fault_corrupted += 1
-            flipped = bytearray(payload)
-            flipped[CHUNK_HEADER.size] ^= 0xFF
-            payload = bytes(flipped)
-        try:
-            chunk = parse_chunk(payload)
-        except ChunkError as exc:
-            self.stats.chunks_bad += 1
-            logger.info("%s: bad chunk for %s: %s", self.node_id, bc, exc)
-            return
-        if self.blobs is not None:
-            data = self.blobs.intern((chunk.file_tag, chunk.index, len(chunk.data)), chunk.data)
-            chunk = Chunk.model_construct(index=chunk.index, total=chunk.total,
-                                          file_tag=chunk.file_tag, data=data)
-        before = d.reasm.have
-        if not d.reasm.add(chunk):
-            self.stats.chunks_bad += 1
-            logger.info("%s: chunk %d does not belong to %s", self.node_id, chunk.index, bc)
-            return
-        if d.reasm.have == before:
-            self.stats.chunks_dup += 1
-            return
-        self.stats.chunks_ok += 1
-        now = time.monotonic()
-        d.wait = self.repair_idle_s
-        d.next_repair = now + self.repair_idle_s
-        if d.reasm.complete():
-            self._complete(bc, d)
-            return
-        if d.requested:
-            d.requested.discard(chunk.index)
-            if not d.requested:  # the last repair was answered: ask for the rest right away
-                self._send_repair(bc, d)
-
-    def _complete(self, bc: str, d: _Download) -> None:
-        try:
-            audio = d.reasm.assemble()
-        except ChunkError:
-            self.stats.checksum_mismatches += 1
-            if not d.retried_all:  # discard the file and ask for every chunk again, once
-                d.retried_all = True
-                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", self.node_id, bc)
-                self._send_repair(bc, d)
-                return
-            self._fail_download(bc, "checksum")
-            return
-        self._downloads.pop(bc, None)
-        if d.timer is not None:
-            d.timer.cancel()
-        if self.blobs is not None:
-            audio = self.blobs.intern(("file", d.manifest.audio.sha256), audio)
-        if self.keep_audio:
-            self.audio[bc] = audio
-            while len(self.audio) > FINISHED_KEEP:
-                del self.audio[next(iter(self.audio))]
-        self._ack(bc, AckState.VERIFIED)
-        self.player.enqueue(d.manifest, audio)
-
-    def _fail_download(self, bc: str, reason: str) -> None:
-        d = self._downloads.pop(bc, None)
-        if d is not None and d.timer is not None:
-            d.timer.cancel()
-        self._ack(bc, AckState.FAILED, reason)
-
-    def _send_repair(self, bc: str, d: _Download) -> None:
-        missing = d.reasm.missing()[:REPAIR_MAX_INDEXES]
-        now = time.monotonic()
-        if missing:
-            req = RepairRequest(ts=self.clock_ms(), node_id=self.node_id, bc=bc, missing=missing)
-            if self._publish(self.topics.repair(self.node_id), encode(req), qos=1):
-                self.stats.repairs_sent += 1
-                d.requested = set(missing)
-                logger.debug("%s: repair %s: %d chunks", self.node_id, bc, len(missing))
-        d.next_repair = now + d.wait
-        d.wait = min(d.wait * 2, REPAIR_MAX_WAIT_S)
-
-    def _repair_due(self, bc: str) -> None:
-        d = self._downloads.get(bc)
-        if d is None:
-            return
-        now = time.monotonic()
-        if d.manifest.expires_at < self.clock_ms():
-            self._fail_download(bc, "expired")
-            return
-        if now + 0.005 >= d.next_repair:
-            self._send_repair(bc, d)
-        d.timer = asyncio.get_running_loop().call_later(max(0.01, d.next_repair - now),
-                                                        self._repair_due, bc)
-
-    def _forget(self, bc: str) -> bool:
-        """``cancel`` command: drop a download or queued broadcast (acks failed/cancelled)."""
-        if bc in self._downloads:
-            self._fail_download(bc, "cancelled")
-            return True
-        if self.player.cancel(bc):
-            return True
-        if bc not in self.finished:  # not seen yet: a later manifest gets failed/cancelled
-            self.finished[bc] = (AckState.FAILED, "cancelled")
-        return False
-
-    # ------------------------------------------------------------------ commands (§2)
-
-    def _on_command(self, topic: str, payload: bytes) -> None:
-        if self.faults.ignore_commands:
-            self.stats.commands_ignored += 1
-            return
-        try:
-            cmd = decode(Command, payload)
-        except PayloadError as exc:
-            self._bad(topic, exc)
-            return
-        if cmd.expires_at is not None and cmd.expires_at < self.clock_ms():
-            self.stats.commands_expired += 1
-            logger.info("%s: dropped expired command %s (%s)", self.node_id, cmd.id, cmd.name)
-            return
-        if cmd.id in self._seen_cmds:
-            self.stats.commands_duplicate += 1
-            return
-        self._seen_cmds[cmd.id] = time.monotonic()
-        while len(self._seen_cmds) > CMD_DEDUPE_MAX:
-            self._seen_cmds.popitem(last=False)
-        self.stats.commands += 1
-        try:
-            data = self._execute(cmd)
-            status, error = "ok", ""
-        except _CommandRejected as exc:
-            data, status, error = {}, "error", str(exc)
-        resp = CommandResponse(ts=self.clock_ms(), id=cmd.id, node_id=self.node_id,
-                               status=status, data=data, error=error)  # type: ignore[arg-type]
-        topic_out, body = self.topics.resp(self.node_id), encode(resp)
-        delay = self.faults.ack_delay_s
-        if delay > 0:
-            self._later(delay, self._send_resp, topic_out, body)
-        else:
-            self._send_resp(topic_out, body)
-        logger.debug("%s: command %s %s -> %s", self.node_id, cmd.id, cmd.name, status)
-        if cmd.name == "reboot" and status == "ok":
-            self._spawn(self._reboot(delay + 0.05), f"reboot-{self.node_id}")
-
-    def _send_resp(self, topic: str, body: bytes) -> None:
-        self._publish(topic, body, qos=1)
-
-    def _execute(self, cmd: Command) -> dict[str, Any]:
-        args = cmd.args
-        if cmd.name == "ping":
-            return {"uptime_s": self.uptime_s()}
-        if cmd.name == "power":
-            on = args.get("on")
-            if not isinstance(on, bool):
-                raise self._reject("args.on must be a boolean")
-            self.player.set_power(on)
-            return {"power": on}
-        if cmd.name == "volume":
-            level = args.get("level")
-            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
-                raise self._reject("args.level must be an integer 0..100")
-            if level != self.volume:
-                self.volume = level
-                self._changed()
-            return {"volume": level}
-        if cmd.name == "stop":
-            return {"stopped": self.player.stop_current("stopped")}
-        if cmd.name == "cancel":
-            bc = args.get("bc")
-            if not isinstance(bc, str) or not valid_id(bc):
-                raise self._reject("args.bc must be a broadcast id")
-            return {"cancelled": bc, "found": self._forget(bc)}
-        if cmd.name == "reboot":
-            return {}
-        raise _CommandRejected("unknown command")
-
-    def _reject(self, why: str) -> _CommandRejected:
-        self.stats.payload_errors += 1
-        logger.warning("%s: rejected command arguments: %s", self.node_id, why)
-        return _CommandRejected(why)
-
-    def _prune_commands(self, now: float) -> None:
-        if now < self._next_prune:
-            return
-        self._next_prune = now + 30.0
-        while self._seen_cmds and next(iter(self._seen_cmds.values())) < now - CMD_DEDUPE_S:
-            self._seen_cmds.popitem(last=False)
+        return self.player.used_bytes() + self.downloads.storage_bytes()
 
     async def _reboot(self, delay: float) -> None:
+        """``reboot`` command: clean shutdown, "boot time", start again."""
         await asyncio.sleep(delay)
         logger.info("%s: rebooting", self.node_id)
         await self.stop(reason="reboot")
         await asyncio.sleep(1.0 * self.time_scale)  # "boot time"
         await self.start(wait=False)
-
-
-class _CommandRejected(Exception):
-    """A command the node answers with status "error"."""
