@@ -14,17 +14,23 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlmodel import select
 
+from controller.aircontrol import AirControl
 from controller.auth import Verifier, ensure_admin
+from controller.commands import CommandService
 from controller.db import Database
+from controller.gateway_presence import GatewayPresence
 from controller.delivery import DeliveryService
 from controller.models import Broadcast, BroadcastStatus
 from controller.presence import Presence
 from controller.service import ServiceError, mark_missed
 from controller.settings import Settings
+from controller.telemetry import TelemetryHistory
+from controller.timesync import TimeResponder
 from controller.writer import DbWriter
 from devices.link import ControllerLink
 from devices.mqtt import BrokerAddress
 from scheduler import AirScheduler
+from scheduler.runner import ScheduleService
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,12 @@ class Services:
     delivery: DeliveryService
     scheduler: AirScheduler
     verifier: Verifier
+    air: AirControl
+    timesync: TimeResponder
+    commands: CommandService
+    telemetry: TelemetryHistory
     admin_password: str | None = None
+    schedules: ScheduleService | None = None  # created in start_services (after migrations)
 
 
 def build_services(settings: Settings) -> Services:
@@ -54,14 +65,22 @@ def build_services(settings: Settings) -> Services:
                            tls=m.tls, ca_file=m.ca_file)
     link = ControllerLink(broker, prefix=m.prefix, client_id=m.client_id)
     presence = Presence(link, writer, heartbeat_timeout_s=settings.delivery.heartbeat_timeout_s)
-    delivery = DeliveryService(db, writer, link, presence, settings.delivery, settings.audio_dir)
+    GatewayPresence(link, presence)  # after Presence: a dead gateway's children become unknown
+    air = AirControl(link, lambda n: presence.nodes[n].groups if n in presence.nodes else [],
+                     policy=settings.delivery.preempt_policy, margin_ms=settings.delivery.start_margin_ms,
+                     ready_wait_s=settings.delivery.ready_wait_s)
+    delivery = DeliveryService(db, writer, link, presence, settings.delivery, settings.audio_dir, air)
+    timesync = TimeResponder(link)
+    commands = CommandService(link, presence, writer)
+    telemetry = TelemetryHistory(link, presence, writer)
 
     def missed(broadcast_id: str, reason: str) -> None:
         with db.session() as s:
             mark_missed(s, broadcast_id, reason)
 
     scheduler = AirScheduler(delivery.air, on_missed=missed)
-    return Services(settings, db, writer, link, presence, delivery, scheduler, Verifier())
+    return Services(settings, db, writer, link, presence, delivery, scheduler, Verifier(), air, timesync,
+                    commands, telemetry)
 
 
 async def start_services(sv: Services) -> None:
@@ -70,20 +89,31 @@ async def start_services(sv: Services) -> None:
     with sv.db.session() as s:
         sv.admin_password = ensure_admin(s, sv.settings.admin_password)
         sv.presence.load(s)
+        sv.commands.load(s)
         scheduled = s.exec(select(Broadcast).where(
             Broadcast.status == BroadcastStatus.SCHEDULED.value)).all()
     sv.writer.start()
     sv.presence.start()
+    sv.telemetry.start()
     await sv.delivery.start()
+    sv.air.start()
     sv.link.start()
     sv.scheduler.start()
     for bc in scheduled:
         sv.scheduler.air_at(bc.id, bc.air_at)
+    if sv.settings.schedule.enabled:
+        sv.schedules = ScheduleService(sv.settings.db_url, sv.settings.schedule, air=sv.scheduler.air_at,
+                                       default_valid_s=sv.settings.delivery.default_valid_s)
+        await sv.schedules.start()
 
 
 async def stop_services(sv: Services) -> None:
+    if sv.schedules is not None:
+        await sv.schedules.stop()
     sv.scheduler.stop()
+    await sv.air.stop()
     await sv.delivery.stop()
+    await sv.telemetry.stop()
     await sv.presence.stop()
     await sv.link.stop()
     await sv.writer.stop()

@@ -117,6 +117,121 @@ def cmd_broker(rest: list[str]) -> int:
     return broker_main(rest)
 
 
+def cmd_mqtt_config(rest: list[str]) -> int:
+    from controller.mqtt_accounts import main as mqtt_config_main
+
+    return mqtt_config_main(rest)
+
+
+def _ward_dictionary(settings: Settings) -> dict[str, str]:
+    """The ward's pronunciation dictionary from its database, if there is one yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from controller.db import Database
+    from controller.service import load_dictionary
+
+    url = settings.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    db = Database(url)
+    try:
+        with db.session() as s:
+            return load_dictionary(s)
+    except SQLAlchemyError as exc:
+        logger.warning("the ward's pronunciation dictionary was not loaded: %s", exc)
+        return {}
+    finally:
+        db.dispose()
+
+
+def _speech_input(args: argparse.Namespace) -> tuple[Settings, dict[str, str], str]:
+    base = Settings()
+    update: dict[str, object] = {}
+    if args.data_dir:
+        update["data_dir"] = Path(args.data_dir)
+    if args.database_url:
+        update["database_url"] = args.database_url
+    settings = base.model_copy(update=update)
+    text = sys.stdin.read() if args.text == "-" else args.text
+    return settings, ({} if args.no_dictionary else _ward_dictionary(settings)), text
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    """Print the spoken form of a text (warnings on stderr)."""
+    import tts
+
+    settings, dictionary, text = _speech_input(args)
+    dialect = args.dialect
+    if dialect is None:
+        cfg = settings.tts
+        cfg.register_engines()
+        try:
+            engine = tts.get_engine(cfg.engine)
+            dialect = engine.accent(engine.resolve_voice(args.voice or cfg.voice))
+        except tts.TTSError:
+            dialect = "north"
+    out = tts.normalize(text, dialect=dialect, dictionary=dictionary)
+    for warning in out.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    sys.stdout.write(out.text + "\n")
+    return 0 if out.text else 1
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """Render a text to an audio file through the ward's engine chain."""
+    import tts
+    from controller.api.speech import render_options
+
+    settings, dictionary, text = _speech_input(args)
+    out = Path(args.output)
+    try:
+        opts = render_options(settings.tts, priority=args.priority, voice=args.voice, engine=args.engine,
+                              speed=args.speed)
+        opts["codec"] = args.codec or ("opus" if out.suffix.lower() in (".opus", ".ogg") else "mp3")
+        if args.bitrate:
+            opts["bitrate_kbps"] = args.bitrate
+        if args.repeat > 1 or args.chime:
+            opts["audio"] = tts.AudioOptions(loudness_dbfs=settings.tts.loudness_dbfs,
+                                             chime=args.chime or settings.tts.chime,
+                                             attention=opts["audio"].attention, repeat=args.repeat)
+        audio = tts.render(text, dictionary=dictionary, max_chars=settings.tts.max_chars,
+                           cache_dir=None if args.no_cache else settings.cache_dir, **opts)
+    except tts.TTSError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    out.write_bytes(audio.data)
+    for warning in audio.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    sys.stderr.write(f"{out}: {audio.duration_ms / 1000:.2f} s, {audio.codec} {audio.bitrate_kbps} kbps, "
+                     f"{len(audio.data)} bytes, {audio.engine}/{audio.voice}\n")
+    return 0
+
+
+def _speech_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, helptext in (("normalize", "print the spoken form of a Vietnamese text"),
+                           ("say", "render a text to speech (MP3 or Opus file)")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("text", help="the text ('-' reads standard input)")
+        sp.add_argument("--voice", default=None, help="voice (default: the ward's)")
+        sp.add_argument("--no-dictionary", action="store_true", help="ignore the ward's dictionary")
+        sp.add_argument("--data-dir", default=None, help="the ward's data directory (for its dictionary)")
+        sp.add_argument("--database-url", default=None)
+        if name == "normalize":
+            sp.add_argument("--dialect", choices=["north", "central", "south"], default=None,
+                            help="number reading (default: the voice's accent)")
+            continue
+        sp.add_argument("-o", "--output", required=True, help="audio file to write (.mp3, .opus)")
+        sp.add_argument("--engine", default=None, help="engine to try first (default: the ward's)")
+        sp.add_argument("--speed", type=float, default=None, help="0.5-2.0 (1.0 = normal)")
+        sp.add_argument("--codec", choices=["mp3", "opus"], default=None, help="default: from the file name")
+        sp.add_argument("--bitrate", type=int, default=None, help="kbps (default: the ward's)")
+        sp.add_argument("--priority", choices=["normal", "priority", "emergency"], default="normal",
+                        help="emergency adds the attention tone")
+        sp.add_argument("--chime", action="store_true", help="add the station chime before and after")
+        sp.add_argument("--repeat", type=int, default=1, help="read the text N times (1-5)")
+        sp.add_argument("--no-cache", action="store_true", help="always synthesise")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="loaphuong", description="Loa phường: ward public-address controller")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -136,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sim", help="run simulated loudspeaker nodes against a broker (see 'sim --help')",
                    add_help=False)
     sub.add_parser("broker", help="run the embedded MQTT broker", add_help=False)
+    _speech_parsers(sub)
+    sub.add_parser("mqtt-config", add_help=False,
+                   help="write Mosquitto passwd/acl/conf for the units (see 'mqtt-config --help')")
+    sub.add_parser("gateway", add_help=False,
+                   help="bridge serial-attached relay/FM boards to MQTT (see 'gateway --help')")
     return ap
 
 
@@ -144,8 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("sim", "broker"):
         _logging(False)
         return cmd_sim(argv[1:]) if argv[0] == "sim" else cmd_broker(argv[1:])
+    if argv and argv[0] == "mqtt-config":
+        _logging(False)
+        return cmd_mqtt_config(argv[1:])
+    if argv and argv[0] == "gateway":
+        from devices.serial import main as gateway_main
+
+        return gateway_main(argv[1:])
     args = build_parser().parse_args(argv)
     _logging(args.verbose)
+    if args.cmd in ("normalize", "say"):
+        if not args.verbose:
+            logging.getLogger().setLevel(logging.WARNING)
+        return cmd_normalize(args) if args.cmd == "normalize" else cmd_say(args)
     return {"serve": cmd_serve, "demo": cmd_demo}[args.cmd](args)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from controller.aircontrol import AirControl
 from controller.db import Database
 from controller.models import (
     AudioAsset,
@@ -83,7 +84,8 @@ class ActiveBroadcast:
 
 class DeliveryService:
     def __init__(self, db: Database, writer: DbWriter, link: ControllerLink, presence: Presence,
-                 settings: DeliverySettings, audio_dir: Path) -> None:
+                 settings: DeliverySettings, audio_dir: Path, air: AirControl) -> None:
+        self.aircontrol = air
         self.db = db
         self.writer = writer
         self.link = link
@@ -98,6 +100,7 @@ class DeliveryService:
         self._listeners: list[Callable[[str], None]] = []
         link.on("ack", self._on_ack)
         link.on("repair", self._on_repair)
+        link.on("resp", self._on_resp)
         link.on_connect(self._on_link_connected)
         presence.add_listener(self._on_presence)
 
@@ -140,14 +143,16 @@ class DeliveryService:
         audio = (self.audio_dir / asset.path).read_bytes()
         info, frames = p.chunk_audio(
             audio, duration_ms=asset.duration_ms, chunk_size=self.settings.chunk_size,
-            codec="mp3", sample_rate=asset.sample_rate, bitrate_kbps=asset.bitrate_kbps,
+            codec="opus" if asset.codec == "opus" else "mp3", sample_rate=asset.sample_rate,
+            bitrate_kbps=asset.bitrate_kbps,
         )
         if info.sha256 != asset.sha256:
             raise ValueError(f"audio file of {bc.id} does not match its checksum")
         bulletin = s.get(Bulletin, bc.bulletin_id)
         manifest = p.Manifest(
             bc=bc.id, title=(bulletin.title if bulletin else "")[:200], priority=p.Priority(bc.priority),
-            audio=info, play_at=None, expires_at=bc.expires_at, repeat=bc.repeat,
+            audio=info, play_at=getattr(bc, "play_at", None), expires_at=bc.expires_at, repeat=bc.repeat,
+            hold=True,
         )
         nodes = {
             d.node_id: NodeDelivery(delivery_id=d.id or 0, state=S(d.state), reason=d.reason)
@@ -215,7 +220,23 @@ class DeliveryService:
         self.writer.submit(op)
         logger.info("broadcast %s published to %d scope(s) for %d node(s), %d chunks",
                     active.id, len(active.scopes), len(active.nodes), len(active.frames))
+        self._offer(active, active.scopes)
         self._maybe_finish(active)
+
+    def _offer(self, active: ActiveBroadcast, scopes: list[p.AudioScope]) -> None:
+        """Hand the broadcast to air control: it decides when the units start."""
+        def ready() -> bool:
+            return all(nd.state.rank >= S.VERIFIED.rank or not self.presence.is_online(n)
+                       for n, nd in active.nodes.items())
+
+        nodes = [n for n, nd in active.nodes.items() if not nd.state.final]
+        self.aircontrol.offer(active.id, priority=active.manifest.priority,
+                              duration_ms=self._duration(active), scopes=scopes, nodes=nodes,
+                              play_at=active.manifest.play_at, ready=ready)
+
+    @staticmethod
+    def _duration(active: ActiveBroadcast) -> int:
+        return active.manifest.audio.duration_ms * active.manifest.repeat
 
     async def _on_link_connected(self) -> None:
         """After a (re)connect: republish retained manifests; finish interrupted sends."""
@@ -228,6 +249,10 @@ class DeliveryService:
             manifest = p.encode(active.manifest)
             for scope in active.scopes:
                 self.link.publish_nowait(self.link.topics.manifest(scope, active.id), manifest, retain=True)
+            if active.id not in self.aircontrol.started and active.id not in self.aircontrol.pending:
+                # restored after a controller restart: units that have not started get their turn
+                waiting = [n for n, nd in active.nodes.items() if nd.state.rank < S.PLAYING.rank]
+                self._offer(active, [p.AudioScope(kind="node", id=n) for n in waiting])
 
     # ------------------------------------------------------------------ node reports
 
@@ -242,8 +267,24 @@ class DeliveryService:
             return  # duplicate, reordered, or re-sent after a final state
         if nd.state.rank < S.SENT.rank:
             self._transition(active, node_id, nd, S.SENT, "")  # acked before our send completed
+        if new == S.FAILED and ack.reason == "preempted" and active.id in self.aircontrol.requeued:
+            self._transition(active, node_id, nd, S.VERIFIED, "pre-empted by an emergency; will continue")
+            return
         self._transition(active, node_id, nd, new, ack.reason[:200])
+        if new == S.VERIFIED:
+            self.aircontrol.unit_ready(active.id, node_id, priority=active.manifest.priority,
+                                duration_ms=self._duration(active))
         self._maybe_finish(active)
+
+    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
+        """A unit refused a ``play`` command (e.g. audio still incomplete): say why."""
+        if not resp.id.startswith("play:") or resp.status == "ok":
+            return
+        bc = resp.id.split(":")[1]
+        active = self.active.get(bc)
+        nd = active.nodes.get(node_id) if active else None
+        if active is not None and nd is not None and not nd.state.final:
+            self._transition(active, node_id, nd, nd.state, f"at air time: {resp.error}"[:200])
 
     def _on_repair(self, node_id: str, req: p.RepairRequest) -> None:
         active = self.active.get(req.bc)
@@ -304,6 +345,7 @@ class DeliveryService:
         if not active.done():
             return
         self.active.pop(active.id, None)
+        self.aircontrol.finished(active.id)
         status = BroadcastStatus.EXPIRED if expired else BroadcastStatus.DONE
         if active.published and self.link.connected:
             for scope in active.scopes:  # withdraw the retained manifest

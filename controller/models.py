@@ -10,6 +10,7 @@ import enum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
 from devices.protocol import now_ms
@@ -127,6 +128,9 @@ class Bulletin(SQLModel, table=True):
     audio_sha256: str | None = Field(default=None, foreign_key="audioasset.sha256")
     created_by: str = Field(default="", max_length=100)
     created_at: int = _ms_column(nullable=False)
+    # what staff must know about the speech (fallback to another engine, unreadable text); 0002
+    warnings: list[str] = Field(default_factory=list,
+                                sa_column=Column(JSON, nullable=False, server_default=sql_text("'[]'")))
 
 
 class Broadcast(SQLModel, table=True):
@@ -147,6 +151,7 @@ class Broadcast(SQLModel, table=True):
     finished_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_by: str = Field(default="", max_length=100)
     created_at: int = _ms_column(nullable=False)
+    play_at: int | None = Field(default=None, sa_column=Column(BigInteger))  # ms; None: on arrival
 
 
 class Delivery(SQLModel, table=True):
@@ -178,3 +183,76 @@ class User(SQLModel, table=True):
     role: str = Field(default="admin", max_length=16)
     active: bool = True
     created_at: int = _ms_column(nullable=False)
+
+
+# --------------------------------------------------------------------------- fleet control (0004)
+
+
+class NodeCredential(SQLModel, table=True):
+    """A node's broker account: user name = node id, Mosquitto ``$7$`` hash (never the password)."""
+
+    node_id: str = Field(foreign_key="node.id", primary_key=True, max_length=63, ondelete="CASCADE")
+    password_hash: str = Field(max_length=200)
+    issued_by: str = Field(default="", max_length=100)
+    issued_at: int = _ms_column(nullable=False)
+
+
+class NodeSetting(SQLModel, table=True):
+    """Desired settings set by commands (republished in the node's retained config)."""
+
+    node_id: str = Field(foreign_key="node.id", primary_key=True, max_length=63, ondelete="CASCADE")
+    volume: int = Field(default=70, ge=0, le=100)
+    updated_at: int = _ms_column(nullable=False)
+
+
+class NodeCommand(SQLModel, table=True):
+    """One remote-control request (correlation id) and what each node answered."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=32)
+    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    results: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = _ms_column(nullable=False, index=True)
+    finished_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class TelemetrySample(SQLModel, table=True):
+    """Bounded telemetry history: a sample per node every few minutes or on a change of state."""
+
+    __table_args__ = (Index("ix_telemetrysample_node_at", "node_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: str = Field(max_length=63)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --------------------------------------------------------------------------- speech (0002)
+
+
+class PronunciationEntry(SQLModel, table=True):
+    """The ward's pronunciation dictionary: a written term and how it is read aloud.
+
+    Applied (whole word, case-insensitive) before normalisation; ``term_key`` is the
+    case-folded term, unique.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    term: str = Field(max_length=100)
+    term_key: str = Field(max_length=100, unique=True)
+    spoken: str = Field(max_length=300)
+    note: str = Field(default="", max_length=200)
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = _ms_column(nullable=False)
+
+
+class BulletinSpeech(SQLModel, table=True):
+    """How a bulletin was read: the spoken (normalised) text and the engine actually used."""
+
+    bulletin_id: int = Field(foreign_key="bulletin.id", primary_key=True, ondelete="CASCADE")
+    spoken_text: str
+    requested_engine: str = Field(max_length=64)
+    engine: str = Field(max_length=64)
+    voice: str = Field(max_length=64)
+    dictionary_hits: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -40,8 +40,10 @@ class NodeLive:
     groups: list[str] = field(default_factory=list)
     telemetry: dict[str, Any] = field(default_factory=dict)
     switches: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    sessions: deque[str] = field(default_factory=lambda: deque(maxlen=8))  # recent earlier sessions
     alarm: str = ""
     alarm_at: float = 0.0
+    volume: int = 70  # desired volume (controller/commands.py), sent in the retained config
 
 
 class Presence:
@@ -99,7 +101,7 @@ class Presence:
             return
         for node_id in node_ids or list(self.nodes):
             live = self.nodes[node_id]
-            cfg = p.NodeConfig(node_id=node_id, groups=live.groups)
+            cfg = p.NodeConfig(node_id=node_id, groups=live.groups, volume=live.volume)
             self.link.publish_nowait(self.link.topics.config(node_id), p.encode(cfg), retain=True)
 
     # ------------------------------------------------------------------ inbound
@@ -165,6 +167,12 @@ class Presence:
 
     def _note_session(self, node_id: str, live: NodeLive, session: str) -> None:
         if not live.session or session == live.session:
+            return
+        # A rebooting unit (even a crash loop) always comes back with a new session; two units
+        # with one id keep returning to sessions seen before. Only returns count.
+        returning = session in live.sessions
+        live.sessions.append(live.session)
+        if not returning:
             return
         now = time.monotonic()
         live.switches.append(now)

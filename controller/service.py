@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +21,13 @@ from controller.models import (
     Broadcast,
     BroadcastStatus,
     Bulletin,
+    BulletinSpeech,
     Delivery,
     DeliveryEvent,
     DeliveryState,
     Node,
     NodeZone,
+    PronunciationEntry,
     Zone,
 )
 from devices import protocol as p
@@ -42,33 +45,51 @@ class ServiceError(Exception):
 # ---------------------------------------------------------------------- bulletins
 
 
+def load_dictionary(s: Session) -> dict[str, str]:
+    """The ward's pronunciation dictionary (term → spoken form)."""
+    return {e.term: e.spoken for e in s.exec(select(PronunciationEntry)).all()}
+
+
 def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: str, engine: str,
                     bitrate_kbps: int, audio_dir: Path, cache_dir: Path | None,
-                    created_by: str) -> Bulletin:
-    """Synthesise the text and store the bulletin with its audio (blocking; run in a thread)."""
+                    created_by: str, fallback: Sequence[str] = (), speed: float = 1.0,
+                    codec: str = "mp3", audio: tts.AudioOptions | None = None,
+                    cache_max_bytes: int | None = None) -> Bulletin:
+    """Normalise and synthesise the text (falling back to other engines when needed) and store the
+    bulletin with its audio, its spoken form and its warnings (blocking; run in a thread)."""
+    extra = {} if cache_max_bytes is None else {"cache_max_bytes": cache_max_bytes}
     try:
-        audio = tts.render(text, voice=voice, engine=engine, bitrate_kbps=bitrate_kbps,
-                           cache_dir=cache_dir)
-    except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError) as exc:
+        rendered = tts.render(text, voice=voice, engine=engine, bitrate_kbps=bitrate_kbps,
+                              cache_dir=cache_dir, fallback=fallback, speed=speed, codec=codec,
+                              audio=audio, dictionary=load_dictionary(s), **extra)
+    except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError) as exc:
         raise ServiceError(422, str(exc)) from None
     except tts.TTSError as exc:
         logger.error("speech synthesis failed: %s", exc)
         raise ServiceError(503, f"speech synthesis failed: {exc}") from None
-    if s.get(AudioAsset, audio.sha256) is None:
-        rel = Path(audio.sha256[:2]) / f"{audio.sha256}.{audio.codec}"
+    for warning in rendered.warnings:
+        logger.warning("bulletin speech: %s", warning)
+    if s.get(AudioAsset, rendered.sha256) is None:
+        rel = Path(rendered.sha256[:2]) / f"{rendered.sha256}.{rendered.codec}"
         dest = audio_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".tmp")
-        tmp.write_bytes(audio.data)
+        tmp.write_bytes(rendered.data)
         tmp.replace(dest)
         s.add(AudioAsset(
-            sha256=audio.sha256, size=len(audio.data), duration_ms=audio.duration_ms, codec=audio.codec,
-            sample_rate=audio.sample_rate, bitrate_kbps=audio.bitrate_kbps, engine=audio.engine,
-            voice=audio.voice, path=str(rel),
+            sha256=rendered.sha256, size=len(rendered.data), duration_ms=rendered.duration_ms,
+            codec=rendered.codec, sample_rate=rendered.sample_rate, bitrate_kbps=rendered.bitrate_kbps,
+            engine=rendered.engine, voice=rendered.voice, path=str(rel),
         ))
     bulletin = Bulletin(title=title, text=text, voice=voice, priority=priority,
-                        audio_sha256=audio.sha256, created_by=created_by)
+                        audio_sha256=rendered.sha256, created_by=created_by,
+                        warnings=list(rendered.warnings))
     s.add(bulletin)
+    s.flush()
+    assert bulletin.id is not None
+    s.add(BulletinSpeech(bulletin_id=bulletin.id, spoken_text=rendered.text, engine=rendered.engine,
+                         requested_engine=rendered.requested_engine or engine, voice=rendered.voice,
+                         dictionary_hits=list(rendered.dictionary_hits)))
     s.commit()
     s.refresh(bulletin)
     return bulletin
@@ -126,7 +147,7 @@ def new_broadcast_id() -> str:
 
 def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: list[str], nodes: list[str],
                      priority: str | None, air_at: int | None, valid_s: int, repeat: int,
-                     created_by: str) -> Broadcast:
+                     created_by: str, play_at: int | None = None) -> Broadcast:
     bulletin = s.get(Bulletin, bulletin_id)
     if bulletin is None:
         raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
@@ -142,7 +163,7 @@ def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: li
         priority=priority or bulletin.priority, status=BroadcastStatus.SCHEDULED.value,
         targets={"all": all_nodes, "zones": zones, "nodes": nodes},
         scopes=[sc.model_dump() for sc in target.scopes], repeat=repeat, air_at=start,
-        expires_at=start + valid_s * 1000, created_by=created_by,
+        expires_at=start + valid_s * 1000, created_by=created_by, play_at=play_at,
     )
     s.add(bc)
     s.flush()

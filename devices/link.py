@@ -30,6 +30,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "ack": p.Ack,
     "repair": p.RepairRequest,
     "resp": p.CommandResponse,
+    "time": p.TimeRequest,
 }
 
 

@@ -70,9 +70,11 @@ class Topics:
       {p}/node/{id}/ack          QoS1: delivery progress of a broadcast
       {p}/node/{id}/repair       QoS1: request for missing chunks
       {p}/node/{id}/resp         QoS1: command responses
+      {p}/node/{id}/time         QoS0: clock sync request
     Controller-owned (node subscribes):
       {p}/controller/state       retained, QoS1: controller birth / last-will
       {p}/node/{id}/config       retained, QoS1: the node's groups and settings
+      {p}/node/{id}/clock        QoS0: clock sync reply
       {p}/node/{id}/cmd          QoS1: commands to one node
       {p}/group/{g}/cmd          QoS1: commands to a group
       {p}/node/{id}/bcast/{b}/manifest, {p}/group/{g}/bcast/{b}/manifest  retained, QoS1
@@ -106,12 +108,18 @@ class Topics:
     def resp(self, node_id: str) -> str:
         return self.node(node_id, "resp")
 
+    def time(self, node_id: str) -> str:
+        return self.node(node_id, "time")
+
     # controller-owned
     def controller_state(self) -> str:
         return f"{self.prefix}/controller/state"
 
     def config(self, node_id: str) -> str:
         return self.node(node_id, "config")
+
+    def clock(self, node_id: str) -> str:
+        return self.node(node_id, "clock")
 
     def cmd(self, node_id: str) -> str:
         return self.node(node_id, "cmd")
@@ -131,6 +139,7 @@ class Topics:
         return [
             self.config(node_id),
             self.cmd(node_id),
+            self.clock(node_id),
             f"{self.prefix}/node/{node_id}/bcast/+/+",
             self.controller_state(),
         ]
@@ -161,7 +170,7 @@ class Topics:
         return parts[-2], parts[-1]
 
 
-NODE_LEAVES = ("state", "heartbeat", "telemetry", "ack", "repair", "resp")
+NODE_LEAVES = ("state", "heartbeat", "telemetry", "ack", "repair", "resp", "time")
 
 
 class AudioScope(BaseModel):
@@ -202,6 +211,8 @@ class NodeState(Msg):
     hw: str = ""
     proto: int = PROTOCOL_VERSION
     reason: str = ""
+    children: list[Id] = Field(default_factory=list, max_length=247,
+                               description="a serial gateway: the child units it speaks for (§7)")
 
 
 class Heartbeat(Msg):
@@ -224,6 +235,9 @@ class Telemetry(Msg):
     uptime_s: int = 0
     clock_offset_ms: int | None = None
     faults: list[str] = Field(default_factory=list)
+    source: str = Field(default="", max_length=16,
+                        description="what plays: idle | bulletin | relay | live ('' = not reported)")
+    fw: str = Field(default="", max_length=64, description="firmware version")
 
 
 class ControllerState(Msg):
@@ -278,6 +292,23 @@ class Manifest(Msg):
     play_at: int | None = Field(default=None, description="ms epoch; None = as soon as verified")
     expires_at: int = Field(description="ms epoch; after this the node must not play it")
     repeat: int = Field(default=1, ge=1, le=10)
+    hold: bool = Field(default=False, description="download and verify, then wait for a `play` command")
+
+
+class TimeRequest(Msg):
+    """Node → controller on {p}/node/{id}/time: ``t0`` = node clock when sent."""
+
+    node_id: str
+    t0: int
+
+
+class TimeReply(Msg):
+    """Controller → node on {p}/node/{id}/clock: t1 = controller clock at receipt, t2 at reply."""
+
+    node_id: str
+    t0: int
+    t1: int
+    t2: int
 
 
 class AckState(enum.StrEnum):
@@ -323,7 +354,7 @@ class CommandResponse(Msg):
     error: str = ""
 
 
-COMMANDS = ("ping", "power", "volume", "stop", "cancel", "reboot")
+COMMANDS = ("ping", "power", "volume", "stop", "cancel", "reboot", "play", "play_stream", "sync_time")
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -3,7 +3,8 @@
 :class:`Commands` is the part of a :class:`~firmware_sim.node.SimNode` that answers
 ``<prefix>/node/<id>/cmd`` and ``<prefix>/group/<g>/cmd``: it drops expired commands,
 ignores a request id answered in the last 10 minutes, runs the handler for the command
-name (``ping``, ``power``, ``volume``, ``stop``, ``cancel``, ``reboot``) and publishes one
+name (``ping``, ``power``, ``volume``, ``stop``, ``cancel``, ``reboot``, ``play``,
+``play_stream``, ``sync_time``) and publishes one
 response (``ok`` with data, or ``error`` with a reason), after ``Faults.ack_delay_s``.
 """
 
@@ -47,7 +48,12 @@ class Commands:
             "stop": self._stop,
             "cancel": self._cancel,
             "reboot": self._reboot,
+            "play": self._play,
+            "play_stream": self._play_stream,
+            "sync_time": self._sync_time,
         }
+        #: URL of the relay stream "playing" (play_stream), '' when none.
+        self.stream = ""
 
     def on_command(self, topic: str, payload: bytes) -> None:
         node, stats = self.node, self.node.stats
@@ -59,7 +65,7 @@ class Commands:
         except PayloadError as exc:
             node._bad(topic, exc)
             return
-        if cmd.expires_at is not None and cmd.expires_at < node.clock_ms():
+        if cmd.expires_at is not None and cmd.expires_at < node.controller_ms():
             stats.commands_expired += 1
             logger.info("%s: dropped expired command %s (%s)", node.node_id, cmd.id, cmd.name)
             return
@@ -129,13 +135,75 @@ class Commands:
         return {"volume": level}
 
     def _stop(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"stopped": self.node.player.stop_current("stopped")}
+        """Stop what plays now; with ``bc``, only if that is what plays (``reason`` preempted|stopped)."""
+        bc, reason = args.get("bc"), args.get("reason", "stopped")
+        if reason not in ("stopped", "preempted"):
+            raise self._reject("args.reason must be 'stopped' or 'preempted'")
+        player = self.node.player
+        if bc is not None and player.playing != bc:
+            if isinstance(bc, str) and player.cancel(bc, reason):  # queued with a start time: drop it
+                return {"stopped": bc}
+            return {"stopped": ""}
+        stopped = player.stop_current(reason)
+        if bc is None and self.stream:
+            stopped, self.stream = stopped or self.stream, ""
+            self.node._changed()
+        return {"stopped": stopped}
+
+    def _play_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Relay an internet stream (VOV, province station) until ``stop``; bulletins still play."""
+        url = args.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 500:
+            raise self._reject("args.url must be an http(s) URL of at most 500 characters")
+        if not self.node.player.power:
+            raise CommandRejected("power_off")
+        self.stream = url
+        self.node._changed()
+        return {"playing": url, "source": "relay"}
+
+    def _sync_time(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Start a clock-sync burst now; answer with the offset controller − node as known so far
+        (from earlier syncs, else from ``server_ms``, which includes the one-way delay)."""
+        server_ms = args.get("server_ms")
+        if server_ms is not None and (not isinstance(server_ms, int) or isinstance(server_ms, bool)):
+            raise self._reject("args.server_ms must be an integer (ms)")
+        sync = self.node.sync
+        sync.restart()
+        if sync.offset_ms is not None:
+            return {"offset_ms": round(sync.offset_ms), "delay_ms": round(sync.delay_ms or 0),
+                    "method": "ntp"}
+        if server_ms is None:
+            return {"offset_ms": None, "method": "none"}
+        return {"offset_ms": server_ms - self.node.clock_ms(), "method": "one-way"}
 
     def _cancel(self, args: dict[str, Any]) -> dict[str, Any]:
         bc = args.get("bc")
         if not isinstance(bc, str) or not valid_id(bc):
             raise self._reject("args.bc must be a broadcast id")
         return {"cancelled": bc, "found": self._forget(bc)}
+
+    def _play(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Start a held broadcast at the controller instant ``at`` (converted to our clock)."""
+        bc, at, offset = args.get("bc"), args.get("at"), args.get("offset_ms", 0)
+        if not isinstance(bc, str) or not valid_id(bc):
+            raise self._reject("args.bc must be a broadcast id")
+        if not isinstance(at, int) or isinstance(at, bool) or not isinstance(offset, int) or offset < 0:
+            raise self._reject("args.at (ms) and args.offset_ms (>= 0) must be integers")
+        node = self.node
+        local_at = node.sync.controller_to_node(at)
+        if node.player.start(bc, local_at, offset):
+            return {"bc": bc, "at_local": int(local_at)}
+        kept = node.downloads.verified(bc)
+        if node.finished.get(bc, (None, ""))[0] == AckState.PLAYED:
+            raise CommandRejected("already played")  # never twice, whoever asks
+        if kept is not None:  # played or pre-empted before: replay on explicit request
+            node.finished.pop(bc, None)
+            node.player.enqueue(kept[0], kept[1], start_at=local_at, offset_ms=offset)
+            return {"bc": bc, "at_local": int(local_at), "replay": True}
+        progress = node.downloads.progress(bc)
+        if progress is not None:
+            raise CommandRejected(f"not_ready: {progress[0]}/{progress[1]} chunks")
+        raise CommandRejected("unknown broadcast")
 
     def _reboot(self, args: dict[str, Any]) -> dict[str, Any]:
         return {}  # the reboot itself starts once the response is on its way

@@ -75,6 +75,9 @@ class BlobCache:
         self.size = 0
 
 
+KEEP_VERIFIED = 4
+
+
 @dataclass
 class _Download:
     manifest: Manifest
@@ -93,6 +96,8 @@ class Downloads:
     def __init__(self, node: SimNode) -> None:
         self.node = node
         self._active: dict[str, _Download] = {}
+        #: the last verified files, kept for a ``play`` command that replays (restart / resume)
+        self._verified: OrderedDict[str, tuple[Manifest, bytes]] = OrderedDict()
 
     # ------------------------------------------------------------------ queries
 
@@ -104,6 +109,14 @@ class Downloads:
 
     def __len__(self) -> int:
         return len(self._active)
+
+    def progress(self, bc: str) -> tuple[int, int] | None:
+        """(chunks held, chunks total) of a download in progress, else None."""
+        d = self._active.get(bc)
+        return None if d is None else (d.reasm.have, d.manifest.audio.chunks)
+
+    def verified(self, bc: str) -> tuple[Manifest, bytes] | None:
+        return self._verified.get(bc)
 
     def storage_bytes(self) -> int:
         """Space reserved for the files being downloaded (their full size)."""
@@ -118,7 +131,7 @@ class Downloads:
                 d.timer.cancel()
         self._active.clear()
 
-    def expire(self, clock_ms: int) -> None:
+    def expire(self, clock_ms: float) -> None:
         """Fail (``expired``) every download whose manifest expired before ``clock_ms``."""
         for bc in [b for b, d in self._active.items() if d.manifest.expires_at < clock_ms]:
             self._fail(bc, "expired")
@@ -163,7 +176,7 @@ class Downloads:
         if d is not None:
             node._ack(bc, AckState.RECEIVING, have=d.reasm.have)
             return
-        if m.expires_at < node.clock_ms():
+        if m.expires_at < node.controller_ms():
             node._ack(bc, AckState.FAILED, "expired")
             return
         free = node.faults.storage_kb * 1024 - node._storage_used()
@@ -256,6 +269,9 @@ class Downloads:
             node.audio[bc] = audio
             while len(node.audio) > FINISHED_KEEP:
                 del node.audio[next(iter(node.audio))]
+        self._verified[bc] = (d.manifest, audio)
+        while len(self._verified) > KEEP_VERIFIED:
+            self._verified.popitem(last=False)
         node._ack(bc, AckState.VERIFIED)
         node.player.enqueue(d.manifest, audio)
 
@@ -285,7 +301,7 @@ class Downloads:
         if d is None:
             return
         now = time.monotonic()
-        if d.manifest.expires_at < self.node.clock_ms():
+        if d.manifest.expires_at < self.node.controller_ms():
             self._fail(bc, "expired")
             return
         if now + 0.005 >= d.next_repair:

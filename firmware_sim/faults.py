@@ -31,6 +31,14 @@ class Faults:
     ack_delay_s: float = 0.0
     #: Node clock = real clock + this offset (ms); used for expiry, play_at and ``ts``.
     clock_offset_ms: int = 0
+    #: Clock drift in parts per million (the node clock gains this much per second of uptime).
+    clock_drift_ppm: float = 0.0
+    #: One-way network delay added to every message the node receives and sends (ms).
+    net_delay_ms: float = 0.0
+    #: Uniform random extra delay 0..jitter per message and direction (ms).
+    jitter_ms: float = 0.0
+    #: Firmware without clock sync: trusts its own clock for ``play`` instants (bench baseline).
+    no_clock_sync: bool = False
     #: Playback lasts ``duration_ms * repeat * time_scale``; < 1 speeds tests up.
     time_scale: float = 1.0
     #: Every new manifest is refused with failed/storage_full.
@@ -43,6 +51,13 @@ class Faults:
     ignore_commands: bool = False
     #: Every playback fails with failed/decode_error (a broken MP3 decoder).
     decode_error: bool = False
+    #: Crash-and-reconnect loop: after this many seconds connected the unit loses power (no clean
+    #: shutdown: the broker sends its last-will) and boots again ``crash_down_s`` later. 0 = never.
+    crash_every_s: float = 0.0
+    crash_down_s: float = 1.0
+    #: A unit that lies about its id: it logs in with its own user name (its real id) but claims to
+    #: be this unit in its client id, topics and payloads. '' = honest.
+    claim_id: str = ""
     #: Hardware fault codes reported in telemetry (amplifier, speaker_line, storage, power_backup).
     hw_faults: list[str] = field(default_factory=list)
 
@@ -55,6 +70,13 @@ class Faults:
             raise ValueError("time_scale must be within (0, 100]")
         if abs(self.clock_offset_ms) > 7 * 24 * 3600 * 1000:
             raise ValueError("clock_offset_ms is limited to one week")
+        if abs(self.clock_drift_ppm) > 1000:
+            raise ValueError("clock_drift_ppm is limited to ±1000")
+        if not (0 <= self.net_delay_ms <= 10_000 and 0 <= self.jitter_ms <= 10_000):
+            raise ValueError("net_delay_ms and jitter_ms must be within 0..10000")
+        if not (self.crash_every_s == 0 or 0.5 <= self.crash_every_s <= 86400) or \
+                not 0 <= self.crash_down_s <= 3600:
+            raise ValueError("crash_every_s must be 0 or 0.5..86400 and crash_down_s within 0..3600")
         if not 0 <= self.storage_kb <= 1024 * 1024:
             raise ValueError("storage_kb must be within 0..1 GiB")
         for name in ("drop_chunks", "corrupt_chunks"):

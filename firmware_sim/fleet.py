@@ -26,6 +26,7 @@ from typing import Any
 
 from devices.mqtt import BrokerAddress
 from devices.protocol import DEFAULT_PREFIX, valid_id
+from firmware_sim.faultmix import KINDS, fault_mix
 from firmware_sim.faults import Faults
 from firmware_sim.node import BlobCache, SimNode
 
@@ -181,9 +182,18 @@ async def run_fleet(
     summary_s: float = 30.0,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    faults: str = "",
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Run ``count`` nodes until ``duration_s`` passes, ``stop`` is set or SIGINT/SIGTERM."""
+    """Run ``count`` nodes until ``duration_s`` passes, ``stop`` is set or SIGINT/SIGTERM.
+
+    ``faults`` is a fault mix such as ``"crash:0.02,drop:0.05"`` (:mod:`firmware_sim.faultmix`)."""
     specs = fleet_specs(count, id_prefix=id_prefix, zones=zones, password_for=password_for)
+    mix = fault_mix(faults, [sp.node_id for sp in specs], seed)
+    for sp in specs:
+        sp.faults = mix.get(sp.node_id)
+    if mix:
+        logger.info("fleet: %d of %d units misbehave (%s)", len(mix), count, faults)
     fleet = Fleet(specs, broker, prefix, heartbeat_s=heartbeat_s, play_dir=play_dir,
                   time_scale=time_scale, keep_audio=False)
     stop = stop or asyncio.Event()
@@ -233,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heartbeat", type=float, default=15.0, help="heartbeat period (s)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="playback duration factor")
     ap.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("--faults", default="", help="fault mix, e.g. crash:0.02,drop:0.05,liar:0.001 "
+                    f"(kinds: {', '.join(KINDS)})")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the fault mix")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if not logging.getLogger().handlers:
@@ -245,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             id_prefix=args.id_prefix, zones=args.zones,
             password_for=(lambda _id: password) if password else None,
             duration_s=args.duration, play_dir=args.play_dir, heartbeat_s=args.heartbeat,
-            time_scale=args.time_scale,
+            time_scale=args.time_scale, faults=args.faults, seed=args.seed,
         ))
     except ValueError as exc:
         ap.error(str(exc))

@@ -41,9 +41,9 @@ from devices.protocol import (
     Topics,
     decode,
     encode,
-    now_ms,
     valid_id,
 )
+from firmware_sim.clock import ClockSync, NodeClock
 from firmware_sim.commands import Commands
 from firmware_sim.download import FINISHED_KEEP, BlobCache, Downloads
 from firmware_sim.faults import Faults
@@ -78,6 +78,8 @@ class NodeStats:
     commands_expired: int = 0
     commands_duplicate: int = 0
     commands_ignored: int = 0
+    commands_retained: int = 0  # retained commands refused (never executed)
+    crashes: int = 0  # Faults.crash_every_s
     heartbeats: int = 0
     telemetry: int = 0
     publish_dropped: int = 0  # not connected when something had to go out
@@ -114,9 +116,14 @@ class SimNode:
             raise ValueError(f"invalid node id {node_id!r}")
         if heartbeat_s <= 0 or telemetry_s <= 0 or repair_idle_s <= 0:
             raise ValueError("heartbeat_s, telemetry_s and repair_idle_s must be positive")
-        self.node_id = node_id
         if broker.username is None and broker.password is not None:
             broker = replace(broker, username=node_id)  # username = node id by convention
+        if faults is not None and faults.claim_id:  # logs in as itself, claims another id
+            if not valid_id(faults.claim_id):
+                raise ValueError(f"invalid claim_id {faults.claim_id!r}")
+            broker = replace(broker, username=broker.username or node_id)
+            node_id = faults.claim_id
+        self.node_id = node_id
         self.broker = broker
         self.topics = Topics(prefix)
         self.heartbeat_s = heartbeat_s
@@ -143,8 +150,13 @@ class SimNode:
         self.volume = 70
         self.groups_requested: set[str] = set()
         self.groups_subscribed: set[str] = set()
+        self.clock = NodeClock(self.faults.clock_offset_ms, self.faults.clock_drift_ppm)
+        self.sync = ClockSync(node_id, self.clock,
+                              lambda body: self._publish(self.topics.time(node_id), body, qos=0),
+                              lambda delay, fn: self._later(delay, fn))
         self.player = Player(
-            node_id, clock=self.clock_ms, on_ack=self._player_ack, on_change=self._changed,
+            node_id, clock=self.clock.now_ms, controller_clock=self.controller_ms,
+            on_ack=self._player_ack, on_change=self._changed,
             time_scale=self.time_scale, power=self.faults.power_on,
             decode_error=self.faults.decode_error, play_dir=play_dir,
         )
@@ -169,7 +181,9 @@ class SimNode:
             t.config(node_id): self._on_config,
             t.cmd(node_id): self.commands.on_command,
             t.controller_state(): self._on_controller_state,
+            t.clock(node_id): lambda _topic, payload: self._on_clock(payload),
         }
+        self._last_in = self._last_out = 0.0  # delivery times of delayed messages (keep order)
 
     # ------------------------------------------------------------------ public API
 
@@ -191,8 +205,12 @@ class SimNode:
         return self._link is not None
 
     def clock_ms(self) -> int:
-        """The node's clock (real clock + Faults.clock_offset_ms)."""
-        return now_ms() + self.faults.clock_offset_ms
+        """The node's clock (real clock + Faults.clock_offset_ms, drifting by clock_drift_ppm)."""
+        return int(self.clock.now_ms())
+
+    def controller_ms(self) -> float:
+        """The controller's clock as this node estimates it: expiry instants are on that clock."""
+        return self.sync.controller_now()
 
     def uptime_s(self) -> int:
         return int(time.monotonic() - self._boot)
@@ -241,13 +259,18 @@ class SimNode:
     def tick(self) -> None:
         """Periodic work (heartbeat, telemetry, expiry); a fleet calls this from one ticker."""
         now = time.monotonic()
+        if self.faults.crash_every_s and self.connected and now - self._boot >= self.faults.crash_every_s:
+            self._spawn(self._crash(), f"crash-{self.node_id}")
+            return
         if self.connected:
+            if not self.faults.no_clock_sync:
+                self.sync.tick(now)
             if now >= self._next_hb:
                 self._send_heartbeat(now)
             if now >= self._next_tel:
                 self._send_telemetry()
         if self.downloads:
-            self.downloads.expire(self.clock_ms())
+            self.downloads.expire(self.controller_ms())
         if self.player.queue:
             self.player.expire_due()
         self.commands.prune(now)
@@ -303,6 +326,8 @@ class SimNode:
         if link is None:
             return
         self.stats.connects += 1
+        if not self.faults.no_clock_sync:
+            self.sync.restart()
         self._publish(self.topics.state(self.node_id), self._state_payload(NodeStatus.ONLINE),
                       qos=1, retain=True)
         waits = [link.subscribe(self.topics.node_subscriptions(self.node_id))]
@@ -357,7 +382,18 @@ class SimNode:
 
     # ------------------------------------------------------------------ outgoing
 
+    def _on_clock(self, payload: bytes) -> None:
+        if not self.sync.on_reply(payload):
+            self.stats.payload_errors += 1
+
     def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        if (self.faults.net_delay_ms or self.faults.jitter_ms) and self._link is not None:
+            self._last_out = self._net_delay(self._last_out)
+            self._later(self._last_out - time.monotonic(), self._publish_now, topic, payload, qos, retain)
+            return True
+        return self._publish_now(topic, payload, qos, retain)
+
+    def _publish_now(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> bool:
         link = self._link
         if link is None or not link.is_connected:
             self.stats.publish_dropped += 1
@@ -390,13 +426,23 @@ class SimNode:
         used = self._storage_used()
         tel = Telemetry(
             ts=self.clock_ms(), node_id=self.node_id, power=self.player.power, volume=self.volume,
-            playing=self.player.playing, rssi_dbm=self._rssi, temp_c=self._temp,
+            rssi_dbm=self._rssi, temp_c=self._temp,
             storage_free_kb=max(0, self.faults.storage_kb * 1024 - used) // 1024,
             ip=self._ip, uptime_s=self.uptime_s(), faults=list(self.faults.hw_faults),
+            clock_offset_ms=None if self.sync.offset_ms is None else round(self.sync.offset_ms),
+            fw=self.fw, **self._source(),
         )
         if self._publish(self.topics.telemetry(self.node_id), encode(tel), qos=0):
             self.stats.telemetry += 1
         self._next_tel = time.monotonic() + self.telemetry_s
+
+    def _source(self) -> dict[str, str]:
+        """Telemetry ``playing``/``source``: a bulletin, else the relay stream, else idle."""
+        if self.player.playing:
+            return {"playing": self.player.playing, "source": "bulletin"}
+        if self.commands.stream:
+            return {"playing": self.commands.stream[:500], "source": "relay"}
+        return {"playing": "", "source": "idle"}
 
     def _changed(self) -> None:
         """Telemetry "on change" (coalesced to one message per loop iteration)."""
@@ -438,12 +484,29 @@ class SimNode:
         self.stats.payload_errors += 1
         logger.warning("%s: ignored bad payload on %s: %s", self.node_id, topic, why)
 
+    def _net_delay(self, last: float) -> float:
+        """Real time (monotonic) at which a message sent now arrives: delay + jitter, in order."""
+        f = self.faults
+        t = time.monotonic() + (f.net_delay_ms + self._rng.uniform(0, f.jitter_ms)) / 1000.0
+        return max(t, last)
+
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         self.stats.msgs_in += 1
         self.stats.bytes_in += len(payload)
         if self.faults.drop_rate and self._rng.random() < self.faults.drop_rate:
             self.stats.dropped_in += 1
             return
+        if retained and topic.endswith("/cmd"):  # §2: a command is never replayed from a retained copy
+            self.stats.commands_retained += 1
+            logger.warning("%s: ignored a retained command on %s", self.node_id, topic)
+            return
+        if self.faults.net_delay_ms or self.faults.jitter_ms:
+            self._last_in = self._net_delay(self._last_in)
+            self._later(self._last_in - time.monotonic(), self._handle, topic, payload)
+            return
+        self._handle(topic, payload)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
         try:
             self._dispatch(topic, payload)
         except Exception:  # one bad message must never take the node down
@@ -510,6 +573,14 @@ class SimNode:
 
     def _storage_used(self) -> int:
         return self.player.used_bytes() + self.downloads.storage_bytes()
+
+    async def _crash(self) -> None:
+        """``Faults.crash_every_s``: power loss (last-will), then boot again."""
+        self.stats.crashes += 1
+        logger.info("%s: crashing (fault injection)", self.node_id)
+        await self.kill()
+        await asyncio.sleep(self.faults.crash_down_s)
+        await self.start(wait=False)
 
     async def _reboot(self, delay: float) -> None:
         """``reboot`` command: clean shutdown, "boot time", start again."""

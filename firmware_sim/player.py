@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,17 @@ class QueueItem:
     manifest: Manifest
     audio: bytes
     seq: int
+    start_at: float | None = None  # node clock ms, set by a ``play`` command
+    offset_ms: int = 0  # start this far into the audio (resume / joining late)
+
+    @property
+    def due(self) -> float | None:
+        """When it may start (node clock); None = held until a ``play`` command."""
+        if self.start_at is not None:
+            return self.start_at
+        if self.manifest.hold:
+            return None
+        return self.manifest.play_at if self.manifest.play_at is not None else 0
 
     @property
     def bc(self) -> str:
@@ -56,7 +68,8 @@ class Player:
         self,
         node_id: str,
         *,
-        clock: Callable[[], int],
+        clock: Callable[[], float],
+        controller_clock: Callable[[], float] | None = None,
         on_ack: AckFn,
         on_change: Callable[[], None],
         time_scale: float = 1.0,
@@ -75,7 +88,10 @@ class Player:
         self.played: list[str] = []
         #: bc ids whose playback started (including pre-empted / stopped ones).
         self.started: list[str] = []
+        #: bc -> real time (epoch ms) playback started, and the offset it started at
+        self.start_times: dict[str, tuple[float, int]] = {}
         self._clock = clock
+        self._ctl_clock = controller_clock or clock  # expires_at is on the controller's clock
         self._on_ack = on_ack
         self._on_change = on_change
         self._seq = itertools.count()
@@ -102,9 +118,19 @@ class Player:
 
     # ------------------------------------------------------------------ control
 
-    def enqueue(self, manifest: Manifest, audio: bytes) -> None:
-        self.queue.append(QueueItem(manifest, audio, next(self._seq)))
+    def enqueue(self, manifest: Manifest, audio: bytes, *, start_at: float | None = None,
+                offset_ms: int = 0) -> None:
+        self.queue.append(QueueItem(manifest, audio, next(self._seq), start_at, offset_ms))
         self._kick()
+
+    def start(self, bc: str, at: float, offset_ms: int = 0) -> bool:
+        """A ``play`` command: start a held broadcast at node-clock ``at``. False if not held."""
+        for item in self.queue:
+            if item.bc == bc:
+                item.start_at, item.offset_ms = at, offset_ms
+                self._kick()
+                return True
+        return False
 
     def set_power(self, on: bool) -> None:
         if on == self.power:
@@ -124,22 +150,22 @@ class Player:
         self._kick()
         return bc
 
-    def cancel(self, bc: str) -> bool:
-        """Forget a queued broadcast (or stop it if it plays); acks failed/cancelled."""
+    def cancel(self, bc: str, reason: str = "cancelled") -> bool:
+        """Forget a queued broadcast (or stop it if it plays); acks failed/<reason>."""
         if self.current is not None and self.current.bc == bc:
-            self.stop_current("cancelled")
+            self.stop_current(reason)
             return True
         for item in self.queue:
             if item.bc == bc:
                 self.queue.remove(item)
-                self._on_ack(bc, AckState.FAILED, "cancelled")
+                self._on_ack(bc, AckState.FAILED, reason)
                 self._kick()
                 return True
         return False
 
     def expire_due(self) -> None:
         """Fail queued broadcasts whose ``expires_at`` passed while they waited."""
-        now = self._clock()
+        now = self._ctl_clock()
         for item in [i for i in self.queue if i.manifest.expires_at < now]:
             self.queue.remove(item)
             self._on_ack(item.bc, AckState.FAILED, "expired")
@@ -169,8 +195,8 @@ class Player:
         self._on_ack(item.bc, AckState.FAILED, reason)
         self._on_change()
 
-    def _eligible(self, now: int) -> list[QueueItem]:
-        ready = [i for i in self.queue if i.manifest.play_at is None or i.manifest.play_at <= now]
+    def _eligible(self, now: float) -> list[QueueItem]:
+        ready = [i for i in self.queue if i.due is not None and i.due <= now]
         return sorted(ready, key=lambda i: (i.rank, i.seq))
 
     def _kick(self) -> None:
@@ -187,7 +213,12 @@ class Player:
                 return
         for item in ready:
             self.queue.remove(item)
-            if item.manifest.expires_at < now:
+            if item.start_at is not None and now - item.start_at > 50:
+                item.offset_ms += int(now - item.start_at)  # late: join the others mid-way
+            if item.offset_ms >= item.manifest.audio.duration_ms * item.manifest.repeat:
+                self._on_ack(item.bc, AckState.FAILED, "too_late")
+                continue
+            if item.manifest.expires_at < self._ctl_clock():
                 self._on_ack(item.bc, AckState.FAILED, "expired")
                 continue
             if not self.power:
@@ -207,24 +238,24 @@ class Player:
             break
         self._arm_timer(now)
 
-    def _arm_timer(self, now: int) -> None:
-        waiting = [i.manifest.play_at for i in self.queue if i.manifest.play_at is not None
-                   and i.manifest.play_at > now]
+    def _arm_timer(self, now: float) -> None:
+        waiting = [d for d in (i.due for i in self.queue) if d is not None and d > now]
         if waiting:
             delay = (min(waiting) - now) / 1000.0
-            self._timer = asyncio.get_running_loop().call_later(delay + 0.001, self._kick)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
 
     async def _play(self, item: QueueItem) -> None:
         m = item.manifest
         try:
             self.started.append(item.bc)
+            self.start_times[item.bc] = (time.time() * 1000, item.offset_ms)
             self._on_ack(item.bc, AckState.PLAYING, "")
             if self.play_dir is not None:
                 try:
                     await asyncio.to_thread(self._write, item)
                 except OSError as exc:
                     logger.warning("%s: cannot write %s: %s", self.node_id, item.bc, exc)
-            seconds = m.audio.duration_ms * m.repeat * self.time_scale / 1000.0
+            seconds = (m.audio.duration_ms * m.repeat - item.offset_ms) * self.time_scale / 1000.0
             await asyncio.sleep(seconds)
         except asyncio.CancelledError:
             raise  # the interrupter already acked failed/<reason>

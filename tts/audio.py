@@ -28,10 +28,13 @@ with warnings.catch_warnings():
     from pydub.silence import detect_leading_silence
 
 __all__ = [
+    "OPUS_SAMPLE_RATE",
     "PAD_MS",
     "SUPPORTED_CODECS",
     "AudioSegment",
+    "change_tempo",
     "decode",
+    "decode_audio",
     "encode",
     "ffmpeg_path",
     "segment_from_wav",
@@ -40,7 +43,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_CODECS: tuple[str, ...] = ("mp3",)
+SUPPORTED_CODECS: tuple[str, ...] = ("mp3", "opus")
+OPUS_SAMPLE_RATE = 24000
+"""libopus takes 8/12/16/24/48 kHz input; speech engines give 16–24 kHz."""
 PAD_MS = 200
 """Silence added at each end so node amplifiers can wake up without clipping speech."""
 SILENCE_THRESHOLD_DBFS = -50.0
@@ -96,28 +101,69 @@ def tidy(segment: AudioSegment, *, pad_ms: int = PAD_MS) -> AudioSegment:
 
 
 def encode(segment: AudioSegment, *, codec: str = "mp3", bitrate_kbps: int = 32) -> bytes:
-    """Encode ``segment`` as-is (call :func:`tidy` first) to mono ``codec`` bytes."""
+    """Encode ``segment`` as-is (call :func:`tidy` first) to mono ``codec`` bytes.
+
+    ``mp3``: MPEG layer III, no ID3 tag. ``opus``: Ogg Opus at 24 kHz, tuned for speech.
+    """
     if codec not in SUPPORTED_CODECS:
         raise InvalidOptionError(
             f"Unsupported audio codec '{codec}'. Supported: {', '.join(SUPPORTED_CODECS)}."
         )
     ffmpeg_path()
     out = io.BytesIO()
+    if codec == "mp3":
+        # mono; no ID3 tag (it only carries the encoder version, and would make
+        # the bytes depend on the ffmpeg build more than necessary)
+        fmt, params = "mp3", ["-ac", "1", "-id3v2_version", "0"]
+    else:
+        fmt = "ogg"
+        params = ["-ac", "1", "-ar", str(OPUS_SAMPLE_RATE), "-c:a", "libopus", "-application", "voip",
+                  "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"]
     try:
-        segment.export(
-            out,
-            format=codec,
-            bitrate=f"{bitrate_kbps}k",
-            # mono; no ID3 tag (it only carries the encoder version, and would make
-            # the bytes depend on the ffmpeg build more than necessary)
-            parameters=["-ac", "1", "-id3v2_version", "0"],
-        )
+        segment.export(out, format=fmt, bitrate=f"{bitrate_kbps}k", parameters=params)
     except (CouldntEncodeError, OSError) as exc:
         raise EngineError(f"Could not encode audio to {codec} at {bitrate_kbps} kbps: {exc}") from exc
     data = out.getvalue()
     if not data:
         raise EngineError(f"The {codec} encoder produced no data.")
     return data
+
+
+def change_tempo(segment: AudioSegment, factor: float) -> AudioSegment:
+    """Speed speech up or down by ``factor`` (0.5–2.0) keeping its pitch (ffmpeg atempo)."""
+    if abs(factor - 1.0) < 1e-3:
+        return segment
+    if not 0.5 <= factor <= 2.0:
+        raise InvalidOptionError(f"Tempo factor must be between 0.5 and 2.0, got {factor}.")
+    buf = io.BytesIO()
+    segment.export(buf, format="wav")
+    cmd = [
+        ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", "pipe:0",
+        "-filter:a", f"atempo={factor:.4f}", "-f", "wav", "-acodec", "pcm_s16le", "pipe:1",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, input=buf.getvalue(), capture_output=True, timeout=FFMPEG_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineError(f"ffmpeg could not change the speed: {exc}") from exc
+    if proc.returncode != 0:
+        raise EngineError(f"ffmpeg could not change the speed: {proc.stderr.decode('utf-8', 'replace')}")
+    return segment_from_wav(proc.stdout)
+
+
+def decode_audio(data: bytes, *, engine: str) -> AudioSegment:
+    """Audio an engine sent back (WAV, MP3, ...) as PCM; :class:`EngineError` if empty or not audio."""
+    if not data:
+        raise EngineError(f"The speech engine '{engine}' returned an empty audio file.", engine=engine)
+    try:
+        if data[:4] == b"RIFF":
+            return segment_from_wav(data)
+        return decode(data)
+    except EngineError as exc:
+        raise EngineError(
+            f"The speech engine '{engine}' returned data that is not audio ({len(data)} bytes "
+            f"starting {data[:16]!r}): {exc}", engine=engine,
+        ) from exc
 
 
 def decode(data: bytes) -> AudioSegment:

@@ -26,14 +26,15 @@ __all__ = ["DEFAULT_MAX_BYTES", "AudioCache", "CacheEntry", "cache_key"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _STALE_TMP_S = 3600.0
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-def cache_key(*, text: str, engine: str, voice: str, speed: float, codec: str, bitrate_kbps: int) -> str:
-    """sha256 hex of the prepared text and every rendering option."""
-    payload = {
+def cache_key(*, text: str, engine: str, voice: str, speed: float, codec: str, bitrate_kbps: int,
+              extra: Mapping[str, Any] | None = None) -> str:
+    """sha256 hex of the normalised text and every rendering option (``extra``: the audio pipeline's)."""
+    payload: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "text": text,
         "engine": engine,
@@ -41,6 +42,7 @@ def cache_key(*, text: str, engine: str, voice: str, speed: float, codec: str, b
         "speed": f"{speed:.4f}",
         "codec": codec,
         "bitrate_kbps": int(bitrate_kbps),
+        "extra": dict(extra or {}),
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()

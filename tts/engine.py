@@ -1,9 +1,13 @@
 """Speech engine interface and the registry of engines by name.
 
-An engine turns cleaned text into mono 16-bit PCM (a ``pydub.AudioSegment``).
-Built-in engines (currently only ``espeak-ng``) register themselves lazily the
-first time the registry is queried; extra engines can be added with
-:func:`register_engine`.
+An engine turns normalised text into mono 16-bit PCM (a ``pydub.AudioSegment``).
+It declares its voices, the accent of each voice (which picks the dialect rules of
+the text normaliser and the voice used when falling back to another engine), the
+longest text one call accepts (longer text is split at sentence boundaries) and
+whether it honours ``speed`` itself (otherwise the audio is time-stretched).
+Built-in engines (``espeak-ng``, ``gtts``) register themselves lazily the first
+time the registry is queried; extra engines (e.g. the configurable HTTP engine)
+are added with :func:`register_engine`.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import abc
 import importlib
 import logging
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from tts.audio import AudioSegment
 from tts.errors import EngineError, UnknownVoiceError
+from tts.vi.numbers import Dialect
 
 __all__ = [
     "SpeechEngine",
@@ -26,7 +33,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_BUILTIN_MODULES: tuple[str, ...] = ("tts.espeak",)
+_BUILTIN_MODULES: tuple[str, ...] = ("tts.espeak", "tts.gtts_engine")
 
 _registry: dict[str, SpeechEngine] = {}
 _registry_lock = threading.RLock()
@@ -37,11 +44,16 @@ class SpeechEngine(abc.ABC):
     """A text-to-speech backend.
 
     Subclasses set ``name`` and ``voices`` (canonical, lower-case voice names)
-    and implement :meth:`synthesize`.
+    and implement :meth:`synthesize`; ``accents`` maps a voice to ``north``,
+    ``central`` or ``south`` (default north), ``max_chars`` is the longest text one
+    call accepts and ``supports_speed`` says whether ``speed`` is honoured.
     """
 
     name: str
     voices: tuple[str, ...]
+    accents: Mapping[str, Dialect] = MappingProxyType({})
+    max_chars: int = 5000
+    supports_speed: bool = True
 
     @abc.abstractmethod
     def synthesize(self, text: str, *, voice: str, speed: float) -> AudioSegment:
@@ -61,6 +73,26 @@ class SpeechEngine(abc.ABC):
             if candidate.lower() == wanted:
                 return candidate
         raise UnknownVoiceError(voice, self.voices, self.name)
+
+    def accent(self, voice: str) -> Dialect:
+        """The accent (and so the number-reading dialect) of ``voice``."""
+        return self.accents.get(voice, "north")
+
+    def voice_for_accent(self, accent: Dialect) -> str:
+        """The first voice with ``accent``, else the engine's first voice (used when falling back)."""
+        for voice in self.voices:
+            if self.accent(voice) == accent:
+                return voice
+        return self.voices[0]
+
+    def describe(self) -> dict[str, object]:
+        """What the API shows about this engine."""
+        return {
+            "name": self.name,
+            "voices": [{"id": v, "accent": self.accent(v)} for v in self.voices],
+            "max_chars": self.max_chars,
+            "supports_speed": self.supports_speed,
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} voices={self.voices!r}>"

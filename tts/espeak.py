@@ -28,6 +28,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal, Protocol
 
 from tts.audio import AudioSegment, segment_from_wav
@@ -247,6 +248,8 @@ class EspeakEngine(SpeechEngine):
 
     name = ENGINE_NAME
     voices = VOICES
+    accents = MappingProxyType({"vi": "north", "vi-vn-x-central": "central", "vi-vn-x-south": "south"})
+    max_chars = 20_000
 
     def __init__(
         self,

@@ -6,11 +6,14 @@ import asyncio
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
+from pydantic import Field
 from sqlmodel import Session
 
+import tts
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import BulletinCreate, BulletinPublic, iso
-from controller.models import AudioAsset, Bulletin
+from controller.api.speech import MEDIA_TYPES, render_options
+from controller.models import AudioAsset, Bulletin, BulletinSpeech
 from controller.service import ServiceError, render_bulletin
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
@@ -25,7 +28,19 @@ def default_title(text: str, limit: int = 60) -> str:
     return cut + "…"
 
 
-def _public(s: Session, b: Bulletin) -> BulletinPublic:
+class BulletinSpeechCreate(BulletinCreate):
+    speed: float | None = Field(None, ge=0.5, le=2.0, description="speaking speed (default: the ward's)")
+
+
+class BulletinSpeechPublic(BulletinPublic):
+    warnings: list[str] = Field(default_factory=list,
+                                description="e.g. 'fell back from gtts to espeak-ng: <reason>'")
+    spoken_text: str | None = Field(None, description="the normalised text that was read aloud")
+    requested_engine: str | None = None
+    dictionary_hits: list[str] = Field(default_factory=list)
+
+
+def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
     asset = s.get(AudioAsset, b.audio_sha256) if b.audio_sha256 else None
     audio = None if asset is None else {
         "sha256": asset.sha256, "size": asset.size, "duration_ms": asset.duration_ms,
@@ -33,31 +48,41 @@ def _public(s: Session, b: Bulletin) -> BulletinPublic:
         "voice": asset.voice, "url": f"/api/bulletins/{b.id}/audio",
     }
     assert b.id is not None
-    return BulletinPublic(id=b.id, title=b.title, text=b.text, voice=b.voice, priority=b.priority,
-                          created_at=iso(b.created_at), created_by=b.created_by, audio=audio)
+    speech = s.get(BulletinSpeech, b.id)
+    return BulletinSpeechPublic(
+        id=b.id, title=b.title, text=b.text, voice=b.voice, priority=b.priority,
+        created_at=iso(b.created_at), created_by=b.created_by, audio=audio, warnings=list(b.warnings or []),
+        spoken_text=speech.spoken_text if speech else None,
+        requested_engine=speech.requested_engine if speech else None,
+        dictionary_hits=list(speech.dictionary_hits) if speech else [],
+    )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=BulletinPublic)
-async def create_bulletin(body: BulletinCreate, sv: ServicesDep, user: UserDep) -> BulletinPublic:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=BulletinSpeechPublic)
+async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep, user: UserDep) -> BulletinSpeechPublic:
+    """Normalise and render the text through the ward's engine chain; warnings say what happened."""
     cfg = sv.settings.tts
     if len(body.text) > cfg.max_chars:
         raise ServiceError(422, f"the text has {len(body.text)} characters; the limit is {cfg.max_chars}")
+    try:
+        opts = render_options(cfg, priority=body.priority, voice=body.voice, speed=body.speed)
+    except tts.EngineError as exc:
+        raise ServiceError(422, str(exc)) from None
 
-    def work() -> BulletinPublic:
+    def work() -> BulletinSpeechPublic:
         with sv.db.session() as s:
             b = render_bulletin(
-                s, title=body.title or default_title(body.text), text=body.text,
-                voice=body.voice or cfg.voice,
-                priority=body.priority, engine=cfg.engine, bitrate_kbps=cfg.bitrate_kbps,
+                s, title=body.title or default_title(body.text), text=body.text, priority=body.priority,
                 audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
+                **opts,
             )
             return _public(s, b)
 
     return await asyncio.to_thread(work)
 
 
-@router.get("/{bulletin_id}", response_model=BulletinPublic)
-def get_bulletin(bulletin_id: int, s: SessionDep, _: UserDep) -> BulletinPublic:
+@router.get("/{bulletin_id}", response_model=BulletinSpeechPublic)
+def get_bulletin(bulletin_id: int, s: SessionDep, _: UserDep) -> BulletinSpeechPublic:
     b = s.get(Bulletin, bulletin_id)
     if b is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulletin {bulletin_id} does not exist")
@@ -70,4 +95,5 @@ def get_audio(bulletin_id: int, sv: ServicesDep, s: SessionDep, _: UserDep) -> F
     asset = s.get(AudioAsset, b.audio_sha256) if b and b.audio_sha256 else None
     if asset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulletin {bulletin_id} has no audio")
-    return FileResponse(sv.settings.audio_dir / asset.path, media_type="audio/mpeg")
+    return FileResponse(sv.settings.audio_dir / asset.path,
+                        media_type=MEDIA_TYPES.get(asset.codec, "application/octet-stream"))

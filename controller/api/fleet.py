@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 
 from controller.api.deps import ServicesDep, SessionDep, UserDep
-from controller.api.schemas import NodeCreate, NodePublic, ZoneCreate, iso
+from controller.api.schemas import MqttCredentials, NodeCreate, NodeCreated, NodePublic, ZoneCreate, iso
 from controller.models import Node, NodeEvent, NodeZone, Zone
+from controller.mqtt_accounts import issue_credentials
+from controller.nodedir import NodeDirectory
 
 router = APIRouter(prefix="/api", tags=["fleet"])
 
@@ -41,27 +44,54 @@ def _public(sv: ServicesDep, node: Node, zones: list[str]) -> NodePublic:
     )
 
 
-def _zones_of(s: Session) -> dict[str, list[str]]:
+def _zones_of(s: Session, node_id: str | None = None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for nz in s.exec(select(NodeZone).order_by(col(NodeZone.zone_id))).all():
+    q = select(NodeZone) if node_id is None else select(NodeZone).where(NodeZone.node_id == node_id)
+    for nz in s.exec(q.order_by(col(NodeZone.zone_id))).all():
         out.setdefault(nz.node_id, []).append(nz.zone_id)
     return out
 
 
+def _directory(request: Request) -> NodeDirectory:
+    state = request.app.state
+    if getattr(state, "node_directory", None) is None:
+        state.node_directory = NodeDirectory()
+    directory: NodeDirectory = state.node_directory
+    return directory
+
+
 @router.get("/nodes", response_model=list[NodePublic])
-def list_nodes(sv: ServicesDep, s: SessionDep, _: UserDep, zone: str | None = None,
-               state: str | None = None) -> list[NodePublic]:
-    zones = _zones_of(s)
-    out = [_public(sv, n, zones.get(n.id, [])) for n in s.exec(select(Node).order_by(Node.id)).all()]
-    if zone:
-        out = [n for n in out if zone in n.zones]
-    if state:
-        out = [n for n in out if n.status == state]
-    return out
+def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, _: UserDep, zone: str | None = None,
+               state: str | None = None, limit: int | None = Query(None, ge=1, le=10_000),
+               offset: int = Query(0, ge=0)) -> JSONResponse:
+    """Units in id order (filtered by zone / state; ``limit`` + ``offset`` page through them, the
+    total is in ``X-Total-Count``). Built from the cached static rows and the live registry: no
+    per-request table scan, no per-unit model validation (see controller/nodedir.py)."""
+    presence = sv.presence
+    picked = []
+    for row in _directory(request).rows(s):
+        if zone and zone not in row.zones:
+            continue
+        st = presence.status(row.id)
+        if state and st != state:
+            continue
+        picked.append((row, st))
+    page = picked[offset: offset + limit if limit else None]
+    out = []
+    for row, st in page:
+        live = presence.nodes.get(row.id)
+        out.append({
+            "id": row.id, "name": row.name, "zones": row.zones, "status": st,
+            "alarm": (live.alarm if live else "") or row.alarm,
+            "last_seen": iso(live.last_seen_ms if live and live.last_seen_ms else row.last_seen),
+            "telemetry": live.telemetry if live and live.telemetry else row.telemetry,
+            "lat": row.lat, "lon": row.lon,
+        })
+    return JSONResponse(out, headers={"X-Total-Count": str(len(picked))})
 
 
-@router.post("/nodes", status_code=status.HTTP_201_CREATED, response_model=NodePublic)
-async def create_node(body: NodeCreate, sv: ServicesDep, _: UserDep) -> NodePublic:
+@router.post("/nodes", status_code=status.HTTP_201_CREATED, response_model=NodeCreated)
+async def create_node(body: NodeCreate, sv: ServicesDep, user: UserDep) -> NodeCreated:
     with sv.db.session() as s:
         if s.get(Node, body.id) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"unit {body.id} already exists")
@@ -72,10 +102,12 @@ async def create_node(body: NodeCreate, sv: ServicesDep, _: UserDep) -> NodePubl
         s.add(node)
         for z in dict.fromkeys(body.zones):
             s.add(NodeZone(node_id=body.id, zone_id=z))
+        password = issue_credentials(s, body.id, by=user.username)  # its own broker account
         s.commit()
         sv.presence.load(s)
     await sv.presence.publish_configs([body.id])
-    return _public(sv, node, sorted(set(body.zones)))
+    public = _public(sv, node, sorted(set(body.zones)))
+    return NodeCreated(**public.model_dump(), mqtt=MqttCredentials(username=body.id, password=password))
 
 
 @router.get("/nodes/{node_id}")
@@ -86,6 +118,6 @@ def get_node(node_id: str, sv: ServicesDep, s: SessionDep, _: UserDep) -> dict[s
     events = s.exec(select(NodeEvent).where(NodeEvent.node_id == node_id)
                     .order_by(col(NodeEvent.at).desc()).limit(50)).all()
     return {
-        **_public(sv, node, _zones_of(s).get(node_id, [])).model_dump(),
+        **_public(sv, node, _zones_of(s, node_id).get(node_id, [])).model_dump(),
         "events": [{"kind": e.kind, "detail": e.detail, "at": iso(e.at)} for e in events],
     }

@@ -125,3 +125,14 @@ class BroadcastPublic(BaseModel):
     finished_at: str | None
     tally: dict[str, int]
     deliveries: list[DeliveryPublic] | None = None
+
+
+class MqttCredentials(BaseModel):
+    username: str = Field(description="the unit's broker user name (= its id)")
+    password: str = Field(description="shown once; only its hash is stored")
+    note: str = ("store this password in the unit now: it is not shown again. The broker accepts it "
+                 "after `loaphuong mqtt-config` and a reload of Mosquitto (SIGHUP).")
+
+
+class NodeCreated(NodePublic):
+    mqtt: MqttCredentials = Field(description="the unit's own broker credentials, issued now")

@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import controller.models  # noqa: F401  (registers the tables)
+import scheduler.models  # noqa: F401  (the schedule tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

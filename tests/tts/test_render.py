@@ -169,10 +169,11 @@ def test_clean_text() -> None:
     assert clean_text("a\x00b") == "ab"
 
 
-def test_engine_receives_cleaned_text(tone_engine: ToneEngine) -> None:
+def test_engine_receives_normalised_text(tone_engine: ToneEngine) -> None:
     audio = render("  Mất   điện\n từ 8 giờ ", engine=tone_engine.name, voice="TONE-low", speed=1.25)
-    assert tone_engine.calls == [("Mất điện từ 8 giờ", "tone-low", 1.25)]
-    assert (audio.text, audio.voice, audio.engine) == ("Mất điện từ 8 giờ", "tone-low", "test-tone")
+    assert tone_engine.calls == [("Mất điện từ tám giờ", "tone-low", 1.25)]
+    assert (audio.text, audio.voice, audio.engine) == ("Mất điện từ tám giờ", "tone-low", "test-tone")
+    assert (audio.requested_engine, audio.warnings) == ("test-tone", ())
 
 
 @pytest.mark.parametrize(("speed", "bitrate"), [(0.1, 32), (3.0, 32), (float("nan"), 32), (1.0, 33)])

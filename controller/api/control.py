@@ -1,0 +1,125 @@
+"""Remote control of units (commands with per-node results), telemetry history, broker credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.schemas import MqttCredentials, Strict, iso
+from controller.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
+from controller.models import Node, NodeCommand, Zone
+from controller.mqtt_accounts import issue_credentials
+
+router = APIRouter(prefix="/api", tags=["control"])
+
+
+class CommandRequest(Strict):
+    name: str = Field(description=f"one of: {', '.join(ARGS)}")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description='power {"on": bool}, volume {"level": 0..100}, '
+                                             'play_stream {"url": "https://..."}, cancel {"bc": id}')
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S,
+                             description="how long to wait for the units' replies")
+
+
+class NodeResultPublic(BaseModel):
+    node_id: str
+    status: str = Field(description="ok | error (the unit's reply) | timeout | offline")
+    data: dict[str, Any]
+    error: str
+    ms: int | None = Field(description="reply time in milliseconds")
+
+
+class CommandPublic(BaseModel):
+    id: str = Field(description="correlation id")
+    name: str
+    args: dict[str, Any]
+    target: dict[str, Any]
+    created_by: str
+    created_at: str | None
+    finished_at: str | None
+    tally: dict[str, int]
+    results: list[NodeResultPublic]
+
+
+def _public(row: NodeCommand) -> CommandPublic:
+    tally: dict[str, int] = {}
+    for r in row.results:
+        tally[r["status"]] = tally.get(r["status"], 0) + 1
+    return CommandPublic(id=row.id, name=row.name, args=row.args, target=row.target,
+                         created_by=row.created_by, created_at=iso(row.created_at),
+                         finished_at=iso(row.finished_at), tally=tally,
+                         results=[NodeResultPublic(**r) for r in row.results])
+
+
+def _row(o: CommandOutcome, by: str) -> NodeCommand:
+    return NodeCommand(id=o.id, name=o.name, args=o.args, target=o.target, created_by=by,
+                       results=[r.as_dict() for r in o.results], created_at=o.created_at,
+                       finished_at=o.finished_at)
+
+
+@router.post("/nodes/{node_id}/commands", response_model=CommandPublic)
+async def command_node(node_id: str, body: CommandRequest, sv: ServicesDep, user: UserDep) -> CommandPublic:
+    """Send a command to one unit and wait for its reply (or the timeout)."""
+    o = await sv.commands.run(body.name, body.args, nodes=[node_id], timeout_s=body.timeout_s,
+                              by=user.username)
+    return _public(_row(o, user.username))
+
+
+@router.post("/zones/{zone_id}/commands", response_model=CommandPublic)
+async def command_zone(zone_id: str, body: CommandRequest, sv: ServicesDep, user: UserDep) -> CommandPublic:
+    """Send a command to every unit of a zone (``all`` = the whole ward) in one group publish;
+    the result lists every unit."""
+    if zone_id != "all":
+        with sv.db.session() as s:
+            if s.get(Zone, zone_id) is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone {zone_id}")
+    o = await sv.commands.run(body.name, body.args, zone=zone_id, timeout_s=body.timeout_s,
+                              by=user.username)
+    return _public(_row(o, user.username))
+
+
+@router.get("/commands", response_model=list[CommandPublic])
+def list_commands(s: SessionDep, _: UserDep, limit: int = Query(50, ge=1, le=500)) -> list[CommandPublic]:
+    """Recent commands, newest first."""
+    rows = s.exec(select(NodeCommand).order_by(col(NodeCommand.created_at).desc()).limit(limit)).all()
+    return [_public(r) for r in rows]
+
+
+@router.get("/commands/{command_id}", response_model=CommandPublic)
+def get_command(command_id: str, s: SessionDep, _: UserDep) -> CommandPublic:
+    row = s.get(NodeCommand, command_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown command {command_id}")
+    return _public(row)
+
+
+@router.get("/nodes/{node_id}/telemetry")
+def node_telemetry(node_id: str, sv: ServicesDep, s: SessionDep, _: UserDep,
+                   since_ms: int | None = Query(None, ge=0, description="epoch ms"),
+                   limit: int = Query(200, ge=1, le=2000)) -> dict[str, Any]:
+    """The latest telemetry and the stored history (newest first)."""
+    node = s.get(Node, node_id)
+    if node is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
+    live = sv.presence.nodes.get(node_id)
+    samples = sv.telemetry.history(s, node_id, since_ms=since_ms, limit=limit)
+    return {
+        "node_id": node_id,
+        "latest": (live.telemetry if live and live.telemetry else node.telemetry),
+        "history": [{"at": iso(t.at), **t.data} for t in samples],
+    }
+
+
+@router.post("/nodes/{node_id}/credentials", status_code=status.HTTP_201_CREATED)
+def rotate_credentials(node_id: str, s: SessionDep, user: UserDep) -> MqttCredentials:
+    """Issue a new broker password for a unit (the old one stops working after the broker reload)."""
+    if s.get(Node, node_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
+    password = issue_credentials(s, node_id, by=user.username)
+    s.commit()
+    return MqttCredentials(username=node_id, password=password)

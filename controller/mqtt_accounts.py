@@ -1,0 +1,176 @@
+"""Broker accounts of the ward: issuing node credentials and writing the Mosquitto files.
+
+The database keeps only each node's Mosquitto hash (:class:`~controller.models.NodeCredential`);
+the password is returned once, when it is issued. ``loaphuong mqtt-config`` turns the node list,
+their zones and those hashes into ``passwd``, ``acl`` and ``mosquitto.conf``
+(:mod:`devices.security`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from controller.models import Node, NodeCredential, NodeZone
+from controller.settings import Settings
+from devices import security
+from devices.protocol import now_ms
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONTROLLER_USER = "loaphuong-controller"
+CONTROLLER_ENV = "controller.env"
+NEW_CREDENTIALS = "new-credentials.csv"
+
+
+def issue_credentials(s: Session, node_id: str, *, by: str = "") -> str:
+    """Create or replace the node's broker password; returns it (the only time it is visible).
+
+    The caller commits. The broker accepts it after ``loaphuong mqtt-config`` and a SIGHUP."""
+    password = security.new_password()
+    cred = s.get(NodeCredential, node_id)
+    if cred is None:
+        cred = NodeCredential(node_id=node_id, password_hash="")
+    cred.password_hash = security.mosquitto_hash(password)
+    cred.issued_by = by
+    cred.issued_at = now_ms()
+    s.add(cred)
+    logger.info("issued broker credentials for node %s", node_id)
+    return password
+
+
+@dataclass
+class ConfigReport:
+    directory: Path
+    nodes: int = 0
+    issued: list[str] = field(default_factory=list)
+    without_credentials: list[str] = field(default_factory=list)
+    controller_user: str = DEFAULT_CONTROLLER_USER
+    controller_password_file: Path | None = None
+
+
+def _controller_account(settings: Settings, out: Path, report: ConfigReport) -> security.Account:
+    """The controller's account: from settings, else the one kept in ``controller.env``, else new."""
+    user = settings.mqtt.username or DEFAULT_CONTROLLER_USER
+    password = settings.mqtt.password
+    env = out / CONTROLLER_ENV
+    if password is None and env.exists():
+        values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
+        if values.get("LOAPHUONG_MQTT__USERNAME") == user:
+            password = values.get("LOAPHUONG_MQTT__PASSWORD") or None
+    if password is None:
+        password = security.new_password()
+        security.write_private(env, f"LOAPHUONG_MQTT__USERNAME={user}\nLOAPHUONG_MQTT__PASSWORD={password}\n")
+        report.controller_password_file = env
+        logger.warning("generated the controller's broker password; it is in %s "
+                       "(load it into the controller's environment)", env)
+    report.controller_user = user
+    return security.Account(user, security.mosquitto_hash(password))
+
+
+def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missing: bool = False,
+                      port: int = 1883, bind: str = "",
+                      tls: security.TlsListener | None = None) -> ConfigReport:
+    """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out`` from the database."""
+    out = out.resolve()
+    report = ConfigReport(out)
+    controller = _controller_account(settings, out, report)
+    groups: dict[str, list[str]] = {}
+    for nz in s.exec(select(NodeZone)).all():
+        groups.setdefault(nz.node_id, []).append(nz.zone_id)
+    creds = {c.node_id: c.password_hash for c in s.exec(select(NodeCredential)).all()}
+    issued: list[tuple[str, str]] = []
+    node_groups: dict[str, list[str]] = {}
+    accounts = [controller]
+    for node in s.exec(select(Node).order_by(Node.id)).all():
+        if node.id == controller.username:
+            raise security.SecurityError(f"node id {node.id!r} is the controller's user name")
+        if node.id not in creds:
+            if not issue_missing:
+                report.without_credentials.append(node.id)
+                continue
+            issued.append((node.id, issue_credentials(s, node.id, by="mqtt-config")))
+            s.flush()
+            creds[node.id] = s.get(NodeCredential, node.id).password_hash  # type: ignore[union-attr]
+        node_groups[node.id] = ["all", *groups.get(node.id, [])]
+        accounts.append(security.Account(node.id, creds[node.id]))
+    passwd = security.render_passwd(accounts)
+    acl = security.render_acl(settings.mqtt.prefix, controller.username, node_groups)
+    conf = security.render_conf(out, port=port, bind=bind, tls=tls)
+    if issued:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["node_id", "password"])
+        w.writerows(issued)
+        security.write_private(out / NEW_CREDENTIALS, buf.getvalue())
+        s.commit()  # only after the passwords are safely written
+        report.issued = [n for n, _ in issued]
+    security.write_broker_files(out, passwd=passwd, acl=acl, conf=conf)
+    report.nodes = len(node_groups)
+    if report.without_credentials:
+        logger.warning("%d node(s) have no broker credentials and cannot log in: %s "
+                       "(issue them with --issue-missing or POST /api/nodes/{id}/credentials)",
+                       len(report.without_credentials), ", ".join(report.without_credentials[:20]))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``loaphuong mqtt-config``: write the Mosquitto files for the ward's units."""
+    import argparse
+
+    from controller.db import Database
+
+    ap = argparse.ArgumentParser(
+        prog="loaphuong mqtt-config",
+        description="Write a Mosquitto configuration (passwd, acl, mosquitto.conf) where anonymous "
+                    "clients are refused and each unit may publish only its own topics and read only "
+                    "its own and its zones' command and audio topics (docs/security.md).")
+    ap.add_argument("--out", required=True, type=Path,
+                    help="directory for the files (e.g. /etc/mosquitto/lp)")
+    ap.add_argument("--data-dir", default=None, help="the controller's data directory")
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--issue-missing", action="store_true",
+                    help="issue credentials to units that have none; written once to new-credentials.csv")
+    ap.add_argument("--port", type=int, default=1883, help="plain MQTT listener port")
+    ap.add_argument("--bind", default="", help="address of the plain listener (default: all)")
+    ap.add_argument("--tls-port", type=int, default=None, help="add a TLS listener on this port")
+    ap.add_argument("--certfile", default=None)
+    ap.add_argument("--keyfile", default=None)
+    ap.add_argument("--cafile", default=None)
+    args = ap.parse_args(argv)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    tls = None
+    if args.tls_port is not None:
+        if not (args.certfile and args.keyfile):
+            ap.error("--tls-port needs --certfile and --keyfile")
+        tls = security.TlsListener(args.tls_port, args.certfile, args.keyfile, args.cafile)
+    update: dict[str, object] = {}
+    if args.data_dir:
+        update["data_dir"] = Path(args.data_dir)
+    if args.database_url:
+        update["database_url"] = args.database_url
+    settings = Settings().model_copy(update=update)
+    db = Database(settings.db_url)
+    try:
+        db.migrate()
+        with db.session() as s:
+            report = write_mqtt_config(s, settings, args.out, issue_missing=args.issue_missing,
+                                       port=args.port, bind=args.bind, tls=tls)
+    except (security.SecurityError, OSError) as exc:
+        logger.error("mqtt-config failed: %s", exc)
+        return 1
+    finally:
+        db.dispose()
+    logger.info("wrote %s/{passwd,acl,mosquitto.conf}: controller account %r and %d unit(s); "
+                "reload Mosquitto (kill -HUP <pid>) to apply", report.directory, report.controller_user,
+                report.nodes)
+    if report.issued:
+        logger.warning("issued credentials to %d unit(s); passwords in %s (shown once: move them to "
+                       "the units, then delete the file)", len(report.issued),
+                       report.directory / NEW_CREDENTIALS)
+    return 0

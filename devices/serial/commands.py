@@ -1,0 +1,169 @@
+"""Commands to serial children (docs/protocol.md §2 and §7.5), answered on the child's behalf.
+
+A command on ``{p}/node/{child}/cmd`` (or on a group's cmd topic, once per member child)
+becomes one or a few serial transactions; the child's response goes to
+``{p}/node/{child}/resp`` with the request's correlation id, once. As on any node: an
+expired request is dropped unanswered, a request id answered in the last 10 minutes is
+ignored, an unknown name is answered ``error``/``unknown command``. A board that does
+not answer after the retries gives ``error``/``serial timeout`` (so the controller learns
+the outcome sooner than its own timeout); a NAK gives ``error`` with the NAK reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from devices import protocol as p
+from devices.serial.contract import Child
+from devices.serial.master import BusNak, BusTimeout
+from devices.serial.port import PortDown
+from devices.serial.wire import Cmd
+
+if TYPE_CHECKING:
+    from devices.serial.gateway import SerialGateway
+
+logger = logging.getLogger(__name__)
+
+DEDUPE_S = 600.0
+DEDUPE_MAX = 4096
+#: Commands waiting for the bus at once; beyond this, children answer "busy".
+MAX_PENDING = 256
+
+Handler = Callable[[Child, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class CommandRejected(Exception):
+    """Answered with status "error" and this message."""
+
+
+class GatewayCommands:
+    def __init__(self, gw: SerialGateway) -> None:
+        self.gw = gw
+        self.pending = 0
+        self.handled = 0
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._handlers: dict[str, Handler] = {
+            "ping": self._ping, "power": self._power, "volume": self._volume,
+            "stop": self._stop, "cancel": self._cancel, "reboot": self._reboot,
+        }
+
+    def _parse(self, topic: str, payload: bytes) -> p.Command | None:
+        try:
+            cmd = p.decode(p.Command, payload)
+        except p.PayloadError as exc:
+            self.gw.bad(topic, exc)
+            return None
+        if cmd.expires_at is not None and cmd.expires_at < self.gw.clock_ms():
+            logger.info("%s: dropped expired command %s (%s)", self.gw.gw, cmd.id, cmd.name)
+            return None
+        return cmd
+
+    def on_command(self, targets: list[Child], topic: str, payload: bytes) -> None:
+        cmd = self._parse(topic, payload) if targets else None
+        if cmd is None:
+            return
+        now = time.monotonic()
+        for child in targets:
+            key = (child.node_id, cmd.id)
+            if key in self._seen:
+                continue
+            self._seen[key] = now
+            while len(self._seen) > DEDUPE_MAX:
+                self._seen.popitem(last=False)
+            if self.pending >= MAX_PENDING:
+                self._respond(child, cmd, {}, "busy: too many commands waiting for the serial line")
+                continue
+            self.pending += 1
+            self.gw.spawn(self._run(child, cmd), f"cmd-{child.node_id}-{cmd.id}")
+
+    def on_gateway_command(self, topic: str, payload: bytes) -> None:
+        """Commands to the gateway itself: ``ping`` only."""
+        cmd = self._parse(topic, payload)
+        if cmd is None or (self.gw.gw, cmd.id) in self._seen:
+            return
+        self._seen[(self.gw.gw, cmd.id)] = time.monotonic()
+        ok = cmd.name == "ping"
+        resp = p.CommandResponse(id=cmd.id, node_id=self.gw.gw, status="ok" if ok else "error",
+                                 data={"uptime_s": self.gw.uptime_s()} if ok else {},
+                                 error="" if ok else "unknown command")
+        self.gw.publish(self.gw.topics.resp(self.gw.gw), p.encode(resp), qos=1)
+
+    def prune(self, now: float) -> None:
+        while self._seen and next(iter(self._seen.values())) < now - DEDUPE_S:
+            self._seen.popitem(last=False)
+
+    async def _run(self, child: Child, cmd: p.Command) -> None:
+        data: dict[str, Any] = {}
+        error = ""
+        try:
+            handler = self._handlers.get(cmd.name)
+            if handler is None:
+                raise CommandRejected("unknown command")
+            data = await handler(child, cmd.args)
+        except CommandRejected as exc:
+            error = str(exc)
+        except BusTimeout:
+            error = "serial timeout: the board did not answer"
+        except BusNak as exc:
+            error = str(exc)
+        except PortDown:
+            error = "serial port down"
+        except Exception:  # a bug must still produce an answer
+            logger.exception("%s: command %s failed", self.gw.gw, cmd.name)
+            error = "internal error"
+        finally:
+            self.pending -= 1
+        self.handled += 1
+        self._respond(child, cmd, data, error)
+
+    def _respond(self, child: Child, cmd: p.Command, data: dict[str, Any], error: str) -> None:
+        resp = p.CommandResponse(ts=self.gw.clock_ms(), id=cmd.id, node_id=child.node_id,
+                                 status="error" if error else "ok", data={} if error else data, error=error)
+        self.gw.publish(self.gw.topics.resp(child.node_id), p.encode(resp), qos=1)
+        logger.debug("%s: command %s %s for %s -> %s", self.gw.gw, cmd.id, cmd.name, child.node_id,
+                     error or "ok")
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _ping(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        status = await self.gw.bus.request(child.addr, Cmd.POLL)
+        self.gw.update_board(child, status)
+        return {"uptime_s": status.uptime_s}
+
+    async def _power(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        on = args.get("on")
+        if not isinstance(on, bool):
+            raise CommandRejected("args.on must be a boolean")
+        if not on:
+            await self.gw.line.stop_child(child, "power_off")
+        self.gw.update_board(child, await self.gw.bus.request(child.addr, Cmd.POWER, int(on)))
+        return {"power": on}
+
+    async def _volume(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        level = args.get("level")
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
+            raise CommandRejected("args.level must be an integer 0..100")
+        self.gw.update_board(child, await self.gw.bus.request(child.addr, Cmd.VOLUME, level))
+        return {"volume": level}
+
+    async def _stop(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        return {"stopped": await self.gw.line.stop_child(child, "stopped")}
+
+    async def _cancel(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        bc = args.get("bc")
+        if not isinstance(bc, str) or not p.valid_id(bc):
+            raise CommandRejected("args.bc must be a broadcast id")
+        found = self.gw.downloads.cancel(child, bc) or await self.gw.line.cancel(child, bc)
+        if not found and bc not in child.finished:  # not seen yet: its manifest gets failed/cancelled
+            child.finish(bc, p.AckState.FAILED, "cancelled")
+        return {"cancelled": bc, "found": found}
+
+    async def _reboot(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        await self.gw.line.stop_child(child, "stopped")
+        await self.gw.bus.request(child.addr, Cmd.RESET)
+        self.gw.set_status(child, "shutdown", "reboot")
+        return {}

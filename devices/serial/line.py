@@ -1,0 +1,255 @@
+"""The station's programme line: what the gateway plays, and whose relays carry it.
+
+Wired/FM boards do not play audio; the gateway does, on the amplifier line next to it
+(here: the file is written to ``play_dir/<gateway>/<bc>.<codec>`` and "playing" lasts
+``duration_ms * repeat * time_scale``). One broadcast plays at a time, in the order of
+docs/protocol.md §3: ``emergency`` first (pre-empting anything else), then ``priority``,
+then ``normal``, each in arrival order, and nothing after its ``expires_at``.
+
+For each broadcast the player closes the relay of every targeted child (``playing`` per
+child once its relay is closed; ``failed``/``power_off`` when the board's amplifier is off,
+unless it is an emergency, which switches it on; ``failed``/``relay_fault`` on a NAK; no
+ack for a child that does not answer: it is offline). When the audio ends the relays
+open again and each child that heard it is acked ``played``. ``stop``/``cancel``/``power``
+commands take one child off the line (``failed`` with that reason); pre-emption fails the
+broadcast for all of its children with ``preempted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from devices import protocol as p
+from devices.serial.contract import Child
+
+if TYPE_CHECKING:
+    from devices.serial.gateway import SerialGateway
+
+logger = logging.getLogger(__name__)
+
+_RANK = {p.Priority.EMERGENCY: 0, p.Priority.PRIORITY: 1, p.Priority.NORMAL: 2}
+
+
+@dataclass
+class LineItem:
+    manifest: p.Manifest
+    audio: bytes
+    targets: set[str]  # node ids still to hear it
+    seq: int
+    active: set[str] = field(default_factory=set)  # relays closed for it now
+
+    @property
+    def bc(self) -> str:
+        return self.manifest.bc
+
+    @property
+    def emergency(self) -> bool:
+        return self.manifest.priority is p.Priority.EMERGENCY
+
+
+class LinePlayer:
+    def __init__(self, gw: SerialGateway) -> None:
+        self.gw = gw
+        self.queue: list[LineItem] = []
+        self.current: LineItem | None = None
+        self.played: list[str] = []  # bc ids whose audio went out on the line, in order
+        self._seq = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._release: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def playing(self) -> str:
+        return self.current.bc if self.current is not None else ""
+
+    def used_bytes(self) -> int:
+        items = [*self.queue, *([self.current] if self.current else [])]
+        return sum(len(i.audio) for i in items)
+
+    def state_of(self, bc: str, child: Child) -> p.AckState | None:
+        if self.current is not None and self.current.bc == bc and child.node_id in self.current.targets:
+            return p.AckState.PLAYING if child.node_id in self.current.active else p.AckState.VERIFIED
+        if any(i.bc == bc and child.node_id in i.targets for i in self.queue):
+            return p.AckState.VERIFIED
+        return None
+
+    def join(self, bc: str, child: Child) -> bool:
+        """A verified broadcast reached another child (another scope): it waits for the line too."""
+        for item in self.queue:
+            if item.bc == bc:
+                item.targets.add(child.node_id)
+                self.gw.ack(child, bc, p.AckState.VERIFIED)
+                return True
+        return False
+
+    def enqueue(self, manifest: p.Manifest, audio: bytes, targets: list[Child]) -> None:
+        if targets:
+            self.queue.append(LineItem(manifest, audio, {c.node_id for c in targets}, next(self._seq)))
+            self._kick()
+
+    # ------------------------------------------------------------------ per-child control
+
+    async def stop_child(self, child: Child, reason: str) -> str:
+        """Take ``child`` off the broadcast playing now; returns its bc or ''."""
+        item = self.current
+        if item is None or child.node_id not in item.targets:
+            return ""
+        item.targets.discard(child.node_id)
+        was_on = child.node_id in item.active
+        item.active.discard(child.node_id)
+        self.gw.ack(child, item.bc, p.AckState.FAILED, reason)
+        if not item.targets and self.current is item:
+            self._interrupt(reason)  # nobody left to hear it: the line is free for the next one
+            self._kick()
+        if was_on:
+            await self.gw.disconnect(child)
+        return item.bc
+
+    async def cancel(self, child: Child, bc: str) -> bool:
+        for item in self.queue:
+            if item.bc == bc and child.node_id in item.targets:
+                item.targets.discard(child.node_id)
+                self.gw.ack(child, bc, p.AckState.FAILED, "cancelled")
+                if not item.targets:
+                    self.queue.remove(item)
+                return True
+        if self.current is not None and self.current.bc == bc:
+            return await self.stop_child(child, "cancelled") != ""
+        return False
+
+    def expire_due(self) -> None:
+        now = self.gw.clock_ms()
+        for item in [i for i in self.queue if i.manifest.expires_at < now]:
+            self.queue.remove(item)
+            self._fail_all(item, "expired")
+
+    async def shutdown(self) -> None:
+        """Clean stop: the current broadcast ends, relays open (no acks: the children go offline)."""
+        self.queue.clear()
+        item, self.current = self.current, None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if item is not None:
+            for nid in sorted(item.active):
+                await self.gw.disconnect(self.gw.children[nid])
+
+    def reset(self) -> None:
+        """Power loss: everything in RAM is gone."""
+        for t in (self._task, self._release):
+            if t is not None:
+                t.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        self.queue.clear()
+        self.current = None
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _fail_all(self, item: LineItem, reason: str) -> None:
+        for nid in sorted(item.targets):
+            self.gw.ack(self.gw.children[nid], item.bc, p.AckState.FAILED, reason)
+        item.targets.clear()
+
+    def _kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.gw.running:
+            return
+        now = self.gw.clock_ms()
+        ready = sorted((i for i in self.queue if i.manifest.play_at is None or i.manifest.play_at <= now),
+                       key=lambda i: (_RANK[i.manifest.priority], i.seq))
+        if self.current is not None:
+            if ready and ready[0].emergency and not self.current.emergency:
+                self._interrupt("preempted")
+            else:
+                self._arm(now)
+                return
+        for item in ready:
+            self.queue.remove(item)
+            if item.manifest.expires_at < now:
+                self._fail_all(item, "expired")
+                continue
+            self.current = item
+            self._task = self.gw.spawn(self._play(item, self._release), f"play-{item.bc}")
+            break
+        self._arm(now)
+
+    def _arm(self, now: int) -> None:
+        waiting = [i.manifest.play_at for i in self.queue if i.manifest.play_at and i.manifest.play_at > now]
+        if waiting:
+            delay = (min(waiting) - now) / 1000 + 0.001
+            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
+
+    def _interrupt(self, reason: str) -> None:
+        item, task = self.current, self._task
+        if item is None:
+            return
+        self.current, self._task = None, None
+        if task is not None:
+            task.cancel()
+        logger.info("%s: %s stopped on the line (%s)", self.gw.gw, item.bc, reason)
+        self._release = self.gw.spawn(self._release_item(item, reason), f"release-{item.bc}")
+
+    async def _release_item(self, item: LineItem, reason: str) -> None:
+        on = sorted(item.active)
+        item.active.clear()
+        self._fail_all(item, reason)
+        for nid in on:
+            await self.gw.disconnect(self.gw.children[nid])
+
+    async def _play(self, item: LineItem, release: asyncio.Task[None] | None) -> None:
+        if release is not None and not release.done():  # relays of a pre-empted broadcast open first
+            with contextlib.suppress(Exception):
+                await asyncio.shield(release)
+        try:
+            await self._air(item)
+        finally:
+            if self.current is item:
+                self.current, self._task = None, None
+                self._kick()
+
+    async def _air(self, item: LineItem) -> None:
+        gw, m = self.gw, item.manifest
+        for nid in sorted(item.targets):
+            child = gw.children[nid]
+            why = await gw.connect(child, item.bc, item.emergency)
+            if nid not in item.targets:  # stopped/cancelled while switching
+                if why is None:
+                    await gw.disconnect(child)
+                continue
+            if why is None:
+                item.active.add(nid)
+                gw.ack(child, item.bc, p.AckState.PLAYING)
+            elif why == "unreachable":
+                item.targets.discard(nid)  # offline: no ack, as for any offline node
+            else:
+                item.targets.discard(nid)
+                gw.ack(child, item.bc, p.AckState.FAILED, why)
+        if not item.active:
+            logger.info("%s: %s: no child could be switched on", gw.gw, item.bc)
+            return
+        self.played.append(item.bc)
+        if gw.cfg.play_dir is not None:
+            folder = gw.cfg.play_dir / gw.gw
+            path = folder / f"{item.bc}.{m.audio.codec}"
+            try:
+                await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+                await asyncio.to_thread(path.write_bytes, item.audio)
+            except OSError as exc:
+                logger.warning("%s: cannot write %s: %s", gw.gw, path, exc)
+        logger.info("%s: playing %s to %s", gw.gw, item.bc, sorted(item.active))
+        await asyncio.sleep(m.audio.duration_ms * m.repeat * gw.cfg.time_scale / 1000)
+        for nid in sorted(item.active):
+            child = gw.children[nid]
+            item.active.discard(nid)
+            item.targets.discard(nid)
+            await gw.disconnect(child)
+            gw.ack(child, item.bc, p.AckState.PLAYED)

@@ -1,0 +1,133 @@
+"""The agenda: what airs in each zone over the next days, with overlaps flagged.
+
+Computed from the ``Schedule`` rows (the source of truth), not from the job store. An item
+lasts the bulletin's audio duration; repeats played back to back make one item of
+duration × repeats, spaced repeats are one item each. Two items in a zone conflict when they
+overlap in time and reach at least one common unit. Exception dates appear as ``skipped``
+items (never conflicting); recent missed and failed slots are listed under ``problems``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from controller.models import AudioAsset, Bulletin, Node, NodeZone, Zone
+from devices.protocol import now_ms
+from scheduler.models import RunStatus, Schedule
+from scheduler.schedules import list_runs
+from scheduler.service import TIMEZONE
+from scheduler.triggers import Spec, build_trigger, slots
+
+NO_ZONE = "-"
+MAX_SLOTS_PER_SCHEDULE = 2000
+
+
+@dataclass
+class Item:
+    schedule_id: int
+    bulletin_id: int
+    title: str
+    priority: str
+    start: datetime
+    duration_ms: int
+    repeat_index: int
+    status: str  # planned | skipped
+    nodes: frozenset[str]
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(milliseconds=self.duration_ms)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "schedule_id": self.schedule_id, "bulletin_id": self.bulletin_id, "title": self.title,
+            "priority": self.priority, "at": self.start.isoformat(), "end": self.end.isoformat(),
+            "duration_ms": self.duration_ms, "repeat_index": self.repeat_index, "status": self.status,
+            "conflicts": self.conflicts,
+        }
+
+
+def _zone_nodes(targets: dict[str, Any], members: dict[str, set[str]],
+                node_zones: dict[str, list[str]]) -> dict[str, set[str]]:
+    """zone id → the units of that zone a schedule reaches."""
+    if targets.get("all"):
+        out: dict[str, set[str]] = {z: set(n) for z, n in members.items() if n}
+        lone = {n for n, zs in node_zones.items() if not zs}
+        if lone:
+            out[NO_ZONE] = lone
+        return out
+    out = {}
+    for z in targets.get("zones") or []:
+        if members.get(z):
+            out.setdefault(z, set()).update(members[z])
+    for n in targets.get("nodes") or []:
+        for z in node_zones.get(n) or [NO_ZONE]:
+            out.setdefault(z, set()).add(n)
+    return out
+
+
+def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
+    start = datetime.now(tz=TIMEZONE).replace(microsecond=0)
+    end = start + timedelta(days=days)
+    zones = {z.id: z.name for z in s.exec(select(Zone)).all()}
+    members: dict[str, set[str]] = {z: set() for z in zones}
+    node_zones: dict[str, list[str]] = {n: [] for n in s.exec(select(Node.id)).all()}
+    for nz in s.exec(select(NodeZone)).all():
+        members.setdefault(nz.zone_id, set()).add(nz.node_id)
+        node_zones.setdefault(nz.node_id, []).append(nz.zone_id)
+    per_zone: dict[str, list[Item]] = {}
+    truncated: list[int] = []
+    rows = s.exec(select(Schedule).where(col(Schedule.enabled)).where(~col(Schedule.deleted))).all()
+    for row in rows:
+        assert row.id is not None
+        bulletin = s.get(Bulletin, row.bulletin_id)
+        asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin and bulletin.audio_sha256 else None
+        duration = asset.duration_ms if asset else 0
+        spaced = row.interval_s > 0 and row.repeat > 1
+        reach = _zone_nodes(row.targets, members, node_zones)
+        found = list(slots(build_trigger(Spec.model_validate(row.spec)), start, end, MAX_SLOTS_PER_SCHEDULE))
+        if len(found) == MAX_SLOTS_PER_SCHEDULE:
+            truncated.append(row.id)
+        for slot in found:
+            status = "skipped" if slot.date().isoformat() in row.exceptions else "planned"
+            plays = ([(k, slot + timedelta(seconds=k * row.interval_s), duration) for k in range(row.repeat)]
+                     if spaced else [(0, slot, duration * row.repeat)])
+            for k, at, dur in plays:
+                for zone, nodes in reach.items():
+                    per_zone.setdefault(zone, []).append(Item(
+                        schedule_id=row.id, bulletin_id=row.bulletin_id,
+                        title=bulletin.title if bulletin else f"(bulletin {row.bulletin_id} is gone)",
+                        priority=row.priority or (bulletin.priority if bulletin else "normal"), start=at,
+                        duration_ms=dur, repeat_index=k, status=status, nodes=frozenset(nodes)))
+    conflicts = sum(_flag_conflicts(items) for items in per_zone.values())
+    since = now_ms() - days * 86_400_000
+    problems = [{"schedule_id": sid, **run.model_dump()} for sid, run in list_runs(
+        s, None, limit=200, statuses=[RunStatus.MISSED.value, RunStatus.FAILED.value], since_ms=since)]
+    return {
+        "from": start.isoformat(), "to": end.isoformat(), "timezone": "Asia/Ho_Chi_Minh",
+        "zones": [{"zone": z, "name": zones.get(z, "units in no zone"),
+                   "items": [i.public() for i in sorted(per_zone[z], key=lambda i: (i.start, i.schedule_id))]}
+                  for z in sorted(per_zone)],
+        "conflicts": conflicts, "problems": problems, "truncated_schedules": truncated,
+    }
+
+
+def _flag_conflicts(items: list[Item]) -> int:
+    """Mark overlapping items (same zone, common units); returns the number of overlapping pairs."""
+    live = sorted((i for i in items if i.status == "planned"), key=lambda i: i.start)
+    pairs = 0
+    for a_idx, a in enumerate(live):
+        for b in live[a_idx + 1:]:
+            if b.start >= a.end:
+                break
+            if (a.schedule_id == b.schedule_id and a.start == b.start) or not a.nodes & b.nodes:
+                continue
+            pairs += 1
+            a.conflicts.append({"schedule_id": b.schedule_id, "at": b.start.isoformat()})
+            b.conflicts.append({"schedule_id": a.schedule_id, "at": a.start.isoformat()})
+    return pairs

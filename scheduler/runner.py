@@ -1,0 +1,233 @@
+"""ScheduleService: fires the schedules of the ward, on exactly one controller at a time.
+
+Every controller runs one; the one holding the lease (scheduler/lease.py) runs the APScheduler
+instance over the shared job store, the others wait to take over. On taking over, the jobs are
+reconciled with the ``Schedule`` rows (scheduler/reconcile.py); while leading, changes made on
+any controller are picked up every ``reconcile_s`` (at once when made here). Each slot is aired
+by scheduler/firing.py; database errors are retried while we still hold the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from scheduler.firing import FireConfig, SlotResult, air_slot, local
+from scheduler.jobs import make_scheduler
+from scheduler.lease import Lease, default_holder, scheduler_engine
+from scheduler.reconcile import Reconciler
+from scheduler.settings import ScheduleSettings
+
+logger = logging.getLogger(__name__)
+
+AirHandoff = Callable[[str, int], None]  # (broadcast id, air_at ms) → the delivery path
+
+
+def _retrieve(f: asyncio.Future[bool]) -> None:
+    if not f.cancelled():
+        f.exception()
+
+
+class ScheduleService:
+    def __init__(self, url: str, settings: ScheduleSettings, *, air: AirHandoff | None,
+                 default_valid_s: int, holder: str | None = None) -> None:
+        self.settings = settings
+        self.holder = holder or default_holder()
+        self.engine = scheduler_engine(url, settings.db_timeout_s)
+        self.lease = Lease(self.engine, self.holder, settings.lease_ttl_s)
+        self.lead = timedelta(seconds=settings.lead_s)
+        self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), default_valid_s=default_valid_s,
+                                   holder=self.holder)
+        self._air = air
+        self.sched, self.executor = make_scheduler(self.engine, self._on_slots, workers=settings.workers,
+                                                   retry_s=min(10.0, settings.renew_s))
+        self.reconciler = Reconciler(self.engine, self.sched, self.lead, self.holder)
+        self.leading = False
+        self.results: list[SlotResult] = []  # the most recent outcomes (diagnostics, tests)
+        self.on_fire: Callable[[int, datetime, float], None] | None = None  # (schedule, slot, lag s)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._lease_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lease")
+        self._renewal: asyncio.Future[bool] | None = None
+        self._last_sync = 0.0
+        self._db_error = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.sched.start, paused=True)
+        self._tasks = [asyncio.create_task(self._lease_loop(), name="schedule-lease"),
+                       asyncio.create_task(self._control_loop(), name="schedule-control")]
+        logger.info("schedule runner %s started (lead %.1f s, grace %.1f s, lease %.1f s)", self.holder,
+                    self.settings.lead_s, self.settings.grace_s, self.settings.lease_ttl_s)
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop firing; ``release=False`` leaves the lease to expire, as a crash would."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stand_down("stopping")
+        if release:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.lease.release), self.settings.db_timeout_s * 2)
+            except (TimeoutError, SQLAlchemyError) as exc:
+                logger.warning("could not release the schedule lease (%s); it expires by itself", exc)
+        if self.sched.running:
+            await asyncio.to_thread(self.sched.shutdown, wait=False)
+        pending = list(self.executor.pending)
+        if pending:
+            await asyncio.to_thread(concurrent.futures.wait, pending, timeout=self.settings.db_timeout_s * 3)
+        self._lease_pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.dispose()
+
+    def changed(self, schedule_id: int) -> None:
+        """A schedule was written here: apply it now if we fire, else the leader picks it up."""
+        self.reconciler.mark(schedule_id)
+        self._loop_call(self._wake.set)  # routes may call this from a worker thread
+
+    def status(self) -> dict[str, Any]:
+        lease = self.lease.current()
+        return {"me": self.holder, "leading": self.leading and self.lease.valid(), "lease": lease,
+                "last_error": self._db_error}
+
+    # ------------------------------------------------------------------ the lease loop
+
+    async def _lease_loop(self) -> None:
+        """Renew (or seek) the lease every renew_s, whatever the control loop is busy with."""
+        held = False
+        while not self._stopping:
+            now_held = await self._renew()
+            if now_held != held:
+                held = now_held
+                self._wake.set()
+            wait = self.settings.renew_s
+            if held:
+                wait = max(0.05, min(wait, self.lease.remaining_s()))  # look again when it would lapse
+            await asyncio.sleep(wait)
+
+    async def _control_loop(self) -> None:
+        """Start or stop firing as the lease comes and goes; apply schedule changes while firing."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                held = self.lease.valid()
+                if held and not self.leading:
+                    await self._take_over()
+                elif not held and self.leading:
+                    self._stand_down(f"database: {self._db_error}" if self._db_error else "lost the lease")
+                elif held and (self.reconciler.has_dirty or self._sync_due()):
+                    await self._sync()
+            except Exception:
+                logger.exception("schedule runner: unexpected error; carrying on")
+            wait = self.settings.reconcile_s if self.leading else self.settings.renew_s
+            if self.leading:
+                wait = max(0.05, min(wait, self.lease.remaining_s()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                pass
+
+    def _sync_due(self) -> bool:
+        return time.monotonic() - self._last_sync > self.settings.reconcile_s
+
+    async def _renew(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if self._renewal is None or self._renewal.done():
+            self._renewal = loop.run_in_executor(self._lease_pool, self.lease.try_acquire)
+            self._renewal.add_done_callback(_retrieve)  # a timed-out call may still fail later
+        try:
+            left = self.lease.remaining_s() or self.settings.renew_s
+            timeout = max(0.05, min(self.settings.db_timeout_s, left))
+            got = await asyncio.wait_for(asyncio.shield(self._renewal), timeout)
+        except TimeoutError:
+            self._note_db_error("lease renewal is taking too long")
+            return self.lease.valid()
+        except SQLAlchemyError as exc:
+            self._note_db_error(str(exc).splitlines()[0])
+            return self.lease.valid()  # nobody can take it before it expires
+        if self._db_error:
+            logger.info("scheduler database reachable again")
+            self._db_error = ""
+        return got and self.lease.valid()
+
+    def _note_db_error(self, msg: str) -> None:
+        if msg != self._db_error:
+            logger.warning("schedule lease: %s", msg)
+        self._db_error = msg
+
+    async def _take_over(self) -> None:
+        try:
+            done = await asyncio.to_thread(self.reconciler.full, self.lease.valid)
+        except SQLAlchemyError as exc:
+            self._note_db_error(f"taking over failed: {str(exc).splitlines()[0]}")
+            return
+        if not done or not self.lease.valid():
+            return
+        self.leading = True
+        self._last_sync = time.monotonic()
+        self.sched.resume()
+        logger.info("controller %s now fires the schedules (%d schedules)", self.holder,
+                    len(self.reconciler.known))
+
+    def _stand_down(self, why: str) -> None:
+        if self.leading:
+            logger.log(logging.INFO if self._stopping else logging.WARNING,
+                       "controller %s stops firing schedules: %s", self.holder, why)
+        self.leading = False
+        self.lease.drop()
+        if self.sched.running:
+            self.sched.pause()
+
+    async def _sync(self) -> None:
+        try:
+            await asyncio.to_thread(self.reconciler.changes)
+            self._last_sync = time.monotonic()
+        except SQLAlchemyError as exc:
+            self._note_db_error(f"reconcile failed: {str(exc).splitlines()[0]}")
+
+    # ------------------------------------------------------------------ slots (executor threads)
+
+    def _on_slots(self, schedule_id: int, version: int, slots: list[datetime]) -> None:
+        for slot in slots:
+            self._fire(schedule_id, version, slot)
+
+    def _fire(self, schedule_id: int, version: int, slot: datetime) -> None:
+        slot_ms = int(slot.timestamp() * 1000)
+        if self.on_fire is not None:
+            self.on_fire(schedule_id, slot, time.time() - (slot - self.lead).timestamp())
+        delay = 0.2
+        while True:
+            if self._stopping or not self.lease.valid():
+                logger.warning("schedule %d slot %s not fired here: this controller lost the lease",
+                               schedule_id, local(slot_ms).isoformat())
+                return  # whoever fires next finds the gap (last_slot_at) and airs it late or reports it
+            try:
+                res = air_slot(self.engine, self.fire_cfg, schedule_id=schedule_id, version=version,
+                               slot_ms=slot_ms, may_fire=self.lease.valid)
+                break
+            except SQLAlchemyError as exc:
+                logger.warning("schedule %d slot %s: database error (%s); retrying", schedule_id,
+                               local(slot_ms).isoformat(), str(exc).splitlines()[0])
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.results = [*self.results[-999:], res]
+        if res.outcome in ("stale", "gone"):
+            self._loop_call(self.changed, schedule_id)
+        for bc_id, air_at in res.broadcasts:
+            if self._air is not None:
+                self._loop_call(self._air, bc_id, air_at)
+
+    def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)

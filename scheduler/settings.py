@@ -1,0 +1,30 @@
+"""Settings of the schedule runner (``LOAPHUONG_SCHEDULE__LEAD_S=600`` etc.)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ScheduleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(True, description="take part in firing schedules (one controller fires at a time)")
+    lead_s: float = Field(600, ge=0, le=6 * 3600,
+                          description="publish the audio this long before the slot so units have it in time")
+    grace_s: float = Field(900, ge=0, le=24 * 3600,
+                           description="a slot found late by at most this much still airs (marked late); "
+                                       "later than that it is recorded as missed")
+    lease_ttl_s: float = Field(15, gt=0, le=600,
+                               description="the firing controller's lease; a standby takes over after it")
+    renew_s: float = Field(5, gt=0, le=200, description="how often the lease is renewed (or sought)")
+    reconcile_s: float = Field(10, gt=0, le=3600,
+                               description="how often the firing controller picks up changes made elsewhere")
+    db_timeout_s: float = Field(3, gt=0, le=60,
+                                description="give up a scheduler database call after this long and retry")
+    workers: int = Field(4, ge=1, le=32, description="threads that air slots (database work)")
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> ScheduleSettings:
+        if self.renew_s * 2 > self.lease_ttl_s:
+            raise ValueError("renew_s must be at most half of lease_ttl_s, "
+                             "or the lease lapses between renewals")
+        return self

@@ -1,0 +1,64 @@
+"""The controller is killed (SIGKILL) just before its slots: after the restart the slot within
+the grace period airs once, late; the one beyond it is reported missed — nothing silently lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.scheduler.ward import (
+    Sink,
+    broadcasts,
+    fast,
+    in_s,
+    make_ward,
+    once,
+    runner,
+    runs,
+    wait_until,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(60)
+async def test_killed_just_before_the_slots(sqlite_url: str) -> None:
+    db = make_ward(sqlite_url)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.scheduler.child", sqlite_url, "victim", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 20)
+        assert line.strip() == b"leading"
+        t0 = time.monotonic()
+        early, late = once(db, in_s(3)), once(db, in_s(6))  # the child fires them 1 s early (lead)
+        await asyncio.sleep(1.2)  # it has picked both up (reconcile every 0.5 s) but fired none
+        os.kill(child.pid, signal.SIGKILL)
+        await asyncio.wait_for(child.wait(), 5)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert runs(db) == []
+    await asyncio.sleep(7.8 - (time.monotonic() - t0))  # back ~4.8 s after one slot, ~1.8 s after the other
+    sink = Sink()
+    svc = runner(sqlite_url, fast(grace_s=3), sink=sink, holder="restarted")
+    await svc.start()
+    try:
+        await wait_until(lambda: len(runs(db)) == 2, 6, "both slots handled after the restart")
+        await asyncio.sleep(0.5)
+    finally:
+        await svc.stop()
+    [r_early], [r_late] = runs(db, early), runs(db, late)
+    assert r_early.status == "missed" and "beyond the 3 s grace" in r_early.reason
+    assert r_late.status == "aired" and r_late.late_ms is not None and 0 < r_late.late_ms <= 3000
+    assert [b.id for b in broadcasts(db)] == r_late.broadcast_ids == [b for b, _, _ in sink.aired]
+    assert {r.fired_by for r in (r_early, r_late)} == {"restarted"}
+    db.dispose()

@@ -1,0 +1,58 @@
+"""`loaphuong normalize` and `loaphuong say`."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.db import Database
+from controller.models import PronunciationEntry
+from tts.audio import decode
+
+
+def test_normalize_prints_the_spoken_form(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["normalize", "Họp lúc 7h30 ngày 22/11, 105 hộ", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == ("Họp lúc bảy giờ ba mươi phút ngày hai mươi hai tháng mười một, "
+                                       "một trăm linh năm hộ\n")
+    assert main(["normalize", "105 hộ", "--dialect", "south", "--no-dictionary"]) == 0
+    assert capsys.readouterr().out == "một trăm lẻ năm hộ\n"
+    assert main(["normalize", "105 hộ", "--voice", "vi-vn-x-south", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "một trăm lẻ năm hộ\n"
+
+
+def test_normalize_reads_stdin_and_warns(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Thong bao: sang mai phuong to chuc tiem phong\n"))
+    assert main(["normalize", "-", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert out.out == "Thong bao: sang mai phuong to chuc tiem phong\n"
+    assert out.err.startswith("warning: The text looks like Vietnamese typed without diacritics")
+    assert main(["normalize", "🔥🔥", "--data-dir", str(tmp_path)]) == 1
+
+
+def test_normalize_uses_the_ward_dictionary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add(PronunciationEntry(term="Kẻ Sặt", term_key="kẻ sặt", spoken="Kẻ Sặt"))
+        s.commit()
+    db.dispose()
+    assert main(["normalize", "thôn kẻ sặt", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "thôn Kẻ Sặt\n"
+    assert main(["normalize", "thôn kẻ sặt", "--data-dir", str(tmp_path), "--no-dictionary"]) == 0
+    assert capsys.readouterr().out == "thôn kẻ sặt\n"
+
+
+def test_say_writes_audio(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "ban-tin.mp3"
+    assert main(["say", "Thông báo: 7h30 họp tổ dân phố", "-o", str(out), "--data-dir", str(tmp_path)]) == 0
+    assert out.read_bytes()[:1] == b"\xff" and len(decode(out.read_bytes())) > 1000
+    assert "espeak-ng/vi" in capsys.readouterr().err
+    opus = tmp_path / "x.opus"
+    assert main(["say", "Xin chào", "-o", str(opus), "--data-dir", str(tmp_path), "--repeat", "2"]) == 0
+    assert opus.read_bytes()[:4] == b"OggS"
+    assert main(["say", "!!!", "-o", str(tmp_path / "y.mp3"), "--data-dir", str(tmp_path)]) == 2
+    assert "nothing to read aloud" in capsys.readouterr().err and not (tmp_path / "y.mp3").exists()
