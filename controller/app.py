@@ -18,8 +18,8 @@ from controller.aircontrol import AirControl
 from controller.auth import Verifier, ensure_admin
 from controller.commands import CommandService
 from controller.db import Database
-from controller.gateway_presence import GatewayPresence
 from controller.delivery import DeliveryService
+from controller.gateway_presence import GatewayPresence
 from controller.models import Broadcast, BroadcastStatus
 from controller.presence import Presence
 from controller.service import ServiceError, mark_missed

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
 from controller.aircontrol import AirControl
 from controller.db import Database
@@ -168,19 +168,28 @@ class DeliveryService:
         if broadcast_id in self.active:
             return
         with self.db.session() as s:
+            # compare-and-set: with several controllers on one database only one airs it
+            claimed = s.exec(update(Broadcast).where(  # type: ignore[call-overload]
+                col(Broadcast.id) == broadcast_id, col(Broadcast.status) == BroadcastStatus.SCHEDULED.value,
+            ).values(status=BroadcastStatus.SENDING.value)).rowcount
+            s.commit()
             bc = s.get(Broadcast, broadcast_id)
-            if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
-                logger.warning("broadcast %s is not waiting to air; not airing", broadcast_id)
+            if bc is None or claimed != 1:
+                logger.warning("broadcast %s is not waiting to air (here); not airing", broadcast_id)
                 return
             if bc.expires_at <= p.now_ms():
                 bc.status, bc.reason = BroadcastStatus.EXPIRED.value, "air time passed its validity"
                 s.add(bc)
                 s.commit()
                 return
-            active = self._load(s, bc)
-            bc.status = BroadcastStatus.SENDING.value
-            s.add(bc)
-            s.commit()
+            try:
+                active = self._load(s, bc)
+            except (OSError, ValueError) as exc:
+                bc.status, bc.reason = BroadcastStatus.FAILED.value, f"cannot load its audio: {exc}"[:500]
+                s.add(bc)
+                s.commit()
+                logger.error("broadcast %s failed: %s", broadcast_id, exc)
+                return
         self.active[broadcast_id] = active
         await self._publish(active)
 

@@ -163,7 +163,7 @@ def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: li
         priority=priority or bulletin.priority, status=BroadcastStatus.SCHEDULED.value,
         targets={"all": all_nodes, "zones": zones, "nodes": nodes},
         scopes=[sc.model_dump() for sc in target.scopes], repeat=repeat, air_at=start,
-        expires_at=start + valid_s * 1000, created_by=created_by, play_at=play_at,
+        expires_at=max(start, play_at or start) + valid_s * 1000, created_by=created_by, play_at=play_at,
     )
     s.add(bc)
     s.flush()

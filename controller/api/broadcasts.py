@@ -15,6 +15,7 @@ from controller.api.schemas import (
 )
 from controller.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.service import create_broadcast
+from devices import protocol as p
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
@@ -27,7 +28,8 @@ def _public(s: Session, bc: Broadcast, *, detail: bool) -> BroadcastPublic:
         tally[d.state] = tally.get(d.state, 0) + 1
     out = BroadcastPublic(
         id=bc.id, bulletin_id=bc.bulletin_id, priority=bc.priority, status=bc.status, reason=bc.reason,
-        targets=bc.targets, air_at=iso(bc.air_at), expires_at=iso(bc.expires_at), sent_at=iso(bc.sent_at),
+        targets=bc.targets, air_at=iso(bc.air_at), play_at=iso(bc.play_at), expires_at=iso(bc.expires_at),
+        sent_at=iso(bc.sent_at),
         finished_at=iso(bc.finished_at), tally=tally,
     )
     if detail:
@@ -47,17 +49,19 @@ def _public(s: Session, bc: Broadcast, *, detail: bool) -> BroadcastPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastPublic)
 async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
-    air_at = None
+    publish_at = play_at = None
     if body.air_at is not None:
         if body.air_at.tzinfo is None:
             raise HTTPException(422, "air_at needs a UTC offset, e.g. 2026-11-23T17:00:00+07:00")
-        air_at = int(body.air_at.timestamp() * 1000)
+        play_at = int(body.air_at.timestamp() * 1000)
+        # pre-delivery: the audio goes out `lead_s` ahead, the units start together at play_at
+        publish_at = max(p.now_ms(), play_at - int(sv.settings.schedule.lead_s * 1000))
     valid_s = body.valid_for_s or sv.settings.delivery.default_valid_s
     with sv.db.session() as s:
         bc = create_broadcast(
             s, bulletin_id=body.bulletin_id, all_nodes=body.target.all, zones=body.target.zones,
-            nodes=body.target.nodes, priority=body.priority, air_at=air_at, valid_s=valid_s,
-            repeat=body.repeat, created_by=user.username,
+            nodes=body.target.nodes, priority=body.priority, air_at=publish_at, valid_s=valid_s,
+            repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
         out = _public(s, bc, detail=False)
     sv.scheduler.air_at(bc.id, bc.air_at)

@@ -119,7 +119,8 @@ class BroadcastPublic(BaseModel):
     status: str
     reason: str
     targets: dict[str, Any]
-    air_at: str | None
+    air_at: str | None = Field(description="when the audio is published (ahead of play_at: pre-delivery)")
+    play_at: str | None = Field(None, description="when the units start; None = as soon as ready")
     expires_at: str | None
     sent_at: str | None
     finished_at: str | None

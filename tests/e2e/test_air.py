@@ -4,6 +4,7 @@ and units that are not ready at air time."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,29 @@ async def test_unit_not_ready_at_air_time_says_why_and_catches_up(
             assert started(slow, bid) > started(fast, bid)  # its own turn, after it had the audio
         finally:
             await asyncio.gather(fast.stop(), slow.stop())
+
+
+async def test_future_air_time_is_pre_delivered_and_starts_on_time(
+        mosquitto: BrokerProcess, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
+        await provision(client, {"z": ["t-1", "t-2"]})
+        nodes = [sim(n, mosquitto.port, Faults(time_scale=0.2)) for n in ("t-1", "t-2")]
+        await asyncio.gather(*(n.start() for n in nodes))
+        try:
+            await wait_online(client, ["t-1", "t-2"])
+            b = await bulletin(client, SHORT)
+            at = datetime.now(tz=UTC) + timedelta(seconds=6)
+            bid = await air(client, b["id"], {"zones": ["z"]}, air_at=at.isoformat())
+            # the audio is out well before the slot: both units hold it, verified, and wait
+            bc = await wait_broadcast(client, bid, 5,
+                                      done=lambda bc: set(states(bc).values()) == {"verified"})
+            assert bc["play_at"] is not None and bc["air_at"] < bc["play_at"]
+            assert all(bid not in n.player.start_times for n in nodes)
+            bc = await wait_broadcast(client, bid, 30)
+            assert set(states(bc).values()) == {"played"}
+            for n in nodes:  # started at the slot, not when the audio arrived
+                assert abs(started(n, bid) - at.timestamp() * 1000) < 300
+        finally:
+            await asyncio.gather(*(n.stop() for n in nodes))
