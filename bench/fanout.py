@@ -3,6 +3,10 @@
     python bench/fanout.py --nodes 200        # default
     python bench/fanout.py --nodes 1000
 
+``controller_egress_bytes`` counts the broadcast's audio topics (manifest, chunks, repairs);
+``controller_egress_all_bytes`` also counts control traffic in the same window (clock-sync
+replies, play commands), which grows with the number of units but carries no audio.
+
 Three processes share the 2 cores as they would in a ward: the broker (Mosquitto if installed,
 else the embedded one), this process (the controller: delivery service + database) and one
 process running the N simulated units. Measured in the same run, as the baseline: the same
@@ -159,7 +163,8 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
             r = await client.post("/api/bulletins", json={"text": bulletin_text(60)})
             assert r.status_code == 201, r.text
             b = r.json()
-            before = sv.link.client.stats.bytes_out
+            before = sv.link.audio_bytes_out
+            before_total = sv.link.client.stats.bytes_out
             t0 = time.perf_counter()
             r = await client.post("/api/broadcasts",
                                   json={"bulletin_id": b["id"], "target": {"zones": ["zone1"]}})
@@ -178,7 +183,8 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
                     raise RuntimeError("broadcast did not reach every unit in 600 s")
                 await asyncio.sleep(0.02)
             elapsed = time.perf_counter() - t0
-            egress = sv.link.client.stats.bytes_out - before
+            egress = sv.link.audio_bytes_out - before
+            egress_total = sv.link.client.stats.bytes_out - before_total
             await sv.writer.flush()
             with sv.db.session() as s:
                 states = [d.state for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))]
@@ -187,6 +193,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
             logger.info("controller part done")
     return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
             "seconds_to_all_verified": elapsed, "controller_egress_bytes": egress,
+            "controller_egress_all_bytes": egress_total,
             "verified_or_later": sum(s in ("verified", "playing", "played") for s in states)}
 
 

@@ -42,6 +42,7 @@ class ControllerLink:
         self.topics = p.Topics(prefix)
         self.session = secrets.token_hex(4)
         self.rejected: Counter[str] = Counter()
+        self.audio_bytes_out = 0
         self._handlers: dict[str, list[Handler]] = {leaf: [] for leaf in p.NODE_LEAVES}
         self._on_connect: list[Callable[[], Awaitable[None] | None]] = []
         offline = p.ControllerState(status=p.NodeStatus.OFFLINE, session=self.session)
@@ -77,10 +78,16 @@ class ControllerLink:
     # -------------------------------------------------------------- publish helpers
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        self._count(topic, payload)
         await self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        self._count(topic, payload)
         return self.client.publish_nowait(topic, payload, qos=qos, retain=retain)
+
+    def _count(self, topic: str, payload: bytes) -> None:
+        if "/bcast/" in topic:  # broadcast audio (manifests, chunks, repairs): the fan-out figure
+            self.audio_bytes_out += len(payload) + len(topic) + 4
 
     # -------------------------------------------------------------- inbound
 
