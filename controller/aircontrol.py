@@ -28,6 +28,18 @@ from scheduler.arbiter import Ended, Item, Preempted, PreemptPolicy, Start, Zone
 logger = logging.getLogger(__name__)
 
 
+LIVE_HOLD_MS = 24 * 3600 * 1000
+"""Arbiter duration of a live session: its zones are held until the session is released."""
+
+
+@dataclass
+class LiveHold:
+    """What the arbiter's decisions about a live session call back into."""
+
+    started: Callable[[], None]
+    ended: Callable[[str], None]  # reason: preempted | cleared | cancelled
+
+
 @dataclass
 class AirItem:
     bc: str
@@ -63,6 +75,8 @@ class AirControl:
         self.started: set[str] = set()  # broadcasts whose main item has started
         self._task: asyncio.Task[None] | None = None
         self._cmd_seq = 0
+        #: live sessions held in the arbiter (controller/live.py): item id → its callbacks
+        self.live: dict[str, LiveHold] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="air-control")
@@ -119,6 +133,25 @@ class AirControl:
     def cancel(self, bc: str) -> None:
         self.finished(bc)
 
+    def hold(self, item_id: str, nodes: list[str], priority: p.Priority, hooks: LiveHold) -> None:
+        """Hold the zones of ``nodes`` for a live session of unknown length, until :meth:`release`."""
+        self.live[item_id] = hooks
+        item = Item(item_id, self.zones(nodes), priority, LIVE_HOLD_MS)
+        self._apply(self.arbiter.submit(item, p.now_ms()))
+
+    def release(self, item_id: str) -> None:
+        if self.live.pop(item_id, None) is None:
+            return
+        now = p.now_ms()
+        self._apply(self.arbiter.done(item_id, now) if item_id in self.arbiter.running
+                    else self.arbiter.cancel(item_id, now, "finished"))
+
+    def emergency_on(self, nodes: list[str]) -> bool:
+        """An emergency sounds or waits in a zone of ``nodes``."""
+        zones = self.zones(nodes)
+        items = (*self.arbiter.running.values(), *self.arbiter.waiting.values())
+        return any(i.priority == p.Priority.EMERGENCY and i.zones & zones for i in items)
+
     # ------------------------------------------------------------------ machinery
 
     async def _loop(self) -> None:
@@ -147,7 +180,10 @@ class AirControl:
 
     def _apply(self, actions: list[Start | Preempted | Ended]) -> None:
         for a in actions:
-            if isinstance(a, Start):
+            hooks = self.live.get(a.item_id)
+            if hooks is not None:
+                self._apply_live(a, hooks)
+            elif isinstance(a, Start):
                 self._start(a)
             elif isinstance(a, Preempted):
                 item = self.items.get(a.item_id)
@@ -160,6 +196,20 @@ class AirControl:
                     self._command(item, "stop", {"bc": item.bc, "reason": "preempted"}, p.now_ms() + 10_000)
             elif isinstance(a, Ended) and a.reason != "finished":
                 self.items.pop(a.item_id, None)
+
+    def _apply_live(self, a: Start | Preempted | Ended, hooks: LiveHold) -> None:
+        if isinstance(a, Start):
+            hooks.started()
+            return
+        self.live.pop(a.item_id, None)
+        if isinstance(a, Preempted):
+            if a.requeued:  # a live session is never resumed later: drop it whatever the policy
+                hooks.ended("preempted")
+                self._apply(self.arbiter.cancel(a.item_id, p.now_ms(), "preempted"))
+                return
+            hooks.ended("preempted")
+        elif a.reason != "finished":
+            hooks.ended(a.reason)
 
     def _start(self, a: Start) -> None:
         item = self.items.get(a.item_id)

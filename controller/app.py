@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlmodel import select
 
+from controller.accounts import audit
 from controller.aircontrol import AirControl
 from controller.auth import Verifier, ensure_admin
 from controller.commands import CommandService
@@ -137,6 +138,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,
                   description="Ward public-address controller (loa phường)")
+
+    @app.middleware("http")
+    async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every state-changing API request by a known user goes to the audit log."""
+        response = await call_next(request)
+        user = request.scope.get("lp_user")
+        if user and request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/"):
+            sv: Services = request.app.state.services
+
+            def write() -> None:
+                with sv.db.session() as s:
+                    audit(s, user, f"{request.method} {request.url.path}", detail=str(response.status_code))
+
+            await asyncio.to_thread(write)
+        return response
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

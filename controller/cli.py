@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("broker", help="run the embedded MQTT broker", add_help=False)
     _speech_parsers(sub)
+    sub.add_parser("user", add_help=False,
+                   help="accounts: user add NAME --role R [--org ID] | list | disable NAME")
+    sub.add_parser("org", add_help=False,
+                   help="org units (province → ward): org add ID NAME [--parent P] | list")
     sub.add_parser("mqtt-config", add_help=False,
                    help="write Mosquitto passwd/acl/conf for the units (see 'mqtt-config --help')")
     sub.add_parser("gateway", add_help=False,
@@ -264,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("sim", "broker"):
         _logging(False)
         return cmd_sim(argv[1:]) if argv[0] == "sim" else cmd_broker(argv[1:])
+    if argv and argv[0] in ("user", "org"):
+        from controller.usercli import org_main, user_main
+
+        _logging(False)
+        logging.getLogger().setLevel(logging.WARNING)
+        return user_main(argv[1:]) if argv[0] == "user" else org_main(argv[1:])
     if argv and argv[0] == "mqtt-config":
         _logging(False)
         return cmd_mqtt_config(argv[1:])

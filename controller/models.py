@@ -67,6 +67,7 @@ class Zone(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=63)
     name: str = Field(max_length=200)
+    org_unit_id: str | None = Field(default=None, max_length=63)  # the ward that owns it (0005)
     created_at: int = _ms_column(nullable=False)
 
 
@@ -131,6 +132,13 @@ class Bulletin(SQLModel, table=True):
     # what staff must know about the speech (fallback to another engine, unreadable text); 0002
     warnings: list[str] = Field(default_factory=list,
                                 sa_column=Column(JSON, nullable=False, server_default=sql_text("'[]'")))
+    # approval (0005): draft → submitted → approved | rejected
+    approval: str = Field(default="approved", max_length=16)
+    org_unit_id: str | None = Field(default=None, max_length=63)
+    submitted_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    decided_by: str = Field(default="", max_length=100)
+    decided_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    decision_note: str = Field(default="", max_length=500)
 
 
 class Broadcast(SQLModel, table=True):
@@ -180,9 +188,42 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(unique=True, max_length=100)
     password_hash: str = Field(max_length=200)
-    role: str = Field(default="admin", max_length=16)
+    role: str = Field(default="admin", max_length=16)  # admin | editor | approver | operator
     active: bool = True
     created_at: int = _ms_column(nullable=False)
+    org_unit_id: str | None = Field(default=None, max_length=63)  # None: the whole tree (0005)
+
+
+# --------------------------------------------------------------------------- accounts (0005)
+
+
+class OrgUnit(SQLModel, table=True):
+    """A node of the administrative tree (province → district → ward ...)."""
+
+    id: str = Field(primary_key=True, max_length=63)
+    name: str = Field(max_length=200)
+    parent_id: str | None = Field(default=None, foreign_key="orgunit.id", max_length=63)
+
+
+class UserSession(SQLModel, table=True):
+    """A browser session: only the SHA-256 of the cookie value is stored."""
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    csrf: str = Field(max_length=64)
+    created_at: int = _ms_column(nullable=False)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One state-changing action: who, what, on which object, with what result."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: int = _ms_column(nullable=False, index=True)
+    username: str = Field(default="", max_length=100)
+    action: str = Field(max_length=64)
+    target: str = Field(default="", max_length=200)
+    detail: str = Field(default="", max_length=1000)
 
 
 # --------------------------------------------------------------------------- fleet control (0004)

@@ -85,6 +85,8 @@ class TtsSettings(BaseModel):
     attention_tone: bool = Field(True, description="play the attention tone before emergency bulletins")
     cache_max_mb: int = Field(256, gt=0, description="size bound of the rendered-audio cache")
     preview_max_mb: int = Field(64, gt=0, description="size bound of stored preview audio")
+    upload_max_mb: int = Field(25, gt=0, le=500, description="largest recorded-audio upload accepted")
+    upload_max_minutes: int = Field(30, gt=0, le=240, description="longest recorded bulletin accepted")
     gtts: GttsSettings = Field(default_factory=GttsSettings)  # type: ignore[arg-type]
     http_engines: list[HttpEngineConfig] = Field(
         default_factory=list, description="commercial HTTP speech services (see docs/speech.md)")

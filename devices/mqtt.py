@@ -112,6 +112,7 @@ class AsyncMqttClient:
         self._stopping = False
         self._lost = asyncio.Event()
         self._connack: asyncio.Future[int] | None = None
+        self._connack_reason = ""
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._subacks: dict[int, asyncio.Future[list[int]]] = {}
         self._connected_at: float | None = None
@@ -273,7 +274,7 @@ class AsyncMqttClient:
         except TimeoutError:
             raise MqttError("no CONNACK within 10 s") from None
         if rc != 0:
-            raise MqttError(f"broker refused the connection: {paho.connack_string(rc)}")
+            raise MqttError(f"broker refused the connection: {self._connack_reason} (code {rc})")
 
     async def _misc(self) -> None:
         while True:
@@ -341,6 +342,7 @@ class AsyncMqttClient:
 
     def _paho_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         value = rc.value if hasattr(rc, "value") else int(rc)
+        self._connack_reason = str(rc)  # paho 2 maps 3.1.1 codes to MQTT 5 names ("Not authorized")
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(value)
 

@@ -133,6 +133,10 @@ class Topics:
     def data(self, scope: AudioScope, broadcast_id: str) -> str:
         return f"{scope.base(self.prefix)}/bcast/{broadcast_id}/data"
 
+    def live(self, scope: AudioScope, session: str) -> str:
+        """Live audio frames (QoS0, binary, §Live): under the bcast wildcard nodes already hold."""
+        return f"{scope.base(self.prefix)}/bcast/{session}/live"
+
     # subscriptions
     def node_subscriptions(self, node_id: str) -> list[str]:
         """What a node subscribes to before it knows its groups."""
@@ -497,3 +501,66 @@ class Reassembler:
             self._parts.clear()
             raise ChunkError("sha256 mismatch of the assembled file")
         return audio
+
+
+# --------------------------------------------------------------------------- live audio (§Live)
+
+#: Live sessions carry raw PCM: signed 16-bit little-endian, mono, at this rate.
+LIVE_SAMPLE_RATE = 16000
+#: Audio per frame the controller publishes (ms); 40 ms = 1280 bytes of PCM.
+LIVE_FRAME_MS = 40
+#: A node that hears no frame for this long ends the live session on its own (no stuck amplifier).
+LIVE_IDLE_TIMEOUT_MS = 2000
+#: Jitter buffer a node fills before it starts playing (ms of audio).
+LIVE_JITTER_MS = 80
+#: Commands that start and end a live session on a node (on the usual cmd topics, QoS1).
+LIVE_COMMANDS = ("live_start", "live_stop")
+LIVE_MAGIC = b"LPL"
+#: magic(3) version(1) flags(1) seq(u32) capture time(u64, controller ms); then PCM s16le.
+LIVE_HEADER = struct.Struct(">3sBBIQ")
+LIVE_FLAG_LAST = 0x01
+#: Largest PCM payload of one frame a node must accept (bytes): 200 ms at 16 kHz.
+MAX_LIVE_FRAME = 6400
+
+
+class LiveFrame(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    seq: int
+    ts_ms: int
+    last: bool
+    pcm: bytes
+
+
+def pack_live_frame(seq: int, ts_ms: int, pcm: bytes, *, last: bool = False) -> bytes:
+    if len(pcm) > MAX_LIVE_FRAME or len(pcm) % 2:
+        raise ValueError(f"a live frame carries an even number of bytes up to {MAX_LIVE_FRAME}")
+    flags = LIVE_FLAG_LAST if last else 0
+    return LIVE_HEADER.pack(LIVE_MAGIC, PROTOCOL_VERSION, flags, seq & 0xFFFFFFFF, ts_ms) + pcm
+
+
+def parse_live_frame(payload: bytes) -> LiveFrame:
+    """Validate one live frame; raise ChunkError otherwise."""
+    if len(payload) < LIVE_HEADER.size:
+        raise ChunkError(f"live frame of {len(payload)} bytes is shorter than its header")
+    magic, version, flags, seq, ts = LIVE_HEADER.unpack_from(payload)
+    if magic != LIVE_MAGIC:
+        raise ChunkError("bad live frame magic")
+    if version != PROTOCOL_VERSION:
+        raise ChunkError(f"unsupported live frame version {version}")
+    pcm = payload[LIVE_HEADER.size :]
+    if len(pcm) > MAX_LIVE_FRAME or len(pcm) % 2:
+        raise ChunkError(f"live frame PCM of {len(pcm)} bytes (even, at most {MAX_LIVE_FRAME})")
+    return LiveFrame(seq=seq, ts_ms=ts, last=bool(flags & LIVE_FLAG_LAST), pcm=pcm)
+
+
+class LiveStartArgs(BaseModel):
+    """``live_start`` arguments: play the frames of ``session`` from now on."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    session: Id
+    priority: Priority = Priority.NORMAL
+    codec: Literal["pcm_s16le"] = "pcm_s16le"
+    sample_rate: int = Field(LIVE_SAMPLE_RATE, ge=8000, le=48000)
+    frame_ms: int = Field(LIVE_FRAME_MS, ge=10, le=200)
+    jitter_ms: int = Field(LIVE_JITTER_MS, ge=0, le=2000)
+    idle_timeout_ms: int = Field(LIVE_IDLE_TIMEOUT_MS, ge=200, le=30000)

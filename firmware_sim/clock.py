@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 BURST = 10
 BURST_GAP_S = 0.1
-KEEP = 32  # samples considered: the burst, then the last ~2.5 min of periodic ones
+KEEP = 32  # samples considered: the burst, then the last few minutes of periodic ones
+SETTLE_S = 120.0  # after this long connected, sample every 3 x interval_s
 
 
 def estimate(samples: list[tuple[float, float]]) -> tuple[float, float]:
@@ -69,16 +70,21 @@ class ClockSync:
         self.offset_ms: float | None = None
         self.delay_ms: float | None = None
         self._next = 0.0
+        self._since = 0.0
 
     def restart(self) -> None:
         """After (re)connecting, or on a ``sync_time`` command: a burst of requests."""
         for i in range(BURST):
             self._later(i * BURST_GAP_S, self.request)
-        self._next = time.monotonic() + self.interval_s
+        self._since = time.monotonic()
+        self._next = self._since + self.interval_s
 
     def tick(self, now: float) -> None:
         if now >= self._next:
-            self._next = now + self.interval_s
+            # every interval_s for the first minutes after (re)connecting, then 3x slower:
+            # keeps the estimate fresh for drift without flooding the controller
+            settled = now - self._since > SETTLE_S
+            self._next = now + self.interval_s * (3 if settled else 1)
             self.request()
 
     def request(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from devices.protocol import AckState, Command, CommandResponse, PayloadError, decode, encode, valid_id
+from firmware_sim.live import LiveReceiver, LiveRejected
 
 if TYPE_CHECKING:
     from firmware_sim.node import SimNode
@@ -54,6 +55,19 @@ class Commands:
         }
         #: URL of the relay stream "playing" (play_stream), '' when none.
         self.stream = ""
+
+    def register_live(self, live: LiveReceiver) -> None:
+        """``live_start`` / ``live_stop`` (docs/protocol.md §Live), answered by ``live``."""
+        def wrap(fn: Handler) -> Handler:
+            def handler(args: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    return fn(args)
+                except LiveRejected as exc:
+                    raise CommandRejected(str(exc)) from None
+            return handler
+
+        self._handlers["live_start"] = wrap(live.start)
+        self._handlers["live_stop"] = wrap(live.stop)
 
     def on_command(self, topic: str, payload: bytes) -> None:
         node, stats = self.node, self.node.stats
@@ -148,6 +162,9 @@ class Commands:
         if bc is None and self.stream:
             stopped, self.stream = stopped or self.stream, ""
             self.node._changed()
+        if bc is None and self.node.live.active:
+            stopped = stopped or self.node.live.active
+            self.node.live.end(reason)
         return {"stopped": stopped}
 
     def _play_stream(self, args: dict[str, Any]) -> dict[str, Any]:

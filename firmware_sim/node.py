@@ -47,6 +47,7 @@ from firmware_sim.clock import ClockSync, NodeClock
 from firmware_sim.commands import Commands
 from firmware_sim.download import FINISHED_KEEP, BlobCache, Downloads
 from firmware_sim.faults import Faults
+from firmware_sim.live import LiveReceiver
 from firmware_sim.player import Player
 
 __all__ = ["BlobCache", "NodeStats", "SimNode"]
@@ -173,6 +174,8 @@ class SimNode:
         self._tel_pending = False
         self.downloads = Downloads(self)
         self.commands = Commands(self)
+        self.live = LiveReceiver(self)
+        self.commands.register_live(self.live)
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[asyncio.TimerHandle] = set()
         self._ticker_task: asyncio.Task[None] | None = None
@@ -290,6 +293,7 @@ class SimNode:
             h.cancel()
         self._handles.clear()
         self.downloads.clear()
+        self.live.end("shutdown")
         self.player.reset()  # RAM is gone; ``finished`` stays (NVS)
         self.groups_requested.clear()
         self.groups_subscribed.clear()
@@ -438,6 +442,8 @@ class SimNode:
 
     def _source(self) -> dict[str, str]:
         """Telemetry ``playing``/``source``: a bulletin, else the relay stream, else idle."""
+        if self.live.active:
+            return {"playing": self.live.active, "source": "live"}
         if self.player.playing:
             return {"playing": self.player.playing, "source": "bulletin"}
         if self.commands.stream:
@@ -534,6 +540,9 @@ class SimNode:
                 return
             if valid_id(bc) and kind == "data":
                 self.downloads.on_chunk(bc, payload)
+                return
+            if valid_id(bc) and kind == "live" and (parts[0] == "node" or parts[1] in self.groups_requested):
+                self.live.on_frame(bc, payload)
                 return
         self.stats.unknown_topics += 1
         logger.debug("%s: message on unexpected topic %s", self.node_id, topic)

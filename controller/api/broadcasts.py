@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import Session, col, select
 
+from controller.accounts import CAN_AIR, CAN_EMERGENCY
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import (
     BroadcastCreate,
@@ -13,6 +14,7 @@ from controller.api.schemas import (
     DeliveryPublic,
     iso,
 )
+from controller.api.scope import broadcast_for, check_airing, scoped_target, visible_bulletin_ids
 from controller.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.service import create_broadcast
 from devices import protocol as p
@@ -54,13 +56,18 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) ->
         if body.air_at.tzinfo is None:
             raise HTTPException(422, "air_at needs a UTC offset, e.g. 2026-11-23T17:00:00+07:00")
         play_at = int(body.air_at.timestamp() * 1000)
+        if play_at < p.now_ms() - 60_000:
+            raise HTTPException(422, "the air time is in the past")
         # pre-delivery: the audio goes out `lead_s` ahead, the units start together at play_at
         publish_at = max(p.now_ms(), play_at - int(sv.settings.schedule.lead_s * 1000))
     valid_s = body.valid_for_s or sv.settings.delivery.default_valid_s
     with sv.db.session() as s:
+        check_airing(s, user, body.bulletin_id, body.priority)
+        t = body.target
+        all_nodes, zones, nodes = scoped_target(s, user, t.all, t.zones, t.nodes)
         bc = create_broadcast(
-            s, bulletin_id=body.bulletin_id, all_nodes=body.target.all, zones=body.target.zones,
-            nodes=body.target.nodes, priority=body.priority, air_at=publish_at, valid_s=valid_s,
+            s, bulletin_id=body.bulletin_id, all_nodes=all_nodes, zones=zones,
+            nodes=nodes, priority=body.priority, air_at=publish_at, valid_s=valid_s,
             repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
         out = _public(s, bc, detail=False)
@@ -69,25 +76,26 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) ->
 
 
 @router.get("", response_model=list[BroadcastPublic])
-def list_broadcasts(s: SessionDep, _: UserDep, limit: int = 50) -> list[BroadcastPublic]:
-    rows = s.exec(select(Broadcast).order_by(col(Broadcast.created_at).desc()).limit(min(limit, 500))).all()
+def list_broadcasts(s: SessionDep, user: UserDep, limit: int = 50) -> list[BroadcastPublic]:
+    q = select(Broadcast).order_by(col(Broadcast.created_at).desc())
+    ids = visible_bulletin_ids(s, user)
+    if ids is not None:
+        q = q.where(col(Broadcast.bulletin_id).in_(ids))
+    rows = s.exec(q.limit(max(1, min(limit, 500)))).all()
     return [_public(s, bc, detail=False) for bc in rows]
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastPublic)
-def get_broadcast(broadcast_id: str, s: SessionDep, _: UserDep) -> BroadcastPublic:
-    bc = s.get(Broadcast, broadcast_id)
-    if bc is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"broadcast {broadcast_id} does not exist")
-    return _public(s, bc, detail=True)
+def get_broadcast(broadcast_id: str, s: SessionDep, user: UserDep) -> BroadcastPublic:
+    return _public(s, broadcast_for(s, user, broadcast_id), detail=True)
 
 
 @router.post("/{broadcast_id}/cancel", response_model=BroadcastPublic)
-async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, _: UserDep) -> BroadcastPublic:
+async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+    if user.role not in CAN_AIR | CAN_EMERGENCY:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not cancel broadcasts")
     with sv.db.session() as s:
-        bc = s.get(Broadcast, broadcast_id)
-        if bc is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"broadcast {broadcast_id} does not exist")
+        bc = broadcast_for(s, user, broadcast_id)
         if bc.status == BroadcastStatus.SCHEDULED.value and sv.scheduler.cancel(broadcast_id):
             bc.status, bc.reason = BroadcastStatus.CANCELLED.value, "cancelled before airing"
             s.add(bc)

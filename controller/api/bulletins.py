@@ -10,8 +10,10 @@ from pydantic import Field
 from sqlmodel import Session
 
 import tts
-from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.accounts import initial_approval
+from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import BulletinCreate, BulletinPublic, iso
+from controller.api.scope import bulletin_for
 from controller.api.speech import MEDIA_TYPES, render_options
 from controller.models import AudioAsset, Bulletin, BulletinSpeech
 from controller.service import ServiceError, render_bulletin
@@ -38,6 +40,12 @@ class BulletinSpeechPublic(BulletinPublic):
     spoken_text: str | None = Field(None, description="the normalised text that was read aloud")
     requested_engine: str | None = None
     dictionary_hits: list[str] = Field(default_factory=list)
+    approval: str = Field("approved", description="draft | submitted | approved | rejected")
+    org_unit_id: str | None = None
+    submitted_at: str | None = None
+    decided_by: str = ""
+    decided_at: str | None = None
+    decision_note: str = ""
 
 
 def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
@@ -55,12 +63,18 @@ def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
         spoken_text=speech.spoken_text if speech else None,
         requested_engine=speech.requested_engine if speech else None,
         dictionary_hits=list(speech.dictionary_hits) if speech else [],
+        approval=b.approval, org_unit_id=b.org_unit_id, submitted_at=iso(b.submitted_at),
+        decided_by=b.decided_by, decided_at=iso(b.decided_at), decision_note=b.decision_note,
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BulletinSpeechPublic)
-async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep, user: UserDep) -> BulletinSpeechPublic:
-    """Normalise and render the text through the ward's engine chain; warnings say what happened."""
+async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
+                          user: EditorDep) -> BulletinSpeechPublic:
+    """Normalise and render the text through the ward's engine chain; warnings say what happened.
+
+    An editor's bulletin starts as a draft that an approver must approve before it can air; one
+    written by an approver or an admin is approved by its author (recorded as such)."""
     cfg = sv.settings.tts
     if len(body.text) > cfg.max_chars:
         raise ServiceError(422, f"the text has {len(body.text)} characters; the limit is {cfg.max_chars}")
@@ -76,23 +90,23 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep, user: Use
                 audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
                 **opts,
             )
+            initial_approval(b, user)
+            s.add(b)
+            s.commit()
             return _public(s, b)
 
     return await asyncio.to_thread(work)
 
 
 @router.get("/{bulletin_id}", response_model=BulletinSpeechPublic)
-def get_bulletin(bulletin_id: int, s: SessionDep, _: UserDep) -> BulletinSpeechPublic:
-    b = s.get(Bulletin, bulletin_id)
-    if b is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulletin {bulletin_id} does not exist")
-    return _public(s, b)
+def get_bulletin(bulletin_id: int, s: SessionDep, user: UserDep) -> BulletinSpeechPublic:
+    return _public(s, bulletin_for(s, user, bulletin_id))
 
 
 @router.get("/{bulletin_id}/audio", response_class=FileResponse)
-def get_audio(bulletin_id: int, sv: ServicesDep, s: SessionDep, _: UserDep) -> FileResponse:
-    b = s.get(Bulletin, bulletin_id)
-    asset = s.get(AudioAsset, b.audio_sha256) if b and b.audio_sha256 else None
+def get_audio(bulletin_id: int, sv: ServicesDep, s: SessionDep, user: UserDep) -> FileResponse:
+    b = bulletin_for(s, user, bulletin_id)
+    asset = s.get(AudioAsset, b.audio_sha256) if b.audio_sha256 else None
     if asset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulletin {bulletin_id} has no audio")
     return FileResponse(sv.settings.audio_dir / asset.path,

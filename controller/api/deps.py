@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlmodel import Session
 
+from controller.accounts import (
+    CAN_ADMIN,
+    CAN_AIR,
+    CAN_APPROVE,
+    CAN_CONTROL,
+    CAN_WRITE_BULLETINS,
+    COOKIE,
+    CSRF_HEADER,
+    LoginLimiter,
+    find_session,
+)
 from controller.app import Services
 from controller.models import User
 
@@ -31,13 +42,55 @@ def get_session(sv: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_user(sv: ServicesDep, s: SessionDep,
+TOO_MANY = "too many failed logins; wait a few minutes"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def limiter(request: Request) -> LoginLimiter:
+    state = request.app.state
+    if getattr(state, "login_limiter", None) is None:
+        state.login_limiter = LoginLimiter()
+    lim: LoginLimiter = state.login_limiter
+    return lim
+
+
+def current_user(request: Request, sv: ServicesDep, s: SessionDep,
                  cred: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
-    user = sv.verifier.check(s, cred.username, cred.password) if cred else None
+    """HTTP Basic (API clients, scripts) or the session cookie (browsers, CSRF-checked)."""
+    user = None
+    if cred is not None:
+        client = request.client.host if request.client else "?"
+        if limiter(request).blocked(cred.username, client):
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, TOO_MANY)
+        user = sv.verifier.check(s, cred.username, cred.password)
+        if user is None:
+            limiter(request).failed(cred.username, client)
+    elif (token := request.cookies.get(COOKIE)) is not None:
+        found = find_session(s, token)
+        if found is not None:
+            user, row = found
+            if request.method not in _SAFE and request.headers.get(CSRF_HEADER) != row.csrf:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login required (wrong user name or password)",
                             headers={"WWW-Authenticate": 'Basic realm="loaphuong"'})
+    request.scope["lp_user"] = user.username  # for the audit middleware
     return user
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+
+def _role(allowed: frozenset[str], what: str) -> Callable[[User], User]:
+    def check(user: UserDep) -> User:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not {what}")
+        return user
+    return check
+
+
+EditorDep = Annotated[User, Depends(_role(CAN_WRITE_BULLETINS, "write bulletins"))]
+ApproverDep = Annotated[User, Depends(_role(CAN_APPROVE, "approve bulletins"))]
+OperatorDep = Annotated[User, Depends(_role(CAN_AIR, "air broadcasts"))]
+ControlDep = Annotated[User, Depends(_role(CAN_CONTROL, "control units"))]
+AdminDep = Annotated[User, Depends(_role(CAN_ADMIN, "administer accounts and the fleet"))]

@@ -6,9 +6,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 
-from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.accounts import audit, visible_zones
+from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import MqttCredentials, NodeCreate, NodeCreated, NodePublic, ZoneCreate, iso
-from controller.models import Node, NodeEvent, NodeZone, Zone
+from controller.api.scope import node_for
+from controller.models import Node, NodeEvent, NodeZone, OrgUnit, Zone
 from controller.mqtt_accounts import issue_credentials
 from controller.nodedir import NodeDirectory
 
@@ -16,20 +18,24 @@ router = APIRouter(prefix="/api", tags=["fleet"])
 
 
 @router.get("/zones")
-def list_zones(s: SessionDep, _: UserDep) -> list[dict[str, object]]:
+def list_zones(s: SessionDep, user: UserDep) -> list[dict[str, object]]:
     counts: dict[str, int] = {}
     for nz in s.exec(select(NodeZone)).all():
         counts[nz.zone_id] = counts.get(nz.zone_id, 0) + 1
-    return [{"id": z.id, "name": z.name, "nodes": counts.get(z.id, 0)}
-            for z in s.exec(select(Zone).order_by(Zone.id)).all()]
+    mine = visible_zones(s, user)
+    return [{"id": z.id, "name": z.name, "nodes": counts.get(z.id, 0), "org_unit_id": z.org_unit_id}
+            for z in s.exec(select(Zone).order_by(Zone.id)).all() if mine is None or z.id in mine]
 
 
 @router.post("/zones", status_code=status.HTTP_201_CREATED)
-def create_zone(body: ZoneCreate, s: SessionDep, _: UserDep) -> dict[str, str]:
+def create_zone(body: ZoneCreate, s: SessionDep, admin: AdminDep) -> dict[str, str]:
     if s.get(Zone, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"zone {body.id} already exists")
-    s.add(Zone(id=body.id, name=body.name))
+    if body.org_unit_id is not None and s.get(OrgUnit, body.org_unit_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown org unit {body.org_unit_id}")
+    s.add(Zone(id=body.id, name=body.name, org_unit_id=body.org_unit_id))
     s.commit()
+    audit(s, admin.username, "zone_add", body.id, f"org={body.org_unit_id}")
     return {"id": body.id, "name": body.name}
 
 
@@ -61,7 +67,7 @@ def _directory(request: Request) -> NodeDirectory:
 
 
 @router.get("/nodes", response_model=list[NodePublic])
-def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, _: UserDep, zone: str | None = None,
+def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, zone: str | None = None,
                state: str | None = None, limit: int | None = Query(None, ge=1, le=10_000),
                offset: int = Query(0, ge=0)) -> JSONResponse:
     """Units in id order (filtered by zone / state; ``limit`` + ``offset`` page through them, the
@@ -69,8 +75,11 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, _: UserDep, zon
     per-request table scan, no per-unit model validation (see controller/nodedir.py)."""
     presence = sv.presence
     picked = []
+    mine = visible_zones(s, user)
     for row in _directory(request).rows(s):
         if zone and zone not in row.zones:
+            continue
+        if mine is not None and not mine.intersection(row.zones):
             continue
         st = presence.status(row.id)
         if state and st != state:
@@ -91,7 +100,7 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, _: UserDep, zon
 
 
 @router.post("/nodes", status_code=status.HTTP_201_CREATED, response_model=NodeCreated)
-async def create_node(body: NodeCreate, sv: ServicesDep, user: UserDep) -> NodeCreated:
+async def create_node(body: NodeCreate, sv: ServicesDep, user: AdminDep) -> NodeCreated:
     with sv.db.session() as s:
         if s.get(Node, body.id) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"unit {body.id} already exists")
@@ -111,10 +120,11 @@ async def create_node(body: NodeCreate, sv: ServicesDep, user: UserDep) -> NodeC
 
 
 @router.get("/nodes/{node_id}")
-def get_node(node_id: str, sv: ServicesDep, s: SessionDep, _: UserDep) -> dict[str, object]:
+def get_node(node_id: str, sv: ServicesDep, s: SessionDep, user: UserDep) -> dict[str, object]:
     node = s.get(Node, node_id)
     if node is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
+    node_for(s, user, node_id)
     events = s.exec(select(NodeEvent).where(NodeEvent.node_id == node_id)
                     .order_by(col(NodeEvent.at).desc()).limit(50)).all()
     return {

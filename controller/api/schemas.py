@@ -28,6 +28,7 @@ class Strict(BaseModel):
 class ZoneCreate(Strict):
     id: str = Field(description="short id, e.g. 'tdp3' (lowercase letters, digits, - and _)")
     name: str = Field(min_length=1, max_length=200)
+    org_unit_id: str | None = Field(None, description="the ward (org unit) that owns it")
 
     @field_validator("id")
     @classmethod

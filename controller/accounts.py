@@ -1,0 +1,176 @@
+"""Roles, browser sessions, login rate limiting, ward scoping and the audit log.
+
+API clients and scripts keep using HTTP Basic; browsers log in once and get an HttpOnly,
+SameSite=Strict session cookie plus a CSRF token that every state-changing request must echo
+in the ``X-CSRF-Token`` header. Only the SHA-256 of the cookie value is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections import deque
+
+from sqlmodel import Session, col, delete, select
+
+from controller.auth import hash_password
+from controller.models import AuditEntry, Bulletin, OrgUnit, User, UserSession, Zone
+from devices.protocol import now_ms
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("admin", "editor", "approver", "operator")
+COOKIE = "lp_session"
+CSRF_HEADER = "x-csrf-token"
+SESSION_TTL_MS = 12 * 3600 * 1000
+
+# what each role may do (admin may do everything)
+CAN_WRITE_BULLETINS = frozenset({"admin", "editor", "approver"})
+CAN_APPROVE = frozenset({"admin", "approver"})
+CAN_AIR = frozenset({"admin", "operator"})
+CAN_EMERGENCY = frozenset({"admin", "approver", "operator"})  # may skip the approval queue
+CAN_CONTROL = frozenset({"admin", "operator"})
+CAN_ADMIN = frozenset({"admin"})
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def open_session(s: Session, user: User) -> tuple[str, str]:
+    """A new session (never reuse one across logins); returns (cookie value, CSRF token)."""
+    assert user.id is not None
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    s.add(UserSession(token_hash=_digest(token), user_id=user.id, csrf=csrf,
+                      expires_at=now_ms() + SESSION_TTL_MS))
+    s.commit()
+    return token, csrf
+
+
+def find_session(s: Session, token: str) -> tuple[User, UserSession] | None:
+    row = s.get(UserSession, _digest(token))
+    if row is None or row.expires_at < now_ms():
+        return None
+    user = s.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return user, row
+
+
+def close_session(s: Session, token: str) -> None:
+    s.exec(delete(UserSession).where(col(UserSession.token_hash) == _digest(token)))  # type: ignore[call-overload]
+    s.commit()
+
+
+def end_sessions(s: Session, user_id: int) -> None:
+    """Log a user out everywhere (on disabling the account or a password change)."""
+    s.exec(delete(UserSession).where(col(UserSession.user_id) == user_id))  # type: ignore[call-overload]
+    s.commit()
+
+
+class LoginLimiter:
+    """At most ``limit`` failed logins per user name (4 × that per client address) in ``window_s``."""
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self.client_limit = 4 * limit
+        self._fails: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        q = self._fails.setdefault(key, deque())
+        cutoff = time.monotonic() - self.window_s
+        while q and q[0] < cutoff:
+            q.popleft()
+        return q
+
+    def blocked(self, username: str, client: str) -> bool:
+        return (len(self._recent(f"u:{username}")) >= self.limit
+                or len(self._recent(f"c:{client}")) >= self.client_limit)
+
+    def failed(self, username: str, client: str) -> None:
+        for k in (f"u:{username}", f"c:{client}"):
+            self._recent(k).append(time.monotonic())
+
+    def succeeded(self, username: str) -> None:
+        self._fails.pop(f"u:{username}", None)
+
+
+# --------------------------------------------------------------------------- users
+
+
+def add_user(s: Session, username: str, role: str, org_unit_id: str | None = None,
+             password: str | None = None) -> tuple[User, str]:
+    """Create an account; returns it with its (one-time, printed once) password."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    if org_unit_id is not None and s.get(OrgUnit, org_unit_id) is None:
+        raise ValueError(f"unknown org unit {org_unit_id!r}")
+    if s.exec(select(User).where(User.username == username)).first() is not None:
+        raise ValueError(f"user {username!r} already exists")
+    password = password or secrets.token_urlsafe(12)
+    user = User(username=username, password_hash=hash_password(password), role=role, org_unit_id=org_unit_id)
+    s.add(user)
+    s.commit()
+    s.refresh(user)
+    return user, password
+
+
+# --------------------------------------------------------------------------- ward scoping
+
+
+def subtree(s: Session, root: str) -> set[str]:
+    """The org unit and every unit below it."""
+    children: dict[str | None, list[str]] = {}
+    for u in s.exec(select(OrgUnit)).all():
+        children.setdefault(u.parent_id, []).append(u.id)
+    out: set[str] = set()
+    todo = [root]
+    while todo:
+        unit = todo.pop()
+        if unit not in out:
+            out.add(unit)
+            todo.extend(children.get(unit, []))
+    return out
+
+
+def can_see_org(s: Session, user: User, org_unit_id: str | None) -> bool:
+    """A user without an org unit sees everything; others see their subtree only.
+
+    Objects without an org unit (created before wards were configured) belong to the top and
+    are visible only to users without an org unit.
+    """
+    if user.org_unit_id is None:
+        return True
+    return org_unit_id is not None and org_unit_id in subtree(s, user.org_unit_id)
+
+
+def visible_zones(s: Session, user: User) -> set[str] | None:
+    """Zone ids the user may see, or None for all."""
+    if user.org_unit_id is None:
+        return None
+    mine = subtree(s, user.org_unit_id)
+    return {z.id for z in s.exec(select(Zone)).all() if z.org_unit_id in mine}
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit(s: Session, username: str, action: str, target: str = "", detail: str = "") -> None:
+    s.add(AuditEntry(username=username, action=action, target=target[:200], detail=detail[:1000]))
+    s.commit()
+    logger.info("audit: %s %s %s %s", username, action, target, detail)
+
+
+def initial_approval(b: Bulletin, user: User) -> None:
+    """A new bulletin's approval state: an editor's is a draft; an approver's or an admin's is
+    approved by its author (recorded). Call before the bulletin is committed (or commit after)."""
+    b.org_unit_id = user.org_unit_id
+    if user.role == "editor":
+        b.approval = "draft"
+    else:
+        b.approval, b.decided_by, b.decided_at = "approved", user.username, now_ms()

@@ -1,0 +1,175 @@
+"""Log in / out (browser sessions), accounts, org units and the audit log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from controller.accounts import (
+    COOKIE,
+    ROLES,
+    SESSION_TTL_MS,
+    add_user,
+    audit,
+    close_session,
+    end_sessions,
+    open_session,
+)
+from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep, limiter
+from controller.api.schemas import Strict, iso
+from controller.models import AuditEntry, OrgUnit, User
+
+router = APIRouter(prefix="/api", tags=["accounts"])
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    role: str
+    org_unit_id: str | None
+    active: bool
+
+
+class LoginPublic(BaseModel):
+    user: UserPublic
+    csrf_token: str = Field(description="send it back in the X-CSRF-Token header of every POST/PATCH/DELETE")
+
+
+class UserCreate(Strict):
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: str = Field(description=f"one of: {', '.join(ROLES)}")
+    org_unit_id: str | None = None
+
+
+class UserCreated(UserPublic):
+    password: str = Field(description="one-time password, shown only now")
+
+
+class UserUpdate(Strict):
+    active: bool | None = None
+    role: str | None = None
+
+
+class OrgUnitCreate(Strict):
+    id: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    parent_id: str | None = None
+
+
+class AuditPublic(BaseModel):
+    at: str | None
+    username: str
+    action: str
+    target: str
+    detail: str
+
+
+def _user(u: User) -> UserPublic:
+    assert u.id is not None
+    return UserPublic(id=u.id, username=u.username, role=u.role, org_unit_id=u.org_unit_id, active=u.active)
+
+
+@router.post("/login", response_model=LoginPublic)
+def login(body: LoginRequest, request: Request, response: Response, sv: ServicesDep,
+          s: SessionDep) -> LoginPublic:
+    """A new session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) and its CSRF token."""
+    client = request.client.host if request.client else "?"
+    lim = limiter(request)
+    if lim.blocked(body.username, client):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a few minutes")
+    user = sv.verifier.check(s, body.username, body.password)
+    if user is None:
+        lim.failed(body.username, client)
+        audit(s, body.username, "login_failed", detail=client)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
+    lim.succeeded(body.username)
+    old = request.cookies.get(COOKIE)
+    if old:
+        close_session(s, old)  # a new session on every login
+    token, csrf = open_session(s, user)
+    response.set_cookie(COOKIE, token, max_age=SESSION_TTL_MS // 1000, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    audit(s, user.username, "login", detail=client)
+    return LoginPublic(user=_user(user), csrf_token=csrf)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(request: Request, s: SessionDep, user: UserDep) -> Response:
+    token = request.cookies.get(COOKIE)
+    if token:
+        close_session(s, token)
+    audit(s, user.username, "logout")
+    out = Response(status_code=status.HTTP_204_NO_CONTENT)
+    out.delete_cookie(COOKIE, path="/")
+    return out
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: UserDep) -> UserPublic:
+    return _user(user)
+
+
+@router.get("/users", response_model=list[UserPublic])
+def list_users(s: SessionDep, _: AdminDep) -> list[UserPublic]:
+    return [_user(u) for u in s.exec(select(User).order_by(col(User.id))).all()]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
+def create_user(body: UserCreate, s: SessionDep, admin: AdminDep) -> UserCreated:
+    try:
+        user, password = add_user(s, body.username, body.role, body.org_unit_id)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    audit(s, admin.username, "user_add", user.username, f"role={user.role} org={user.org_unit_id}")
+    return UserCreated(**_user(user).model_dump(), password=password)
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+def update_user(user_id: int, body: UserUpdate, s: SessionDep, admin: AdminDep) -> UserPublic:
+    user = s.get(User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} does not exist")
+    if body.role is not None:
+        if body.role not in ROLES:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown role {body.role!r}")
+        user.role = body.role
+    if body.active is not None:
+        user.active = body.active
+    s.add(user)
+    s.commit()
+    if body.active is False or body.role is not None:
+        end_sessions(s, user_id)  # disabling (or changing a role) logs the user out everywhere
+    audit(s, admin.username, "user_update", user.username, body.model_dump_json(exclude_none=True))
+    return _user(user)
+
+
+@router.get("/org-units")
+def list_org_units(s: SessionDep, _: UserDep) -> list[dict[str, str | None]]:
+    return [{"id": u.id, "name": u.name, "parent_id": u.parent_id}
+            for u in s.exec(select(OrgUnit).order_by(col(OrgUnit.id))).all()]
+
+
+@router.post("/org-units", status_code=status.HTTP_201_CREATED)
+def create_org_unit(body: OrgUnitCreate, s: SessionDep, admin: AdminDep) -> dict[str, str | None]:
+    if s.get(OrgUnit, body.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"org unit {body.id} already exists")
+    if body.parent_id is not None and s.get(OrgUnit, body.parent_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown parent {body.parent_id}")
+    s.add(OrgUnit(id=body.id, name=body.name, parent_id=body.parent_id))
+    s.commit()
+    audit(s, admin.username, "org_unit_add", body.id, body.name)
+    return body.model_dump()
+
+
+@router.get("/audit", response_model=list[AuditPublic])
+def list_audit(s: SessionDep, _: AdminDep, limit: int = 200) -> list[AuditPublic]:
+    q = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(max(1, min(limit, 2000)))
+    rows = s.exec(q).all()
+    return [AuditPublic(at=iso(r.at), username=r.username, action=r.action, target=r.target, detail=r.detail)
+            for r in rows]

@@ -1,0 +1,73 @@
+"""The approval queue: an editor's draft is submitted, then approved or rejected by an approver."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import Field
+from sqlmodel import col, select
+
+from controller.accounts import audit
+from controller.api.bulletins import BulletinSpeechPublic, _public
+from controller.api.deps import ApproverDep, EditorDep, SessionDep, UserDep
+from controller.api.schemas import Strict
+from controller.api.scope import bulletin_for, visible_bulletin_ids
+from controller.models import Bulletin, User
+from devices.protocol import now_ms
+
+router = APIRouter(prefix="/api/bulletins", tags=["approval"])
+
+APPROVAL_STATES = ("draft", "submitted", "approved", "rejected")
+
+
+class Decision(Strict):
+    note: str = Field("", max_length=500, description="why (shown to the editor)")
+
+
+@router.get("", response_model=list[BulletinSpeechPublic])
+def list_bulletins(s: SessionDep, user: UserDep, approval: str | None = Query(None, pattern="^[a-z]+$"),
+                   limit: int = Query(50, ge=1, le=500)) -> list[BulletinSpeechPublic]:
+    """Newest first; ``approval=submitted`` is the approver's queue."""
+    q = select(Bulletin).order_by(col(Bulletin.id).desc())
+    if approval:
+        q = q.where(Bulletin.approval == approval)
+    ids = visible_bulletin_ids(s, user)
+    if ids is not None:
+        q = q.where(col(Bulletin.id).in_(ids))
+    return [_public(s, b) for b in s.exec(q.limit(limit)).all()]
+
+
+@router.post("/{bulletin_id}/submit", response_model=BulletinSpeechPublic)
+def submit(bulletin_id: int, s: SessionDep, user: EditorDep) -> BulletinSpeechPublic:
+    b = bulletin_for(s, user, bulletin_id)
+    if user.role == "editor" and b.created_by != user.username:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only its author can submit a draft")
+    if b.approval not in ("draft", "rejected"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"bulletin {bulletin_id} is already {b.approval}")
+    b.approval, b.submitted_at = "submitted", now_ms()
+    s.add(b)
+    s.commit()
+    audit(s, user.username, "bulletin_submit", f"bulletin:{bulletin_id}")
+    return _public(s, b)
+
+
+def _decide(bulletin_id: int, s: SessionDep, user: User, body: Decision, to: str) -> BulletinSpeechPublic:
+    b = bulletin_for(s, user, bulletin_id)
+    if b.approval not in ("submitted", "draft"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"bulletin {bulletin_id} is already {b.approval}")
+    b.approval, b.decided_by, b.decided_at, b.decision_note = to, user.username, now_ms(), body.note
+    s.add(b)
+    s.commit()
+    audit(s, user.username, f"bulletin_{to}", f"bulletin:{bulletin_id}", body.note)
+    return _public(s, b)
+
+
+@router.post("/{bulletin_id}/approve", response_model=BulletinSpeechPublic)
+def approve(bulletin_id: int, s: SessionDep, user: ApproverDep,
+            body: Decision | None = None) -> BulletinSpeechPublic:
+    return _decide(bulletin_id, s, user, body or Decision(), "approved")
+
+
+@router.post("/{bulletin_id}/reject", response_model=BulletinSpeechPublic)
+def reject(bulletin_id: int, s: SessionDep, user: ApproverDep,
+           body: Decision | None = None) -> BulletinSpeechPublic:
+    return _decide(bulletin_id, s, user, body or Decision(), "rejected")

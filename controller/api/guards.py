@@ -1,0 +1,61 @@
+"""Router-level role and ward checks for routers whose handlers take only ``UserDep``.
+
+``include_router(..., dependencies=[Depends(guard)])`` in controller/api/__init__.py; the user
+is resolved once per request (FastAPI caches dependencies), so this costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException, Request, status
+
+from controller.accounts import CAN_ADMIN, CAN_AIR, CAN_CONTROL, CAN_WRITE_BULLETINS
+from controller.api.deps import SessionDep, UserDep
+from controller.api.scope import check_airing, node_for, zone_for
+from controller.models import User
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _need(user: User, allowed: frozenset[str], what: str) -> None:
+    if user.role not in allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not {what}")
+
+
+def _scope(request: Request, s: SessionDep, user: User) -> None:
+    params = request.path_params
+    if "node_id" in params:
+        node_for(s, user, str(params["node_id"]))
+    if "zone_id" in params:
+        zone_for(s, user, str(params["zone_id"]))
+
+
+def control_guard(request: Request, s: SessionDep, user: UserDep) -> None:
+    """Commands: operators and admins; broker credentials: admins; only units of one's ward."""
+    if request.method not in _SAFE:
+        if request.url.path.endswith("/credentials"):
+            _need(user, CAN_ADMIN, "issue broker credentials")
+        else:
+            _need(user, CAN_CONTROL, "control units")
+    _scope(request, s, user)
+
+
+async def schedule_guard(request: Request, s: SessionDep, user: UserDep) -> None:
+    """Schedules air bulletins: operators and admins, approved bulletins only."""
+    if request.method in _SAFE:
+        return
+    _need(user, CAN_AIR, "change schedules")
+    if request.method == "POST" and request.url.path.rstrip("/") == "/api/schedules":
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return  # the route answers 422
+        if isinstance(body, dict) and isinstance(body.get("bulletin_id"), int):
+            check_airing(s, user, body["bulletin_id"], body.get("priority"))
+
+
+def speech_guard(request: Request, user: UserDep) -> None:
+    """Preview and normalise are for everyone; the ward's dictionary is the editors'."""
+    if request.method not in _SAFE and "/dictionary" in request.url.path:
+        _need(user, CAN_WRITE_BULLETINS, "change the pronunciation dictionary")

@@ -1,0 +1,93 @@
+"""Ward scoping for routes: a user sees and touches only what belongs to their org subtree (403)."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from sqlmodel import Session, col, select
+
+from controller.accounts import CAN_AIR, CAN_EMERGENCY, audit, can_see_org, visible_zones
+from controller.models import Broadcast, Bulletin, NodeZone, User, Zone
+
+
+def forbidden(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, f"{what} belongs to another ward")
+
+
+def bulletin_for(s: Session, user: User, bulletin_id: int) -> Bulletin:
+    b = s.get(Bulletin, bulletin_id)
+    if b is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulletin {bulletin_id} does not exist")
+    if not can_see_org(s, user, b.org_unit_id):
+        raise forbidden(f"bulletin {bulletin_id}")
+    return b
+
+
+def broadcast_for(s: Session, user: User, broadcast_id: str) -> Broadcast:
+    bc = s.get(Broadcast, broadcast_id)
+    if bc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"broadcast {broadcast_id} does not exist")
+    b = s.get(Bulletin, bc.bulletin_id)
+    if b is not None and not can_see_org(s, user, b.org_unit_id):
+        raise forbidden(f"broadcast {broadcast_id}")
+    return bc
+
+
+def zone_for(s: Session, user: User, zone_id: str) -> None:
+    z = s.get(Zone, zone_id)
+    if z is not None and not can_see_org(s, user, z.org_unit_id):
+        raise forbidden(f"zone {zone_id}")
+
+
+def node_visible(s: Session, user: User, node_id: str, zones: set[str] | None = None) -> bool:
+    zones = visible_zones(s, user) if zones is None else zones
+    if zones is None:
+        return True
+    mine = s.exec(select(NodeZone.zone_id).where(NodeZone.node_id == node_id)).all()
+    return bool(set(mine) & zones)
+
+
+def node_for(s: Session, user: User, node_id: str) -> None:
+    if not node_visible(s, user, node_id):
+        raise forbidden(f"unit {node_id}")
+
+
+def scoped_target(s: Session, user: User, all_nodes: bool, zones: list[str],
+                  nodes: list[str]) -> tuple[bool, list[str], list[str]]:
+    """The target a ward user may address: "all" becomes all of the user's zones."""
+    mine = visible_zones(s, user)
+    if mine is None:
+        return all_nodes, zones, nodes
+    for z in zones:
+        if z not in mine and s.get(Zone, z) is not None:
+            raise forbidden(f"zone {z}")
+    for n in nodes:
+        if not node_visible(s, user, n, mine):
+            raise forbidden(f"unit {n}")
+    if all_nodes:
+        return False, sorted(set(zones) | mine), nodes
+    return all_nodes, zones, nodes
+
+
+def visible_bulletin_ids(s: Session, user: User) -> set[int] | None:
+    if user.org_unit_id is None:
+        return None
+    q = select(Bulletin.id, Bulletin.org_unit_id).where(col(Bulletin.org_unit_id).is_not(None))
+    rows = s.exec(q).all()
+    return {i for i, org in rows if i is not None and can_see_org(s, user, org)}
+
+
+def check_airing(s: Session, user: User, bulletin_id: int, priority: str | None) -> None:
+    """Who may air what: operators and admins air approved bulletins; an emergency by an
+    authorised user (admin, approver, operator) skips the approval queue, and that is audited."""
+    b = bulletin_for(s, user, bulletin_id)
+    emergency = (priority or b.priority) == "emergency"
+    if user.role not in CAN_AIR and not (emergency and user.role in CAN_EMERGENCY):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not air broadcasts")
+    if b.approval == "approved":
+        return
+    if emergency and user.role in CAN_EMERGENCY:
+        audit(s, user.username, "emergency_bypass", f"bulletin:{bulletin_id}",
+              f"aired as an emergency while {b.approval}")
+        return
+    raise HTTPException(status.HTTP_409_CONFLICT,
+                        f"bulletin {bulletin_id} is {b.approval}; it can air only once approved")

@@ -1,0 +1,33 @@
+// Light JavaScript for the phone UI: JSON calls with the CSRF token, clear errors, retry.
+"use strict";
+const CSRF = (document.querySelector('meta[name="csrf"]') || {}).content || "";
+const L = JSON.parse((document.getElementById("strings") || {}).textContent || "{}");
+function say(text, bad) {
+  const m = document.getElementById("msg");
+  if (m) { m.textContent = text; m.className = bad ? "err" : ""; }
+}
+async function api(method, url, body, tries) {
+  tries = tries || (method === "GET" ? 3 : 1);
+  for (let i = 0; ; i++) {
+    try {
+      const r = await fetch(url, {method, credentials: "same-origin",
+        headers: Object.assign({"X-CSRF-Token": CSRF}, body ? {"content-type": "application/json"} : {}),
+        body: body ? JSON.stringify(body) : undefined});
+      if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return null; }
+      const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
+      if (!r.ok) {
+        const d = data.detail;
+        throw new Error(typeof d === "string" ? d : JSON.stringify(d || r.status));
+      }
+      return data;
+    } catch (e) {
+      if (e instanceof TypeError && i + 1 < tries) { await new Promise(ok => setTimeout(ok, 1000 * (i + 1))); continue; }
+      if (e instanceof TypeError) e = new Error(L.network_error || "network error");
+      throw e;
+    }
+  }
+}
+function lang(code) { document.cookie = "lang=" + code + ";path=/;max-age=31536000;samesite=strict"; location.reload(); }
+async function logout() { try { await api("POST", "/api/logout"); } finally { location.href = "/login"; } }
+function checked(name) { return [...document.querySelectorAll('input[name="' + name + '"]:checked')].map(e => e.value); }
+function busy(btn, on) { if (btn) btn.disabled = on; }

@@ -1,0 +1,163 @@
+"""The phone web app's screens (server-rendered; actions go through the JSON API with CSRF)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import col, select
+
+from controller.accounts import CAN_APPROVE, COOKIE, find_session
+from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
+from controller.models import Broadcast, BroadcastStatus, Bulletin, Delivery
+from controller.ui.i18n import T, pick
+from controller.ui.render import Page, PageDep, templates, units, when, zones
+from scheduler.agenda import build_agenda
+
+router = APIRouter(include_in_schema=False)
+
+
+def tally_text(p: Page, bc: Broadcast) -> str:
+    c = Counter(d.state for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all())
+    t = T[p.lang]
+    return " · ".join(f"{t.get(k, k)}: {v}" for k, v in sorted(c.items()))
+
+
+def titles(p: Page, rows: list[Broadcast]) -> dict[int, str]:
+    ids = {bc.bulletin_id for bc in rows}
+    if not ids:
+        return {}
+    return {b.id: b.title for b in p.s.exec(select(Bulletin).where(col(Bulletin.id).in_(ids))).all()
+            if b.id is not None}
+
+
+def visible_broadcasts(p: Page, *statuses: str, limit: int = 20) -> list[Broadcast]:
+    assert p.user is not None
+    q = select(Broadcast)
+    if statuses:
+        q = q.where(col(Broadcast.status).in_(statuses))
+    ids = visible_bulletin_ids(p.s, p.user)
+    if ids is not None:
+        q = q.where(col(Broadcast.bulletin_id).in_(ids))
+    return list(p.s.exec(q.order_by(col(Broadcast.air_at)).limit(limit)).all())
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
+    t = T[lang]
+    safe_next = next if next.startswith("/") and not next.startswith("//") else "/"
+    sv = request.app.state.services
+    token = request.cookies.get(COOKIE)
+    if token:
+        with sv.db.session() as s:
+            if find_session(s, token) is not None:
+                return Response(status_code=303, headers={"Location": safe_next})
+    return templates.TemplateResponse(request, "login.html", {
+        "t": t, "lang": lang, "user": None, "csrf": "", "page": "login", "next": safe_next,
+        "js_strings": {"network_error": t["network_error"]}})
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    assert p.user is not None
+    us = units(p)
+    counts = Counter(u.status for u in us)
+    playing = visible_broadcasts(p, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value)
+    scheduled = visible_broadcasts(p, BroadcastStatus.SCHEDULED.value, limit=5)
+    names = titles(p, playing + scheduled)
+    mine = {z.id for z in zones(p)}
+    upcoming: list[tuple[float, str, str, str]] = [
+        ((bc.play_at or bc.air_at) / 1000, when(bc.play_at or bc.air_at), names.get(bc.bulletin_id, ""),
+         ", ".join(bc.targets.get("zones") or []) or ("*" if bc.targets.get("all") else ""))
+        for bc in scheduled]
+    for z in build_agenda(p.s, days=1)["zones"]:
+        if z["zone"] in mine:
+            for it in z["items"][:5]:
+                at = datetime.fromisoformat(it["at"])
+                upcoming.append((at.timestamp(), at.strftime("%d/%m %H:%M"), it["title"], z["name"]))
+    upcoming.sort()
+    pending = 0
+    if p.user.role in CAN_APPROVE:
+        ids = visible_bulletin_ids(p.s, p.user)
+        q = select(Bulletin).where(Bulletin.approval == "submitted")
+        pending = sum(1 for b in p.s.exec(q).all() if ids is None or b.id in ids)
+    return p.render("dashboard.html", "dashboard", counts={k: counts.get(k, 0) for k in
+                                                           ("online", "offline", "unknown", "shutdown")},
+                    playing=[{"id": bc.id, "title": names.get(bc.bulletin_id, bc.id), "priority": bc.priority,
+                              "tally": tally_text(p, bc)} for bc in playing],
+                    upcoming=[{"when": w, "title": t, "zone": z} for _, w, t, z in upcoming[:8]], alarms=[u for u in us if u.alarm], pending=pending)
+
+
+@router.get("/units", response_class=HTMLResponse)
+def units_page(p: PageDep, zone: str | None = None, state: str | None = None) -> Response:
+    if not isinstance(p, Page):
+        return p
+    us = units(p, zone or None, state or None)
+    placed = [u for u in us if u.lat is not None and u.lon is not None]
+    box = None
+    if placed:
+        lats = [u.lat for u in placed if u.lat is not None]
+        lons = [u.lon for u in placed if u.lon is not None]
+        box = (min(lats), max(lats), min(lons), max(lons))
+    points = []
+    for u in placed:
+        assert box is not None and u.lat is not None and u.lon is not None
+        x = 10 + 320 * ((u.lon - box[2]) / ((box[3] - box[2]) or 1))
+        y = 10 + 180 * (1 - (u.lat - box[0]) / ((box[1] - box[0]) or 1))
+        points.append({"id": u.id, "x": round(x, 1), "y": round(y, 1), "status": u.status})
+    return p.render("units.html", "units", units=us, zones=zones(p), zone=zone or "", state=state or "",
+                    points=points)
+
+
+@router.get("/units/{node_id}", response_class=HTMLResponse)
+def unit_page(node_id: str, p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    assert p.user is not None
+    found = [u for u in units(p) if u.id == node_id]
+    if not found:
+        node_for(p.s, p.user, node_id)  # 403 for another ward's unit
+        raise HTTPException(404, f"unknown unit {node_id}")
+    return p.render("unit.html", "units", u=found[0])
+
+
+@router.get("/compose", response_class=HTMLResponse)
+def compose_page(p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    cfg = p.sv.settings.tts
+    return p.render("compose.html", "compose", default_voice=cfg.voice)
+
+
+@router.get("/bulletins", response_class=HTMLResponse)
+def bulletins_page(p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    assert p.user is not None
+    q = select(Bulletin).order_by(col(Bulletin.id).desc()).limit(50)
+    ids = visible_bulletin_ids(p.s, p.user)
+    if ids is not None:
+        q = q.where(col(Bulletin.id).in_(ids))
+    return p.render("bulletins.html", "bulletins", bulletins=list(p.s.exec(q).all()), zones=zones(p))
+
+
+@router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
+def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    assert p.user is not None
+    bc = broadcast_for(p.s, p.user, broadcast_id)
+    b = p.s.get(Bulletin, bc.bulletin_id)
+    return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id)
+
+
+@router.get("/emergency", response_class=HTMLResponse)
+def emergency_page(p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    return p.render("emergency.html", "emergency", zones=zones(p))

@@ -1,0 +1,113 @@
+"""Jinja2 environment (autoescaped), the page user from the session cookie, and shared queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session, col, select
+
+from controller.accounts import COOKIE, find_session, visible_zones
+from controller.app import Services
+from controller.models import Node, NodeZone, User, Zone
+from controller.ui.i18n import T, pick
+from scheduler import TIMEZONE
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")  # autoescape on for .html
+
+_JS_KEYS = ("network_error", "waiting_unit", "confirmed", "not_confirmed", "reconnecting", "emergency_confirm",
+            "saved", "retry", "approved", "rejected", "submitted", "draft")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass
+class Page:
+    request: Request
+    sv: Services
+    s: Session
+    user: User | None
+    csrf: str
+    lang: str
+
+    def render(self, name: str, page: str, **ctx: Any) -> HTMLResponse:
+        t = T[self.lang]
+        return templates.TemplateResponse(self.request, name, {
+            "t": t, "lang": self.lang, "user": self.user, "csrf": self.csrf, "page": page,
+            "js_strings": {k: t[k] for k in _JS_KEYS}, **ctx}, headers=_NO_STORE)
+
+
+def _page(request: Request) -> Iterator[Page | Response]:
+    """The logged-in page context, or a redirect to the login page."""
+    sv: Services = request.app.state.services
+    lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
+    with sv.db.session() as s:
+        token = request.cookies.get(COOKIE)
+        found = find_session(s, token) if token else None
+        if found is None:
+            nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            yield RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
+            return
+        user, row = found
+        yield Page(request, sv, s, user, row.csrf, lang)
+
+
+PageDep = Annotated[Page | Response, Depends(_page)]
+
+
+@dataclass
+class UnitRow:
+    id: str
+    name: str
+    zones: list[str]
+    status: str
+    alarm: str
+    lat: float | None
+    lon: float | None
+    telemetry: dict[str, Any]
+    last_seen: int | None
+
+
+def units(p: Page, zone: str | None = None, state: str | None = None) -> list[UnitRow]:
+    assert p.user is not None
+    mine = visible_zones(p.s, p.user)
+    zmap: dict[str, list[str]] = {}
+    for nz in p.s.exec(select(NodeZone).order_by(col(NodeZone.zone_id))).all():
+        zmap.setdefault(nz.node_id, []).append(nz.zone_id)
+    out = []
+    for n in p.s.exec(select(Node).order_by(col(Node.id))).all():
+        zs = zmap.get(n.id, [])
+        if mine is not None and not mine.intersection(zs):
+            continue
+        if zone and zone not in zs:
+            continue
+        st = p.sv.presence.status(n.id)
+        if state and st != state:
+            continue
+        live = p.sv.presence.nodes.get(n.id)
+        out.append(UnitRow(n.id, n.name, zs, st, (live.alarm if live else "") or n.alarm, n.lat, n.lon,
+                           (live.telemetry if live and live.telemetry else n.telemetry) or {},
+                           live.last_seen_ms if live and live.last_seen_ms else n.last_seen))
+    return out
+
+
+def zones(p: Page) -> list[Zone]:
+    assert p.user is not None
+    mine = visible_zones(p.s, p.user)
+    return [z for z in p.s.exec(select(Zone).order_by(col(Zone.id))).all() if mine is None or z.id in mine]
+
+
+def when(ms: int | None) -> str:
+    """Epoch ms → 'dd/mm HH:MM' ward time."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=TIMEZONE).strftime("%d/%m %H:%M")
+
+
+templates.env.filters["when"] = when

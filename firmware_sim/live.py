@@ -1,0 +1,171 @@
+"""Live audio on a simulated node (docs/protocol.md §Live): a jitter buffer and a playout clock.
+
+``live_start`` opens a session; frames arrive QoS0 on ``.../bcast/<session>/live`` in any order
+(or not at all). Playout starts once ``jitter_ms`` of audio is buffered and then takes one
+frame every ``frame_ms``: the next sequence number if it arrived, silence (counted as lost)
+if not, and frames that arrive after their turn are dropped (counted late). The session
+ends on ``live_stop``, on a frame flagged last (after the buffer drains), or on its own after
+``idle_timeout_ms`` without frames, so the amplifier is never left on.
+
+What a test or bench can inspect: ``output`` (``(monotonic play time, seq, pcm)`` for each
+frame played, silence included), ``ended`` (session → reason) and ``stats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from devices.protocol import (
+    ChunkError,
+    LiveStartArgs,
+    Priority,
+    parse_live_frame,
+)
+
+if TYPE_CHECKING:
+    from firmware_sim.node import SimNode
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_KEEP = 20_000  # frames kept for inspection (~13 min at 40 ms)
+
+
+class LiveRejected(Exception):
+    pass
+
+
+@dataclass
+class LiveStats:
+    frames_in: int = 0
+    played: int = 0
+    lost: int = 0
+    late: int = 0
+    bad: int = 0
+    stray: int = 0
+
+
+@dataclass
+class _Session:
+    args: LiveStartArgs
+    buffer: dict[int, bytes] = field(default_factory=dict)
+    next_seq: int | None = None
+    last_frame_at: float = field(default_factory=time.monotonic)
+    last_seq: int | None = None  # seq of the frame flagged last
+    task: asyncio.Task[None] | None = None
+
+
+class LiveReceiver:
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+        self.session: _Session | None = None
+        self.output: list[tuple[float, int, bytes]] = []
+        self.ended: dict[str, str] = {}
+        self.stats = LiveStats()
+
+    @property
+    def active(self) -> str:
+        return self.session.args.session if self.session else ""
+
+    # ------------------------------------------------------------------ commands
+
+    def start(self, raw: dict[str, Any]) -> dict[str, Any]:
+        try:
+            args = LiveStartArgs.model_validate(raw)
+        except ValueError as exc:
+            raise LiveRejected(f"bad live_start arguments: {exc}") from None
+        player = self.node.player
+        if not player.power:
+            if args.priority != Priority.EMERGENCY:
+                raise LiveRejected("power_off")
+            player.set_power(True)  # an emergency switches the amplifier on, as for bulletins
+        if self.session is not None and self.session.args.session != args.session:
+            self.end("replaced")
+        if self.session is None:
+            self.session = _Session(args)
+            self.session.task = asyncio.get_running_loop().create_task(
+                self._playout(self.session), name=f"live-{self.node.node_id}")
+            logger.info("%s: live %s started", self.node.node_id, args.session)
+            self.node._changed()
+        return {"live": args.session}
+
+    def stop(self, raw: dict[str, Any]) -> dict[str, Any]:
+        session = raw.get("session")
+        reason = raw.get("reason", "stopped")
+        if not isinstance(reason, str) or len(reason) > 64:
+            raise LiveRejected("args.reason must be a short string")
+        if self.session is None or (session is not None and session != self.session.args.session):
+            return {"stopped": ""}
+        name = self.session.args.session
+        self.end(reason)
+        return {"stopped": name}
+
+    def end(self, reason: str) -> None:
+        s, self.session = self.session, None
+        if s is None:
+            return
+        if s.task is not None and s.task is not asyncio.current_task():
+            s.task.cancel()
+        self.ended[s.args.session] = reason
+        logger.info("%s: live %s ended (%s)", self.node.node_id, s.args.session, reason)
+        self.node._changed()
+
+    # ------------------------------------------------------------------ frames
+
+    def on_frame(self, session: str, payload: bytes) -> None:
+        s = self.session
+        if s is None or s.args.session != session:
+            self.stats.stray += 1
+            return
+        try:
+            frame = parse_live_frame(payload)
+        except ChunkError as exc:
+            self.stats.bad += 1
+            logger.debug("%s: bad live frame: %s", self.node.node_id, exc)
+            return
+        self.stats.frames_in += 1
+        s.last_frame_at = time.monotonic()
+        if frame.last:
+            s.last_seq = frame.seq
+        if s.next_seq is not None and frame.seq < s.next_seq:
+            self.stats.late += 1
+            return
+        s.buffer[frame.seq] = frame.pcm
+
+    async def _playout(self, s: _Session) -> None:
+        a = s.args
+        frame_s, jitter_s, idle_s = a.frame_ms / 1000, a.jitter_ms / 1000, a.idle_timeout_ms / 1000
+        silence = bytes(a.sample_rate * a.frame_ms // 1000 * 2)
+        try:
+            while not s.buffer:  # wait for the first frame
+                if time.monotonic() - s.last_frame_at > idle_s:
+                    self.end("no_audio")
+                    return
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(jitter_s)
+            s.next_seq = min(s.buffer)
+            tick = time.monotonic()
+            while True:
+                now = time.monotonic()
+                if now - s.last_frame_at > idle_s:
+                    self.end("no_audio")
+                    return
+                pcm = s.buffer.pop(s.next_seq, None)
+                if pcm is None:
+                    self.stats.lost += 1
+                    pcm = silence
+                self.stats.played += 1
+                self.output.append((now, s.next_seq, pcm))
+                if len(self.output) > OUTPUT_KEEP:
+                    del self.output[: len(self.output) - OUTPUT_KEEP]
+                if s.last_seq is not None and s.next_seq >= s.last_seq:
+                    self.end("ended")
+                    return
+                s.next_seq += 1
+                tick += frame_s
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))
+        except asyncio.CancelledError:
+            pass
