@@ -167,10 +167,10 @@ def audit(s: Session, username: str, action: str, target: str = "", detail: str 
 
 
 def initial_approval(b: Bulletin, user: User) -> None:
-    """A new bulletin's approval state: an editor's is a draft; an approver's or an admin's is
-    approved by its author (recorded). Call before the bulletin is committed (or commit after)."""
+    """A new bulletin's approval state: an approver's or an admin's is approved by its author
+    (recorded); anyone else's (an editor's, an operator's emergency) is a draft."""
     b.org_unit_id = user.org_unit_id
-    if user.role == "editor":
+    if user.role not in CAN_APPROVE:
         b.approval = "draft"
     else:
         b.approval, b.decided_by, b.decided_at = "approved", user.username, now_ms()

@@ -159,7 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(status_code=exc.status, content={"detail": exc.message})
 
     from controller.api import router
+    from controller.ui import router as ui_router
 
     app.include_router(router)
+    app.include_router(ui_router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
     return app

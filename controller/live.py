@@ -37,6 +37,7 @@ SILENT_RMS = 30  # below about -60 dBFS: a muted or dead microphone
 NO_AUDIO_S = 3.0  # the phone is connected but sends nothing
 SILENCE_S = 60.0  # the microphone sends only silence
 MAX_BACKLOG = FRAME_BYTES * 50  # 2 s: a phone sending faster than real time is cut
+REANNOUNCE_S = 2.0  # live_start again: a unit that (re)connects mid-session joins it
 
 
 @dataclass
@@ -63,6 +64,9 @@ class LiveSession:
     _pending: bytearray = field(default_factory=bytearray)
     _last_audio: float = 0.0
     _last_sound: float = 0.0
+    _announced: float = 0.0
+    _announces: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # unit → why it did not go live
 
     def public(self) -> dict[str, Any]:
         return {"session": self.id, "state": self.state, "reason": self.reason, "user": self.user,
@@ -81,6 +85,7 @@ class LiveHub:
         self.silence_s = silence_s
         self.sessions: dict[str, LiveSession] = {}
         self._watch: asyncio.Task[None] | None = None
+        link.on("resp", self._on_resp)
 
     def open(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
              notify: Callable[[dict[str, Any]], None]) -> LiveSession:
@@ -151,8 +156,7 @@ class LiveHub:
         s.state = "live"
         loop = asyncio.get_running_loop()
         s._last_audio = s._last_sound = loop.time()
-        args = p.LiveStartArgs(session=s.id, priority=s.priority)
-        self._command(s, "live_start", args.model_dump(mode="json"))
+        self._announce(s)
         logger.info("live %s by %s on air in %d scope(s)", s.id, s.user, len(s.scopes))
         s.notify({"type": "state", **s.public()})
 
@@ -170,8 +174,25 @@ class LiveHub:
                 logger.debug("live frame not sent to %s: %s", scope.id, exc)
         s.stats.frames_out += 1
 
-    def _command(self, s: LiveSession, name: str, args: dict[str, Any]) -> None:
-        body = p.encode(p.Command(id=f"{name}:{s.id}", name=name, args=args, expires_at=p.now_ms() + 10_000))
+    def _announce(self, s: LiveSession) -> None:
+        s._announced = asyncio.get_running_loop().time()
+        s._announces += 1
+        args = p.LiveStartArgs(session=s.id, priority=s.priority)
+        self._command(s, "live_start", args.model_dump(mode="json"), suffix=f":{s._announces}")
+
+    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
+        if not resp.id.startswith("live_start:"):
+            return
+        s = self.sessions.get(resp.id.split(":")[1])
+        if s is not None and node_id in s.nodes:
+            if resp.status == "error":
+                s.refused[node_id] = resp.error[:100]
+            else:
+                s.refused.pop(node_id, None)
+
+    def _command(self, s: LiveSession, name: str, args: dict[str, Any], suffix: str = "") -> None:
+        body = p.encode(p.Command(id=f"{name}:{s.id}{suffix}", name=name, args=args,
+                                  expires_at=p.now_ms() + 10_000))
         for scope in s.scopes:
             topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
                      else self.link.topics.cmd(scope.id))
@@ -193,8 +214,10 @@ class LiveHub:
                     elif now - s._last_sound > self.silence_s:
                         self.end(s, "silent")
                     else:
+                        if now - s._announced >= REANNOUNCE_S:
+                            self._announce(s)
                         s.notify({"type": "units", "session": s.id, "live": self.units(s),
-                                  "level_dbfs": round(s.level_dbfs, 1)})
+                                  "refused": dict(s.refused), "level_dbfs": round(s.level_dbfs, 1)})
                 except Exception:
                     logger.exception("live watchdog failed for %s", s.id)
 

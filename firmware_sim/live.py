@@ -2,13 +2,15 @@
 
 ``live_start`` opens a session; frames arrive QoS0 on ``.../bcast/<session>/live`` in any order
 (or not at all). Playout starts once ``jitter_ms`` of audio is buffered and then takes one
-frame every ``frame_ms``: the next sequence number if it arrived, silence (counted as lost)
-if not, and frames that arrive after their turn are dropped (counted late). The session
+frame every ``frame_ms``: the next sequence number if it arrived; silence counted as lost if a
+later frame is already there; silence and a wait (an underrun) if nothing is buffered. Frames
+that arrive after their turn are dropped (counted late). The session
 ends on ``live_stop``, on a frame flagged last (after the buffer drains), or on its own after
 ``idle_timeout_ms`` without frames, so the amplifier is never left on.
 
 What a test or bench can inspect: ``output`` (``(monotonic play time, seq, pcm)`` for each
-frame played, silence included), ``ended`` (session → reason) and ``stats``.
+frame played; seq -1 for silence played while the buffer was empty), ``ended`` (session →
+reason) and ``stats``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class LiveRejected(Exception):
 class LiveStats:
     frames_in: int = 0
     played: int = 0
-    lost: int = 0
+    lost: int = 0  # never came while later frames did (played as silence)
+    underruns: int = 0  # nothing to play: silence, the sequence waits
     late: int = 0
     bad: int = 0
     stray: int = 0
@@ -154,17 +157,22 @@ class LiveReceiver:
                     self.end("no_audio")
                     return
                 pcm = s.buffer.pop(s.next_seq, None)
-                if pcm is None:
+                seq = s.next_seq
+                if pcm is not None:
+                    s.next_seq += 1
+                elif s.buffer and min(s.buffer) > seq:  # a later frame came: this one is lost
                     self.stats.lost += 1
-                    pcm = silence
+                    pcm, s.next_seq = silence, seq + 1
+                else:  # nothing more yet (the speaker paused, or the network is late): wait
+                    self.stats.underruns += 1
+                    pcm, seq = silence, -1
                 self.stats.played += 1
-                self.output.append((now, s.next_seq, pcm))
+                self.output.append((now, seq, pcm))
                 if len(self.output) > OUTPUT_KEEP:
                     del self.output[: len(self.output) - OUTPUT_KEEP]
-                if s.last_seq is not None and s.next_seq >= s.last_seq:
+                if s.last_seq is not None and s.next_seq > s.last_seq:
                     self.end("ended")
                     return
-                s.next_seq += 1
                 tick += frame_s
                 await asyncio.sleep(max(0.0, tick - time.monotonic()))
         except asyncio.CancelledError:

@@ -10,8 +10,8 @@ from pydantic import Field
 from sqlmodel import Session
 
 import tts
-from controller.accounts import initial_approval
-from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
+from controller.accounts import CAN_EMERGENCY, CAN_WRITE_BULLETINS, initial_approval
+from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import BulletinCreate, BulletinPublic, iso
 from controller.api.scope import bulletin_for
 from controller.api.speech import MEDIA_TYPES, render_options
@@ -70,11 +70,14 @@ def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BulletinSpeechPublic)
 async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
-                          user: EditorDep) -> BulletinSpeechPublic:
+                          user: UserDep) -> BulletinSpeechPublic:
     """Normalise and render the text through the ward's engine chain; warnings say what happened.
 
     An editor's bulletin starts as a draft that an approver must approve before it can air; one
     written by an approver or an admin is approved by its author (recorded as such)."""
+    emergency_ok = body.priority == "emergency" and user.role in CAN_EMERGENCY
+    if user.role not in CAN_WRITE_BULLETINS and not emergency_ok:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not write bulletins")
     cfg = sv.settings.tts
     if len(body.text) > cfg.max_chars:
         raise ServiceError(422, f"the text has {len(body.text)} characters; the limit is {cfg.max_chars}")

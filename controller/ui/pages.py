@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from controller.accounts import CAN_APPROVE, COOKIE, find_session
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
-from controller.models import Broadcast, BroadcastStatus, Bulletin, Delivery
+from controller.models import Broadcast, BroadcastStatus, Bulletin, Delivery, DeliveryState
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones
 from scheduler.agenda import build_agenda
@@ -90,7 +90,8 @@ def dashboard(p: PageDep) -> Response:
                                                            ("online", "offline", "unknown", "shutdown")},
                     playing=[{"id": bc.id, "title": names.get(bc.bulletin_id, bc.id), "priority": bc.priority,
                               "tally": tally_text(p, bc)} for bc in playing],
-                    upcoming=[{"when": w, "title": t, "zone": z} for _, w, t, z in upcoming[:8]], alarms=[u for u in us if u.alarm], pending=pending)
+                    upcoming=[{"when": w, "title": t, "zone": z} for _, w, t, z in upcoming[:8]],
+                    alarms=[u for u in us if u.alarm], pending=pending)
 
 
 @router.get("/units", response_class=HTMLResponse)
@@ -153,7 +154,9 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
     assert p.user is not None
     bc = broadcast_for(p.s, p.user, broadcast_id)
     b = p.s.get(Bulletin, bc.bulletin_id)
-    return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id)
+    t = T[p.lang]
+    return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
+                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus]})
 
 
 @router.get("/emergency", response_class=HTMLResponse)

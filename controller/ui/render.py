@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -22,8 +22,8 @@ from scheduler import TIMEZONE
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")  # autoescape on for .html
 
-_JS_KEYS = ("network_error", "waiting_unit", "confirmed", "not_confirmed", "reconnecting", "emergency_confirm",
-            "saved", "retry", "approved", "rejected", "submitted", "draft")
+_JS_KEYS = ("network_error", "waiting_unit", "confirmed", "not_confirmed", "reconnecting",
+            "emergency_confirm", "saved", "retry", "approved", "rejected", "submitted", "draft", "live")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 

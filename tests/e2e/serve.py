@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import math
+import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,6 @@ from websockets.exceptions import ConnectionClosed
 
 from controller.app import create_app
 from controller.settings import Settings
-from devices.broker import free_port
 
 RATE = 16000
 
@@ -27,10 +27,11 @@ RATE = 16000
 async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, str]]:
     """Yield the app and ``host:port`` while uvicorn serves it (lifespan included)."""
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", ws="websockets-sansio"))
-    task = asyncio.create_task(server.serve())
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound here: no race for a "free" port with parallel tests
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()

@@ -72,6 +72,8 @@ async def test_dropped_phone_silent_mic_and_quiet_phone_end_the_session(mosquitt
                 ws = await phone(addr, ADMIN, {"zones": ["z"]})
                 sid = (await next_msg(ws, "state", state="live"))["session"]
                 await talk(ws, 300)
+                await wait_for(lambda: node.live.active == sid, 5, "unit live")  # joins within 2 s
+                await talk(ws, 200)
                 ws.transport.abort()  # no close handshake: like a phone losing its network
                 await wait_for(lambda: node.live.ended.get(sid) is not None, 5, "unit stops")
                 assert node.live.ended[sid] in ("disconnected", "ended") and not node.live.active
@@ -84,11 +86,12 @@ async def test_dropped_phone_silent_mic_and_quiet_phone_end_the_session(mosquitt
                 assert ended["reason"] == "silent"
                 await wait_for(lambda: sid in node.live.ended, 5, "unit stops")
                 # 3. the phone stays connected but sends nothing
+                app.state.live_hub.silence_s = 60.0
                 ws = await phone(addr, ADMIN, {"zones": ["z"]})
                 sid = (await next_msg(ws, "state", state="live"))["session"]
                 ended = await next_msg(ws, "state", state="ended", timeout=10)
                 assert ended["reason"] == "no_audio"
-                await wait_for(lambda: sid in node.live.ended, 5, "unit stops")
+                await wait_for(lambda: sid in node.live.ended and not node.live.active, 5, "unit stops")
                 assert not node.live.active and app.state.services.air.arbiter.running == {}
             finally:
                 await node.stop()

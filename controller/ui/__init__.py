@@ -1,0 +1,11 @@
+"""The phone web app: server-rendered screens (Jinja2, autoescaped), SSE delivery view, reports."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from controller.ui import live, pages, reports
+
+router = APIRouter()
+for _r in (pages.router, reports.router, reports.export_router, live.router):
+    router.include_router(_r)

@@ -1,0 +1,165 @@
+"""Schedule (agenda + new schedule), history with filters, CSV / XLSX export and an SVG chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import col, select
+
+from controller.api.deps import SessionDep, UserDep
+from controller.api.scope import visible_bulletin_ids
+from controller.models import AudioAsset, Broadcast, Bulletin, Delivery, User
+from controller.ui.render import Page, PageDep, units, when, zones
+from scheduler import TIMEZONE
+from scheduler.agenda import build_agenda
+
+router = APIRouter(include_in_schema=False)
+export_router = APIRouter(prefix="/api/reports", tags=["reports"])
+
+COLUMNS = ("broadcast", "bulletin", "title", "class", "status", "air_at", "zones", "units", "played",
+           "failed", "offline", "other", "created_by")
+
+
+def _ms(d: date | None, end: bool = False) -> int | None:
+    if d is None:
+        return None
+    at = datetime.combine(d + timedelta(days=1) if end else d, time(0), tzinfo=TIMEZONE)
+    return int(at.timestamp() * 1000)
+
+
+def history_rows(s: Any, user: User, status: str | None, zone: str | None, since: date | None,
+                 until: date | None, limit: int = 1000) -> list[dict[str, Any]]:
+    q = select(Broadcast).order_by(col(Broadcast.air_at).desc())
+    if status:
+        q = q.where(Broadcast.status == status)
+    if (lo := _ms(since)) is not None:
+        q = q.where(col(Broadcast.air_at) >= lo)
+    if (hi := _ms(until, end=True)) is not None:
+        q = q.where(col(Broadcast.air_at) < hi)
+    ids = visible_bulletin_ids(s, user)
+    if ids is not None:
+        q = q.where(col(Broadcast.bulletin_id).in_(ids))
+    out = []
+    for bc in s.exec(q.limit(limit)).all():
+        bzones = list(bc.targets.get("zones") or [])
+        if zone and zone not in bzones and not bc.targets.get("all"):
+            continue
+        b = s.get(Bulletin, bc.bulletin_id)
+        asset = s.get(AudioAsset, bc.audio_sha256)
+        tally: dict[str, int] = {}
+        for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all():
+            tally[d.state] = tally.get(d.state, 0) + 1
+        n = sum(tally.values())
+        played, failed, offline = tally.get("played", 0), tally.get("failed", 0), tally.get("offline", 0)
+        out.append({"broadcast": bc.id, "bulletin": bc.bulletin_id, "title": b.title if b else "",
+                    "class": bc.priority, "status": bc.status, "air_at": when(bc.play_at or bc.air_at),
+                    "zones": " ".join(bzones) or ("all" if bc.targets.get("all") else ""), "units": n,
+                    "played": played, "failed": failed, "offline": offline,
+                    "other": n - played - failed - offline, "created_by": bc.created_by,
+                    "_zones": bzones, "_minutes": (asset.duration_ms if asset else 0) * bc.repeat / 60000})
+    return out
+
+
+def chart(p: Page, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Airtime per zone (minutes, from the rows) and the share of units online per zone (now)."""
+    airtime: dict[str, float] = {z.id: 0.0 for z in zones(p)}
+    for r in rows:
+        for z in r["_zones"] or list(airtime):
+            if z in airtime:
+                airtime[z] += r["_minutes"]
+    online: dict[str, list[int]] = {z: [0, 0] for z in airtime}
+    for u in units(p):
+        for z in u.zones:
+            if z in online:
+                online[z][1] += 1
+                online[z][0] += u.status == "online"
+    top = max(airtime.values(), default=0) or 1
+    bars = [{"zone": z, "y": 8 + i * 26, "w": round(200 * m / top, 1), "v": round(m, 1),
+             "a": round(100 * online[z][0] / online[z][1]) if online[z][1] else 0}
+            for i, (z, m) in enumerate(sorted(airtime.items()))]
+    return {"bars": bars, "height": 16 + 26 * len(bars)}
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history_page(p: PageDep, status: str | None = None, zone: str | None = None,
+                 since: date | None = Query(None, alias="from"), until: date | None = Query(None, alias="to"),
+                 ) -> Response:
+    if not isinstance(p, Page):
+        return p
+    assert p.user is not None
+    rows = history_rows(p.s, p.user, status or None, zone or None, since, until)
+    filters = (("status", status), ("zone", zone), ("from", since), ("to", until))
+    q = urlencode({k: v for k, v in filters if v})
+    return p.render("history.html", "history", rows=rows[:200], zones=zones(p), status=status or "",
+                    zone=zone or "", since=since or "", until=until or "", query=q, chart=chart(p, rows))
+
+
+@router.get("/schedule", response_class=HTMLResponse)
+def schedule_page(p: PageDep) -> Response:
+    if not isinstance(p, Page):
+        return p
+    assert p.user is not None
+    mine = {z.id for z in zones(p)}
+    agenda = build_agenda(p.s, days=7)
+    per_zone = [z for z in agenda["zones"] if z["zone"] in mine]
+    for z in per_zone:
+        for it in z["items"]:
+            it["when"] = datetime.fromisoformat(it["at"]).strftime("%a %d/%m %H:%M")
+    ids = visible_bulletin_ids(p.s, p.user)
+    q = select(Bulletin).where(Bulletin.approval == "approved").order_by(col(Bulletin.id).desc()).limit(50)
+    approved = [b for b in p.s.exec(q).all() if ids is None or b.id in ids]
+    return p.render("schedule.html", "schedule", agenda=per_zone, conflicts=agenda["conflicts"],
+                    problems=agenda["problems"], bulletins=approved, zones=zones(p))
+
+
+def _cell(v: Any) -> Any:
+    """No formula injection: text that a spreadsheet would evaluate is quoted."""
+    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+
+
+def _filtered(s: Any, user: User, status: str | None, zone: str | None, since: date | None,
+              until: date | None) -> list[list[Any]]:
+    rows = history_rows(s, user, status, zone, since, until, limit=100_000)
+    return [[_cell(r[c]) for c in COLUMNS] for r in rows]
+
+
+@export_router.get("/broadcasts.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def export_csv(s: SessionDep, user: UserDep, status: str | None = None, zone: str | None = None,
+               since: date | None = Query(None, alias="from"),
+               until: date | None = Query(None, alias="to")) -> Response:
+    """The broadcast log (filters as on the history screen) as CSV (UTF-8 with BOM, for Excel)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(COLUMNS)
+    w.writerows(_filtered(s, user, status, zone, since, until))
+    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="broadcasts.csv"'})
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@export_router.get("/broadcasts.xlsx", response_class=Response, responses={200: {"content": {XLSX: {}}}})
+def export_xlsx(s: SessionDep, user: UserDep, status: str | None = None, zone: str | None = None,
+                since: date | None = Query(None, alias="from"),
+                until: date | None = Query(None, alias="to")) -> Response:
+    """The broadcast log as an Excel workbook."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "broadcasts"
+    ws.append(list(COLUMNS))
+    for row in _filtered(s, user, status, zone, since, until):
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return Response(buf.getvalue(), media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="broadcasts.xlsx"'})

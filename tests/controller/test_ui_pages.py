@@ -1,0 +1,81 @@
+"""The phone screens render (logged in through the cookie session), escape user text, stay under
+150 KB, and the exports and the SSE stream answer. No broker runs here."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devices.broker import free_port
+from tests.conftest import make_settings, running_controller
+
+pytestmark = pytest.mark.timeout(90)
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+SCREENS = ["/", "/units", "/units?zone=z1&state=offline", "/units/n1", "/compose", "/bulletins", "/schedule",
+           "/history", "/history?status=done&from=2026-01-01&to=2030-01-01", "/emergency"]
+
+
+@pytest.fixture
+async def ui(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient, httpx.AsyncClient]]:
+    async with running_controller(make_settings(tmp_path, free_port())) as (app, admin):
+        assert (await admin.post("/api/zones", json={"id": "z1", "name": "Tổ 1 " + XSS})).status_code == 201
+        r = await admin.post("/api/nodes", json={"id": "n1", "zones": ["z1"], "name": XSS, "lat": 21.0, "lon": 105.8})
+        assert r.status_code == 201
+        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller", timeout=60)
+        r = await c.post("/api/login", json={"username": "admin", "password": "test-password-1"})
+        assert r.status_code == 200
+        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        yield app, admin, c
+        await c.aclose()
+
+
+async def test_screens_render_escaped_and_small(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    app, admin, c = ui
+    r = await c.post("/api/bulletins", json={"title": XSS, "text": "Họp tổ dân phố " + XSS})
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    r = await c.post("/api/broadcasts", json={"bulletin_id": bid, "target": {"zones": ["z1"]}})
+    assert r.status_code == 201, r.text
+    screens = [*SCREENS, f"/broadcasts/{r.json()['id']}"]
+    assets = len((await c.get("/app.css")).content) + len((await c.get("/app.js")).content)
+    for url in screens:
+        page = await c.get(url)
+        assert page.status_code == 200, (url, page.text[:300])
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text, url
+        assert len(page.content) + assets <= 150_000, url
+    home = (await c.get("/")).text
+    assert "Tổng quan" in home and "Trực tuyến" in home  # Vietnamese with diacritics by default
+    c.cookies.set("lang", "en")
+    assert "Dashboard" in (await c.get("/")).text
+
+
+async def test_pages_need_a_session(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    app, _, _ = ui
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller") as anon:
+        for url in SCREENS:
+            r = await anon.get(url)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login"), url
+        login = await anon.get("/login?next=//evil.example")
+        assert login.status_code == 200 and "Đăng nhập" in login.text and "evil.example" not in login.text
+
+
+async def test_exports(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    from openpyxl import load_workbook
+
+    _, admin, c = ui
+    bid = (await c.post("/api/bulletins", json={"title": "=HYPERLINK(1)", "text": "Họp tổ dân phố."})).json()["id"]
+    assert (await c.post("/api/broadcasts", json={"bulletin_id": bid, "target": {"all": True}})).status_code == 201
+    r = await admin.get("/api/reports/broadcasts.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("broadcast,bulletin,title") and len(lines) == 2
+    assert ",'=HYPERLINK(1)," in lines[1]  # no formula injection
+    r = await admin.get("/api/reports/broadcasts.xlsx", params={"zone": "z1"})
+    ws = load_workbook(io.BytesIO(r.content)).active
+    assert ws is not None and ws.max_row == 2 and ws["C2"].value == "'=HYPERLINK(1)"
