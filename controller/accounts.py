@@ -46,6 +46,7 @@ def open_session(s: Session, user: User) -> tuple[str, str]:
     """A new session (never reuse one across logins); returns (cookie value, CSRF token)."""
     assert user.id is not None
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    s.exec(delete(UserSession).where(col(UserSession.expires_at) < now_ms()))  # type: ignore[call-overload]
     s.add(UserSession(token_hash=_digest(token), user_id=user.id, csrf=csrf,
                       expires_at=now_ms() + SESSION_TTL_MS))
     s.commit()

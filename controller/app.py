@@ -154,6 +154,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(write)
         return response
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # an id or number beyond what the database stores (64-bit): it cannot name anything
+        return JSONResponse(status_code=422, content={"detail": "a number in the request is out of range"})
+
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"detail": exc.message})

@@ -41,8 +41,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from controller.app import create_app
 
     settings = _settings(args)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
+    tls = _tls(args, settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
+                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
     return 0
+
+
+def _tls(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None:
+    from controller.tls import tls_files
+
+    return tls_files(args.tls_cert, args.tls_key,
+                     settings.data_dir / "tls" if args.tls_self_signed else None)
 
 
 async def _demo(args: argparse.Namespace) -> None:
@@ -72,7 +81,11 @@ async def _demo(args: argparse.Namespace) -> None:
         seed_demo(s)
     db.dispose()
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None))
+    tls = _tls(args, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                                           ssl_certfile=tls[0] if tls else None,
+                                           ssl_keyfile=tls[1] if tls else None))
+    scheme = "https" if tls else "http"
     specs = [NodeSpec(node_id=n) for n in demo_node_ids()]
     fleet = Fleet(specs, BrokerAddress(port=broker.port), play_dir=data_dir / "played")
     serve = asyncio.create_task(server.serve())
@@ -83,7 +96,7 @@ async def _demo(args: argparse.Namespace) -> None:
     pw = sv.admin_password or "(unchanged: the admin account already existed in this data directory)"
     banner = (
         "\n  loaphuong demo is running\n"
-        f"  web:     http://{args.host}:{args.port}/    API docs: http://{args.host}:{args.port}/docs\n"
+        f"  web:     {scheme}://{args.host}:{args.port}/    API docs: {scheme}://{args.host}:{args.port}/docs\n"
         f"  login:   admin / {pw}\n"
         f"  broker:  {kind} on 127.0.0.1:{broker.port}\n"
         f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {data_dir / 'played'}\n"
@@ -244,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--database-url", default=None, help="e.g. postgresql://user@host/db")
         sp.add_argument("--mqtt-host", default=None)
         sp.add_argument("--mqtt-port", type=int, default=None)
+        sp.add_argument("--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain)")
+        sp.add_argument("--tls-key", default=None, help="the certificate's PEM private key")
+        sp.add_argument("--tls-self-signed", action="store_true",
+                        help="HTTPS with a self-signed certificate kept in <data-dir>/tls (docs/live.md)")
         if name == "demo":
             sp.add_argument("--broker", choices=["auto", "embedded", "mosquitto"], default="embedded",
                             help="embedded = pip-installed amqtt (default); mosquitto = system binary")

@@ -242,6 +242,8 @@ class Telemetry(Msg):
     source: str = Field(default="", max_length=16,
                         description="what plays: idle | bulletin | relay | live ('' = not reported)")
     fw: str = Field(default="", max_length=64, description="firmware version")
+    relay: str = Field(default="", max_length=16,
+                       description="relay stream: '' (none) | connecting | playing | interrupted")
 
 
 class ControllerState(Msg):

@@ -161,6 +161,7 @@ class Commands:
         stopped = player.stop_current(reason)
         if bc is None and self.stream:
             stopped, self.stream = stopped or self.stream, ""
+            self.node.relay.stop()
             self.node._changed()
         if bc is None and self.node.live.active:
             stopped = stopped or self.node.live.active
@@ -175,6 +176,7 @@ class Commands:
         if not self.node.player.power:
             raise CommandRejected("power_off")
         self.stream = url
+        self.node.relay.start(url)  # firmware_sim/relay.py: fetch it, retry when it drops
         self.node._changed()
         return {"playing": url, "source": "relay"}
 

@@ -4,7 +4,9 @@
 (or not at all). Playout starts once ``jitter_ms`` of audio is buffered and then takes one
 frame every ``frame_ms``: the next sequence number if it arrived; silence counted as lost if a
 later frame is already there; silence and a wait (an underrun) if nothing is buffered. Frames
-that arrive after their turn are dropped (counted late). The session
+that arrive after their turn are dropped (counted late). When underruns have let the buffer grow
+to more than twice the target plus two frames, the oldest frames are skipped (counted) back to
+the target, so the delay does not creep up. The session
 ends on ``live_stop``, on a frame flagged last (after the buffer drains), or on its own after
 ``idle_timeout_ms`` without frames, so the amplifier is never left on.
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OUTPUT_KEEP = 20_000  # frames kept for inspection (~13 min at 40 ms)
+REJOIN_AFTER = ("no_audio", "shutdown")  # a repeated live_start restarts the session after these
 
 
 class LiveRejected(Exception):
@@ -46,6 +49,7 @@ class LiveStats:
     played: int = 0
     lost: int = 0  # never came while later frames did (played as silence)
     underruns: int = 0  # nothing to play: silence, the sequence waits
+    skipped: int = 0  # dropped to bring the delay back to the jitter target after underruns
     late: int = 0
     bad: int = 0
     stray: int = 0
@@ -80,6 +84,9 @@ class LiveReceiver:
             args = LiveStartArgs.model_validate(raw)
         except ValueError as exc:
             raise LiveRejected(f"bad live_start arguments: {exc}") from None
+        why = self.ended.get(args.session)
+        if why is not None and why not in REJOIN_AFTER and self.active != args.session:
+            raise LiveRejected(f"ended: {why}")  # e.g. stopped by staff: the repeats do not restart it
         player = self.node.player
         if not player.power:
             if args.priority != Priority.EMERGENCY:
@@ -151,11 +158,17 @@ class LiveReceiver:
             await asyncio.sleep(jitter_s)
             s.next_seq = min(s.buffer)
             tick = time.monotonic()
+            keep = max(1, a.jitter_ms // a.frame_ms)
             while True:
                 now = time.monotonic()
                 if now - s.last_frame_at > idle_s:
                     self.end("no_audio")
                     return
+                if len(s.buffer) > 2 * keep + 2:  # fell behind (after underruns): skip back to the target
+                    for old in sorted(s.buffer)[: len(s.buffer) - keep]:
+                        del s.buffer[old]
+                        self.stats.skipped += 1
+                    s.next_seq = min(s.buffer)
                 pcm = s.buffer.pop(s.next_seq, None)
                 seq = s.next_seq
                 if pcm is not None:

@@ -49,6 +49,7 @@ from firmware_sim.download import FINISHED_KEEP, BlobCache, Downloads
 from firmware_sim.faults import Faults
 from firmware_sim.live import LiveReceiver
 from firmware_sim.player import Player
+from firmware_sim.relay import RelayFetcher
 
 __all__ = ["BlobCache", "NodeStats", "SimNode"]
 
@@ -175,6 +176,7 @@ class SimNode:
         self.downloads = Downloads(self)
         self.commands = Commands(self)
         self.live = LiveReceiver(self)
+        self.relay = RelayFetcher(node_id, self._changed)
         self.commands.register_live(self.live)
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[asyncio.TimerHandle] = set()
@@ -294,6 +296,8 @@ class SimNode:
         self._handles.clear()
         self.downloads.clear()
         self.live.end("shutdown")
+        self.relay.stop()
+        self.commands.stream = ""
         self.player.reset()  # RAM is gone; ``finished`` stays (NVS)
         self.groups_requested.clear()
         self.groups_subscribed.clear()
@@ -434,7 +438,7 @@ class SimNode:
             storage_free_kb=max(0, self.faults.storage_kb * 1024 - used) // 1024,
             ip=self._ip, uptime_s=self.uptime_s(), faults=list(self.faults.hw_faults),
             clock_offset_ms=None if self.sync.offset_ms is None else round(self.sync.offset_ms),
-            fw=self.fw, **self._source(),
+            fw=self.fw, relay=self.relay.state, **self._source(),
         )
         if self._publish(self.topics.telemetry(self.node_id), encode(tel), qos=0):
             self.stats.telemetry += 1

@@ -16,8 +16,9 @@ from controller.accounts import (
     end_sessions,
     open_session,
 )
-from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep, limiter
+from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep, cross_site, limiter
 from controller.api.schemas import Strict, iso
+from controller.auth import hash_password
 from controller.models import AuditEntry, OrgUnit, User
 
 router = APIRouter(prefix="/api", tags=["accounts"])
@@ -79,6 +80,8 @@ def _user(u: User) -> UserPublic:
 def login(body: LoginRequest, request: Request, response: Response, sv: ServicesDep,
           s: SessionDep) -> LoginPublic:
     """A new session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) and its CSRF token."""
+    if cross_site(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
     client = request.client.host if request.client else "?"
     lim = limiter(request)
     if lim.blocked(body.username, client):
@@ -115,6 +118,29 @@ def me(user: UserDep) -> UserPublic:
     return _user(user)
 
 
+class PasswordChange(Strict):
+    current: str = Field(min_length=1, max_length=200)
+    new: str = Field(min_length=10, max_length=200, description="at least 10 characters")
+
+
+@router.post("/me/password", response_model=LoginPublic)
+def change_password(body: PasswordChange, request: Request, response: Response, sv: ServicesDep,
+                    s: SessionDep, user: UserDep) -> LoginPublic:
+    """Change one's own password (e.g. the one-time one): every session ends, a new one starts."""
+    if sv.verifier.check(s, user.username, body.current) is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
+    assert user.id is not None
+    user.password_hash = hash_password(body.new)
+    s.add(user)
+    s.commit()
+    end_sessions(s, user.id)
+    token, csrf = open_session(s, user)
+    response.set_cookie(COOKIE, token, max_age=SESSION_TTL_MS // 1000, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    audit(s, user.username, "password_change")
+    return LoginPublic(user=_user(user), csrf_token=csrf)
+
+
 @router.get("/users", response_model=list[UserPublic])
 def list_users(s: SessionDep, _: AdminDep) -> list[UserPublic]:
     return [_user(u) for u in s.exec(select(User).order_by(col(User.id))).all()]
@@ -125,7 +151,7 @@ def create_user(body: UserCreate, s: SessionDep, admin: AdminDep) -> UserCreated
     try:
         user, password = add_user(s, body.username, body.role, body.org_unit_id)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
     audit(s, admin.username, "user_add", user.username, f"role={user.role} org={user.org_unit_id}")
     return UserCreated(**_user(user).model_dump(), password=password)
 
@@ -137,7 +163,7 @@ def update_user(user_id: int, body: UserUpdate, s: SessionDep, admin: AdminDep) 
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} does not exist")
     if body.role is not None:
         if body.role not in ROLES:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown role {body.role!r}")
+            raise HTTPException(422, f"unknown role {body.role!r}")
         user.role = body.role
     if body.active is not None:
         user.active = body.active

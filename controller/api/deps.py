@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
@@ -46,6 +47,15 @@ TOO_MANY = "too many failed logins; wait a few minutes"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def cross_site(request: Request) -> bool:
+    if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return True
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 def limiter(request: Request) -> LoginLimiter:
     state = request.app.state
     if getattr(state, "login_limiter", None) is None:
@@ -56,7 +66,13 @@ def limiter(request: Request) -> LoginLimiter:
 
 def current_user(request: Request, sv: ServicesDep, s: SessionDep,
                  cred: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
-    """HTTP Basic (API clients, scripts) or the session cookie (browsers, CSRF-checked)."""
+    """HTTP Basic (API clients, scripts) or the session cookie (browsers, CSRF-checked).
+
+    A state change sent by a browser from another site is refused whatever the credentials (a
+    browser may attach cached Basic credentials to a cross-site form post); curl and scripts
+    send neither ``Origin`` nor ``Sec-Fetch-Site``."""
+    if request.method not in _SAFE and cross_site(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
     user = None
     if cred is not None:
         client = request.client.host if request.client else "?"

@@ -10,10 +10,11 @@ import json
 
 from fastapi import HTTPException, Request, status
 
-from controller.accounts import CAN_ADMIN, CAN_AIR, CAN_CONTROL, CAN_WRITE_BULLETINS
+from controller.accounts import CAN_ADMIN, CAN_AIR, CAN_CONTROL, CAN_WRITE_BULLETINS, can_see_org
 from controller.api.deps import SessionDep, UserDep
-from controller.api.scope import check_airing, node_for, zone_for
-from controller.models import User
+from controller.api.scope import check_airing, forbidden, node_for, scoped_target, zone_for
+from controller.models import Bulletin, User
+from scheduler.models import Schedule
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -42,17 +43,35 @@ def control_guard(request: Request, s: SessionDep, user: UserDep) -> None:
 
 
 async def schedule_guard(request: Request, s: SessionDep, user: UserDep) -> None:
-    """Schedules air bulletins: operators and admins, approved bulletins only."""
+    """Schedules air bulletins: operators and admins, approved bulletins of one's ward only, to
+    zones / units of one's ward."""
+    sid = request.path_params.get("schedule_id")
+    if sid is not None and str(sid).isdigit() and int(sid) < 2**63:
+        row = s.get(Schedule, int(sid))
+        if row is not None:
+            b = s.get(Bulletin, row.bulletin_id)
+            if b is not None and not can_see_org(s, user, b.org_unit_id):
+                raise forbidden(f"schedule {sid}")
     if request.method in _SAFE:
         return
     _need(user, CAN_AIR, "change schedules")
-    if request.method == "POST" and request.url.path.rstrip("/") == "/api/schedules":
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            return  # the route answers 422
-        if isinstance(body, dict) and isinstance(body.get("bulletin_id"), int):
-            check_airing(s, user, body["bulletin_id"], body.get("priority"))
+    if request.method not in ("POST", "PATCH"):
+        return
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return  # the route answers 422
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("bulletin_id"), int) and body["bulletin_id"] < 2**63:
+        check_airing(s, user, body["bulletin_id"], body.get("priority"))
+    target = body.get("target")
+    if isinstance(target, dict) and user.org_unit_id is not None:
+        if target.get("all"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "choose your ward's zones rather than 'all'")
+        zones, nodes = target.get("zones") or [], target.get("nodes") or []
+        if isinstance(zones, list) and isinstance(nodes, list):
+            scoped_target(s, user, False, [str(z) for z in zones], [str(n) for n in nodes])
 
 
 def speech_guard(request: Request, user: UserDep) -> None:

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from sqlmodel import col, select
 
+from controller.accounts import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.scope import visible_bulletin_ids
 from scheduler.agenda import build_agenda
 from scheduler.models import RunStatus, Schedule
 from scheduler.schedules import (
@@ -40,12 +42,14 @@ def add_schedule(body: ScheduleCreate, sv: ServicesDep, s: SessionDep, user: Use
 
 
 @router.get("/schedules", response_model=list[SchedulePublic])
-def all_schedules(s: SessionDep, _: UserDep, include_deleted: bool = False,
+def all_schedules(s: SessionDep, user: UserDep, include_deleted: bool = False,
                   limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                   offset: Annotated[int, Query(ge=0)] = 0) -> list[SchedulePublic]:
     q = select(Schedule).order_by(col(Schedule.id))
     if not include_deleted:
         q = q.where(~col(Schedule.deleted))
+    if (ids := visible_bulletin_ids(s, user)) is not None:  # a ward user: their ward's only
+        q = q.where(col(Schedule.bulletin_id).in_(ids))
     return [public(s, row) for row in s.exec(q.offset(offset).limit(limit)).all()]
 
 
@@ -80,8 +84,11 @@ def schedule_runs(schedule_id: int, s: SessionDep, _: UserDep,
 
 
 @router.get("/agenda")
-def agenda(s: SessionDep, _: UserDep, days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict[str, Any]:
-    return build_agenda(s, days=days)
+def agenda(s: SessionDep, user: UserDep, days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict[str, Any]:
+    out = build_agenda(s, days=days)
+    if (mine := visible_zones(s, user)) is not None:  # a ward user: their ward's zones only
+        out["zones"] = [z for z in out["zones"] if z["zone"] in mine]
+    return out
 
 
 @router.get("/scheduler")

@@ -132,10 +132,10 @@ def engines(sv: ServicesDep, _: UserDep) -> dict[str, Any]:
 def normalize(body: NormalizeRequest, sv: ServicesDep, s: SessionDep, _: UserDep) -> NormalizePublic:
     """The spoken form only (no audio): quick to check a pronunciation."""
     opts = _options(sv.settings.tts, voice=body.voice, engine=body.engine)
-    engine = tts.get_engine(opts["engine"])
     try:
+        engine = tts.get_engine(opts["engine"])
         dialect = engine.accent(engine.resolve_voice(opts["voice"]))
-    except tts.UnknownVoiceError as exc:
+    except (tts.UnknownVoiceError, tts.EngineError) as exc:
         raise ServiceError(422, str(exc)) from None
     out = tts.normalize(body.text, dialect=dialect, dictionary=load_dictionary(s))
     return NormalizePublic(text=out.text, dialect=dialect, warnings=list(out.warnings),

@@ -22,6 +22,8 @@ from scheduler.agenda import build_agenda
 router = APIRouter(include_in_schema=False)
 export_router = APIRouter(prefix="/api/reports", tags=["reports"])
 
+WEEKDAYS = {"vi": ["T2", "T3", "T4", "T5", "T6", "T7", "CN"],
+            "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
 COLUMNS = ("broadcast", "bulletin", "title", "class", "status", "air_at", "zones", "units", "played",
            "failed", "offline", "other", "created_by")
 
@@ -110,12 +112,14 @@ def schedule_page(p: PageDep) -> Response:
     per_zone = [z for z in agenda["zones"] if z["zone"] in mine]
     for z in per_zone:
         for it in z["items"]:
-            it["when"] = datetime.fromisoformat(it["at"]).strftime("%a %d/%m %H:%M")
+            at = datetime.fromisoformat(it["at"])
+            it["when"] = f"{WEEKDAYS[p.lang][at.weekday()]} {at:%d/%m %H:%M}"
     ids = visible_bulletin_ids(p.s, p.user)
     q = select(Bulletin).where(Bulletin.approval == "approved").order_by(col(Bulletin.id).desc()).limit(50)
     approved = [b for b in p.s.exec(q).all() if ids is None or b.id in ids]
-    return p.render("schedule.html", "schedule", agenda=per_zone, conflicts=agenda["conflicts"],
-                    problems=agenda["problems"], bulletins=approved, zones=zones(p))
+    return p.render("schedule.html", "schedule", agenda=per_zone, weekdays=WEEKDAYS[p.lang],
+                    conflicts=agenda["conflicts"], problems=agenda["problems"], bulletins=approved,
+                    zones=zones(p))
 
 
 def _cell(v: Any) -> Any:

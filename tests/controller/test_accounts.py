@@ -69,6 +69,14 @@ async def test_cookie_session_csrf_logout(api: tuple[Any, httpx.AsyncClient]) ->
         assert r.status_code == 403
         r = await c.post("/api/speech/dictionary", json=body, headers={"X-CSRF-Token": csrf})
         assert r.status_code == 201, r.text
+        # a cross-site post is refused even with the right token, and so is one with Basic auth
+        evil = {"X-CSRF-Token": csrf, "Origin": "https://evil.example"}
+        assert (await c.post("/api/speech/dictionary", json=body, headers=evil)).status_code == 403
+        r = await admin.post(f"/api/bulletins/{999}/approve", headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403 and "cross-site" in r.text
+        ok = {"X-CSRF-Token": csrf, "Origin": "http://controller", "Sec-Fetch-Site": "same-origin"}
+        r = await c.post("/api/speech/dictionary", json=body | {"term": "TP."}, headers=ok)
+        assert r.status_code == 201
         # a new login gives a new session; the old cookie value is dead
         r = await c.post("/api/login", json={"username": "bt1", "password": pw})
         assert c.cookies["lp_session"] != token
@@ -77,6 +85,18 @@ async def test_cookie_session_csrf_logout(api: tuple[Any, httpx.AsyncClient]) ->
         token = c.cookies["lp_session"]
         assert (await c.post("/api/logout", headers={"X-CSRF-Token": csrf})).status_code == 204
         assert (await browser(app, token).get("/api/me")).status_code == 401
+    # changing one's password ends the other sessions and the old password
+    c3 = await login(app, "bt1", pw)
+    other = await login(app, "bt1", pw)
+    r = await c3.post("/api/me/password", json={"current": pw, "new": "a-new-long-password"})
+    assert r.status_code == 200, r.text
+    c3.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    assert (await c3.get("/api/me")).status_code == 200 and (await other.get("/api/me")).status_code == 401
+    old = await browser(app).post("/api/login", json={"username": "bt1", "password": pw})
+    assert old.status_code == 401
+    pw = "a-new-long-password"
+    await c3.aclose()
+    await other.aclose()
     # disabling a user ends their sessions
     c2 = await login(app, "bt1", pw)
     users = {u["username"]: u["id"] for u in (await admin.get("/api/users")).json()}
@@ -171,3 +191,39 @@ async def test_ward_scoping(api: tuple[Any, httpx.AsyncClient]) -> None:
     assert (await a.post(f"/api/broadcasts/{bc['id']}/cancel")).status_code == 403
     assert (await a.get("/api/broadcasts")).json() == []
     await a.aclose()
+
+
+async def test_schedules_follow_roles_approval_and_wards(api: tuple[Any, httpx.AsyncClient]) -> None:
+    app, admin = api
+    ed = await login(app, "bta", await add_user(admin, "bta", "editor", "wa"))
+    op = await login(app, "opa2", await add_user(admin, "opa2", "operator", "wa"))
+    draft = (await ed.post("/api/bulletins", json={"text": "Lịch tiêm phòng."})).json()
+    when = {"kind": "daily", "times": ["06:00"]}
+    sched = {"bulletin_id": draft["id"], "target": {"zones": ["za"]}, "when": when}
+    assert (await ed.post("/api/schedules", json=sched)).status_code == 403  # editors do not air
+    assert (await op.post("/api/schedules", json=sched)).status_code == 409  # not approved
+    assert (await admin.post(f"/api/bulletins/{draft['id']}/approve")).status_code == 200
+    assert (await op.post("/api/schedules", json=sched | {"target": {"zones": ["zb"]}})).status_code == 403
+    assert (await op.post("/api/schedules", json=sched | {"target": {"all": True}})).status_code == 403
+    r = await op.post("/api/schedules", json=sched)
+    assert r.status_code == 201, r.text
+    # ward B's schedule: invisible and untouchable for ward A
+    theirs = (await admin.post("/api/bulletins", json={"text": "Bản tin phường B."})).json()
+    with app.state.services.db.session() as s:
+        from controller.models import Bulletin
+
+        row = s.get(Bulletin, theirs["id"])
+        row.org_unit_id = "wb"
+        s.add(row)
+        s.commit()
+    r = await admin.post("/api/schedules", json={"bulletin_id": theirs["id"], "target": {"zones": ["zb"]},
+                                                 "when": when})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert [x["bulletin_id"] for x in (await op.get("/api/schedules")).json()] == [draft["id"]]
+    assert (await op.get(f"/api/schedules/{sid}")).status_code == 403
+    assert (await op.delete(f"/api/schedules/{sid}")).status_code == 403
+    assert [z["zone"] for z in (await op.get("/api/agenda")).json()["zones"]] == ["za"]
+    assert len((await admin.get("/api/schedules")).json()) == 2
+    for c in (ed, op):
+        await c.aclose()

@@ -47,12 +47,12 @@ def test_no_server_errors(server: Server) -> None:
             ran += 1
 
             @given(case=op.as_strategy())
-            @settings(max_examples=5, deadline=None, database=None, derandomize=True,
+            @settings(max_examples=10, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
             def check(case: schemathesis.Case) -> None:
                 r = case.call(base_url=server.url, session=session, timeout=60)
                 if r.status_code >= 500:
-                    failures.append(f"{op.method.upper()} {op.path} → {r.status_code}: {r.text[:200]}")
+                    failures.append(f"{case.operation.label} → {r.status_code}: {r.text[:200]}")
 
             check()
     assert ran >= 40

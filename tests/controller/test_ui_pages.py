@@ -21,13 +21,18 @@ SCREENS = ["/", "/units", "/units?zone=z1&state=offline", "/units/n1", "/compose
            "/history", "/history?status=done&from=2026-01-01&to=2030-01-01", "/emergency"]
 
 
+def client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller", timeout=60)
+
+
 @pytest.fixture
 async def ui(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient, httpx.AsyncClient]]:
     async with running_controller(make_settings(tmp_path, free_port())) as (app, admin):
         assert (await admin.post("/api/zones", json={"id": "z1", "name": "Tổ 1 " + XSS})).status_code == 201
-        r = await admin.post("/api/nodes", json={"id": "n1", "zones": ["z1"], "name": XSS, "lat": 21.0, "lon": 105.8})
+        unit = {"id": "n1", "zones": ["z1"], "name": XSS, "lat": 21.0, "lon": 105.8}
+        r = await admin.post("/api/nodes", json=unit)
         assert r.status_code == 201
-        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller", timeout=60)
+        c = client(app)
         r = await c.post("/api/login", json={"username": "admin", "password": "test-password-1"})
         assert r.status_code == 200
         c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
@@ -57,7 +62,7 @@ async def test_screens_render_escaped_and_small(ui: tuple[Any, httpx.AsyncClient
 
 async def test_pages_need_a_session(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
     app, _, _ = ui
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller") as anon:
+    async with client(app) as anon:
         for url in SCREENS:
             r = await anon.get(url)
             assert r.status_code == 303 and r.headers["location"].startswith("/login"), url
@@ -69,8 +74,9 @@ async def test_exports(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> 
     from openpyxl import load_workbook
 
     _, admin, c = ui
-    bid = (await c.post("/api/bulletins", json={"title": "=HYPERLINK(1)", "text": "Họp tổ dân phố."})).json()["id"]
-    assert (await c.post("/api/broadcasts", json={"bulletin_id": bid, "target": {"all": True}})).status_code == 201
+    r = await c.post("/api/bulletins", json={"title": "=HYPERLINK(1)", "text": "Họp tổ dân phố."})
+    r = await c.post("/api/broadcasts", json={"bulletin_id": r.json()["id"], "target": {"all": True}})
+    assert r.status_code == 201
     r = await admin.get("/api/reports/broadcasts.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     lines = r.text.lstrip("\ufeff").splitlines()

@@ -24,13 +24,17 @@ RATE = 16000
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, str]]:
-    """Yield the app and ``host:port`` while uvicorn serves it (lifespan included)."""
+async def serving(settings: Settings, tls: tuple[str, str] | None = None,
+                  ) -> AsyncIterator[tuple[FastAPI, str]]:
+    """Yield the app and ``host:port`` while uvicorn serves it (lifespan included; HTTPS with
+    ``tls`` = (cert, key))."""
     app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # bound here: no race for a "free" port with parallel tests
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio",
+                                           ssl_certfile=tls[0] if tls else None,
+                                           ssl_keyfile=tls[1] if tls else None))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
