@@ -19,10 +19,11 @@ from sqlmodel import col, select
 from controller.api.deps import ServicesDep, UserDep
 from controller.api.scope import broadcast_for
 from controller.app import Services
-from controller.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from controller.models import FINAL_STATES, Broadcast, BroadcastStatus, Delivery
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
+FINAL = {st.value for st in FINAL_STATES}
 PROGRESS = {"queued": 0, "offline": 5, "sent": 20, "receiving": 40, "verified": 60, "playing": 80}
 _DONE = {BroadcastStatus.DONE.value, BroadcastStatus.EXPIRED.value, BroadcastStatus.CANCELLED.value,
          BroadcastStatus.FAILED.value}
@@ -55,7 +56,7 @@ def snapshot(sv: Services, broadcast_id: str) -> dict[str, Any]:
     units = []
     for d in rows:
         tally[d.state] = tally.get(d.state, 0) + 1
-        final = DeliveryState(d.state).final if d.state in DeliveryState._value2member_map_ else False
+        final = d.state in FINAL
         units.append({"node_id": d.node_id, "state": d.state, "reason": d.reason,
                       "progress": 100 if final else PROGRESS.get(d.state, 0)})
     return {"id": broadcast_id, "status": bc.status if bc else "", "reason": bc.reason if bc else "",

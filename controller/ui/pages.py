@@ -48,7 +48,7 @@ def visible_broadcasts(p: Page, *statuses: str, limit: int = 20) -> list[Broadca
 def login_page(request: Request, next: str = "/") -> Response:
     lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
     t = T[lang]
-    safe_next = next if next.startswith("/") and not next.startswith("//") else "/"
+    safe_next = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/"
     sv = request.app.state.services
     token = request.cookies.get(COOKIE)
     if token:
@@ -94,11 +94,17 @@ def dashboard(p: PageDep) -> Response:
                     alarms=[u for u in us if u.alarm], pending=pending)
 
 
+PER_PAGE = 100  # a province's 2,000 units stay well under 150 KB per screen
+
+
 @router.get("/units", response_class=HTMLResponse)
-def units_page(p: PageDep, zone: str | None = None, state: str | None = None) -> Response:
+def units_page(p: PageDep, zone: str | None = None, state: str | None = None, page: int = 1) -> Response:
     if not isinstance(p, Page):
         return p
-    us = units(p, zone or None, state or None)
+    every = units(p, zone or None, state or None)
+    pages = max(1, -(-len(every) // PER_PAGE))
+    page = min(max(page, 1), pages)
+    us = every[(page - 1) * PER_PAGE: page * PER_PAGE]
     placed = [u for u in us if u.lat is not None and u.lon is not None]
     box = None
     if placed:
@@ -112,7 +118,7 @@ def units_page(p: PageDep, zone: str | None = None, state: str | None = None) ->
         y = 10 + 180 * (1 - (u.lat - box[0]) / ((box[1] - box[0]) or 1))
         points.append({"id": u.id, "x": round(x, 1), "y": round(y, 1), "status": u.status})
     return p.render("units.html", "units", units=us, zones=zones(p), zone=zone or "", state=state or "",
-                    points=points)
+                    points=points, total=len(every), page_no=page, pages=pages)
 
 
 @router.get("/units/{node_id}", response_class=HTMLResponse)

@@ -109,8 +109,9 @@ def schedule_page(p: PageDep) -> Response:
     assert p.user is not None
     mine = {z.id for z in zones(p)}
     agenda = build_agenda(p.s, days=7)
-    per_zone = [z for z in agenda["zones"] if z["zone"] in mine]
+    per_zone = [z for z in agenda["zones"] if z["zone"] in mine][:20]  # ≤ 20 zones × 30 items a screen
     for z in per_zone:
+        z["items"] = z["items"][:30]
         for it in z["items"]:
             at = datetime.fromisoformat(it["at"])
             it["when"] = f"{WEEKDAYS[p.lang][at.weekday()]} {at:%d/%m %H:%M}"

@@ -66,8 +66,24 @@ async def test_pages_need_a_session(ui: tuple[Any, httpx.AsyncClient, httpx.Asyn
         for url in SCREENS:
             r = await anon.get(url)
             assert r.status_code == 303 and r.headers["location"].startswith("/login"), url
-        login = await anon.get("/login?next=//evil.example")
-        assert login.status_code == 200 and "Đăng nhập" in login.text and "evil.example" not in login.text
+        for bad in ("//evil.example", "/\\evil.example", "https://evil.example"):
+            login = await anon.get("/login", params={"next": bad})
+            assert login.status_code == 200 and "Đăng nhập" in login.text and "evil.example" not in login.text
+
+
+async def test_a_province_of_units_is_paged(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    from controller.models import Node, NodeZone
+
+    app, _, c = ui
+    with app.state.services.db.session() as s:
+        for i in range(2000):
+            s.add(Node(id=f"u{i:04d}", name=f"Loa thôn {i}"))
+            s.add(NodeZone(node_id=f"u{i:04d}", zone_id="z1"))
+        s.commit()
+    first = await c.get("/units")
+    assert first.status_code == 200 and "1 / 21" in first.text and len(first.content) < 100_000
+    last = await c.get("/units", params={"page": 21})
+    assert "u1999" in last.text and "21 / 21" in last.text
 
 
 async def test_exports(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
