@@ -8,10 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from controller.accounts import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import MqttCredentials, Strict, iso
+from controller.api.scope import forbidden, node_visible
 from controller.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
-from controller.models import Node, NodeCommand, Zone
+from controller.models import Node, NodeCommand, NodeZone, User, Zone
 from controller.mqtt_accounts import issue_credentials
 
 router = APIRouter(prefix="/api", tags=["control"])
@@ -74,27 +76,46 @@ async def command_node(node_id: str, body: CommandRequest, sv: ServicesDep, user
 async def command_zone(zone_id: str, body: CommandRequest, sv: ServicesDep, user: UserDep) -> CommandPublic:
     """Send a command to every unit of a zone (``all`` = the whole ward) in one group publish;
     the result lists every unit."""
-    if zone_id != "all":
-        with sv.db.session() as s:
-            if s.get(Zone, zone_id) is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone {zone_id}")
+    with sv.db.session() as s:
+        if zone_id != "all" and s.get(Zone, zone_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone {zone_id}")
+        mine = visible_zones(s, user)
+        if zone_id == "all" and mine is not None:
+            # "all" for a ward user is their own ward's units only, never the group of everyone
+            nodes = sorted(set(s.exec(select(NodeZone.node_id).where(col(NodeZone.zone_id).in_(mine))).all()))
+            if not nodes:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "your ward has no units")
+            o = await sv.commands.run(body.name, body.args, nodes=nodes, timeout_s=body.timeout_s,
+                                      by=user.username)
+            return _public(_row(o, user.username))
     o = await sv.commands.run(body.name, body.args, zone=zone_id, timeout_s=body.timeout_s,
                               by=user.username)
     return _public(_row(o, user.username))
 
 
+def _visible(s: SessionDep, user: User, row: NodeCommand) -> bool:
+    """A ward user sees a command only if every unit it went to is one of theirs."""
+    mine = visible_zones(s, user)
+    if mine is None:
+        return True
+    return all(node_visible(s, user, r["node_id"], mine) for r in row.results) and (
+        row.target.get("zone") in (None, *mine))
+
+
 @router.get("/commands", response_model=list[CommandPublic])
-def list_commands(s: SessionDep, _: UserDep, limit: int = Query(50, ge=1, le=500)) -> list[CommandPublic]:
-    """Recent commands, newest first."""
-    rows = s.exec(select(NodeCommand).order_by(col(NodeCommand.created_at).desc()).limit(limit)).all()
-    return [_public(r) for r in rows]
+def list_commands(s: SessionDep, user: UserDep, limit: int = Query(50, ge=1, le=500)) -> list[CommandPublic]:
+    """Recent commands (of the user's ward), newest first."""
+    rows = s.exec(select(NodeCommand).order_by(col(NodeCommand.created_at).desc()).limit(limit * 4)).all()
+    return [_public(r) for r in rows if _visible(s, user, r)][:limit]
 
 
 @router.get("/commands/{command_id}", response_model=CommandPublic)
-def get_command(command_id: str, s: SessionDep, _: UserDep) -> CommandPublic:
+def get_command(command_id: str, s: SessionDep, user: UserDep) -> CommandPublic:
     row = s.get(NodeCommand, command_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown command {command_id}")
+    if not _visible(s, user, row):
+        raise forbidden(f"command {command_id}")
     return _public(row)
 
 

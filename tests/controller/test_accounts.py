@@ -185,6 +185,19 @@ async def test_ward_scoping(api: tuple[Any, httpx.AsyncClient]) -> None:
     cmd = {"name": "volume", "args": {"level": 50}, "timeout_s": 1}
     assert (await a.post("/api/nodes/zb-1/commands", json=cmd)).status_code == 403
     assert (await a.post("/api/zones/zb/commands", json=cmd)).status_code == 403
+    # the command log: a command that went to ward B's unit is invisible to ward A
+    from controller.models import NodeCommand
+
+    with app.state.services.db.session() as s:
+        for cid, node in (("c-a", "za-1"), ("c-b", "zb-1")):
+            res = [{"node_id": node, "status": "ok", "data": {}, "error": "", "ms": 5}]
+            s.add(NodeCommand(id=cid, name="ping", args={}, target={"nodes": [node]}, created_by="admin",
+                              results=res, created_at=1, finished_at=2))
+        s.commit()
+    assert (await a.get("/api/commands/c-b")).status_code == 403
+    assert (await a.get("/api/commands/c-a")).status_code == 200
+    assert [c["id"] for c in (await a.get("/api/commands")).json()] == ["c-a"]
+    assert sorted(c["id"] for c in (await admin.get("/api/commands")).json()) == ["c-a", "c-b"]
     bc = (await admin.post("/api/broadcasts", json={"bulletin_id": b_bulletin["id"],
                                                     "target": {"zones": ["zb"]}})).json()
     assert (await a.get(f"/api/broadcasts/{bc['id']}")).status_code == 403
