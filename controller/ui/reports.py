@@ -14,8 +14,10 @@ from sqlmodel import col, select
 
 from controller.api.deps import SessionDep, UserDep
 from controller.api.scope import visible_bulletin_ids
+from controller.availability import zone_availability
 from controller.models import AudioAsset, Broadcast, Bulletin, Delivery, User
 from controller.ui.render import Page, PageDep, units, when, zones
+from devices.protocol import now_ms as p_now_ms
 from scheduler import TIMEZONE
 from scheduler.agenda import build_agenda
 
@@ -68,24 +70,33 @@ def history_rows(s: Any, user: User, status: str | None, zone: str | None, since
     return out
 
 
-def chart(p: Page, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Airtime per zone (minutes, from the rows) and the share of units online per zone (now)."""
+def chart(p: Page, rows: list[dict[str, Any]], start_ms: int, end_ms: int) -> dict[str, Any]:
+    """Airtime per zone (minutes, from the rows) and availability per zone over the same period
+    (share of unit-time online, from the presence events)."""
     airtime: dict[str, float] = {z.id: 0.0 for z in zones(p)}
     for r in rows:
         for z in r["_zones"] or list(airtime):
             if z in airtime:
                 airtime[z] += r["_minutes"]
-    online: dict[str, list[int]] = {z: [0, 0] for z in airtime}
-    for u in units(p):
-        for z in u.zones:
-            if z in online:
-                online[z][1] += 1
-                online[z][0] += u.status == "online"
+    unit_zones = {u.id: [z for z in u.zones if z in airtime] for u in units(p)}
+    avail = zone_availability(p.s, unit_zones, start_ms, end_ms)
     top = max(airtime.values(), default=0) or 1
     bars = [{"zone": z, "y": 8 + i * 26, "w": round(200 * m / top, 1), "v": round(m, 1),
-             "a": round(100 * online[z][0] / online[z][1]) if online[z][1] else 0}
+             "a": round(avail.get(z, 0.0))}
             for i, (z, m) in enumerate(sorted(airtime.items()))]
     return {"bars": bars, "height": 16 + 26 * len(bars)}
+
+
+def period_ms(since: date | None, until: date | None) -> tuple[int, int]:
+    """The report period: [from 00:00, to 24:00) in Asia/Ho_Chi_Minh; default the last 7 days."""
+    now = p_now_ms()
+    end = now if until is None else min(now, _local_midnight_ms(until) + 86_400_000)
+    start = end - 7 * 86_400_000 if since is None else _local_midnight_ms(since)
+    return start, max(start, end)
+
+
+def _local_midnight_ms(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=TIMEZONE).timestamp() * 1000)
 
 
 @router.get("/history", response_class=HTMLResponse)
@@ -99,7 +110,8 @@ def history_page(p: PageDep, status: str | None = None, zone: str | None = None,
     filters = (("status", status), ("zone", zone), ("from", since), ("to", until))
     q = urlencode({k: v for k, v in filters if v})
     return p.render("history.html", "history", rows=rows[:200], zones=zones(p), status=status or "",
-                    zone=zone or "", since=since or "", until=until or "", query=q, chart=chart(p, rows))
+                    zone=zone or "", since=since or "", until=until or "", query=q,
+                    chart=chart(p, rows, *period_ms(since, until)))
 
 
 @router.get("/schedule", response_class=HTMLResponse)
