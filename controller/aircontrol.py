@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from controller.background import Periodic
 from devices import protocol as p
 from devices.link import ControllerLink
 from devices.mqtt import MqttError
@@ -73,21 +74,16 @@ class AirControl:
         self.pending: dict[str, Pending] = {}
         self.requeued: set[str] = set()  # broadcasts pre-empted and waiting to restart/resume
         self.started: set[str] = set()  # broadcasts whose main item has started
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Periodic("air-control", tick_s, self._tick)
         self._cmd_seq = 0
         #: live sessions held in the arbiter (controller/live.py): item id → its callbacks
         self.live: dict[str, LiveHold] = {}
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="air-control")
+        self._ticker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._ticker.stop()
 
     def zones(self, nodes: list[str]) -> frozenset[str]:
         out: set[str] = set()
@@ -154,14 +150,9 @@ class AirControl:
 
     # ------------------------------------------------------------------ machinery
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_s)
-            try:
-                self._check_pending()
-                self._apply(self.arbiter.tick(p.now_ms()))
-            except Exception:
-                logger.exception("air control tick failed")
+    def _tick(self) -> None:
+        self._check_pending()
+        self._apply(self.arbiter.tick(p.now_ms()))
 
     def _check_pending(self) -> None:
         now = asyncio.get_running_loop().time()

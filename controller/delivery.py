@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select, update
 
 from controller.aircontrol import AirControl
+from controller.background import Periodic
 from controller.db import Database
 from controller.models import (
     AudioAsset,
@@ -94,7 +95,7 @@ class DeliveryService:
         self.audio_dir = audio_dir
         self.active: dict[str, ActiveBroadcast] = {}
         self.ignored_acks = 0
-        self._task: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("delivery-sweep", settings.sweep_s, self.sweep)
         self._publishing: set[str] = set()
         self._bg: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[str], None]] = []
@@ -108,15 +109,10 @@ class DeliveryService:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._restore)
-        self._task = asyncio.create_task(self._sweep_loop(), name="delivery-sweep")
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._sweeper.stop()
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
         """``fn(broadcast_id)`` whenever a delivery of that broadcast changes."""
@@ -405,14 +401,6 @@ class DeliveryService:
         return True
 
     # ------------------------------------------------------------------ timeouts
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sweep_s)
-            try:
-                self.sweep()
-            except Exception:
-                logger.exception("delivery sweep failed")
 
     def sweep(self) -> None:
         now_ms, now = p.now_ms(), time.monotonic()

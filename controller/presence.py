@@ -9,7 +9,6 @@ following the flapping.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -19,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from controller.background import Periodic
 from controller.models import Node, NodeEvent, NodeZone
 from controller.writer import DbWriter
 from devices import protocol as p
@@ -56,7 +56,7 @@ class Presence:
         #: last birth/heartbeat of ids not provisioned yet (bounded): applied when they are added
         self._unknown_seen: dict[str, tuple[str, float]] = {}
         self._listeners: list[Callable[[str, bool], None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("presence-sweep", min(5.0, self.timeout / 3), self.check_timeouts)
         link.on("state", self._on_state)
         link.on("heartbeat", self._on_heartbeat)
         link.on("telemetry", self._on_telemetry)
@@ -219,20 +219,10 @@ class Presence:
     # ------------------------------------------------------------------ timeouts
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._sweep(), name="presence-sweep")
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(min(5.0, self.timeout / 3))
-            self.check_timeouts()
+        await self._sweeper.stop()
 
     def check_timeouts(self) -> None:
         if not self.link.connected:

@@ -9,7 +9,6 @@ than ``min_gap_s`` — and samples older than ``keep_s`` are deleted. That bound
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from controller.background import Periodic
 from controller.models import TelemetrySample
 from controller.presence import Presence
 from controller.writer import DbWriter
@@ -41,7 +41,7 @@ class TelemetryHistory:
         self.prune_every_s = prune_every_s
         self.stored = 0
         self._last: dict[str, tuple[float, tuple[Any, ...]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._pruner = Periodic("telemetry-prune", prune_every_s, self.prune, first_immediately=True)
         link.on("telemetry", self._on_telemetry)
 
     def _on_telemetry(self, node_id: str, msg: p.Telemetry) -> None:
@@ -71,16 +71,10 @@ class TelemetryHistory:
     # ------------------------------------------------------------------ retention
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._prune_loop(), name="telemetry-prune")
+        self._pruner.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._pruner.stop()
 
     def prune(self) -> None:
         """Queue the deletion of samples older than ``keep_s``."""
@@ -91,7 +85,3 @@ class TelemetryHistory:
 
         self.writer.submit(op)
 
-    async def _prune_loop(self) -> None:
-        while True:
-            self.prune()
-            await asyncio.sleep(self.prune_every_s)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
+from controller.background import Periodic
 from controller.db import Database
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class DbWriter:
         self.interval = interval
         self.max_backlog = max_backlog
         self._ops: list[WriteOp] = []
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = Periodic("db-writer", interval, self.flush)
         self._lock = asyncio.Lock()
         self.failed_ops = 0
         self.dropped_ops = 0
@@ -51,22 +52,11 @@ class DbWriter:
         return len(self._ops)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="db-writer")
+        self._flusher.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._flusher.stop()
         await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
 
     async def flush(self) -> bool:
         """Apply everything submitted so far. False if the database was unavailable."""
