@@ -134,6 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            relays = getattr(app.state, "relay_hub", None)  # controller/relays.py: stop the units
+            if relays is not None:
+                relays.close()
             await stop_services(sv)
 
     app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,

@@ -99,6 +99,17 @@ class LiveHub:
                                                       ended=lambda why: self._ended_by_arbiter(s, why)))
         return s
 
+    def open_direct(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
+                    notify: Callable[[dict[str, Any]], None]) -> LiveSession:
+        """A session on air at once: its caller already holds the zones (a republished relay)."""
+        sid = f"live-{datetime.now(tz=UTC):%H%M%S}-{secrets.token_hex(3)}"
+        s = LiveSession(sid, user, priority, nodes, scopes, notify)
+        self.sessions[sid] = s
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="live-watchdog")
+        self._started(s)
+        return s
+
     def units(self, s: LiveSession) -> list[str]:
         """Units whose telemetry says they play this session."""
         out = []

@@ -15,13 +15,14 @@ from controller.api import (
     health,
     live,
     recordings,
+    relays,
     schedules,
     speech,
 )
 
 router = APIRouter()
 for _r in (accounts.router, approval.router, health.router, fleet.router, bulletins.router, recordings.router,
-           live.router, broadcasts.router):
+           live.router, relays.router, broadcasts.router):
     router.include_router(_r)
 # routers whose handlers only take UserDep get their role and ward checks here (controller/api/guards.py)
 router.include_router(control.router, dependencies=[Depends(guards.control_guard)])

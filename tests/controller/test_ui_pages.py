@@ -101,3 +101,22 @@ async def test_exports(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> 
     r = await admin.get("/api/reports/broadcasts.xlsx", params={"zone": "z1"})
     ws = load_workbook(io.BytesIO(r.content)).active
     assert ws is not None and ws.max_row == 2 and ws["C2"].value == "'=HYPERLINK(1)"
+
+
+async def test_compose_records_and_uploads_webm(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient],
+                                              tmp_path: Path) -> None:
+    from tests.tts.test_recording import make_audio
+
+    _, _, c = ui
+    page = (await c.get("/compose")).text
+    assert 'id="record"' in page and "Ghi âm" in page and "MediaRecorder" in page
+    assert '"/api/bulletins/recordings"' in page and '"X-CSRF-Token": CSRF' in page
+    webm = make_audio(tmp_path, "webm", seconds=2)  # what a phone's MediaRecorder sends
+    files = {"file": ("ghi-am.webm", webm, "audio/webm")}
+    token = c.headers.pop("X-CSRF-Token")
+    assert (await c.post("/api/bulletins/recordings", files=files)).status_code == 403  # no CSRF header
+    c.headers["X-CSRF-Token"] = token
+    r = await c.post("/api/bulletins/recordings", files=files, data={"priority": "normal"})
+    assert r.status_code == 201, r.text
+    audio = await c.get(r.json()["audio"]["url"])
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"

@@ -1,0 +1,124 @@
+"""Relay sessions (tiếp sóng) now or at a set time: ``/api/relays`` (controller/relays.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import Field
+from sqlmodel import Session
+
+from controller.accounts import visible_zones
+from controller.api.deps import OperatorDep as UserDep
+from controller.api.deps import ServicesDep, SessionDep
+from controller.api.live import LiveTarget
+from controller.api.schemas import Priority, Strict
+from controller.api.scope import node_visible, scoped_target
+from controller.app import Services
+from controller.models import User
+from controller.relays import RelayHub, RelaySession
+from controller.service import ServiceError, resolve_targets
+from devices import protocol as p
+
+router = APIRouter(prefix="/api/relays", tags=["relays"])
+
+MAX_AHEAD = timedelta(days=7)
+
+
+class RelayRequest(Strict):
+    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$",
+                     description="upstream stream: Icecast MP3/AAC or HLS (.m3u8), http:// or https://")
+    target: LiveTarget
+    priority: Priority = "normal"
+    mode: Literal["node_fetch", "republish"] = Field(
+        "node_fetch", description="node_fetch: units fetch the URL; republish: the controller fetches "
+                                  "it and sends the audio as live frames")
+    start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now "
+                                                        "(not persisted across controller restarts)")
+    duration_s: float | None = Field(None, gt=0, le=24 * 3600, description="omitted: until stopped")
+
+
+def relay_hub(request: Request) -> RelayHub:
+    state = request.app.state
+    if getattr(state, "relay_hub", None) is None:
+        sv: Services = state.services
+        from controller.relay_pull import PullRelayHub
+        state.relay_hub = PullRelayHub(sv.link, sv.air, sv.presence)
+    h: RelayHub = state.relay_hub
+    return h
+
+
+def _public(h: RelayHub, sid: str) -> dict[str, Any]:
+    s = h.sessions[sid]
+    return {**s.public(), "units_playing": h.units(s) if s.mode == "node_fetch" else []}
+
+
+def _visible(s: Session, user: User, sess: RelaySession) -> bool:
+    """A ward user sees (and stops) only relays whose units are all in the ward."""
+    mine = visible_zones(s, user)
+    return mine is None or all(node_visible(s, user, n, mine) for n in sess.nodes)
+
+
+def _find(h: RelayHub, s: Session, user: User, relay_id: str) -> RelaySession:
+    sess = h.sessions.get(relay_id)
+    if sess is None or not _visible(s, user, sess):
+        raise HTTPException(404, f"no relay {relay_id!r}")
+    return sess
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s: SessionDep,
+                       user: UserDep) -> dict[str, Any]:
+    if body.start_at is not None:
+        if body.start_at.tzinfo is None:
+            raise HTTPException(422, "start_at needs a UTC offset, e.g. 2026-05-01T06:00:00+07:00")
+        try:
+            ahead = body.start_at - datetime.now(tz=UTC)
+        except OverflowError:
+            raise HTTPException(422, "start_at is out of range") from None
+        if ahead > MAX_AHEAD:
+            raise HTTPException(422, "start_at is more than 7 days ahead; use a schedule")
+    target = body.target
+    try:
+        all_nodes, zones, ids = scoped_target(s, user, target.all, target.zones, target.nodes)
+        r = resolve_targets(s, all_nodes=all_nodes, zones=zones, nodes=ids)
+    except ServiceError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    if not r.nodes:
+        raise HTTPException(422, "the target has no units")
+    priority = p.Priority(body.priority)
+    now = body.start_at is None or body.start_at <= datetime.now(tz=UTC)
+    if now and priority != p.Priority.EMERGENCY and sv.air.emergency_on(r.nodes):
+        raise HTTPException(409, "an emergency is on air in these zones; relay refused (try again after it)")
+    h = relay_hub(request)
+    if body.mode == "republish" and now:
+        from controller.relay_pull import probe
+        problem = await probe(body.url)
+        if problem:
+            raise HTTPException(422, f"the upstream stream cannot be fetched: {problem}")
+    sess = h.create(user=user.username, url=body.url, mode=body.mode, priority=priority, nodes=r.nodes,
+                    scopes=r.scopes, start_at=body.start_at, duration_s=body.duration_s)
+    await asyncio.sleep(0)
+    return _public(h, sess.id)
+
+
+@router.get("")
+async def list_relays(request: Request, s: SessionDep, user: UserDep) -> list[dict[str, Any]]:
+    h = relay_hub(request)
+    return [_public(h, k) for k, v in list(h.sessions.items()) if _visible(s, user, v)]
+
+
+@router.get("/{relay_id}")
+async def get_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
+    h = relay_hub(request)
+    return _public(h, _find(h, s, user, relay_id).id)
+
+
+@router.delete("/{relay_id}")
+async def stop_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
+    h = relay_hub(request)
+    sess = _find(h, s, user, relay_id)
+    h.end(sess, "stopped")
+    return _public(h, sess.id)
