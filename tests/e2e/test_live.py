@@ -41,7 +41,7 @@ async def test_live_reaches_the_zone_and_stop_ends_it_everywhere(mosquitto: Brok
                 units = await next_msg(ws, "units")
                 assert set(units["live"]) <= {"l-1", "l-2"}
                 await wait_for(lambda: all(loud_frames(nodes[n], sid) >= 20 for n in ("l-1", "l-2")),
-                               5, "units play the voice")
+                               15, "units play the voice")
                 assert nodes["l-3"].live.output == [] and nodes["l-3"].live.stats.frames_in == 0
                 for n in ("l-1", "l-2"):
                     assert nodes[n].live.stats.lost == 0 and nodes[n].live.active == sid
@@ -49,7 +49,7 @@ async def test_live_reaches_the_zone_and_stop_ends_it_everywhere(mosquitto: Brok
                 ended = await next_msg(ws, "state", state="ended")
                 assert ended["reason"] == "stopped" and ended["frames"] >= 24
                 await wait_for(lambda: all(nodes[n].live.ended.get(sid) in ("stopped", "ended")
-                                           for n in ("l-1", "l-2")), 5, "units stop")
+                                           for n in ("l-1", "l-2")), 15, "units stop")
                 assert not any(n.live.active for n in nodes.values())
                 assert app.state.services.air.arbiter.running == {}  # the zone is free again
                 await ws.close()
