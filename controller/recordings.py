@@ -11,7 +11,8 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from controller.models import AudioAsset, Bulletin
+from controller.models import Bulletin
+from controller.service import store_audio
 from tts.recording import PreparedRecording
 
 logger = logging.getLogger(__name__)
@@ -22,18 +23,9 @@ RECORDING_VOICE = "recording"
 def store_recording(s: Session, rec: PreparedRecording, *, title: str, text: str, priority: str,
                     audio_dir: Path, created_by: str) -> Bulletin:
     """Write the audio content-addressed under ``audio_dir`` and add the bulletin (commits)."""
-    if s.get(AudioAsset, rec.sha256) is None:
-        rel = Path(rec.sha256[:2]) / f"{rec.sha256}.{rec.codec}"
-        dest = audio_dir / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(".tmp")
-        tmp.write_bytes(rec.data)
-        tmp.replace(dest)
-        s.add(AudioAsset(
-            sha256=rec.sha256, size=len(rec.data), duration_ms=rec.duration_ms, codec=rec.codec,
-            sample_rate=rec.sample_rate, bitrate_kbps=rec.bitrate_kbps, engine=RECORDING_VOICE,
-            voice=rec.source_format, path=str(rel),
-        ))
+    store_audio(s, audio_dir, data=rec.data, sha256=rec.sha256, codec=rec.codec,
+                duration_ms=rec.duration_ms, sample_rate=rec.sample_rate, bitrate_kbps=rec.bitrate_kbps,
+                engine=RECORDING_VOICE, voice=rec.source_format)
     bulletin = Bulletin(title=title, text=text, voice=RECORDING_VOICE, priority=priority,
                         audio_sha256=rec.sha256, created_by=created_by, warnings=[])
     s.add(bulletin)

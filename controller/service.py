@@ -45,6 +45,23 @@ class ServiceError(Exception):
 # ---------------------------------------------------------------------- bulletins
 
 
+def store_audio(s: Session, audio_dir: Path, *, data: bytes, sha256: str, codec: str, duration_ms: int,
+                sample_rate: int, bitrate_kbps: int, engine: str, voice: str) -> None:
+    """Write audio content-addressed under ``audio_dir`` (atomically) and add its AudioAsset row,
+    unless the same audio is already stored."""
+    if s.get(AudioAsset, sha256) is not None:
+        return
+    rel = Path(sha256[:2]) / f"{sha256}.{codec}"
+    dest = audio_dir / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(dest)
+    s.add(AudioAsset(sha256=sha256, size=len(data), duration_ms=duration_ms, codec=codec,
+                     sample_rate=sample_rate, bitrate_kbps=bitrate_kbps, engine=engine, voice=voice,
+                     path=str(rel)))
+
+
 def load_dictionary(s: Session) -> dict[str, str]:
     """The ward's pronunciation dictionary (term → spoken form)."""
     return {e.term: e.spoken for e in s.exec(select(PronunciationEntry)).all()}
@@ -69,18 +86,9 @@ def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: 
         raise ServiceError(503, f"speech synthesis failed: {exc}") from None
     for warning in rendered.warnings:
         logger.warning("bulletin speech: %s", warning)
-    if s.get(AudioAsset, rendered.sha256) is None:
-        rel = Path(rendered.sha256[:2]) / f"{rendered.sha256}.{rendered.codec}"
-        dest = audio_dir / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(".tmp")
-        tmp.write_bytes(rendered.data)
-        tmp.replace(dest)
-        s.add(AudioAsset(
-            sha256=rendered.sha256, size=len(rendered.data), duration_ms=rendered.duration_ms,
-            codec=rendered.codec, sample_rate=rendered.sample_rate, bitrate_kbps=rendered.bitrate_kbps,
-            engine=rendered.engine, voice=rendered.voice, path=str(rel),
-        ))
+    store_audio(s, audio_dir, data=rendered.data, sha256=rendered.sha256, codec=rendered.codec,
+                duration_ms=rendered.duration_ms, sample_rate=rendered.sample_rate,
+                bitrate_kbps=rendered.bitrate_kbps, engine=rendered.engine, voice=rendered.voice)
     bulletin = Bulletin(title=title, text=text, voice=voice, priority=priority,
                         audio_sha256=rendered.sha256, created_by=created_by,
                         warnings=list(rendered.warnings))
