@@ -1,7 +1,9 @@
 """Relay (tiếp sóng) on a simulated node: it really fetches the upstream stream.
 
 ``play_stream`` hands the URL here. An HTTP(S) stream (MP3/AAC, Icecast) is read as it comes;
-an HLS playlist (``.m3u8``) is polled and its new segments fetched. Bytes are counted, not
+an HLS playlist (``.m3u8``, parsed by devices/hls.py) is polled and its new segments fetched
+in sequence order (a master playlist: its lowest-bandwidth variant; live: from near the live
+edge). Bytes are counted, not
 decoded. When the stream drops (connection refused or reset, HTTP error, nothing for
 ``READ_TIMEOUT_S``) the state becomes ``interrupted`` — reported in telemetry, so the
 controller shows "relay interrupted" — and the node retries with backoff (0.5 s doubling to
@@ -17,7 +19,9 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable
 from http.client import HTTPResponse
 from typing import cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
+
+from devices import hls
 
 logger = logging.getLogger(__name__)
 
@@ -90,29 +94,31 @@ class RelayFetcher:
             await asyncio.to_thread(resp.close)
 
     async def _hls(self, url: str) -> AsyncIterator[int]:
-        seen: set[str] = set()
+        """New segments of an HLS playlist, in sequence order (devices/hls.py parses it): a master
+        playlist's cheapest variant is followed, a live one starts near its live edge."""
+        pl = hls.parse((await asyncio.to_thread(_get, url)).decode("utf-8", "replace"), url)
+        if pl.is_master:
+            url = hls.choose_variant(pl).uri
+            pl = hls.parse((await asyncio.to_thread(_get, url)).decode("utf-8", "replace"), url)
+            if pl.is_master:
+                raise ValueError("HLS master playlist points at another master playlist")
+        next_seq = hls.start_sequence(pl)
+        init = ""
         while True:
-            playlist = (await asyncio.to_thread(_get, url)).decode("utf-8", "replace")
-            if not playlist.startswith("#EXTM3U"):
-                raise ValueError("not an HLS playlist")
-            target = 2.0
-            segments = []
-            for line in playlist.splitlines():
-                line = line.strip()
-                if line.startswith("#EXT-X-TARGETDURATION:"):
-                    target = float(line.split(":", 1)[1] or 2)
-                elif line and not line.startswith("#"):
-                    segments.append(urljoin(url, line))
-            if segments and segments[0].split("?")[0].endswith(".m3u8"):
-                url = segments[0]  # a master playlist: take its first variant
-                continue
-            for seg in segments:
-                if seg not in seen:
-                    seen.add(seg)
-                    yield len(await asyncio.to_thread(_get, seg))
-            if "#EXT-X-ENDLIST" in playlist:
+            if pl.last_sequence < next_seq - 1:  # the sequence went back: the stream restarted
+                next_seq = hls.start_sequence(pl)
+            for seg in pl.segments:
+                if seg.sequence < next_seq:
+                    continue
+                if pl.init_uri and pl.init_uri != init:
+                    init = pl.init_uri
+                    yield len(await asyncio.to_thread(_get, init))
+                yield len(await asyncio.to_thread(_get, seg.uri))
+                next_seq = seg.sequence + 1
+            if pl.ended:
                 return
-            await asyncio.sleep(max(0.2, target / 2))
+            await asyncio.sleep(max(0.2, pl.target_duration / 2))
+            pl = hls.parse((await asyncio.to_thread(_get, url)).decode("utf-8", "replace"), url)
 
 
 def _open(url: str) -> HTTPResponse:
