@@ -23,6 +23,7 @@ from controller.delivery import DeliveryService
 from controller.gateway_presence import GatewayPresence
 from controller.models import Broadcast, BroadcastStatus
 from controller.presence import Presence
+from controller.relays import RelayHub
 from controller.service import ServiceError, mark_missed
 from controller.settings import Settings
 from controller.telemetry import TelemetryHistory
@@ -54,6 +55,7 @@ class Services:
     telemetry: TelemetryHistory
     admin_password: str | None = None
     schedules: ScheduleService | None = None  # created in start_services (after migrations)
+    relays: RelayHub | None = None  # relay sessions (tiếp sóng), created in start_services
 
 
 def build_services(settings: Settings) -> Services:
@@ -102,13 +104,21 @@ async def start_services(sv: Services) -> None:
     sv.scheduler.start()
     for bc in scheduled:
         sv.scheduler.air_at(bc.id, bc.air_at)
+    from controller.relay_pull import PullRelayHub
+    relays = PullRelayHub(sv.link, sv.air, sv.presence)
+    relays.db, relays.writer, relays.owner = sv.db, sv.writer, sv.link.client_id
+    sv.relays = relays
+    await relays.restore()
     if sv.settings.schedule.enabled:
         sv.schedules = ScheduleService(sv.settings.db_url, sv.settings.schedule, air=sv.scheduler.air_at,
-                                       default_valid_s=sv.settings.delivery.default_valid_s)
+                                       default_valid_s=sv.settings.delivery.default_valid_s,
+                                       relay=relays.adopt, owner=sv.link.client_id)
         await sv.schedules.start()
 
 
 async def stop_services(sv: Services) -> None:
+    if sv.relays is not None:
+        sv.relays.close()  # stops the units; the relays resume when the controller is back
     if sv.schedules is not None:
         await sv.schedules.stop()
     sv.scheduler.stop()
@@ -134,9 +144,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            relays = getattr(app.state, "relay_hub", None)  # controller/relays.py: stop the units
-            if relays is not None:
-                relays.close()
             await stop_services(sv)
 
     app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,

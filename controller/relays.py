@@ -6,8 +6,15 @@ arriving ends a normal relay (``preempted``). When the arbiter starts it, the un
 ``play_stream`` (mode ``node_fetch``: each unit fetches the URL itself); at its end (DELETE,
 ``duration_s`` elapsed, pre-empted) they are told ``stop`` and the zones are released.
 
-A scheduled start (``start_at``) and the end after ``duration_s`` are plain asyncio timers in
-this process: they are **not persisted** — a controller restart forgets pending relays.
+Every relay is a row of the ``relay`` table (controller/relay_store.py), written before the API
+answers and kept up to date. The start (``start_at``) and the end are timers in this process,
+re-armed from the rows when the controller starts (:meth:`RelayHub.restore`): a relay that was
+waiting or on air is put back on air, one whose window passed while the controller was down is
+ended with the reason. A relay with ``start_at`` ends at ``start_at + duration_s`` (the window
+of the programme relayed, even if it had to wait for the zones); one started at once ends
+``duration_s`` after it went on air. Relays fired by a schedule (scheduler/firing.py) arrive
+through :meth:`RelayHub.adopt`. A controller shutting down stops the units but leaves the rows
+as they are, so the relay carries on when it is back.
 """
 
 from __future__ import annotations
@@ -16,18 +23,24 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controller import relay_store as store
 from controller.aircontrol import AirControl, LiveHold
+from controller.db import Database
+from controller.models import Relay
 from controller.presence import Presence
+from controller.writer import DbWriter
 from devices import protocol as p
 from devices.link import ControllerLink
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
 
-KEEP_ENDED = 50  # ended sessions still listed by GET /api/relays
+KEEP_ENDED = 50  # ended sessions kept in memory (older ones are read from the database)
+SAVE_S = 2.0  # how often a changed state (e.g. interrupted) is written
+RESEND_S = 10.0  # node_fetch: play_stream again to an online unit that reports no relay
 RESEND_S = 10.0  # node_fetch: play_stream again to an online unit that reports no relay
 
 
@@ -47,6 +60,9 @@ class RelaySession:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     detail: dict[str, Any] = field(default_factory=dict)  # mode-specific figures (republish)
+    target: dict[str, Any] = field(default_factory=dict)
+    schedule_id: int | None = None
+    _saved: tuple[str, str] = ("", "")
     _timers: list[asyncio.TimerHandle] = field(default_factory=list)
     _sent: dict[str, float] = field(default_factory=dict)  # unit → loop time of its last play_stream
 
@@ -56,35 +72,140 @@ class RelaySession:
         return {"id": self.id, "url": self.url, "mode": self.mode, "state": self.state,
                 "reason": self.reason, "user": self.user, "priority": self.priority.value,
                 "nodes": self.nodes, "start_at": iso(self.start_at), "duration_s": self.duration_s,
-                "started_at": iso(self.started_at), "ended_at": iso(self.ended_at), **self.detail}
+                "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
+                "schedule_id": self.schedule_id, **self.detail}
+
+    def end_at(self) -> datetime | None:
+        """When the relay ends by itself: its window end, or duration_s after it went on air."""
+        if not self.duration_s:
+            return None
+        base = self.start_at or self.started_at
+        return base + timedelta(seconds=self.duration_s) if base else None
+
+    def row(self, owner: str) -> Relay:
+        return Relay(id=self.id, url=self.url, mode=self.mode, priority=self.priority.value, nodes=self.nodes,
+                     scopes=[x.model_dump(mode="json") for x in self.scopes], target=self.target,
+                     start_at=store.ms(self.start_at), duration_s=self.duration_s, state=self.state,
+                     reason=self.reason, started_at=store.ms(self.started_at),
+                     ended_at=store.ms(self.ended_at),
+                     owner=owner, created_by=self.user, schedule_id=self.schedule_id, detail=self.detail)
+
+    @classmethod
+    def from_row(cls, row: Relay) -> RelaySession:
+        return cls(row.id, row.created_by, row.url, row.mode, p.Priority(row.priority), list(row.nodes),
+                   store.scopes_of(row), store.dt(row.start_at), row.duration_s, state=row.state,
+                   reason=row.reason, started_at=store.dt(row.started_at), detail=dict(row.detail),
+                   target=dict(row.target), schedule_id=row.schedule_id)
 
 
 class RelayHub:
     """The controller's relay sessions."""
 
-    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence) -> None:
+    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
+                 db: Database | None = None, writer: DbWriter | None = None, owner: str = "") -> None:
         self.link = link
         self.air = air
         self.presence = presence
+        self.db = db
+        self.writer = writer
+        self.owner = owner or link.client_id
         self.sessions: dict[str, RelaySession] = {}
         self._cmd_seq = 0
         self._watch: asyncio.Task[None] | None = None
+        self._saver: asyncio.Task[None] | None = None
+        self._closing = False
 
-    def create(self, *, user: str, url: str, mode: str, priority: p.Priority, nodes: list[str],
-               scopes: list[p.AudioScope], start_at: datetime | None,
-               duration_s: float | None) -> RelaySession:
+    async def create(self, *, user: str, url: str, mode: str, priority: p.Priority, nodes: list[str],
+                     scopes: list[p.AudioScope], start_at: datetime | None, duration_s: float | None,
+                     target: dict[str, Any] | None = None) -> RelaySession:
+        """A new relay, written to the database before it is armed (raises if it cannot be)."""
         sid = f"relay-{datetime.now(tz=UTC):%H%M%S}-{secrets.token_hex(3)}"
-        s = RelaySession(sid, user, url, mode, priority, nodes, scopes, start_at, duration_s)
+        s = RelaySession(sid, user, url, mode, priority, nodes, scopes, start_at, duration_s,
+                         target=dict(target or {}))
+        if self.db is not None:
+            row = s.row(self.owner)
+            await asyncio.to_thread(self._insert, row)
+        s._saved = (s.state, s.reason)
         self.sessions[sid] = s
         self._trim()
+        self._arm(s)
+        return s
+
+    def _insert(self, row: Relay) -> None:
+        assert self.db is not None
+        with self.db.session() as db:
+            store.insert(db, row)
+
+    async def restore(self) -> int:
+        """Controller start: re-arm this controller's relays that have not ended."""
+        if self.db is None:
+            return 0
+
+        def rows() -> list[Relay]:
+            assert self.db is not None
+            with self.db.session() as db:
+                return store.active_of(db, self.owner)
+
+        found = await asyncio.to_thread(rows)
+        for row in found:
+            if row.id not in self.sessions:
+                self._take(RelaySession.from_row(row), restored=True)
+        if found:
+            logger.info("%d relay(s) picked up from the database", len(found))
+        return len(found)
+
+    def adopt(self, relay_id: str) -> None:
+        """A relay row written elsewhere for this controller (a schedule slot): load and arm it."""
+        asyncio.get_running_loop().create_task(self._adopt(relay_id), name=f"adopt-{relay_id}")
+
+    async def _adopt(self, relay_id: str) -> None:
+        if self.db is None or relay_id in self.sessions:
+            return
+
+        def get() -> Relay | None:
+            assert self.db is not None
+            with self.db.session() as db:
+                return store.load(db, relay_id)
+
+        row = await asyncio.to_thread(get)
+        if row is None or row.owner != self.owner or row.state not in store.ACTIVE:
+            logger.warning("relay %s not taken: %s", relay_id, "not found" if row is None else
+                           f"owner {row.owner!r}, state {row.state}")
+            return
+        if relay_id not in self.sessions:
+            self._take(RelaySession.from_row(row), restored=False)
+
+    def _take(self, s: RelaySession, *, restored: bool) -> None:
+        s._saved = (s.state, s.reason)
+        if restored and s.state != "scheduled":
+            s.state = "scheduled"  # put back on air through the arbiter
+            s.detail["restored"] = s.detail.get("restored", 0) + 1
+        self.sessions[s.id] = s
+        self._trim()
+        self._arm(s)
+
+    def _arm(self, s: RelaySession) -> None:
+        now = datetime.now(tz=UTC)
+        end = s.end_at()
+        if end is not None and end <= now:
+            why = ("missed: its time window passed while the controller was not running"
+                   if s.started_at is None else "finished")
+            self.end(s, why, at=end if s.started_at else None)
+            return
         loop = asyncio.get_running_loop()
-        delay = (start_at - datetime.now(tz=UTC)).total_seconds() if start_at else 0.0
+        delay = (s.start_at - now).total_seconds() if s.start_at else 0.0
+        if end is not None and s.start_at is not None:  # a window: it ends on time, played or not
+            s._timers.append(loop.call_later((end - now).total_seconds(), self._window_over, s))
         if delay > 0:
             s._timers.append(loop.call_later(delay, self._begin, s))
-            logger.info("relay %s of %s scheduled in %.0f s", sid, url, delay)
+            logger.info("relay %s of %s scheduled in %.0f s", s.id, s.url, delay)
         else:
             self._begin(s)
-        return s
+        if self._saver is None or self._saver.done():
+            self._saver = loop.create_task(self._save_loop(), name="relay-save")
+
+    def _window_over(self, s: RelaySession) -> None:
+        self.end(s, "finished" if s.started_at else "not aired: the zones were busy for its whole window")
 
     def units(self, s: RelaySession) -> list[str]:
         """Units whose telemetry says they relay a stream now."""
@@ -95,7 +216,7 @@ class RelayHub:
                 out.append(n)
         return out
 
-    def end(self, s: RelaySession, reason: str) -> None:
+    def end(self, s: RelaySession, reason: str, *, at: datetime | None = None) -> None:
         """Stop the relay on its units and free its zones (idempotent)."""
         if s.state == "ended":
             return
@@ -103,16 +224,48 @@ class RelayHub:
         for t in s._timers:
             t.cancel()
         s._timers.clear()
-        s.state, s.reason, s.ended_at = "ended", reason, datetime.now(tz=UTC)
+        s.state, s.reason, s.ended_at = "ended", reason, at or datetime.now(tz=UTC)
         if was_on:
             self._on_stop(s)
         self.air.release(s.id)
+        self._save(s)
         logger.info("relay %s of %s ended (%s)", s.id, s.url, reason)
 
     def close(self) -> None:
-        """Controller shutdown: end every relay (scheduled ones are forgotten)."""
+        """Controller shutdown: stop the units and free the zones; the rows stay as they are so the
+        relays carry on when the controller is back."""
+        self._closing = True
         for s in list(self.sessions.values()):
-            self.end(s, "shutdown")
+            if s.state == "ended":
+                continue
+            self._save(s)  # the latest state, not "ended"
+            was_on = s.state in ("playing", "interrupted")
+            for t in s._timers:
+                t.cancel()
+            s._timers.clear()
+            s.state, s.reason = "ended", "shutdown"
+            if was_on:
+                self._on_stop(s)
+            self.air.release(s.id)
+        for task in (self._watch, self._saver):
+            if task is not None:
+                task.cancel()
+
+    def _save(self, s: RelaySession) -> None:
+        if self.writer is None or self._closing:
+            return
+        s._saved = (s.state, s.reason)
+        self.writer.submit(store.save_op(s.id, {
+            "state": s.state, "reason": s.reason[:500], "started_at": store.ms(s.started_at),
+            "ended_at": store.ms(s.ended_at), "detail": dict(s.detail)}))
+
+    async def _save_loop(self) -> None:
+        """State changes made by the modes (interrupted, resumed) reach the database too."""
+        while any(s.state != "ended" for s in self.sessions.values()):
+            await asyncio.sleep(SAVE_S)
+            for s in list(self.sessions.values()):
+                if s.state != "ended" and (s.state, s.reason) != s._saved:
+                    self._save(s)
 
     # ------------------------------------------------------------------ hooks for modes
 
@@ -132,15 +285,20 @@ class RelayHub:
         if s.state != "scheduled":
             return
         s.state = "waiting"
+        self._save(s)
         self.air.hold(s.id, s.nodes, s.priority, LiveHold(started=lambda: self._started(s),
                                                           ended=lambda why: self.end(s, why)))
 
     def _started(self, s: RelaySession) -> None:
         if s.state != "waiting":
             return
-        s.state, s.started_at = "playing", datetime.now(tz=UTC)
-        if s.duration_s:
-            s._timers.append(asyncio.get_running_loop().call_later(s.duration_s, self.end, s, "finished"))
+        s.started_at = s.started_at or datetime.now(tz=UTC)  # kept when put back on air after a restart
+        s.state = "playing"
+        end = s.end_at()
+        if end is not None and s.start_at is None:  # a window has its own timer (_arm)
+            left = (end - datetime.now(tz=UTC)).total_seconds()
+            s._timers.append(asyncio.get_running_loop().call_later(max(0.0, left), self.end, s, "finished"))
+        self._save(s)
         logger.info("relay %s of %s on air in %d scope(s)", s.id, s.url, len(s.scopes))
         self._on_play(s)
 

@@ -40,6 +40,7 @@ class ControllerLink:
     def __init__(self, broker: BrokerAddress, *, prefix: str = p.DEFAULT_PREFIX,
                  client_id: str = "loaphuong-controller") -> None:
         self.topics = p.Topics(prefix)
+        self.client_id = client_id  # names this controller (owner of its relays) among several
         self.session = secrets.token_hex(4)
         self.rejected: Counter[str] = Counter()
         self.audio_bytes_out = 0

@@ -1,8 +1,8 @@
 """The agenda: what airs in each zone over the next days, with overlaps flagged.
 
 Computed from the ``Schedule`` rows (the source of truth), not from the job store. An item
-lasts the bulletin's audio duration; repeats played back to back make one item of
-duration × repeats, spaced repeats are one item each. Two items in a zone conflict when they
+lasts the bulletin's audio duration (a relay: its ``duration_s``); repeats played back to back
+make one item of duration × repeats, spaced repeats are one item each. Two items in a zone conflict when they
 overlap in time and reach at least one common unit. Exception dates appear as ``skipped``
 items (never conflicting); recent missed and failed slots are listed under ``problems``.
 """
@@ -29,7 +29,7 @@ MAX_SLOTS_PER_SCHEDULE = 2000
 @dataclass
 class Item:
     schedule_id: int
-    bulletin_id: int
+    bulletin_id: int | None
     title: str
     priority: str
     start: datetime
@@ -46,6 +46,7 @@ class Item:
     def public(self) -> dict[str, Any]:
         return {
             "schedule_id": self.schedule_id, "bulletin_id": self.bulletin_id, "title": self.title,
+            "kind": "bulletin" if self.bulletin_id is not None else "relay",
             "priority": self.priority, "at": self.start.isoformat(), "end": self.end.isoformat(),
             "duration_ms": self.duration_ms, "repeat_index": self.repeat_index, "status": self.status,
             "conflicts": self.conflicts,
@@ -85,9 +86,7 @@ def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
     rows = s.exec(select(Schedule).where(col(Schedule.enabled)).where(~col(Schedule.deleted))).all()
     for row in rows:
         assert row.id is not None
-        bulletin = s.get(Bulletin, row.bulletin_id)
-        asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin and bulletin.audio_sha256 else None
-        duration = asset.duration_ms if asset else 0
+        title, priority, duration = _what(s, row)
         spaced = row.interval_s > 0 and row.repeat > 1
         reach = _zone_nodes(row.targets, members, node_zones)
         found = list(slots(build_trigger(Spec.model_validate(row.spec)), start, end, MAX_SLOTS_PER_SCHEDULE))
@@ -101,8 +100,7 @@ def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
                 for zone, nodes in reach.items():
                     per_zone.setdefault(zone, []).append(Item(
                         schedule_id=row.id, bulletin_id=row.bulletin_id,
-                        title=bulletin.title if bulletin else f"(bulletin {row.bulletin_id} is gone)",
-                        priority=row.priority or (bulletin.priority if bulletin else "normal"), start=at,
+                        title=title, priority=priority, start=at,
                         duration_ms=dur, repeat_index=k, status=status, nodes=frozenset(nodes)))
     conflicts = sum(_flag_conflicts(items) for items in per_zone.values())
     since = now_ms() - days * 86_400_000
@@ -115,6 +113,18 @@ def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
                   for z in sorted(per_zone)],
         "conflicts": conflicts, "problems": problems, "truncated_schedules": truncated,
     }
+
+
+def _what(s: Session, row: Schedule) -> tuple[str, str, int]:
+    """(title, priority, duration ms) of what a schedule airs."""
+    if row.relay:
+        url = str(row.relay.get("url", ""))
+        return (f"Tiếp sóng / relay: {url}", row.priority or "normal",
+                int(float(row.relay.get("duration_s") or 0) * 1000))
+    bulletin = s.get(Bulletin, row.bulletin_id) if row.bulletin_id is not None else None
+    asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin and bulletin.audio_sha256 else None
+    return (bulletin.title if bulletin else f"(bulletin {row.bulletin_id} is gone)",
+            row.priority or (bulletin.priority if bulletin else "normal"), asset.duration_ms if asset else 0)
 
 
 def _flag_conflicts(items: list[Item]) -> int:

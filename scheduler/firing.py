@@ -4,6 +4,11 @@ Claim the slot by inserting its ``ScheduleRun`` (UNIQUE schedule_id + slot_at): 
 already exists the slot was handled — by us before a crash or by another controller — and
 nothing more happens. The claim commits together with the first broadcast; the run ends as
 aired (late_ms says how late), missed, skipped (exception date) or failed (with the reason).
+
+A relay schedule's slot makes one ``Relay`` row (id ``relay-s<schedule>-<slot ms>``, start_at =
+the slot, owner = the firing controller) in the same transaction as the run; the controller's
+relay hub then starts it at the slot and ends it at slot + duration_s. A relay slot found late
+still airs while its window is open (late_ms recorded), and is missed only once it has passed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from controller.service import ServiceError, create_broadcast
+from controller.models import Relay
+from controller.service import ServiceError, create_broadcast, resolve_targets
 from devices.protocol import now_ms
 from scheduler.models import RunStatus, Schedule, ScheduleRun
 from scheduler.service import TIMEZONE
@@ -32,6 +38,7 @@ class FireConfig:
     grace_ms: int
     default_valid_s: int
     holder: str
+    owner: str = ""  # the controller (MQTT client id) that runs the relays this one fires
 
 
 @dataclass
@@ -39,6 +46,7 @@ class SlotResult:
     outcome: str  # a RunStatus value, or: duplicate | stale | gone | not-leader
     broadcasts: list[tuple[str, int]] = field(default_factory=list)  # (id, air_at ms)
     reason: str = ""
+    relays: list[str] = field(default_factory=list)  # relay ids, for the relay hub
 
 
 def local(ms: int) -> datetime:
@@ -50,6 +58,8 @@ def _verdict(sc: Schedule, slot_ms: int, now: int, grace_ms: int) -> tuple[RunSt
     if day in sc.exceptions:
         return RunStatus.SKIPPED, f"{day} is an exception date of this schedule"
     late = now - slot_ms
+    if sc.relay:  # a relay joins late while its window is still open
+        grace_ms = max(grace_ms, int(float(sc.relay.get("duration_s") or 0) * 1000) - 5_000)
     if late > grace_ms:
         return RunStatus.MISSED, (f"no controller fired the slot {local(slot_ms).isoformat()} in time: found "
                                   f"{late / 1000:.0f} s late, beyond the {grace_ms / 1000:.0f} s grace")
@@ -106,14 +116,47 @@ def air_slot(engine: Engine, cfg: FireConfig, *, schedule_id: int, version: int,
             logger.warning("schedule %d slot %s %s: %s", schedule_id, local(slot_ms).isoformat(),
                            status.value, reason)
             return SlotResult(status.value, reason=reason)
-        made = _create_broadcasts(s, sc, run, slot_ms, now, cfg)
+        made = (_create_relay(s, sc, run, slot_ms, cfg) if sc.relay
+                else _create_broadcasts(s, sc, run, slot_ms, now, cfg))
         s.commit()
     return made
 
 
+def relay_id(schedule_id: int, slot_ms: int) -> str:
+    return f"relay-s{schedule_id}-{slot_ms}"
+
+
+def _create_relay(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, cfg: FireConfig) -> SlotResult:
+    assert sc.id is not None and sc.relay is not None
+    t = sc.targets
+    try:
+        r = resolve_targets(s, all_nodes=bool(t.get("all")), zones=list(t.get("zones") or []),
+                            nodes=list(t.get("nodes") or []))
+        if not r.nodes:
+            raise ServiceError(422, "the target has no units")
+    except ServiceError as exc:
+        run.status, run.reason, run.updated_at = RunStatus.FAILED.value, exc.message[:500], now_ms()
+        s.add(run)
+        logger.error("schedule %d relay slot %s failed: %s", sc.id, local(slot_ms).isoformat(), exc.message)
+        return SlotResult(RunStatus.FAILED.value, reason=run.reason)
+    rid = relay_id(sc.id, slot_ms)
+    s.add(Relay(id=rid, url=str(sc.relay["url"]), mode=str(sc.relay.get("mode") or "node_fetch"),
+                priority=sc.priority or "normal", nodes=r.nodes,
+                scopes=[sc_.model_dump(mode="json") for sc_ in r.scopes], target=dict(t), start_at=slot_ms,
+                duration_s=float(sc.relay["duration_s"]), owner=cfg.owner,
+                created_by=f"schedule {sc.id} ({sc.created_by})"[:100], schedule_id=sc.id, slot_at=slot_ms))
+    run.status, run.updated_at, run.broadcast_ids = RunStatus.AIRED.value, now_ms(), [rid]
+    if run.late_ms and run.late_ms > 0 and slot_ms < now_ms():
+        run.reason = f"relay joined {run.late_ms / 1000:.1f} s after its slot (its window was still open)"
+    s.add(run)
+    logger.info("schedule %d slot %s: relay %s of %s", sc.id, local(slot_ms).isoformat(), rid,
+                sc.relay["url"])
+    return SlotResult(RunStatus.AIRED.value, relays=[rid], reason=run.reason)
+
+
 def _create_broadcasts(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, now: int,
                        cfg: FireConfig) -> SlotResult:
-    assert sc.id is not None
+    assert sc.id is not None and sc.bulletin_id is not None
     spaced = sc.interval_s > 0 and sc.repeat > 1
     plays = [slot_ms + k * sc.interval_s * 1000 for k in range(sc.repeat)] if spaced else [slot_ms]
     valid_for_s = sc.valid_for_s or cfg.default_valid_s

@@ -27,11 +27,13 @@ class RunStatus(enum.StrEnum):
 
 
 class Schedule(SQLModel, table=True):
-    """When a bulletin airs, and where."""
+    """When a bulletin airs (or a stream is relayed: ``relay`` instead of ``bulletin_id``), and where."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(default="", max_length=200)
-    bulletin_id: int = Field(index=True)  # no FK: a bulletin may go; its slots then fail visibly
+    bulletin_id: int | None = Field(default=None, index=True)  # no FK: a bulletin may go; its slots then fail
+    # a relay schedule: {url, mode, duration_s} instead of a bulletin
+    relay: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     targets: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     priority: str | None = Field(default=None, max_length=16)  # None: the bulletin's class
     kind: str = Field(max_length=16)  # once | daily | weekly | between | cron

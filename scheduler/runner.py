@@ -28,6 +28,7 @@ from scheduler.settings import ScheduleSettings
 logger = logging.getLogger(__name__)
 
 AirHandoff = Callable[[str, int], None]  # (broadcast id, air_at ms) → the delivery path
+RelayHandoff = Callable[[str], None]  # relay id (a ``Relay`` row just written) → the relay hub
 
 
 def _retrieve(f: asyncio.Future[bool]) -> None:
@@ -37,15 +38,17 @@ def _retrieve(f: asyncio.Future[bool]) -> None:
 
 class ScheduleService:
     def __init__(self, url: str, settings: ScheduleSettings, *, air: AirHandoff | None,
-                 default_valid_s: int, holder: str | None = None) -> None:
+                 default_valid_s: int, holder: str | None = None, relay: RelayHandoff | None = None,
+                 owner: str = "") -> None:
         self.settings = settings
         self.holder = holder or default_holder()
         self.engine = scheduler_engine(url, settings.db_timeout_s)
         self.lease = Lease(self.engine, self.holder, settings.lease_ttl_s)
         self.lead = timedelta(seconds=settings.lead_s)
         self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), default_valid_s=default_valid_s,
-                                   holder=self.holder)
+                                   holder=self.holder, owner=owner)
         self._air = air
+        self._relay = relay
         self.sched, self.executor = make_scheduler(self.engine, self._on_slots, workers=settings.workers,
                                                    retry_s=min(10.0, settings.renew_s))
         self.reconciler = Reconciler(self.engine, self.sched, self.lead, self.holder)
@@ -227,6 +230,9 @@ class ScheduleService:
         for bc_id, air_at in res.broadcasts:
             if self._air is not None:
                 self._loop_call(self._air, bc_id, air_at)
+        for relay_id in res.relays:
+            if self._relay is not None:
+                self._loop_call(self._relay, relay_id)
 
     def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():

@@ -1,5 +1,8 @@
 """Schedules as the API sees them: bodies, checks with messages a ward officer can act on, CRUD.
 
+A schedule airs a bulletin (``bulletin_id``) or relays a stream (``relay``: url, mode,
+duration_s — e.g. VOV news every morning at 06:00 for 30 minutes); exactly one of the two.
+
 Any controller may write schedules; the one that fires them picks the change up (at once when
 it was made on the same controller). A change bumps ``version``; deleting is a soft delete so
 the runs of a schedule stay readable.
@@ -10,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session, col, select
 
 from controller.models import AudioAsset, Bulletin
@@ -34,9 +37,21 @@ class ScheduleTarget(Strict):
     nodes: list[str] = Field(default_factory=list, max_length=5000)
 
 
+class RelaySpec(Strict):
+    """A stream relayed (tiếp sóng) by every slot of the schedule, for ``duration_s``."""
+
+    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$",
+                     description="upstream stream: Icecast MP3/AAC or HLS (.m3u8), http:// or https://")
+    mode: Literal["node_fetch", "republish"] = Field(
+        "node_fetch", description="node_fetch: units fetch the URL; republish: the controller fetches it")
+    duration_s: int = Field(ge=10, le=24 * 3600, description="how long each slot relays (seconds); the "
+                                                             "relay ends at slot + duration_s")
+
+
 class ScheduleCreate(Strict):
     name: str = Field("", max_length=200)
-    bulletin_id: int
+    bulletin_id: int | None = Field(None, description="the bulletin to air; or give `relay`")
+    relay: RelaySpec | None = Field(None, description="a stream to relay instead of a bulletin")
     target: ScheduleTarget
     when: Spec
     priority: Priority | None = Field(None, description="default: the bulletin's class")
@@ -49,10 +64,17 @@ class ScheduleCreate(Strict):
                                     description="after its play time, how long a unit may still play it")
     enabled: bool = True
 
+    @model_validator(mode="after")
+    def _one_content(self) -> ScheduleCreate:
+        if (self.bulletin_id is None) == (self.relay is None):
+            raise ValueError("give either bulletin_id (a bulletin to air) or relay (a stream to relay)")
+        return self
+
 
 class ScheduleUpdate(Strict):
     name: str | None = Field(None, max_length=200)
     bulletin_id: int | None = None
+    relay: RelaySpec | None = None
     target: ScheduleTarget | None = None
     when: Spec | None = None
     priority: Priority | None = None
@@ -66,8 +88,9 @@ class ScheduleUpdate(Strict):
 class SchedulePublic(BaseModel):
     id: int
     name: str
-    bulletin_id: int
+    bulletin_id: int | None
     bulletin_title: str | None
+    relay: dict[str, Any] | None
     target: dict[str, Any]
     priority: str | None
     when: dict[str, Any]
@@ -102,18 +125,25 @@ def iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(TIMEZONE).isoformat(timespec="seconds")
 
 
-def _check(s: Session, *, bulletin_id: int, target: ScheduleTarget, when: Spec, repeat: int,
-           interval_s: int, check_future: bool) -> None:
-    bulletin = s.get(Bulletin, bulletin_id)
-    if bulletin is None:
-        raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
-    asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin.audio_sha256 else None
-    if asset is None:
-        raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
+def _check(s: Session, *, bulletin_id: int | None, relay: RelaySpec | None, target: ScheduleTarget,
+           when: Spec, repeat: int, interval_s: int, check_future: bool) -> None:
+    if relay is not None:
+        duration_ms = relay.duration_s * 1000
+        if repeat != 1:
+            raise ServiceError(422, "a relay schedule airs once per slot (repeat 1); add more times instead")
+    else:
+        assert bulletin_id is not None
+        bulletin = s.get(Bulletin, bulletin_id)
+        if bulletin is None:
+            raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
+        asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin.audio_sha256 else None
+        if asset is None:
+            raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
+        duration_ms = asset.duration_ms
     resolve_targets(s, all_nodes=target.all, zones=target.zones, nodes=target.nodes)
-    if repeat > 1 and 0 < interval_s * 1000 < asset.duration_ms:
+    if repeat > 1 and 0 < interval_s * 1000 < duration_ms:
         raise ServiceError(422, f"repeats every {interval_s} s would overlap: the bulletin lasts "
-                                f"{asset.duration_ms / 1000:.1f} s (interval_s 0 plays them back to back)")
+                                f"{duration_ms / 1000:.1f} s (interval_s 0 plays them back to back)")
     if not check_future:
         return
     now = datetime.now(tz=TIMEZONE)
@@ -128,11 +158,12 @@ def _check(s: Session, *, bulletin_id: int, target: ScheduleTarget, when: Spec, 
 
 
 def create_schedule(s: Session, body: ScheduleCreate, *, created_by: str) -> Schedule:
-    _check(s, bulletin_id=body.bulletin_id, target=body.target, when=body.when, repeat=body.repeat,
-           interval_s=body.interval_s, check_future=True)
+    _check(s, bulletin_id=body.bulletin_id, relay=body.relay, target=body.target, when=body.when,
+           repeat=body.repeat, interval_s=body.interval_s, check_future=True)
     now = now_ms()
     row = Schedule(
         name=body.name, bulletin_id=body.bulletin_id, targets=body.target.model_dump(),
+        relay=body.relay.model_dump() if body.relay else None,
         priority=body.priority,
         kind=body.when.kind, spec=body.when.model_dump(mode="json"), repeat=body.repeat,
         interval_s=body.interval_s, exceptions=sorted({d.isoformat() for d in body.exceptions}),
@@ -157,17 +188,26 @@ def update_schedule(s: Session, schedule_id: int, body: ScheduleUpdate) -> Sched
     given = body.model_fields_set
     when = body.when if body.when is not None else Spec.model_validate(row.spec)
     target = body.target if body.target is not None else ScheduleTarget.model_validate(row.targets)
+    if body.bulletin_id is not None and body.relay is not None:
+        raise ServiceError(422, "give either bulletin_id (a bulletin to air) or relay (a stream to relay)")
     bulletin_id = body.bulletin_id if body.bulletin_id is not None else row.bulletin_id
+    relay = body.relay if body.relay is not None else (
+        RelaySpec.model_validate(row.relay) if row.relay else None)
+    if body.bulletin_id is not None:
+        relay = None  # now airs a bulletin
+    elif body.relay is not None:
+        bulletin_id = None  # now relays a stream
     repeat = body.repeat if body.repeat is not None else row.repeat
     interval_s = body.interval_s if body.interval_s is not None else row.interval_s
     enabling = body.enabled is True and not row.enabled
-    if enabling or given & {"bulletin_id", "target", "when", "repeat", "interval_s"}:
-        _check(s, bulletin_id=bulletin_id, target=target, when=when, repeat=repeat, interval_s=interval_s,
-               check_future="when" in given or enabling)
+    if enabling or given & {"bulletin_id", "relay", "target", "when", "repeat", "interval_s"}:
+        _check(s, bulletin_id=bulletin_id, relay=relay, target=target, when=when, repeat=repeat,
+               interval_s=interval_s, check_future="when" in given or enabling)
     if "name" in given and body.name is not None:
         row.name = body.name
     row.bulletin_id, row.targets, row.kind, row.spec = bulletin_id, target.model_dump(), when.kind, \
         when.model_dump(mode="json")
+    row.relay = relay.model_dump() if relay else None
     if "priority" in given:
         row.priority = body.priority
     row.repeat, row.interval_s = repeat, interval_s
@@ -197,13 +237,14 @@ def delete_schedule(s: Session, schedule_id: int) -> Schedule:
 
 def public(s: Session, row: Schedule, *, upcoming: int = 5) -> SchedulePublic:
     assert row.id is not None
-    bulletin = s.get(Bulletin, row.bulletin_id)
+    bulletin = s.get(Bulletin, row.bulletin_id) if row.bulletin_id is not None else None
     after = datetime.now(tz=TIMEZONE)
     nxt = [t for t in next_slots(row, upcoming + len(row.exceptions), after)
            if t.date().isoformat() not in row.exceptions][:upcoming]
     return SchedulePublic(
         id=row.id, name=row.name, bulletin_id=row.bulletin_id,
-        bulletin_title=bulletin.title if bulletin else None, target=row.targets, priority=row.priority,
+        bulletin_title=bulletin.title if bulletin else None, relay=row.relay, target=row.targets,
+        priority=row.priority,
         when=row.spec, repeat=row.repeat, interval_s=row.interval_s,
         exceptions=row.exceptions, valid_for_s=row.valid_for_s, enabled=row.enabled, deleted=row.deleted,
         version=row.version, created_by=row.created_by, created_at=iso(row.created_at),

@@ -1,15 +1,23 @@
-"""Relay sessions (tiếp sóng) now or at a set time: ``/api/relays`` (controller/relays.py)."""
+"""Relay sessions (tiếp sóng) now or at a set time: ``/api/relays`` (controller/relays.py).
+
+Relays are kept in the database: the list shows this controller's sessions as they are now and
+older or other controllers' relays from their rows. Recurring relays are schedules with a
+``relay`` body (``/api/schedules``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import Field
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from controller import relay_store as store
 from controller.accounts import visible_zones
 from controller.api.deps import OperatorDep as UserDep
 from controller.api.deps import ServicesDep, SessionDep
@@ -18,9 +26,11 @@ from controller.api.schemas import Priority, Strict
 from controller.api.scope import node_visible, scoped_target
 from controller.app import Services
 from controller.models import User
-from controller.relays import RelayHub, RelaySession
+from controller.relays import RelayHub
 from controller.service import ServiceError, resolve_targets
 from devices import protocol as p
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/relays", tags=["relays"])
 
@@ -35,37 +45,41 @@ class RelayRequest(Strict):
     mode: Literal["node_fetch", "republish"] = Field(
         "node_fetch", description="node_fetch: units fetch the URL; republish: the controller fetches "
                                   "it and sends the audio as live frames")
-    start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now "
-                                                        "(not persisted across controller restarts)")
+    start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now. With "
+                                                        "start_at the relay ends at start_at + duration_s")
     duration_s: float | None = Field(None, gt=0, le=24 * 3600, description="omitted: until stopped")
 
 
 def relay_hub(request: Request) -> RelayHub:
-    state = request.app.state
-    if getattr(state, "relay_hub", None) is None:
-        sv: Services = state.services
-        from controller.relay_pull import PullRelayHub
-        state.relay_hub = PullRelayHub(sv.link, sv.air, sv.presence)
-    h: RelayHub = state.relay_hub
-    return h
+    sv: Services = request.app.state.services
+    if sv.relays is None:
+        raise HTTPException(503, "the controller is starting; try again")
+    return sv.relays
 
 
 def _public(h: RelayHub, sid: str) -> dict[str, Any]:
     s = h.sessions[sid]
-    return {**s.public(), "units_playing": h.units(s) if s.mode == "node_fetch" else []}
+    return {**s.public(), "owner": h.owner,
+            "units_playing": h.units(s) if s.mode == "node_fetch" else []}
 
 
-def _visible(s: Session, user: User, sess: RelaySession) -> bool:
+def _visible(s: Session, user: User, nodes: list[str]) -> bool:
     """A ward user sees (and stops) only relays whose units are all in the ward."""
     mine = visible_zones(s, user)
-    return mine is None or all(node_visible(s, user, n, mine) for n in sess.nodes)
+    return mine is None or all(node_visible(s, user, n, mine) for n in nodes)
 
 
-def _find(h: RelayHub, s: Session, user: User, relay_id: str) -> RelaySession:
+def _find(h: RelayHub, s: Session, user: User, relay_id: str) -> dict[str, Any]:
+    """The relay as the API shows it: this controller's session, else its row."""
     sess = h.sessions.get(relay_id)
-    if sess is None or not _visible(s, user, sess):
-        raise HTTPException(404, f"no relay {relay_id!r}")
-    return sess
+    if sess is not None:
+        if _visible(s, user, sess.nodes):
+            return _public(h, relay_id)
+    else:
+        row = store.load(s, relay_id)
+        if row is not None and _visible(s, user, row.nodes):
+            return store.public_row(row)
+    raise HTTPException(404, f"no relay {relay_id!r}")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -98,27 +112,46 @@ async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s:
         problem = await probe(body.url)
         if problem:
             raise HTTPException(422, f"the upstream stream cannot be fetched: {problem}")
-    sess = h.create(user=user.username, url=body.url, mode=body.mode, priority=priority, nodes=r.nodes,
-                    scopes=r.scopes, start_at=body.start_at, duration_s=body.duration_s)
+    try:
+        sess = await h.create(user=user.username, url=body.url, mode=body.mode, priority=priority,
+                              nodes=r.nodes, scopes=r.scopes, start_at=body.start_at,
+                              duration_s=body.duration_s, target=target.model_dump())
+    except SQLAlchemyError as exc:
+        logger.error("relay not recorded: %s", exc)
+        raise HTTPException(503, "the relay could not be recorded (database unavailable); nothing was "
+                                 "started — try again") from None
     await asyncio.sleep(0)
     return _public(h, sess.id)
 
 
 @router.get("")
-async def list_relays(request: Request, s: SessionDep, user: UserDep) -> list[dict[str, Any]]:
+async def list_relays(request: Request, s: SessionDep, user: UserDep,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                      offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+    """Newest first: this controller's relays as they are now, the others from the database."""
     h = relay_hub(request)
-    return [_public(h, k) for k, v in list(h.sessions.items()) if _visible(s, user, v)]
+    out = []
+    for row in store.recent(s, limit=limit, offset=offset):
+        if not _visible(s, user, row.nodes):
+            continue
+        out.append(_public(h, row.id) if row.id in h.sessions else store.public_row(row))
+    return out
 
 
 @router.get("/{relay_id}")
 async def get_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
-    h = relay_hub(request)
-    return _public(h, _find(h, s, user, relay_id).id)
+    return _find(relay_hub(request), s, user, relay_id)
 
 
 @router.delete("/{relay_id}")
 async def stop_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
     h = relay_hub(request)
-    sess = _find(h, s, user, relay_id)
+    found = _find(h, s, user, relay_id)
+    sess = h.sessions.get(relay_id)
+    if sess is None:
+        if found["state"] in store.ACTIVE:
+            raise HTTPException(409, f"relay {relay_id} is run by controller {found['owner']!r}; "
+                                     "stop it there")
+        return found  # already ended
     h.end(sess, "stopped")
     return _public(h, sess.id)
