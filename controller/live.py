@@ -9,6 +9,10 @@ sequence number and a capture time, and publishes them QoS0 on ``.../bcast/<sess
 (docs/protocol.md §Live). Stop, a dropped phone, a phone that sends nothing and a microphone
 that stays silent all end the session the same way: a last frame, ``live_stop`` to every scope,
 and the zones released. The units also stop on their own when frames stop coming.
+
+A phone session (:meth:`LiveHub.open`) is reported to the hub's :class:`LiveObserver` (the broadcast
+log and audio archive, :mod:`controller.live_log`); a session opened with :meth:`LiveHub.open_direct`
+(a republished relay, logged as a relay) is not.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from controller.aircontrol import AirControl, LiveHold
 from controller.presence import Presence
@@ -48,6 +52,15 @@ class LiveStats:
     dropped_waiting: int = 0
 
 
+class LiveObserver(Protocol):
+    """Told what a phone session does (never allowed to disturb the audio path: errors are logged)."""
+
+    def on_open(self, s: LiveSession) -> None: ...
+    def on_live(self, s: LiveSession) -> None: ...
+    def on_frame(self, s: LiveSession, pcm: bytes) -> None: ...
+    def on_end(self, s: LiveSession) -> None: ...
+
+
 @dataclass
 class LiveSession:
     id: str
@@ -67,6 +80,8 @@ class LiveSession:
     _announced: float = 0.0
     _announces: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # unit → why it did not go live
+    target: dict[str, Any] = field(default_factory=dict)  # as requested (zones, nodes, all)
+    observer: LiveObserver | None = None
 
     def public(self) -> dict[str, Any]:
         return {"session": self.id, "state": self.state, "reason": self.reason, "user": self.user,
@@ -77,8 +92,10 @@ class LiveHub:
     """The controller's live sessions (at most one per zone, by way of the arbiter)."""
 
     def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
-                 no_audio_s: float = NO_AUDIO_S, silence_s: float = SILENCE_S) -> None:
+                 no_audio_s: float = NO_AUDIO_S, silence_s: float = SILENCE_S,
+                 observer: LiveObserver | None = None) -> None:
         self.link = link
+        self.observer = observer
         self.air = air
         self.presence = presence
         self.no_audio_s = no_audio_s
@@ -88,10 +105,12 @@ class LiveHub:
         link.on("resp", self._on_resp)
 
     def open(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
-             notify: Callable[[dict[str, Any]], None]) -> LiveSession:
+             notify: Callable[[dict[str, Any]], None], target: dict[str, Any] | None = None) -> LiveSession:
         sid = f"live-{datetime.now(tz=UTC):%H%M%S}-{secrets.token_hex(3)}"
-        s = LiveSession(sid, user, priority, nodes, scopes, notify)
+        s = LiveSession(sid, user, priority, nodes, scopes, notify, target=dict(target or {}),
+                        observer=self.observer)
         self.sessions[sid] = s
+        _observe(s, "on_open")
         if self._watch is None or self._watch.done():
             self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="live-watchdog")
         notify({"type": "state", **s.public()})
@@ -155,6 +174,7 @@ class LiveHub:
             self._publish_frame(s, tail, last=True)
             self._command(s, "live_stop", {"session": s.id, "reason": reason[:64]})
         self.air.release(s.id)
+        _observe(s, "on_end")
         logger.info("live %s by %s ended (%s): %d frames to %d unit(s)", s.id, s.user, reason,
                     s.stats.frames_out, len(s.nodes))
         s.notify({"type": "state", **s.public()})
@@ -168,6 +188,7 @@ class LiveHub:
         loop = asyncio.get_running_loop()
         s._last_audio = s._last_sound = loop.time()
         self._announce(s)
+        _observe(s, "on_live")
         logger.info("live %s by %s on air in %d scope(s)", s.id, s.user, len(s.scopes))
         s.notify({"type": "state", **s.public()})
 
@@ -184,6 +205,8 @@ class LiveHub:
                 s.stats.publish_errors += 1
                 logger.debug("live frame not sent to %s: %s", scope.id, exc)
         s.stats.frames_out += 1
+        if s.observer is not None:
+            _observe(s, "on_frame", pcm)
 
     def _announce(self, s: LiveSession) -> None:
         s._announced = asyncio.get_running_loop().time()
@@ -231,6 +254,15 @@ class LiveHub:
                                   "refused": dict(s.refused), "level_dbfs": round(s.level_dbfs, 1)})
                 except Exception:
                     logger.exception("live watchdog failed for %s", s.id)
+
+
+def _observe(s: LiveSession, what: str, *args: Any) -> None:
+    if s.observer is None:
+        return
+    try:
+        getattr(s.observer, what)(s, *args)
+    except Exception:  # the record must never stop the voice
+        logger.exception("live %s: %s failed", s.id, what)
 
 
 def pcm_rms(pcm: bytes) -> float:

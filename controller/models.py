@@ -297,3 +297,55 @@ class BulletinSpeech(SQLModel, table=True):
     engine: str = Field(max_length=64)
     voice: str = Field(max_length=64)
     dictionary_hits: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Relay(SQLModel, table=True):
+    """A relay session (tiếp sóng): an upstream stream aired in some zones, now or at a set time.
+
+    Kept so that a pending or running relay survives a controller restart (the controller whose
+    MQTT client id is ``owner`` picks it up again) and appears in the history. Times are ms.
+    """
+
+    id: str = Field(primary_key=True, max_length=63)
+    url: str = Field(max_length=500)
+    mode: str = Field(max_length=16)  # node_fetch | republish
+    priority: str = Field(default="normal", max_length=16)
+    nodes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scopes: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    start_at: int | None = Field(default=None, sa_column=Column(BigInteger))  # None: at once
+    duration_s: float | None = None  # None: until stopped
+    state: str = Field(default="scheduled", max_length=16, index=True)  # RelaySession.state
+    reason: str = Field(default="", max_length=500)
+    started_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    ended_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    owner: str = Field(default="", max_length=100)  # the controller (MQTT client id) that runs it
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = Field(default_factory=now_ms, sa_column=Column(BigInteger, nullable=False, index=True))
+    schedule_id: int | None = None  # fired by this schedule's slot ``slot_at``
+    slot_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class LiveLog(SQLModel, table=True):
+    """The broadcast log of a live session from a phone (phát trực tiếp), for the province's reports:
+    who spoke, when, to which units, how long, which units played it, why it ended, and the
+    archived audio (``archive``: path under the audio directory, None when not archived)."""
+
+    id: str = Field(primary_key=True, max_length=63)  # the live session id
+    user: str = Field(default="", max_length=100, index=True)
+    priority: str = Field(default="normal", max_length=16)
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    nodes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="waiting", max_length=16)  # waiting | live | ended
+    reason: str = Field(default="", max_length=200)
+    opened_at: int = Field(default_factory=now_ms, sa_column=Column(BigInteger, nullable=False, index=True))
+    started_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    ended_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    frames: int = 0
+    bytes_in: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    units_heard: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    units_refused: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    archive: str | None = Field(default=None, max_length=300)
+    archive_duration_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    archive_note: str = Field(default="", max_length=300)  # capped, failed, off, deleted after N days

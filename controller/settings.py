@@ -57,6 +57,19 @@ class DeliverySettings(BaseModel):
         description="air-now waits at most this long for online units to verify the audio")
 
 
+class LiveSettings(BaseModel):
+    """Live sessions from a phone: the archive of what was spoken (docs/live.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    archive: bool = Field(True, description="keep the audio of live sessions (MP3, <audio_dir>/live/)")
+    retention_days: int = Field(90, ge=1, le=3650, description="archived live audio is deleted after this")
+    archive_max_minutes: int = Field(120, ge=1, le=24 * 60,
+                                     description="archive at most this much of one session (the rest airs "
+                                                 "but is not kept)")
+    bitrate_kbps: int = Field(32, ge=16, le=128, description="MP3 bitrate of the archive (mono)")
+    sweep_s: float = Field(3600.0, gt=0, description="how often archives past retention are deleted")
+
+
 class GttsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     base_url: str = Field("https://translate.google.com", description="Google Translate address (or a relay)")
@@ -138,6 +151,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]
     tts: TtsSettings = Field(default_factory=TtsSettings)  # type: ignore[arg-type]
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)  # type: ignore[arg-type]
+    live: LiveSettings = Field(default_factory=LiveSettings)  # type: ignore[arg-type]
     admin_password: str | None = Field(
         None, description="set the admin password at first start (else one is generated and printed)"
     )

@@ -10,6 +10,9 @@ Closing the socket (or losing it) ends the session on every unit.
 
 Login: the session cookie of the web app, or HTTP Basic on the upgrade request (scripts,
 bench). A cookie login is accepted only from a page of the same origin.
+
+The record of phone sessions (controller/live_log.py): ``GET /api/live/sessions`` (newest first),
+``GET /api/live/sessions/{id}`` and ``GET /api/live/sessions/{id}/audio`` (the archived MP3).
 """
 
 from __future__ import annotations
@@ -20,26 +23,33 @@ import binascii
 import contextlib
 import json
 import logging
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import Session, col, select
 
-from controller.accounts import CAN_AIR, COOKIE, find_session
+from controller.accounts import CAN_AIR, COOKIE, find_session, visible_zones
+from controller.api.deps import SessionDep, UserDep
 from controller.api.schemas import Priority
-from controller.api.scope import scoped_target
+from controller.api.scope import forbidden, scoped_target
 from controller.app import Services
 from controller.live import LiveHub
-from controller.models import User
+from controller.live_log import LiveRecorder
+from controller.models import LiveLog, NodeZone, User
 from controller.service import ServiceError, resolve_targets
 from devices import protocol as p
+from scheduler import TIMEZONE
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/live", tags=["live"])
 
 START_TIMEOUT_S = 15.0
+SERVER_GOING_AWAY = 1012  # uvicorn closes the sockets with "service restart" when it stops
 
 
 class LiveTarget(BaseModel):
@@ -56,11 +66,25 @@ class LiveStart(BaseModel):
     priority: Priority = "normal"
 
 
+def recorder(state: Any) -> LiveRecorder:
+    """The app's live recorder (log + archive), created and its sweep started on first use.
+
+    (Not in the app's lifespan: controller/app.py could call ``recorder(app.state)`` at start and
+    ``await app.state.live_recorder.close()`` before stopping the services.)"""
+    if getattr(state, "live_recorder", None) is None:
+        sv: Services = state.services
+        rec = LiveRecorder(sv.db, sv.writer, sv.link, sv.settings.live, sv.settings.audio_dir)
+        rec.start()
+        state.live_recorder = rec
+    r: LiveRecorder = state.live_recorder
+    return r
+
+
 def hub(ws: WebSocket) -> LiveHub:
     state = ws.app.state
     if getattr(state, "live_hub", None) is None:
         sv: Services = state.services
-        state.live_hub = LiveHub(sv.link, sv.air, sv.presence)
+        state.live_hub = LiveHub(sv.link, sv.air, sv.presence, observer=recorder(state))
     h: LiveHub = state.live_hub
     return h
 
@@ -138,21 +162,22 @@ async def live_ws(ws: WebSocket) -> None:
             outbox.put_nowait(msg)
 
     h = hub(ws)
-    session = h.open(user=user.username, priority=priority, nodes=nodes, scopes=scopes, notify=notify)
+    session = h.open(user=user.username, priority=priority, nodes=nodes, scopes=scopes, notify=notify,
+                     target=req.target.model_dump())
     sender = asyncio.create_task(_send_loop(ws, outbox), name=f"live-send-{session.id}")
     reason = "stopped"
     try:
         while session.state != "ended":
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
-                reason = "disconnected"
+                reason = "shutdown" if msg.get("code") == SERVER_GOING_AWAY else "disconnected"
                 break
             if msg.get("bytes") is not None:
                 h.feed(session, msg["bytes"])
             elif msg.get("text") is not None and _is_stop(msg["text"]):
                 break
-    except WebSocketDisconnect:
-        reason = "disconnected"
+    except WebSocketDisconnect as exc:
+        reason = "shutdown" if exc.code == SERVER_GOING_AWAY else "disconnected"
     finally:
         h.end(session, reason)
         await asyncio.sleep(0)  # let the final state reach the outbox
@@ -183,3 +208,92 @@ async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> No
                 return
         except Exception:  # the phone went away; the reader ends the session  # noqa: BLE001
             return
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def visible_node_ids(s: Session, user: User) -> set[str] | None:
+    """The units a user may see (None: all). A ward user sees a session or relay only when all
+    of its units are in the ward."""
+    mine = visible_zones(s, user)
+    if mine is None:
+        return None
+    return set(s.exec(select(NodeZone.node_id).where(col(NodeZone.zone_id).in_(mine))).all())
+
+
+def all_visible(nodes: list[str], seen: set[str] | None) -> bool:
+    return seen is None or (bool(nodes) and set(nodes) <= seen)
+
+
+def day_ms(d: date | None, end: bool = False) -> int | None:
+    """00:00 (or 24:00 with ``end``) of a local date, as epoch ms."""
+    if d is None:
+        return None
+    at = datetime.combine(d + timedelta(days=1) if end else d, time(0), tzinfo=TIMEZONE)
+    return int(at.timestamp() * 1000)
+
+
+def session_rows(s: Session, user: User, since: date | None, until: date | None, who: str | None,
+                 limit: int, offset: int = 0) -> list[LiveLog]:
+    """Logged sessions the user may see, newest first."""
+    q = select(LiveLog).order_by(col(LiveLog.opened_at).desc(), col(LiveLog.id).desc())
+    if (lo := day_ms(since)) is not None:
+        q = q.where(col(LiveLog.opened_at) >= lo)
+    if (hi := day_ms(until, end=True)) is not None:
+        q = q.where(col(LiveLog.opened_at) < hi)
+    if who:
+        q = q.where(LiveLog.user == who)
+    seen = visible_node_ids(s, user)
+    if seen is None:
+        return list(s.exec(q.offset(offset).limit(limit)).all())
+    rows = [r for r in s.exec(q.limit(100_000)).all() if all_visible(r.nodes, seen)]
+    return rows[offset:offset + limit]
+
+
+def public(row: LiveLog) -> dict[str, Any]:
+    out = row.model_dump()
+    out["duration_ms"] = (row.ended_at - row.started_at) if row.ended_at and row.started_at else None
+    out["audio"] = f"/api/live/sessions/{row.id}/audio" if row.archive else None
+    return out
+
+
+def _row(s: Session, user: User, sid: str) -> LiveLog:
+    row = s.get(LiveLog, sid)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live session {sid!r}")
+    if not all_visible(row.nodes, visible_node_ids(s, user)):
+        raise forbidden(f"live session {sid}")
+    return row
+
+
+@router.get("/sessions")
+def list_sessions(request: Request, s: SessionDep, user: UserDep,
+                  since: date | None = Query(None, alias="from", description="local date (Asia/Ho_Chi_Minh)"),
+                  until: date | None = Query(None, alias="to", description="local date, inclusive"),
+                  who: str | None = Query(None, alias="user", max_length=100, description="who spoke"),
+                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
+                  ) -> dict[str, Any]:
+    """The log of live sessions from a phone, newest first (a ward user: only the ward's)."""
+    recorder(request.app.state)
+    rows = session_rows(s, user, since, until, who, limit + 1, offset)
+    more = len(rows) > limit
+    return {"items": [public(r) for r in rows[:limit]], "next_offset": offset + limit if more else None}
+
+
+@router.get("/sessions/{sid}")
+def get_session(sid: str, s: SessionDep, user: UserDep) -> dict[str, Any]:
+    return public(_row(s, user, sid))
+
+
+@router.get("/sessions/{sid}/audio", response_class=FileResponse,
+            responses={200: {"content": {"audio/mpeg": {}}}, 404: {"description": "not archived"}})
+def session_audio(sid: str, request: Request, s: SessionDep, user: UserDep) -> FileResponse:
+    """The archived audio of a live session (MP3)."""
+    row = _row(s, user, sid)
+    path = recorder(request.app.state).path(row)
+    if path is None:
+        why = row.archive_note or ("still being encoded" if row.state != "ended" else "not archived")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"the audio of live session {sid} is not archived ({why})")
+    return FileResponse(path, media_type="audio/mpeg", filename=f"{sid}.mp3")
