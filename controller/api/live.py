@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -275,7 +276,7 @@ def list_sessions(request: Request, s: SessionDep, user: UserDep,
                   limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
                   ) -> dict[str, Any]:
     """The log of live sessions from a phone, newest first (a ward user: only the ward's)."""
-    recorder(request.app.state)
+    from_thread.run_sync(recorder, request.app.state)  # starts the archive sweep (in the event loop)
     rows = session_rows(s, user, since, until, who, limit + 1, offset)
     more = len(rows) > limit
     return {"items": [public(r) for r in rows[:limit]], "next_offset": offset + limit if more else None}

@@ -127,6 +127,26 @@ _S: dict[str, tuple[str, str]] = {
     "role_operator": ("Vận hành", "Operator"),
     "open": ("Xem", "Open"),
     "units_count": ("cụm loa", "units"),
+    "relays": ("Tiếp sóng", "Relays"),
+    "speaker": ("Người nói", "Speaker"),
+    "started_by": ("Người tạo", "Created by"),
+    "stream": ("Nguồn phát", "Stream"),
+    "units_heard": ("Cụm loa đã phát", "Units that played"),
+    "recording": ("Bản ghi âm", "Recording"),
+    "waiting": ("Đang chờ", "Waiting"),
+    "on_air": ("Đang phát trực tiếp", "On air"),
+    "interrupted": ("Gián đoạn", "Interrupted"),
+    "ended": ("Kết thúc", "Ended"),
+    # why a live session or a relay ended
+    "end_stopped": ("Người phát dừng", "Stopped"),
+    "end_disconnected": ("Điện thoại mất kết nối", "Phone disconnected"),
+    "end_no_audio": ("Không nhận được âm thanh", "No audio received"),
+    "end_silent": ("Micrô im lặng quá lâu", "Microphone silent too long"),
+    "end_preempted": ("Bị tin khẩn cấp ngắt", "Pre-empted by an emergency"),
+    "end_cleared": ("Khu vực được giải phóng", "Zone cleared"),
+    "end_shutdown": ("Máy chủ dừng", "Controller shut down"),
+    "end_finished": ("Hết thời lượng", "Finished"),
+    "end_controller stopped": ("Máy chủ dừng đột ngột", "Controller stopped"),
 }
 
 T = {lang: {k: v[i] for k, v in _S.items()} for i, lang in enumerate(LANGS)}

@@ -1,4 +1,8 @@
-"""Schedule (agenda + new schedule), history with filters, CSV / XLSX export and an SVG chart."""
+"""Schedule (agenda + new schedule), history with filters, CSV / XLSX export and an SVG chart.
+
+The history holds the broadcasts, the live sessions from a phone (``livelog``) and the relays
+(``relay``); the period and zone filters apply to all three, the status filter to broadcasts.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from controller.api.deps import SessionDep, UserDep
+from controller.api.live import all_visible, session_rows, visible_node_ids
 from controller.api.scope import visible_bulletin_ids
 from controller.availability import zone_availability
-from controller.models import AudioAsset, Broadcast, Bulletin, Delivery, User
+from controller.models import AudioAsset, Broadcast, Bulletin, Delivery, Relay, User
 from controller.ui.render import Page, PageDep, units, when, zones
 from devices.protocol import now_ms as p_now_ms
 from scheduler import TIMEZONE
@@ -28,6 +34,11 @@ WEEKDAYS = {"vi": ["T2", "T3", "T4", "T5", "T6", "T7", "CN"],
             "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
 COLUMNS = ("broadcast", "bulletin", "title", "class", "status", "air_at", "zones", "units", "played",
            "failed", "offline", "other", "created_by")
+LIVE_COLUMNS = ("session", "user", "class", "zones", "units", "units_heard", "refused", "state", "reason",
+                "opened_at", "started_at", "ended_at", "duration_s", "frames", "audio", "audio_s",
+                "archive_note")
+RELAY_COLUMNS = ("relay", "url", "mode", "class", "zones", "units", "state", "reason", "started_at",
+                 "ended_at", "duration_s", "created_by")
 
 
 def _ms(d: date | None, end: bool = False) -> int | None:
@@ -67,6 +78,61 @@ def history_rows(s: Any, user: User, status: str | None, zone: str | None, since
                     "played": played, "failed": failed, "offline": offline,
                     "other": n - played - failed - offline, "created_by": bc.created_by,
                     "_zones": bzones, "_minutes": (asset.duration_ms if asset else 0) * bc.repeat / 60000})
+    return out
+
+
+def _zones_of(target: dict[str, Any], nodes: list[str]) -> str:
+    return " ".join(target.get("zones") or []) or ("all" if target.get("all") else " ".join(nodes[:20]))
+
+
+def _in_zone(target: dict[str, Any], zone: str | None) -> bool:
+    return not zone or zone in (target.get("zones") or []) or bool(target.get("all"))
+
+
+def _secs(start: int | None, end: int | None) -> int | str:
+    return round((end - start) / 1000) if start and end else ""
+
+
+def live_rows(s: Any, user: User, zone: str | None, since: date | None, until: date | None,
+              limit: int = 1000) -> list[dict[str, Any]]:
+    """Live sessions from a phone (the ward's own for a ward user), newest first."""
+    out = []
+    for r in session_rows(s, user, since, until, None, limit):
+        if not _in_zone(r.target, zone):
+            continue
+        out.append({"session": r.id, "user": r.user, "class": r.priority,
+                    "zones": _zones_of(r.target, r.nodes), "units": len(r.nodes),
+                    "units_heard": " ".join(r.units_heard), "refused": len(r.units_refused),
+                    "state": r.state, "reason": r.reason, "opened_at": when(r.opened_at),
+                    "started_at": when(r.started_at), "ended_at": when(r.ended_at),
+                    "duration_s": _secs(r.started_at, r.ended_at), "frames": r.frames,
+                    "audio": f"/api/live/sessions/{r.id}/audio" if r.archive else "",
+                    "audio_s": round(r.archive_duration_ms / 1000) if r.archive_duration_ms else "",
+                    "archive_note": r.archive_note, "_heard": len(r.units_heard)})
+    return out
+
+
+def relay_rows(s: Any, user: User, zone: str | None, since: date | None, until: date | None,
+               limit: int = 1000) -> list[dict[str, Any]]:
+    """Relays (tiếp sóng) by the time they started (or were due, or were made), newest first."""
+    at = func.coalesce(Relay.started_at, Relay.start_at, Relay.created_at)
+    q = select(Relay).order_by(at.desc())
+    if (lo := _ms(since)) is not None:
+        q = q.where(at >= lo)
+    if (hi := _ms(until, end=True)) is not None:
+        q = q.where(at < hi)
+    seen = visible_node_ids(s, user)
+    out = []
+    for r in s.exec(q.limit(limit if seen is None else 100_000)).all():
+        if not all_visible(r.nodes, seen) or not _in_zone(r.target, zone):
+            continue
+        out.append({"relay": r.id, "url": r.url, "mode": r.mode, "class": r.priority,
+                    "zones": _zones_of(r.target, r.nodes), "units": len(r.nodes), "state": r.state,
+                    "reason": r.reason, "started_at": when(r.started_at or r.start_at),
+                    "ended_at": when(r.ended_at), "duration_s": _secs(r.started_at, r.ended_at),
+                    "created_by": r.created_by})
+        if len(out) >= limit:
+            break
     return out
 
 
@@ -111,7 +177,9 @@ def history_page(p: PageDep, status: str | None = None, zone: str | None = None,
     q = urlencode({k: v for k, v in filters if v})
     return p.render("history.html", "history", rows=rows[:200], zones=zones(p), status=status or "",
                     zone=zone or "", since=since or "", until=until or "", query=q,
-                    chart=chart(p, rows, *period_ms(since, until)))
+                    chart=chart(p, rows, *period_ms(since, until)),
+                    live=live_rows(p.s, p.user, zone or None, since, until, limit=50),
+                    relays=relay_rows(p.s, p.user, zone or None, since, until, limit=50))
 
 
 @router.get("/schedule", response_class=HTMLResponse)
@@ -146,17 +214,46 @@ def _filtered(s: Any, user: User, status: str | None, zone: str | None, since: d
     return [[_cell(r[c]) for c in COLUMNS] for r in rows]
 
 
-@export_router.get("/broadcasts.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[list[Any]]:
+    return [[_cell(r[c]) for c in columns] for r in rows]
+
+
+def _csv(name: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Response:
+    """UTF-8 with BOM (for Excel)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(columns)
+    w.writerows(rows)
+    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+
+
+@export_router.get("/broadcasts.csv", response_class=Response, responses=_CSV)
 def export_csv(s: SessionDep, user: UserDep, status: str | None = None, zone: str | None = None,
                since: date | None = Query(None, alias="from"),
                until: date | None = Query(None, alias="to")) -> Response:
     """The broadcast log (filters as on the history screen) as CSV (UTF-8 with BOM, for Excel)."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(COLUMNS)
-    w.writerows(_filtered(s, user, status, zone, since, until))
-    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="broadcasts.csv"'})
+    return _csv("broadcasts", COLUMNS, _filtered(s, user, status, zone, since, until))
+
+
+@export_router.get("/live.csv", response_class=Response, responses=_CSV)
+def export_live_csv(s: SessionDep, user: UserDep, zone: str | None = None,
+                    since: date | None = Query(None, alias="from"),
+                    until: date | None = Query(None, alias="to")) -> Response:
+    """The live sessions from a phone (period and zone as on the history screen) as CSV."""
+    return _csv("live", LIVE_COLUMNS, _table(live_rows(s, user, zone, since, until, 100_000), LIVE_COLUMNS))
+
+
+@export_router.get("/relays.csv", response_class=Response, responses=_CSV)
+def export_relays_csv(s: SessionDep, user: UserDep, zone: str | None = None,
+                      since: date | None = Query(None, alias="from"),
+                      until: date | None = Query(None, alias="to")) -> Response:
+    """The relays (tiếp sóng) as CSV."""
+    rows = relay_rows(s, user, zone, since, until, 100_000)
+    return _csv("relays", RELAY_COLUMNS, _table(rows, RELAY_COLUMNS))
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -166,7 +263,8 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def export_xlsx(s: SessionDep, user: UserDep, status: str | None = None, zone: str | None = None,
                 since: date | None = Query(None, alias="from"),
                 until: date | None = Query(None, alias="to")) -> Response:
-    """The broadcast log as an Excel workbook."""
+    """The broadcast log as an Excel workbook; the live sessions and the relays of the period on
+    the sheets "live" and "relays"."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -176,6 +274,12 @@ def export_xlsx(s: SessionDep, user: UserDep, status: str | None = None, zone: s
     ws.append(list(COLUMNS))
     for row in _filtered(s, user, status, zone, since, until):
         ws.append(row)
+    for title, columns, rows in (("live", LIVE_COLUMNS, live_rows(s, user, zone, since, until, 100_000)),
+                                 ("relays", RELAY_COLUMNS, relay_rows(s, user, zone, since, until, 100_000))):
+        sheet = wb.create_sheet(title)
+        sheet.append(list(columns))
+        for row in _table(rows, columns):
+            sheet.append(row)
     buf = io.BytesIO()
     wb.save(buf)
     return Response(buf.getvalue(), media_type=XLSX,
