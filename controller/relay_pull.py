@@ -1,14 +1,27 @@
 """Relay mode ``republish``: the controller fetches the upstream stream for units that cannot.
 
-The HTTP MP3/AAC (Icecast) stream is read with httpx, piped into ffmpeg (``-re``: paced at
-real time) which decodes it to PCM s16le 16 kHz mono, and the PCM is fed to a live session
-(controller/live.py) — the same frames, topics and unit behaviour as a live broadcast from a
-phone. The relay session, not the live session, holds the zones in the arbiter.
+The upstream is read with httpx, piped into ffmpeg (``-re``: paced at real time) which decodes
+it to PCM s16le 16 kHz mono, and the PCM is fed to a live session (controller/live.py) — the
+same frames, topics and unit behaviour as a live broadcast from a phone. The relay session, not
+the live session, holds the zones in the arbiter.
 
-When the upstream drops (connection refused or reset, HTTP error, nothing for
-``READ_TIMEOUT_S``) the relay's state is ``interrupted`` (GET /api/relays/{id}) and the fetch
-is retried with backoff (0.5 s doubling to 30 s); the units stop by themselves when frames stop
-and rejoin at the next ``live_start`` announcement once audio flows again.
+Two kinds of upstream:
+
+* an HTTP MP3/AAC stream (Icecast): its bytes go to ffmpeg as they come;
+* an HLS playlist (the URL path ends with ``.m3u8``, the Content-Type is an HLS one, or the body
+  starts with ``#EXTM3U``; controller/relay_hls.py): a master playlist's lowest-bandwidth variant
+  is followed, a live playlist is joined near its live edge (3 target durations from the end)
+  and reloaded every half target duration, its new segments (MPEG-TS or ADTS AAC; the
+  ``EXT-X-MAP`` init segment once) are fed to ffmpeg in sequence order. A playlist with
+  ``EXT-X-ENDLIST`` is played to its end and the relay then ends (``finished: the stream
+  ended``). Encrypted playlists (``EXT-X-KEY``) are refused.
+
+When the upstream drops (connection refused or reset, HTTP error on the stream, the playlist or
+a segment, nothing for ``READ_TIMEOUT_S``, a live playlist with no new segment for 3 target
+durations) the relay's state is ``interrupted`` (GET /api/relays/{id}, with ``last_error``) and
+the fetch is retried with backoff (0.5 s doubling to 30 s); the units stop by themselves when
+frames stop and rejoin at the next ``live_start`` announcement once audio flows again. An HLS
+stream resumes near its live edge without replaying segments already sent.
 """
 
 from __future__ import annotations
@@ -17,13 +30,16 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from controller import relay_hls
 from controller.aircontrol import AirControl
 from controller.live import LiveHub, LiveSession
 from controller.presence import Presence
+from controller.relay_hls import UpstreamError
 from controller.relays import RelayHub, RelaySession
 from devices import protocol as p
 from devices.link import ControllerLink
@@ -35,20 +51,30 @@ READ_TIMEOUT_S = 5.0
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
 PCM_READ = 1280  # 40 ms of 16 kHz s16le
+USER_AGENT = "loaphuong-relay/1"
+
+
+def _client(user_agent: str = USER_AGENT) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                             follow_redirects=True, headers={"User-Agent": user_agent})
 
 
 async def probe(url: str) -> str:
-    """'' if the stream answers with audio bytes, else why not (shown to the user)."""
+    """'' if the stream answers with audio bytes (HLS: the playlist parses and its first segment
+    answers), else why not (shown to the user)."""
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                                     follow_redirects=True) as client, \
-                client.stream("GET", url) as r:
-            if r.status_code >= 400:
-                return f"HTTP {r.status_code}"
-            async for chunk in r.aiter_bytes():
-                if chunk:
-                    return ""
-            return "the stream sent no data"
+        async with _client(f"{USER_AGENT} (probe)") as client:
+            async with client.stream("GET", url) as r:
+                if r.status_code >= 400:
+                    return f"HTTP {r.status_code}"
+                chunks = r.aiter_bytes()
+                first = await _first_chunk(chunks)
+                if not relay_hls.is_hls(r, first):
+                    return "" if first else "the stream sent no data"
+                body = await relay_hls.read_body(chunks, relay_hls.PLAYLIST_MAX, "playlist", first)
+            return await relay_hls.probe(client, str(r.url), body)
+    except UpstreamError as exc:
+        return str(exc)
     except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -61,6 +87,7 @@ class PullRelayHub(RelayHub):
         # its own hub: a relay is not ended by a quiet or interrupted stream (only by its owner)
         self.live = LiveHub(link, air, presence, no_audio_s=math.inf, silence_s=math.inf)
         self._pulls: dict[str, tuple[asyncio.Task[None], LiveSession]] = {}
+        self._cursors: dict[str, relay_hls.Cursor] = {}
 
     def units(self, s: RelaySession) -> list[str]:
         pulled = self._pulls.get(s.id)
@@ -78,10 +105,12 @@ class PullRelayHub(RelayHub):
         live = self.live.open_direct(user=s.user, priority=s.priority, nodes=s.nodes, scopes=s.scopes,
                                      notify=notify)
         s.detail.update(live_session=live.id, bytes_in=0, retries=0, last_error="")
+        self._cursors[s.id] = relay_hls.Cursor()
         task = asyncio.get_running_loop().create_task(self._pull(s, live), name=f"pull-{s.id}")
         self._pulls[s.id] = (task, live)
 
     def _on_stop(self, s: RelaySession) -> None:
+        self._cursors.pop(s.id, None)
         pulled = self._pulls.pop(s.id, None)
         if pulled is None:
             super()._on_stop(s)
@@ -95,18 +124,19 @@ class PullRelayHub(RelayHub):
         backoff = BACKOFF_START_S
         while s.state in ("playing", "interrupted"):
             try:
-                got = await self._one_connection(s, live, ffmpeg_path())
+                if await self._one_connection(s, live, ffmpeg_path()):
+                    self.end(s, "finished: the stream ended")
+                    return
                 s.detail["last_error"] = "the stream ended"
-                if got:
-                    backoff = BACKOFF_START_S
-            except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError, _Upstream) as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError, UpstreamError) as exc:
                 s.detail["last_error"] = str(exc) or type(exc).__name__
             except Exception as exc:  # keep retrying whatever the upstream does
                 logger.exception("relay %s pull failed", s.id)
                 s.detail["last_error"] = str(exc) or type(exc).__name__
             if s.state != "playing" and s.state != "interrupted":
                 return
-            if s.state != "interrupted":
+            if s.state == "playing":  # audio came through since the last failure (or the first one)
+                backoff = BACKOFF_START_S
                 logger.warning("relay %s interrupted: %s", s.id, s.detail["last_error"])
             s.state = "interrupted"
             s.detail["retries"] += 1
@@ -114,17 +144,17 @@ class PullRelayHub(RelayHub):
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def _one_connection(self, s: RelaySession, live: LiveSession, ffmpeg: str) -> bool:
-        """Fetch and decode until the stream drops; True if audio came through."""
+        """Fetch and decode until the stream drops (False, or an exception), or until an HLS
+        playlist with EXT-X-ENDLIST has been played out (True)."""
         proc = await asyncio.create_subprocess_exec(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", "pipe:0", "-f", "s16le",
             "-ac", "1", "-ar", str(p.LIVE_SAMPLE_RATE), "pipe:1",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         assert proc.stdin is not None and proc.stdout is not None
-        stdout = proc.stdout
-        got = False
+        stdin, stdout = proc.stdin, proc.stdout
 
         async def read_pcm() -> None:
-            nonlocal got
+            got = False
             while chunk := await stdout.read(PCM_READ):
                 if not got:
                     got = True
@@ -133,28 +163,46 @@ class PullRelayHub(RelayHub):
                     s.state = "playing"
                 self.live.feed(live, chunk)
 
+        async def write(data: bytes) -> None:
+            s.detail["bytes_in"] += len(data)
+            stdin.write(data)
+            await stdin.drain()
+
         reader = asyncio.create_task(read_pcm())
         try:
-            timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client, \
-                    client.stream("GET", s.url) as r:
-                if r.status_code >= 400:
-                    raise _Upstream(f"HTTP {r.status_code}")
-                async for chunk in r.aiter_bytes():
-                    s.detail["bytes_in"] += len(chunk)
-                    proc.stdin.write(chunk)
-                    await proc.stdin.drain()
+            async with _client() as client:
+                async with client.stream("GET", s.url) as r:
+                    if r.status_code >= 400:
+                        raise UpstreamError(f"HTTP {r.status_code}")
+                    chunks = r.aiter_bytes()
+                    first = await _first_chunk(chunks)
+                    playlist = relay_hls.is_hls(r, first)
+                    if playlist:
+                        body = await relay_hls.read_body(chunks, relay_hls.PLAYLIST_MAX, "playlist", first)
+                    else:
+                        await write(first)
+                        async for chunk in chunks:
+                            await write(chunk)
+                if not playlist:
+                    return False
+                s.detail.setdefault("segments", 0)
+                await relay_hls.feed(client, str(r.url), body, write, self._cursors[s.id], s.detail)
+            stdin.close()
+            await reader  # the end of the playlist: let ffmpeg play out what it has
+            return True
         finally:
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                stdin.close()
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await proc.wait()
-        return got
 
 
-class _Upstream(Exception):
-    """The upstream answered, but not with a stream."""
+async def _first_chunk(chunks: AsyncIterator[bytes]) -> bytes:
+    async for chunk in chunks:
+        if chunk:
+            return chunk
+    return b""
