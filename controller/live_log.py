@@ -97,7 +97,7 @@ class LiveRecorder:
 
     @property
     def cap_bytes(self) -> int:
-        return self.settings.archive_max_minutes * 60 * BYTES_PER_S
+        return int(self.settings.archive_max_minutes * 60 * BYTES_PER_S) & ~1
 
     # ----------------------------------------------------------------- LiveObserver
 

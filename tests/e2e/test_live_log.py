@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
 
+from controller.db import Database
 from controller.live import pcm_rms
 from controller.models import LiveLog
 from controller.settings import LiveSettings
@@ -159,5 +160,96 @@ async def test_archiving_off_still_logs(mosquitto: BrokerProcess, tmp_path: Path
                 assert r.status_code == 404 and "archiving off" in r.json()["detail"]
                 live_dir = tmp_path / "audio" / "live"
                 assert not live_dir.exists() or not any(live_dir.rglob("*"))
+                # the controller stops while someone speaks: the session ends "shutdown", recorded
+                ws = await phone(addr, ADMIN, {"zones": ["z"]})
+                last = (await next_msg(ws, "state", state="live"))["session"]
+                await talk(ws, 300)
             finally:
                 await node.stop()
+    db = Database(settings.db_url)
+    with db.session() as s:
+        row = s.get(LiveLog, last)
+    db.dispose()
+    assert row is not None and row.state == "ended" and row.reason == "shutdown", row
+
+
+def disk_full() -> IO[bytes]:
+    """A file on a disk with no space left: every write fails with ENOSPC."""
+    return Path("/dev/full").open("wb", buffering=0)
+
+
+async def test_archive_cap_disk_full_and_failed_encoding_leave_the_voice_alone(tmp_path: Path) -> None:
+    """The recorder on its own (real database, writer and ffmpeg; no broker): beyond the cap the
+    archive stops and says so; a full disk (/dev/full) and an encoding that fails are recorded as
+    "archive failed: …" while every frame still goes through."""
+    from controller.live import LiveSession
+    from controller.live_log import LiveRecorder
+    from controller.writer import DbWriter
+    from devices import protocol as p
+    from devices.link import ControllerLink
+    from devices.mqtt import BrokerAddress
+    from tests.e2e.serve import tone
+
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    db.migrate()
+    writer = DbWriter(db, interval=0.05)
+    link = ControllerLink(BrokerAddress(port=1))  # never started: only its telemetry hook is used
+    rec = LiveRecorder(db, writer, link, LiveSettings.model_construct(  # a 0.6 s cap, below the 1 min minimum
+        archive=True, retention_days=90, archive_max_minutes=0.01, bitrate_kbps=32, sweep_s=3600.0),
+        tmp_path / "audio")
+
+    def session(sid: str) -> LiveSession:
+        return LiveSession(sid, "admin", p.Priority.NORMAL, ["n1"], [], lambda _: None,
+                           target={"zones": ["z"]})
+
+    async def run(s: LiveSession, pcm: bytes, reason: str = "stopped") -> LiveLog:
+        if s.id not in rec.records:
+            rec.on_open(s)
+        s.state = "live"
+        rec.on_live(s)
+        for i in range(0, len(pcm), 1280):
+            rec.on_frame(s, pcm[i:i + 1280])
+            s.stats.frames_out += 1
+        s.state, s.reason = "ended", reason
+        rec.on_end(s)
+        await asyncio.gather(*rec._tasks)
+        await writer.flush()
+        with db.session() as dbs:
+            row = dbs.get(LiveLog, s.id)
+            assert row is not None
+            return row
+
+    capped = await run(session("live-cap"), tone(2000))
+    assert capped.frames == 50 and capped.archive_duration_ms == 600, capped
+    assert capped.archive_note == "archive capped at 0.01 min" and capped.archive is not None
+    assert (tmp_path / "audio" / capped.archive).is_file()
+
+    s = session("live-full")
+    rec.on_open(s)
+    rec.records[s.id].file = disk_full()
+    full = await run(s, tone(400))
+    assert full.archive is None and full.archive_note.startswith("archive failed:"), full
+    assert "No space left" in full.archive_note and full.frames == 10
+
+    s = session("live-badenc")
+    rec.on_open(s)
+    rec.audio_dir = tmp_path / "not-a-dir"
+    rec.audio_dir.write_text("a file where the archive directory should be")
+    bad = await run(s, tone(400))
+    assert bad.archive is None and bad.archive_note.startswith("archive failed:"), bad
+    assert not list((tmp_path / "audio" / "live").glob("*.pcm"))
+
+    # a controller stopped mid-session left its PCM: the next sweep archives it and closes the row
+    rec.audio_dir = tmp_path / "audio"
+    s = session("live-crash")
+    rec.on_open(s)
+    rec.on_frame(s, tone(1000))
+    rec._close(rec.records.pop(s.id))  # the process "dies" here: no on_end
+    assert await rec.sweep() == 0
+    await writer.flush()
+    with db.session() as dbs:
+        crashed = dbs.get(LiveLog, "live-crash")
+    assert crashed is not None and crashed.reason == "controller stopped" and crashed.archive, crashed
+    assert crashed.archive_duration_ms == 600 and crashed.archive_note == "recovered after a controller stop"
+    assert not list((tmp_path / "audio" / "live").glob("*.pcm"))
+    db.dispose()
