@@ -114,6 +114,13 @@ class RelayHub:
         self._watch: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._closing = False
+        link.on_connect(self._link_up)
+
+    def _link_up(self) -> None:
+        """(Re)connected to the broker: commands sent while it was away are lost, so repeat them."""
+        for s in list(self.sessions.values()):
+            if s.state in ("playing", "interrupted") and s.mode == "node_fetch":
+                self._command(s, "play_stream", {"url": s.url})
 
     async def create(self, *, user: str, url: str, mode: str, priority: p.Priority, nodes: list[str],
                      scopes: list[p.AudioScope], start_at: datetime | None, duration_s: float | None,
@@ -292,7 +299,8 @@ class RelayHub:
     def _started(self, s: RelaySession) -> None:
         if s.state != "waiting":
             return
-        s.started_at = s.started_at or datetime.now(tz=UTC)  # kept when put back on air after a restart
+        now = datetime.now(tz=UTC)
+        s.started_at = s.started_at or now.replace(microsecond=now.microsecond // 1000 * 1000)  # ms: stored
         s.state = "playing"
         end = s.end_at()
         if end is not None and s.start_at is None:  # a window has its own timer (_arm)

@@ -175,6 +175,8 @@ class Commands:
             raise self._reject("args.url must be an http(s) URL of at most 500 characters")
         if not self.node.player.power:
             raise CommandRejected("power_off")
+        if url == self.stream and self.node.relay.state:
+            return {"playing": url, "source": "relay"}  # already relaying it: no restart, no gap
         self.stream = url
         self.node.relay.start(url)  # firmware_sim/relay.py: fetch it, retry when it drops
         self.node._changed()

@@ -42,16 +42,32 @@ def control_guard(request: Request, s: SessionDep, user: UserDep) -> None:
     _scope(request, s, user)
 
 
+def schedule_visible(s: SessionDep, user: User, row: Schedule) -> bool:
+    """A bulletin schedule: the bulletin's ward; a relay schedule: all its targets in one's ward."""
+    if row.bulletin_id is not None:
+        b = s.get(Bulletin, row.bulletin_id)
+        return b is None or can_see_org(s, user, b.org_unit_id)
+    if user.org_unit_id is None:
+        return True
+    t = row.targets
+    if t.get("all"):
+        return False
+    try:
+        scoped_target(s, user, False, [str(z) for z in t.get("zones") or []],
+                      [str(n) for n in t.get("nodes") or []])
+    except HTTPException:
+        return False
+    return True
+
+
 async def schedule_guard(request: Request, s: SessionDep, user: UserDep) -> None:
     """Schedules air bulletins: operators and admins, approved bulletins of one's ward only, to
     zones / units of one's ward."""
     sid = request.path_params.get("schedule_id")
     if sid is not None and str(sid).isdigit() and int(sid) < 2**63:
         row = s.get(Schedule, int(sid))
-        if row is not None:
-            b = s.get(Bulletin, row.bulletin_id)
-            if b is not None and not can_see_org(s, user, b.org_unit_id):
-                raise forbidden(f"schedule {sid}")
+        if row is not None and not schedule_visible(s, user, row):
+            raise forbidden(f"schedule {sid}")
     if request.method in _SAFE:
         return
     _need(user, CAN_AIR, "change schedules")

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from controller.accounts import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.guards import schedule_visible
 from controller.api.scope import visible_bulletin_ids
 from scheduler.agenda import build_agenda
 from scheduler.models import RunStatus, Schedule
@@ -49,7 +50,9 @@ def all_schedules(s: SessionDep, user: UserDep, include_deleted: bool = False,
     if not include_deleted:
         q = q.where(~col(Schedule.deleted))
     if (ids := visible_bulletin_ids(s, user)) is not None:  # a ward user: their ward's only
-        q = q.where(col(Schedule.bulletin_id).in_(ids))
+        q = q.where(col(Schedule.bulletin_id).in_(ids) | col(Schedule.bulletin_id).is_(None))
+        rows = [r for r in s.exec(q).all() if r.bulletin_id is not None or schedule_visible(s, user, r)]
+        return [public(s, row) for row in rows[offset:offset + limit]]
     return [public(s, row) for row in s.exec(q.offset(offset).limit(limit)).all()]
 
 
