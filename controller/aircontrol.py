@@ -142,6 +142,11 @@ class AirControl:
         self._apply(self.arbiter.done(item_id, now) if item_id in self.arbiter.running
                     else self.arbiter.cancel(item_id, now, "finished"))
 
+    def on_air(self, nodes: list[str]) -> list[str]:
+        """Ids of what sounds now in a zone of ``nodes`` (broadcasts, live, relays)."""
+        zones = self.zones(nodes)
+        return [i.id for i in self.arbiter.running.values() if i.zones & zones]
+
     def emergency_on(self, nodes: list[str]) -> bool:
         """An emergency sounds or waits in a zone of ``nodes``."""
         zones = self.zones(nodes)

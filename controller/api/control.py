@@ -64,9 +64,23 @@ def _row(o: CommandOutcome, by: str) -> NodeCommand:
                        finished_at=o.finished_at)
 
 
+def _check_stream(sv: ServicesDep, body: CommandRequest, nodes: list[str]) -> None:
+    """A bare ``play_stream`` does not go through the arbiter: refuse it while anything is on air
+    in these zones, so it can never talk over an emergency (``/api/relays`` waits its turn)."""
+    if body.name != "play_stream":
+        return
+    busy = sv.air.on_air(nodes)
+    if busy or sv.air.emergency_on(nodes):
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"on air in these zones now ({', '.join(busy) or 'an emergency is waiting'}); a "
+                            "relay started with play_stream would talk over it — use /api/relays, which "
+                            "waits its turn (and an emergency pre-empts it)")
+
+
 @router.post("/nodes/{node_id}/commands", response_model=CommandPublic)
 async def command_node(node_id: str, body: CommandRequest, sv: ServicesDep, user: UserDep) -> CommandPublic:
     """Send a command to one unit and wait for its reply (or the timeout)."""
+    _check_stream(sv, body, [node_id])
     o = await sv.commands.run(body.name, body.args, nodes=[node_id], timeout_s=body.timeout_s,
                               by=user.username)
     return _public(_row(o, user.username))
@@ -80,6 +94,10 @@ async def command_zone(zone_id: str, body: CommandRequest, sv: ServicesDep, user
         if zone_id != "all" and s.get(Zone, zone_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone {zone_id}")
         mine = visible_zones(s, user)
+        if body.name == "play_stream":
+            q = select(NodeZone.node_id) if zone_id == "all" else \
+                select(NodeZone.node_id).where(NodeZone.zone_id == zone_id)
+            _check_stream(sv, body, sorted(set(s.exec(q).all())))
         if zone_id == "all" and mine is not None:
             # "all" for a ward user is their own ward's units only, never the group of everyone
             nodes = sorted(set(s.exec(select(NodeZone.node_id).where(col(NodeZone.zone_id).in_(mine))).all()))

@@ -56,3 +56,38 @@ async def test_zone_relays_a_stream_and_shows_interruptions(mosquitto: BrokerPro
         radio.up.clear()
         radio.shutdown()
         radio.server_close()
+
+
+async def test_bare_play_stream_is_refused_while_the_zone_is_on_air(mosquitto: BrokerProcess,
+                                                                    tmp_path: Path) -> None:
+    """play_stream bypasses the arbiter, so it is refused while anything holds the zone; the unit
+    keeps what it plays. Once the zone is free it works."""
+    radio = Radio()
+    threading.Thread(target=radio.serve_forever, daemon=True).start()
+    try:
+        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
+            await provision(client, {"z": ["rb-1"]})
+            node = sim("rb-1", mosquitto.port, telemetry_s=60)
+            await node.start()
+            try:
+                await wait_online(client, ["rb-1"])
+                r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3", "priority": "emergency",
+                                                           "target": {"zones": ["z"]}})
+                assert r.status_code == 201, r.text
+                rid = r.json()["id"]
+                await wait_for(lambda: node.relay.state == "playing", 15, "unit relays")
+                other = {"name": "play_stream", "args": {"url": f"{radio.base}/other.mp3"}}
+                for path in ("/api/zones/z/commands", "/api/zones/all/commands", "/api/nodes/rb-1/commands"):
+                    r = await client.post(path, json=other)
+                    assert r.status_code == 409 and rid in r.text and "/api/relays" in r.text, (path, r.text)
+                assert node.relay.url.endswith("/live.mp3") and node.commands.stream.endswith("/live.mp3")
+                assert (await client.delete(f"/api/relays/{rid}")).status_code == 200
+                await wait_for(lambda: node.relay.state == "", 15, "relay stopped")
+                r = await client.post("/api/zones/z/commands", json=other)
+                assert r.status_code == 200 and r.json()["results"][0]["status"] == "ok", r.text
+            finally:
+                await node.stop()
+    finally:
+        radio.up.clear()
+        radio.shutdown()
+        radio.server_close()
