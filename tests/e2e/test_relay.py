@@ -71,8 +71,8 @@ async def test_bare_play_stream_is_refused_while_the_zone_is_on_air(mosquitto: B
             await node.start()
             try:
                 await wait_online(client, ["rb-1"])
-                r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3", "priority": "emergency",
-                                                           "target": {"zones": ["z"]}})
+                body = {"url": f"{radio.base}/live.mp3", "priority": "emergency", "target": {"zones": ["z"]}}
+                r = await client.post("/api/relays", json=body)
                 assert r.status_code == 201, r.text
                 rid = r.json()["id"]
                 await wait_for(lambda: node.relay.state == "playing", 15, "unit relays")
