@@ -187,3 +187,36 @@ async def test_a_scheduled_bulletin_is_played_by_the_units(mosquitto: BrokerProc
             await wait_until(lambda: all(n.played == [bc["id"]] for n in nodes), 5, "each unit playing once")
         finally:
             await asyncio.gather(*(n.stop() for n in nodes))
+
+
+async def test_a_schedule_switches_between_bulletin_and_relay(
+        api: tuple[Any, httpx.AsyncClient, int]) -> None:
+    """PATCH may turn a bulletin schedule into a relay and back; each keeps its checks; the agenda
+    shows a relay with its duration, and it conflicts with a bulletin at the same time."""
+    app, client, bid = api
+    z1 = {"zones": ["z1"]}
+    daily = {"kind": "daily", "times": ["05:30"]}
+    r = await client.post("/api/schedules", json={"bulletin_id": bid, "target": z1, "when": daily})
+    assert r.status_code == 201, r.text
+    first = r.json()["id"]
+    relay = {"url": "http://radio.example/vov1.m3u8", "duration_s": 1800}
+    r = await client.post("/api/schedules", json={"relay": relay, "target": z1, "when": daily})
+    assert r.status_code == 201, r.text
+    second = r.json()
+    assert second["bulletin_id"] is None and second["relay"]["mode"] == "node_fetch"
+    agenda = (await client.get("/api/agenda?days=2")).json()
+    items = [i for z in agenda["zones"] if z["zone"] == "z1" for i in z["items"]]
+    relays = [i for i in items if i["kind"] == "relay"]
+    assert relays and all(i["duration_ms"] == 1_800_000 and i["conflicts"] for i in relays)
+    assert agenda["conflicts"] >= 1
+
+    r = await client.patch(f"/api/schedules/{second['id']}", json={"bulletin_id": bid, "relay": relay})
+    assert r.status_code == 422 and "either bulletin_id" in r.text
+    r = await client.patch(f"/api/schedules/{second['id']}", json={"repeat": 3})
+    assert r.status_code == 422 and "repeat 1" in r.text
+    r = await client.patch(f"/api/schedules/{first}", json={"relay": {**relay, "mode": "republish"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["bulletin_id"] is None and r.json()["relay"]["mode"] == "republish"
+    r = await client.patch(f"/api/schedules/{first}", json={"bulletin_id": bid})
+    assert r.status_code == 200 and r.json()["relay"] is None and r.json()["bulletin_id"] == bid
+    assert count(app) == 2
