@@ -240,3 +240,42 @@ async def test_schedules_follow_roles_approval_and_wards(api: tuple[Any, httpx.A
     assert len((await admin.get("/api/schedules")).json()) == 2
     for c in (ed, op):
         await c.aclose()
+
+
+async def test_relay_schedules_and_relays_follow_wards(api: tuple[Any, httpx.AsyncClient]) -> None:
+    """A relay schedule has no bulletin: it is visible to a ward user when all its targets are in
+    the ward; a relay likewise (relays are rows, listed without a broker running)."""
+    app, admin = api
+    op = await login(app, "opa3", await add_user(admin, "opa3", "operator", "wa"))
+    ed = await login(app, "bta3", await add_user(admin, "bta3", "editor", "wa"))
+    relay = {"url": "http://radio.example/vov1.mp3", "duration_s": 600}
+    when = {"kind": "daily", "times": ["06:00"]}
+    assert (await ed.post("/api/schedules", json={"relay": relay, "target": {"zones": ["za"]},
+                                                  "when": when})).status_code == 403  # editors do not air
+    assert (await op.post("/api/schedules", json={"relay": relay, "target": {"zones": ["zb"]},
+                                                  "when": when})).status_code == 403
+    mine = await op.post("/api/schedules", json={"relay": relay, "target": {"zones": ["za"]}, "when": when})
+    assert mine.status_code == 201, mine.text
+    theirs = await admin.post("/api/schedules", json={"relay": relay, "target": {"zones": ["zb"]},
+                                                      "when": when})
+    assert theirs.status_code == 201, theirs.text
+    everything = await admin.post("/api/schedules", json={"relay": relay, "target": {"all": True},
+                                                          "when": when})
+    assert everything.status_code == 201, everything.text
+    assert [x["id"] for x in (await op.get("/api/schedules")).json()] == [mine.json()["id"]]
+    for sid in (theirs.json()["id"], everything.json()["id"]):
+        assert (await op.get(f"/api/schedules/{sid}")).status_code == 403
+        assert (await op.patch(f"/api/schedules/{sid}", json={"enabled": False})).status_code == 403
+    assert len((await admin.get("/api/schedules")).json()) == 3
+
+    from controller.models import Relay
+    with app.state.services.db.session() as s:
+        for rid, node in (("relay-a", "za-1"), ("relay-b", "zb-1")):
+            s.add(Relay(id=rid, url=relay["url"], mode="node_fetch", nodes=[node], state="ended",
+                        reason="finished", owner="elsewhere", created_by="admin"))
+        s.commit()
+    assert [x["id"] for x in (await op.get("/api/relays")).json()] == ["relay-a"]
+    assert (await op.get("/api/relays/relay-b")).status_code == 404
+    assert {x["id"] for x in (await admin.get("/api/relays")).json()} == {"relay-a", "relay-b"}
+    for c in (ed, op):
+        await c.aclose()
