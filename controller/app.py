@@ -105,8 +105,7 @@ async def start_services(sv: Services) -> None:
     for bc in scheduled:
         sv.scheduler.air_at(bc.id, bc.air_at)
     from controller.relay_pull import PullRelayHub
-    relays = PullRelayHub(sv.link, sv.air, sv.presence)
-    relays.db, relays.writer, relays.owner = sv.db, sv.writer, sv.link.client_id
+    relays = PullRelayHub(sv.link, sv.air, sv.presence, db=sv.db, writer=sv.writer, owner=sv.link.client_id)
     sv.relays = relays
     await relays.restore()
     if sv.settings.schedule.enabled:
@@ -139,11 +138,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sv = build_services(settings)
         app.state.services = sv
         await start_services(sv)
+        from controller.api.live import recorder
+        recorder(app.state)  # the live log/archive, and its retention sweep from the start
         if sv.admin_password:
             logger.warning("first admin account: admin / %s (shown once; change it)", sv.admin_password)
         try:
             yield
         finally:
+            rec = getattr(app.state, "live_recorder", None)
+            if rec is not None:
+                await rec.close()  # waits for archives being encoded
             await stop_services(sv)
 
     app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,

@@ -82,8 +82,8 @@ async def probe(url: str) -> str:
 class PullRelayHub(RelayHub):
     """Relay sessions, with the ``republish`` mode pulling the stream in the controller."""
 
-    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence) -> None:
-        super().__init__(link, air, presence)
+    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, **kw: Any) -> None:
+        super().__init__(link, air, presence, **kw)
         # its own hub: a relay is not ended by a quiet or interrupted stream (only by its owner)
         self.live = LiveHub(link, air, presence, no_audio_s=math.inf, silence_s=math.inf)
         self._pulls: dict[str, tuple[asyncio.Task[None], LiveSession]] = {}

@@ -184,7 +184,8 @@ class RelayHub:
 
     def _take(self, s: RelaySession, *, restored: bool) -> None:
         s._saved = (s.state, s.reason)
-        if restored and s.state != "scheduled":
+        due = s.start_at is None or s.start_at <= datetime.now(tz=UTC)
+        if restored and (s.state != "scheduled" or due):
             s.state = "scheduled"  # put back on air through the arbiter
             s.detail["restored"] = s.detail.get("restored", 0) + 1
         self.sessions[s.id] = s
@@ -241,11 +242,13 @@ class RelayHub:
     def close(self) -> None:
         """Controller shutdown: stop the units and free the zones; the rows stay as they are so the
         relays carry on when the controller is back."""
+        for s in list(self.sessions.values()):
+            if s.state != "ended":
+                self._save(s)  # the latest state, not "ended"
         self._closing = True
         for s in list(self.sessions.values()):
             if s.state == "ended":
                 continue
-            self._save(s)  # the latest state, not "ended"
             was_on = s.state in ("playing", "interrupted")
             for t in s._timers:
                 t.cancel()

@@ -68,10 +68,8 @@ class LiveStart(BaseModel):
 
 
 def recorder(state: Any) -> LiveRecorder:
-    """The app's live recorder (log + archive), created and its sweep started on first use.
-
-    (Not in the app's lifespan: controller/app.py could call ``recorder(app.state)`` at start and
-    ``await app.state.live_recorder.close()`` before stopping the services.)"""
+    """The app's live recorder (log + archive); the app's lifespan creates it at start (so the
+    retention sweep runs from then) and closes it before stopping the services."""
     if getattr(state, "live_recorder", None) is None:
         sv: Services = state.services
         rec = LiveRecorder(sv.db, sv.writer, sv.link, sv.settings.live, sv.settings.audio_dir)
