@@ -236,7 +236,7 @@ class RelayHub:
         if was_on:
             self._on_stop(s)
         self.air.release(s.id)
-        self._save(s)
+        self._save(s)  # not while closing: the row keeps the state to resume from
         logger.info("relay %s of %s ended (%s)", s.id, s.url, reason)
 
     def close(self) -> None:
@@ -244,19 +244,10 @@ class RelayHub:
         relays carry on when the controller is back."""
         for s in list(self.sessions.values()):
             if s.state != "ended":
-                self._save(s)  # the latest state, not "ended"
+                self._save(s)  # the latest state
         self._closing = True
         for s in list(self.sessions.values()):
-            if s.state == "ended":
-                continue
-            was_on = s.state in ("playing", "interrupted")
-            for t in s._timers:
-                t.cancel()
-            s._timers.clear()
-            s.state, s.reason = "ended", "shutdown"
-            if was_on:
-                self._on_stop(s)
-            self.air.release(s.id)
+            self.end(s, "shutdown")
         for task in (self._watch, self._saver):
             if task is not None:
                 task.cancel()
