@@ -17,7 +17,9 @@ async function api(method, url, body, tries) {
       const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
       if (!r.ok) {
         const d = data.detail;
-        throw new Error(typeof d === "string" ? d : JSON.stringify(d || r.status));
+        // a validation error (422) is a list: show its messages, not JSON
+        throw new Error(typeof d === "string" ? d : Array.isArray(d) ?
+          d.map(x => (x.loc ? x.loc.slice(1).join(".") + ": " : "") + x.msg).join("; ") : JSON.stringify(d || r.status));
       }
       return data;
     } catch (e) {

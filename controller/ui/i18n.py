@@ -147,6 +147,42 @@ _S: dict[str, tuple[str, str]] = {
     "end_shutdown": ("Máy chủ dừng", "Controller shut down"),
     "end_finished": ("Hết thời lượng", "Finished"),
     "end_controller stopped": ("Máy chủ dừng đột ngột", "Controller stopped"),
+    # the relay screen (tiếp sóng, /relay)
+    "relay_url": ("Địa chỉ luồng phát (URL)", "Stream URL"),
+    "relay_mode": ("Cách tiếp sóng", "Relay mode"),
+    "relay_node_fetch": ("Loa tự lấy luồng", "Units fetch the stream"),
+    "relay_republish": ("Máy chủ chuyển tiếp", "Controller relays it"),
+    "relay_mode_help": ("Loa tự lấy luồng: mỗi cụm loa tự kết nối tới URL. Máy chủ chuyển tiếp: máy chủ lấy "
+                        "luồng rồi gửi tới loa như phát trực tiếp (cho loa không vào được URL).",
+                        "Units fetch: each unit connects to the URL itself. Controller relays: the "
+                        "controller fetches it and sends it like a live broadcast (for units that cannot "
+                        "reach the URL)."),
+    "relay_start_now": ("Bắt đầu ngay", "Start now"),
+    "relay_start_at": ("Bắt đầu lúc (giờ Việt Nam)", "Start at (Vietnam time)"),
+    "relay_duration": ("Thời lượng (phút, để trống: đến khi dừng)",
+                       "Duration (minutes; empty: until stopped)"),
+    "relay_duration_min": ("Thời lượng (phút)", "Duration (minutes)"),
+    "relay_daily": ("Lặp hằng ngày", "Repeat daily"),
+    "relay_daily_help": ("Tạo lịch tiếp sóng hằng ngày vào các giờ dưới đây (cần thời lượng).",
+                         "Creates a daily relay schedule at the times below (duration required)."),
+    "relay_go": ("Bắt đầu tiếp sóng", "Start the relay"),
+    "relay_list": ("Tiếp sóng hiện tại và gần đây", "Current and recent relays"),
+    "relay_units_playing": ("loa đang phát", "units playing"),
+    "relay_interrupted": ("Mất tín hiệu nguồn — đang thử lại", "Relay interrupted — retrying"),
+    "relay_stop_confirm": ("Dừng tiếp sóng này trên mọi cụm loa?", "Stop this relay on every unit?"),
+    "relay_started": ("Bắt đầu", "Starts"),
+    "relay_ends": ("Kết thúc", "Ends"),
+    "relay_retries": ("lần thử lại", "retries"),
+    "relay_need_url": ("Nhập địa chỉ luồng phát (http:// hoặc https://).", "Enter the stream URL (http:// or https://)."),
+    "relay_need_zone": ("Chọn ít nhất một khu vực.", "Choose at least one zone."),
+    "relay_need_time": ("Chọn thời điểm bắt đầu.", "Choose the start time."),
+    "relay_need_duration": ("Tiếp sóng theo lịch cần thời lượng (phút).",
+                            "A scheduled relay needs a duration (minutes)."),
+    "relay_saved_daily": ("Đã tạo lịch tiếp sóng hằng ngày.", "Daily relay schedule created."),
+    "relay_created": ("Đã tạo tiếp sóng.", "Relay created."),
+    "relay_what": ("Nội dung phát", "What to air"),
+    "relay_view_only": ("Chỉ cán bộ vận hành hoặc quản trị được tiếp sóng.",
+                        "Only operators and admins may relay."),
 }
 
 T = {lang: {k: v[i] for k, v in _S.items()} for i, lang in enumerate(LANGS)}

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from controller.accounts import CAN_APPROVE, COOKIE, find_session
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.models import Broadcast, BroadcastStatus, Bulletin, Delivery, DeliveryState
+from controller.ui import relay
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones
 from scheduler.agenda import build_agenda
@@ -170,3 +171,6 @@ def emergency_page(p: PageDep) -> Response:
     if not isinstance(p, Page):
         return p
     return p.render("emergency.html", "emergency", zones=zones(p))
+
+
+router.include_router(relay.router)  # the relay screen (tiếp sóng): /relay, /relay/items

@@ -1,0 +1,121 @@
+"""The relay screen (/relay, tiếp sóng) in a real browser: Playwright driving Debian's headless
+Chromium at 360 × 740 against uvicorn, a real Mosquitto, simulated units and local HTTP "radio
+stations".
+
+An operator starts a relay now to one zone and watches the list (refreshed by fetch, no reload)
+reach "2/2 loa đang phát"; stops it and the units stop; relays a station through the controller
+(republish) and sees "Mất tín hiệu nguồn — đang thử lại" when the station goes off the air;
+makes a daily relay schedule from the relay screen and another from the schedule screen, both
+shown in the agenda with 📡. Writes docs/screenshots/relay.png. (Ward scoping of the relay
+screen is checked without a browser in tests/controller/test_ui_relay.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devices.broker import BrokerProcess
+from tests.conftest import ADMIN
+from tests.e2e import test_browser
+from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.test_relay_sessions import Mp3Radio, serve, tone_mp3
+from tests.firmware_sim.test_relay import Radio
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(180)]
+
+server, browser = test_browser.server, test_browser.browser  # the same fixtures
+Server, phone, shot = test_browser.Server, test_browser.phone, test_browser.shot
+
+ZONES = {"tdp1": ["tdp1-01", "tdp1-02"], "tdp2": ["tdp2-01"]}
+
+
+def accept_next_dialog(page: Any) -> None:
+    page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+
+
+async def test_relay_screen(server: Server, mosquitto: BrokerProcess, browser: Any, tmp_path: Path) -> None:
+    radio = Radio()
+    station = Mp3Radio(tone_mp3(tmp_path))
+    serve(radio)
+    serve(station)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, auth=ADMIN, timeout=60) as admin:
+            await provision(admin, ZONES)
+            r = await admin.post("/api/users", json={"username": "vanhanh", "role": "operator"})
+            assert r.status_code == 201, r.text
+            units = {n: sim(n, mosquitto.port, heartbeat_s=2.0) for ids in ZONES.values() for n in ids}
+            await asyncio.gather(*(u.start() for u in units.values()))
+            try:
+                await wait_online(admin, list(units))
+                await run_flow(browser, server, r.json()["password"], units, radio, station)
+            finally:
+                await asyncio.gather(*(u.stop() for u in units.values()))
+    finally:
+        for st in (radio, station):
+            st.up.clear()
+            st.shutdown()
+            st.server_close()
+
+
+async def run_flow(browser: Any, server: Server, password: str, units: dict[str, Any], radio: Radio,
+                   station: Mp3Radio) -> None:
+    zone1 = [units[n] for n in ZONES["tdp1"]]
+    op = await phone(browser, server, "vanhanh", password)
+    await op.click("nav >> text=Tiếp sóng")
+    await op.wait_for_url("**/relay")
+    assert "Chưa có gì." in (await op.text_content("#rl") or "")
+
+    # --- a relay now to tdp1, the units fetch the stream: the list reaches 2/2 without a reload
+    await op.fill("#ru", f"{radio.base}/live.mp3")
+    await op.uncheck("input[name=rz][value=tdp2]")
+    await op.click("#rgo")
+    row = ".relay[data-state=playing]"
+    await op.wait_for_selector(f"{row} >> text=2/2 loa đang phát", timeout=20_000)
+    assert "Đang phát" in (await op.text_content(row) or "")
+    assert all(u.relay.state == "playing" for u in zone1) and units["tdp2-01"].relay.state == ""
+    assert await op.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+
+    # --- stop it (with a confirmation): ended, and the units stop
+    accept_next_dialog(op)
+    await op.click(f"{row} button:has-text('Dừng phát')")
+    await op.wait_for_selector(".relay[data-state=ended] >> text=Kết thúc", timeout=15_000)
+    await wait_for(lambda: all(u.relay.state == "" for u in zone1), 15, "units stop relaying")
+
+    # --- the controller relays a station (republish); the station goes off the air
+    await op.fill("#ru", station.url)
+    await op.select_option("#rm", "republish")
+    await op.click("#rgo")
+    await op.wait_for_selector(row, timeout=20_000)
+    await wait_for(lambda: all(u.live.active for u in zone1), 20, "units play the republished relay")
+    station.up.clear()
+    warning = await op.wait_for_selector(".relay[data-state=interrupted] .alert", timeout=30_000)
+    assert "Mất tín hiệu nguồn — đang thử lại" in (await warning.text_content() or "")
+    await shot(op, "relay")
+    accept_next_dialog(op)
+    await op.click(".relay[data-state=interrupted] button:has-text('Dừng phát')")
+    await op.wait_for_function("!document.querySelector('.relay:not([data-state=ended])')", timeout=15_000)
+
+    # --- every day at 05:45 for 30 minutes: a relay schedule, shown in the agenda with 📡
+    await op.check("input[name=rw][value=daily]")
+    await op.fill("#rtimes", "05:45")
+    await op.fill("#rd", "30")
+    await op.click("#rgo")
+    await op.wait_for_selector("#msg >> text=Đã tạo lịch tiếp sóng hằng ngày.")
+    await op.click("nav >> text=Lịch phát")
+    await op.wait_for_selector(f"tr:has-text('05:45') >> text=📡 Tiếp sóng / relay: {station.url}")
+
+    # --- the schedule screen makes a relay schedule too (Bản tin / Tiếp sóng)
+    await op.check("input[name=what][value=relay]")
+    await op.fill("#su", f"{radio.base}/live.mp3")
+    await op.fill("#sdur", "15")
+    await op.select_option("#kind", "daily")
+    await op.fill("#times", "21:10")
+    await op.click("button:has-text('Lưu')")
+    await op.wait_for_selector(f"tr:has-text('21:10') >> text=📡 Tiếp sóng / relay: {radio.base}/live.mp3",
+                               timeout=20_000)  # after the reload
+    await op.context.close()
