@@ -92,6 +92,8 @@ async def _demo(args: argparse.Namespace) -> None:
     while not server.started and not serve.done():
         await asyncio.sleep(0.1)
     await fleet.start()
+    from controller.demo_station import DemoStation
+    station = (await asyncio.to_thread(DemoStation)).start()
     sv = app.state.services
     pw = sv.admin_password or "(unchanged: the admin account already existed in this data directory)"
     banner = (
@@ -100,12 +102,15 @@ async def _demo(args: argparse.Namespace) -> None:
         f"  login:   admin / {pw}\n"
         f"  broker:  {kind} on 127.0.0.1:{broker.port}\n"
         f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {data_dir / 'played'}\n"
+        f"  radio:   a test station to relay (Tiếp sóng): {station.base}/radio.mp3"
+        f" or {station.base}/hls/live.m3u8\n"
         "  Ctrl+C to stop.\n"
     )
     sys.stderr.write(banner)
     try:
         await serve
     finally:
+        station.shutdown()
         await fleet.stop()
         broker.stop()
 
