@@ -51,9 +51,10 @@ async def test_demo_station_serves_a_decodable_stream_and_a_live_playlist() -> N
             assert seg.status_code == 200
             assert (await c.get("/nope")).status_code == 404
         for data, fmt in ((bytes(got), "mp3"), (seg.content, "mpegts")):
-            cmd = [ffmpeg_path(), "-v", "error", "-f", fmt, "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", "16000",
-                   "pipe:1"]
-            out = subprocess.run(cmd, input=data, capture_output=True, timeout=30, check=True)
+            cmd = [ffmpeg_path(), "-v", "error", "-f", fmt, "-i", "pipe:0", "-f", "s16le", "-ac", "1",
+                   "-ar", "16000", "pipe:1"]
+            out = await asyncio.to_thread(subprocess.run, cmd, input=data, capture_output=True, timeout=30,
+                                          check=True)
             assert len(out.stdout) > 16000, fmt  # more than half a second of audio
     finally:
         station.shutdown()
@@ -63,9 +64,10 @@ async def test_demo_station_serves_a_decodable_stream_and_a_live_playlist() -> N
 async def test_demo_command_runs_a_ward_that_relays_its_test_station(tmp_path: Path) -> None:
     port = _port()
     exe = Path(sys.executable).parent / "loaphuong"
-    proc = subprocess.Popen([str(exe), "demo", "--port", str(port), "--data-dir", str(tmp_path)],
-                            cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "LOAPHUONG_ADMIN_PASSWORD": PASSWORD})
+    proc = await asyncio.to_thread(
+        subprocess.Popen, [str(exe), "demo", "--port", str(port), "--data-dir", str(tmp_path)], cwd=ROOT,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "LOAPHUONG_ADMIN_PASSWORD": PASSWORD})
     lines: list[str] = []
     try:
         assert proc.stderr is not None
