@@ -13,6 +13,7 @@ screen is checked without a browser in tests/controller/test_ui_relay.py.)
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from devices.broker import BrokerProcess
+from scheduler import TIMEZONE
 from tests.conftest import ADMIN
 from tests.e2e import test_browser
 from tests.e2e.helpers import provision, sim, wait_for, wait_online
@@ -70,8 +72,30 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.wait_for_url("**/relay")
     assert "Chưa có gì." in (await op.text_content("#rl") or "")
 
-    # --- a relay now to tdp1, the units fetch the stream: the list reaches 2/2 without a reload
+    # --- the API's refusal is shown as it is: a station that cannot be reached (republish)
+    await op.fill("#ru", "http://127.0.0.1:9/off.mp3")
+    await op.select_option("#rm", "republish")
+    await op.click("#rgo")
+    await op.wait_for_selector("#msg.err >> text=the upstream stream cannot be fetched")
+    await op.select_option("#rm", "node_fetch")
+
+    # --- at a set time (ward time, +07:00), for 30 minutes: scheduled, then cancelled
     await op.fill("#ru", f"{radio.base}/live.mp3")
+    await op.check("input[name=rw][value=at]")
+    day = (datetime.now(tz=TIMEZONE) + timedelta(days=1)).date()
+    await op.fill("#rat", f"{day.isoformat()}T06:30")
+    await op.fill("#rd", "30")
+    await op.click("#rgo")
+    at = f"{day:%d/%m}"  # shown in ward time: the page sent 06:30+07:00
+    window = f"Bắt đầu {at} 06:30 · Kết thúc {at} 07:00"
+    await op.wait_for_selector(f".relay[data-state=scheduled] >> text={window}", timeout=10_000)
+    accept_next_dialog(op)
+    await op.click(".relay[data-state=scheduled] button:has-text('Dừng phát')")
+    await op.wait_for_selector(".relay[data-state=ended]")
+    await op.check("input[name=rw][value=now]")
+    await op.fill("#rd", "")
+
+    # --- a relay now to tdp1, the units fetch the stream: the list reaches 2/2 without a reload
     await op.uncheck("input[name=rz][value=tdp2]")
     await op.click("#rgo")
     row = ".relay[data-state=playing]"
@@ -83,7 +107,8 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     # --- stop it (with a confirmation): ended, and the units stop
     accept_next_dialog(op)
     await op.click(f"{row} button:has-text('Dừng phát')")
-    await op.wait_for_selector(".relay[data-state=ended] >> text=Kết thúc", timeout=15_000)
+    await op.wait_for_function("!document.querySelector('.relay:not([data-state=ended])')", timeout=15_000)
+    assert await op.locator(".relay[data-state=ended]").count() == 2
     await wait_for(lambda: all(u.relay.state == "" for u in zone1), 15, "units stop relaying")
 
     # --- the controller relays a station (republish); the station goes off the air
