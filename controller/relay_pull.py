@@ -89,9 +89,9 @@ class PullRelayHub(RelayHub):
         self._pulls: dict[str, tuple[asyncio.Task[None], LiveSession]] = {}
         self._cursors: dict[str, relay_hls.Cursor] = {}
 
-    def units(self, s: RelaySession) -> list[str]:
+    def units(self, s: RelaySession, state: str = "playing") -> list[str]:
         pulled = self._pulls.get(s.id)
-        return self.live.units(pulled[1]) if pulled else super().units(s)
+        return self.live.units(pulled[1]) if pulled and state == "playing" else super().units(s, state)
 
     def _on_play(self, s: RelaySession) -> None:
         if s.mode != "republish":

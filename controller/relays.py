@@ -215,14 +215,21 @@ class RelayHub:
     def _window_over(self, s: RelaySession) -> None:
         self.end(s, "finished" if s.started_at else "not aired: the zones were busy for its whole window")
 
-    def units(self, s: RelaySession) -> list[str]:
-        """Units whose telemetry says they relay a stream now."""
+    def units(self, s: RelaySession, state: str = "playing") -> list[str]:
+        """Units whose telemetry says their relay is in ``state`` (playing, interrupted)."""
         out = []
         for n in s.nodes:
             live = self.presence.nodes.get(n)
-            if live is not None and live.telemetry.get("relay") == "playing":
+            if live is not None and live.telemetry.get("relay") == state:
                 out.append(n)
         return out
+
+    def describe(self, s: RelaySession) -> dict[str, Any]:
+        """The API's view of a session this controller runs (with the units' own relay states)."""
+        fetch = s.mode == "node_fetch" and s.state != "ended"
+        return {**s.public(), "owner": self.owner,
+                "units_playing": self.units(s) if fetch else [],
+                "units_interrupted": self.units(s, "interrupted") if fetch else []}
 
     def end(self, s: RelaySession, reason: str, *, at: datetime | None = None) -> None:
         """Stop the relay on its units and free its zones (idempotent)."""

@@ -58,9 +58,7 @@ def relay_hub(request: Request) -> RelayHub:
 
 
 def _public(h: RelayHub, sid: str) -> dict[str, Any]:
-    s = h.sessions[sid]
-    return {**s.public(), "owner": h.owner,
-            "units_playing": h.units(s) if s.mode == "node_fetch" else []}
+    return h.describe(h.sessions[sid])
 
 
 def _visible(s: Session, user: User, nodes: list[str]) -> bool:

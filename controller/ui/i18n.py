@@ -168,6 +168,7 @@ _S: dict[str, tuple[str, str]] = {
     "relay_go": ("Bắt đầu tiếp sóng", "Start the relay"),
     "relay_list": ("Tiếp sóng hiện tại và gần đây", "Current and recent relays"),
     "relay_units_playing": ("loa đang phát", "units playing"),
+    "relay_units_retrying": ("loa đang thử lại", "units retrying"),
     "relay_interrupted": ("Mất tín hiệu nguồn — đang thử lại", "Relay interrupted — retrying"),
     "relay_stop_confirm": ("Dừng tiếp sóng này trên mọi cụm loa?", "Stop this relay on every unit?"),
     "relay_started": ("Bắt đầu", "Starts"),

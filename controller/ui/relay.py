@@ -71,8 +71,7 @@ def relay_items(p: Page) -> list[dict[str, Any]]:
         if not all_visible(row.nodes, seen):
             continue
         if hub is not None and row.id in hub.sessions:
-            s = hub.sessions[row.id]
-            d = {**s.public(), "units_playing": hub.units(s) if s.mode == "node_fetch" else []}
+            d = hub.describe(hub.sessions[row.id])
         else:
             d = store.public_row(row)
         state = str(d["state"])
@@ -95,6 +94,7 @@ def relay_items(p: Page) -> list[dict[str, Any]]:
             "ends": _local(d.get("ended_at")) or _ends(d),
             "reason": t.get("end_" + reason, reason), "last_error": str(d.get("last_error") or ""),
             "retries": int(d.get("retries") or 0), "user": d.get("user") or "",
+            "units_interrupted": len(d.get("units_interrupted") or []),
             "active": state in store.ACTIVE, "schedule_id": d.get("schedule_id")})
         if len(out) >= ITEMS:
             break
@@ -107,7 +107,8 @@ async def relay_page(p: PageDep) -> Response:
         return p
     assert p.user is not None
     t = T[p.lang]
-    strings = {k: t[k] for k in ("relay_stop_confirm", "relay_interrupted", "relay_units_playing",
+    strings = {k: t[k] for k in ("relay_stop_confirm", "relay_interrupted", "relay_units_retrying",
+                                 "relay_units_playing",
                                  "relay_started", "relay_ends", "relay_retries", "stop", "nothing",
                                  "relay_need_url", "relay_need_zone", "relay_need_time",
                                  "relay_need_duration", "relay_saved_daily", "relay_created", "units_count",

@@ -109,6 +109,15 @@ async def test_relay_node_fetch_scheduled_then_stopped(mosquitto: BrokerProcess,
 
                 await wait_for(lambda: all(n.relay.state == "playing" for n in nodes), 15, "units relay")
                 assert (await state())["state"] == "playing"
+                radio.up.clear()  # the station drops: the units say so, the relay shows which
+
+                async def units(key: str) -> bool:
+                    return sorted((await state())[key]) == ["rs-1", "rs-2"]
+
+                await wait_for(lambda: units("units_interrupted"), 15, "units_interrupted shown")
+                radio.up.set()
+                await wait_for(lambda: units("units_playing"), 40, "units relay again")
+                assert (await state())["units_interrupted"] == []
                 r = await client.delete(f"/api/relays/{rid}")
                 assert r.status_code == 200 and r.json()["state"] == "ended"
                 await wait_for(lambda: all(n.relay.state == "" for n in nodes), 15, "relay stopped")
