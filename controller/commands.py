@@ -225,8 +225,8 @@ class CommandService:
         pending = self._pending.get(resp.id)
         if pending is None:
             name = self._finished.get(resp.id)
-            if name is None and resp.id.startswith(("play:", "live_")):
-                return  # answers to commands of air control and live sessions (controller/live.py)
+            if name is None and resp.id.startswith(("play:", "live_", "relay:")):
+                return  # answers to commands of air control, live sessions and relays (their own handlers)
             if name is None:
                 self.stats["unknown_id"] += 1
                 logger.warning("reply from %s to unknown command id %r ignored", node_id, resp.id[:64])

@@ -42,6 +42,7 @@ NO_AUDIO_S = 3.0  # the phone is connected but sends nothing
 SILENCE_S = 60.0  # the microphone sends only silence
 MAX_BACKLOG = FRAME_BYTES * 50  # 2 s: a phone sending faster than real time is cut
 REANNOUNCE_S = 2.0  # live_start again: a unit that (re)connects mid-session joins it
+GAP_S = 1.5  # audio resuming after this long (an upstream back, first output): announce at once
 
 
 @dataclass
@@ -79,6 +80,7 @@ class LiveSession:
     _last_sound: float = 0.0
     _announced: float = 0.0
     _announces: int = 0
+    _last_frame: float = 0.0  # loop time of the last frame published
     refused: dict[str, str] = field(default_factory=dict)  # unit → why it did not go live
     target: dict[str, Any] = field(default_factory=dict)  # as requested (zones, nodes, all)
     observer: LiveObserver | None = None
@@ -156,7 +158,10 @@ class LiveHub:
         s._pending += pcm
         if len(s._pending) > MAX_BACKLOG:
             del s._pending[: len(s._pending) - MAX_BACKLOG]
+        if len(s._pending) >= FRAME_BYTES and now - s._last_frame > GAP_S and now - s._announced > 0.1:
+            self._announce(s)  # units gave up on a silent session: tell them before the audio
         while len(s._pending) >= FRAME_BYTES:
+            s._last_frame = now
             frame = bytes(s._pending[:FRAME_BYTES])
             del s._pending[:FRAME_BYTES]
             self._publish_frame(s, frame)
@@ -248,8 +253,8 @@ class LiveHub:
                     elif now - s._last_sound > self.silence_s:
                         self.end(s, "silent")
                     else:
-                        if now - s._announced >= REANNOUNCE_S:
-                            self._announce(s)
+                        if now - s._announced >= REANNOUNCE_S and now - s._last_frame <= GAP_S:
+                            self._announce(s)  # while audio flows (feed() announces when it resumes)
                         s.notify({"type": "units", "session": s.id, "live": self.units(s),
                                   "refused": dict(s.refused), "level_dbfs": round(s.level_dbfs, 1)})
                 except Exception:

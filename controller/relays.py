@@ -115,6 +115,21 @@ class RelayHub:
         self._saver: asyncio.Task[None] | None = None
         self._closing = False
         link.on_connect(self._link_up)
+        link.on("resp", self._on_resp)
+
+    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
+        """A unit's answer to our play_stream: a refusal (e.g. ``power_off``) is shown per unit."""
+        parts = resp.id.split(":")
+        if len(parts) != 4 or parts[0] != "relay" or parts[2] != "play_stream":
+            return
+        s = self.sessions.get(parts[1])
+        if s is None or node_id not in s.nodes:
+            return
+        refused: dict[str, str] = s.detail.setdefault("units_refused", {})
+        if resp.status == "error":
+            refused[node_id] = resp.error[:100]
+        else:
+            refused.pop(node_id, None)
 
     def _link_up(self) -> None:
         """(Re)connected to the broker: commands sent while it was away are lost, so repeat them."""
@@ -335,7 +350,7 @@ class RelayHub:
     def _command(self, s: RelaySession, name: str, args: dict[str, Any],
                  scopes: list[p.AudioScope] | None = None) -> None:
         self._cmd_seq += 1
-        body = p.encode(p.Command(id=f"{name}:{s.id}:{self._cmd_seq}", name=name, args=args,
+        body = p.encode(p.Command(id=f"relay:{s.id}:{name}:{self._cmd_seq}", name=name, args=args,
                                   expires_at=p.now_ms() + 10_000))
         for scope in s.scopes if scopes is None else scopes:
             topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"

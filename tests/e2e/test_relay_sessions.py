@@ -219,3 +219,38 @@ async def test_emergency_bulletin_preempts_a_relay(mosquitto: BrokerProcess, tmp
     finally:
         radio.shutdown()
         radio.server_close()
+
+
+async def test_a_unit_refusing_the_relay_is_shown(mosquitto: BrokerProcess, tmp_path: Path) -> None:
+    """A unit whose amplifier is off refuses play_stream: the relay lists it with the reason
+    (the controller's command log is not bothered with the relay's own commands)."""
+    radio = Radio()
+    serve(radio)
+    try:
+        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+            await provision(client, {"z": ["rf-1", "rf-2"]})
+            nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("rf-1", "rf-2")]
+            await asyncio.gather(*(n.start() for n in nodes))
+            try:
+                await wait_online(client, ["rf-1", "rf-2"])
+                off = {"name": "power", "args": {"on": False}}
+                r = await client.post("/api/nodes/rf-2/commands", json=off)
+                assert r.status_code == 200 and r.json()["results"][0]["status"] == "ok", r.text
+                r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3",
+                                                           "target": {"zones": ["z"]}})
+                assert r.status_code == 201, r.text
+                rid = r.json()["id"]
+                await wait_for(lambda: nodes[0].relay.state == "playing", 15, "rf-1 relays")
+
+                async def refused() -> bool:
+                    got = (await client.get(f"/api/relays/{rid}")).json()
+                    return bool(got.get("units_refused") == {"rf-2": "power_off"})
+
+                await wait_for(refused, 10, "rf-2's refusal shown")
+                assert nodes[1].relay.state == ""
+                assert app.state.services.commands.stats["unknown_id"] == 0
+            finally:
+                await asyncio.gather(*(n.stop() for n in nodes))
+    finally:
+        radio.shutdown()
+        radio.server_close()
