@@ -147,7 +147,8 @@ class PullRelayHub(RelayHub):
         """Fetch and decode until the stream drops (False, or an exception), or until an HLS
         playlist with EXT-X-ENDLIST has been played out (True)."""
         proc = await asyncio.create_subprocess_exec(
-            ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", "pipe:0", "-f", "s16le",
+            ffmpeg, "-hide_banner", "-loglevel", "error", "-probesize", "32768", "-analyzeduration", "500000",
+            "-re", "-i", "pipe:0", "-f", "s16le",
             "-ac", "1", "-ar", str(p.LIVE_SAMPLE_RATE), "pipe:1",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         assert proc.stdin is not None and proc.stdout is not None
