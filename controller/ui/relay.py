@@ -90,7 +90,8 @@ def relay_items(p: Page) -> list[dict[str, Any]]:
             "priority_text": t.get(d["priority"], d["priority"]),
             "mode_text": t["relay_" + d["mode"]] if "relay_" + d["mode"] in t else d["mode"],
             "where": where, "units": len(d.get("nodes") or []), "playing": playing,
-            "started": _local(d.get("started_at") or d.get("start_at")),
+            "started": _local(d.get("started_at")),
+            "planned": "" if d.get("started_at") else _local(d.get("start_at")),
             "ends": _local(d.get("ended_at")) or _ends(d),
             "reason": t.get("end_" + reason, reason), "last_error": str(d.get("last_error") or ""),
             "retries": int(d.get("retries") or 0), "user": d.get("user") or "",
@@ -108,8 +109,8 @@ async def relay_page(p: PageDep) -> Response:
     assert p.user is not None
     t = T[p.lang]
     strings = {k: t[k] for k in ("relay_stop_confirm", "relay_interrupted", "relay_units_retrying",
-                                 "relay_units_playing",
-                                 "relay_started", "relay_ends", "relay_retries", "stop", "nothing",
+                                 "relay_units_playing", "relay_started", "relay_planned", "relay_ends",
+                                 "relay_retries", "stop", "nothing",
                                  "relay_need_url", "relay_need_zone", "relay_need_time",
                                  "relay_need_duration", "relay_saved_daily", "relay_created", "units_count",
                                  "reason")}

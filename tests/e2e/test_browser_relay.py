@@ -87,7 +87,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.fill("#rd", "30")
     await op.click("#rgo")
     at = f"{day:%d/%m}"  # shown in ward time: the page sent 06:30+07:00
-    window = f"Bắt đầu {at} 06:30 · Kết thúc {at} 07:00"
+    window = f"Dự kiến bắt đầu {at} 06:30 · Kết thúc {at} 07:00"  # not started yet: planned
     await op.wait_for_selector(f".relay[data-state=scheduled] >> text={window}", timeout=10_000)
     accept_next_dialog(op)
     await op.click(".relay[data-state=scheduled] button:has-text('Dừng phát')")
