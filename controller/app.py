@@ -105,7 +105,9 @@ async def start_services(sv: Services) -> None:
     for bc in scheduled:
         sv.scheduler.air_at(bc.id, bc.air_at)
     from controller.relay_pull import PullRelayHub
-    relays = PullRelayHub(sv.link, sv.air, sv.presence, db=sv.db, writer=sv.writer, owner=sv.link.client_id)
+    rs = sv.settings.relay
+    relays = PullRelayHub(sv.link, sv.air, sv.presence, db=sv.db, writer=sv.writer, owner=sv.link.client_id,
+                          beat_s=rs.beat_s, owner_ttl_s=rs.owner_ttl_s)
     sv.relays = relays
     await relays.restore()
     if sv.settings.schedule.enabled:
@@ -117,7 +119,7 @@ async def start_services(sv: Services) -> None:
 
 async def stop_services(sv: Services) -> None:
     if sv.relays is not None:
-        sv.relays.close()  # stops the units; the relays resume when the controller is back
+        await sv.relays.close()  # stops the units; the relays resume when the controller is back
     if sv.schedules is not None:
         await sv.schedules.stop()
     sv.scheduler.stop()

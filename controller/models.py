@@ -320,6 +320,7 @@ class Relay(SQLModel, table=True):
     started_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     ended_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     owner: str = Field(default="", max_length=100)  # the controller (MQTT client id) that runs it
+    owner_seen_at: int | None = Field(default=None, sa_column=Column(BigInteger))  # its owner's last beat
     created_by: str = Field(default="", max_length=100)
     created_at: int = Field(default_factory=now_ms, sa_column=Column(BigInteger, nullable=False, index=True))
     schedule_id: int | None = None  # fired by this schedule's slot ``slot_at``

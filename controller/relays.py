@@ -26,8 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from controller import relay_store as store
 from controller.aircontrol import AirControl, LiveHold
+from controller.background import Periodic
 from controller.db import Database
 from controller.models import Relay
 from controller.presence import Presence
@@ -102,7 +105,8 @@ class RelayHub:
     """The controller's relay sessions."""
 
     def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
-                 db: Database | None = None, writer: DbWriter | None = None, owner: str = "") -> None:
+                 db: Database | None = None, writer: DbWriter | None = None, owner: str = "",
+                 beat_s: float = 10.0, owner_ttl_s: float = 45.0) -> None:
         self.link = link
         self.air = air
         self.presence = presence
@@ -114,6 +118,8 @@ class RelayHub:
         self._watch: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._closing = False
+        self.owner_ttl_s = owner_ttl_s
+        self._owner_round = Periodic("relay-owner", beat_s, self._ownership)
         link.on_connect(self._link_up)
         link.on("resp", self._on_resp)
 
@@ -146,6 +152,7 @@ class RelayHub:
                          target=dict(target or {}))
         if self.db is not None:
             row = s.row(self.owner)
+            row.owner_seen_at = p.now_ms()
             await asyncio.to_thread(self._insert, row)
         s._saved = (s.state, s.reason)
         self.sessions[sid] = s
@@ -159,9 +166,11 @@ class RelayHub:
             store.insert(db, row)
 
     async def restore(self) -> int:
-        """Controller start: re-arm this controller's relays that have not ended."""
+        """Controller start: re-arm this controller's relays that have not ended, and from then on
+        mark them as run here and take over those another controller stopped marking."""
         if self.db is None:
             return 0
+        self._owner_round.start()
 
         def rows() -> list[Relay]:
             assert self.db is not None
@@ -175,6 +184,53 @@ class RelayHub:
         if found:
             logger.info("%d relay(s) picked up from the database", len(found))
         return len(found)
+
+    async def _ownership(self) -> None:
+        """One round: mark ours; drop those taken over from us; claim relays left by others."""
+        recent = datetime.now(tz=UTC) - timedelta(seconds=self.owner_ttl_s)
+        # ended ones too for a while: their "ended" may not be written yet, and must not look abandoned
+        mine = [k for k, v in self.sessions.items() if v.state != "ended" or (v.ended_at or recent) > recent]
+        ttl_ms = int(self.owner_ttl_s * 1000)
+
+        def work() -> tuple[list[str], list[Relay]]:
+            assert self.db is not None
+            now = p.now_ms()
+            with self.db.session() as db:
+                lost = store.beat(db, self.owner, mine, now)
+                taken = [row for row in store.orphans(db, self.owner, now, ttl_ms)
+                         if row.id not in self.sessions and store.claim(db, row, self.owner, now)]
+                return lost, taken
+
+        try:
+            lost, taken = await asyncio.to_thread(work)
+        except SQLAlchemyError as exc:
+            logger.warning("relay ownership round failed (database): %s", str(exc).splitlines()[0])
+            return
+        for rid in lost:
+            if self.sessions.get(rid) is not None and self.sessions[rid].state != "ended":
+                self._lost(rid)
+        for row in taken:
+            logger.warning("relay %s taken over from controller %r (not seen for %.0f s or more)", row.id,
+                           row.owner, self.owner_ttl_s)
+            s = RelaySession.from_row(row)
+            s.detail["taken_over"] = s.detail.get("taken_over", 0) + 1
+            self._take(s, restored=True)
+
+    def _lost(self, relay_id: str) -> None:
+        """Another controller took this relay over (we looked dead to it): stop running it here
+        without telling the units, which the new owner now commands."""
+        s = self.sessions.pop(relay_id, None)
+        if s is None or s.state == "ended":
+            return
+        logger.error("relay %s was taken over by another controller; no longer run here", relay_id)
+        for t in s._timers:
+            t.cancel()
+        s._timers.clear()
+        was_on = s.state in ("playing", "interrupted")
+        s.state, s.reason = "ended", "taken over by another controller"
+        if was_on and s.mode == "republish":
+            self._on_stop(s)  # our own pull and frames stop (the units follow the new owner's)
+        self.air.release(s.id)
 
     def adopt(self, relay_id: str) -> None:
         """A relay row written elsewhere for this controller (a schedule slot): load and arm it."""
@@ -261,7 +317,7 @@ class RelayHub:
         self._save(s)  # not while closing: the row keeps the state to resume from
         logger.info("relay %s of %s ended (%s)", s.id, s.url, reason)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Controller shutdown: stop the units and free the zones; the rows stay as they are so the
         relays carry on when the controller is back."""
         for s in list(self.sessions.values()):
@@ -270,6 +326,7 @@ class RelayHub:
         self._closing = True
         for s in list(self.sessions.values()):
             self.end(s, "shutdown")
+        await self._owner_round.stop()
         for task in (self._watch, self._saver):
             if task is not None:
                 task.cancel()

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices.protocol import DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX
@@ -68,6 +68,23 @@ class LiveSettings(BaseModel):
                                                  "but is not kept)")
     bitrate_kbps: int = Field(32, ge=16, le=128, description="MP3 bitrate of the archive (mono)")
     sweep_s: float = Field(3600.0, gt=0, description="how often archives past retention are deleted")
+
+
+class RelaySettings(BaseModel):
+    """Relay sessions (tiếp sóng) when several controllers share a database (docs/live.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    beat_s: float = Field(10.0, gt=0, le=300,
+                          description="how often a controller marks its relays as still run by it")
+    owner_ttl_s: float = Field(45.0, gt=0, le=3600,
+                               description="a relay whose controller has not marked it for this long is "
+                                           "taken over by another controller")
+
+    @model_validator(mode="after")
+    def _beat_within_ttl(self) -> RelaySettings:
+        if self.beat_s * 2 > self.owner_ttl_s:
+            raise ValueError("beat_s must be at most half of owner_ttl_s")
+        return self
 
 
 class GttsSettings(BaseModel):
@@ -152,6 +169,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = Field(default_factory=TtsSettings)  # type: ignore[arg-type]
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)  # type: ignore[arg-type]
     live: LiveSettings = Field(default_factory=LiveSettings)  # type: ignore[arg-type]
+    relay: RelaySettings = Field(default_factory=RelaySettings)  # type: ignore[arg-type]
     admin_password: str | None = Field(
         None, description="set the admin password at first start (else one is generated and printed)"
     )

@@ -143,7 +143,7 @@ def _create_relay(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, cfg:
     s.add(Relay(id=rid, url=str(sc.relay["url"]), mode=str(sc.relay.get("mode") or "node_fetch"),
                 priority=sc.priority or "normal", nodes=r.nodes,
                 scopes=[sc_.model_dump(mode="json") for sc_ in r.scopes], target=dict(t), start_at=slot_ms,
-                duration_s=float(sc.relay["duration_s"]), owner=cfg.owner,
+                duration_s=float(sc.relay["duration_s"]), owner=cfg.owner, owner_seen_at=now_ms(),
                 created_by=f"schedule {sc.id} ({sc.created_by})"[:100], schedule_id=sc.id, slot_at=slot_ms))
     run.status, run.updated_at, run.broadcast_ids = RunStatus.AIRED.value, now_ms(), [rid]
     if run.late_ms and run.late_ms > 0 and slot_ms < now_ms():

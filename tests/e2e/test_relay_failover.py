@@ -1,0 +1,128 @@
+"""Several controllers on one database: a relay is run by one of them (its owner); when the owner
+stops marking it, another takes it over — exactly one — and the units relay again; the old
+owner, back, does not take it back. A controller that finds its relay taken over lets go of it
+without stopping the units."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from controller.models import Relay
+from controller.settings import MqttSettings, RelaySettings, Settings
+from devices.broker import BrokerProcess
+from firmware_sim.node import SimNode
+from tests.conftest import make_settings, running_controller
+from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.firmware_sim.test_relay import Radio
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
+
+FAST = RelaySettings(beat_s=0.5, owner_ttl_s=2.0)
+
+
+def controller(tmp_path: Path, port: int, client_id: str) -> Settings:
+    return make_settings(tmp_path, port).model_copy(update={
+        "mqtt": MqttSettings(port=port, client_id=client_id),  # type: ignore[call-arg]
+        "relay": FAST})
+
+
+@pytest.fixture
+def radio() -> Iterator[Radio]:
+    r = Radio()
+    threading.Thread(target=r.serve_forever, daemon=True).start()
+    yield r
+    r.up.clear()
+    r.shutdown()
+    r.server_close()
+
+
+async def relay(client: httpx.AsyncClient, rid: str) -> dict[str, Any]:
+    r = await client.get(f"/api/relays/{rid}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def relaying(nodes: list[SimNode]) -> bool:
+    return all(n.relay.state == "playing" for n in nodes)
+
+
+async def test_a_standby_controller_takes_a_relay_over(mosquitto: BrokerProcess, tmp_path: Path,
+                                                      radio: Radio) -> None:
+    a, b = controller(tmp_path, mosquitto.port, "ctl-a"), controller(tmp_path, mosquitto.port, "ctl-b")
+    async with running_controller(a) as (_, ca):
+        await provision(ca, {"z": ["fo-1", "fo-2"]})
+    nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("fo-1", "fo-2")]
+    await asyncio.gather(*(n.start() for n in nodes))
+    try:
+        async with running_controller(b) as (app_b, cb):
+            async with running_controller(a) as (_, ca):
+                await wait_online(ca, ["fo-1", "fo-2"])
+                body = {"url": f"{radio.base}/live.mp3", "target": {"zones": ["z"]}, "duration_s": 40}
+                r = await ca.post("/api/relays", json=body)
+                assert r.status_code == 201, r.text
+                rid = r.json()["id"]
+                await wait_for(lambda: relaying(nodes), 15, "units relay (ctl-a)")
+                await asyncio.sleep(3 * FAST.owner_ttl_s)  # ctl-a keeps marking it: ctl-b leaves it alone
+                got = await relay(cb, rid)
+                assert got["owner"] == "ctl-a" and rid not in app_b.state.services.relays.sessions
+                r = await cb.delete(f"/api/relays/{rid}")
+                assert r.status_code == 409 and "ctl-a" in r.text
+            # ctl-a is gone (its shutdown stopped the units); ctl-b claims the relay after the TTL
+            await wait_for(lambda: relaying(nodes), 20, "units relay again (ctl-b took over)")
+            got = await relay(cb, rid)
+            assert (got["owner"], got["state"], got["taken_over"]) == ("ctl-b", "playing", 1)
+            async with running_controller(a) as (app_a, ca):  # ctl-a is back: it does not take it back
+                await asyncio.sleep(3 * FAST.owner_ttl_s)
+                assert rid not in app_a.state.services.relays.sessions
+                assert (await relay(ca, rid))["owner"] == "ctl-b"
+                assert relaying(nodes)
+                r = await cb.delete(f"/api/relays/{rid}")
+                assert r.status_code == 200 and r.json()["state"] == "ended"
+                await wait_for(lambda: all(n.relay.state == "" for n in nodes), 15, "units stop")
+
+                async def ended_in_db() -> bool:
+                    return bool((await relay(ca, rid))["state"] == "ended")
+
+                await wait_for(ended_in_db, 5, "the end recorded")
+                await asyncio.sleep(3 * FAST.owner_ttl_s)  # an ended relay is nobody's to take over
+                assert rid not in app_a.state.services.relays.sessions
+                assert all(n.relay.state == "" for n in nodes)
+    finally:
+        await asyncio.gather(*(n.stop() for n in nodes))
+
+
+async def test_a_controller_whose_relay_was_taken_over_lets_go(mosquitto: BrokerProcess, tmp_path: Path,
+                                                              radio: Radio) -> None:
+    a = controller(tmp_path, mosquitto.port, "ctl-a")
+    async with running_controller(a) as (app, client):
+        await provision(client, {"z": ["fl-1"]})
+        node = sim("fl-1", mosquitto.port, telemetry_s=60)
+        await node.start()
+        try:
+            await wait_online(client, ["fl-1"])
+            body = {"url": f"{radio.base}/live.mp3", "target": {"zones": ["z"]}}
+            r = await client.post("/api/relays", json=body)
+            assert r.status_code == 201, r.text
+            rid = r.json()["id"]
+            await wait_for(lambda: node.relay.state == "playing", 15, "unit relays")
+            hub = app.state.services.relays
+            with app.state.services.db.session() as s:  # as if another controller had claimed it
+                s.execute(update(Relay).where(Relay.id == rid).values(owner="ctl-x"))  # type: ignore[arg-type]
+                s.commit()
+            await wait_for(lambda: rid not in hub.sessions, 5, "ctl-a lets go of the relay")
+            air = app.state.services.air
+            assert rid not in air.arbiter.running and rid not in air.live
+            await asyncio.sleep(1.0)
+            assert node.relay.state == "playing"  # the units were not told to stop: ctl-x runs them now
+            got = await relay(client, rid)
+            assert got["owner"] == "ctl-x" and got["state"] == "playing"
+        finally:
+            await node.stop()
