@@ -6,8 +6,8 @@
 Processes, as in a ward: Mosquitto (or the embedded broker), the controller (this script with
 ``--role controller``: ``create_app`` served by uvicorn, lifespan on, SQLite in a temporary
 directory) and this process, which runs the N simulated units (firmware_sim, one zone) and a
-local radio station in a thread (bench/relay_station.py: an endless real-time MP3 stream and a
-live HLS playlist of 1 s AAC segments, both a 440 Hz tone from ffmpeg). Controller CPU is the
+local radio station in a thread (controller/demo_station.py, the demo's, with a steady 440 Hz
+tone: an endless real-time MP3 stream and a live HLS playlist of 1 s AAC segments). Controller CPU is the
 controller process's own CPU time plus its children's (the ffmpeg decoding a republished
 stream), read with psutil (/proc without it); the broker's CPU is read the same way.
 
@@ -479,13 +479,13 @@ async def start_controller(port: int, data_dir: str) -> tuple[asyncio.subprocess
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from bench.relay_station import Station
+    from controller.demo_station import DemoStation
     from firmware_sim.node import SimNode
 
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=args.units + 16))
     kind = "mosquitto" if mosquitto_path() else "embedded"
-    station = Station().start()
+    station = DemoStation(programme="tone").start()
     try:
         with BrokerProcess(kind) as broker, tempfile.TemporaryDirectory(prefix="lp-relay-") as tmp:
             assert broker.proc is not None
@@ -519,13 +519,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(2.0)  # configs and group subscriptions
                 logger.info("%d units online", args.units)
                 modes: dict[str, Any] = {}
-                for name, url in (("republish_mp3", f"{station.base}/live.mp3"),
-                                  ("republish_hls", f"{station.base}/live.m3u8")):
+                for name, url in (("republish_mp3", f"{station.base}/radio.mp3"),
+                                  ("republish_hls", f"{station.base}/hls/live.m3u8")):
                     logger.info("%s: %s", name, url)
                     modes[name] = await bench.republish(url)
                     logger.info("%s: %s", name, modes[name])
-                logger.info("node_fetch: %s/live.mp3", station.base)
-                modes["node_fetch"] = await bench.node_fetch(f"{station.base}/live.mp3")
+                logger.info("node_fetch: %s/radio.mp3", station.base)
+                modes["node_fetch"] = await bench.node_fetch(f"{station.base}/radio.mp3")
                 logger.info("node_fetch: %s", modes["node_fetch"])
             finally:
                 listening.cancel()

@@ -110,7 +110,7 @@ async def _demo(args: argparse.Namespace) -> None:
     try:
         await serve
     finally:
-        station.shutdown()
+        station.stop()
         await fleet.stop()
         broker.stop()
 

@@ -46,19 +46,21 @@ async def test_demo_station_serves_a_decodable_stream_and_a_live_playlist() -> N
                     if len(got) > 8000:
                         break
             pl = hls.parse((await c.get("/hls/live.m3u8")).text, f"{station.base}/hls/live.m3u8")
-            assert not pl.ended and len(pl.segments) == 5
+            assert not pl.ended and len(pl.segments) == 4
             seg = await c.get(pl.segments[-1].uri)
             assert seg.status_code == 200
             assert (await c.get("/nope")).status_code == 404
-        for data, fmt in ((bytes(got), "mp3"), (seg.content, "mpegts")):
+        for data, fmt in ((bytes(got), "mp3"), (seg.content, "aac")):
             cmd = [ffmpeg_path(), "-v", "error", "-f", fmt, "-i", "pipe:0", "-f", "s16le", "-ac", "1",
                    "-ar", "16000", "pipe:1"]
             out = await asyncio.to_thread(subprocess.run, cmd, input=data, capture_output=True, timeout=30,
                                           check=True)
             assert len(out.stdout) > 16000, fmt  # more than half a second of audio
+        station.up.clear()  # off the air: 503 until it is back
+        async with httpx.AsyncClient(base_url=station.base, timeout=10) as c:
+            assert (await c.get("/hls/live.m3u8")).status_code == 503
     finally:
-        station.shutdown()
-        station.server_close()
+        station.stop()
 
 
 async def test_demo_command_runs_a_ward_that_relays_its_test_station(tmp_path: Path) -> None:
