@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -32,10 +31,8 @@ def free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_relay_carries_on_after_the_controller_is_killed(mosquitto: BrokerProcess,
-                                                               tmp_path: Path) -> None:
-    radio = Radio()
-    threading.Thread(target=radio.serve_forever, daemon=True).start()
+async def test_relay_carries_on_after_the_controller_is_killed(mosquitto: BrokerProcess, tmp_path: Path,
+                                                               radio: Radio) -> None:
     settings = make_settings(tmp_path, mosquitto.port)
     async with running_controller(settings) as (_, client):
         await provision(client, {"z": ["kc-1", "kc-2"]})
@@ -90,6 +87,3 @@ async def test_relay_carries_on_after_the_controller_is_killed(mosquitto: Broker
             child.kill()
             await child.wait()
         await asyncio.gather(*(n.stop() for n in nodes))
-        radio.up.clear()
-        radio.shutdown()
-        radio.server_close()

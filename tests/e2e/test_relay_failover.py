@@ -6,8 +6,6 @@ without stopping the units."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,6 @@ def controller(tmp_path: Path, port: int, client_id: str) -> Settings:
     return make_settings(tmp_path, port).model_copy(update={
         "mqtt": MqttSettings(port=port, client_id=client_id),  # type: ignore[call-arg]
         "relay": FAST})
-
-
-@pytest.fixture
-def radio() -> Iterator[Radio]:
-    r = Radio()
-    threading.Thread(target=r.serve_forever, daemon=True).start()
-    yield r
-    r.up.clear()
-    r.shutdown()
-    r.server_close()
 
 
 async def relay(client: httpx.AsyncClient, rid: str) -> dict[str, Any]:

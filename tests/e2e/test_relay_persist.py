@@ -5,8 +5,7 @@ schedule can relay a stream at set times (through the persistent scheduler)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,16 +26,6 @@ from tests.firmware_sim.test_relay import Radio
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
 
 Z = {"zones": ["z"]}
-
-
-@pytest.fixture
-def radio() -> Iterator[Radio]:
-    r = Radio()
-    threading.Thread(target=r.serve_forever, daemon=True).start()
-    yield r
-    r.up.clear()
-    r.shutdown()
-    r.server_close()
 
 
 @asynccontextmanager
