@@ -1,0 +1,1 @@
+"""Attack suite (issue 11): each attack performed for real against a real broker / app / browser."""
