@@ -68,7 +68,8 @@ def build_services(settings: Settings) -> Services:
                            tls=m.tls, ca_file=m.ca_file)
     link = ControllerLink(broker, prefix=m.prefix, client_id=m.client_id)
     presence = Presence(link, writer, heartbeat_timeout_s=settings.delivery.heartbeat_timeout_s)
-    GatewayPresence(link, presence)  # after Presence: a dead gateway's children become unknown
+    # after Presence: a dead gateway's children become unknown (only its provisioned children)
+    GatewayPresence(link, presence, settings.gateways)
     air = AirControl(link, lambda n: presence.nodes[n].groups if n in presence.nodes else [],
                      policy=settings.delivery.preempt_policy, margin_ms=settings.delivery.start_margin_ms,
                      ready_wait_s=settings.delivery.ready_wait_s)

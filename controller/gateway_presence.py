@@ -11,16 +11,21 @@ gateway is down (a retained copy replayed after a controller restart, a message 
 crossed the will) does not bring it back. The gateway's next birth is followed by fresh
 states of its children, which presence then takes as usual.
 
-Wiring (the hook): the ``children`` list must survive parsing, i.e. ``devices.protocol
-.NodeState`` needs ``children: list[Id] = Field(default_factory=list)`` (or the link must
-parse states with ``devices.serial.contract.GatewayState``), and the app creates
-``GatewayPresence(link, presence)`` right after ``Presence(...)`` so that its handlers run
-after presence's own. Without the field this module sees no gateway and changes nothing.
+A list in a unit's state proves nothing: any unit could name any ward's units. A gateway
+vouches only for the children it was **provisioned** with (``Settings.gateways``,
+:mod:`controller.gateway_settings`); a unit that is not a provisioned gateway, and the
+children a gateway names beyond its own, are ignored and counted in ``refused``.
+
+Wiring: ``devices.protocol.NodeState`` carries ``children``; the app creates
+``GatewayPresence(link, presence, settings.gateways)`` right after ``Presence(...)`` so that
+its handlers run after presence's own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.presence import Presence
@@ -34,12 +39,17 @@ MAX_CHILDREN = 247
 
 
 class GatewayPresence:
-    def __init__(self, link: ControllerLink, presence: Presence) -> None:
+    def __init__(self, link: ControllerLink, presence: Presence,
+                 provisioned: Mapping[str, Sequence[str]] | None = None) -> None:
         self.presence = presence
-        #: gateway id -> the children it last said it speaks for
+        #: gateway id -> the children it may speak for (provisioned by the ward's operator)
+        self.provisioned = {gw: set(children) for gw, children in (provisioned or {}).items()}
+        #: gateway id -> the children it last said it speaks for (within its provisioned ones)
         self.children: dict[str, list[str]] = {}
         #: gateways whose last state was offline/shutdown
         self.down: set[str] = set()
+        #: gateway claims ignored, per claiming unit (not a gateway, or children not its own)
+        self.refused: Counter[str] = Counter()
         self._gateway_of: dict[str, str] = {}
         link.on("state", self._on_state)
         link.on("heartbeat", self._on_heartbeat)
@@ -50,10 +60,22 @@ class GatewayPresence:
     def _on_state(self, node_id: str, msg: Any) -> None:
         children = getattr(msg, "children", None)
         if isinstance(children, list) and children:
-            self._gateway_state(node_id, msg.status, [c for c in children[:MAX_CHILDREN] if p.valid_id(c)])
-            return
+            mine = self.provisioned.get(node_id, set())
+            own = [c for c in children[:MAX_CHILDREN] if c in mine]
+            if len(own) < len(children):
+                self._refuse(node_id, len(children) - len(own))
+            if own:
+                self._gateway_state(node_id, msg.status, own)
+                return
         if msg.status == p.NodeStatus.ONLINE:
             self._distrust(node_id, "state")
+
+    def _refuse(self, node_id: str, count: int) -> None:
+        first = node_id not in self.refused
+        self.refused[node_id] += 1
+        if first:  # once per unit: the count says how often
+            logger.warning("unit %s claims to speak for %d unit(s) it is not the provisioned gateway of; "
+                           "ignored (Settings.gateways, docs/protocol.md §7.5)", node_id, count)
 
     def _on_heartbeat(self, node_id: str, msg: Any) -> None:
         self._distrust(node_id, "heartbeat")

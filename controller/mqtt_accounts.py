@@ -14,12 +14,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from controller.models import Node, NodeCredential, NodeZone
+from controller.models import RETIRED, Node, NodeCredential, NodeZone
 from controller.settings import Settings
 from devices import security
-from devices.protocol import now_ms
+from devices.protocol import now_ms, valid_id
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,29 @@ def issue_credentials(s: Session, node_id: str, *, by: str = "") -> str:
     return password
 
 
+def reserved_ids(settings: Settings) -> set[str]:
+    """Ids no unit may have: the controller's broker user name and client id (a unit with one of
+    them would collide with the controller's account or session)."""
+    m = settings.mqtt
+    return {DEFAULT_CONTROLLER_USER, m.client_id, *([m.username] if m.username else [])}
+
+
+def refuse_reserved(node_id: str, settings: Settings) -> str | None:
+    """Why ``node_id`` cannot be a unit's id, or None when it can."""
+    if security.reserved_id(node_id) or node_id in reserved_ids(settings):
+        return (f"unit id {node_id!r} is reserved: it names the controller's broker account or client id "
+                f"(ids starting with {security.RESERVED_PREFIX!r} are reserved too)")
+    return None
+
+
 @dataclass
 class ConfigReport:
     directory: Path
     nodes: int = 0
     issued: list[str] = field(default_factory=list)
     without_credentials: list[str] = field(default_factory=list)
+    #: units left out of the files, with the reason (a reserved or unusable id)
+    skipped: dict[str, str] = field(default_factory=dict)
     controller_user: str = DEFAULT_CONTROLLER_USER
     controller_password_file: Path | None = None
 
@@ -74,9 +91,12 @@ def _controller_account(settings: Settings, out: Path, report: ConfigReport) -> 
 
 
 def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missing: bool = False,
-                      port: int = 1883, bind: str = "",
+                      port: int | None = 1883, bind: str = "127.0.0.1",
                       tls: security.TlsListener | None = None) -> ConfigReport:
-    """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out`` from the database."""
+    """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out`` from the database.
+
+    A unit whose id cannot be a broker account (reserved, or unusable in the files) is left out
+    with a loud warning: it cannot log in, and everyone else still gets their files."""
     out = out.resolve()
     report = ConfigReport(out)
     controller = _controller_account(settings, out, report)
@@ -87,9 +107,13 @@ def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missin
     issued: list[tuple[str, str]] = []
     node_groups: dict[str, list[str]] = {}
     accounts = [controller]
-    for node in s.exec(select(Node).order_by(Node.id)).all():
-        if node.id == controller.username:
-            raise security.SecurityError(f"node id {node.id!r} is the controller's user name")
+    reserved = reserved_ids(settings) | {controller.username}
+    for node in s.exec(select(Node).where(col(Node.status) != RETIRED).order_by(Node.id)).all():
+        why = _unusable(node.id, reserved, settings)
+        if why is not None:
+            report.skipped[node.id] = why
+            logger.error("unit %r is left out of the broker files and cannot log in: %s", node.id, why)
+            continue
         if node.id not in creds:
             if not issue_missing:
                 report.without_credentials.append(node.id)
@@ -100,7 +124,9 @@ def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missin
         node_groups[node.id] = ["all", *groups.get(node.id, [])]
         accounts.append(security.Account(node.id, creds[node.id]))
     passwd = security.render_passwd(accounts)
-    acl = security.render_acl(settings.mqtt.prefix, controller.username, node_groups)
+    gateways = {gw: [c for c in children if c in node_groups]
+                for gw, children in settings.gateways.items() if gw in node_groups}
+    acl = security.render_acl(settings.mqtt.prefix, controller.username, node_groups, gateways=gateways)
     conf = security.render_conf(out, port=port, bind=bind, tls=tls)
     if issued:
         buf = io.StringIO()
@@ -117,6 +143,18 @@ def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missin
                        "(issue them with --issue-missing or POST /api/nodes/{id}/credentials)",
                        len(report.without_credentials), ", ".join(report.without_credentials[:20]))
     return report
+
+
+def _unusable(node_id: str, reserved: set[str], settings: Settings) -> str | None:
+    if node_id in reserved or security.reserved_id(node_id):
+        return refuse_reserved(node_id, settings) or f"unit id {node_id!r} is reserved"
+    try:
+        security.Account(node_id, "$7$1$AA==$AA==")  # the same checks the password file gets
+    except security.SecurityError as exc:
+        return str(exc)
+    if not valid_id(node_id):
+        return f"invalid unit id {node_id!r}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--issue-missing", action="store_true",
                     help="issue credentials to units that have none; written once to new-credentials.csv")
-    ap.add_argument("--port", type=int, default=1883, help="plain MQTT listener port")
-    ap.add_argument("--bind", default="", help="address of the plain listener (default: all)")
+    ap.add_argument("--port", type=int, default=1883,
+                    help="plain MQTT listener port (0: no plain listener, e.g. TLS only)")
+    ap.add_argument("--bind", default="127.0.0.1",
+                    help="address of the plain listener (default 127.0.0.1; '' = every address)")
     ap.add_argument("--tls-port", type=int, default=None, help="add a TLS listener on this port")
+    ap.add_argument("--tls-bind", default="", help="address of the TLS listener (default: every address)")
     ap.add_argument("--certfile", default=None)
     ap.add_argument("--keyfile", default=None)
     ap.add_argument("--cafile", default=None)
@@ -148,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.tls_port is not None:
         if not (args.certfile and args.keyfile):
             ap.error("--tls-port needs --certfile and --keyfile")
-        tls = security.TlsListener(args.tls_port, args.certfile, args.keyfile, args.cafile)
+        tls = security.TlsListener(args.tls_port, args.certfile, args.keyfile, args.cafile,
+                                   bind=args.tls_bind)
     update: dict[str, object] = {}
     if args.data_dir:
         update["data_dir"] = Path(args.data_dir)
@@ -160,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         db.migrate()
         with db.session() as s:
             report = write_mqtt_config(s, settings, args.out, issue_missing=args.issue_missing,
-                                       port=args.port, bind=args.bind, tls=tls)
+                                       port=args.port or None, bind=args.bind, tls=tls)
     except (security.SecurityError, OSError) as exc:
         logger.error("mqtt-config failed: %s", exc)
         return 1
@@ -169,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("wrote %s/{passwd,acl,mosquitto.conf}: controller account %r and %d unit(s); "
                 "reload Mosquitto (kill -HUP <pid>) to apply", report.directory, report.controller_user,
                 report.nodes)
+    if report.skipped:
+        logger.error("left out %d unit(s) with an id that cannot be a broker account: %s (they cannot "
+                     "log in; give them another id)", len(report.skipped), ", ".join(report.skipped))
     if report.issued:
         logger.warning("issued credentials to %d unit(s); passwords in %s (shown once: move them to "
                        "the units, then delete the file)", len(report.issued),

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from controller.gateway_settings import Gateways
 from devices.protocol import DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX
 from scheduler.arbiter import PreemptPolicy
 from scheduler.settings import ScheduleSettings
@@ -170,6 +171,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)  # type: ignore[arg-type]
     live: LiveSettings = Field(default_factory=LiveSettings)  # type: ignore[arg-type]
     relay: RelaySettings = Field(default_factory=RelaySettings)  # type: ignore[arg-type]
+    gateways: Gateways = Field(default_factory=dict)
     admin_password: str | None = Field(
         None, description="set the admin password at first start (else one is generated and printed)"
     )

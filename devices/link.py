@@ -1,15 +1,20 @@
 """The controller's MQTT link: birth/last-will, subscriptions, and a handler table per topic leaf.
 
 Inbound node messages are validated against the wire contract here, once: a payload that
-is oversize, not JSON, of another protocol version, wrongly typed, or whose ``node_id``
-differs from the topic's is logged, counted in ``rejected`` by reason, and dropped.
-Handlers receive parsed models only.
+is oversize, not JSON (or pathological JSON: a 5,000-digit number, deep nesting), of another
+protocol version, wrongly typed, or whose ``node_id`` differs from the topic's is dropped and
+counted in ``rejected`` by reason and in ``rejected_by_node`` by unit; it is logged in one line,
+at most once per unit per :data:`LOG_EVERY_S` (the count says how many were not logged).
+A *retained* message on a unit's topic other than ``state`` (heartbeat, ack, resp, ...: never
+retained by the protocol, docs/protocol.md §5) would be replayed at every reconnect, so it is
+dropped as ``retained``. Handlers receive parsed models only.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +27,11 @@ from devices.mqtt import AsyncMqttClient, BrokerAddress, Will
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], None]
+
+#: A unit's dropped messages are logged at most once per this many seconds (all are counted).
+LOG_EVERY_S = 60.0
+#: Units tracked in ``rejected_by_node`` (the broker ACL bounds them; this bounds the memory).
+MAX_TRACKED = 10_000
 
 _MODELS: dict[str, type[BaseModel]] = {
     "state": p.NodeState,
@@ -43,6 +53,9 @@ class ControllerLink:
         self.client_id = client_id  # names this controller (owner of its relays) among several
         self.session = secrets.token_hex(4)
         self.rejected: Counter[str] = Counter()
+        self.rejected_by_node: Counter[str] = Counter()
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
         self.audio_bytes_out = 0
         self._handlers: dict[str, list[Handler]] = {leaf: [] for leaf in p.NODE_LEAVES}
         self._on_connect: list[Callable[[], Awaitable[None] | None]] = []
@@ -105,9 +118,21 @@ class ControllerLink:
             except Exception:
                 logger.exception("on_connect callback %r failed", cb)
 
-    def _reject(self, reason: str, topic: str, detail: str) -> None:
+    def _reject(self, reason: str, topic: str, detail: str, node_id: str = "") -> None:
+        """Count a dropped message; log one line, at most once per unit per LOG_EVERY_S."""
         self.rejected[reason] += 1
-        logger.warning("dropped message on %s: %s (%s)", topic, reason, detail)
+        if node_id and (node_id in self.rejected_by_node or len(self.rejected_by_node) < MAX_TRACKED):
+            self.rejected_by_node[node_id] += 1
+        now = time.monotonic()
+        if now - self._logged_at.get(node_id, -LOG_EVERY_S) < LOG_EVERY_S:
+            self._unlogged[node_id] += 1
+            return
+        if len(self._logged_at) >= MAX_TRACKED:
+            self._logged_at.clear()
+        self._logged_at[node_id] = now
+        more = self._unlogged.pop(node_id, 0)
+        logger.warning("dropped message on %s: %s (%s)%s", topic, reason, detail[:200],
+                       f"; {more} more from {node_id} not logged" if more else "")
 
     def _dispatch(self, topic: str, payload: bytes, retained: bool) -> None:
         parsed = self.topics.parse_node_topic(topic)
@@ -116,13 +141,16 @@ class ControllerLink:
         node_id, leaf = parsed
         if leaf == "state" and not payload:
             return  # a cleared retained state
+        if retained and leaf != "state":
+            self._reject("retained", topic, "a unit's retained message (only state is retained)", node_id)
+            return
         try:
             model = p.decode(_MODELS[leaf], payload)
-        except p.PayloadError as exc:
-            self._reject("invalid_payload", topic, str(exc))
+        except Exception as exc:  # noqa: BLE001 - PayloadError, or anything odd input may raise
+            self._reject("invalid_payload", topic, str(exc) or type(exc).__name__, node_id)
             return
         if getattr(model, "node_id", node_id) != node_id:
-            self._reject("node_id_mismatch", topic, f"payload says {model.node_id!r}")  # type: ignore[attr-defined]
+            self._reject("node_id_mismatch", topic, f"payload says {model.node_id!r}", node_id)  # type: ignore[attr-defined]
             return
         for handler in self._handlers[leaf]:
             try:

@@ -379,8 +379,8 @@ def decode(model: type[M], payload: bytes, *, limit: int = MAX_JSON_PAYLOAD) -> 
         raise PayloadError(f"payload of {len(payload)} bytes exceeds limit {limit}")
     try:
         raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # also a 5,000-digit integer, deep nesting
+        raise PayloadError(f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise PayloadError("payload must be a JSON object")
     version = raw.get("v")

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.protocol import NODE_LEAVES, Topics, valid_id
+from devices.protocol import CHUNK_HEADER, MAX_CHUNK_SIZE, MAX_JSON_PAYLOAD, NODE_LEAVES, Topics, valid_id
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,18 @@ BROKER_GROUP = "mosquitto"
 _MAX_ITERATIONS = 1_000_000
 
 
+#: Ids starting with this are the system's own (controller account and client id, tools):
+#: no unit may have one, so a unit's account can never be the controller's.
+RESERVED_PREFIX = "loaphuong"
+
+
 class SecurityError(ValueError):
     """A credential or configuration that cannot be used; the message says why."""
+
+
+def reserved_id(node_id: str) -> bool:
+    """True for an id no unit may have (see :data:`RESERVED_PREFIX`)."""
+    return node_id.startswith(RESERVED_PREFIX)
 
 
 def new_password() -> str:
@@ -128,8 +138,13 @@ def render_passwd(accounts: Iterable[Account]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_acl(prefix: str, controller_user: str, node_groups: Mapping[str, Iterable[str]]) -> str:
-    """The Mosquitto ACL file: controller account, one block per node (its groups), patterns."""
+def render_acl(prefix: str, controller_user: str, node_groups: Mapping[str, Iterable[str]], *,
+               gateways: Mapping[str, Iterable[str]] | None = None) -> str:
+    """The Mosquitto ACL file: controller account, one block per node (its groups), patterns.
+
+    ``gateways`` (gateway id -> its provisioned children, all in ``node_groups``): a serial
+    gateway's block also lets it publish its children's node-owned topics and read their inbox
+    and their groups' topics (docs/protocol.md §7.5) — those children's, nobody else's."""
     try:
         topics = Topics(prefix)
     except ValueError as exc:
@@ -156,15 +171,35 @@ def render_acl(prefix: str, controller_user: str, node_groups: Mapping[str, Iter
             raise SecurityError(f"node id {node_id!r} is the controller's user name")
         out.append(f"user {node_id}")
         out += [f"topic read {t}" for t in common]
-        for group in sorted(set(node_groups[node_id])):
+        children = sorted(set((gateways or {}).get(node_id, [])))
+        groups = set(node_groups[node_id])
+        for child in children:
+            if child not in node_groups or child == node_id:
+                raise SecurityError(f"gateway {node_id}: child {child!r} is not a unit of the ward")
+            groups |= set(node_groups[child])
+        for group in sorted(groups):
             if not valid_id(group):
                 raise SecurityError(f"node {node_id}: invalid group id {group!r}")
             out += [f"topic read {t}" for t in topics.group_subscriptions(group)]
+        for child in children:  # a serial gateway speaks for its provisioned children
+            out += [f"topic write {topics.node(child, leaf)}" for leaf in NODE_LEAVES]
+            out += [f"topic read {t}" for t in topics.node_subscriptions(child) if t not in common]
         out.append("")
     out.append("# Every node (user name = node id): publish only its own topics, read its own inbox.")
     out += [f"pattern write {topics.node('%u', leaf)}" for leaf in NODE_LEAVES]
     out += [f"pattern read {t}" for t in own if "%u" in t]
     return "\n".join(out) + "\n"
+
+
+#: The broker's ``max_packet_size`` (bytes, the whole MQTT packet). The largest legitimate packet
+#: of the protocol is an audio data chunk (24-byte header + up to 64 KiB of audio, the controller
+#: publishes it); node payloads are JSON of at most 16 KiB and live frames at most 6,400 bytes.
+#: A client that sends a bigger packet is disconnected by the broker before it is read.
+MAX_PACKET_SIZE = 128 * 1024
+#: Room for the fixed header, topic length and the longest topic (prefix + two 63-char ids).
+_PACKET_OVERHEAD = 5 + 2 + 400
+assert CHUNK_HEADER.size + MAX_CHUNK_SIZE + _PACKET_OVERHEAD <= MAX_PACKET_SIZE
+assert MAX_JSON_PAYLOAD + _PACKET_OVERHEAD <= MAX_PACKET_SIZE
 
 
 @dataclass(frozen=True)
@@ -173,30 +208,57 @@ class TlsListener:
     certfile: str
     keyfile: str
     cafile: str | None = None
+    bind: str = ""  # all addresses: the TLS listener is the one units reach over the internet
 
 
-def render_conf(directory: Path, *, port: int = 1883, bind: str = "", tls: TlsListener | None = None) -> str:
-    """``mosquitto.conf`` using the password and ACL files written next to it."""
-    listen = f"listener {port} {bind}".rstrip()
+def _listener(port: int, bind: str) -> list[str]:
+    """A ``listener`` line and the options that must follow it.
+
+    In Mosquitto 2.0 ``use_username_as_clientid`` is a *listener* option: written before the
+    first ``listener`` line it configures the implicit default listener, which Mosquitto then
+    opens on port 1883 of every address (and fails to start when 1883 is taken). So it is written
+    after each listener line, and every listener enforces it."""
+    if not 1 <= port <= 65535:
+        raise SecurityError(f"listener port {port} is not 1..65535")
+    if any(c.isspace() for c in bind):
+        raise SecurityError(f"invalid listener address {bind!r}")
+    return [f"listener {port} {bind}".rstrip(),
+            "# The client id is the user name: nobody can take over another account's session.",
+            "use_username_as_clientid true"]
+
+
+def render_conf(directory: Path, *, port: int | None = 1883, bind: str = "127.0.0.1",
+                tls: TlsListener | None = None) -> str:
+    """``mosquitto.conf`` using the password and ACL files written next to it.
+
+    Exactly the listeners asked for: plain MQTT on ``bind:port`` (``port=None``: none) and, with
+    ``tls``, MQTT over TLS. Only global options precede the first ``listener`` line, so Mosquitto
+    opens no default listener of its own."""
+    if port is None and tls is None:
+        raise SecurityError("no listener: give a plain port, a TLS listener or both")
+    if tls is not None and port == tls.port and (bind == tls.bind or not bind or not tls.bind):
+        raise SecurityError(f"the plain and the TLS listener cannot share port {port}")
     lines = [
         "# loaphuong broker configuration - generated by `loaphuong mqtt-config`.",
         "# Reload after adding nodes: kill -HUP <mosquitto pid>  (or: systemctl reload mosquitto).",
+        "# Global options first: a listener option here would open Mosquitto's default listener.",
         "per_listener_settings false",
         "allow_anonymous false",
         f"password_file {directory / 'passwd'}",
         f"acl_file {directory / 'acl'}",
-        "# The client id is the user name: a unit cannot take over another unit's session.",
-        "use_username_as_clientid true",
         "# A retained message is re-checked against the publisher's current rights on delivery.",
         "check_retain_source true",
         "max_queued_messages 10000",
+        "# Bigger than the largest message of the protocol (an audio chunk); bigger packets are refused.",
+        f"max_packet_size {MAX_PACKET_SIZE}",
     ]
-    if tls is None or port != tls.port:
-        lines += ["", "# Plain MQTT: keep it on localhost or a private network (docs/security.md).", listen]
+    if port is not None:
+        lines += ["", "# Plain MQTT: keep it on localhost or a private network (docs/security.md).",
+                  *_listener(port, bind)]
     if tls is not None:
         lines += ["", "# MQTT over TLS for units that reach the broker over the internet.",
-                  f"listener {tls.port}", f"certfile {tls.certfile}", f"keyfile {tls.keyfile}",
-                  "tls_version tlsv1.2"]
+                  *_listener(tls.port, tls.bind),
+                  f"certfile {tls.certfile}", f"keyfile {tls.keyfile}", "tls_version tlsv1.2"]
         if tls.cafile:
             lines.append(f"cafile {tls.cafile}")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import MqttCredentials, NodeCreate, NodeCreated, NodePublic, ZoneCreate, iso
 from controller.api.scope import node_for
 from controller.models import Node, NodeEvent, NodeZone, OrgUnit, Zone
-from controller.mqtt_accounts import issue_credentials
+from controller.mqtt_accounts import issue_credentials, refuse_reserved
 from controller.nodedir import NodeDirectory
 
 router = APIRouter(prefix="/api", tags=["fleet"])
@@ -101,6 +101,9 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
 
 @router.post("/nodes", status_code=status.HTTP_201_CREATED, response_model=NodeCreated)
 async def create_node(body: NodeCreate, sv: ServicesDep, user: AdminDep) -> NodeCreated:
+    reserved = refuse_reserved(body.id, sv.settings)  # e.g. the configured controller user name
+    if reserved is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, reserved)
     with sv.db.session() as s:
         if s.get(Node, body.id) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"unit {body.id} already exists")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.protocol import valid_id
+from devices.security import RESERVED_PREFIX, reserved_id
 from scheduler import TIMEZONE
 
 Priority = Literal["normal", "priority", "emergency"]
@@ -50,6 +51,9 @@ class NodeCreate(Strict):
     def _id(cls, v: str) -> str:
         if not valid_id(v):
             raise ValueError("use 1-63 lowercase letters, digits, '-' or '_'")
+        if reserved_id(v):  # the controller's broker account and client id (issue 11)
+            raise ValueError(f"ids starting with {RESERVED_PREFIX!r} are reserved for the system's own "
+                             "broker accounts; choose another id")
         return v
 
 

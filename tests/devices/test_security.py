@@ -74,8 +74,59 @@ def test_conf_refuses_anonymous_and_pins_client_id(tmp_path: Path) -> None:
                            tls=sec.TlsListener(8883, "/c.pem", "/k.pem", "/ca.pem")).splitlines()
     for line in ("allow_anonymous false", f"password_file {tmp_path / 'passwd'}",
                  f"acl_file {tmp_path / 'acl'}", "use_username_as_clientid true", "listener 1884 127.0.0.1",
-                 "listener 8883", "certfile /c.pem", "keyfile /k.pem", "cafile /ca.pem"):
+                 "listener 8883", "certfile /c.pem", "keyfile /k.pem", "cafile /ca.pem",
+                 f"max_packet_size {sec.MAX_PACKET_SIZE}"):
         assert line in conf
+
+
+def test_conf_has_only_the_listeners_asked_for_and_each_pins_client_ids(tmp_path: Path) -> None:
+    # Mosquitto 2.0: a listener option before the first `listener` line configures the implicit
+    # default listener (0.0.0.0:1883 and [::]:1883) — issue 11 item 5. Every listener is followed
+    # by use_username_as_clientid (item 1).
+    for tls in (None, sec.TlsListener(8883, "/c.pem", "/k.pem", bind="127.0.0.1")):
+        conf = [x for x in sec.render_conf(tmp_path, port=1884, tls=tls).splitlines()
+                if x and not x.startswith("#")]
+        first = next(i for i, x in enumerate(conf) if x.startswith("listener "))
+        listener_options = ("use_username_as_clientid", "port ", "bind_address", "certfile", "protocol")
+        assert not any(x.startswith(listener_options) for x in conf[:first])
+        listeners = [i for i, x in enumerate(conf) if x.startswith("listener ")]
+        assert [conf[i] for i in listeners] == ["listener 1884 127.0.0.1"] + (
+            ["listener 8883 127.0.0.1"] if tls else [])
+        assert all(conf[i + 1] == "use_username_as_clientid true" for i in listeners)
+    tls_only = sec.render_conf(tmp_path, port=None, tls=sec.TlsListener(8883, "/c", "/k")).splitlines()
+    assert [x for x in tls_only if x.startswith("listener")] == ["listener 8883"]
+
+
+@pytest.mark.parametrize("kw", [{"port": None}, {"port": 8883, "tls": sec.TlsListener(8883, "/c", "/k")},
+                                {"port": 0}, {"port": 1883, "bind": "1.2.3.4 5"}])
+def test_conf_refuses_impossible_listeners(tmp_path: Path, kw: dict[str, object]) -> None:
+    with pytest.raises(sec.SecurityError):
+        sec.render_conf(tmp_path, **kw)  # type: ignore[arg-type]
+
+
+def test_packet_limit_fits_the_largest_legitimate_message() -> None:
+    from devices import protocol as p
+    topic = "lp/group/" + "g" * 63 + "/bcast/" + "b" * 63 + "/data"
+    chunk = p._frame(0, 1, b"\xff" * p.MAX_CHUNK_SIZE, b"t" * 8)  # the biggest audio chunk message
+    for payload in (chunk, b" " * p.MAX_JSON_PAYLOAD):  # and the biggest JSON from a node
+        assert 5 + 2 + len(topic) + 2 + len(payload) <= sec.MAX_PACKET_SIZE < 1024 * 1024
+
+
+def test_acl_gives_a_gateway_its_provisioned_children_only() -> None:
+    acl = sec.render_acl("lp", "ctl", {"gw1": ["all"], "c1": ["all", "z1"], "other": ["all", "z9"]},
+                         gateways={"gw1": ["c1"]}).splitlines()
+    gw = acl[acl.index("user gw1") + 1:]
+    gw = gw[: gw.index("")]
+    assert "topic write lp/node/c1/state" in gw and "topic write lp/node/c1/resp" in gw
+    assert "topic read lp/node/c1/cmd" in gw and "topic read lp/group/z1/bcast/+/+" in gw
+    assert not any("other" in x or "z9" in x for x in gw)
+    with pytest.raises(sec.SecurityError):
+        sec.render_acl("lp", "ctl", {"gw1": []}, gateways={"gw1": ["nobody"]})
+
+
+def test_reserved_ids() -> None:
+    assert sec.reserved_id("loaphuong-controller") and sec.reserved_id("loaphuong")
+    assert not sec.reserved_id("tdp1-01")
 
 
 def test_files_are_written_privately_and_atomically(tmp_path: Path) -> None:

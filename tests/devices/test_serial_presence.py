@@ -53,7 +53,9 @@ def make_presence(link: Any, nodes: list[str]) -> tuple[Presence, GatewayPresenc
         presence.nodes[n] = NodeLive()
     changes: list[tuple[str, bool]] = []
     presence.add_listener(lambda n, online: changes.append((n, online)))
-    return presence, GatewayPresence(link, presence), changes
+    # gw1 is provisioned with its children (Settings.gateways): it vouches for those only
+    provisioned = {"gw1": [n for n in nodes if n.startswith("gw1-")]}
+    return presence, GatewayPresence(link, presence, provisioned), changes
 
 
 def gw_state(status: p.NodeStatus, children: list[str]) -> GatewayState:
