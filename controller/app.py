@@ -154,7 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stop_services(sv)
 
     app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,
-                  description="Ward public-address controller (loa phường)")
+                  description="Ward public-address controller (loa phường)",
+                  docs_url=None, redoc_url=None, openapi_url=None)  # behind login: controller/api/apidocs.py
 
     @app.middleware("http")
     async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -180,10 +181,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"detail": exc.message})
 
-    from controller.api import router
+    from controller.api import apidocs, router
     from controller.ui import router as ui_router
 
     app.include_router(router)
+    app.include_router(apidocs.router)
     app.include_router(ui_router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
     return app

@@ -1,17 +1,36 @@
-"""Health: is the controller able to do its job right now, and what has it dropped."""
+"""Health: ``/api/livez`` (public: the process answers) and ``/api/health`` (login: is the
+controller able to do its job right now, and what has it dropped).
+
+The details name the broker, its errors and the counters: they are for staff and monitoring
+with an account, not for anyone who can reach the port."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
+from pydantic import BaseModel
 from sqlalchemy import text
 
-from controller.api.deps import ServicesDep
+from controller.api.deps import ServicesDep, UserDep
 
 router = APIRouter(prefix="/api", tags=["health"])
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+@router.get("/livez", response_model=Liveness)
+def livez() -> Liveness:
+    """Public liveness: answers ``{"status": "ok"}`` while the controller serves; nothing else."""
+    return Liveness()
+
+
 @router.get("/health")
-def health(sv: ServicesDep) -> dict[str, object]:
+def health(sv: ServicesDep, _: UserDep) -> dict[str, object]:
+    """Readiness and counters (any logged-in user): ``status`` is ``ok`` when the database and
+    the broker link work, else ``degraded``."""
     db_ok = True
     try:
         with sv.db.session() as s:

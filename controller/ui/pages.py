@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from datetime import datetime
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -45,11 +47,31 @@ def visible_broadcasts(p: Page, *statuses: str, limit: int = 20) -> list[Broadca
     return list(p.s.exec(q.order_by(col(Broadcast.air_at)).limit(limit)).all())
 
 
+def same_site_path(target: str) -> str:
+    """``target`` when it is a path on this site, else ``/`` (no open redirect after login).
+
+    Browsers drop tabs and newlines inside a URL, read ``\\`` as ``/`` and ignore leading
+    control characters, so ``/%09/evil.example`` (a tab) or ``/\\evil.example`` would leave the site: any
+    control character, space or backslash refuses the target, as does anything with a scheme or
+    a host (``//evil``, ``https://evil``)."""
+    if not target.startswith("/") or target.startswith("//") or len(target) > 2000:
+        return "/"
+    if any(ch <= " " or ch in "\\\x7f" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs")
+           for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return "/"
+    if any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):  # /.//evil is //evil
+        return "/"
+    return target
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
     lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
     t = T[lang]
-    safe_next = next if next.startswith("/") and not next.startswith("//") and "\\" not in next else "/"
+    safe_next = same_site_path(next)
     sv = request.app.state.services
     token = request.cookies.get(COOKIE)
     if token:

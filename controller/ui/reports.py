@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -203,9 +204,23 @@ def schedule_page(p: PageDep) -> Response:
                     zones=zones(p))
 
 
+# what an XLSX cell (XML 1.0) cannot hold: C0 controls but tab/newline/CR, lone surrogates, U+FFFE/F
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(m: re.Match[str]) -> str:
+    """A control character as its Unicode picture (U+0001 → ␁), anything else as U+FFFD."""
+    code = ord(m.group())
+    return chr(0x2400 + code) if code < 0x20 else "\ufffd"
+
+
 def _cell(v: Any) -> Any:
-    """No formula injection: text that a spreadsheet would evaluate is quoted."""
-    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+    """Every cell is writable (a control character in a title or URL is shown as its picture, so
+    the export cannot break) and no formula injection: text a spreadsheet would evaluate is quoted."""
+    if not isinstance(v, str):
+        return v
+    v = _ILLEGAL.sub(_visible, v)
+    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
 
 
 def _filtered(s: Any, user: User, status: str | None, zone: str | None, since: date | None,
