@@ -76,6 +76,11 @@ class NodeZone(SQLModel, table=True):
     zone_id: str = Field(foreign_key="zone.id", primary_key=True, ondelete="CASCADE")
 
 
+#: Node.status of a unit taken out of service (DELETE /api/nodes/{id}): no zones, no broker
+#: account, not addressable; its row stays for its history (deliveries, events).
+RETIRED = "retired"
+
+
 class Node(SQLModel, table=True):
     """A loudspeaker unit (cụm loa)."""
 
@@ -83,7 +88,7 @@ class Node(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     lat: float | None = None
     lon: float | None = None
-    status: str = Field(default="unknown", max_length=16)  # online | offline | shutdown | unknown
+    status: str = Field(default="unknown", max_length=16)  # online | offline | shutdown | unknown | retired
     session: str = Field(default="", max_length=64)
     fw: str = Field(default="", max_length=64)
     last_seen: int | None = Field(default=None, sa_column=Column(BigInteger))
