@@ -16,7 +16,7 @@ from collections import deque
 from sqlmodel import Session, col, delete, select
 
 from controller.auth import hash_password
-from controller.models import AuditEntry, Bulletin, OrgUnit, User, UserSession, Zone
+from controller.models import AuditEntry, Bulletin, NodeZone, OrgUnit, User, UserSession, Zone
 from devices.protocol import now_ms
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,49 @@ def visible_zones(s: Session, user: User) -> set[str] | None:
         return None
     mine = subtree(s, user.org_unit_id)
     return {z.id for z in s.exec(select(Zone)).all() if z.org_unit_id in mine}
+
+
+# --------------------------------------------------------------------------- what an admin may touch
+
+#: A role may grant roles up to its own rank, never above (defined here only). Approvers and
+#: operators can do different things, neither more than the other; only admins administer.
+ROLE_RANK = {"editor": 1, "operator": 2, "approver": 2, "admin": 3}
+
+
+def may_grant_role(granter: User, role: str) -> bool:
+    return role in ROLE_RANK and ROLE_RANK[role] <= ROLE_RANK.get(granter.role, 0)
+
+
+def scope_refusal(s: Session, user: User, org_unit_id: str | None) -> str | None:
+    """Why ``user`` may not place something (a user, zone, org unit) at ``org_unit_id`` (None:
+    the whole tree), or None when it is inside their subtree."""
+    if user.org_unit_id is None:
+        return None
+    if org_unit_id is None:
+        return "the whole tree (no org unit) is above your scope; choose an org unit of your ward"
+    if org_unit_id not in subtree(s, user.org_unit_id):
+        return f"org unit {org_unit_id} belongs to another ward"
+    return None
+
+
+def manages_user(s: Session, admin: User, target: User) -> bool:
+    """An admin manages accounts of their subtree whose role does not outrank theirs."""
+    return can_see_org(s, admin, target.org_unit_id) and (
+        ROLE_RANK.get(target.role, 0) <= ROLE_RANK.get(admin.role, 0))
+
+
+def unit_zones(s: Session, node_id: str) -> list[str]:
+    return sorted(s.exec(select(NodeZone.zone_id).where(NodeZone.node_id == node_id)).all())
+
+
+def manages_zones(s: Session, user: User, zone_ids: list[str]) -> bool:
+    """A unit in these zones is the user's to change: every zone is in their subtree (a ward user
+    needs at least one: a unit without zones belongs to the top, and so does a unit shared
+    with another ward)."""
+    mine = visible_zones(s, user)
+    if mine is None:
+        return True
+    return bool(zone_ids) and set(zone_ids) <= mine
 
 
 # --------------------------------------------------------------------------- audit

@@ -17,7 +17,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from controller.models import Node, NodeZone
+from controller.models import RETIRED, Node, NodeZone
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class NodeDirectory:
         self.rebuilds = 0
 
     def rows(self, s: Session) -> list[NodeRow]:
-        nodes = s.exec(select(func.count(), func.max(Node.created_at)).select_from(Node)).one()
+        nodes = s.exec(select(func.count(), func.max(Node.created_at)).select_from(Node)
+                       .where(col(Node.status) != RETIRED)).one()  # retiring one changes the count
         memberships = s.exec(select(func.count()).select_from(NodeZone)).one()
         sig = (*nodes, memberships)
         with self._lock:
@@ -59,5 +60,6 @@ class NodeDirectory:
             zones.setdefault(node_id, []).append(zone_id)
         fields = (Node.id, Node.name, Node.lat, Node.lon, Node.telemetry, Node.alarm, Node.last_seen)
         cols = sa_select(*(col(c) for c in fields))
+        rows = conn.execute(cols.where(col(Node.status) != RETIRED).order_by(col(Node.id)))
         return [NodeRow(i, name, zones.get(i, []), lat, lon, tel or {}, alarm, seen)
-                for i, name, lat, lon, tel, alarm, seen in conn.execute(cols.order_by(col(Node.id)))]
+                for i, name, lat, lon, tel, alarm, seen in rows]

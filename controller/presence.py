@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from controller.background import Periodic
-from controller.models import Node, NodeEvent, NodeZone
+from controller.models import RETIRED, Node, NodeEvent, NodeZone
 from controller.writer import DbWriter
 from devices import protocol as p
 from devices.link import ControllerLink
@@ -70,6 +70,9 @@ class Presence:
         for nz in s.exec(select(NodeZone)).all():
             groups.setdefault(nz.node_id, []).append(nz.zone_id)
         for node in s.exec(select(Node)).all():
+            if node.status == RETIRED:
+                self.forget(node.id)
+                continue
             live = self.nodes.get(node.id)
             if live is None:
                 live = self.nodes[node.id] = NodeLive(status="unknown")
@@ -79,6 +82,11 @@ class Presence:
                     live.last_seen_ms = p.now_ms()
             live.groups = ["all", *sorted(groups.get(node.id, []))]
             live.alarm = live.alarm or node.alarm
+
+    def forget(self, node_id: str) -> None:
+        """A retired unit: from now on its messages are those of an unknown id (ignored)."""
+        self.nodes.pop(node_id, None)
+        self._unknown_seen.pop(node_id, None)
 
     def add_listener(self, fn: Callable[[str, bool], None]) -> None:
         """``fn(node_id, online)`` on every online/offline change."""
@@ -206,7 +214,7 @@ class Presence:
         def op(s: Session) -> None:
             s.add(NodeEvent(node_id=node_id, kind=kind, detail=detail[:500], at=at))
             node = s.get(Node, node_id)
-            if node is None:
+            if node is None or node.status == RETIRED:  # retired meanwhile: stays retired
                 return
             for key, value in fields.items():
                 if value is not None:

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 import tts
 from controller.models import (
+    RETIRED,
     AudioAsset,
     Broadcast,
     BroadcastStatus,
@@ -115,7 +116,7 @@ class Resolved:
 def resolve_targets(s: Session, *, all_nodes: bool, zones: list[str], nodes: list[str]) -> Resolved:
     """Turn a target (whole ward / zones / single nodes) into node ids and the fewest scopes."""
     if all_nodes:
-        ids = sorted(s.exec(select(Node.id)).all())
+        ids = sorted(s.exec(select(Node.id).where(col(Node.status) != RETIRED)).all())
         if not ids:
             raise ServiceError(422, "the ward has no loudspeaker units yet")
         return Resolved(nodes=ids, scopes=[p.AudioScope(kind="group", id="all")])
@@ -125,7 +126,8 @@ def resolve_targets(s: Session, *, all_nodes: bool, zones: list[str], nodes: lis
     unknown = [z for z in zones if z not in known_zones]
     if unknown:
         raise ServiceError(404, f"unknown zone(s): {', '.join(unknown)}")
-    known_nodes = set(s.exec(select(Node.id).where(col(Node.id).in_(nodes))).all())
+    in_service = select(Node.id).where(col(Node.id).in_(nodes), col(Node.status) != RETIRED)  # not retired
+    known_nodes = set(s.exec(in_service).all())
     missing = [n for n in nodes if n not in known_nodes]
     if missing:
         raise ServiceError(404, f"unknown unit(s): {', '.join(missing)}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from controller.models import AudioAsset, Bulletin, Node, NodeZone, Zone
+from controller.models import RETIRED, AudioAsset, Bulletin, Node, NodeZone, Zone
 from devices.protocol import now_ms
 from scheduler.models import RunStatus, Schedule
 from scheduler.schedules import list_runs
@@ -77,7 +77,8 @@ def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
     end = start + timedelta(days=days)
     zones = {z.id: z.name for z in s.exec(select(Zone)).all()}
     members: dict[str, set[str]] = {z: set() for z in zones}
-    node_zones: dict[str, list[str]] = {n: [] for n in s.exec(select(Node.id)).all()}
+    in_service = select(Node.id).where(col(Node.status) != RETIRED)
+    node_zones: dict[str, list[str]] = {n: [] for n in s.exec(in_service).all()}
     for nz in s.exec(select(NodeZone)).all():
         members.setdefault(nz.zone_id, set()).add(nz.node_id)
         node_zones.setdefault(nz.node_id, []).append(nz.zone_id)

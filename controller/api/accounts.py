@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
@@ -14,10 +16,15 @@ from controller.accounts import (
     audit,
     close_session,
     end_sessions,
+    manages_user,
+    may_grant_role,
     open_session,
+    scope_refusal,
+    subtree,
 )
 from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep, cross_site, limiter
 from controller.api.schemas import Strict, iso
+from controller.api.scope import forbidden
 from controller.auth import hash_password
 from controller.models import AuditEntry, OrgUnit, User
 
@@ -55,6 +62,8 @@ class UserCreated(UserPublic):
 class UserUpdate(Strict):
     active: bool | None = None
     role: str | None = None
+    org_unit_id: str | None = Field(None, description="move the account (within your subtree); "
+                                                      "null: the whole tree")
 
 
 class OrgUnitCreate(Strict):
@@ -141,13 +150,43 @@ def change_password(body: PasswordChange, request: Request, response: Response, 
     return LoginPublic(user=_user(user), csrf_token=csrf)
 
 
+def _managed(s: SessionDep, admin: User, user_id: int) -> User:
+    """The account, if ``admin`` manages it (their subtree, a role not above theirs); else 404/403."""
+    user = s.get(User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} does not exist")
+    if not manages_user(s, admin, user):
+        raise forbidden(f"user {user_id}")
+    return user
+
+
+def _check_grant(s: SessionDep, admin: User, role: str | None, org: str | None, *, placing: bool) -> None:
+    """Nobody grants a role above their own, nor an org scope above their own (422 for unknowns)."""
+    if role is not None and role not in ROLES:
+        raise HTTPException(422, f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    if placing and org is not None and s.get(OrgUnit, org) is None:
+        raise HTTPException(422, f"unknown org unit {org!r}")
+    if role is not None and not may_grant_role(admin, role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"your role ({admin.role}) may not grant the role {role}")
+    why = scope_refusal(s, admin, org) if placing else None
+    if why:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, why)
+
+
 @router.get("/users", response_model=list[UserPublic])
-def list_users(s: SessionDep, _: AdminDep) -> list[UserPublic]:
-    return [_user(u) for u in s.exec(select(User).order_by(col(User.id))).all()]
+def list_users(s: SessionDep, admin: AdminDep) -> list[UserPublic]:
+    """The accounts of the admin's subtree (all for an admin without an org unit)."""
+    q = select(User).order_by(col(User.id))
+    if admin.org_unit_id is not None:
+        q = q.where(col(User.org_unit_id).in_(subtree(s, admin.org_unit_id)))
+    return [_user(u) for u in s.exec(q).all()]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
 def create_user(body: UserCreate, s: SessionDep, admin: AdminDep) -> UserCreated:
+    """A new account inside the admin's subtree, with a role not above the admin's (else 403)."""
+    _check_grant(s, admin, body.role, body.org_unit_id, placing=True)
     try:
         user, password = add_user(s, body.username, body.role, body.org_unit_id)
     except ValueError as exc:
@@ -158,35 +197,61 @@ def create_user(body: UserCreate, s: SessionDep, admin: AdminDep) -> UserCreated
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
 def update_user(user_id: int, body: UserUpdate, s: SessionDep, admin: AdminDep) -> UserPublic:
-    user = s.get(User, user_id)
-    if user is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} does not exist")
+    """Enable/disable, change the role or move an account of one's subtree, within one's subtree
+    and up to one's own role (403 otherwise; nothing changes). Nobody changes their own role or
+    org unit, or disables themselves: another admin does."""
+    user = _managed(s, admin, user_id)
+    moving = "org_unit_id" in body.model_fields_set and body.org_unit_id != user.org_unit_id
+    if user.id == admin.id and (body.role not in (None, user.role) or moving or body.active is False):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "you may not change your own role or org unit, or disable yourself")
+    _check_grant(s, admin, body.role, body.org_unit_id, placing=moving)
     if body.role is not None:
-        if body.role not in ROLES:
-            raise HTTPException(422, f"unknown role {body.role!r}")
         user.role = body.role
+    if moving:
+        user.org_unit_id = body.org_unit_id
     if body.active is not None:
         user.active = body.active
     s.add(user)
     s.commit()
-    if body.active is False or body.role is not None:
-        end_sessions(s, user_id)  # disabling (or changing a role) logs the user out everywhere
-    audit(s, admin.username, "user_update", user.username, body.model_dump_json(exclude_none=True))
+    if body.active is False or body.role is not None or moving:
+        end_sessions(s, user_id)  # disabling (or changing a role / ward) logs the user out everywhere
+    audit(s, admin.username, "user_update", user.username, body.model_dump_json(exclude_unset=True))
     return _user(user)
 
 
+@router.post("/users/{user_id}/password", response_model=UserCreated)
+def reset_password(user_id: int, s: SessionDep, admin: AdminDep) -> UserCreated:
+    """A new one-time password for an account of one's subtree (every session of it ends)."""
+    user = _managed(s, admin, user_id)
+    password = secrets.token_urlsafe(12)
+    user.password_hash = hash_password(password)
+    s.add(user)
+    s.commit()
+    end_sessions(s, user_id)
+    audit(s, admin.username, "password_reset", user.username)
+    return UserCreated(**_user(user).model_dump(), password=password)
+
+
 @router.get("/org-units")
-def list_org_units(s: SessionDep, _: UserDep) -> list[dict[str, str | None]]:
-    return [{"id": u.id, "name": u.name, "parent_id": u.parent_id}
-            for u in s.exec(select(OrgUnit).order_by(col(OrgUnit.id))).all()]
+def list_org_units(s: SessionDep, user: UserDep) -> list[dict[str, str | None]]:
+    """The org tree below the user's own org unit (all of it for a user without one)."""
+    q = select(OrgUnit).order_by(col(OrgUnit.id))
+    if user.org_unit_id is not None:
+        q = q.where(col(OrgUnit.id).in_(subtree(s, user.org_unit_id)))
+    return [{"id": u.id, "name": u.name, "parent_id": u.parent_id} for u in s.exec(q).all()]
 
 
 @router.post("/org-units", status_code=status.HTTP_201_CREATED)
 def create_org_unit(body: OrgUnitCreate, s: SessionDep, admin: AdminDep) -> dict[str, str | None]:
-    if s.get(OrgUnit, body.id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"org unit {body.id} already exists")
+    """A new org unit below one of the admin's subtree (a ward admin cannot add a top-level one)."""
     if body.parent_id is not None and s.get(OrgUnit, body.parent_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown parent {body.parent_id}")
+    why = scope_refusal(s, admin, body.parent_id)
+    if why:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, why)
+    if s.get(OrgUnit, body.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"org unit {body.id} already exists")
     s.add(OrgUnit(id=body.id, name=body.name, parent_id=body.parent_id))
     s.commit()
     audit(s, admin.username, "org_unit_add", body.id, body.name)
@@ -194,8 +259,16 @@ def create_org_unit(body: OrgUnitCreate, s: SessionDep, admin: AdminDep) -> dict
 
 
 @router.get("/audit", response_model=list[AuditPublic])
-def list_audit(s: SessionDep, _: AdminDep, limit: int = 200) -> list[AuditPublic]:
+def list_audit(s: SessionDep, admin: AdminDep, limit: int = 200) -> list[AuditPublic]:
+    """The audit log, newest first. An admin with an org unit sees exactly the entries made by
+    (or, for failed logins, in the name of) accounts of their subtree: every entry names who
+    acted, so the rule needs no guessing about what a free-text target refers to. Entries by
+    province-level accounts, the CLI or unknown names stay with admins without an org unit."""
     q = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(max(1, min(limit, 2000)))
+    if admin.org_unit_id is not None:
+        mine = subtree(s, admin.org_unit_id)
+        names = select(User.username).where(col(User.org_unit_id).in_(mine))
+        q = q.where(col(AuditEntry.username).in_(names))
     rows = s.exec(q).all()
     return [AuditPublic(at=iso(r.at), username=r.username, action=r.action, target=r.target, detail=r.detail)
             for r in rows]

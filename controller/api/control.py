@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from controller.accounts import visible_zones
+from controller.accounts import manages_zones, unit_zones, visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import MqttCredentials, Strict, iso
 from controller.api.scope import forbidden, node_visible
 from controller.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
-from controller.models import Node, NodeCommand, NodeZone, User, Zone
+from controller.models import RETIRED, Node, NodeCommand, NodeZone, User, Zone
 from controller.mqtt_accounts import issue_credentials
 
 router = APIRouter(prefix="/api", tags=["control"])
@@ -156,9 +156,13 @@ def node_telemetry(node_id: str, sv: ServicesDep, s: SessionDep, _: UserDep,
 
 @router.post("/nodes/{node_id}/credentials", status_code=status.HTTP_201_CREATED)
 def rotate_credentials(node_id: str, s: SessionDep, user: UserDep) -> MqttCredentials:
-    """Issue a new broker password for a unit (the old one stops working after the broker reload)."""
-    if s.get(Node, node_id) is None:
+    """Issue a new broker password for a unit (the old one stops working after the broker reload);
+    only for a unit in service whose zones are all in the admin's subtree."""
+    node = s.get(Node, node_id)
+    if node is None or node.status == RETIRED:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
+    if not manages_zones(s, user, unit_zones(s, node_id)):
+        raise forbidden(f"unit {node_id}")
     password = issue_credentials(s, node_id, by=user.username)
     s.commit()
     return MqttCredentials(username=node_id, password=password)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, select
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, delete, select
 
-from controller.accounts import audit, visible_zones
+from controller.accounts import audit, manages_zones, scope_refusal, unit_zones, visible_zones
 from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep
-from controller.api.schemas import MqttCredentials, NodeCreate, NodeCreated, NodePublic, ZoneCreate, iso
-from controller.api.scope import node_for
-from controller.models import Node, NodeEvent, NodeZone, OrgUnit, Zone
+from controller.api.schemas import (
+    MqttCredentials,
+    NodeCreate,
+    NodeCreated,
+    NodePublic,
+    Strict,
+    ZoneCreate,
+    iso,
+)
+from controller.api.scope import forbidden, node_for
+from controller.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, OrgUnit, User, Zone
 from controller.mqtt_accounts import issue_credentials, refuse_reserved
 from controller.nodedir import NodeDirectory
 
@@ -29,10 +40,14 @@ def list_zones(s: SessionDep, user: UserDep) -> list[dict[str, object]]:
 
 @router.post("/zones", status_code=status.HTTP_201_CREATED)
 def create_zone(body: ZoneCreate, s: SessionDep, admin: AdminDep) -> dict[str, str]:
-    if s.get(Zone, body.id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"zone {body.id} already exists")
+    """A new zone of an org unit in the admin's subtree (a ward admin's zones are their ward's)."""
     if body.org_unit_id is not None and s.get(OrgUnit, body.org_unit_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown org unit {body.org_unit_id}")
+    why = scope_refusal(s, admin, body.org_unit_id)
+    if why:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, why)
+    if s.get(Zone, body.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"zone {body.id} already exists")
     s.add(Zone(id=body.id, name=body.name, org_unit_id=body.org_unit_id))
     s.commit()
     audit(s, admin.username, "zone_add", body.id, f"org={body.org_unit_id}")
@@ -99,38 +114,149 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
     return JSONResponse(out, headers={"X-Total-Count": str(len(picked))})
 
 
+class NodeUpdate(Strict):
+    name: str | None = Field(None, max_length=200)
+    zones: list[str] | None = Field(None, max_length=500, description="replaces the unit's zones")
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+
+class NodeRetired(BaseModel):
+    id: str
+    status: str = Field(description="retired")
+    left_zones: list[str] = Field(description="the zones it was taken out of")
+    credentials_revoked: bool = Field(description="its broker account is gone from the next mqtt-config")
+
+
+def _check_zones(s: Session, user: User, zones: list[str]) -> None:
+    """Zones a unit may be put in: known ones (404), all of the user's subtree (403)."""
+    missing = [z for z in zones if s.get(Zone, z) is None]
+    if missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone(s): {', '.join(missing)}")
+    if not manages_zones(s, user, zones):
+        mine = visible_zones(s, user) or set()
+        foreign = [z for z in zones if z not in mine]
+        if foreign:
+            raise forbidden(f"zone {foreign[0]}")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a unit of your ward needs at least one of its zones")
+
+
+def _former_zones(s: Session, node_id: str) -> list[str]:
+    """The zones a retired unit was in (kept in its ``retired`` event: who may read its history)."""
+    ev = s.exec(select(NodeEvent).where(NodeEvent.node_id == node_id, NodeEvent.kind == RETIRED)
+                .order_by(col(NodeEvent.id).desc())).first()
+    try:
+        zones = json.loads(ev.detail).get("zones", []) if ev else []
+    except (ValueError, AttributeError):
+        return []
+    return [str(z) for z in zones] if isinstance(zones, list) else []
+
+
+def _live_node(s: Session, user: User, node_id: str) -> Node:
+    """A unit (not retired) the user may change: all its zones are in their subtree."""
+    node = s.get(Node, node_id)
+    if node is None or node.status == RETIRED:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
+    if not manages_zones(s, user, unit_zones(s, node_id)):
+        raise forbidden(f"unit {node_id}")
+    return node
+
+
 @router.post("/nodes", status_code=status.HTTP_201_CREATED, response_model=NodeCreated)
 async def create_node(body: NodeCreate, sv: ServicesDep, user: AdminDep) -> NodeCreated:
+    """A new unit in zones of the admin's subtree, with its own broker account. The id of a
+    retired unit may be used again: it gets fresh credentials (its history stays)."""
     reserved = refuse_reserved(body.id, sv.settings)  # e.g. the configured controller user name
     if reserved is not None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, reserved)
     with sv.db.session() as s:
-        if s.get(Node, body.id) is not None:
+        node = s.get(Node, body.id)
+        if node is not None and node.status != RETIRED:
             raise HTTPException(status.HTTP_409_CONFLICT, f"unit {body.id} already exists")
-        missing = [z for z in body.zones if s.get(Zone, z) is None]
-        if missing:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone(s): {', '.join(missing)}")
-        node = Node(id=body.id, name=body.name, lat=body.lat, lon=body.lon)
+        _check_zones(s, user, body.zones)
+        if node is not None and not manages_zones(s, user, _former_zones(s, body.id)):
+            raise forbidden(f"unit {body.id}")
+        if node is None:
+            node = Node(id=body.id, name=body.name, lat=body.lat, lon=body.lon)
+        else:  # a retired id back in service: a new unit as far as anyone can tell
+            node.name, node.lat, node.lon, node.status = body.name, body.lat, body.lon, "unknown"
+            node.session, node.alarm, node.telemetry = "", "", {}
         s.add(node)
         for z in dict.fromkeys(body.zones):
             s.add(NodeZone(node_id=body.id, zone_id=z))
         password = issue_credentials(s, body.id, by=user.username)  # its own broker account
         s.commit()
         sv.presence.load(s)
+        audit(s, user.username, "node_add", body.id, f"zones={','.join(body.zones)}")
     await sv.presence.publish_configs([body.id])
     public = _public(sv, node, sorted(set(body.zones)))
     return NodeCreated(**public.model_dump(), mqtt=MqttCredentials(username=body.id, password=password))
 
 
+@router.patch("/nodes/{node_id}", response_model=NodePublic)
+async def update_node(node_id: str, body: NodeUpdate, sv: ServicesDep, user: AdminDep) -> NodePublic:
+    """Rename, move or re-zone a unit of one's subtree, into zones of one's subtree only (403;
+    nothing changes). The broker's ACL follows at the next ``loaphuong mqtt-config``."""
+    with sv.db.session() as s:
+        node = _live_node(s, user, node_id)
+        if body.zones is not None:
+            _check_zones(s, user, body.zones)
+            s.exec(delete(NodeZone).where(col(NodeZone.node_id) == node_id))  # type: ignore[call-overload]
+            for z in dict.fromkeys(body.zones):
+                s.add(NodeZone(node_id=node_id, zone_id=z))
+        for key in ("name", "lat", "lon"):
+            if getattr(body, key) is not None:
+                setattr(node, key, getattr(body, key))
+        s.add(node)
+        s.commit()
+        sv.presence.load(s)
+        audit(s, user.username, "node_update", node_id, body.model_dump_json(exclude_none=True))
+        zones = unit_zones(s, node_id)
+    await sv.presence.publish_configs([node_id])
+    return _public(sv, node, zones)
+
+
+@router.delete("/nodes/{node_id}", response_model=NodeRetired)
+def retire_node(node_id: str, sv: ServicesDep, s: SessionDep, user: AdminDep) -> NodeRetired:
+    """Retire a unit of one's subtree: its broker account is revoked (the next ``loaphuong
+    mqtt-config`` leaves it out of passwd and acl), it leaves its zones and the unit lists, and no
+    broadcast or command can address it; its deliveries and events stay readable."""
+    _live_node(s, user, node_id)
+    node = s.get(Node, node_id)
+    assert node is not None
+    zones = unit_zones(s, node_id)
+    cred = s.get(NodeCredential, node_id)
+    if cred is not None:
+        s.delete(cred)
+    s.exec(delete(NodeZone).where(col(NodeZone.node_id) == node_id))  # type: ignore[call-overload]
+    node.status = RETIRED
+    s.add(node)
+    record = json.dumps({"zones": zones, "by": user.username})
+    s.add(NodeEvent(node_id=node_id, kind=RETIRED, detail=record[:500]))
+    s.commit()
+    sv.presence.forget(node_id)
+    audit(s, user.username, "node_retire", node_id, f"zones={','.join(zones)}; broker credentials revoked")
+    return NodeRetired(id=node_id, status=RETIRED, left_zones=zones, credentials_revoked=cred is not None)
+
+
 @router.get("/nodes/{node_id}")
 def get_node(node_id: str, sv: ServicesDep, s: SessionDep, user: UserDep) -> dict[str, object]:
+    """A unit and its latest events; a retired unit stays readable to those who saw its zones."""
     node = s.get(Node, node_id)
     if node is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
-    node_for(s, user, node_id)
+    if node.status == RETIRED:
+        mine = visible_zones(s, user)
+        if mine is not None and not mine.intersection(_former_zones(s, node_id)):
+            raise forbidden(f"unit {node_id}")
+    else:
+        node_for(s, user, node_id)
     events = s.exec(select(NodeEvent).where(NodeEvent.node_id == node_id)
                     .order_by(col(NodeEvent.at).desc()).limit(50)).all()
+    public = _public(sv, node, _zones_of(s, node_id).get(node_id, []))
+    if node.status == RETIRED:
+        public.status = RETIRED
     return {
-        **_public(sv, node, _zones_of(s, node_id).get(node_id, [])).model_dump(),
+        **public.model_dump(),
         "events": [{"kind": e.kind, "detail": e.detail, "at": iso(e.at)} for e in events],
     }

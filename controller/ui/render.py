@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from controller.accounts import COOKIE, find_session, visible_zones
 from controller.app import Services
-from controller.models import Node, NodeZone, User, Zone
+from controller.models import RETIRED, Node, NodeZone, User, Zone
 from controller.ui.i18n import T, pick
 from scheduler import TIMEZONE
 
@@ -81,7 +81,7 @@ def units(p: Page, zone: str | None = None, state: str | None = None) -> list[Un
     for nz in p.s.exec(select(NodeZone).order_by(col(NodeZone.zone_id))).all():
         zmap.setdefault(nz.node_id, []).append(nz.zone_id)
     out = []
-    for n in p.s.exec(select(Node).order_by(col(Node.id))).all():
+    for n in p.s.exec(select(Node).where(col(Node.status) != RETIRED).order_by(col(Node.id))).all():
         zs = zmap.get(n.id, [])
         if mine is not None and not mine.intersection(zs):
             continue
