@@ -215,6 +215,7 @@ def initial_approval(b: Bulletin, user: User) -> None:
     (recorded); anyone else's (an editor's, an operator's emergency) is a draft."""
     b.org_unit_id = user.org_unit_id
     if user.role not in CAN_APPROVE:
-        b.approval = "draft"
+        b.approval, b.approved_sha256, b.approved_spoken_text = "draft", None, None
     else:
         b.approval, b.decided_by, b.decided_at = "approved", user.username, now_ms()
+        b.approved_sha256 = b.audio_sha256  # bound to the audio it has (controller/binding.py)

@@ -144,6 +144,11 @@ class Bulletin(SQLModel, table=True):
     decided_by: str = Field(default="", max_length=100)
     decided_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     decision_note: str = Field(default="", max_length=500)
+    # what the approver approved (0009): the audio's sha256 and the spoken text shown to them;
+    # only this audio airs (controller/binding.py). ``pending_reason``: why it needs approval again
+    approved_sha256: str | None = Field(default=None, max_length=64)
+    approved_spoken_text: str | None = None
+    pending_reason: str = Field(default="", max_length=500)
 
 
 class Broadcast(SQLModel, table=True):
@@ -278,15 +283,19 @@ class TelemetrySample(SQLModel, table=True):
 
 
 class PronunciationEntry(SQLModel, table=True):
-    """The ward's pronunciation dictionary: a written term and how it is read aloud.
+    """A pronunciation dictionary entry of an org unit: a written term and how it is read aloud.
 
-    Applied (whole word, case-insensitive) before normalisation; ``term_key`` is the
-    case-folded term, unique.
+    Applied (whole word, case-insensitive) before normalisation to the bulletins of that org unit
+    and of every unit below it; a lower unit's entry for the same term wins (controller/dictionary.py).
+    ``org_unit_id`` None: the top of the tree (every ward). ``term_key`` is the case-folded
+    term, unique per org unit (0009).
     """
 
+    __table_args__ = (UniqueConstraint("org_unit_id", "term_key", name="uq_pronunciation_org_term"),)
     id: int | None = Field(default=None, primary_key=True)
+    org_unit_id: str | None = Field(default=None, max_length=63, index=True)
     term: str = Field(max_length=100)
-    term_key: str = Field(max_length=100, unique=True)
+    term_key: str = Field(max_length=100)
     spoken: str = Field(max_length=300)
     note: str = Field(default="", max_length=200)
     created_by: str = Field(default="", max_length=100)
@@ -302,6 +311,7 @@ class BulletinSpeech(SQLModel, table=True):
     engine: str = Field(max_length=64)
     voice: str = Field(max_length=64)
     dictionary_hits: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    speed: float | None = None  # the speed it was rendered at (0009; None: the ward's default)
 
 
 class Relay(SQLModel, table=True):

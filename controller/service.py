@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,8 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 import tts
+from controller.binding import audio_refusal
+from controller.dictionary import load_dictionary
 from controller.models import (
     RETIRED,
     AudioAsset,
@@ -28,7 +30,6 @@ from controller.models import (
     DeliveryState,
     Node,
     NodeZone,
-    PronunciationEntry,
     Zone,
 )
 from devices import protocol as p
@@ -63,23 +64,21 @@ def store_audio(s: Session, audio_dir: Path, *, data: bytes, sha256: str, codec:
                      path=str(rel)))
 
 
-def load_dictionary(s: Session) -> dict[str, str]:
-    """The ward's pronunciation dictionary (term → spoken form)."""
-    return {e.term: e.spoken for e in s.exec(select(PronunciationEntry)).all()}
-
-
 def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: str, engine: str,
                     bitrate_kbps: int, audio_dir: Path, cache_dir: Path | None,
                     created_by: str, fallback: Sequence[str] = (), speed: float = 1.0,
                     codec: str = "mp3", audio: tts.AudioOptions | None = None,
-                    cache_max_bytes: int | None = None) -> Bulletin:
-    """Normalise and synthesise the text (falling back to other engines when needed) and store the
-    bulletin with its audio, its spoken form and its warnings (blocking; run in a thread)."""
+                    cache_max_bytes: int | None = None, org_unit_id: str | None = None,
+                    prepare: Callable[[Bulletin], None] | None = None) -> Bulletin:
+    """Normalise and synthesise the text (falling back to other engines when needed) with the
+    dictionary of ``org_unit_id``, and store the bulletin with its audio, its spoken form and its
+    warnings (blocking; run in a thread). ``prepare`` sets its approval state before it is first
+    written (so an editor's bulletin is never stored as approved, not even for a moment)."""
     extra = {} if cache_max_bytes is None else {"cache_max_bytes": cache_max_bytes}
     try:
         rendered = tts.render(text, voice=voice, engine=engine, bitrate_kbps=bitrate_kbps,
                               cache_dir=cache_dir, fallback=fallback, speed=speed, codec=codec,
-                              audio=audio, dictionary=load_dictionary(s), **extra)
+                              audio=audio, dictionary=load_dictionary(s, org_unit_id), **extra)
     except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError) as exc:
         raise ServiceError(422, str(exc)) from None
     except tts.TTSError as exc:
@@ -92,13 +91,18 @@ def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: 
                 bitrate_kbps=rendered.bitrate_kbps, engine=rendered.engine, voice=rendered.voice)
     bulletin = Bulletin(title=title, text=text, voice=voice, priority=priority,
                         audio_sha256=rendered.sha256, created_by=created_by,
-                        warnings=list(rendered.warnings))
+                        warnings=list(rendered.warnings), org_unit_id=org_unit_id)
+    if prepare is not None:
+        prepare(bulletin)
     s.add(bulletin)
     s.flush()
     assert bulletin.id is not None
     s.add(BulletinSpeech(bulletin_id=bulletin.id, spoken_text=rendered.text, engine=rendered.engine,
                          requested_engine=rendered.requested_engine or engine, voice=rendered.voice,
-                         dictionary_hits=list(rendered.dictionary_hits)))
+                         dictionary_hits=list(rendered.dictionary_hits), speed=speed))
+    s.flush()
+    if bulletin.approval == "approved":  # approved by its author: bound to this audio and reading
+        bulletin.approved_sha256, bulletin.approved_spoken_text = rendered.sha256, rendered.text
     s.commit()
     s.refresh(bulletin)
     return bulletin
@@ -163,6 +167,9 @@ def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: li
         raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
     if bulletin.audio_sha256 is None:
         raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
+    unbound = audio_refusal(bulletin, bulletin.audio_sha256)
+    if unbound is not None:
+        raise ServiceError(409, unbound)
     now = p.now_ms()
     start = now if air_at is None else air_at
     if start < now - 60_000:

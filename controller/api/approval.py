@@ -11,6 +11,7 @@ from controller.api.bulletins import BulletinSpeechPublic, _public
 from controller.api.deps import ApproverDep, EditorDep, SessionDep, UserDep
 from controller.api.schemas import Strict
 from controller.api.scope import bulletin_for, visible_bulletin_ids
+from controller.binding import bind
 from controller.models import Bulletin, User
 from devices.protocol import now_ms
 
@@ -21,6 +22,10 @@ APPROVAL_STATES = ("draft", "submitted", "approved", "rejected")
 
 class Decision(Strict):
     note: str = Field("", max_length=500, description="why (shown to the editor)")
+    audio_sha256: str | None = Field(
+        None, pattern="^[0-9a-f]{64}$",
+        description="the audio the approver listened to (its sha256): refused (409) if the bulletin's "
+                    "audio has changed since")
 
 
 @router.get("", response_model=list[BulletinSpeechPublic])
@@ -51,10 +56,21 @@ def submit(bulletin_id: int, s: SessionDep, user: EditorDep) -> BulletinSpeechPu
 
 
 def _decide(bulletin_id: int, s: SessionDep, user: User, body: Decision, to: str) -> BulletinSpeechPublic:
+    """Only a submitted (pending) bulletin is decided; an approval binds to its audio and spoken text."""
     b = bulletin_for(s, user, bulletin_id)
-    if b.approval not in ("submitted", "draft"):
+    if b.approval == "draft":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"bulletin {bulletin_id} is a draft that was never "
+                                                      "submitted; its author must submit it first")
+    if b.approval != "submitted":
         raise HTTPException(status.HTTP_409_CONFLICT, f"bulletin {bulletin_id} is already {b.approval}")
+    if body.audio_sha256 is not None and body.audio_sha256 != b.audio_sha256:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the audio of bulletin {bulletin_id} has changed "
+                                                      "since you listened; listen again before deciding")
+    if to == "approved" and b.audio_sha256 is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"bulletin {bulletin_id} has no audio to approve")
     b.approval, b.decided_by, b.decided_at, b.decision_note = to, user.username, now_ms(), body.note
+    if to == "approved":
+        bind(s, b)
     s.add(b)
     s.commit()
     audit(s, user.username, f"bulletin_{to}", f"bulletin:{bulletin_id}", body.note)

@@ -46,6 +46,9 @@ class BulletinSpeechPublic(BulletinPublic):
     decided_by: str = ""
     decided_at: str | None = None
     decision_note: str = ""
+    approved_sha256: str | None = Field(None, description="the audio the approver approved; only it airs")
+    approved_spoken_text: str | None = Field(None, description="the spoken text shown to the approver")
+    pending_reason: str = Field("", description="why it needs approval (again), e.g. a dictionary change")
 
 
 def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
@@ -65,6 +68,8 @@ def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
         dictionary_hits=list(speech.dictionary_hits) if speech else [],
         approval=b.approval, org_unit_id=b.org_unit_id, submitted_at=iso(b.submitted_at),
         decided_by=b.decided_by, decided_at=iso(b.decided_at), decision_note=b.decision_note,
+        approved_sha256=b.approved_sha256, approved_spoken_text=b.approved_spoken_text,
+        pending_reason=b.pending_reason,
     )
 
 
@@ -91,11 +96,8 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
             b = render_bulletin(
                 s, title=body.title or default_title(body.text), text=body.text, priority=body.priority,
                 audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
-                **opts,
-            )
-            initial_approval(b, user)
-            s.add(b)
-            s.commit()
+                org_unit_id=user.org_unit_id, prepare=lambda b: initial_approval(b, user), **opts,
+            )  # read with the dictionary of the author's org unit, approval state set before storing
             return _public(s, b)
 
     return await asyncio.to_thread(work)

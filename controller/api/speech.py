@@ -1,5 +1,9 @@
-"""Speech: preview a text before it airs, check its spoken form, and edit the ward's
-pronunciation dictionary (names of hamlets, people, local terms)."""
+"""Speech: preview a text before it airs, check its spoken form, and edit the pronunciation
+dictionary of one's org unit (names of hamlets, people, local terms; controller/dictionary.py).
+
+Audio by hash (``/audio/{sha256}``) is served only to those who may hear it: the makers of a
+preview (and users who can see their org unit), and users who can see a bulletin or broadcast
+with that audio. Everything else is 404, whether it exists or not."""
 
 from __future__ import annotations
 
@@ -8,22 +12,35 @@ import base64
 import unicodedata
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 import tts
+from controller.accounts import audit, can_see_org
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import Priority, Strict, iso
-from controller.models import AudioAsset, PronunciationEntry
-from controller.service import ServiceError, load_dictionary
+from controller.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
+from controller.models import (
+    AudioAsset,
+    Broadcast,
+    Bulletin,
+    BulletinSpeech,
+    OrgUnit,
+    PronunciationEntry,
+    User,
+)
+from controller.reread import recheck_after_dictionary_change
+from controller.service import ServiceError
 from controller.settings import Settings, TtsSettings
-from tts.cache import AudioCache
+from tts.cache import AudioCache, CacheEntry
 
 router = APIRouter(prefix="/api/speech", tags=["speech"])
 
 MEDIA_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg"}
+NO_AUDIO = "no such audio (a preview is kept for a while only; render it again)"
+MAX_MAKERS = 50  # users remembered per preview (the same text previewed by many)
 USER_ERRORS = (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError)
 
 
@@ -91,6 +108,8 @@ class NormalizePublic(BaseModel):
 
 
 class EntryCreate(Strict):
+    org_unit_id: str | None = Field(None, max_length=63,
+                                    description="whose dictionary (default: your own org unit's)")
     term: str = Field(min_length=1, max_length=100, description="as written, e.g. 'Kẻ Sặt' or 'Đ/c Hùng'")
     spoken: str = Field(min_length=1, max_length=300, description="how it is read aloud")
     note: str = Field("", max_length=200)
@@ -106,17 +125,24 @@ class EntryCreate(Strict):
 
 class EntryPublic(BaseModel):
     id: int
+    org_unit_id: str | None = Field(None, description="whose entry (None: the top, every ward)")
     term: str
     spoken: str
     note: str
     created_by: str
     created_at: str | None
+    overridden: bool = Field(False, description="a lower org unit reads this term its own way")
+    rerendered: list[int] = Field(default_factory=list,
+                                  description="bulletins read again because of this change (approved "
+                                              "ones among them need approval again)")
 
 
-def _entry(e: PronunciationEntry) -> EntryPublic:
+def _entry(e: PronunciationEntry, overridden: bool = False,
+           rerendered: list[int] | None = None) -> EntryPublic:
     assert e.id is not None
-    return EntryPublic(id=e.id, term=e.term, spoken=e.spoken, note=e.note, created_by=e.created_by,
-                       created_at=iso(e.created_at))
+    return EntryPublic(id=e.id, org_unit_id=e.org_unit_id, term=e.term, spoken=e.spoken, note=e.note,
+                       created_by=e.created_by, created_at=iso(e.created_at), overridden=overridden,
+                       rerendered=rerendered or [])
 
 
 @router.get("/engines")
@@ -129,7 +155,7 @@ def engines(sv: ServicesDep, _: UserDep) -> dict[str, Any]:
 
 
 @router.post("/normalize", response_model=NormalizePublic)
-def normalize(body: NormalizeRequest, sv: ServicesDep, s: SessionDep, _: UserDep) -> NormalizePublic:
+def normalize(body: NormalizeRequest, sv: ServicesDep, s: SessionDep, user: UserDep) -> NormalizePublic:
     """The spoken form only (no audio): quick to check a pronunciation."""
     opts = _options(sv.settings.tts, voice=body.voice, engine=body.engine)
     try:
@@ -137,7 +163,7 @@ def normalize(body: NormalizeRequest, sv: ServicesDep, s: SessionDep, _: UserDep
         dialect = engine.accent(engine.resolve_voice(opts["voice"]))
     except (tts.UnknownVoiceError, tts.EngineError) as exc:
         raise ServiceError(422, str(exc)) from None
-    out = tts.normalize(body.text, dialect=dialect, dictionary=load_dictionary(s))
+    out = tts.normalize(body.text, dialect=dialect, dictionary=load_dictionary(s, user.org_unit_id))
     return NormalizePublic(text=out.text, dialect=dialect, warnings=list(out.warnings),
                            dictionary_hits=list(out.dictionary_hits))
 
@@ -150,14 +176,14 @@ def _options(cfg: TtsSettings, **kw: Any) -> dict[str, Any]:
 
 
 @router.post("/preview", response_model=PreviewPublic)
-async def preview(body: PreviewRequest, sv: ServicesDep, _: UserDep) -> PreviewPublic:
+async def preview(body: PreviewRequest, sv: ServicesDep, user: UserDep) -> PreviewPublic:
     """Render the text as it would air, without storing a bulletin: listen, fix, repeat."""
     cfg = sv.settings.tts
     opts = _options(cfg, priority=body.priority, voice=body.voice, engine=body.engine, speed=body.speed)
 
     def work() -> tts.RenderedAudio:
         with sv.db.session() as s:
-            dictionary = load_dictionary(s)
+            dictionary = load_dictionary(s, user.org_unit_id)
         try:
             return tts.render(body.text, cache_dir=sv.settings.cache_dir, dictionary=dictionary,
                               max_chars=cfg.max_chars, **opts)
@@ -167,7 +193,7 @@ async def preview(body: PreviewRequest, sv: ServicesDep, _: UserDep) -> PreviewP
             raise ServiceError(503, f"speech synthesis failed: {exc}") from None
 
     audio = await asyncio.to_thread(work)
-    await asyncio.to_thread(preview_store(sv.settings).put, audio.sha256, audio.data, {"codec": audio.codec})
+    await asyncio.to_thread(_keep_preview, sv.settings, audio, user.username)
     return PreviewPublic(
         text=audio.text, duration_ms=audio.duration_ms, warnings=list(audio.warnings), engine=audio.engine,
         requested_engine=audio.requested_engine, voice=audio.voice, codec=audio.codec, sha256=audio.sha256,
@@ -177,37 +203,92 @@ async def preview(body: PreviewRequest, sv: ServicesDep, _: UserDep) -> PreviewP
     )
 
 
+def _keep_preview(settings: Settings, audio: tts.RenderedAudio, username: str) -> None:
+    """Store the preview for its makers (the same text previewed again adds its new maker)."""
+    store = preview_store(settings)
+    old = store.get(audio.sha256)
+    makers = list(old.metadata.get("makers") or []) if old is not None else []
+    makers = [*[m for m in makers if isinstance(m, str) and m != username][-(MAX_MAKERS - 1):], username]
+    store.put(audio.sha256, audio.data, {"codec": audio.codec, "makers": makers})
+
+
+def _may_hear_preview(s: Session, user: User, entry: CacheEntry) -> bool:
+    makers = [m for m in entry.metadata.get("makers") or [] if isinstance(m, str)]
+    if user.username in makers:
+        return True
+    rows = s.exec(select(User.org_unit_id).where(col(User.username).in_(makers))).all() if makers else []
+    return any(can_see_org(s, user, org) for org in rows)
+
+
+def _may_hear_stored(s: Session, user: User, sha256: str) -> bool:
+    """Some bulletin or broadcast with this audio belongs to the user's subtree."""
+    orgs = list(s.exec(select(Bulletin.org_unit_id).where(
+        (col(Bulletin.audio_sha256) == sha256) | (col(Bulletin.approved_sha256) == sha256))).all())
+    aired = select(Bulletin.org_unit_id).join(Broadcast, col(Broadcast.bulletin_id) == col(Bulletin.id))
+    orgs += s.exec(aired.where(col(Broadcast.audio_sha256) == sha256)).all()
+    return any(can_see_org(s, user, org) for org in set(orgs))
+
+
 @router.get("/audio/{sha256}", response_class=Response)
-def audio(sha256: str, sv: ServicesDep, s: SessionDep, _: UserDep) -> Response:
-    """Audio of a preview (kept while the preview store has room) or of any stored bulletin."""
+def audio(sha256: str, sv: ServicesDep, s: SessionDep, user: UserDep) -> Response:
+    """Audio of a preview you (or someone of your ward) made, or of a bulletin of your ward; else 404."""
     if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such audio")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NO_AUDIO)
     entry = preview_store(sv.settings).get(sha256)
-    if entry is not None:
+    if entry is not None and _may_hear_preview(s, user, entry):
         codec = str(entry.metadata.get("codec", "mp3"))
         return Response(entry.data, media_type=MEDIA_TYPES.get(codec, "application/octet-stream"))
     asset = s.get(AudioAsset, sha256)
     path = sv.settings.audio_dir / asset.path if asset else None
-    if asset is None or path is None or not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "this preview has expired; render it again")
+    if asset is None or path is None or not path.is_file() or not _may_hear_stored(s, user, sha256):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NO_AUDIO)
     return Response(path.read_bytes(), media_type=MEDIA_TYPES.get(asset.codec, "application/octet-stream"))
 
 
 @router.get("/dictionary", response_model=list[EntryPublic])
-def list_entries(s: SessionDep, _: UserDep) -> list[EntryPublic]:
-    rows = s.exec(select(PronunciationEntry).order_by(col(PronunciationEntry.term_key))).all()
-    return [_entry(e) for e in rows]
+def list_entries(s: SessionDep, user: UserDep, org_unit_id: str | None = Query(
+        None, max_length=63, description="whose dictionary (default: yours): the entries that apply "
+                                         "there, from the top down")) -> list[EntryPublic]:
+    org = org_unit_id if org_unit_id is not None else user.org_unit_id
+    if not may_view(s, user, org):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"org unit {org} has no dictionary you can see")
+    return [_entry(x.entry, x.overridden) for x in effective_entries(s, org)]
+
+
+def _recheck(sv: ServicesDep, s: Session, org: str | None, by: str, change: str) -> list[int]:
+    cfg = sv.settings.tts
+
+    def options_for(b: Bulletin, speech: BulletinSpeech) -> dict[str, Any]:
+        opts = render_options(cfg, priority=b.priority, voice=b.voice, engine=speech.requested_engine,
+                              speed=speech.speed)
+        return {**opts, "cache_dir": sv.settings.cache_dir, "max_chars": cfg.max_chars}
+
+    return recheck_after_dictionary_change(s, org_unit_id=org, options_for=options_for,
+                                           audio_dir=sv.settings.audio_dir, by=by, change=change)
+
+
+def _refuse_edit(s: Session, user: User, org: str | None) -> None:
+    why = edit_refusal(s, user, org)
+    if why is not None:
+        raise HTTPException(why[0], why[1])
+    if org is not None and s.get(OrgUnit, org) is None:
+        raise ServiceError(422, f"unknown org unit {org}")
 
 
 @router.post("/dictionary", status_code=status.HTTP_201_CREATED, response_model=EntryPublic)
-def add_entry(body: EntryCreate, s: SessionDep, user: UserDep) -> EntryPublic:
+def add_entry(body: EntryCreate, sv: ServicesDep, s: SessionDep, user: UserDep) -> EntryPublic:
+    """An entry of your org unit's dictionary (an admin: of any unit of their subtree). Bulletins it
+    reaches whose spoken text it changes are read again; approved ones need approval again."""
+    org = body.org_unit_id if body.org_unit_id is not None else user.org_unit_id
+    _refuse_edit(s, user, org)
     key = body.term.casefold()
-    existing = s.exec(select(PronunciationEntry).where(PronunciationEntry.term_key == key)).first()
+    existing = s.exec(select(PronunciationEntry).where(PronunciationEntry.term_key == key,
+                                                       PronunciationEntry.org_unit_id == org)).first()
     if existing is not None:
         raise ServiceError(409, f"'{existing.term}' is already in the dictionary (entry {existing.id}, read "
                                 f"as '{existing.spoken}'); delete it first to change it")
-    entry = PronunciationEntry(term=body.term, term_key=key, spoken=body.spoken, note=body.note,
-                               created_by=user.username)
+    entry = PronunciationEntry(org_unit_id=org, term=body.term, term_key=key, spoken=body.spoken,
+                               note=body.note, created_by=user.username)
     s.add(entry)
     try:
         s.commit()
@@ -215,14 +296,23 @@ def add_entry(body: EntryCreate, s: SessionDep, user: UserDep) -> EntryPublic:
         s.rollback()
         raise ServiceError(409, f"'{body.term}' is already in the dictionary") from None
     s.refresh(entry)
-    return _entry(entry)
+    audit(s, user.username, "dictionary_add", f"dictionary:{org or 'top'}", f"{body.term} → {body.spoken}")
+    changed = _recheck(sv, s, org, user.username,
+                       f"the pronunciation entry '{body.term}' → '{body.spoken}' of {org or 'the top'} "
+                       f"(by {user.username})")
+    return _entry(entry, rerendered=changed)
 
 
 @router.delete("/dictionary/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_entry(entry_id: int, s: SessionDep, _: UserDep) -> Response:
+def delete_entry(entry_id: int, sv: ServicesDep, s: SessionDep, user: UserDep) -> Response:
     entry = s.get(PronunciationEntry, entry_id)
-    if entry is None:
+    if entry is None or not may_view(s, user, entry.org_unit_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"dictionary entry {entry_id} does not exist")
+    org, term = entry.org_unit_id, entry.term
+    _refuse_edit(s, user, org)
     s.delete(entry)
     s.commit()
+    audit(s, user.username, "dictionary_delete", f"dictionary:{org or 'top'}", term)
+    _recheck(sv, s, org, user.username,
+             f"removing the pronunciation entry '{term}' of {org or 'the top'} (by {user.username})")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

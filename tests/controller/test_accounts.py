@@ -215,6 +215,8 @@ async def test_schedules_follow_roles_approval_and_wards(api: tuple[Any, httpx.A
     sched = {"bulletin_id": draft["id"], "target": {"zones": ["za"]}, "when": when}
     assert (await ed.post("/api/schedules", json=sched)).status_code == 403  # editors do not air
     assert (await op.post("/api/schedules", json=sched)).status_code == 409  # not approved
+    assert (await admin.post(f"/api/bulletins/{draft['id']}/approve")).status_code == 409  # never submitted
+    assert (await ed.post(f"/api/bulletins/{draft['id']}/submit")).status_code == 200
     assert (await admin.post(f"/api/bulletins/{draft['id']}/approve")).status_code == 200
     assert (await op.post("/api/schedules", json=sched | {"target": {"zones": ["zb"]}})).status_code == 403
     assert (await op.post("/api/schedules", json=sched | {"target": {"all": True}})).status_code == 403

@@ -41,7 +41,7 @@ def make_ward(url: str, *, duration_ms: int = 5000) -> Database:
         s.add(AudioAsset(sha256="a" * 64, size=20_000, duration_ms=duration_ms, codec="mp3",
                          sample_rate=24_000, bitrate_kbps=32, engine="test", voice="vi", path="aa/none.mp3"))
         s.add(Bulletin(title="Họp tổ dân phố", text="Họp tổ dân phố lúc 19h.", voice="vi",
-                       audio_sha256="a" * 64))
+                       audio_sha256="a" * 64, approved_sha256="a" * 64))
         s.commit()
     return db
 
