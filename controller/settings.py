@@ -68,6 +68,10 @@ class LiveSettings(BaseModel):
                                      description="archive at most this much of one session (the rest airs "
                                                  "but is not kept)")
     bitrate_kbps: int = Field(32, ge=16, le=128, description="MP3 bitrate of the archive (mono)")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins besides the controller's own (e.g. https://loa.example.vn behind a "
+                    "proxy that rewrites Host) whose pages may open the live WebSocket")
     sweep_s: float = Field(3600.0, gt=0, description="how often archives past retention are deleted")
 
 

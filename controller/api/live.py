@@ -8,8 +8,10 @@ then binary messages of PCM s16le, 16 kHz, mono (any length; 20–60 ms is typic
 "level_dbfs"}`` twice a second while live, and ``{"type": "error", "detail"}`` before closing.
 Closing the socket (or losing it) ends the session on every unit.
 
-Login: the session cookie of the web app, or HTTP Basic on the upgrade request (scripts,
-bench). A cookie login is accepted only from a page of the same origin.
+Login (controller/api/live_auth.py): a page of another origin is refused at the handshake; a
+browser logs in with the session cookie and sends the session's CSRF token (``GET
+/api/live/token``) as ``"csrf"`` in its start message; HTTP Basic on the upgrade request only
+from clients that send no ``Origin`` (scripts, bench).
 
 The record of phone sessions (controller/live_log.py): ``GET /api/live/sessions`` (newest first),
 ``GET /api/live/sessions/{id}`` and ``GET /api/live/sessions/{id}/audio`` (the archived MP3).
@@ -18,23 +20,21 @@ The record of phone sessions (controller/live_log.py): ``GET /api/live/sessions`
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, col, select
 
-from controller.accounts import CAN_AIR, COOKIE, find_session, visible_zones
-from controller.api.deps import SessionDep, UserDep
+from controller.accounts import CAN_AIR, visible_zones
+from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.live_auth import authenticate, origin_allowed, session_csrf, token_ok
 from controller.api.schemas import Priority
 from controller.api.scope import forbidden, scoped_target
 from controller.app import Services
@@ -65,6 +65,12 @@ class LiveStart(BaseModel):
     type: Literal["start"]
     target: LiveTarget
     priority: Priority = "normal"
+    csrf: str | None = Field(None, max_length=200, description="the session's CSRF token (cookie logins)")
+
+
+class LiveToken(BaseModel):
+    csrf_token: str | None = Field(description="send it as 'csrf' in the start message of /api/live/ws; "
+                                               "null without a session cookie (HTTP Basic needs none)")
 
 
 def recorder(state: Any) -> LiveRecorder:
@@ -88,25 +94,11 @@ def hub(ws: WebSocket) -> LiveHub:
     return h
 
 
-def _same_origin(ws: WebSocket) -> bool:
-    origin = ws.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == ws.headers.get("host", "")
-
-
-def authenticate(ws: WebSocket, sv: Services) -> User | None:
-    with sv.db.session() as s:
-        auth = ws.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
-            try:
-                name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            return sv.verifier.check(s, name, password)
-        token = ws.cookies.get(COOKIE)
-        if token is not None and _same_origin(ws):
-            found = find_session(s, token)
-            return found[0] if found else None
-    return None
+@router.get("/token", response_model=LiveToken)
+def live_token(request: Request, sv: ServicesDep, _: UserDep, response: Response) -> LiveToken:
+    """The token ``/live.html`` sends in its start message (the session's CSRF token)."""
+    response.headers["Cache-Control"] = "no-store"
+    return LiveToken(csrf_token=session_csrf(request, sv))
 
 
 async def _refuse(ws: WebSocket, detail: str, code: int = 1008) -> None:
@@ -117,11 +109,16 @@ async def _refuse(ws: WebSocket, detail: str, code: int = 1008) -> None:
 @router.websocket("/ws")
 async def live_ws(ws: WebSocket) -> None:
     sv: Services = ws.app.state.services
-    user = await asyncio.to_thread(authenticate, ws, sv)
-    await ws.accept()
-    if user is None:
-        await _refuse(ws, "login required (wrong user name or password)")
+    if not origin_allowed(ws.headers, sv.settings.live.allowed_origins):
+        logger.warning("live socket from origin %r refused (not this controller's)", ws.headers.get("origin"))
+        await ws.close(code=1008)  # before accept: the handshake is answered 403
         return
+    login = await asyncio.to_thread(authenticate, ws, sv)
+    await ws.accept()
+    if login is None:
+        await _refuse(ws, "login required (wrong user name or password; a browser logs in on the login page)")
+        return
+    user = login.user
     if user.role not in CAN_AIR:
         await _refuse(ws, f"your role ({user.role}) may not air broadcasts")
         return
@@ -132,6 +129,9 @@ async def live_ws(ws: WebSocket) -> None:
         await _refuse(ws, f"send {{'type': 'start', 'target': {{...}}}} first ({type(exc).__name__})")
         return
     except WebSocketDisconnect:
+        return
+    if not token_ok(login, req.csrf):
+        await _refuse(ws, "missing or wrong CSRF token (reload the page)")
         return
 
     def resolve() -> tuple[list[str], list[p.AudioScope]]:
