@@ -467,10 +467,12 @@ class Bench:
         return out
 
 
-async def start_controller(port: int, data_dir: str) -> tuple[asyncio.subprocess.Process, str]:
+async def start_controller(port: int, data_dir: str, station: str) -> tuple[asyncio.subprocess.Process, str]:
+    """The controller process, allowed to relay the local ``station`` (127.0.0.1: not public)."""
+    env = {**os.environ, "LOAPHUONG_RELAY__ALLOWED_STATIONS": json.dumps([station])}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--role", "controller", "--port", str(port), "--data-dir", data_dir,
-        cwd=ROOT, stdout=subprocess.PIPE)
+        cwd=ROOT, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
     if not line or line[0] != "READY":
@@ -493,7 +495,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         args.units)
             base = await baseline(broker.port, args.units, args.seconds, broker.proc.pid)
             logger.info("baseline: %s", base)
-            ctl, addr = await start_controller(broker.port, tmp)
+            ctl, addr = await start_controller(broker.port, tmp, station.base)
             ids = [f"rl-{i:03d}" for i in range(args.units)]
             sims = [SimNode(n, BrokerAddress(port=broker.port), heartbeat_s=15, log_link_failures=False)
                     for n in ids]

@@ -22,6 +22,7 @@ from controller.db import Database
 from controller.delivery import DeliveryService
 from controller.gateway_presence import GatewayPresence
 from controller.models import Broadcast, BroadcastStatus
+from controller.netguard import Guard
 from controller.presence import Presence
 from controller.relays import RelayHub
 from controller.service import ServiceError, mark_missed
@@ -108,7 +109,7 @@ async def start_services(sv: Services) -> None:
     from controller.relay_pull import PullRelayHub
     rs = sv.settings.relay
     relays = PullRelayHub(sv.link, sv.air, sv.presence, db=sv.db, writer=sv.writer, owner=sv.link.client_id,
-                          beat_s=rs.beat_s, owner_ttl_s=rs.owner_ttl_s)
+                          beat_s=rs.beat_s, owner_ttl_s=rs.owner_ttl_s, guard=Guard(rs.allowed_stations))
     sv.relays = relays
     await relays.restore()
     if sv.settings.schedule.enabled:

@@ -10,7 +10,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from controller.settings import MqttSettings, Settings
+from controller.settings import MqttSettings, RelaySettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +69,13 @@ async def _demo(args: argparse.Namespace) -> None:
         kind = "mosquitto" if mosquitto_path() else "embedded"
     broker = BrokerProcess(kind, args.broker_port or free_port())
     broker.start()
+    from controller.demo_station import DemoStation
+    station = (await asyncio.to_thread(DemoStation)).start()
     data_dir = Path(args.data_dir or "data/demo")
     settings = Settings(
         data_dir=data_dir, mqtt=MqttSettings(port=broker.port),  # type: ignore[call-arg]
         admin_password=os.environ.get("LOAPHUONG_ADMIN_PASSWORD") or secrets.token_urlsafe(9),
+        relay=RelaySettings(allowed_stations=[station.base]),  # its own station, on 127.0.0.1
     )
     db = Database(settings.db_url)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,8 +95,6 @@ async def _demo(args: argparse.Namespace) -> None:
     while not server.started and not serve.done():
         await asyncio.sleep(0.1)
     await fleet.start()
-    from controller.demo_station import DemoStation
-    station = (await asyncio.to_thread(DemoStation)).start()
     sv = app.state.services
     pw = sv.admin_password or "(unchanged: the admin account already existed in this data directory)"
     banner = (

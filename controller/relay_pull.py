@@ -22,6 +22,13 @@ durations) the relay's state is ``interrupted`` (GET /api/relays/{id}, with ``la
 the fetch is retried with backoff (0.5 s doubling to 30 s); the units stop by themselves when
 frames stop and rejoin at the next ``live_start`` announcement once audio flows again. An HLS
 stream resumes near its live edge without replaying segments already sent.
+
+Every connection goes through the relay's address policy (controller/netguard.py,
+controller/netguard_http.py): a station whose address is not public and not allow-listed
+(``relay.allowed_stations``) is never connected to — not as the URL, a redirect hop, an HLS
+variant or segment. Such a relay ends (``refused: the station could not be reached``); any
+failure to reach the station reads the same to the user (the precise reason is logged). A
+``node_fetch`` relay's URL is checked when it goes on air, before any unit is told to fetch it.
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ from typing import Any
 
 import httpx
 
-from controller import relay_hls
+from controller import netguard_http, relay_hls
 from controller.aircontrol import AirControl
 from controller.live import LiveHub, LiveSession
+from controller.netguard import UNREACHABLE, Blocked, Guard
 from controller.presence import Presence
 from controller.relay_hls import UpstreamError
 from controller.relays import RelayHub, RelaySession
@@ -54,16 +62,25 @@ PCM_READ = 1280  # 40 ms of 16 kHz s16le
 USER_AGENT = "loaphuong-relay/1"
 
 
-def _client(user_agent: str = USER_AGENT) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                             follow_redirects=True, headers={"User-Agent": user_agent})
+REFUSED = f"refused: {UNREACHABLE}"
 
 
-async def probe(url: str) -> str:
+def _client(guard: Guard, user_agent: str = USER_AGENT) -> httpx.AsyncClient:
+    return netguard_http.client(guard, timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                                user_agent=user_agent)
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    """The user's text for a station that could not be reached: one text whatever the cause."""
+    logger.warning("relay: %s could not be reached: %s: %s", url, type(exc).__name__, exc)
+    return UNREACHABLE
+
+
+async def probe(url: str, guard: Guard) -> str:
     """'' if the stream answers with audio bytes (HLS: the playlist parses and its first segment
     answers), else why not (shown to the user)."""
     try:
-        async with _client(f"{USER_AGENT} (probe)") as client:
+        async with _client(guard, f"{USER_AGENT} (probe)") as client:
             async with client.stream("GET", url) as r:
                 if r.status_code >= 400:
                     return f"HTTP {r.status_code}"
@@ -75,15 +92,18 @@ async def probe(url: str) -> str:
             return await relay_hls.probe(client, str(r.url), body)
     except UpstreamError as exc:
         return str(exc)
-    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except (Blocked, httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+        return _unreachable(url, exc)
 
 
 class PullRelayHub(RelayHub):
     """Relay sessions, with the ``republish`` mode pulling the stream in the controller."""
 
-    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, **kw: Any) -> None:
+    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
+                 guard: Guard | None = None, **kw: Any) -> None:
         super().__init__(link, air, presence, **kw)
+        self.guard = guard or Guard()  # what may be fetched (by us, or by the units: node_fetch)
+        self._cleared: set[str] = set()  # node_fetch relays whose URL passed the guard when on air
         # its own hub: a relay is not ended by a quiet or interrupted stream (only by its owner)
         self.live = LiveHub(link, air, presence, no_audio_s=math.inf, silence_s=math.inf)
         self._pulls: dict[str, tuple[asyncio.Task[None], LiveSession]] = {}
@@ -95,7 +115,8 @@ class PullRelayHub(RelayHub):
 
     def _on_play(self, s: RelaySession) -> None:
         if s.mode != "republish":
-            super()._on_play(s)
+            self._cleared.discard(s.id)
+            asyncio.get_running_loop().create_task(self._check_then_play(s), name=f"check-{s.id}")
             return
 
         def notify(msg: dict[str, Any]) -> None:
@@ -109,7 +130,28 @@ class PullRelayHub(RelayHub):
         task = asyncio.get_running_loop().create_task(self._pull(s, live), name=f"pull-{s.id}")
         self._pulls[s.id] = (task, live)
 
+    async def _check_then_play(self, s: RelaySession) -> None:
+        """node_fetch: the units fetch the URL, so it is checked here (now: DNS may have changed
+        since the relay was made) before any unit is told; refused, the relay ends."""
+        problem = await self.guard.aproblem(s.url)
+        if s.state not in ("playing", "interrupted"):
+            return  # stopped meanwhile
+        if problem:
+            self.end(s, f"refused: {problem}")
+            return
+        self._cleared.add(s.id)
+        super()._on_play(s)
+
+    def _command(self, s: RelaySession, name: str, args: dict[str, Any],
+                 scopes: list[p.AudioScope] | None = None) -> None:
+        """Nothing tells a unit to fetch a URL that has not passed the guard (resends, reconnects)."""
+        if name == "play_stream" and s.id not in self._cleared:
+            logger.warning("relay %s: play_stream held back (its URL is not cleared)", s.id)
+            return
+        super()._command(s, name, args, scopes)
+
     def _on_stop(self, s: RelaySession) -> None:
+        self._cleared.discard(s.id)
         self._cursors.pop(s.id, None)
         pulled = self._pulls.pop(s.id, None)
         if pulled is None:
@@ -128,8 +170,14 @@ class PullRelayHub(RelayHub):
                     self.end(s, "finished: the stream ended")
                     return
                 s.detail["last_error"] = "the stream ended"
-            except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError, UpstreamError) as exc:
+            except Blocked as exc:  # not public, not allow-listed: never retried
+                logger.warning("relay %s refused: %s", s.id, exc)
+                self.end(s, REFUSED)
+                return
+            except UpstreamError as exc:
                 s.detail["last_error"] = str(exc) or type(exc).__name__
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+                s.detail["last_error"] = _unreachable(s.url, exc)
             except Exception as exc:  # keep retrying whatever the upstream does
                 logger.exception("relay %s pull failed", s.id)
                 s.detail["last_error"] = str(exc) or type(exc).__name__
@@ -171,7 +219,7 @@ class PullRelayHub(RelayHub):
 
         reader = asyncio.create_task(read_pcm())
         try:
-            async with _client() as client:
+            async with _client(self.guard) as client:
                 async with client.stream("GET", s.url) as r:
                     if r.status_code >= 400:
                         raise UpstreamError(f"HTTP {r.status_code}")

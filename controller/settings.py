@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from controller.gateway_settings import Gateways
+from controller.netguard import normalize_station
 from devices.protocol import DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX
 from scheduler.arbiter import PreemptPolicy
 from scheduler.settings import ScheduleSettings
@@ -84,6 +85,16 @@ class RelaySettings(BaseModel):
     owner_ttl_s: float = Field(45.0, gt=0, le=3600,
                                description="a relay whose controller has not marked it for this long is "
                                            "taken over by another controller")
+    allowed_stations: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="stations (origins scheme://host[:port]) that may be relayed although their address "
+                    "is loopback, private or otherwise not public; any other relay URL must resolve to "
+                    "public addresses only (controller/netguard.py)")
+
+    @field_validator("allowed_stations")
+    @classmethod
+    def _stations(cls, v: list[str]) -> list[str]:
+        return [normalize_station(x) for x in v]
 
     @model_validator(mode="after")
     def _beat_within_ttl(self) -> RelaySettings:

@@ -26,6 +26,8 @@ from controller.api.schemas import Priority, Strict
 from controller.api.scope import node_visible, scoped_target
 from controller.app import Services
 from controller.models import User
+from controller.netguard import UNREACHABLE, Guard
+from controller.relay_pull import probe
 from controller.relays import RelayHub
 from controller.service import ServiceError, resolve_targets
 from devices import protocol as p
@@ -48,6 +50,25 @@ class RelayRequest(Strict):
     start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now. With "
                                                         "start_at the relay ends at start_at + duration_s")
     duration_s: float | None = Field(None, gt=0, le=24 * 3600, description="omitted: until stopped")
+
+
+def station_guard(sv: Services) -> Guard:
+    """The relay's address policy (controller/netguard.py) from the settings."""
+    return Guard(sv.settings.relay.allowed_stations)
+
+
+def refusal(problem: str) -> str:
+    """The API's text for a station that cannot be relayed (one text for every network cause)."""
+    if problem == UNREACHABLE:
+        return (f"{UNREACHABLE} (check the URL; a station on a local or private network must be "
+                "allow-listed by the administrator: relay.allowed_stations)")
+    return f"the upstream stream cannot be fetched: {problem}"
+
+
+def check_station(sv: Services, url: str) -> None:
+    """For the schedules (a sync route): refuse a relay URL the guard would refuse (blocking DNS)."""
+    if problem := station_guard(sv).problem(url):
+        raise HTTPException(422, refusal(problem))
 
 
 def relay_hub(request: Request) -> RelayHub:
@@ -105,11 +126,13 @@ async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s:
     if now and priority != p.Priority.EMERGENCY and sv.air.emergency_on(r.nodes):
         raise HTTPException(409, "an emergency is on air in these zones; relay refused (try again after it)")
     h = relay_hub(request)
+    guard = station_guard(sv)
+    if problem := await guard.aproblem(body.url):
+        raise HTTPException(422, refusal(problem))
     if body.mode == "republish" and now:
-        from controller.relay_pull import probe
-        problem = await probe(body.url)
+        problem = await probe(body.url, guard)
         if problem:
-            raise HTTPException(422, f"the upstream stream cannot be fetched: {problem}")
+            raise HTTPException(422, refusal(problem))
     try:
         sess = await h.create(user=user.username, url=body.url, mode=body.mode, priority=priority,
                               nodes=r.nodes, scopes=r.scopes, start_at=body.start_at,

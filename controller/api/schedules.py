@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from controller.accounts import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.guards import schedule_visible
+from controller.api.relays import check_station
 from controller.api.scope import visible_bulletin_ids
 from scheduler.agenda import build_agenda
 from scheduler.models import RunStatus, Schedule
@@ -37,6 +38,8 @@ def _changed(sv: ServicesDep, schedule_id: int | None) -> None:
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=SchedulePublic)
 def add_schedule(body: ScheduleCreate, sv: ServicesDep, s: SessionDep, user: UserDep) -> SchedulePublic:
+    if body.relay is not None:
+        check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
     row = create_schedule(s, body, created_by=user.username)
     _changed(sv, row.id)
     return public(s, row)
@@ -64,6 +67,8 @@ def one_schedule(schedule_id: int, s: SessionDep, _: UserDep) -> SchedulePublic:
 @router.patch("/schedules/{schedule_id}", response_model=SchedulePublic)
 def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: SessionDep,
                     _: UserDep) -> SchedulePublic:
+    if body.relay is not None:
+        check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
     row = update_schedule(s, schedule_id, body)
     _changed(sv, row.id)
     return public(s, row)

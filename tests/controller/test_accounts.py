@@ -12,13 +12,15 @@ import pytest
 
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
+from tests.e2e.helpers import allowing
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    async with running_controller(make_settings(tmp_path, free_port())) as (app, client):
+    settings = allowing(make_settings(tmp_path, free_port()), "http://radio.example")  # relay schedules
+    async with running_controller(settings) as (app, client):
         for org, parent in (("hn", None), ("wa", "hn"), ("wb", "hn")):
             body = {"id": org, "name": f"Đơn vị {org}", "parent_id": parent}
             r = await client.post("/api/org-units", json=body)

@@ -17,6 +17,7 @@ import pytest
 from controller.models import Relay
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
+from tests.e2e.helpers import allowing
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,7 +42,8 @@ async def login(app: Any, admin: httpx.AsyncClient, name: str, role: str,
 @pytest.fixture
 async def ward(tmp_path: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """Two wards (A: zone za, B: zone zb), one unit each."""
-    async with running_controller(make_settings(tmp_path, free_port())) as (app, admin):
+    settings = allowing(make_settings(tmp_path, free_port()), "http://radio.example")  # relays: no DNS
+    async with running_controller(settings) as (app, admin):
         for org, parent in (("hn", None), ("wa", "hn"), ("wb", "hn")):
             body = {"id": org, "name": f"Đơn vị {org}", "parent_id": parent}
             r = await admin.post("/api/org-units", json=body)

@@ -6,15 +6,25 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from controller.settings import RelaySettings, Settings
 from devices.mqtt import BrokerAddress
 from firmware_sim.faults import Faults
 from firmware_sim.node import SimNode
 
 TEXT = "Thông báo: sáng mai phường tổ chức tiêm phòng tại nhà văn hóa"
 FINAL = {"played", "failed", "expired", "cancelled"}
+
+
+def allowing(settings: Settings, *stations: str) -> Settings:
+    """``settings`` whose relays may fetch these local test stations (URLs: their origins are
+    allow-listed; 127.0.0.1 is not public, so a station there must be: controller/netguard.py)."""
+    origins = [f"{u.scheme}://{u.netloc}" for u in map(urlsplit, stations)]
+    relay = RelaySettings(**{**settings.relay.model_dump(), "allowed_stations": origins})
+    return settings.model_copy(update={"relay": relay})
 
 
 async def provision(client: httpx.AsyncClient, zones: dict[str, list[str]]) -> None:

@@ -13,6 +13,7 @@ screen is checked without a browser in tests/controller/test_ui_relay.py.)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,15 @@ import pytest
 
 from devices.broker import BrokerProcess
 from scheduler import TIMEZONE
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, make_settings
 from tests.e2e import test_browser
-from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
 from tests.e2e.test_relay_sessions import Mp3Radio, serve, tone_mp3
 from tests.firmware_sim.test_relay import Radio
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(180)]
 
-server, browser = test_browser.server, test_browser.browser  # the same fixtures
+browser = test_browser.browser  # the same fixture
 Server, phone, shot = test_browser.Server, test_browser.phone, test_browser.shot
 
 ZONES = {"tdp1": ["tdp1-01", "tdp1-02"], "tdp2": ["tdp2-01"]}
@@ -40,28 +41,42 @@ def accept_next_dialog(page: Any) -> None:
     page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
 
 
-async def test_relay_screen(server: Server, mosquitto: BrokerProcess, browser: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def stations(tmp_path: Path) -> Iterator[tuple[Radio, Mp3Radio]]:
     radio = Radio()
     station = Mp3Radio(tone_mp3(tmp_path))
     serve(radio)
     serve(station)
     try:
-        async with httpx.AsyncClient(base_url=server.url, auth=ADMIN, timeout=60) as admin:
-            await provision(admin, ZONES)
-            r = await admin.post("/api/users", json={"username": "vanhanh", "role": "operator"})
-            assert r.status_code == 201, r.text
-            units = {n: sim(n, mosquitto.port, heartbeat_s=2.0) for ids in ZONES.values() for n in ids}
-            await asyncio.gather(*(u.start() for u in units.values()))
-            try:
-                await wait_online(admin, list(units))
-                await run_flow(browser, server, r.json()["password"], units, radio, station)
-            finally:
-                await asyncio.gather(*(u.stop() for u in units.values()))
+        yield radio, station
     finally:
         for st in (radio, station):
             st.up.clear()
             st.shutdown()
             st.server_close()
+
+
+@pytest.fixture
+def server(mosquitto: BrokerProcess, tmp_path: Path, stations: tuple[Radio, Mp3Radio]) -> Iterator[Server]:
+    """The controller, allowed to relay the two local stations (127.0.0.1 is not public)."""
+    with Server(allowing(make_settings(tmp_path, mosquitto.port), stations[0].base, stations[1].url)) as srv:
+        yield srv
+
+
+async def test_relay_screen(server: Server, mosquitto: BrokerProcess, browser: Any,
+                            stations: tuple[Radio, Mp3Radio]) -> None:
+    radio, station = stations
+    async with httpx.AsyncClient(base_url=server.url, auth=ADMIN, timeout=60) as admin:
+        await provision(admin, ZONES)
+        r = await admin.post("/api/users", json={"username": "vanhanh", "role": "operator"})
+        assert r.status_code == 201, r.text
+        units = {n: sim(n, mosquitto.port, heartbeat_s=2.0) for ids in ZONES.values() for n in ids}
+        await asyncio.gather(*(u.start() for u in units.values()))
+        try:
+            await wait_online(admin, list(units))
+            await run_flow(browser, server, r.json()["password"], units, radio, station)
+        finally:
+            await asyncio.gather(*(u.stop() for u in units.values()))
 
 
 async def run_flow(browser: Any, server: Server, password: str, units: dict[str, Any], radio: Radio,
@@ -76,7 +91,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.fill("#ru", "http://127.0.0.1:9/off.mp3")
     await op.select_option("#rm", "republish")
     await op.click("#rgo")
-    await op.wait_for_selector("#msg.err >> text=the upstream stream cannot be fetched")
+    await op.wait_for_selector("#msg.err >> text=the station could not be reached")
     await op.select_option("#rm", "node_fetch")
 
     # --- at a set time (ward time, +07:00), for 30 minutes: scheduled, then cancelled

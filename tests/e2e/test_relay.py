@@ -12,7 +12,7 @@ import pytest
 
 from devices.broker import BrokerProcess
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
 from tests.firmware_sim.test_relay import Radio
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
@@ -22,7 +22,8 @@ async def test_zone_relays_a_stream_and_shows_interruptions(mosquitto: BrokerPro
     radio = Radio()
     threading.Thread(target=radio.serve_forever, daemon=True).start()
     try:
-        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
+        settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
+        async with running_controller(settings) as (_, client):
             await provision(client, {"z": ["rr-1", "rr-2"]})
             nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("rr-1", "rr-2")]
             await asyncio.gather(*(n.start() for n in nodes))
@@ -65,7 +66,8 @@ async def test_bare_play_stream_is_refused_while_the_zone_is_on_air(mosquitto: B
     radio = Radio()
     threading.Thread(target=radio.serve_forever, daemon=True).start()
     try:
-        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
+        settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
+        async with running_controller(settings) as (_, client):
             await provision(client, {"z": ["rb-1"]})
             node = sim("rb-1", mosquitto.port, telemetry_s=60)
             await node.start()

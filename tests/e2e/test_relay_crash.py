@@ -17,7 +17,7 @@ import pytest
 
 from devices.broker import BrokerProcess
 from tests.conftest import ADMIN, make_settings, running_controller
-from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
 from tests.firmware_sim.test_relay import Radio
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
@@ -33,7 +33,7 @@ def free_tcp_port() -> int:
 
 async def test_relay_carries_on_after_the_controller_is_killed(mosquitto: BrokerProcess, tmp_path: Path,
                                                                radio: Radio) -> None:
-    settings = make_settings(tmp_path, mosquitto.port)
+    settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with running_controller(settings) as (_, client):
         await provision(client, {"z": ["kc-1", "kc-2"]})
     nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("kc-1", "kc-2")]

@@ -18,7 +18,7 @@ from controller.settings import MqttSettings, RelaySettings, Settings
 from devices.broker import BrokerProcess
 from firmware_sim.node import SimNode
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
 from tests.firmware_sim.test_relay import Radio
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
@@ -26,10 +26,10 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
 FAST = RelaySettings(beat_s=0.5, owner_ttl_s=2.0)
 
 
-def controller(tmp_path: Path, port: int, client_id: str) -> Settings:
-    return make_settings(tmp_path, port).model_copy(update={
+def controller(tmp_path: Path, port: int, client_id: str, radio: Radio) -> Settings:
+    return allowing(make_settings(tmp_path, port).model_copy(update={
         "mqtt": MqttSettings(port=port, client_id=client_id),  # type: ignore[call-arg]
-        "relay": FAST})
+        "relay": FAST}), radio.base)
 
 
 async def relay(client: httpx.AsyncClient, rid: str) -> dict[str, Any]:
@@ -44,7 +44,8 @@ def relaying(nodes: list[SimNode]) -> bool:
 
 async def test_a_standby_controller_takes_a_relay_over(mosquitto: BrokerProcess, tmp_path: Path,
                                                       radio: Radio) -> None:
-    a, b = controller(tmp_path, mosquitto.port, "ctl-a"), controller(tmp_path, mosquitto.port, "ctl-b")
+    a = controller(tmp_path, mosquitto.port, "ctl-a", radio)
+    b = controller(tmp_path, mosquitto.port, "ctl-b", radio)
     async with running_controller(a) as (_, ca):
         await provision(ca, {"z": ["fo-1", "fo-2"]})
     nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("fo-1", "fo-2")]
@@ -89,7 +90,7 @@ async def test_a_standby_controller_takes_a_relay_over(mosquitto: BrokerProcess,
 
 async def test_a_controller_whose_relay_was_taken_over_lets_go(mosquitto: BrokerProcess, tmp_path: Path,
                                                               radio: Radio) -> None:
-    a = controller(tmp_path, mosquitto.port, "ctl-a")
+    a = controller(tmp_path, mosquitto.port, "ctl-a", radio)
     async with running_controller(a) as (app, client):
         await provision(client, {"z": ["fl-1"]})
         node = sim("fl-1", mosquitto.port, telemetry_s=60)

@@ -21,7 +21,7 @@ import pytest
 from controller import relay_hls
 from devices.broker import BrokerProcess
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
 from tests.e2e.test_relay_sessions import client_app_holds, loud, serve
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
@@ -151,7 +151,8 @@ async def _state(client: httpx.AsyncClient, rid: str) -> dict[str, Any]:
 
 async def test_live_hls_via_master_survives_a_cut_and_a_stale_playlist(
         mosquitto: BrokerProcess, tmp_path: Path, station: HlsStation) -> None:
-    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+    settings = allowing(make_settings(tmp_path, mosquitto.port), station.base)
+    async with running_controller(settings) as (app, client):
         await provision(client, {"z": ["hl-1", "hl-2"]})
         nodes = [sim(n, mosquitto.port) for n in ("hl-1", "hl-2")]
         await asyncio.gather(*(n.start() for n in nodes))
@@ -201,7 +202,8 @@ async def test_live_hls_via_master_survives_a_cut_and_a_stale_playlist(
 
 async def test_mpegts_vod_plays_through_live_plays_and_bad_playlists_are_refused(
         mosquitto: BrokerProcess, tmp_path: Path, station: HlsStation) -> None:
-    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+    settings = allowing(make_settings(tmp_path, mosquitto.port), station.base)
+    async with running_controller(settings) as (app, client):
         await provision(client, {"z": ["hv-1"]})
         node = sim("hv-1", mosquitto.port)
         await node.start()

@@ -20,7 +20,7 @@ from devices.broker import BrokerProcess
 from firmware_sim.node import SimNode
 from scheduler.service import TIMEZONE
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import bulletin, provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, bulletin, provision, sim, wait_for, wait_online
 from tests.firmware_sim.test_relay import Radio
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
@@ -57,7 +57,7 @@ def idle(nodes: list[SimNode]) -> bool:
 
 async def test_scheduled_relay_survives_a_restart_and_ends_on_time(mosquitto: BrokerProcess, tmp_path: Path,
                                                                    radio: Radio) -> None:
-    settings = make_settings(tmp_path, mosquitto.port)
+    settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["pr-1", "pr-2"]) as nodes:
         start = datetime.now(tz=UTC) + timedelta(seconds=6)
         async with running_controller(settings) as (_, client):
@@ -90,7 +90,7 @@ async def test_scheduled_relay_survives_a_restart_and_ends_on_time(mosquitto: Br
 
 async def test_relay_on_air_resumes_after_a_restart(mosquitto: BrokerProcess, tmp_path: Path,
                                                     radio: Radio) -> None:
-    settings = make_settings(tmp_path, mosquitto.port)
+    settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["pm-1"]) as nodes:
         async with running_controller(settings) as (_, client):
             await wait_online(client, ["pm-1"])
@@ -116,7 +116,7 @@ async def test_relay_on_air_resumes_after_a_restart(mosquitto: BrokerProcess, tm
 
 async def test_relay_whose_window_passed_while_down_is_reported_missed(mosquitto: BrokerProcess,
                                                                        tmp_path: Path, radio: Radio) -> None:
-    settings = make_settings(tmp_path, mosquitto.port)
+    settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["pw-1"]) as nodes:
         start = datetime.now(tz=UTC) + timedelta(seconds=2)
         async with running_controller(settings) as (_, client):
@@ -159,7 +159,7 @@ async def test_a_schedule_relays_a_stream_at_each_slot(mosquitto: BrokerProcess,
         pytest.skip("too close to midnight (ward time) for two slots today")
     t1 = (now + timedelta(seconds=5)).replace(microsecond=0)
     t2 = t1 + timedelta(seconds=14)
-    settings = make_settings(tmp_path, mosquitto.port)
+    settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["ps-1", "ps-2"]) as nodes, \
             running_controller(settings) as (_, client):
         await wait_online(client, ["ps-1", "ps-2"])

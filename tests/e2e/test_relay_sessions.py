@@ -17,7 +17,7 @@ import pytest
 from devices.broker import BrokerProcess
 from firmware_sim.node import SimNode
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import air, bulletin, provision, sim, wait_for, wait_online
+from tests.e2e.helpers import air, allowing, bulletin, provision, sim, wait_for, wait_online
 from tests.firmware_sim.test_relay import Radio
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
@@ -83,7 +83,8 @@ async def test_relay_node_fetch_scheduled_then_stopped(mosquitto: BrokerProcess,
     radio = Radio()
     serve(radio)
     try:
-        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+        settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
+        async with running_controller(settings) as (app, client):
             await provision(client, {"z": ["rs-1", "rs-2"]})
             nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("rs-1", "rs-2")]
             await asyncio.gather(*(n.start() for n in nodes))
@@ -146,7 +147,8 @@ async def test_relay_republished_by_the_controller_survives_an_upstream_cut(mosq
     radio = Mp3Radio(tone_mp3(tmp_path))
     serve(radio)
     try:
-        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+        settings = allowing(make_settings(tmp_path, mosquitto.port), radio.url)
+        async with running_controller(settings) as (app, client):
             await provision(client, {"z": ["rp-1", "rp-2"]})
             nodes = [sim(n, mosquitto.port) for n in ("rp-1", "rp-2")]
             await asyncio.gather(*(n.start() for n in nodes))
@@ -155,7 +157,7 @@ async def test_relay_republished_by_the_controller_survives_an_upstream_cut(mosq
                 dead = await client.post("/api/relays", json={"url": "http://127.0.0.1:9/x.mp3",
                                                               "mode": "republish",
                                                               "target": {"zones": ["z"]}})
-                assert dead.status_code == 422 and "cannot be fetched" in dead.text
+                assert dead.status_code == 422 and "could not be reached" in dead.text  # closed, not allowed
                 r = await client.post("/api/relays", json={"url": radio.url, "mode": "republish",
                                                            "target": {"zones": ["z"]}})
                 assert r.status_code == 201, r.text
@@ -193,7 +195,8 @@ async def test_emergency_bulletin_preempts_a_relay(mosquitto: BrokerProcess, tmp
     radio = Radio()
     serve(radio)
     try:
-        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+        settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
+        async with running_controller(settings) as (app, client):
             await provision(client, {"z": ["re-1"]})
             node = sim("re-1", mosquitto.port, telemetry_s=60)
             await node.start()
@@ -227,7 +230,8 @@ async def test_a_unit_refusing_the_relay_is_shown(mosquitto: BrokerProcess, tmp_
     radio = Radio()
     serve(radio)
     try:
-        async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+        settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
+        async with running_controller(settings) as (app, client):
             await provision(client, {"z": ["rf-1", "rf-2"]})
             nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("rf-1", "rf-2")]
             await asyncio.gather(*(n.start() for n in nodes))

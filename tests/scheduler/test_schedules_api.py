@@ -16,7 +16,7 @@ from sqlmodel import func, select
 from devices.broker import BrokerProcess, free_port
 from scheduler.models import Schedule
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import provision, sim, states, wait_broadcast, wait_online
+from tests.e2e.helpers import allowing, provision, sim, states, wait_broadcast, wait_online
 from tests.scheduler.ward import fast, in_s, today, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -25,7 +25,8 @@ Client = tuple[Any, httpx.AsyncClient]
 
 
 def settings(tmp_path: Path, port: int) -> Any:
-    return make_settings(tmp_path, port).model_copy(update={"schedule": fast(grace_s=30)})
+    base = allowing(make_settings(tmp_path, port), "http://radio.example")  # relay schedules: no DNS
+    return base.model_copy(update={"schedule": fast(grace_s=30)})
 
 
 @pytest.fixture
