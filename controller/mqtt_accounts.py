@@ -74,40 +74,61 @@ class ConfigReport:
 def _controller_account(settings: Settings, out: Path, report: ConfigReport) -> security.Account:
     """The controller's account: from settings, else the one kept in ``controller.env``, else new."""
     user = settings.mqtt.username or DEFAULT_CONTROLLER_USER
-    password = settings.mqtt.password
-    env = out / CONTROLLER_ENV
+    report.controller_user = user
+    return _kept_account(user, settings.mqtt.password, out / CONTROLLER_ENV, report)
+
+
+def _extra_controller(name: str, out: Path, report: ConfigReport) -> security.Account:
+    """One more controller sharing the database (docs/scheduling.md): its own account, whose user
+    name is also its client id (the broker pins it), kept in ``controller-<name>.env``."""
+    if not (valid_id(name) and security.reserved_id(name)):
+        raise security.SecurityError(
+            f"controller account {name!r}: use 1-63 lowercase letters, digits, '-' or '_' starting with "
+            f"{security.RESERVED_PREFIX!r} (reserved: no unit can have it)")
+    return _kept_account(name, None, out / f"controller-{name}.env", report, client_id=name)
+
+
+def _kept_account(user: str, password: str | None, env: Path, report: ConfigReport, *,
+                  client_id: str | None = None) -> security.Account:
     if password is None and env.exists():
         values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
         if values.get("LOAPHUONG_MQTT__USERNAME") == user:
             password = values.get("LOAPHUONG_MQTT__PASSWORD") or None
     if password is None:
         password = security.new_password()
-        security.write_private(env, f"LOAPHUONG_MQTT__USERNAME={user}\nLOAPHUONG_MQTT__PASSWORD={password}\n")
+        text = f"LOAPHUONG_MQTT__USERNAME={user}\nLOAPHUONG_MQTT__PASSWORD={password}\n"
+        if client_id is not None:
+            text += f"LOAPHUONG_MQTT__CLIENT_ID={client_id}\n"
+        security.write_private(env, text)
         report.controller_password_file = env
-        logger.warning("generated the controller's broker password; it is in %s "
-                       "(load it into the controller's environment)", env)
-    report.controller_user = user
+        logger.warning("generated the broker password of controller account %s; it is in %s "
+                       "(load it into that controller's environment)", user, env)
     return security.Account(user, security.mosquitto_hash(password))
 
 
 def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missing: bool = False,
                       port: int | None = 1883, bind: str = "127.0.0.1",
-                      tls: security.TlsListener | None = None) -> ConfigReport:
+                      tls: security.TlsListener | None = None,
+                      controllers: list[str] | None = None) -> ConfigReport:
     """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out`` from the database.
 
     A unit whose id cannot be a broker account (reserved, or unusable in the files) is left out
-    with a loud warning: it cannot log in, and everyone else still gets their files."""
+    with a loud warning: it cannot log in, and everyone else still gets their files.
+    ``controllers``: accounts of further controllers on the same database (one each, since the
+    broker makes every client id its user name)."""
     out = out.resolve()
     report = ConfigReport(out)
     controller = _controller_account(settings, out, report)
+    more = [_extra_controller(name, out, report) for name in dict.fromkeys(controllers or [])
+            if name != controller.username]
     groups: dict[str, list[str]] = {}
     for nz in s.exec(select(NodeZone)).all():
         groups.setdefault(nz.node_id, []).append(nz.zone_id)
     creds = {c.node_id: c.password_hash for c in s.exec(select(NodeCredential)).all()}
     issued: list[tuple[str, str]] = []
     node_groups: dict[str, list[str]] = {}
-    accounts = [controller]
-    reserved = reserved_ids(settings) | {controller.username}
+    accounts = [controller, *more]
+    reserved = reserved_ids(settings) | {a.username for a in accounts}
     for node in s.exec(select(Node).where(col(Node.status) != RETIRED).order_by(Node.id)).all():
         why = _unusable(node.id, reserved, settings)
         if why is not None:
@@ -126,7 +147,8 @@ def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missin
     passwd = security.render_passwd(accounts)
     gateways = {gw: [c for c in children if c in node_groups]
                 for gw, children in settings.gateways.items() if gw in node_groups}
-    acl = security.render_acl(settings.mqtt.prefix, controller.username, node_groups, gateways=gateways)
+    acl = security.render_acl(settings.mqtt.prefix, controller.username, node_groups, gateways=gateways,
+                              more_controllers=[a.username for a in more])
     conf = security.render_conf(out, port=port, bind=bind, tls=tls)
     if issued:
         buf = io.StringIO()
@@ -178,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="plain MQTT listener port (0: no plain listener, e.g. TLS only)")
     ap.add_argument("--bind", default="127.0.0.1",
                     help="address of the plain listener (default 127.0.0.1; '' = every address)")
+    ap.add_argument("--controller", action="append", default=[], metavar="NAME",
+                    help="one more controller sharing the database (repeat for each): its own account "
+                         "NAME (starting with 'loaphuong-'), kept in controller-NAME.env")
     ap.add_argument("--tls-port", type=int, default=None, help="add a TLS listener on this port")
     ap.add_argument("--tls-bind", default="", help="address of the TLS listener (default: every address)")
     ap.add_argument("--certfile", default=None)
@@ -202,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         db.migrate()
         with db.session() as s:
             report = write_mqtt_config(s, settings, args.out, issue_missing=args.issue_missing,
-                                       port=args.port or None, bind=args.bind, tls=tls)
+                                       port=args.port or None, bind=args.bind, tls=tls,
+                                       controllers=args.controller)
     except (security.SecurityError, OSError) as exc:
         logger.error("mqtt-config failed: %s", exc)
         return 1

@@ -168,7 +168,7 @@ async def create_node(body: NodeCreate, sv: ServicesDep, user: AdminDep) -> Node
     retired unit may be used again: it gets fresh credentials (its history stays)."""
     reserved = refuse_reserved(body.id, sv.settings)  # e.g. the configured controller user name
     if reserved is not None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, reserved)
+        raise HTTPException(422, reserved)
     with sv.db.session() as s:
         node = s.get(Node, body.id)
         if node is not None and node.status != RETIRED:

@@ -16,7 +16,8 @@ from devices import protocol as p
 from devices import security as sec
 from devices.broker import free_port
 from devices.link import ControllerLink
-from devices.mqtt import BrokerAddress
+from devices.mqtt import AsyncMqttClient, BrokerAddress
+from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import air, bulletin, wait_broadcast, wait_for, wait_online
 from tests.security._broker_fixtures import (
     Ward,
@@ -234,6 +235,55 @@ async def test_reserved_ids_refused_and_one_bad_unit_does_not_break_mqtt_config(
         unit = await ward.unit("ua-1")
         await wait_online(ward.api, ["ua-1"])
         assert unit.connected and ward.link.connected
+
+
+async def test_each_controller_has_its_own_account_and_nobody_takes_its_session(tmp_path: Path) -> None:
+    # item 1, several controllers on one database: each has its own account (client id pinned to
+    # it), so two controllers configured with the same client id, or a unit claiming one, kick nobody.
+    for d in broker_dir():
+        tls_files(d)
+        (tmp_path / "data").mkdir()
+        async with running_controller(make_settings(tmp_path / "data", free_port())) as (_, client):
+            assert (await client.post("/api/nodes", json={"id": "ua-1"})).status_code == 201
+            pw = (await client.post("/api/nodes/ua-1/credentials")).json()["password"]
+        port, tls_port = free_port(), free_port()
+        assert mqtt_config(d, tmp_path / "data", port, tls_port, "--controller", "loaphuong-ctl2") == 0
+        assert mqtt_config(d, tmp_path / "data", port, tls_port, "--controller", "not-reserved") == 1
+        envs = [dict(x.split("=", 1) for x in (d / "mqtt" / name).read_text().splitlines())
+                for name in ("controller.env", "controller-loaphuong-ctl2.env")]
+        assert envs[1]["LOAPHUONG_MQTT__CLIENT_ID"] == "loaphuong-ctl2"
+        clients = []
+        with generated_broker(d / "mqtt" / "mosquitto.conf", (port, tls_port)):
+            try:
+                for env in envs:  # both configured with the same client id
+                    c = AsyncMqttClient("loaphuong-controller", BrokerAddress(
+                        port=port, username=env["LOAPHUONG_MQTT__USERNAME"],
+                        password=env["LOAPHUONG_MQTT__PASSWORD"]), log_failures=False, min_backoff=0.2)
+                    clients.append(c)
+                    c.start()
+                    await asyncio.wait_for(c.connected.wait(), 10)
+                unit = AsyncMqttClient("loaphuong-ctl2", BrokerAddress(  # claims controller 2's id
+                    port=port, username="ua-1", password=pw), log_failures=False, min_backoff=0.2)
+                clients.append(unit)
+                unit.start()
+                await asyncio.wait_for(unit.connected.wait(), 10)
+                for c in clients[:2]:  # a PUBACK round trip on each controller's connection
+                    await c.publish("lp/controller/probe", b"x", qos=1, timeout=5)
+                assert [c.stats.connects for c in clients] == [1, 1, 1]
+                assert all(c.is_connected for c in clients)
+            finally:
+                await asyncio.gather(*(c.stop() for c in clients))
+
+
+async def test_configured_controller_name_is_reserved_too(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, free_port())
+    mqtt = settings.mqtt.model_copy(update={"username": "ward-ctl", "client_id": "ward-ctl-a"})
+    async with running_controller(settings.model_copy(update={"mqtt": mqtt})) as (_, client):
+        for bad in ("ward-ctl", "ward-ctl-a", "loaphuong-controller"):
+            r = await client.post("/api/nodes", json={"id": bad})
+            assert r.status_code == 422 and "reserved" in json.dumps(r.json()), r.text
+        assert (await client.post("/api/nodes", json={"id": "ward-ctl-b"})).status_code == 201
+        assert {n["id"] for n in (await client.get("/api/nodes")).json()} == {"ward-ctl-b"}
 
 
 def test_link_drops_bad_input_without_a_broker() -> None:
