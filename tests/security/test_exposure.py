@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 ZONES = {"x1": ["x1-01"]}
 PRIVATE = ("/api/health", "/openapi.json", "/docs", "/redoc")
+PUBLIC = ("/api/livez", "/api/login")
 
 
 async def test_anonymous_visitor_gets_liveness_only() -> None:
@@ -53,6 +54,17 @@ async def test_anonymous_visitor_gets_liveness_only() -> None:
         assert broker in health["mqtt"]["broker"]
         spec = (await admin.get("/openapi.json")).json()
         assert "/api/livez" in spec["paths"] and "/api/health" in spec["paths"]
+        # every documented operation but liveness and the login form refuses an anonymous caller
+        swept = 0
+        for path, ops in spec["paths"].items():
+            concrete = re.sub(r"\{[^}]+\}", "1", path)
+            for method in ops:
+                if path in PUBLIC or method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                    continue
+                r = await anon.request(method.upper(), concrete, json={})
+                assert r.status_code in (401, 403), (method, path, r.status_code, r.text[:200])
+                swept += 1
+        assert swept > 40
         assert "swagger" in (await admin.get("/docs")).text.lower()
         login = await anon.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
         assert login.status_code == 200
