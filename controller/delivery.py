@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select, update
 
 from controller.aircontrol import AirControl
+from controller.airing import airing_refusal
 from controller.background import Periodic
 from controller.db import Database
 from controller.models import (
@@ -30,6 +31,7 @@ from controller.models import (
     DeliveryState,
 )
 from controller.presence import Presence
+from controller.service import mark_missed
 from controller.settings import DeliverySettings
 from controller.writer import DbWriter
 from devices import protocol as p
@@ -164,6 +166,10 @@ class DeliveryService:
         if broadcast_id in self.active:
             return
         with self.db.session() as s:
+            if (why := self._refusal(s, broadcast_id)) is not None:  # rejected since it was set
+                mark_missed(s, broadcast_id, f"not aired: {why}")
+                logger.warning("broadcast %s not aired: %s", broadcast_id, why)
+                return
             # compare-and-set: with several controllers on one database only one airs it
             claimed = s.exec(update(Broadcast).where(  # type: ignore[call-overload]
                 col(Broadcast.id) == broadcast_id, col(Broadcast.status) == BroadcastStatus.SCHEDULED.value,
@@ -188,6 +194,15 @@ class DeliveryService:
                 return
         self.active[broadcast_id] = active
         await self._publish(active)
+
+    @staticmethod
+    def _refusal(s: Session, broadcast_id: str) -> str | None:
+        """Why a broadcast waiting to air may no longer air (its bulletin rejected), else None."""
+        bc = s.get(Broadcast, broadcast_id)
+        if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
+            return None  # the claim below decides
+        b = s.get(Bulletin, bc.bulletin_id)
+        return "its bulletin no longer exists" if b is None else airing_refusal(b, bc.priority)
 
     async def _publish(self, active: ActiveBroadcast) -> None:
         if active.id in self._publishing or not self.link.connected:

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 import tts
+from controller.airing import airing_refusal
 from controller.binding import audio_refusal
 from controller.dictionary import load_dictionary
 from controller.models import (
@@ -165,6 +166,8 @@ def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: li
     bulletin = s.get(Bulletin, bulletin_id)
     if bulletin is None:
         raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
+    if (why := airing_refusal(bulletin, priority)) is not None:  # every broadcast, API or schedule
+        raise ServiceError(409, why)
     if bulletin.audio_sha256 is None:
         raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
     unbound = audio_refusal(bulletin, bulletin.audio_sha256)

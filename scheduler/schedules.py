@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session, col, select
 
+from controller.airing import airing_refusal
+from controller.ids import DbId, Flag
 from controller.models import AudioAsset, Bulletin
 from controller.service import ServiceError, resolve_targets
 from devices.protocol import now_ms
@@ -32,7 +34,7 @@ class Strict(BaseModel):
 
 
 class ScheduleTarget(Strict):
-    all: bool = Field(False, description="the whole ward")
+    all: Flag = Field(False, description="the whole ward")
     zones: list[str] = Field(default_factory=list, max_length=500)
     nodes: list[str] = Field(default_factory=list, max_length=5000)
 
@@ -50,7 +52,8 @@ class RelaySpec(Strict):
 
 class ScheduleCreate(Strict):
     name: str = Field("", max_length=200)
-    bulletin_id: int | None = Field(None, description="the bulletin to air; or give `relay`")
+    bulletin_id: DbId | None = Field(None, description="the bulletin to air (a JSON integer); or give "
+                                                       "`relay`")
     relay: RelaySpec | None = Field(None, description="a stream to relay instead of a bulletin")
     target: ScheduleTarget
     when: Spec
@@ -62,7 +65,7 @@ class ScheduleCreate(Strict):
                                    description="dates (ward time) on which the schedule does not air")
     valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600,
                                     description="after its play time, how long a unit may still play it")
-    enabled: bool = True
+    enabled: Flag = True
 
     @model_validator(mode="after")
     def _one_content(self) -> ScheduleCreate:
@@ -73,7 +76,7 @@ class ScheduleCreate(Strict):
 
 class ScheduleUpdate(Strict):
     name: str | None = Field(None, max_length=200)
-    bulletin_id: int | None = None
+    bulletin_id: DbId | None = None
     relay: RelaySpec | None = None
     target: ScheduleTarget | None = None
     when: Spec | None = None
@@ -82,7 +85,7 @@ class ScheduleUpdate(Strict):
     interval_s: int | None = Field(None, ge=0, le=86_400)
     exceptions: list[date] | None = Field(None, max_length=366)
     valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600)
-    enabled: bool | None = None
+    enabled: Flag | None = None
 
 
 class SchedulePublic(BaseModel):
@@ -126,7 +129,7 @@ def iso(ms: int | None) -> str | None:
 
 
 def _check(s: Session, *, bulletin_id: int | None, relay: RelaySpec | None, target: ScheduleTarget,
-           when: Spec, repeat: int, interval_s: int, check_future: bool) -> None:
+           when: Spec, repeat: int, interval_s: int, check_future: bool, priority: str | None) -> None:
     if relay is not None:
         duration_ms = relay.duration_s * 1000
         if repeat != 1:
@@ -136,6 +139,8 @@ def _check(s: Session, *, bulletin_id: int | None, relay: RelaySpec | None, targ
         bulletin = s.get(Bulletin, bulletin_id)
         if bulletin is None:
             raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
+        if (why := airing_refusal(bulletin, priority)) is not None:
+            raise ServiceError(409, why)
         asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin.audio_sha256 else None
         if asset is None:
             raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
@@ -159,7 +164,7 @@ def _check(s: Session, *, bulletin_id: int | None, relay: RelaySpec | None, targ
 
 def create_schedule(s: Session, body: ScheduleCreate, *, created_by: str) -> Schedule:
     _check(s, bulletin_id=body.bulletin_id, relay=body.relay, target=body.target, when=body.when,
-           repeat=body.repeat, interval_s=body.interval_s, check_future=True)
+           repeat=body.repeat, interval_s=body.interval_s, check_future=True, priority=body.priority)
     now = now_ms()
     row = Schedule(
         name=body.name, bulletin_id=body.bulletin_id, targets=body.target.model_dump(),
@@ -183,6 +188,21 @@ def get_schedule(s: Session, schedule_id: int, *, allow_deleted: bool = False) -
     return row
 
 
+def airing_after(row: Schedule, body: ScheduleUpdate) -> tuple[int | None, str | None, bool]:
+    """What the schedule airs once ``body`` is applied: (bulletin id or None for a relay, priority,
+    whether the change touches what or how it airs) — for the caller's approval and ward checks."""
+    given = body.model_fields_set
+    if body.bulletin_id is not None:
+        bulletin_id: int | None = body.bulletin_id
+    elif body.relay is not None:
+        bulletin_id = None
+    else:
+        bulletin_id = row.bulletin_id
+    priority = body.priority if "priority" in given else row.priority
+    touches = bool(given & {"bulletin_id", "relay", "priority"}) or (body.enabled is True and not row.enabled)
+    return bulletin_id, priority, touches
+
+
 def update_schedule(s: Session, schedule_id: int, body: ScheduleUpdate) -> Schedule:
     row = get_schedule(s, schedule_id)
     given = body.model_fields_set
@@ -190,26 +210,23 @@ def update_schedule(s: Session, schedule_id: int, body: ScheduleUpdate) -> Sched
     target = body.target if body.target is not None else ScheduleTarget.model_validate(row.targets)
     if body.bulletin_id is not None and body.relay is not None:
         raise ServiceError(422, "give either bulletin_id (a bulletin to air) or relay (a stream to relay)")
-    bulletin_id = body.bulletin_id if body.bulletin_id is not None else row.bulletin_id
+    bulletin_id, priority, _ = airing_after(row, body)
     relay = body.relay if body.relay is not None else (
         RelaySpec.model_validate(row.relay) if row.relay else None)
     if body.bulletin_id is not None:
         relay = None  # now airs a bulletin
-    elif body.relay is not None:
-        bulletin_id = None  # now relays a stream
     repeat = body.repeat if body.repeat is not None else row.repeat
     interval_s = body.interval_s if body.interval_s is not None else row.interval_s
     enabling = body.enabled is True and not row.enabled
-    if enabling or given & {"bulletin_id", "relay", "target", "when", "repeat", "interval_s"}:
+    if enabling or given & {"bulletin_id", "relay", "target", "when", "repeat", "interval_s", "priority"}:
         _check(s, bulletin_id=bulletin_id, relay=relay, target=target, when=when, repeat=repeat,
-               interval_s=interval_s, check_future="when" in given or enabling)
+               interval_s=interval_s, check_future="when" in given or enabling, priority=priority)
     if "name" in given and body.name is not None:
         row.name = body.name
     row.bulletin_id, row.targets, row.kind, row.spec = bulletin_id, target.model_dump(), when.kind, \
         when.model_dump(mode="json")
     row.relay = relay.model_dump() if relay else None
-    if "priority" in given:
-        row.priority = body.priority
+    row.priority = priority
     row.repeat, row.interval_s = repeat, interval_s
     if body.exceptions is not None:
         row.exceptions = sorted({d.isoformat() for d in body.exceptions})

@@ -7,8 +7,9 @@ from pydantic import Field
 from sqlmodel import col, select
 
 from controller.accounts import audit
+from controller.api.broadcasts import withdraw
 from controller.api.bulletins import BulletinSpeechPublic, _public
-from controller.api.deps import ApproverDep, EditorDep, SessionDep, UserDep
+from controller.api.deps import ApproverDep, EditorDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import Strict
 from controller.api.scope import bulletin_for, visible_bulletin_ids
 from controller.binding import bind
@@ -84,6 +85,10 @@ def approve(bulletin_id: int, s: SessionDep, user: ApproverDep,
 
 
 @router.post("/{bulletin_id}/reject", response_model=BulletinSpeechPublic)
-def reject(bulletin_id: int, s: SessionDep, user: ApproverDep,
-           body: Decision | None = None) -> BulletinSpeechPublic:
-    return _decide(bulletin_id, s, user, body or Decision(), "rejected")
+async def reject(bulletin_id: int, sv: ServicesDep, user: ApproverDep,
+                 body: Decision | None = None) -> BulletinSpeechPublic:
+    """A rejected bulletin never airs: what was set to air it (an emergency bypass) is stopped."""
+    with sv.db.session() as s:
+        out = _decide(bulletin_id, s, user, body or Decision(), "rejected")
+    await withdraw(sv, bulletin_id, "its bulletin was rejected")
+    return out

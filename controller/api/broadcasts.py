@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import Session, col, select
 
@@ -14,10 +16,19 @@ from controller.api.schemas import (
     DeliveryPublic,
     iso,
 )
-from controller.api.scope import broadcast_for, check_airing, scoped_target, visible_bulletin_ids
+from controller.api.scope import (
+    audit_bypass,
+    broadcast_for,
+    check_airing,
+    scoped_target,
+    visible_bulletin_ids,
+)
+from controller.app import Services
 from controller.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.service import create_broadcast
 from devices import protocol as p
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
@@ -62,14 +73,16 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) ->
         publish_at = max(p.now_ms(), play_at - int(sv.settings.schedule.lead_s * 1000))
     valid_s = body.valid_for_s or sv.settings.delivery.default_valid_s
     with sv.db.session() as s:
-        check_airing(s, user, body.bulletin_id, body.priority)
+        bulletin = check_airing(s, user, body.bulletin_id, body.priority)  # the row that airs
         t = body.target
         all_nodes, zones, nodes = scoped_target(s, user, t.all, t.zones, t.nodes)
-        bc = create_broadcast(
-            s, bulletin_id=body.bulletin_id, all_nodes=all_nodes, zones=zones,
+        assert bulletin.id is not None
+        bc = create_broadcast(  # same session: s.get gives create_broadcast this very row
+            s, bulletin_id=bulletin.id, all_nodes=all_nodes, zones=zones,
             nodes=nodes, priority=body.priority, air_at=publish_at, valid_s=valid_s,
             repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
+        audit_bypass(s, user, bulletin, body.priority, f"broadcast:{bc.id}")
         out = _public(s, bc, detail=False)
     sv.scheduler.air_at(bc.id, bc.air_at)
     return out
@@ -107,3 +120,29 @@ async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep) ->
         bc2 = s.get(Broadcast, broadcast_id)
         assert bc2 is not None
         return _public(s, bc2, detail=True)
+
+
+UNFINISHED = (BroadcastStatus.SCHEDULED.value, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value)
+
+
+async def withdraw(sv: Services, bulletin_id: int, reason: str) -> list[str]:
+    """Stop every broadcast of a bulletin that has not finished (the bulletin was rejected): one
+    waiting for its time is cancelled, one already sent to the units (which hold it until its
+    play time) or playing is cancelled on the units. Returns the broadcast ids stopped."""
+    stopped: list[str] = []
+    with sv.db.session() as s:
+        rows = s.exec(select(Broadcast).where(Broadcast.bulletin_id == bulletin_id)
+                      .where(col(Broadcast.status).in_(UNFINISHED))).all()
+        for bc in rows:
+            if bc.status == BroadcastStatus.SCHEDULED.value:
+                sv.scheduler.cancel(bc.id)
+                bc.status, bc.reason = BroadcastStatus.CANCELLED.value, reason
+                s.add(bc)
+                stopped.append(bc.id)
+            elif sv.delivery.cancel(bc.id, reason):
+                stopped.append(bc.id)
+        s.commit()
+    await sv.writer.flush()
+    if stopped:
+        logger.warning("bulletin %d: %s; stopped broadcast(s) %s", bulletin_id, reason, ", ".join(stopped))
+    return stopped

@@ -38,6 +38,7 @@ from controller.api.live_auth import authenticate, origin_allowed, session_csrf,
 from controller.api.schemas import Priority
 from controller.api.scope import forbidden, scoped_target
 from controller.app import Services
+from controller.ids import Flag
 from controller.live import LiveHub
 from controller.live_log import LiveRecorder
 from controller.models import LiveLog, NodeZone, User
@@ -55,7 +56,7 @@ SERVER_GOING_AWAY = 1012  # uvicorn closes the sockets with "service restart" wh
 
 class LiveTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    all: bool = False
+    all: Flag = False  # a JSON boolean ("yes" is refused: 422)
     zones: list[str] = Field(default_factory=list)
     nodes: list[str] = Field(default_factory=list)
 

@@ -12,14 +12,17 @@ from controller.accounts import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.guards import schedule_visible
 from controller.api.relays import check_station
-from controller.api.scope import visible_bulletin_ids
+from controller.api.scope import audit_bypass, check_airing, stored_target, visible_bulletin_ids
+from controller.models import Bulletin, User
 from scheduler.agenda import build_agenda
 from scheduler.models import RunStatus, Schedule
 from scheduler.schedules import (
     RunPublic,
     ScheduleCreate,
     SchedulePublic,
+    ScheduleTarget,
     ScheduleUpdate,
+    airing_after,
     create_schedule,
     delete_schedule,
     get_schedule,
@@ -36,11 +39,24 @@ def _changed(sv: ServicesDep, schedule_id: int | None) -> None:
         sv.schedules.changed(schedule_id)
 
 
+def _may_air(s: SessionDep, user: User, bulletin_id: int | None, priority: str | None,
+             target: ScheduleTarget | None) -> Bulletin | None:
+    """The approval, ward and emergency checks on the validated body; returns the bulletin row
+    that the schedule will air (the row create/update_schedule store), None for a relay."""
+    bulletin = check_airing(s, user, bulletin_id, priority) if bulletin_id is not None else None
+    if target is not None:
+        stored_target(s, user, target.all, target.zones, target.nodes)
+    return bulletin
+
+
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=SchedulePublic)
 def add_schedule(body: ScheduleCreate, sv: ServicesDep, s: SessionDep, user: UserDep) -> SchedulePublic:
+    bulletin = _may_air(s, user, body.bulletin_id, body.priority, body.target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
     row = create_schedule(s, body, created_by=user.username)
+    if bulletin is not None:
+        audit_bypass(s, user, bulletin, body.priority, f"schedule:{row.id}")
     _changed(sv, row.id)
     return public(s, row)
 
@@ -66,10 +82,14 @@ def one_schedule(schedule_id: int, s: SessionDep, _: UserDep) -> SchedulePublic:
 
 @router.patch("/schedules/{schedule_id}", response_model=SchedulePublic)
 def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: SessionDep,
-                    _: UserDep) -> SchedulePublic:
+                    user: UserDep) -> SchedulePublic:
+    bulletin_id, priority, touches = airing_after(get_schedule(s, schedule_id), body)
+    bulletin = _may_air(s, user, bulletin_id if touches else None, priority, body.target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
     row = update_schedule(s, schedule_id, body)
+    if bulletin is not None:
+        audit_bypass(s, user, bulletin, priority, f"schedule:{row.id}")
     _changed(sv, row.id)
     return public(s, row)
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from controller.ids import DbId, Flag
 from devices.protocol import valid_id
 from devices.security import RESERVED_PREFIX, reserved_id
 from scheduler import TIMEZONE
@@ -88,13 +89,13 @@ class BulletinPublic(BaseModel):
 
 
 class Target(Strict):
-    all: bool = Field(False, description="the whole ward")
+    all: Flag = Field(False, description="the whole ward")
     zones: list[str] = Field(default_factory=list, max_length=500)
     nodes: list[str] = Field(default_factory=list, max_length=5000)
 
 
 class BroadcastCreate(Strict):
-    bulletin_id: int
+    bulletin_id: DbId = Field(description="a JSON integer (\"6\" or 6.0 is refused: 422)")
     target: Target
     priority: Priority | None = Field(None, description="default: the bulletin's class")
     air_at: datetime | None = Field(None, description="ISO time with offset; omit to air now")

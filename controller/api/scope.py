@@ -6,6 +6,7 @@ from fastapi import HTTPException, status
 from sqlmodel import Session, col, select
 
 from controller.accounts import CAN_AIR, CAN_EMERGENCY, audit, can_see_org, visible_zones
+from controller.airing import airing_refusal, effective_priority, is_bypass
 from controller.models import Broadcast, Bulletin, NodeZone, User, Zone
 
 
@@ -68,6 +69,14 @@ def scoped_target(s: Session, user: User, all_nodes: bool, zones: list[str],
     return all_nodes, zones, nodes
 
 
+def stored_target(s: Session, user: User, all_nodes: bool, zones: list[str], nodes: list[str]) -> None:
+    """A target kept for later (a schedule): a ward user names the ward's zones or units, since
+    "all" is resolved only when the slot fires and would then reach every unit."""
+    if user.org_unit_id is not None and all_nodes:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "choose your ward's zones rather than 'all'")
+    scoped_target(s, user, all_nodes, zones, nodes)
+
+
 def visible_bulletin_ids(s: Session, user: User) -> set[int] | None:
     if user.org_unit_id is None:
         return None
@@ -76,18 +85,25 @@ def visible_bulletin_ids(s: Session, user: User) -> set[int] | None:
     return {i for i, org in rows if i is not None and can_see_org(s, user, org)}
 
 
-def check_airing(s: Session, user: User, bulletin_id: int, priority: str | None) -> None:
-    """Who may air what: operators and admins air approved bulletins; an emergency by an
-    authorised user (admin, approver, operator) skips the approval queue, and that is audited."""
+def check_airing(s: Session, user: User, bulletin_id: int, priority: str | None) -> Bulletin:
+    """Who may air what; returns the bulletin row it checked, which is the row that airs.
+
+    Operators and admins air approved bulletins of their ward. An emergency by an authorised
+    user (admin, approver, operator) skips the approval queue while the bulletin is undecided
+    (draft / submitted), and the caller audits it with :func:`audit_bypass` once the broadcast
+    or schedule exists. A rejected bulletin never airs (controller/airing.py)."""
     b = bulletin_for(s, user, bulletin_id)
-    emergency = (priority or b.priority) == "emergency"
+    emergency = effective_priority(b, priority) == "emergency"
     if user.role not in CAN_AIR and not (emergency and user.role in CAN_EMERGENCY):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not air broadcasts")
-    if b.approval == "approved":
-        return
-    if emergency and user.role in CAN_EMERGENCY:
-        audit(s, user.username, "emergency_bypass", f"bulletin:{bulletin_id}",
-              f"aired as an emergency while {b.approval}")
-        return
-    raise HTTPException(status.HTTP_409_CONFLICT,
-                        f"bulletin {bulletin_id} is {b.approval}; it can air only once approved")
+    why = airing_refusal(b, priority)
+    if why is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, why)
+    return b
+
+
+def audit_bypass(s: Session, user: User, b: Bulletin, priority: str | None, made: str) -> None:
+    """Record an emergency that skipped the approval queue (``made``: what now airs it)."""
+    if is_bypass(b, priority):
+        audit(s, user.username, "emergency_bypass", f"bulletin:{b.id}",
+              f"aired as an emergency while {b.approval} ({made})")

@@ -1,0 +1,236 @@
+"""Issue 11 items 2 and 11, performed for real: a ward-A operator (and approver, ward admin,
+province admin) against the controller over real HTTP, with Mosquitto running the configuration
+``loaphuong mqtt-config`` generated and the units logged in with their own accounts.
+
+- 2: ``"bulletin_id": "6"`` / 6.0 / true / [6] (a rejected bulletin, another ward's bulletin) on
+  POST /api/broadcasts, POST and PATCH /api/schedules: 422, and nothing is created or changed.
+- 11: a rejected bulletin relabelled ``emergency``: 409 for everyone; the bypass still covers
+  undecided bulletins and is audited with what airs it.
+- A bulletin rejected after it was set to air does not air: a schedule's slot fails at fire time,
+  a broadcast set for later is not sent, a pre-delivered one is cancelled on the units.
+Afterwards the units played nothing they should not have, and the legit operator still airs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlmodel import Session, select
+
+from controller.models import Broadcast, Bulletin, Relay
+from devices.broker import free_port
+from devices.mqtt import BrokerAddress
+from firmware_sim.node import SimNode
+from scheduler import TIMEZONE
+from scheduler.models import Schedule
+from tests.conftest import ADMIN, make_settings, running_controller
+from tests.e2e.helpers import wait_for, wait_online
+from tests.e2e.serve import serving
+from tests.security._airing_fixtures import World, generated_broker, provision
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
+
+ONCE_A_DAY = {"kind": "daily", "times": ["06:00"]}
+NOT_IDS = (lambda i: str(i), lambda i: float(i), lambda i: f" {i}", lambda i: [i], lambda i: {"id": i},
+           lambda i: True)
+
+
+@asynccontextmanager
+async def on_air(tmp_path: Path, lead_s: float = 600.0,
+                 ) -> AsyncIterator[tuple[httpx.AsyncClient, World, dict[str, SimNode], FastAPI]]:
+    settings = make_settings(tmp_path, free_port())
+    async with running_controller(settings) as (_, admin):  # provisioning needs no broker
+        world = await provision(admin)
+    with generated_broker(tmp_path) as (port, env):
+        mqtt = settings.mqtt.model_copy(update={"port": port, "username": env["LOAPHUONG_MQTT__USERNAME"],
+                                                "password": env["LOAPHUONG_MQTT__PASSWORD"]})
+        schedule = settings.schedule.model_copy(update={"lead_s": lead_s})
+        live = settings.model_copy(update={"mqtt": mqtt, "schedule": schedule})
+        async with serving(live) as (app, addr):
+            units = {u: SimNode(u, BrokerAddress(port=port, password=pw), heartbeat_s=2)
+                     for u, pw in world.units.items()}
+            await asyncio.gather(*(n.start() for n in units.values()))
+            try:
+                async with httpx.AsyncClient(base_url=f"http://{addr}", auth=ADMIN, timeout=30) as admin:
+                    await wait_online(admin, list(units))
+                    yield admin, world, units, app
+            finally:
+                await asyncio.gather(*(n.stop() for n in units.values()))
+
+
+def snapshot(app: FastAPI) -> dict[str, Any]:
+    """Every row that airs something, as the database has it."""
+    with Session(app.state.services.db.engine) as s:
+        return {
+            "broadcasts": sorted((b.id, b.bulletin_id, b.priority, b.status)
+                                 for b in s.exec(select(Broadcast))),
+            "schedules": sorted((x.id, x.bulletin_id, x.priority, x.version, repr(x.targets), x.enabled)
+                                for x in s.exec(select(Schedule))),
+            "relays": sorted(r.id for r in s.exec(select(Relay))),
+        }
+
+
+def bc_of(app: FastAPI, bid: str) -> Broadcast:
+    with Session(app.state.services.db.engine) as s:
+        row = s.get(Broadcast, bid)
+        assert row is not None
+        return row
+
+
+async def air_legit(admin: httpx.AsyncClient, w: World, units: dict[str, SimNode]) -> str:
+    """The ward's operator airs its approved bulletin to "all": only ward A's unit plays it."""
+    r = await admin.post("/api/broadcasts", json={"bulletin_id": w.bulletins[("wa", "approved")],
+                                                  "target": {"all": True}}, auth=w.auth("op_a"))
+    assert r.status_code == 201, r.text
+    bc = str(r.json()["id"])
+    await wait_for(lambda: bc in units["za-1"].played, 30, "ward A's unit playing the approved bulletin")
+    return bc
+
+
+async def test_an_id_that_is_not_a_json_integer_is_refused_and_nothing_airs(tmp_path: Path) -> None:
+    async with on_air(tmp_path) as (admin, w, units, app):
+        op = w.auth("op_a")
+        legit = {"bulletin_id": w.bulletins[("wa", "approved")], "target": {"zones": ["za"]},
+                 "when": ONCE_A_DAY}
+        r = await admin.post("/api/schedules", json=legit, auth=op)
+        assert r.status_code == 201, r.text
+        mine = r.json()["id"]
+        before = snapshot(app)
+        victims = ((w.bulletins[("wa", "rejected")], 409), (w.bulletins[("wb", "approved")], 403),
+                   (w.bulletins[("wb", "rejected")], 403))
+        for victim, refused in victims:
+            for shape in (f(victim) for f in NOT_IDS):
+                for method, path, body in (
+                        ("POST", "/api/broadcasts", {"bulletin_id": shape, "target": {"zones": ["za"]}}),
+                        ("POST", "/api/schedules", {"bulletin_id": shape, "target": {"zones": ["za"]},
+                                                    "when": ONCE_A_DAY}),
+                        ("PATCH", f"/api/schedules/{mine}", {"bulletin_id": shape})):
+                    r = await admin.request(method, path, json=body, auth=op)
+                    assert r.status_code == 422, (method, path, shape, r.text)
+                    assert "JSON integer" in r.text, r.text  # says what is wrong
+            # the integer itself is refused for what it is (rejected: 409, another ward's: 403)
+            for method, path, body in (
+                    ("POST", "/api/broadcasts", {"bulletin_id": victim, "target": {"zones": ["za"]}}),
+                    ("POST", "/api/schedules", {"bulletin_id": victim, "target": {"zones": ["za"]},
+                                                "when": ONCE_A_DAY}),
+                    ("PATCH", f"/api/schedules/{mine}", {"bulletin_id": victim})):
+                r = await admin.request(method, path, json=body, auth=op)
+                assert r.status_code == refused, (method, path, victim, r.text)
+                assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+        # a flag that is not a JSON boolean ("all": "false" reads as true in lax mode)
+        r = await admin.post("/api/broadcasts", json={"bulletin_id": w.bulletins[("wa", "approved")],
+                                                      "target": {"all": "false", "zones": ["za"]}}, auth=op)
+        assert r.status_code == 422, r.text
+        assert snapshot(app) == before  # nothing created, the operator's schedule unchanged
+        assert units["za-1"].acks == [] and units["zb-1"].acks == []  # no unit was sent anything
+        bc = await air_legit(admin, w, units)  # the legit user still works
+        assert {b for b, _ in units["za-1"].acks} == {bc} and units["zb-1"].acks == []
+
+
+async def test_a_rejected_bulletin_never_airs_not_even_as_an_emergency(tmp_path: Path) -> None:
+    async with on_air(tmp_path) as (admin, w, units, app):
+        rejected = w.bulletins[("wa", "rejected")]
+        r = await admin.post("/api/schedules", json={"bulletin_id": w.bulletins[("wa", "approved")],
+                                                     "target": {"zones": ["za"]}, "when": ONCE_A_DAY},
+                             auth=w.auth("op_a"))
+        assert r.status_code == 201, r.text
+        mine = r.json()["id"]
+        before = snapshot(app)
+        for auth in (w.auth("op_a"), w.auth("ap_a"), w.auth("adm_a"), ADMIN):
+            for priority in ("emergency", "priority", "normal", None):
+                extra = {} if priority is None else {"priority": priority}
+                r = await admin.post("/api/broadcasts", auth=auth, json={
+                    "bulletin_id": rejected, "target": {"zones": ["za"]}} | extra)
+                if auth[0] == "ap_a":  # an approver airs emergencies only, and no schedules at all
+                    assert r.status_code == (409 if priority == "emergency" else 403), (priority, r.text)
+                    continue
+                assert r.status_code == 409 and "rejected" in r.json()["detail"], (auth[0], priority, r.text)
+                r = await admin.post("/api/schedules", auth=auth, json={
+                    "bulletin_id": rejected, "target": {"zones": ["za"]}, "when": ONCE_A_DAY} | extra)
+                assert r.status_code == 409 and "rejected" in r.json()["detail"], (auth[0], priority, r.text)
+                r = await admin.patch(f"/api/schedules/{mine}", auth=auth,
+                                      json={"bulletin_id": rejected} | extra)
+                assert r.status_code == 409, (auth[0], priority, r.text)
+        r = await admin.patch(f"/api/schedules/{mine}", auth=w.auth("ap_a"), json={"priority": "emergency"})
+        assert r.status_code == 403
+        assert snapshot(app) == before
+        assert not any(a["action"] == "emergency_bypass" for a in (await admin.get("/api/audit")).json())
+        # the bypass covers undecided bulletins only, for the roles that may use it, and is audited
+        draft = w.bulletins[("wa", "draft")]
+        body = {"bulletin_id": draft, "target": {"zones": ["za"]}, "priority": "emergency"}
+        assert (await admin.post("/api/broadcasts", json=body, auth=w.auth("ed_a"))).status_code == 403
+        r = await admin.post("/api/broadcasts", json=body | {"priority": "normal"}, auth=w.auth("op_a"))
+        assert r.status_code == 409 and "draft" in r.json()["detail"]
+        r = await admin.post("/api/broadcasts", json=body, auth=w.auth("op_a"))
+        assert r.status_code == 201, r.text
+        bc = r.json()["id"]
+        bypass = [a for a in (await admin.get("/api/audit")).json() if a["action"] == "emergency_bypass"]
+        assert [(a["username"], a["target"]) for a in bypass] == [("op_a", f"bulletin:{draft}")]
+        assert bc in bypass[0]["detail"] and "draft" in bypass[0]["detail"]
+        await wait_for(lambda: bc in units["za-1"].played, 30, "the emergency playing in ward A")
+        assert {b for b, _ in units["za-1"].acks} == {bc} and units["zb-1"].acks == []
+
+
+async def test_a_bulletin_rejected_after_it_was_set_to_air_does_not_air(tmp_path: Path) -> None:
+    async with on_air(tmp_path, lead_s=3) as (admin, w, units, app):
+        op, ap = w.auth("op_a"), w.auth("ap_a")
+        submitted, draft = w.bulletins[("wa", "submitted")], w.bulletins[("wa", "draft")]
+        at = (datetime.now(tz=TIMEZONE) + timedelta(seconds=9)).isoformat()
+        emergency = {"target": {"zones": ["za"]}, "priority": "emergency"}
+        r = await admin.post("/api/schedules", auth=op,
+                             json=emergency | {"bulletin_id": submitted, "when": {"kind": "once", "at": at}})
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        r = await admin.post("/api/broadcasts", auth=op,
+                             json=emergency | {"bulletin_id": submitted, "air_at": at})
+        assert r.status_code == 201, r.text
+        later = r.json()["id"]
+        r = await admin.post("/api/broadcasts", auth=op,
+                             json=emergency | {"bulletin_id": draft, "air_at": at})
+        assert r.status_code == 201, r.text
+        elsewhere = r.json()["id"]
+        assert (await admin.post(f"/api/bulletins/{submitted}/reject", auth=ap)).status_code == 200
+        with Session(app.state.services.db.engine) as s:  # rejected through another controller: only the row
+            row = s.get(Bulletin, draft)
+            assert row is not None
+            row.approval = "rejected"
+            s.add(row)
+            s.commit()
+        assert bc_of(app, later).status == "cancelled"  # withdrawn at once
+
+        async def fired() -> bool:
+            runs = (await admin.get(f"/api/schedules/{sid}/runs")).json()
+            return bool(runs) and runs[0]["status"] == "failed"
+
+        await wait_for(fired, 30, "the schedule's slot to fire")
+        run = (await admin.get(f"/api/schedules/{sid}/runs")).json()[0]
+        assert "rejected" in run["reason"] and run["broadcast_ids"] == []
+        await wait_for(lambda: bc_of(app, elsewhere).status == "failed", 30, "the later broadcast's air time")
+        assert "rejected" in bc_of(app, elsewhere).reason
+        assert units["za-1"].acks == [] and units["zb-1"].acks == []  # nothing reached a unit
+        await air_legit(admin, w, units)
+
+
+async def test_rejecting_stops_an_emergency_already_delivered_to_the_units(tmp_path: Path) -> None:
+    async with on_air(tmp_path) as (admin, w, units, app):  # lead 600 s: sent now, played at its time
+        submitted = w.bulletins[("wa", "submitted")]
+        at = (datetime.now(tz=TIMEZONE) + timedelta(seconds=120)).isoformat()
+        r = await admin.post("/api/broadcasts", auth=w.auth("op_a"), json={
+            "bulletin_id": submitted, "target": {"zones": ["za"]}, "priority": "emergency", "air_at": at})
+        assert r.status_code == 201, r.text
+        bc = r.json()["id"]
+        await wait_for(lambda: units["za-1"].player.state_of(bc) is not None, 30, "the unit holding it")
+        r = await admin.post(f"/api/bulletins/{submitted}/reject", auth=w.auth("ap_a"))
+        assert r.status_code == 200, r.text
+        await wait_for(lambda: units["za-1"].player.state_of(bc) is None, 30, "the unit dropping it")
+        assert bc_of(app, bc).status == "cancelled" and bc not in units["za-1"].played
+        assert units["zb-1"].acks == []
+        await air_legit(admin, w, units)
