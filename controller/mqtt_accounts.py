@@ -123,6 +123,9 @@ def write_mqtt_config(s: Session, settings: Settings, out: Path, *, issue_missin
             if name != controller.username]
     groups: dict[str, list[str]] = {}
     for nz in s.exec(select(NodeZone)).all():
+        if not valid_id(nz.zone_id):  # a row from before ids were checked: not a topic level
+            logger.error("zone id %r cannot be a topic; unit %s gets no rights on it", nz.zone_id, nz.node_id)
+            continue
         groups.setdefault(nz.node_id, []).append(nz.zone_id)
     creds = {c.node_id: c.password_hash for c in s.exec(select(NodeCredential)).all()}
     issued: list[tuple[str, str]] = []
