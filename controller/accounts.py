@@ -1,4 +1,4 @@
-"""Roles, browser sessions, login rate limiting, ward scoping and the audit log.
+"""Roles, browser sessions, ward scoping and the audit log (login backoff: controller/loginlimit.py).
 
 API clients and scripts keep using HTTP Basic; browsers log in once and get an HttpOnly,
 SameSite=Strict session cookie plus a CSRF token that every state-changing request must echo
@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import time
-from collections import deque
 
 from sqlmodel import Session, col, delete, select
 
 from controller.auth import hash_password
 from controller.models import AuditEntry, Bulletin, NodeZone, OrgUnit, User, UserSession, Zone
+from controller.passwords import password_problem
 from devices.protocol import now_ms
 
 logger = logging.getLogger(__name__)
@@ -74,33 +73,6 @@ def end_sessions(s: Session, user_id: int) -> None:
     s.commit()
 
 
-class LoginLimiter:
-    """At most ``limit`` failed logins per user name (4 × that per client address) in ``window_s``."""
-
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self.client_limit = 4 * limit
-        self._fails: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        cutoff = time.monotonic() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, username: str, client: str) -> bool:
-        return (len(self._recent(f"u:{username}")) >= self.limit
-                or len(self._recent(f"c:{client}")) >= self.client_limit)
-
-    def failed(self, username: str, client: str) -> None:
-        for k in (f"u:{username}", f"c:{client}"):
-            self._recent(k).append(time.monotonic())
-
-    def succeeded(self, username: str) -> None:
-        self._fails.pop(f"u:{username}", None)
-
-
 # --------------------------------------------------------------------------- users
 
 
@@ -113,6 +85,8 @@ def add_user(s: Session, username: str, role: str, org_unit_id: str | None = Non
         raise ValueError(f"unknown org unit {org_unit_id!r}")
     if s.exec(select(User).where(User.username == username)).first() is not None:
         raise ValueError(f"user {username!r} already exists")
+    if password is not None and (problem := password_problem(password, username)):
+        raise ValueError(problem)
     password = password or secrets.token_urlsafe(12)
     user = User(username=username, password_hash=hash_password(password), role=role, org_unit_id=org_unit_id)
     s.add(user)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -21,6 +21,7 @@ from controller.commands import CommandService
 from controller.db import Database
 from controller.delivery import DeliveryService
 from controller.gateway_presence import GatewayPresence
+from controller.loginlimit import LoginLimiter
 from controller.models import Broadcast, BroadcastStatus
 from controller.netguard import Guard
 from controller.presence import Presence
@@ -54,6 +55,7 @@ class Services:
     timesync: TimeResponder
     commands: CommandService
     telemetry: TelemetryHistory
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)  # failed-login backoff
     admin_password: str | None = None
     schedules: ScheduleService | None = None  # created in start_services (after migrations)
     relays: RelayHub | None = None  # relay sessions (tiếp sóng), created in start_services
@@ -85,7 +87,7 @@ def build_services(settings: Settings) -> Services:
 
     scheduler = AirScheduler(delivery.air, on_missed=missed)
     return Services(settings, db, writer, link, presence, delivery, scheduler, Verifier(), air, timesync,
-                    commands, telemetry)
+                    commands, telemetry, login_limiter=LoginLimiter(settings.login))
 
 
 async def start_services(sv: Services) -> None:
@@ -189,4 +191,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(apidocs.router)
     app.include_router(ui_router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+    from controller.api.limits import RequestLimits
+    from controller.api.recordings import UPLOAD_PATH, upload_body_limit
+
+    # outermost: sizes and authentication before any body is read
+    app.add_middleware(RequestLimits, max_body=settings.http.max_body_kb * 1024,  # type: ignore[arg-type]
+                       larger={UPLOAD_PATH: upload_body_limit(settings.tts)})
     return app

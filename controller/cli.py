@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from controller.settings import MqttSettings, RelaySettings, Settings
+from controller.web_settings import uvicorn_proxy_options
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     tls = _tls(args, settings)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
+                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
+                **uvicorn_proxy_options(settings.http))
     return 0
 
 
@@ -87,7 +89,8 @@ async def _demo(args: argparse.Namespace) -> None:
     tls = _tls(args, settings)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
                                            ssl_certfile=tls[0] if tls else None,
-                                           ssl_keyfile=tls[1] if tls else None))
+                                           ssl_keyfile=tls[1] if tls else None,
+                                           **uvicorn_proxy_options(settings.http)))
     scheme = "https" if tls else "http"
     specs = [NodeSpec(node_id=n) for n in demo_node_ids()]
     fleet = Fleet(specs, BrokerAddress(port=broker.port), play_dir=data_dir / "played")

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from controller.gateway_settings import Gateways
 from controller.netguard import normalize_station
+from controller.web_settings import HttpSettings, LoginSettings
 from devices.protocol import DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX
 from scheduler.arbiter import PreemptPolicy
 from scheduler.settings import ScheduleSettings
@@ -186,6 +187,8 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)  # type: ignore[arg-type]
     live: LiveSettings = Field(default_factory=LiveSettings)  # type: ignore[arg-type]
     relay: RelaySettings = Field(default_factory=RelaySettings)  # type: ignore[arg-type]
+    login: LoginSettings = Field(default_factory=LoginSettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
     gateways: Gateways = Field(default_factory=dict)
     admin_password: str | None = Field(
         None, description="set the admin password at first start (else one is generated and printed)"

@@ -22,11 +22,20 @@ from controller.accounts import (
     scope_refusal,
     subtree,
 )
-from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep, cross_site, limiter
+from controller.api.deps import (
+    AdminDep,
+    ServicesDep,
+    SessionDep,
+    UserDep,
+    check_password,
+    client_address,
+    cross_site,
+)
 from controller.api.schemas import Strict, iso
 from controller.api.scope import forbidden
 from controller.auth import hash_password
 from controller.models import AuditEntry, OrgUnit, User
+from controller.passwords import password_problem
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -91,16 +100,10 @@ def login(body: LoginRequest, request: Request, response: Response, sv: Services
     """A new session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) and its CSRF token."""
     if cross_site(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
-    client = request.client.host if request.client else "?"
-    lim = limiter(request)
-    if lim.blocked(body.username, client):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a few minutes")
-    user = sv.verifier.check(s, body.username, body.password)
+    client = client_address(request)
+    user = check_password(sv, s, request, body.username, body.password, "form")  # 429 while backing off
     if user is None:
-        lim.failed(body.username, client)
-        audit(s, body.username, "login_failed", detail=client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
-    lim.succeeded(body.username)
     old = request.cookies.get(COOKIE)
     if old:
         close_session(s, old)  # a new session on every login
@@ -129,15 +132,23 @@ def me(user: UserDep) -> UserPublic:
 
 class PasswordChange(Strict):
     current: str = Field(min_length=1, max_length=200)
-    new: str = Field(min_length=10, max_length=200, description="at least 10 characters")
+    new: str = Field(min_length=10, max_length=200,
+                     description="at least 10 characters, not a common password, not containing "
+                                 "the user name")
 
 
 @router.post("/me/password", response_model=LoginPublic)
 def change_password(body: PasswordChange, request: Request, response: Response, sv: ServicesDep,
                     s: SessionDep, user: UserDep) -> LoginPublic:
-    """Change one's own password (e.g. the one-time one): every session ends, a new one starts."""
-    if sv.verifier.check(s, user.username, body.current) is None:
+    """Change one's own password (e.g. the one-time one): every session ends, a new one starts.
+    The new one must pass the password policy (422); wrong current passwords back off like
+    failed logins (429 with Retry-After)."""
+    if check_password(sv, s, request, user.username, body.current, "password change") is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
+    if (problem := password_problem(body.new, user.username)) is not None:
+        raise HTTPException(422, problem)
+    if body.new == body.current:
+        raise HTTPException(422, "the new password must differ from the current one")
     assert user.id is not None
     user.password_hash = hash_password(body.new)
     s.add(user)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlmodel import Session
 
@@ -18,7 +20,7 @@ from controller.accounts import (
     CAN_WRITE_BULLETINS,
     COOKIE,
     CSRF_HEADER,
-    LoginLimiter,
+    audit,
     find_session,
 )
 from controller.app import Services
@@ -47,7 +49,7 @@ TOO_MANY = "too many failed logins; wait a few minutes"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def cross_site(request: Request) -> bool:
+def cross_site(request: HTTPConnection) -> bool:
     if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
         return True
     origin = request.headers.get("origin")
@@ -56,42 +58,66 @@ def cross_site(request: Request) -> bool:
     return urlsplit(origin).netloc != request.headers.get("host", "")
 
 
-def limiter(request: Request) -> LoginLimiter:
-    state = request.app.state
-    if getattr(state, "login_limiter", None) is None:
-        state.login_limiter = LoginLimiter()
-    lim: LoginLimiter = state.login_limiter
-    return lim
+def client_address(request: HTTPConnection) -> str:
+    """The socket's peer (uvicorn replaces it from X-Forwarded-For only for trusted proxies)."""
+    return request.client.host if request.client else "?"
 
 
-def current_user(request: Request, sv: ServicesDep, s: SessionDep,
-                 cred: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
+def too_many(wait_s: float) -> HTTPException:
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, TOO_MANY,
+                         headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
+
+
+def check_password(sv: Services, s: Session, request: HTTPConnection, username: str, password: str,
+                   how: str) -> User | None:
+    """The one password check (form login, Basic auth, password change): the backoff first
+    (429 with Retry-After, nothing verified), then Argon2; a failure is counted and audited
+    (``how`` says where) within the limiter's audit budget."""
+    client = client_address(request)
+    lim = sv.login_limiter
+    if (wait := lim.retry_after(username, client)) > 0:
+        raise too_many(wait)
+    user = sv.verifier.check(s, username, password)
+    if user is None:
+        detail = lim.failed(username, client)
+        if detail is not None:
+            action = "password_change_failed" if how == "password change" else "login_failed"
+            audit(s, username[:100], action, detail=f"{how} from {detail}")
+        return None
+    lim.succeeded(username, client)
+    return user
+
+
+def authenticate(request: HTTPConnection, sv: Services, s: Session,
+                 cred: HTTPBasicCredentials | None) -> User:
     """HTTP Basic (API clients, scripts) or the session cookie (browsers, CSRF-checked).
 
     A state change sent by a browser from another site is refused whatever the credentials (a
     browser may attach cached Basic credentials to a cross-site form post); curl and scripts
-    send neither ``Origin`` nor ``Sec-Fetch-Site``."""
-    if request.method not in _SAFE and cross_site(request):
+    send neither ``Origin`` nor ``Sec-Fetch-Site``. Also run before a request body is read
+    (controller/api/limits.py)."""
+    method = request.scope.get("method", "GET")
+    if method not in _SAFE and cross_site(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
     user = None
     if cred is not None:
-        client = request.client.host if request.client else "?"
-        if limiter(request).blocked(cred.username, client):
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, TOO_MANY)
-        user = sv.verifier.check(s, cred.username, cred.password)
-        if user is None:
-            limiter(request).failed(cred.username, client)
+        user = check_password(sv, s, request, cred.username, cred.password, "basic")
     elif (token := request.cookies.get(COOKIE)) is not None:
         found = find_session(s, token)
         if found is not None:
             user, row = found
-            if request.method not in _SAFE and request.headers.get(CSRF_HEADER) != row.csrf:
+            if method not in _SAFE and request.headers.get(CSRF_HEADER) != row.csrf:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login required (wrong user name or password)",
                             headers={"WWW-Authenticate": 'Basic realm="loaphuong"'})
     request.scope["lp_user"] = user.username  # for the audit middleware
     return user
+
+
+def current_user(request: Request, sv: ServicesDep, s: SessionDep,
+                 cred: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
+    return authenticate(request, sv, s, cred)
 
 
 UserDep = Annotated[User, Depends(current_user)]

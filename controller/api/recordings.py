@@ -13,12 +13,22 @@ from controller.api.deps import EditorDep, ServicesDep
 from controller.api.schemas import Priority
 from controller.recordings import store_recording
 from controller.service import ServiceError
+from controller.settings import TtsSettings
 from tts.errors import EngineError
 from tts.recording import ACCEPTED_FORMATS, RecordingError, prepare_recording
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
 
 _FORMATS = ", ".join(f.upper() for f in ACCEPTED_FORMATS)
+
+
+UPLOAD_PATH = f"{router.prefix}/recordings"  # the route below
+_FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the other fields
+
+
+def upload_body_limit(cfg: TtsSettings) -> int:
+    """The largest request body of the upload route (checked before it is read: api/limits.py)."""
+    return cfg.upload_max_mb * 1024 * 1024 + _FORM_OVERHEAD
 
 
 def _too_big(limit_mb: int) -> ServiceError:
@@ -40,7 +50,7 @@ async def upload_recording(
     if priority not in get_args(Priority):
         raise ServiceError(422, f"priority must be one of {', '.join(get_args(Priority))}")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+    if declared.isdigit() and int(declared) > upload_body_limit(cfg):
         raise _too_big(cfg.upload_max_mb)
     data = await file.read(limit + 1)
     if len(data) > limit:
