@@ -7,7 +7,8 @@ counted in ``rejected`` by reason and in ``rejected_by_node`` by unit; it is log
 at most once per unit per :data:`LOG_EVERY_S` (the count says how many were not logged).
 A *retained* message on a unit's topic other than ``state`` (heartbeat, ack, resp, ...: never
 retained by the protocol, docs/protocol.md §5) would be replayed at every reconnect, so it is
-dropped as ``retained``. Handlers receive parsed models only.
+dropped as ``retained`` and cleared on the broker (an empty retained message, which the
+controller's account may publish). Handlers receive parsed models only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from devices import protocol as p
-from devices.mqtt import AsyncMqttClient, BrokerAddress, Will
+from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,14 @@ class ControllerLink:
         if parsed is None:
             return  # our own controller/state echo, or foreign topics
         node_id, leaf = parsed
-        if leaf == "state" and not payload:
-            return  # a cleared retained state
+        if not payload:
+            return  # a cleared retained message (state, or one we cleared below)
         if retained and leaf != "state":
             self._reject("retained", topic, "a unit's retained message (only state is retained)", node_id)
+            try:
+                self.client.publish_nowait(topic, b"", qos=1, retain=True)  # not replayed again
+            except MqttError as exc:
+                logger.warning("could not clear the retained message on %s: %s", topic, exc)
             return
         try:
             model = p.decode(_MODELS[leaf], payload)

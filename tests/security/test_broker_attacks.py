@@ -135,6 +135,9 @@ async def test_oversized_and_retained_unit_messages(tmp_path: Path, caplog: pyte
             final = await wait_broadcast(ward.api, bid, 30)
             assert [d["state"] for d in final["deliveries"]] == ["played"]
             assert unit.connected
+        async with controller(ward):  # restarted: the planted messages were cleared, not replayed
+            assert (await ping(ward, "za"))["ua-2"] == "ok"
+            assert ward.link.rejected["retained"] == 0
     assert not [r for r in caplog.records if r.exc_info]  # no traceback for any of it
 
 
