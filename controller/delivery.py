@@ -415,6 +415,26 @@ class DeliveryService:
         self.writer.submit(op)
         return True
 
+    def forget_node(self, node_id: str, reason: str = "unit retired") -> None:
+        """A retired unit: its unfinished deliveries end now (cancelled) instead of at expiry,
+        on air or still waiting for their air time."""
+        for active in list(self.active.values()):
+            nd = active.nodes.get(node_id)
+            if nd is not None and not nd.state.final:
+                self._transition(active, node_id, nd, S.CANCELLED, reason)
+                self._maybe_finish(active)
+        on_air, at = set(self.active), p.now_ms()
+
+        def op(s: Session) -> None:
+            q = select(Delivery).where(Delivery.node_id == node_id, Delivery.state == S.QUEUED.value)
+            for d in s.exec(q).all():
+                if d.broadcast_id not in on_air and d.id is not None:
+                    d.state, d.reason, d.updated_at = S.CANCELLED.value, reason, at
+                    s.add(d)
+                    s.add(DeliveryEvent(delivery_id=d.id, state=S.CANCELLED.value, reason=reason, at=at))
+
+        self.writer.submit(op)
+
     # ------------------------------------------------------------------ timeouts
 
     def sweep(self) -> None:

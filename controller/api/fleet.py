@@ -6,7 +6,7 @@ import json
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 from sqlmodel import Session, col, delete, select
 
 from controller.accounts import audit, manages_zones, scope_refusal, unit_zones, visible_zones
@@ -117,8 +117,8 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
 class NodeUpdate(Strict):
     name: str | None = Field(None, max_length=200)
     zones: list[str] | None = Field(None, max_length=500, description="replaces the unit's zones")
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    lat: StrictFloat | None = Field(None, ge=-90, le=90)  # a JSON number: false is not 0
+    lon: StrictFloat | None = Field(None, ge=-180, le=180)
 
 
 class NodeRetired(BaseModel):
@@ -217,25 +217,27 @@ async def update_node(node_id: str, body: NodeUpdate, sv: ServicesDep, user: Adm
 
 
 @router.delete("/nodes/{node_id}", response_model=NodeRetired)
-def retire_node(node_id: str, sv: ServicesDep, s: SessionDep, user: AdminDep) -> NodeRetired:
+async def retire_node(node_id: str, sv: ServicesDep, user: AdminDep) -> NodeRetired:
     """Retire a unit of one's subtree: its broker account is revoked (the next ``loaphuong
-    mqtt-config`` leaves it out of passwd and acl), it leaves its zones and the unit lists, and no
-    broadcast or command can address it; its deliveries and events stay readable."""
-    _live_node(s, user, node_id)
-    node = s.get(Node, node_id)
-    assert node is not None
-    zones = unit_zones(s, node_id)
-    cred = s.get(NodeCredential, node_id)
-    if cred is not None:
-        s.delete(cred)
-    s.exec(delete(NodeZone).where(col(NodeZone.node_id) == node_id))  # type: ignore[call-overload]
-    node.status = RETIRED
-    s.add(node)
-    record = json.dumps({"zones": zones, "by": user.username})
-    s.add(NodeEvent(node_id=node_id, kind=RETIRED, detail=record[:500]))
-    s.commit()
-    sv.presence.forget(node_id)
-    audit(s, user.username, "node_retire", node_id, f"zones={','.join(zones)}; broker credentials revoked")
+    mqtt-config`` leaves it out of passwd and acl), it leaves its zones and the unit lists, no
+    broadcast or command can address it (its unfinished deliveries are cancelled); its
+    deliveries and events stay readable."""
+    with sv.db.session() as s:
+        node = _live_node(s, user, node_id)
+        zones = unit_zones(s, node_id)
+        cred = s.get(NodeCredential, node_id)
+        if cred is not None:
+            s.delete(cred)
+        s.exec(delete(NodeZone).where(col(NodeZone.node_id) == node_id))  # type: ignore[call-overload]
+        node.status = RETIRED
+        s.add(node)
+        record = json.dumps({"zones": zones, "by": user.username})
+        s.add(NodeEvent(node_id=node_id, kind=RETIRED, detail=record[:500]))
+        s.commit()
+        sv.presence.forget(node_id)
+        sv.delivery.forget_node(node_id)
+        audit(s, user.username, "node_retire", node_id,
+              f"zones={','.join(zones)}; broker credentials revoked")
     return NodeRetired(id=node_id, status=RETIRED, left_zones=zones, credentials_revoked=cred is not None)
 
 

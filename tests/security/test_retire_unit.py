@@ -9,6 +9,7 @@ the id re-created later gets fresh credentials. Another ward's admin cannot reti
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,8 +25,12 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 VOLUME = {"name": "volume", "args": {"level": 10}, "timeout_s": 1}
 
 
-def played_by(node: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda bc: any(d["node_id"] == node and d["state"] == "played" for d in bc["deliveries"])
+def states(bc: dict[str, Any]) -> dict[str, str]:
+    return {d["node_id"]: d["state"] for d in bc["deliveries"]}
+
+
+def played_by(*nodes: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda bc: all(states(bc).get(n) == "played" for n in nodes)
 
 
 async def test_retired_unit_is_revoked_unaddressable_and_keeps_its_history() -> None:
@@ -33,6 +38,7 @@ async def test_retired_unit_is_revoked_unaddressable_and_keeps_its_history() -> 
         root = ward.http(*ADMIN)
         await org_tree(root)
         pw = {n: await add_unit(root, n, ["za"]) for n in ("za-1", "za-2")}
+        await add_unit(root, "za-9", ["za"])  # provisioned, never switched on
         a = ward.http("admin-wa", (await add_user(root, "admin-wa", "admin", "wa"))[1])
         b = ward.http("admin-wb", (await add_user(root, "admin-wb", "admin", "wb"))[1])
         await ward.regenerate()
@@ -45,9 +51,14 @@ async def test_retired_unit_is_revoked_unaddressable_and_keeps_its_history() -> 
         try:
             await wait_online(root, list(pw))
             news = await bulletin(a, "Thông báo: sáng mai phường tổ chức tiêm phòng.")  # ward A's
-            before = await wait_broadcast(a, await air(a, news["id"], {"zones": ["za"]}), 30)
-            assert {d["node_id"]: d["state"] for d in before["deliveries"]} == {"za-1": "played",
-                                                                                "za-2": "played"}
+            first = await air(a, news["id"], {"zones": ["za"]})
+            before = await wait_broadcast(a, first, 30, played_by("za-1", "za-2"))
+            assert states(before) == {"za-1": "played", "za-2": "played", "za-9": "offline"}
+            later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            r = await a.post("/api/broadcasts", json={"bulletin_id": news["id"], "target": {"zones": ["za"]},
+                                                      "air_at": later})
+            assert r.status_code == 201, r.text
+            scheduled = r.json()["id"]
 
             # another ward's admin cannot retire it; ward A's admin can, once
             assert (await b.delete("/api/nodes/za-1")).status_code == 403
@@ -59,8 +70,19 @@ async def test_retired_unit_is_revoked_unaddressable_and_keeps_its_history() -> 
 
             # gone from the lists and the zones; nothing addresses it
             for c in (a, root):
-                assert [n["id"] for n in (await c.get("/api/nodes")).json()] == ["za-2"]
-            assert [z["nodes"] for z in (await a.get("/api/zones")).json()] == [1]
+                assert [n["id"] for n in (await c.get("/api/nodes")).json()] == ["za-2", "za-9"]
+            assert [z["nodes"] for z in (await a.get("/api/zones")).json()] == [2]
+            # deliveries it would never finish end now: the waiting broadcast's, the scheduled one's
+            assert (await a.delete("/api/nodes/za-9")).status_code == 200
+            done = await wait_broadcast(a, first, 10)
+            assert states(done) == {"za-1": "played", "za-2": "played", "za-9": "cancelled"}
+            assert done["status"] == "done"
+
+            async def scheduled_cancelled() -> bool:
+                bc = (await a.get(f"/api/broadcasts/{scheduled}")).json()
+                return states(bc) == {"za-1": "cancelled", "za-2": "queued", "za-9": "cancelled"}
+
+            await wait_for(scheduled_cancelled, 10, "the scheduled deliveries of retired units cancelled")
             to_it = {"bulletin_id": news["id"], "target": {"nodes": ["za-1"]}}
             for c in (a, root):
                 r = await c.post("/api/broadcasts", json=to_it)
