@@ -114,7 +114,12 @@ async def live_ws(ws: WebSocket) -> None:
         logger.warning("live socket from origin %r refused (not this controller's)", ws.headers.get("origin"))
         await ws.close(code=1008)  # before accept: the handshake is answered 403
         return
-    login = await asyncio.to_thread(authenticate, ws, sv)
+    try:
+        login = await asyncio.to_thread(authenticate, ws, sv)
+    except HTTPException as exc:  # too many failed logins: wait (the login backoff)
+        await ws.accept()
+        await _refuse(ws, str(exc.detail))
+        return
     await ws.accept()
     if login is None:
         await _refuse(ws, "login required (wrong user name or password; a browser logs in on the login page)")

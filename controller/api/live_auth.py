@@ -9,7 +9,8 @@ cookie. WebSockets are not covered by CORS, so the controller itself must judge:
   under) nor listed in ``live.allowed_origins`` is refused before it is accepted (HTTP 403);
 * a browser (any ``Origin``) logs in only with the session cookie, and the page proves it is
   ours with the session's CSRF token in its start message (``GET /api/live/token``);
-* HTTP Basic is taken only from clients that send no ``Origin`` (scripts, bench, curl).
+* HTTP Basic is taken only from clients that send no ``Origin`` (scripts, bench, curl), through
+  the same password check as the API (login backoff, failed logins audited).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection
 
 from controller.accounts import COOKIE, find_session
+from controller.api.deps import check_password
 from controller.app import Services
 from controller.models import User
 
@@ -65,10 +67,11 @@ def _basic(header: str) -> tuple[str, str] | None:
 
 
 def authenticate(conn: HTTPConnection, sv: Services) -> WsLogin | None:
-    """The user of a handshake: Basic from a non-browser client, else the session cookie."""
+    """The user of a handshake: Basic from a non-browser client, else the session cookie.
+    Raises the API's 429 ``HTTPException`` while the login backoff holds for that Basic user."""
     with sv.db.session() as s:
         if "origin" not in conn.headers and (cred := _basic(conn.headers.get("authorization", ""))):
-            user = sv.verifier.check(s, *cred)
+            user = check_password(sv, s, conn, *cred, how="live socket")
             return WsLogin(user, None) if user is not None else None
         token = conn.cookies.get(COOKIE)
         found = find_session(s, token) if token else None

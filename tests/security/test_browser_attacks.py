@@ -9,7 +9,8 @@ broker accounts, and the attacker's page served by its own web server on another
   the handshake is refused; no live session is logged, no unit got a frame. The real
   ``/live.html`` in the same browser then goes live (cookie + the session's token).
 * 13: logging in from ``/login?next=/%09/evil.example/`` lands on the controller.
-* The login rules of the live socket, one by one, with a plain WebSocket client.
+* The login rules of the live socket, one by one, with a plain WebSocket client; a password
+  guesser on the socket meets the API's login backoff and is audited.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlmodel import select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from controller.models import LiveLog
+from controller.models import AuditEntry, LiveLog
 from controller.settings import LiveSettings
 from tests.conftest import ADMIN
 from tests.e2e.helpers import wait_for
@@ -224,11 +225,8 @@ async def test_live_socket_login_rules() -> None:
         await refused_after({"Cookie": cookie}, start, "CSRF")  # a cookie without Origin: the same
         assert _live_rows(st) == [] and st.frames_in() == 0  # nothing of these went anywhere
 
-        # what holds: the page (cookie + token, own or listed origin) and scripts (Basic) go live
-        for headers, body in (({"Cookie": cookie, "Origin": st.url}, {**start, "csrf": csrf}),
-                              ({"Cookie": cookie, "Origin": allowed}, {**start, "csrf": csrf}),
-                              ({}, start)):
-            if headers:
+        async def goes_live(headers: dict[str, str] | None, body: dict[str, Any]) -> None:
+            if headers is not None:
                 ws = await connect(url, additional_headers=headers)
                 await ws.send(json.dumps(body))
             else:
@@ -238,7 +236,23 @@ async def test_live_socket_login_rules() -> None:
             await ws.send(json.dumps({"type": "stop"}))
             await next_msg(ws, "state", state="ended")
             await ws.close()
+
+        # what holds: the page (cookie + token, own or listed origin) and scripts (Basic) go live
+        await goes_live({"Cookie": cookie, "Origin": st.url}, {**start, "csrf": csrf})
+        await goes_live({"Cookie": cookie, "Origin": allowed}, {**start, "csrf": csrf})
+        await goes_live(None, start)
         await wait_for(lambda: len(_live_rows(st)) == 3 and all(r.state == "ended" for r in _live_rows(st)),
                        15, "three sessions logged")
         assert st.frames_in() > 0
         assert not any(u.live.active for u in st.units.values())
+
+        # a password guesser on the socket meets the API's login backoff, and every guess is audited
+        for i in range(5):
+            await refused_after({"Authorization": basic(ADMIN[0], f"guess-{i}")}, start, "login required")
+        await refused_after({"Authorization": basic(*ADMIN)}, start, "too many failed logins")  # even right
+        with st.app.state.services.db.session() as s:
+            failed = s.exec(select(AuditEntry).where(AuditEntry.action == "login_failed")).all()
+        assert sum("live socket" in a.detail for a in failed) == 5
+        # the user is not locked out: their session still goes live
+        await goes_live({"Cookie": cookie, "Origin": st.url}, {**start, "csrf": csrf})
+        assert len(_live_rows(st)) >= 4
