@@ -163,7 +163,7 @@ def change_password(body: PasswordChange, request: Request, response: Response, 
 
 def _managed(s: SessionDep, admin: User, user_id: int) -> User:
     """The account, if ``admin`` manages it (their subtree, a role not above theirs); else 404/403."""
-    user = s.get(User, user_id)
+    user = s.get(User, user_id) if 0 < user_id < 2**63 else None  # beyond SQL integers: none
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} does not exist")
     if not manages_user(s, admin, user):

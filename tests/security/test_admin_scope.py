@@ -140,6 +140,9 @@ async def test_ward_admin_cannot_reach_beyond_their_ward() -> None:
             r = await a.request(method, path, json=body)
             assert r.status_code == 403, (method, path, body, r.status_code, r.text)
             assert r.json()["detail"], r.text
+        for path in ("/api/users/99999999999999999999", "/api/users/0"):  # no such account: 404, not 500
+            assert (await a.patch(path, json={"active": False})).status_code == 404
+            assert (await a.post(path + "/password")).status_code == 404
         # the other roles of ward A may not administer at all
         for role in ("editor", "approver", "operator"):
             c = ward.http(f"{role}-wa", users[f"{role}-wa"][1])
