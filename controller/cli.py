@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("broker", help="run the embedded MQTT broker", add_help=False)
     _speech_parsers(sub)
     sub.add_parser("user", add_help=False,
-                   help="accounts: user add NAME --role R [--org ID] | list | disable NAME")
+                   help="accounts: user add NAME --role R [--org ID] | list | disable NAME | passwd NAME")
     sub.add_parser("org", add_help=False,
                    help="org units (province → ward): org add ID NAME [--parent P] | list")
     sub.add_parser("mqtt-config", add_help=False,

@@ -1,4 +1,4 @@
-"""``loaphuong user add|list|disable`` and ``loaphuong org add|list``: accounts from the shell.
+"""``loaphuong user add|list|disable|passwd`` and ``loaphuong org add|list``: accounts from the shell.
 
 ``user add`` prints a one-time password (there is no default password anywhere).
 """
@@ -6,14 +6,17 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from pathlib import Path
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from controller.accounts import ROLES, add_user, audit, end_sessions
+from controller.auth import hash_password
 from controller.db import Database
 from controller.models import OrgUnit, User
+from controller.passwords import password_problem
 from controller.settings import Settings
 
 
@@ -49,18 +52,26 @@ def user_main(argv: list[str]) -> int:
     sub.add_parser("list", parents=[_common])
     dis = sub.add_parser("disable", parents=[_common], help="disable an account and end its sessions")
     dis.add_argument("username")
+    pw = sub.add_parser("passwd", parents=[_common],
+                        help="set a new password (one-time unless --password-stdin), end the sessions")
+    pw.add_argument("username")
+    for p in (add, pw):
+        p.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input (it must pass the "
+                            "password policy: 10+ characters, not a common password, not the user name)")
     args = ap.parse_args(argv)
     db = _db(args)
     out = sys.stdout
     with db.session() as s:
         if args.op == "add":
             try:
-                user, password = add_user(s, args.username, args.role, args.org)
+                user, password = add_user(s, args.username, args.role, args.org, _stdin_password(args))
             except ValueError as exc:
                 sys.stderr.write(f"error: {exc}\n")
                 return 1
             audit(s, "cli", "user_add", user.username, f"role={user.role} org={user.org_unit_id}")
-            out.write(f"created {user.username} ({user.role}); one-time password: {password}\n")
+            shown = "" if args.password_stdin else f"; one-time password: {password}"
+            out.write(f"created {user.username} ({user.role}){shown}\n")
         elif args.op == "list":
             for u in s.exec(select(User).order_by(col(User.id))).all():
                 state = "active" if u.active else "disabled"
@@ -70,6 +81,8 @@ def user_main(argv: list[str]) -> int:
             if found is None or found.id is None:
                 sys.stderr.write(f"error: no user {args.username}\n")
                 return 1
+            if args.op == "passwd":
+                return _passwd(s, found, _stdin_password(args))
             found.active = False
             s.add(found)
             s.commit()
@@ -77,6 +90,26 @@ def user_main(argv: list[str]) -> int:
             audit(s, "cli", "user_disable", found.username)
             out.write(f"disabled {found.username}\n")
     db.dispose()
+    return 0
+
+
+def _stdin_password(args: argparse.Namespace) -> str | None:
+    return sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+
+
+def _passwd(s: Session, user: User, password: str | None) -> int:
+    assert user.id is not None
+    if password is not None and (problem := password_problem(password, user.username)):
+        sys.stderr.write(f"error: {problem}\n")
+        return 1
+    chosen = password is not None
+    password = password or secrets.token_urlsafe(12)
+    user.password_hash = hash_password(password)
+    s.add(user)
+    s.commit()
+    end_sessions(s, user.id)
+    audit(s, "cli", "password_reset", user.username)
+    sys.stdout.write(f"new password for {user.username}" + ("\n" if chosen else f" (one-time): {password}\n"))
     return 0
 
 

@@ -294,3 +294,26 @@ def test_serve_does_not_trust_forwarded_headers_by_default(monkeypatch: pytest.M
     monkeypatch.setenv("LOAPHUONG_HTTP__TRUSTED_PROXIES", '["10.0.0.2"]')
     assert cli.cmd_serve(args) == 0
     assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == ["10.0.0.2"]
+
+
+def test_cli_applies_the_password_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from controller.usercli import user_main
+
+    def run(*argv: str, stdin: str = "") -> int:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        return user_main([*argv, "--data-dir", str(tmp_path)])
+
+    assert run("add", "kt1", "--role", "editor", "--password-stdin", stdin="matkhau123\n") == 1
+    assert run("add", "kt1", "--role", "editor", "--password-stdin", stdin="kt1-my-phrase\n") == 1
+    assert "error:" in capsys.readouterr().err
+    assert run("add", "kt1", "--role", "editor", "--password-stdin", stdin="gió mùa đông bắc\n") == 0
+    assert "gió" not in capsys.readouterr().out  # a chosen password is never printed
+    assert run("passwd", "kt1", "--password-stdin", stdin="Admin@123456\n") == 1
+    assert run("passwd", "kt1") == 0 and "one-time" in capsys.readouterr().out
+    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
+    with db.session() as s:
+        assert Verifier().check(s, "kt1", "gió mùa đông bắc") is None  # replaced by the one-time one
+    db.dispose()
