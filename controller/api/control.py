@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from controller.accounts import manages_zones, unit_zones, visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.relays import refusal, station_guard
 from controller.api.schemas import MqttCredentials, Strict, iso
 from controller.api.scope import forbidden, node_visible
 from controller.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
@@ -77,10 +78,20 @@ def _check_stream(sv: ServicesDep, body: CommandRequest, nodes: list[str]) -> No
                             "waits its turn (and an emergency pre-empts it)")
 
 
+async def _check_stream_url(sv: ServicesDep, body: CommandRequest) -> None:
+    """A unit told ``play_stream`` fetches the URL itself: it must pass the relay's address policy
+    (public, or an allow-listed station: controller/netguard.py), like ``/api/relays``."""
+    url = body.args.get("url")
+    if body.name == "play_stream" and isinstance(url, str):
+        if problem := await station_guard(sv).aproblem(url):
+            raise HTTPException(422, refusal(problem))
+
+
 @router.post("/nodes/{node_id}/commands", response_model=CommandPublic)
 async def command_node(node_id: str, body: CommandRequest, sv: ServicesDep, user: UserDep) -> CommandPublic:
     """Send a command to one unit and wait for its reply (or the timeout)."""
     _check_stream(sv, body, [node_id])
+    await _check_stream_url(sv, body)
     o = await sv.commands.run(body.name, body.args, nodes=[node_id], timeout_s=body.timeout_s,
                               by=user.username)
     return _public(_row(o, user.username))
@@ -90,6 +101,7 @@ async def command_node(node_id: str, body: CommandRequest, sv: ServicesDep, user
 async def command_zone(zone_id: str, body: CommandRequest, sv: ServicesDep, user: UserDep) -> CommandPublic:
     """Send a command to every unit of a zone (``all`` = the whole ward) in one group publish;
     the result lists every unit."""
+    await _check_stream_url(sv, body)
     with sv.db.session() as s:
         if zone_id != "all" and s.get(Zone, zone_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown zone {zone_id}")

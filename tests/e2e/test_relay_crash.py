@@ -5,6 +5,7 @@ ends it when its time is up."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -39,10 +40,12 @@ async def test_relay_carries_on_after_the_controller_is_killed(mosquitto: Broker
     nodes = [sim(n, mosquitto.port, telemetry_s=60) for n in ("kc-1", "kc-2")]
     await asyncio.gather(*(n.start() for n in nodes))
     port = free_tcp_port()
+    allowed = json.dumps([radio.base])  # the local station: 127.0.0.1 is not public
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "controller.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path),
         "--mqtt-port", str(mosquitto.port), cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "LOAPHUONG_ADMIN_PASSWORD": ADMIN[1]})
+        stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "LOAPHUONG_ADMIN_PASSWORD": ADMIN[1],
+                                                "LOAPHUONG_RELAY__ALLOWED_STATIONS": allowed})
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", auth=ADMIN, timeout=30) as remote:
             async def up() -> bool:

@@ -157,3 +157,28 @@ async def test_the_guarded_client_opens_no_socket_to_a_refused_address(
             with pytest.raises(Blocked):
                 await c.get(url)
     assert connects == []
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name is resolved once; the socket is opened to that checked address,
+    never by name again (a second lookup here would answer 127.0.0.1)."""
+    import httpcore
+    from httpcore._backends.auto import AutoBackend
+
+    answers = iter([["14.225.0.1"], ["127.0.0.1"]])
+
+    def resolver(host: str, port: Any, *a: Any, **kw: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in next(answers)]
+
+    seen: list[str] = []
+
+    async def spy(self: Any, host: str, port: int, *a: Any, **kw: Any) -> Any:
+        seen.append(host)
+        raise httpcore.ConnectError("not really connecting")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setattr(AutoBackend, "connect_tcp", spy)
+    with pytest.raises(httpcore.ConnectError):
+        await GuardedBackend(Guard()).connect_tcp("radio.vn", 80, timeout=2.0)
+    assert seen == ["14.225.0.1"]
+    assert next(answers) == ["127.0.0.1"]  # the second answer was never asked for

@@ -4,8 +4,9 @@ The ward runs as ``loaphuong mqtt-config`` configures it (real Mosquitto, the re
 real HTTP, a simulated unit with its own account). An "internal service" — an HTTP server on
 127.0.0.1, an address that is not public — counts every request it receives. An operator (here
 the admin) tries to make the controller, or the units, fetch it: directly in every spelling of
-the address, through an allow-listed station's redirects and HLS variants and segments, and by
-changing DNS between the relay's creation and its start. Every attempt is refused (422 at
+the address (relays, relay schedules, the bare ``play_stream`` command), through an allow-listed
+station's redirects and HLS variants and segments, and by changing DNS between the relay's
+creation and its start. Every attempt is refused (422 at
 creation, or the relay ends with the generic reason), the internal service receives no request,
 no unit is told ``play_stream``, the refusal reads the same whether the port is open, closed,
 silent or the name does not resolve — and the legitimate, allow-listed station still relays.
@@ -131,6 +132,12 @@ async def test_internal_addresses_are_refused_in_every_spelling(tmp_path: Path,
                     code, detail = await sc.post(path, body)
                     assert code == 422, (host, what, code, detail)
                     details[f"{host} {what}"] = detail
+            # the bare command too: a unit told play_stream fetches the URL itself
+            bare = {"name": "play_stream", "args": {"url": f"http://0x7f000001:{p}/x.mp3"}, "timeout_s": 2}
+            for path in ("/api/nodes/sf-1/commands", "/api/zones/z/commands", "/api/zones/all/commands"):
+                code, detail = await sc.post(path, bare)
+                assert code == 422, (path, code, detail)
+                details[path] = detail
             # allow-listed but unreachable (refused / silent): the same text, after trying
             for port in (dead, silent):
                 code, detail = await sc.post("/api/relays", {"url": f"http://127.0.0.1:{port}/radio.mp3",
