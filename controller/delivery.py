@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select, update
 from controller.aircontrol import AirControl
 from controller.airing import airing_refusal
 from controller.background import Periodic
+from controller.binding import audio_refusal
 from controller.db import Database
 from controller.models import (
     AudioAsset,
@@ -197,12 +198,15 @@ class DeliveryService:
 
     @staticmethod
     def _refusal(s: Session, broadcast_id: str) -> str | None:
-        """Why a broadcast waiting to air may no longer air (its bulletin rejected), else None."""
+        """Why a broadcast waiting to air may no longer air (its bulletin rejected, or its audio not
+        the audio that was approved: controller/binding.py), else None."""
         bc = s.get(Broadcast, broadcast_id)
         if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
             return None  # the claim below decides
         b = s.get(Bulletin, bc.bulletin_id)
-        return "its bulletin no longer exists" if b is None else airing_refusal(b, bc.priority)
+        if b is None:
+            return "its bulletin no longer exists"
+        return airing_refusal(b, bc.priority) or audio_refusal(b, bc.audio_sha256)
 
     async def _publish(self, active: ActiveBroadcast) -> None:
         if active.id in self._publishing or not self.link.connected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ MAX_RECHECK = 500  # newest bulletins re-read after a change (older ones keep th
 OptionsFor = Callable[[Bulletin, BulletinSpeech], dict[str, Any]]
 
 
+@dataclass
+class Reread:
+    changed: list[int] = field(default_factory=list)  # bulletins whose audio was rendered again
+    reopened: list[int] = field(default_factory=list)  # approved ones sent back for approval
+
+
 def _dialect(speech: BulletinSpeech) -> Dialect:
     try:
         engine = tts.get_engine(speech.engine)
@@ -40,15 +47,15 @@ def _dialect(speech: BulletinSpeech) -> Dialect:
 
 
 def recheck_after_dictionary_change(s: Session, *, org_unit_id: str | None, options_for: OptionsFor,
-                                    audio_dir: Path, by: str, change: str) -> list[int]:
+                                    audio_dir: Path, by: str, change: str) -> Reread:
     """Re-read the bulletins a changed dictionary of ``org_unit_id`` reaches; re-render those whose
-    spoken text changes, and send the approved ones among them back for approval. Returns the ids
-    whose audio changed (blocking: synthesis; run in a thread)."""
+    spoken text changes, and send the approved ones among them back for approval (blocking:
+    synthesis; run in a thread). The caller withdraws the broadcasts of the reopened ones."""
     reach = reached_by(s, org_unit_id)
     q = select(Bulletin).where(col(Bulletin.approval) != "rejected", col(Bulletin.voice) != RECORDING_VOICE)
     if reach is not None:
         q = q.where(col(Bulletin.org_unit_id).in_(reach))
-    changed: list[int] = []
+    out = Reread()
     dictionaries: dict[str | None, dict[str, str]] = {}
     for b in s.exec(q.order_by(col(Bulletin.id).desc()).limit(MAX_RECHECK)).all():
         speech = s.get(BulletinSpeech, b.id)
@@ -66,6 +73,7 @@ def recheck_after_dictionary_change(s: Session, *, org_unit_id: str | None, opti
             if b.approval == "approved":
                 reopen(s, b, by=by, reason=f"{change} changes its spoken text, but it could not be "
                                            f"rendered again ({exc}); the approved audio is kept")
+                out.reopened.append(b.id or 0)
             continue
         s.refresh(b)
         old = b.audio_sha256
@@ -79,9 +87,10 @@ def recheck_after_dictionary_change(s: Session, *, org_unit_id: str | None, opti
         s.add(b)
         s.commit()
         assert b.id is not None
-        changed.append(b.id)
+        out.changed.append(b.id)
         logger.info("bulletin %s read again after %s: audio %s → %s", b.id, change, (old or "")[:12],
                     audio.sha256[:12])
         if b.approval == "approved" and audio.sha256 != b.approved_sha256:
             reopen(s, b, by=by, reason=f"{change} changed its spoken text to: {audio.text}")
-    return changed
+            out.reopened.append(b.id)
+    return out

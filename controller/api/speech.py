@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 import tts
 from controller.accounts import audit, can_see_org
+from controller.api.broadcasts import withdraw
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import Priority, Strict, iso
 from controller.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
@@ -31,7 +32,7 @@ from controller.models import (
     PronunciationEntry,
     User,
 )
-from controller.reread import recheck_after_dictionary_change
+from controller.reread import Reread, recheck_after_dictionary_change
 from controller.service import ServiceError
 from controller.settings import Settings, TtsSettings
 from tts.cache import AudioCache, CacheEntry
@@ -255,7 +256,9 @@ def list_entries(s: SessionDep, user: UserDep, org_unit_id: str | None = Query(
     return [_entry(x.entry, x.overridden) for x in effective_entries(s, org)]
 
 
-def _recheck(sv: ServicesDep, s: Session, org: str | None, by: str, change: str) -> list[int]:
+async def _recheck(sv: ServicesDep, org: str | None, by: str, change: str) -> list[int]:
+    """Bulletins the change reaches are read again; broadcasts still to come of those that need
+    approval again are withdrawn (their audio is no longer the approved one)."""
     cfg = sv.settings.tts
 
     def options_for(b: Bulletin, speech: BulletinSpeech) -> dict[str, Any]:
@@ -263,8 +266,15 @@ def _recheck(sv: ServicesDep, s: Session, org: str | None, by: str, change: str)
                               speed=speech.speed)
         return {**opts, "cache_dir": sv.settings.cache_dir, "max_chars": cfg.max_chars}
 
-    return recheck_after_dictionary_change(s, org_unit_id=org, options_for=options_for,
-                                           audio_dir=sv.settings.audio_dir, by=by, change=change)
+    def work() -> Reread:
+        with sv.db.session() as s:
+            return recheck_after_dictionary_change(s, org_unit_id=org, options_for=options_for,
+                                                   audio_dir=sv.settings.audio_dir, by=by, change=change)
+
+    done = await asyncio.to_thread(work)
+    for bid in done.reopened:
+        await withdraw(sv, bid, "its audio changed after approval; it needs approval again")
+    return done.changed
 
 
 def _refuse_edit(s: Session, user: User, org: str | None) -> None:
@@ -276,10 +286,19 @@ def _refuse_edit(s: Session, user: User, org: str | None) -> None:
 
 
 @router.post("/dictionary", status_code=status.HTTP_201_CREATED, response_model=EntryPublic)
-def add_entry(body: EntryCreate, sv: ServicesDep, s: SessionDep, user: UserDep) -> EntryPublic:
+async def add_entry(body: EntryCreate, sv: ServicesDep, user: UserDep) -> EntryPublic:
     """An entry of your org unit's dictionary (an admin: of any unit of their subtree). Bulletins it
     reaches whose spoken text it changes are read again; approved ones need approval again."""
     org = body.org_unit_id if body.org_unit_id is not None else user.org_unit_id
+    with sv.db.session() as s:
+        entry = _add(s, body, user, org)
+    changed = await _recheck(sv, org, user.username,
+                             f"the pronunciation entry '{body.term}' → '{body.spoken}' of {org or 'the top'} "
+                             f"(by {user.username})")
+    return _entry(entry, rerendered=changed)
+
+
+def _add(s: Session, body: EntryCreate, user: User, org: str | None) -> PronunciationEntry:
     _refuse_edit(s, user, org)
     key = body.term.casefold()
     existing = s.exec(select(PronunciationEntry).where(PronunciationEntry.term_key == key,
@@ -297,22 +316,20 @@ def add_entry(body: EntryCreate, sv: ServicesDep, s: SessionDep, user: UserDep) 
         raise ServiceError(409, f"'{body.term}' is already in the dictionary") from None
     s.refresh(entry)
     audit(s, user.username, "dictionary_add", f"dictionary:{org or 'top'}", f"{body.term} → {body.spoken}")
-    changed = _recheck(sv, s, org, user.username,
-                       f"the pronunciation entry '{body.term}' → '{body.spoken}' of {org or 'the top'} "
-                       f"(by {user.username})")
-    return _entry(entry, rerendered=changed)
+    return entry
 
 
 @router.delete("/dictionary/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_entry(entry_id: int, sv: ServicesDep, s: SessionDep, user: UserDep) -> Response:
-    entry = s.get(PronunciationEntry, entry_id)
-    if entry is None or not may_view(s, user, entry.org_unit_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dictionary entry {entry_id} does not exist")
-    org, term = entry.org_unit_id, entry.term
-    _refuse_edit(s, user, org)
-    s.delete(entry)
-    s.commit()
-    audit(s, user.username, "dictionary_delete", f"dictionary:{org or 'top'}", term)
-    _recheck(sv, s, org, user.username,
-             f"removing the pronunciation entry '{term}' of {org or 'the top'} (by {user.username})")
+async def delete_entry(entry_id: int, sv: ServicesDep, user: UserDep) -> Response:
+    with sv.db.session() as s:
+        entry = s.get(PronunciationEntry, entry_id)
+        if entry is None or not may_view(s, user, entry.org_unit_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"dictionary entry {entry_id} does not exist")
+        org, term = entry.org_unit_id, entry.term
+        _refuse_edit(s, user, org)
+        s.delete(entry)
+        s.commit()
+        audit(s, user.username, "dictionary_delete", f"dictionary:{org or 'top'}", term)
+    await _recheck(sv, org, user.username,
+                   f"removing the pronunciation entry '{term}' of {org or 'the top'} (by {user.username})")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -56,6 +56,7 @@ _S: dict[str, tuple[str, str]] = {
     "repeats": ("Số lần phát", "Repeats"),
     "preview": ("Nghe thử", "Preview"),
     "spoken": ("Văn bản sẽ đọc", "Spoken form"),
+    "needs_reapproval": ("Cần duyệt lại", "Needs approval again"),
     "submit": ("Gửi duyệt", "Submit for approval"),
     "save": ("Lưu", "Save"),
     "draft": ("Nháp", "Draft"),

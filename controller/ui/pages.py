@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from controller.accounts import CAN_APPROVE, COOKIE, find_session
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
-from controller.models import Broadcast, BroadcastStatus, Bulletin, Delivery, DeliveryState
+from controller.models import Broadcast, BroadcastStatus, Bulletin, BulletinSpeech, Delivery, DeliveryState
 from controller.ui import relay
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones
@@ -173,7 +173,10 @@ def bulletins_page(p: PageDep) -> Response:
     ids = visible_bulletin_ids(p.s, p.user)
     if ids is not None:
         q = q.where(col(Bulletin.id).in_(ids))
-    return p.render("bulletins.html", "bulletins", bulletins=list(p.s.exec(q).all()), zones=zones(p))
+    rows = list(p.s.exec(q).all())
+    said = {x.bulletin_id: x.spoken_text for x in p.s.exec(
+        select(BulletinSpeech).where(col(BulletinSpeech.bulletin_id).in_([b.id for b in rows]))).all()}
+    return p.render("bulletins.html", "bulletins", bulletins=rows, spoken=said, zones=zones(p))
 
 
 @router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
