@@ -111,8 +111,10 @@ async def test_retired_unit_is_revoked_unaddressable_and_keeps_its_history() -> 
             await (await ward.accepted("za-3", pw["za-3"])).client.stop()
             old_pw = ward.spy("za-1", pw["za-1"])
             await wait_for(old_pw.refused, 15, "za-1's old password refused")
+            # Mosquitto (2.0) re-checks connected clients on reload: the unit is put out, and stays out
+            await wait_for(lambda: not units["za-1"].connected, 15, "the retired unit disconnected")
 
-            # whatever connection it still holds reads nothing: a broadcast to the whole ward
+            # and even a connection it held would read nothing: a broadcast to the whole ward
             # reaches za-2 and not za-1
             r = await root.post("/api/broadcasts", json={"bulletin_id": news["id"], "target": {"all": True}})
             assert r.status_code == 201, r.text
