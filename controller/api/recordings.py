@@ -69,10 +69,7 @@ async def upload_recording(
         with sv.db.session() as s:
             b = store_recording(s, rec, title=(title.strip() or name or "Bản tin ghi âm")[:200],
                                 text=text, priority=priority, audio_dir=sv.settings.audio_dir,
-                                created_by=user.username)
-            initial_approval(b, user)  # an editor's recording waits for approval too
-            s.add(b)
-            s.commit()
-            return _public(s, b)
+                                created_by=user.username, prepare=lambda b: initial_approval(b, user))
+            return _public(s, b)  # an editor's recording waits for approval too
 
     return await asyncio.to_thread(store)
