@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import col, select
 
 from controller.accounts import manages_zones, unit_zones, visible_zones
@@ -81,10 +81,14 @@ def _check_stream(sv: ServicesDep, body: CommandRequest, nodes: list[str]) -> No
 async def _check_stream_url(sv: ServicesDep, body: CommandRequest) -> None:
     """A unit told ``play_stream`` fetches the URL itself: it must pass the relay's address policy
     (public, or an allow-listed station: controller/netguard.py), like ``/api/relays``."""
-    url = body.args.get("url")
-    if body.name == "play_stream" and isinstance(url, str):
-        if problem := await station_guard(sv).aproblem(url):
-            raise HTTPException(422, refusal(problem))
+    if body.name != "play_stream":
+        return
+    try:
+        url = str(ARGS["play_stream"].model_validate(body.args).model_dump()["url"])
+    except ValidationError:
+        return  # refused with its reason by the command service
+    if problem := await station_guard(sv).aproblem(url):
+        raise HTTPException(422, refusal(problem))
 
 
 @router.post("/nodes/{node_id}/commands", response_model=CommandPublic)

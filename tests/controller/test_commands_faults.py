@@ -17,7 +17,7 @@ from firmware_sim.faults import Faults
 from firmware_sim.fleet import Fleet, fleet_specs
 from tests.conftest import make_settings, running_controller
 from tests.controller.command_helpers import Ctl, start, telemetry_of
-from tests.e2e.helpers import provision, sim, wait_for, wait_online
+from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 
@@ -27,6 +27,7 @@ STREAM = "https://stream.vov.vn/vov1.mp3"
 @pytest_asyncio.fixture
 async def ctl(mosquitto: BrokerProcess, tmp_path: Path) -> AsyncIterator[Ctl]:
     settings = make_settings(tmp_path, mosquitto.port, heartbeat_timeout_s=4)
+    settings = allowing(settings, STREAM)  # play_stream is checked (controller/netguard.py): no DNS here
     async with running_controller(settings) as (app, client):
         yield app, client
 
