@@ -38,6 +38,19 @@ class Reread:
     reopened: list[int] = field(default_factory=list)  # approved ones sent back for approval
 
 
+def use_audio(s: Session, b: Bulletin, speech: BulletinSpeech, audio: tts.RenderedAudio,
+              audio_dir: Path) -> None:
+    """Store newly rendered audio and make it the bulletin's (no commit; approval unchanged)."""
+    store_audio(s, audio_dir, data=audio.data, sha256=audio.sha256, codec=audio.codec,
+                duration_ms=audio.duration_ms, sample_rate=audio.sample_rate,
+                bitrate_kbps=audio.bitrate_kbps, engine=audio.engine, voice=audio.voice)
+    b.audio_sha256, b.warnings = audio.sha256, list(audio.warnings)
+    speech.spoken_text, speech.engine, speech.voice = audio.text, audio.engine, audio.voice
+    speech.dictionary_hits = list(audio.dictionary_hits)
+    s.add(speech)
+    s.add(b)
+
+
 def _dialect(speech: BulletinSpeech) -> Dialect:
     try:
         engine = tts.get_engine(speech.engine)
@@ -77,14 +90,7 @@ def recheck_after_dictionary_change(s: Session, *, org_unit_id: str | None, opti
             continue
         s.refresh(b)
         old = b.audio_sha256
-        store_audio(s, audio_dir, data=audio.data, sha256=audio.sha256, codec=audio.codec,
-                    duration_ms=audio.duration_ms, sample_rate=audio.sample_rate,
-                    bitrate_kbps=audio.bitrate_kbps, engine=audio.engine, voice=audio.voice)
-        b.audio_sha256, b.warnings = audio.sha256, list(audio.warnings)
-        speech.spoken_text, speech.engine, speech.voice = audio.text, audio.engine, audio.voice
-        speech.dictionary_hits = list(audio.dictionary_hits)
-        s.add(speech)
-        s.add(b)
+        use_audio(s, b, speech, audio, audio_dir)
         s.commit()
         assert b.id is not None
         out.changed.append(b.id)

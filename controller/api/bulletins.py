@@ -11,11 +11,15 @@ from sqlmodel import Session
 
 import tts
 from controller.accounts import CAN_EMERGENCY, CAN_WRITE_BULLETINS, initial_approval
-from controller.api.deps import ServicesDep, SessionDep, UserDep
-from controller.api.schemas import BulletinCreate, BulletinPublic, iso
+from controller.api.broadcasts import withdraw
+from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
+from controller.api.schemas import BulletinCreate, BulletinPublic, Priority, Strict, iso
 from controller.api.scope import bulletin_for
 from controller.api.speech import MEDIA_TYPES, render_options
-from controller.models import AudioAsset, Bulletin, BulletinSpeech
+from controller.binding import reopen
+from controller.dictionary import load_dictionary
+from controller.models import AudioAsset, Bulletin, BulletinSpeech, User
+from controller.reread import RECORDING_VOICE, use_audio
 from controller.service import ServiceError, render_bulletin
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
@@ -106,6 +110,75 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
 @router.get("/{bulletin_id}", response_model=BulletinSpeechPublic)
 def get_bulletin(bulletin_id: int, s: SessionDep, user: UserDep) -> BulletinSpeechPublic:
     return _public(s, bulletin_for(s, user, bulletin_id))
+
+
+class BulletinEdit(Strict):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    text: str | None = Field(None, min_length=1, description="the new text; it is read again")
+    voice: str | None = Field(None, max_length=64)
+    speed: float | None = Field(None, ge=0.5, le=2.0)
+    priority: Priority | None = None
+
+
+def _edit(sv: ServicesDep, user: User, bulletin_id: int,
+          body: BulletinEdit) -> tuple[BulletinSpeechPublic, bool]:
+    """Apply the edit (blocking: synthesis); returns the bulletin and whether it was approved before."""
+    changes = body.model_dump(exclude_none=True)
+    with sv.db.session() as s:
+        b = bulletin_for(s, user, bulletin_id)
+        if user.role == "editor" and b.created_by != user.username:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only its author or an approver may edit it")
+        speech = s.get(BulletinSpeech, bulletin_id)
+        changes = {k: v for k, v in changes.items()
+                   if v != (speech.speed if k == "speed" and speech else getattr(b, k, None))}
+        if not changes:
+            return _public(s, b), False
+        if set(changes) & {"text", "voice", "speed"} and (b.voice == RECORDING_VOICE or speech is None):
+            raise ServiceError(409, f"bulletin {bulletin_id} is a recording: its audio cannot be edited; "
+                                    "upload a new recording")
+        cfg = sv.settings.tts
+        text = changes.get("text", b.text)
+        if len(text) > cfg.max_chars:
+            raise ServiceError(422, f"the text has {len(text)} characters; the limit is {cfg.max_chars}")
+        if speech is not None and set(changes) & {"text", "voice", "speed", "priority"}:
+            speed = changes.get("speed", speech.speed)
+            try:
+                opts = render_options(cfg, priority=changes.get("priority", b.priority),
+                                      voice=changes.get("voice", b.voice), engine=speech.requested_engine,
+                                      speed=speed)
+                audio = tts.render(text, dictionary=load_dictionary(s, b.org_unit_id),
+                                   cache_dir=sv.settings.cache_dir, max_chars=cfg.max_chars, **opts)
+            except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError,
+                    tts.EngineError) as exc:
+                raise ServiceError(422, str(exc)) from None
+            except tts.TTSError as exc:
+                raise ServiceError(503, f"speech synthesis failed: {exc}") from None
+            use_audio(s, b, speech, audio, sv.settings.audio_dir)
+            speech.speed = speed
+        for k in ("title", "text", "voice", "priority"):
+            if k in changes:
+                setattr(b, k, changes[k])
+        was = b.approval
+        if was == "rejected":
+            b.approval = "draft"  # edited after a rejection: its author submits it again
+        s.add(b)
+        s.commit()
+        if was == "approved":
+            reopen(s, b, by=user.username,
+                   reason=f"edited by {user.username} ({', '.join(sorted(changes))}) after approval")
+        return _public(s, b), was == "approved"
+
+
+@router.patch("/{bulletin_id:int}", response_model=BulletinSpeechPublic)
+async def edit_bulletin(bulletin_id: int, body: BulletinEdit, sv: ServicesDep,
+                        user: EditorDep) -> BulletinSpeechPublic:
+    """Edit a bulletin (its author, or an approver or admin of its ward). Its text, voice, speed or
+    priority make it read again; an approved bulletin that is edited needs approval again (what was
+    set to air it is withdrawn), a rejected one becomes a draft to submit again."""
+    out, reopened = await asyncio.to_thread(_edit, sv, user, bulletin_id, body)
+    if reopened:
+        await withdraw(sv, bulletin_id, "it was edited after approval; it needs approval again")
+    return out
 
 
 @router.get("/{bulletin_id}/audio", response_class=FileResponse)

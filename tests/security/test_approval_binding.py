@@ -63,6 +63,22 @@ async def test_only_pending_bulletins_are_decided_and_audio_is_heard_only_in_its
         assert done["approved_spoken_text"] == sub["spoken_text"]
         r = await api.post(f"/api/bulletins/{sub['id']}/approve", auth=ap)
         assert r.status_code == 409 and "already approved" in r.json()["detail"]
+
+        # editing an approved bulletin changes its audio: it needs approval again, and cannot air
+        for who, code in (("ed_b", 403), ("op_a", 403)):
+            r = await api.patch(f"/api/bulletins/{sub['id']}", auth=w.auth(who), json={"text": "Hủy họp."})
+            assert r.status_code == code, r.text
+        r = await api.patch(f"/api/bulletins/{sub['id']}", auth=ed, json={"text": "!!!"})
+        assert r.status_code == 422
+        assert ok(await api.get(f"/api/bulletins/{sub['id']}"), 200) == done  # refused edits change nothing
+        edited = ok(await api.patch(f"/api/bulletins/{sub['id']}", auth=ed, json={"text": "Họp lúc 20h."}),
+                    200)
+        assert edited["approval"] == "submitted" and "edited by ed_a" in edited["pending_reason"]
+        assert edited["audio"]["sha256"] != done["audio"]["sha256"]
+        assert edited["approved_sha256"] == done["audio"]["sha256"]  # what was approved, on record
+        r = await api.post("/api/broadcasts", auth=w.auth("op_a"), json={"bulletin_id": sub["id"],
+                                                                         "target": {"zones": ["za"]}})
+        assert r.status_code == 409
         with Session(app.state.services.db.engine) as s:
             assert s.exec(select(Broadcast)).all() == []
 
