@@ -205,7 +205,7 @@ async def test_an_allowed_station_cannot_lead_the_controller_inside(tmp_path: Pa
                 assert (await sc.relay(rid))["reason"] == REFUSED, path
 
             # a relay at a set time is not probed when made: refused when it starts
-            soon = (datetime.now(tz=UTC) + timedelta(seconds=1)).isoformat()
+            soon = (datetime.now(tz=UTC) + timedelta(seconds=3)).isoformat()  # in the future when made
             code, text = await sc.post("/api/relays", {"url": f"{station.base}/two-hops.mp3",
                                                        "mode": "republish", "target": Z, "start_at": soon})
             assert code == 201, text
@@ -228,7 +228,7 @@ async def test_dns_changed_after_creation_is_caught_when_the_relay_starts(
         url = f"http://radio.ward.test:{internal.port}/live.mp3"
         dns.answers["radio.ward.test"] = ["14.225.0.1"]  # public; never connected to (checked only)
         async with scene(tmp_path, internal, station) as sc:
-            soon = datetime.now(tz=UTC) + timedelta(seconds=2)
+            soon = datetime.now(tz=UTC) + timedelta(seconds=3)
             made = []
             for mode in ("node_fetch", "republish"):
                 code, text = await sc.post("/api/relays", {"url": url, "mode": mode, "target": Z,
@@ -242,6 +242,7 @@ async def test_dns_changed_after_creation_is_caught_when_the_relay_starts(
             assert code == 201, text
             sid = json.loads(text)["id"]
             dns.answers["radio.ward.test"] = ["127.0.0.1"]  # rebinding: now it points inside
+            assert datetime.now(tz=UTC) < soon, "the relays started before DNS changed: nothing tested"
 
             async def fired() -> list[str]:
                 rows = (await sc.ward.api.get("/api/relays")).json()
