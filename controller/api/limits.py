@@ -9,8 +9,8 @@ before it runs any dependency, authentication included. So, in front of the app:
   with the same check as the routes (:func:`controller.api.deps.authenticate`: Basic with the
   failed-login backoff, or session cookie + CSRF token): 401/403/429 before a byte is read.
 
-The limit is ``http.max_body_kb``, and larger for routes that take files (the recorded-audio
-upload: ``tts.upload_max_mb``).
+The limit is ``http.max_body_kb``, larger for routes that take files (the recorded-audio
+upload: ``tts.upload_max_mb``) and 16 KB for the login, whose body anyone may send.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from controller.api.deps import _basic, authenticate
 logger = logging.getLogger(__name__)
 
 PUBLIC_WITH_BODY = frozenset({"/api/login"})
+PUBLIC_BODY_LIMIT = 16 * 1024  # what a stranger may make the controller read: a login form
 
 
 class _BodyTooLarge(Exception):
@@ -51,6 +52,8 @@ class RequestLimits:
             return
         path: str = scope["path"]
         limit = self.larger.get(path, self.max_body)
+        if path in PUBLIC_WITH_BODY:
+            limit = min(limit, PUBLIC_BODY_LIMIT)
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()

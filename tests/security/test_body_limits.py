@@ -104,6 +104,10 @@ async def test_declared_oversize_bodies_are_refused_unread(secure_broker: Broker
             upload = {"Content-Type": MULTIPART, "Content-Length": str(300 * MB)} | auth
             status, _, body = await headers_only(addr, "POST", "/api/bulletins/recordings", upload)
             assert status == 413 and b"25 MB" in body  # the route's documented limit (tts.upload_max_mb)
+        # the login is read without authentication: a stranger's body there is small or refused
+        login_head = {"Content-Type": "application/json", "Content-Length": str(17 * 1024)}
+        status, _, body = await headers_only(addr, "POST", "/api/login", login_head)
+        assert status == 413 and b"16 KB" in body
         assert spooled(spool) == []
         async with client(addr, auth=ADMIN) as admin:  # nothing was created, the admin works
             assert (await admin.get("/api/bulletins")).json() == []
