@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from controller.app import create_app
 from controller.settings import Settings
+from controller.web_settings import uvicorn_proxy_options
 
 RATE = 16000
 
@@ -34,7 +35,8 @@ async def serving(settings: Settings, tls: tuple[str, str] | None = None,
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio",
                                            ssl_certfile=tls[0] if tls else None,
-                                           ssl_keyfile=tls[1] if tls else None))
+                                           ssl_keyfile=tls[1] if tls else None,
+                                           **uvicorn_proxy_options(settings.http)))  # as `serve` does
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -21,6 +21,7 @@ from controller.models import User
 from controller.passwords import common_passwords, password_problem
 from controller.web_settings import HttpSettings, LoginSettings
 from tests.conftest import ADMIN
+from tests.e2e.serve import serving
 from tests.security._auth_fixtures import (
     Broker,
     add_user,
@@ -114,7 +115,7 @@ async def test_failed_basic_logins_are_audited_without_flooding_the_log(
 
 
 async def test_forged_forwarded_for_is_ignored(secure_broker: Broker, tmp_path: Path) -> None:
-    async with served(settings_for(secure_broker, tmp_path)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path)) as (_, addr):  # the e2e tests' server
         async with client(addr) as c:
             for i in range(5):  # a fresh forged address every time
                 forged = {"X-Forwarded-For": f"203.0.113.{i}"}
