@@ -136,7 +136,8 @@ async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s:
     try:
         sess = await h.create(user=user.username, url=body.url, mode=body.mode, priority=priority,
                               nodes=r.nodes, scopes=r.scopes, start_at=body.start_at,
-                              duration_s=body.duration_s, target=target.model_dump())
+                              duration_s=body.duration_s,
+                              target={"all": all_nodes, "zones": zones, "nodes": ids})  # as scoped
     except SQLAlchemyError as exc:
         logger.error("relay not recorded: %s", exc)
         raise HTTPException(503, "the relay could not be recorded (database unavailable); nothing was "

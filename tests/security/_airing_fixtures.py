@@ -9,6 +9,7 @@ configuration, so the controller and the units log in with their own accounts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -63,21 +64,27 @@ async def provision(admin: httpx.AsyncClient) -> World:
     for name, (role, org) in USERS.items():
         made = _ok(await admin.post("/api/users", json={"username": name, "role": role, "org_unit_id": org}))
         w.passwords[name] = str(made["password"])
-    for ward, approver, editor in (("wa", "ap_a", "ed_a"), ("wb", "ap_b", "ed_b")):
-        ap = {"auth": w.auth(approver)}
-        ed = {"auth": w.auth(editor)}
-        b = _ok(await admin.post("/api/bulletins", json={"text": f"Thông báo đã duyệt của {ward}."}, **ap))
-        assert b["approval"] == "approved"
-        w.bulletins[(ward, "approved")] = int(b["id"])  # type: ignore[call-overload]
-        for state in ("submitted", "draft", "rejected"):
-            b = _ok(await admin.post("/api/bulletins", json={"text": f"Bản tin {state} của {ward}."}, **ed))
-            bid = int(b["id"])  # type: ignore[call-overload]
-            if state != "draft":
-                _ok(await admin.post(f"/api/bulletins/{bid}/submit", **ed), 200)
-            if state == "rejected":
-                _ok(await admin.post(f"/api/bulletins/{bid}/reject", json={"note": "sai"}, **ap), 200)
-            w.bulletins[(ward, state)] = bid
+    await asyncio.gather(*(_bulletins(admin, w, ward, approver, editor)
+                           for ward, approver, editor in (("wa", "ap_a", "ed_a"), ("wb", "ap_b", "ed_b"))))
     return w
+
+
+async def _bulletins(admin: httpx.AsyncClient, w: World, ward: str, approver: str, editor: str) -> None:
+    """One bulletin of the ward in each approval state (rendered concurrently)."""
+    ap, ed = {"auth": w.auth(approver)}, {"auth": w.auth(editor)}
+
+    async def write(state: str) -> None:
+        who = ap if state == "approved" else ed
+        b = _ok(await admin.post("/api/bulletins", json={"text": f"Bản tin {state} của {ward}."}, **who))
+        bid = int(b["id"])  # type: ignore[call-overload]
+        assert b["approval"] == ("approved" if state == "approved" else "draft"), b
+        if state in ("submitted", "rejected"):
+            _ok(await admin.post(f"/api/bulletins/{bid}/submit", **ed), 200)
+        if state == "rejected":
+            _ok(await admin.post(f"/api/bulletins/{bid}/reject", json={"note": "sai"}, **ap), 200)
+        w.bulletins[(ward, state)] = bid
+
+    await asyncio.gather(*(write(state) for state in STATES))
 
 
 def _listening(port: int) -> bool:

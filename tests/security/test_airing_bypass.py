@@ -91,11 +91,12 @@ async def air_legit(admin: httpx.AsyncClient, w: World, units: dict[str, SimNode
                                                   "target": {"all": True}}, auth=w.auth("op_a"))
     assert r.status_code == 201, r.text
     bc = str(r.json()["id"])
-    await wait_for(lambda: bc in units["za-1"].played, 30, "ward A's unit playing the approved bulletin")
+    await wait_for(lambda: (bc, "verified") in units["za-1"].acks, 30, "ward A's unit receiving it")
     return bc
 
 
-async def test_an_id_that_is_not_a_json_integer_is_refused_and_nothing_airs(tmp_path: Path) -> None:
+async def test_ids_must_be_json_integers_and_a_rejected_bulletin_never_airs(tmp_path: Path) -> None:
+    """Item 2 (string / float / bool ids) and item 11 (relabelled emergency), one ward on air."""
     async with on_air(tmp_path) as (admin, w, units, app):
         op = w.auth("op_a")
         legit = {"bulletin_id": w.bulletins[("wa", "approved")], "target": {"zones": ["za"]},
@@ -131,80 +132,85 @@ async def test_an_id_that_is_not_a_json_integer_is_refused_and_nothing_airs(tmp_
         assert r.status_code == 422, r.text
         assert snapshot(app) == before  # nothing created, the operator's schedule unchanged
         assert units["za-1"].acks == [] and units["zb-1"].acks == []  # no unit was sent anything
-        bc = await air_legit(admin, w, units)  # the legit user still works
-        assert {b for b, _ in units["za-1"].acks} == {bc} and units["zb-1"].acks == []
+        await relabelled_as_emergency(admin, w, units, app, mine)
 
 
-async def test_a_rejected_bulletin_never_airs_not_even_as_an_emergency(tmp_path: Path) -> None:
-    async with on_air(tmp_path) as (admin, w, units, app):
-        rejected = w.bulletins[("wa", "rejected")]
-        r = await admin.post("/api/schedules", json={"bulletin_id": w.bulletins[("wa", "approved")],
-                                                     "target": {"zones": ["za"]}, "when": ONCE_A_DAY},
-                             auth=w.auth("op_a"))
-        assert r.status_code == 201, r.text
-        mine = r.json()["id"]
-        before = snapshot(app)
-        for auth in (w.auth("op_a"), w.auth("ap_a"), w.auth("adm_a"), ADMIN):
-            for priority in ("emergency", "priority", "normal", None):
-                extra = {} if priority is None else {"priority": priority}
-                r = await admin.post("/api/broadcasts", auth=auth, json={
-                    "bulletin_id": rejected, "target": {"zones": ["za"]}} | extra)
-                if auth[0] == "ap_a":  # an approver airs emergencies only, and no schedules at all
-                    assert r.status_code == (409 if priority == "emergency" else 403), (priority, r.text)
-                    continue
-                assert r.status_code == 409 and "rejected" in r.json()["detail"], (auth[0], priority, r.text)
-                r = await admin.post("/api/schedules", auth=auth, json={
-                    "bulletin_id": rejected, "target": {"zones": ["za"]}, "when": ONCE_A_DAY} | extra)
-                assert r.status_code == 409 and "rejected" in r.json()["detail"], (auth[0], priority, r.text)
-                r = await admin.patch(f"/api/schedules/{mine}", auth=auth,
-                                      json={"bulletin_id": rejected} | extra)
-                assert r.status_code == 409, (auth[0], priority, r.text)
-        r = await admin.patch(f"/api/schedules/{mine}", auth=w.auth("ap_a"), json={"priority": "emergency"})
-        assert r.status_code == 403
-        assert snapshot(app) == before
-        assert not any(a["action"] == "emergency_bypass" for a in (await admin.get("/api/audit")).json())
-        # the bypass covers undecided bulletins only, for the roles that may use it, and is audited
-        draft = w.bulletins[("wa", "draft")]
-        body = {"bulletin_id": draft, "target": {"zones": ["za"]}, "priority": "emergency"}
-        assert (await admin.post("/api/broadcasts", json=body, auth=w.auth("ed_a"))).status_code == 403
-        r = await admin.post("/api/broadcasts", json=body | {"priority": "normal"}, auth=w.auth("op_a"))
-        assert r.status_code == 409 and "draft" in r.json()["detail"]
-        r = await admin.post("/api/broadcasts", json=body, auth=w.auth("op_a"))
-        assert r.status_code == 201, r.text
-        bc = r.json()["id"]
-        bypass = [a for a in (await admin.get("/api/audit")).json() if a["action"] == "emergency_bypass"]
-        assert [(a["username"], a["target"]) for a in bypass] == [("op_a", f"bulletin:{draft}")]
-        assert bc in bypass[0]["detail"] and "draft" in bypass[0]["detail"]
-        await wait_for(lambda: bc in units["za-1"].played, 30, "the emergency playing in ward A")
-        assert {b for b, _ in units["za-1"].acks} == {bc} and units["zb-1"].acks == []
+async def relabelled_as_emergency(admin: httpx.AsyncClient, w: World, units: dict[str, SimNode], app: FastAPI,
+                                  mine: int) -> None:
+    """Item 11: a rejected bulletin never airs, not even as an emergency, by anyone."""
+    rejected = w.bulletins[("wa", "rejected")]
+    before = snapshot(app)
+    for auth in (w.auth("op_a"), w.auth("ap_a"), w.auth("adm_a"), ADMIN):
+        for priority in ("emergency", "priority", "normal", None):
+            extra = {} if priority is None else {"priority": priority}
+            r = await admin.post("/api/broadcasts", auth=auth, json={
+                "bulletin_id": rejected, "target": {"zones": ["za"]}} | extra)
+            if auth[0] == "ap_a":  # an approver airs emergencies only, and no schedules at all
+                assert r.status_code == (409 if priority == "emergency" else 403), (priority, r.text)
+                continue
+            assert r.status_code == 409 and "rejected" in r.json()["detail"], (auth[0], priority, r.text)
+            r = await admin.post("/api/schedules", auth=auth, json={
+                "bulletin_id": rejected, "target": {"zones": ["za"]}, "when": ONCE_A_DAY} | extra)
+            assert r.status_code == 409 and "rejected" in r.json()["detail"], (auth[0], priority, r.text)
+            r = await admin.patch(f"/api/schedules/{mine}", auth=auth,
+                                  json={"bulletin_id": rejected} | extra)
+            assert r.status_code == 409, (auth[0], priority, r.text)
+    r = await admin.patch(f"/api/schedules/{mine}", auth=w.auth("ap_a"), json={"priority": "emergency"})
+    assert r.status_code == 403
+    assert snapshot(app) == before
+    assert not any(a["action"] == "emergency_bypass" for a in (await admin.get("/api/audit")).json())
+    # the bypass covers undecided bulletins only, for the roles that may use it, and is audited
+    draft = w.bulletins[("wa", "draft")]
+    body = {"bulletin_id": draft, "target": {"zones": ["za"]}, "priority": "emergency"}
+    assert (await admin.post("/api/broadcasts", json=body, auth=w.auth("ed_a"))).status_code == 403
+    r = await admin.post("/api/broadcasts", json=body | {"priority": "normal"}, auth=w.auth("op_a"))
+    assert r.status_code == 409 and "draft" in r.json()["detail"]
+    r = await admin.post("/api/broadcasts", json=body, auth=w.auth("op_a"))
+    assert r.status_code == 201, r.text
+    bc = r.json()["id"]
+    bypass = [a for a in (await admin.get("/api/audit")).json() if a["action"] == "emergency_bypass"]
+    assert [(a["username"], a["target"]) for a in bypass] == [("op_a", f"bulletin:{draft}")]
+    assert bc in bypass[0]["detail"] and "draft" in bypass[0]["detail"]
+    await wait_for(lambda: (bc, "verified") in units["za-1"].acks, 30, "the emergency reaching ward A")
+    legit = await air_legit(admin, w, units)  # the legit operator still airs
+    assert {b for b, _ in units["za-1"].acks} == {bc, legit} and units["zb-1"].acks == []
 
 
 async def test_a_bulletin_rejected_after_it_was_set_to_air_does_not_air(tmp_path: Path) -> None:
-    async with on_air(tmp_path, lead_s=3) as (admin, w, units, app):
+    """Fire time: a schedule's slot, a broadcast set for later, one already held by the units."""
+    async with on_air(tmp_path, lead_s=30) as (admin, w, units, app):  # sent 30 s ahead of play
         op, ap = w.auth("op_a"), w.auth("ap_a")
         submitted, draft = w.bulletins[("wa", "submitted")], w.bulletins[("wa", "draft")]
-        at = (datetime.now(tz=TIMEZONE) + timedelta(seconds=9)).isoformat()
+        now = datetime.now(tz=TIMEZONE)
+        slot = (now + timedelta(seconds=40)).isoformat()  # fires (and sends) 30 s ahead: in 10 s
         emergency = {"target": {"zones": ["za"]}, "priority": "emergency"}
-        r = await admin.post("/api/schedules", auth=op,
-                             json=emergency | {"bulletin_id": submitted, "when": {"kind": "once", "at": at}})
+        once = {"kind": "once", "at": slot}
+        body = emergency | {"bulletin_id": submitted, "when": once}
+        r = await admin.post("/api/schedules", auth=op, json=body)
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
-        r = await admin.post("/api/broadcasts", auth=op,
-                             json=emergency | {"bulletin_id": submitted, "air_at": at})
-        assert r.status_code == 201, r.text
-        later = r.json()["id"]
-        r = await admin.post("/api/broadcasts", auth=op,
-                             json=emergency | {"bulletin_id": draft, "air_at": at})
-        assert r.status_code == 201, r.text
-        elsewhere = r.json()["id"]
-        assert (await admin.post(f"/api/bulletins/{submitted}/reject", auth=ap)).status_code == 200
+        made = {}
+        for name, bid, at in (("later", submitted, slot), ("elsewhere", draft, slot),
+                              ("held", submitted, (now + timedelta(seconds=25)).isoformat())):
+            body = emergency | {"bulletin_id": bid, "air_at": at}
+            r = await admin.post("/api/broadcasts", auth=op, json=body)
+            assert r.status_code == 201, r.text
+            made[name] = r.json()["id"]
+        await wait_for(lambda: units["za-1"].player.state_of(made["held"]) is not None, 8,
+                       "the unit holding the broadcast sent ahead of its play time")
+        assert units["za-1"].played == []
+        r = await admin.post(f"/api/bulletins/{submitted}/reject", auth=ap)
+        assert r.status_code == 200, r.text
         with Session(app.state.services.db.engine) as s:  # rejected through another controller: only the row
             row = s.get(Bulletin, draft)
             assert row is not None
             row.approval = "rejected"
             s.add(row)
             s.commit()
-        assert bc_of(app, later).status == "cancelled"  # withdrawn at once
+        assert bc_of(app, made["later"]).status == "cancelled"  # withdrawn at once
+        await wait_for(lambda: units["za-1"].player.state_of(made["held"]) is None, 10,
+                       "the unit dropping it")
+        assert bc_of(app, made["held"]).status == "cancelled"
 
         async def fired() -> bool:
             runs = (await admin.get(f"/api/schedules/{sid}/runs")).json()
@@ -213,24 +219,9 @@ async def test_a_bulletin_rejected_after_it_was_set_to_air_does_not_air(tmp_path
         await wait_for(fired, 30, "the schedule's slot to fire")
         run = (await admin.get(f"/api/schedules/{sid}/runs")).json()[0]
         assert "rejected" in run["reason"] and run["broadcast_ids"] == []
-        await wait_for(lambda: bc_of(app, elsewhere).status == "failed", 30, "the later broadcast's air time")
-        assert "rejected" in bc_of(app, elsewhere).reason
-        assert units["za-1"].acks == [] and units["zb-1"].acks == []  # nothing reached a unit
-        await air_legit(admin, w, units)
-
-
-async def test_rejecting_stops_an_emergency_already_delivered_to_the_units(tmp_path: Path) -> None:
-    async with on_air(tmp_path) as (admin, w, units, app):  # lead 600 s: sent now, played at its time
-        submitted = w.bulletins[("wa", "submitted")]
-        at = (datetime.now(tz=TIMEZONE) + timedelta(seconds=120)).isoformat()
-        r = await admin.post("/api/broadcasts", auth=w.auth("op_a"), json={
-            "bulletin_id": submitted, "target": {"zones": ["za"]}, "priority": "emergency", "air_at": at})
-        assert r.status_code == 201, r.text
-        bc = r.json()["id"]
-        await wait_for(lambda: units["za-1"].player.state_of(bc) is not None, 30, "the unit holding it")
-        r = await admin.post(f"/api/bulletins/{submitted}/reject", auth=w.auth("ap_a"))
-        assert r.status_code == 200, r.text
-        await wait_for(lambda: units["za-1"].player.state_of(bc) is None, 30, "the unit dropping it")
-        assert bc_of(app, bc).status == "cancelled" and bc not in units["za-1"].played
-        assert units["zb-1"].acks == []
+        await wait_for(lambda: bc_of(app, made["elsewhere"]).status == "failed", 30,
+                       "the later broadcast's send time")
+        assert "rejected" in bc_of(app, made["elsewhere"]).reason
+        assert units["za-1"].played == [] and units["zb-1"].acks == []
+        assert {b for b, _ in units["za-1"].acks} == {made["held"]}  # only the one withdrawn from it
         await air_legit(admin, w, units)

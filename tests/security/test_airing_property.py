@@ -1,0 +1,222 @@
+"""Property (issue 11 items 2 and 11): no request shape makes a broadcast, schedule or relay air
+something its sender may not air, or reach units outside the sender's ward.
+
+Users of every role in ward A; bulletins of every approval state in wards A and B. Hypothesis
+sends POST /api/broadcasts, POST /api/schedules, PATCH /api/schedules/{id} (ward A's and ward
+B's) and POST /api/relays with ids as int / str / float / bool / list / object / huge / negative,
+priorities, targets naming both wards' zones and units, flags as strings, unknown fields — over
+real HTTP to the real app (uvicorn, SQLite). After every request the database is checked, not
+just the status code: every row that airs is allowed for whoever made or changed it, and every
+refusal is a 4xx with a detail, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session, select
+
+from controller.accounts import CAN_AIR, CAN_EMERGENCY
+from controller.models import AuditEntry, Broadcast, Bulletin, Delivery, Relay
+from devices.broker import free_port
+from scheduler import TIMEZONE
+from scheduler.models import Schedule
+from tests.conftest import ADMIN, make_settings
+from tests.e2e.test_browser import Server
+from tests.security._airing_fixtures import STATES, USERS, WARD_A, World, provision
+
+pytestmark = pytest.mark.timeout(180)
+
+DAILY = {"kind": "daily", "times": ["06:00"]}
+STATION = "http://127.0.0.1:9"  # allow-listed, never fetched (relays start in an hour, node_fetch)
+RELAY = {"url": f"{STATION}/live", "mode": "node_fetch", "duration_s": 60}
+MINE = {"za", "za-1"}  # ward A's zone and unit
+IN_AN_HOUR = (datetime.now(tz=TIMEZONE) + timedelta(hours=1)).isoformat()
+
+
+@dataclass
+class Ward:
+    server: Server
+    world: World
+    mine: int  # ward A's bulletin schedule (op_a)
+    mine_relay: int  # ward A's relay schedule (op_a)
+    theirs: int  # ward B's schedule (the province admin)
+
+
+@pytest.fixture(scope="module")
+def ward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ward]:
+    base = make_settings(tmp_path_factory.mktemp("airing"), free_port())  # no broker: nothing plays
+    relay = base.relay.model_copy(update={"allowed_stations": [STATION]})
+    no_firing = base.schedule.model_copy(update={"enabled": False})  # rows are checked, not aired
+    with Server(base.model_copy(update={"relay": relay, "schedule": no_firing})) as srv:
+        async def setup() -> Ward:
+            async with httpx.AsyncClient(base_url=srv.url, auth=ADMIN, timeout=60) as admin:
+                w = await provision(admin)
+                op = w.auth("op_a")
+                made = []
+                for auth, body in ((op, {"bulletin_id": w.bulletins[("wa", "approved")]}),
+                                   (op, {"relay": RELAY}),
+                                   (ADMIN, {"bulletin_id": w.bulletins[("wb", "approved")]})):
+                    zone = "za" if auth == op else "zb"
+                    r = await admin.post("/api/schedules", auth=auth,
+                                         json=body | {"target": {"zones": [zone]}, "when": DAILY})
+                    assert r.status_code == 201, r.text
+                    made.append(int(r.json()["id"]))
+                return Ward(srv, w, *made)
+
+        yield asyncio.run(setup())
+
+
+# ----------------------------------------------------------------------------- request shapes
+
+BULLETIN_KEYS = [(ward, state) for ward in ("wa", "wb") for state in STATES]
+
+
+def id_shapes(i: int) -> st.SearchStrategy[Any]:
+    return st.sampled_from([i] * 12 + [str(i), float(i), f"{i}.0", True, False, [i], {"id": i}, 2**63 + i,
+                            2**64, -i, 0, None, "", f"{i}abc", 10**30])
+
+
+priorities = st.sampled_from([None, "normal", "priority", "emergency", "emergency", "EMERGENCY", 1, True])
+names = st.sampled_from(["za", "zb", "nope", "za-1", "zb-1", "all"])
+targets = st.one_of(
+    st.just({"zones": ["za"]}), st.just({"all": True}), st.just({"nodes": ["za-1"]}),
+    st.fixed_dictionaries({}, optional={
+        "all": st.sampled_from([True, False, "true", "false", 1, 0, "yes"]),
+        "zones": st.lists(names, max_size=3), "nodes": st.lists(names, max_size=3),
+        "org_unit_id": st.just("wb"),
+    }),
+    st.sampled_from(["za", ["za"], None]),
+)
+extras = st.fixed_dictionaries({}, optional={
+    "org_unit_id": st.just("wa"), "created_by": st.just("admin"), "approval": st.just("approved"),
+    "enabled": st.sampled_from([True, False, "true", 0]), "repeat": st.sampled_from([1, "2", 2.0]),
+})
+
+
+@st.composite
+def requests(draw: st.DrawFn, w: Ward) -> tuple[str, str, str, dict[str, Any]]:
+    user = draw(st.sampled_from([*WARD_A, "op_a", "op_a", "adm_a"]))
+    kind = draw(st.sampled_from(["broadcast", "schedule", "patch", "relay"]))
+    body: dict[str, Any] = {}
+    if (kind != "relay" and draw(st.booleans())) or kind in ("broadcast", "schedule"):
+        key = draw(st.sampled_from(BULLETIN_KEYS))
+        body["bulletin_id"] = draw(id_shapes(w.world.bulletins[key]))
+    if kind in ("schedule", "patch") and draw(st.integers(0, 4)) == 0:
+        body["relay"] = RELAY
+        if draw(st.booleans()):
+            body.pop("bulletin_id", None)
+    if (p := draw(priorities)) is not None:
+        body["priority"] = p
+    if kind != "patch" or draw(st.booleans()):
+        body["target"] = draw(targets)
+    if kind == "schedule":
+        body["when"] = DAILY
+    if kind == "relay":
+        body |= {"url": RELAY["url"], "mode": "node_fetch", "start_at": IN_AN_HOUR}
+        body.pop("bulletin_id", None)
+    body |= draw(extras) if draw(st.integers(0, 5)) == 0 else {}
+    path = {"broadcast": "/api/broadcasts", "schedule": "/api/schedules", "relay": "/api/relays",
+            "patch": f"/api/schedules/{draw(st.sampled_from([w.mine, w.mine_relay, w.theirs]))}"}[kind]
+    return user, "PATCH" if kind == "patch" else "POST", path, body
+
+
+# ----------------------------------------------------------------------------- the property
+
+
+def may_air(b: Bulletin | None, priority: str | None, role: str, org: str | None) -> bool:
+    if b is None:
+        return False
+    emergency = (priority or b.priority) == "emergency"
+    if org is not None and b.org_unit_id != org:
+        return False
+    if b.approval == "approved":
+        return role in CAN_AIR or (emergency and role in CAN_EMERGENCY)
+    return b.approval in ("draft", "submitted") and emergency and role in CAN_EMERGENCY
+
+
+def within(target: dict[str, Any], allowed: set[str]) -> bool:
+    names = set(target.get("zones") or []) | set(target.get("nodes") or [])
+    return not target.get("all") and names <= allowed
+
+
+def check_database(w: Ward, theirs_before: tuple[Any, ...]) -> None:
+    with Session(w.server.app.state.services.db.engine) as s:
+        for bc in s.exec(select(Broadcast)):
+            role, org = USERS.get(bc.created_by, ("admin", None))
+            assert may_air(s.get(Bulletin, bc.bulletin_id), bc.priority, role, org), bc
+            units = set(s.exec(select(Delivery.node_id).where(Delivery.broadcast_id == bc.id)))
+            assert within(bc.targets, MINE) and units <= MINE, bc
+            b = s.get(Bulletin, bc.bulletin_id)
+            if b is not None and b.approval != "approved":  # an emergency bypass, audited with its id
+                q = select(AuditEntry).where(AuditEntry.action == "emergency_bypass")
+                assert any(bc.id in a.detail for a in s.exec(q)), bc
+        for sc in s.exec(select(Schedule)):
+            if sc.id == w.theirs:  # ward B's: nobody in ward A changed it
+                assert (sc.version, sc.bulletin_id, sc.priority, sc.targets, sc.relay) == theirs_before
+                continue
+            if sc.bulletin_id is not None:  # ward A's: what it airs, an operator of ward A may air
+                assert may_air(s.get(Bulletin, sc.bulletin_id), sc.priority, "operator", "wa"), sc
+            assert within(sc.targets, MINE), sc
+        for relay in s.exec(select(Relay)):
+            assert set(relay.nodes) <= MINE and within(relay.target, MINE), relay
+
+
+def row_of(w: Ward, schedule_id: int) -> tuple[Any, ...]:
+    with Session(w.server.app.state.services.db.engine) as s:
+        sc = s.get(Schedule, schedule_id)
+        assert sc is not None
+        return sc.version, sc.bulletin_id, sc.priority, sc.targets, sc.relay
+
+
+def test_no_request_shape_airs_what_its_sender_may_not(ward: Ward) -> None:
+    theirs = row_of(ward, ward.theirs)
+    seen: dict[int, int] = {}
+    with httpx.Client(base_url=ward.server.url, timeout=30) as client:
+
+        @settings(max_examples=200, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+        @given(req=requests(ward))
+        def attack(req: tuple[str, str, str, dict[str, Any]]) -> None:
+            user, method, path, body = req
+            r = client.request(method, path, json=body, auth=ward.world.auth(user))
+            seen[r.status_code] = seen.get(r.status_code, 0) + 1
+            assert r.status_code < 500, (req, r.text)
+            if r.status_code >= 400:
+                detail = r.json().get("detail")
+                assert detail and (isinstance(detail, str) or all(d.get("msg") for d in detail)), r.text
+            check_database(ward, theirs)
+
+        attack()
+    # the property was exercised both ways: things were refused, and allowed things were made
+    assert sum(n for code, n in seen.items() if code >= 400) > 50, seen
+    print("status codes:", dict(sorted(seen.items())))
+    assert seen.get(201, 0) + seen.get(200, 0) > 5, seen
+
+
+def test_the_property_check_sees_a_forbidden_row(ward: Ward) -> None:
+    """The checker is not vacuous: a rejected bulletin's broadcast planted in the database fails it."""
+    theirs = row_of(ward, ward.theirs)
+    with Session(ward.server.app.state.services.db.engine) as s:
+        b = s.get(Bulletin, ward.world.bulletins[("wa", "rejected")])
+        assert b is not None and b.audio_sha256 is not None
+        s.add(Broadcast(id="planted", bulletin_id=b.id, audio_sha256=b.audio_sha256, priority="emergency",
+                        targets={"zones": ["za"]}, air_at=0, expires_at=0, created_by="op_a"))
+        s.commit()
+    try:
+        with pytest.raises(AssertionError):
+            check_database(ward, theirs)
+    finally:
+        with Session(ward.server.app.state.services.db.engine) as s:
+            planted = s.get(Broadcast, "planted")
+            assert planted is not None
+            s.delete(planted)
+            s.commit()
