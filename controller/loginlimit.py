@@ -9,12 +9,14 @@
   guesser behind a ward office's NAT does not lock out the office.
 * Failed logins are audited one by one only within per-address and global budgets; the ones
   over budget are counted and the count goes into the next row written.
+* An IPv6 client counts as its /64 network (one subscriber's privacy addresses are one client).
 * Every table is bounded (``max_entries``, least recently touched dropped first) and entries
   expire after ``window_s`` of silence; a request that is only checked creates nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,6 +60,19 @@ class _Address:
     unaudited: int = 0
 
 
+def _client_key(client: str) -> str:
+    """The address a client is counted as: itself, or its /64 network for IPv6."""
+    try:
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return client[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class _Table(OrderedDict[tuple[str, str] | str, V]):
     """An LRU-bounded dict."""
 
@@ -90,7 +105,7 @@ class LoginLimiter:
 
     def retry_after(self, username: str, client: str) -> float:
         """Seconds before ``username`` may try again from ``client`` (0: now). Creates nothing."""
-        c, now = self.cfg, self._clock()
+        c, now, client = self.cfg, self._clock(), _client_key(client)
         key = (username[:_KEY_CHARS], client)
         with self._lock:
             wait = 0.0
@@ -113,7 +128,8 @@ class LoginLimiter:
 
     def failed(self, username: str, client: str) -> str | None:
         """Count a failure; return the detail for its audit row, or None when over budget."""
-        c, now = self.cfg, self._clock()
+        c, now, seen = self.cfg, self._clock(), client
+        client = _client_key(client)
         key = (username[:_KEY_CHARS], client)
         with self._lock:
             self._expire(now)
@@ -133,7 +149,7 @@ class LoginLimiter:
                 return None
             addr.audits.level += 1
             self._global.level += 1
-            detail = client
+            detail = seen
             if addr.unaudited:
                 detail += f" (+{addr.unaudited} earlier failures from this address not logged one by one)"
                 self.unaudited_total -= addr.unaudited
@@ -141,7 +157,7 @@ class LoginLimiter:
             return detail
 
     def succeeded(self, username: str, client: str) -> None:
-        key = (username[:_KEY_CHARS], client)
+        key = (username[:_KEY_CHARS], _client_key(client))
         with self._lock:
             self._pairs.pop(key, None)
             self._known.touch(key, self._clock())

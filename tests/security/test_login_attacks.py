@@ -207,6 +207,17 @@ def test_a_guesser_behind_the_office_nat_does_not_lock_out_the_office() -> None:
     assert lim.retry_after("vanthu", "113.160.1.1") == 0
 
 
+def test_an_ipv6_subscriber_is_one_client() -> None:
+    lim = LoginLimiter(clock=_Clock())
+    for i in range(5):  # rotating privacy addresses of one /64 buys no fresh attempts
+        assert lim.failed("admin", f"2001:db8:1:2::{i + 1:x}") == f"2001:db8:1:2::{i + 1:x}"
+    assert lim.retry_after("admin", "2001:db8:1:2:ffff::9") > 0
+    assert lim.retry_after("admin", "2001:db8:1:3::1") == 0  # another subscriber
+    for _ in range(5):
+        lim.failed("admin", "::ffff:192.0.2.7")  # an IPv4 client on a dual-stack socket
+    assert lim.retry_after("admin", "192.0.2.7") > 0
+
+
 def test_limiter_tables_are_bounded_and_expire() -> None:
     clock = _Clock()
     lim = LoginLimiter(LoginSettings(max_entries=100, window_s=600, max_delay_s=600),  # type: ignore[call-arg]
