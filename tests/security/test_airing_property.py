@@ -220,3 +220,41 @@ def test_the_property_check_sees_a_forbidden_row(ward: Ward) -> None:
             assert planted is not None
             s.delete(planted)
             s.commit()
+
+
+# ----------------------------------------------------------------------------- broker-free units
+
+
+@pytest.mark.parametrize("approval", ["approved", "submitted", "draft", "rejected", "withdrawn"])
+@pytest.mark.parametrize("priority", [None, "normal", "priority", "emergency"])
+def test_the_airing_rule(approval: str, priority: str | None) -> None:
+    """Approved airs; undecided airs only as an emergency; rejected (or unknown) never."""
+    from controller.airing import airing_refusal, is_bypass
+
+    for own in ("normal", "emergency"):  # the bulletin's class, used when no priority is asked
+        b = Bulletin(id=6, title="", text="x", voice="vi", priority=own, approval=approval)
+        emergency = (priority or own) == "emergency"
+        allowed = approval == "approved" or (approval in ("draft", "submitted") and emergency)
+        assert (airing_refusal(b, priority) is None) is allowed, (approval, priority, own)
+        assert is_bypass(b, priority) is (allowed and approval != "approved")
+        if approval == "rejected":
+            assert "never airs" in (airing_refusal(b, priority) or "")
+
+
+@pytest.mark.parametrize("shape", ["6", 6.0, "6.0", True, False, [6], {"id": 6}, None, 0, -6, 2**63, 10**30])
+def test_an_id_is_a_json_integer(shape: Any) -> None:
+    from pydantic import ValidationError
+
+    from controller.api.schemas import BroadcastCreate
+    from scheduler.schedules import ScheduleCreate, ScheduleUpdate
+
+    target = {"zones": ["za"]}
+    assert BroadcastCreate.model_validate({"bulletin_id": 6, "target": target}).bulletin_id == 6
+    assert ScheduleUpdate.model_validate({"bulletin_id": 6}).bulletin_id == 6
+    for model, body in ((BroadcastCreate, {"target": target}), (ScheduleUpdate, {}),
+                        (ScheduleCreate, {"target": target, "when": DAILY})):
+        if shape is None and model is not BroadcastCreate:
+            continue  # "no bulletin" is how a schedule says it relays a stream (or changes nothing)
+        with pytest.raises(ValidationError) as err:
+            model.model_validate(body | {"bulletin_id": shape})
+        assert "bulletin_id" in str(err.value)
