@@ -24,8 +24,10 @@ from alembic import command
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from controller.binding import audio_refusal
 from controller.db import Database, alembic_config, make_engine
-from controller.models import Delivery
+from controller.dictionary import chain, load_dictionary
+from controller.models import Bulletin, Delivery, OrgUnit, PronunciationEntry
 from devices.broker import free_port
 from scheduler import TIMEZONE
 from tests.conftest import ADMIN, make_settings
@@ -33,11 +35,12 @@ from tests.e2e.helpers import wait_for
 from tests.e2e.serve import serving
 from tests.security._binding_fixtures import TEXT, ok, provision, ward_world
 
-pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.timeout(150)]
 
 ATTACK = {"term": "tiêm phòng", "spoken": "hủy bỏ mọi buổi tiêm"}
 
 
+@pytest.mark.broker
 async def test_a_ward_a_entry_never_changes_ward_b_and_ward_a_must_approve_again(tmp_path: Path) -> None:
     async with ward_world(tmp_path, lead_s=1) as (admin, w, units, app):
         a, b = w.approved["wa"], w.approved["wb"]
@@ -185,5 +188,43 @@ def test_migration_0009_on_sqlite(tmp_path: Path) -> None:
     _migrate_legacy_then_head(f"sqlite:///{tmp_path / 'lp.db'}")
 
 
+@pytest.mark.postgres
 def test_migration_0009_on_postgresql(pg_url: str) -> None:
     _migrate_legacy_then_head(pg_url)
+
+
+# --------------------------------------------------------------------------- broker-free units
+
+
+def test_the_dictionary_chain_inherits_downwards_only_and_survives_a_loop(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'lp.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add_all([OrgUnit(id="hn", name="HN"), OrgUnit(id="wa", name="A", parent_id="hn"),
+                   OrgUnit(id="wb", name="B", parent_id="hn")])
+        s.flush()
+        s.add_all([PronunciationEntry(org_unit_id=org, term=t, term_key=t.casefold(), spoken=sp)
+                   for org, t, sp in ((None, "TDP", "tổ dân phố"), ("hn", "UBND", "ủy ban nhân dân"),
+                                      ("wa", "UBND", "ủy ban phường"), ("wa", "tiêm phòng", "hủy"))])
+        s.commit()
+        assert chain(s, "wa") == [None, "hn", "wa"]
+        assert load_dictionary(s, "wa") == {"TDP": "tổ dân phố", "UBND": "ủy ban phường", "tiêm phòng": "hủy"}
+        assert load_dictionary(s, "wb") == {"TDP": "tổ dân phố", "UBND": "ủy ban nhân dân"}
+        assert load_dictionary(s, None) == {"TDP": "tổ dân phố"}
+        hn = s.get(OrgUnit, "hn")
+        assert hn is not None
+        hn.parent_id = "wa"  # a loop in the data: the chain still ends
+        s.add(hn)
+        s.commit()
+        assert chain(s, "wb")[0] is None and len(chain(s, "wb")) <= 4
+
+
+def test_only_the_approved_audio_may_air() -> None:
+    b = Bulletin(id=7, title="t", text="x", voice="vi", audio_sha256="a" * 64, approval="approved")
+    assert audio_refusal(b, "a" * 64) is not None  # approved, but bound to nothing: refused
+    b.approved_sha256 = "a" * 64
+    assert audio_refusal(b, "a" * 64) is None
+    assert "not the audio approved" in (audio_refusal(b, "b" * 64) or "")
+    assert audio_refusal(b, None) is not None
+    b.approval = "submitted"
+    assert audio_refusal(b, "b" * 64) is None  # not approved: controller/airing.py decides
