@@ -185,12 +185,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(status_code=exc.status, content={"detail": exc.message})
 
     from controller.api import apidocs, router
+    from controller.api.methods import UiMount, method_not_allowed
+
+    app.add_exception_handler(405, method_not_allowed)  # the path's Allow, not the static files'
     from controller.ui import router as ui_router
 
     app.include_router(router)
     app.include_router(apidocs.router)
     app.include_router(ui_router)
-    app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+    app.router.routes.append(UiMount("/", app=StaticFiles(directory=STATIC, html=True), name="ui"))
     from controller.api.limits import RequestLimits
     from controller.api.recordings import UPLOAD_PATH, upload_body_limit
 

@@ -80,7 +80,8 @@ def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: 
         rendered = tts.render(text, voice=voice, engine=engine, bitrate_kbps=bitrate_kbps,
                               cache_dir=cache_dir, fallback=fallback, speed=speed, codec=codec,
                               audio=audio, dictionary=load_dictionary(s, org_unit_id), **extra)
-    except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError) as exc:
+    except (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError,
+            tts.SilentSpeechError) as exc:
         raise ServiceError(422, str(exc)) from None
     except tts.TTSError as exc:
         logger.error("speech synthesis failed: %s", exc)

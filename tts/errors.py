@@ -65,5 +65,17 @@ class EngineError(TTSError):
         super().__init__(message)
 
 
+class SilentSpeechError(EngineError):
+    """The engine read the text as silence: nothing in it is something it can pronounce (another
+    script, symbols it does not read). The text's problem, not the engine's (422, not 503)."""
+
+    def __init__(self, engine: str) -> None:
+        super().__init__(
+            f"The speech engine '{engine}' reads this text as silence: it has no word it can "
+            "pronounce (letters of another script, or symbols). Please write the words in Vietnamese.",
+            engine=engine,
+        )
+
+
 class InvalidOptionError(TTSError, ValueError):
     """A rendering option (speed, bitrate, codec...) is out of range."""

@@ -25,7 +25,14 @@ from tts.cache import DEFAULT_MAX_BYTES, AudioCache, cache_key
 from tts.chunking import split_text
 from tts.duration import duration_ms
 from tts.engine import SpeechEngine, get_engine
-from tts.errors import EmptyTextError, EngineError, InvalidOptionError, TextTooLongError, TTSError
+from tts.errors import (
+    EmptyTextError,
+    EngineError,
+    InvalidOptionError,
+    SilentSpeechError,
+    TextTooLongError,
+    TTSError,
+)
 from tts.pipeline import AudioOptions, finish
 from tts.vi import Normalized, normalize
 from tts.vi.numbers import Dialect
@@ -203,6 +210,8 @@ def render(
         if failures:
             warnings += [f"fell back from {n} to {speech_engine.name}: {e}" for n, e in failures]
         return replace(result, warnings=tuple(warnings), requested_engine=engine)
+    if all(isinstance(e, SilentSpeechError) for _, e in failures):
+        raise SilentSpeechError(engine)  # every engine read silence: the text's problem
     reasons = "; ".join(f"{n}: {e}" for n, e in failures)
     raise EngineError(f"No speech engine could read this bulletin ({reasons}).", engine=engine)
 
@@ -272,8 +281,6 @@ def _synthesize(speech_engine: SpeechEngine, text: str, voice: str, speed: float
     for piece in pieces[1:]:
         whole = whole + piece
     if whole.rms == 0:
-        raise EngineError(
-            f"The speech engine '{engine_name}' returned only silence for this text.", engine=engine_name
-        )
+        raise SilentSpeechError(engine_name)
     return whole
 

@@ -1,4 +1,10 @@
-"""HTTP API routes."""
+"""HTTP API routes.
+
+Every error is ``{"detail": ...}`` (controller/api/schemas.py ``ErrorPublic``). The statuses any
+logged-in route can answer (``COMMON_ERRORS``: 400 unreadable body, 401 login, 403 role / ward /
+cross-site, 413 body too large, 422 invalid, 429 login backoff) are documented once here on the
+router; each family adds the ones its routes raise (404 / 409 / 503), so the OpenAPI schema lists
+every status an operation returns (tests/security/test_fuzz_api.py holds it to that)."""
 
 from __future__ import annotations
 
@@ -19,12 +25,20 @@ from controller.api import (
     schedules,
     speech,
 )
+from controller.api.schemas import COMMON_ERRORS, errors
 
-router = APIRouter()
-for _r in (accounts.router, approval.router, health.router, fleet.router, bulletins.router, recordings.router,
-           live.router, relays.router, broadcasts.router):
-    router.include_router(_r)
+COMMON = errors(*COMMON_ERRORS)
+
+router = APIRouter(responses=COMMON)
+router.include_router(health.router)
+for _r in (accounts.router, approval.router, fleet.router, live.router):
+    router.include_router(_r, responses=errors(404, 409))
+for _r in (bulletins.router, recordings.router, relays.router, broadcasts.router):
+    router.include_router(_r, responses=errors(404, 409, 503))
 # routers whose handlers only take UserDep get their role and ward checks here (controller/api/guards.py)
-router.include_router(control.router, dependencies=[Depends(guards.control_guard)])
-router.include_router(schedules.router, dependencies=[Depends(guards.schedule_guard)])
-router.include_router(speech.router, dependencies=[Depends(guards.speech_guard)])
+router.include_router(control.router, dependencies=[Depends(guards.control_guard)],
+                      responses=errors(404, 409, 503))
+router.include_router(schedules.router, dependencies=[Depends(guards.schedule_guard)],
+                      responses=errors(404, 409))
+router.include_router(speech.router, dependencies=[Depends(guards.speech_guard)],
+                      responses=errors(404, 409, 503))

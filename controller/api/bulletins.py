@@ -107,7 +107,7 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
     return await asyncio.to_thread(work)
 
 
-@router.get("/{bulletin_id}", response_model=BulletinSpeechPublic)
+@router.get("/{bulletin_id:int}", response_model=BulletinSpeechPublic)  # :int — not /recordings (POST)
 def get_bulletin(bulletin_id: int, s: SessionDep, user: UserDep) -> BulletinSpeechPublic:
     return _public(s, bulletin_for(s, user, bulletin_id))
 

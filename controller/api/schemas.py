@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from controller.ids import DbId, Flag
 from devices.protocol import valid_id
@@ -23,12 +23,17 @@ def iso(ms: int | None) -> str | None:
         timespec="milliseconds")
 
 
+# what valid_id() accepts, documented in the schema (the validators give the friendlier message)
+ID_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class ZoneCreate(Strict):
-    id: str = Field(description="short id, e.g. 'tdp3' (lowercase letters, digits, - and _)")
+    id: str = Field(description="short id, e.g. 'tdp3' (lowercase letters, digits, - and _)",
+                    json_schema_extra={"pattern": ID_PATTERN})
     name: str = Field(min_length=1, max_length=200)
     org_unit_id: str | None = Field(None, description="the ward (org unit) that owns it")
 
@@ -41,11 +46,11 @@ class ZoneCreate(Strict):
 
 
 class NodeCreate(Strict):
-    id: str
+    id: str = Field(json_schema_extra={"pattern": ID_PATTERN})
     name: str = Field("", max_length=200)
     zones: list[str] = Field(default_factory=list)
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    lat: StrictFloat | None = Field(None, ge=-90, le=90)  # a JSON number: false is not 0
+    lon: StrictFloat | None = Field(None, ge=-180, le=180)
 
     @field_validator("id")
     @classmethod
@@ -143,3 +148,49 @@ class MqttCredentials(BaseModel):
 
 class NodeCreated(NodePublic):
     mqtt: MqttCredentials = Field(description="the unit's own broker credentials, issued now")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorPublic(BaseModel):
+    """Every refusal: one English sentence saying what was wrong (and what to do)."""
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One field of a request that does not match the schema (FastAPI's own validation)."""
+    model_config = ConfigDict(extra="allow")  # pydantic adds input / ctx / url
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidPublic(BaseModel):
+    """422: a sentence (the request is well-formed but cannot be done), or one entry per field
+    that does not match the schema."""
+    detail: str | list[FieldError]
+
+
+ERROR_TEXT = {
+    400: "the body cannot be read (not UTF-8 JSON, or broken form data)",
+    401: "not logged in (or wrong user name or password)",
+    403: "your role or ward may not do this, or a cross-site / CSRF-less browser request",
+    404: "what the path or body names does not exist",
+    409: "it cannot be done in its current state (e.g. not approved, already decided)",
+    413: "the request body is larger than the limit",
+    422: "the request is invalid; `detail` says why",
+    429: "too many failed logins or password guesses; wait and retry",
+    503: "a service it needs (broker, speech engine, database) is unavailable right now",
+}
+
+
+# what any logged-in route can answer: unreadable body, login, role / ward / cross-site, body too
+# large, invalid, login backoff
+COMMON_ERRORS = (400, 401, 403, 413, 422, 429)
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a router or route: the error statuses it can answer, documented once."""
+    return {code: {"model": InvalidPublic if code == 422 else ErrorPublic, "description": ERROR_TEXT[code]}
+            for code in codes}

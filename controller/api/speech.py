@@ -42,7 +42,8 @@ router = APIRouter(prefix="/api/speech", tags=["speech"])
 MEDIA_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg"}
 NO_AUDIO = "no such audio (a preview is kept for a while only; render it again)"
 MAX_MAKERS = 50  # users remembered per preview (the same text previewed by many)
-USER_ERRORS = (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError)
+USER_ERRORS = (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError,
+               tts.SilentSpeechError)  # the text's or the request's problem: 422
 
 
 def render_options(cfg: TtsSettings, *, priority: str = "normal", voice: str | None = None,

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from controller.api.deps import SessionDep, UserDep
 from controller.api.live import all_visible, session_rows, visible_node_ids
+from controller.api.schemas import COMMON_ERRORS, errors
 from controller.api.scope import visible_bulletin_ids
 from controller.availability import zone_availability
 from controller.models import AudioAsset, Broadcast, Bulletin, Delivery, Relay, User
@@ -29,7 +30,7 @@ from scheduler import TIMEZONE
 from scheduler.agenda import build_agenda
 
 router = APIRouter(include_in_schema=False)
-export_router = APIRouter(prefix="/api/reports", tags=["reports"])
+export_router = APIRouter(prefix="/api/reports", tags=["reports"], responses=errors(*COMMON_ERRORS))
 
 WEEKDAYS = {"vi": ["T2", "T3", "T4", "T5", "T6", "T7", "CN"],
             "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}

@@ -188,7 +188,7 @@ def test_invalid_options(tone_engine: ToneEngine, speed: float, bitrate: int) ->
 
 @pytest.mark.parametrize(
     ("engine", "message"),
-    [(EmptyEngine(), "returned no audio"), (SilentEngine(), "only silence"), (CrashingEngine(), "failed")],
+    [(EmptyEngine(), "returned no audio"), (SilentEngine(), "as silence"), (CrashingEngine(), "failed")],
 )
 def test_engine_failures_become_engine_error(engine: SpeechEngine, message: str) -> None:
     register_engine(engine, replace=True)
