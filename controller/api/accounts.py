@@ -31,7 +31,7 @@ from controller.api.deps import (
     client_address,
     cross_site,
 )
-from controller.api.schemas import Strict, iso
+from controller.api.schemas import OrgUnitPublic, Strict, iso
 from controller.api.scope import forbidden
 from controller.auth import hash_password
 from controller.models import AuditEntry, OrgUnit, User
@@ -244,7 +244,7 @@ def reset_password(user_id: int, s: SessionDep, admin: AdminDep) -> UserCreated:
     return UserCreated(**_user(user).model_dump(), password=password)
 
 
-@router.get("/org-units")
+@router.get("/org-units", response_model=list[OrgUnitPublic])
 def list_org_units(s: SessionDep, user: UserDep) -> list[dict[str, str | None]]:
     """The org tree below the user's own org unit (all of it for a user without one)."""
     q = select(OrgUnit).order_by(col(OrgUnit.id))
@@ -253,7 +253,7 @@ def list_org_units(s: SessionDep, user: UserDep) -> list[dict[str, str | None]]:
     return [{"id": u.id, "name": u.name, "parent_id": u.parent_id} for u in s.exec(q).all()]
 
 
-@router.post("/org-units", status_code=status.HTTP_201_CREATED)
+@router.post("/org-units", status_code=status.HTTP_201_CREATED, response_model=OrgUnitPublic)
 def create_org_unit(body: OrgUnitCreate, s: SessionDep, admin: AdminDep) -> dict[str, str | None]:
     """A new org unit below one of the admin's subtree (a ward admin cannot add a top-level one)."""
     if body.parent_id is not None and s.get(OrgUnit, body.parent_id) is None:

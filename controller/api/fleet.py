@@ -18,6 +18,8 @@ from controller.api.schemas import (
     NodePublic,
     Strict,
     ZoneCreate,
+    ZoneCreated,
+    ZonePublic,
     iso,
 )
 from controller.api.scope import forbidden, node_for
@@ -28,7 +30,7 @@ from controller.nodedir import NodeDirectory
 router = APIRouter(prefix="/api", tags=["fleet"])
 
 
-@router.get("/zones")
+@router.get("/zones", response_model=list[ZonePublic])
 def list_zones(s: SessionDep, user: UserDep) -> list[dict[str, object]]:
     counts: dict[str, int] = {}
     for nz in s.exec(select(NodeZone)).all():
@@ -38,7 +40,7 @@ def list_zones(s: SessionDep, user: UserDep) -> list[dict[str, object]]:
             for z in s.exec(select(Zone).order_by(Zone.id)).all() if mine is None or z.id in mine]
 
 
-@router.post("/zones", status_code=status.HTTP_201_CREATED)
+@router.post("/zones", status_code=status.HTTP_201_CREATED, response_model=ZoneCreated)
 def create_zone(body: ZoneCreate, s: SessionDep, admin: AdminDep) -> dict[str, str]:
     """A new zone of an org unit in the admin's subtree (a ward admin's zones are their ward's)."""
     if body.org_unit_id is not None and s.get(OrgUnit, body.org_unit_id) is None:

@@ -22,7 +22,7 @@ from controller.accounts import visible_zones
 from controller.api.deps import OperatorDep as UserDep
 from controller.api.deps import ServicesDep, SessionDep
 from controller.api.live import LiveTarget
-from controller.api.schemas import Priority, Strict
+from controller.api.schemas import Priority, RelayPublic, Strict
 from controller.api.scope import node_visible, scoped_target
 from controller.app import Services
 from controller.models import User
@@ -101,7 +101,7 @@ def _find(h: RelayHub, s: Session, user: User, relay_id: str) -> dict[str, Any]:
     raise HTTPException(404, f"no relay {relay_id!r}")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RelayPublic)
 async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s: SessionDep,
                        user: UserDep) -> dict[str, Any]:
     if body.start_at is not None:
@@ -146,7 +146,7 @@ async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s:
     return _public(h, sess.id)
 
 
-@router.get("")
+@router.get("", response_model=list[RelayPublic])
 async def list_relays(request: Request, s: SessionDep, user: UserDep,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
                       offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
@@ -160,12 +160,12 @@ async def list_relays(request: Request, s: SessionDep, user: UserDep,
     return out
 
 
-@router.get("/{relay_id}")
+@router.get("/{relay_id}", response_model=RelayPublic)
 async def get_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
     return _find(relay_hub(request), s, user, relay_id)
 
 
-@router.delete("/{relay_id}")
+@router.delete("/{relay_id}", response_model=RelayPublic)
 async def stop_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
     h = relay_hub(request)
     found = _find(h, s, user, relay_id)

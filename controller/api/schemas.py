@@ -150,6 +150,46 @@ class NodeCreated(NodePublic):
     mqtt: MqttCredentials = Field(description="the unit's own broker credentials, issued now")
 
 
+class ZonePublic(BaseModel):
+    id: str
+    name: str
+    nodes: int = Field(description="how many units are in it")
+    org_unit_id: str | None
+
+
+class ZoneCreated(BaseModel):
+    id: str
+    name: str
+
+
+class OrgUnitPublic(BaseModel):
+    id: str
+    name: str
+    parent_id: str | None
+
+
+class RelayPublic(BaseModel):
+    """A relay (tiếp sóng) as it is now; republish relays add their own figures."""
+    model_config = ConfigDict(extra="allow")
+    id: str
+    url: str
+    mode: str = Field(description="node_fetch | republish")
+    state: str
+    reason: str
+    user: str = Field(description="who started it")
+    priority: str
+    nodes: list[str]
+    start_at: str | None
+    duration_s: float | None
+    started_at: str | None
+    ended_at: str | None
+    owner: str | None = Field(None, description="the controller that runs it")
+    owner_seen_at: str | None = None
+    schedule_id: int | None = None
+    units_playing: list[str] = Field(default_factory=list, description="node_fetch: units that say so")
+    units_interrupted: list[str] = Field(default_factory=list)
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -50,6 +50,7 @@ from schemathesis.openapi.checks import IgnoredAuth
 
 from devices.broker import BrokerProcess, mosquitto_path
 from tests.conftest import ADMIN, make_settings
+from tests.e2e.helpers import allowing
 from tests.e2e.test_browser import Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -89,6 +90,7 @@ CONFIG: dict[str, Any] = {
 
 
 TEXT = "Sáng mai phường tổ chức tiêm phòng"
+STATION = "http://127.0.0.1:9/radio.mp3"  # allow-listed (not public); units would fetch it themselves
 SILENT = "\u0c7b"  # a Telugu fraction sign: a letter to the normaliser, silence to espeak-ng
 
 
@@ -124,7 +126,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     if mosquitto_path() is None:
         pytest.fail("mosquitto is not installed; tests/run.sh installs it (apt-get install mosquitto)")
     with BrokerProcess("mosquitto") as broker, \
-            Server(make_settings(tmp_path_factory.mktemp("fuzz"), broker.port)) as srv:
+            Server(allowing(make_settings(tmp_path_factory.mktemp("fuzz"), broker.port), STATION)) as srv:
         yield srv, _seed(srv.url)
 
 
@@ -277,6 +279,12 @@ def test_success_answers_match_the_schema(fuzz_server: tuple[Server, dict[str, A
     call("GET /api/commands/{command_id}", path_parameters={"command_id": cmd["id"]})
     call("POST /api/zones/{zone_id}/commands", path_parameters={"zone_id": "z1"},
          body={"name": "volume", "args": {"level": 40}, "timeout_s": 1})
+
+    relay = call("POST /api/relays", body={"url": STATION, "target": {"zones": ["z1"]}, "mode": "node_fetch",
+                                           "start_at": at, "duration_s": 600})
+    rid = {"relay_id": relay["id"]}
+    call("GET /api/relays/{relay_id}", path_parameters=rid)
+    assert call("DELETE /api/relays/{relay_id}", path_parameters=rid)["state"] == "ended"
 
     preview = call("POST /api/speech/preview", body={"text": "Xin chào bà con"})
     for label in ("POST /api/speech/preview", "POST /api/bulletins"):  # read aloud as silence: 422, not 503
