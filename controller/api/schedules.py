@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from controller.accounts import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
@@ -39,7 +39,7 @@ def _changed(sv: ServicesDep, schedule_id: int | None) -> None:
         sv.schedules.changed(schedule_id)
 
 
-def _may_air(s: SessionDep, user: User, bulletin_id: int | None, priority: str | None,
+def _may_air(s: Session, user: User, bulletin_id: int | None, priority: str | None,
              target: ScheduleTarget | None) -> Bulletin | None:
     """The approval, ward and emergency checks on the validated body; returns the bulletin row
     that the schedule will air (the row create/update_schedule store), None for a relay."""
@@ -83,8 +83,11 @@ def one_schedule(schedule_id: int, s: SessionDep, _: UserDep) -> SchedulePublic:
 @router.patch("/schedules/{schedule_id}", response_model=SchedulePublic)
 def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: SessionDep,
                     user: UserDep) -> SchedulePublic:
-    bulletin_id, priority, touches = airing_after(get_schedule(s, schedule_id), body)
-    bulletin = _may_air(s, user, bulletin_id if touches else None, priority, body.target)
+    row = get_schedule(s, schedule_id)
+    bulletin_id, priority, touches = airing_after(row, body)
+    # the target after the change: a ward user changes no schedule that reaches beyond the ward
+    target = body.target or ScheduleTarget.model_validate(row.targets)
+    bulletin = _may_air(s, user, bulletin_id if touches else None, priority, target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
     row = update_schedule(s, schedule_id, body)

@@ -104,7 +104,15 @@ async def test_ids_must_be_json_integers_and_a_rejected_bulletin_never_airs(tmp_
         r = await admin.post("/api/schedules", json=legit, auth=op)
         assert r.status_code == 201, r.text
         mine = r.json()["id"]
+        # the province's schedule of ward A's bulletin for ward B's zone: ward A cannot re-aim it at ward B
+        r = await admin.post("/api/schedules", json=legit | {"target": {"zones": ["zb"]}})
+        assert r.status_code == 201, r.text
+        shared = r.json()["id"]
         before = snapshot(app)
+        for change in ({"bulletin_id": w.bulletins[("wa", "draft")], "priority": "emergency"},
+                       {"priority": "emergency"}, {"enabled": False}, {"name": "x"}):
+            r = await admin.patch(f"/api/schedules/{shared}", json=change, auth=op)
+            assert r.status_code == 403 and "another ward" in r.json()["detail"], (change, r.text)
         victims = ((w.bulletins[("wa", "rejected")], 409), (w.bulletins[("wb", "approved")], 403),
                    (w.bulletins[("wb", "rejected")], 403))
         for victim, refused in victims:

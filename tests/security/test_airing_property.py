@@ -49,6 +49,7 @@ class Ward:
     mine: int  # ward A's bulletin schedule (op_a)
     mine_relay: int  # ward A's relay schedule (op_a)
     theirs: int  # ward B's schedule (the province admin)
+    shared: int  # ward A's bulletin to ward B's zone (the province admin): ward A may not change it
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def ward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ward]:
                 made = []
                 for auth, body in ((op, {"bulletin_id": w.bulletins[("wa", "approved")]}),
                                    (op, {"relay": RELAY}),
-                                   (ADMIN, {"bulletin_id": w.bulletins[("wb", "approved")]})):
+                                   (ADMIN, {"bulletin_id": w.bulletins[("wb", "approved")]}),
+                                   (ADMIN, {"bulletin_id": w.bulletins[("wa", "approved")]})):
                     zone = "za" if auth == op else "zb"
                     r = await admin.post("/api/schedules", auth=auth,
                                          json=body | {"target": {"zones": [zone]}, "when": DAILY})
@@ -124,8 +126,9 @@ def requests(draw: st.DrawFn, w: Ward) -> tuple[str, str, str, dict[str, Any]]:
         body |= {"url": RELAY["url"], "mode": "node_fetch", "start_at": IN_AN_HOUR}
         body.pop("bulletin_id", None)
     body |= draw(extras) if draw(st.integers(0, 5)) == 0 else {}
+    sid = draw(st.sampled_from([w.mine, w.mine_relay, w.theirs, w.shared]))
     path = {"broadcast": "/api/broadcasts", "schedule": "/api/schedules", "relay": "/api/relays",
-            "patch": f"/api/schedules/{draw(st.sampled_from([w.mine, w.mine_relay, w.theirs]))}"}[kind]
+            "patch": f"/api/schedules/{sid}"}[kind]
     return user, "PATCH" if kind == "patch" else "POST", path, body
 
 
@@ -148,7 +151,7 @@ def within(target: dict[str, Any], allowed: set[str]) -> bool:
     return not target.get("all") and names <= allowed
 
 
-def check_database(w: Ward, theirs_before: tuple[Any, ...]) -> None:
+def check_database(w: Ward, before: dict[int, tuple[Any, ...]]) -> None:
     with Session(w.server.app.state.services.db.engine) as s:
         for bc in s.exec(select(Broadcast)):
             role, org = USERS.get(bc.created_by, ("admin", None))
@@ -160,8 +163,8 @@ def check_database(w: Ward, theirs_before: tuple[Any, ...]) -> None:
                 q = select(AuditEntry).where(AuditEntry.action == "emergency_bypass")
                 assert any(bc.id in a.detail for a in s.exec(q)), bc
         for sc in s.exec(select(Schedule)):
-            if sc.id == w.theirs:  # ward B's: nobody in ward A changed it
-                assert (sc.version, sc.bulletin_id, sc.priority, sc.targets, sc.relay) == theirs_before
+            if sc.id in before:  # ward B's, or reaching ward B: nobody in ward A changed it
+                assert (sc.version, sc.bulletin_id, sc.priority, sc.targets, sc.relay) == before[sc.id]
                 continue
             if sc.bulletin_id is not None:  # ward A's: what it airs, an operator of ward A may air
                 assert may_air(s.get(Bulletin, sc.bulletin_id), sc.priority, "operator", "wa"), sc
@@ -178,7 +181,7 @@ def row_of(w: Ward, schedule_id: int) -> tuple[Any, ...]:
 
 
 def test_no_request_shape_airs_what_its_sender_may_not(ward: Ward) -> None:
-    theirs = row_of(ward, ward.theirs)
+    theirs = {i: row_of(ward, i) for i in (ward.theirs, ward.shared)}
     seen: dict[int, int] = {}
     with httpx.Client(base_url=ward.server.url, timeout=30) as client:
 
@@ -204,7 +207,7 @@ def test_no_request_shape_airs_what_its_sender_may_not(ward: Ward) -> None:
 
 def test_the_property_check_sees_a_forbidden_row(ward: Ward) -> None:
     """The checker is not vacuous: a rejected bulletin's broadcast planted in the database fails it."""
-    theirs = row_of(ward, ward.theirs)
+    theirs = {i: row_of(ward, i) for i in (ward.theirs, ward.shared)}
     with Session(ward.server.app.state.services.db.engine) as s:
         b = s.get(Bulletin, ward.world.bulletins[("wa", "rejected")])
         assert b is not None and b.audio_sha256 is not None
