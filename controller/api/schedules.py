@@ -98,7 +98,9 @@ def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: 
 
 
 @router.delete("/schedules/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_schedule(schedule_id: int, sv: ServicesDep, s: SessionDep, _: UserDep) -> Response:
+def remove_schedule(schedule_id: int, sv: ServicesDep, s: SessionDep, user: UserDep) -> Response:
+    t = ScheduleTarget.model_validate(get_schedule(s, schedule_id).targets)
+    stored_target(s, user, t.all, t.zones, t.nodes)  # nor removes one that reaches beyond the ward
     row = delete_schedule(s, schedule_id)
     _changed(sv, row.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -113,6 +113,8 @@ async def test_ids_must_be_json_integers_and_a_rejected_bulletin_never_airs(tmp_
                        {"priority": "emergency"}, {"enabled": False}, {"name": "x"}):
             r = await admin.patch(f"/api/schedules/{shared}", json=change, auth=op)
             assert r.status_code == 403 and "another ward" in r.json()["detail"], (change, r.text)
+        r = await admin.delete(f"/api/schedules/{shared}", auth=op)
+        assert r.status_code == 403 and "another ward" in r.json()["detail"], r.text
         victims = ((w.bulletins[("wa", "rejected")], 409), (w.bulletins[("wb", "approved")], 403),
                    (w.bulletins[("wb", "rejected")], 403))
         for victim, refused in victims:
