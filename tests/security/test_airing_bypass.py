@@ -192,7 +192,7 @@ async def test_a_bulletin_rejected_after_it_was_set_to_air_does_not_air(tmp_path
         op, ap = w.auth("op_a"), w.auth("ap_a")
         submitted, draft = w.bulletins[("wa", "submitted")], w.bulletins[("wa", "draft")]
         now = datetime.now(tz=TIMEZONE)
-        slot = (now + timedelta(seconds=40)).isoformat()  # fires (and sends) 30 s ahead: in 10 s
+        slot = (now + timedelta(seconds=45)).isoformat()  # fires (and sends) 30 s ahead: in 15 s
         emergency = {"target": {"zones": ["za"]}, "priority": "emergency"}
         once = {"kind": "once", "at": slot}
         body = emergency | {"bulletin_id": submitted, "when": once}
@@ -206,7 +206,7 @@ async def test_a_bulletin_rejected_after_it_was_set_to_air_does_not_air(tmp_path
             r = await admin.post("/api/broadcasts", auth=op, json=body)
             assert r.status_code == 201, r.text
             made[name] = r.json()["id"]
-        await wait_for(lambda: units["za-1"].player.state_of(made["held"]) is not None, 8,
+        await wait_for(lambda: units["za-1"].player.state_of(made["held"]) is not None, 10,
                        "the unit holding the broadcast sent ahead of its play time")
         assert units["za-1"].played == []
         r = await admin.post(f"/api/bulletins/{submitted}/reject", auth=ap)
@@ -218,6 +218,7 @@ async def test_a_bulletin_rejected_after_it_was_set_to_air_does_not_air(tmp_path
             s.add(row)
             s.commit()
         assert bc_of(app, made["later"]).status == "cancelled"  # withdrawn at once
+        assert (await admin.get(f"/api/schedules/{sid}/runs")).json() == [], "slot fired before the reject"
         await wait_for(lambda: units["za-1"].player.state_of(made["held"]) is None, 10,
                        "the unit dropping it")
         assert bc_of(app, made["held"]).status == "cancelled"
