@@ -8,16 +8,19 @@ unknown acronyms, punctuation into pauses. Anything no rule knows is left as wri
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tts.vi.numbers import Dialect
-from tts.vi.numeric import NUMERIC_EARLY, NUMERIC_RULES
+from tts.vi.numeric import NUMERIC_EARLY, NUMERIC_RULES, Rule
 from tts.vi.wording import abbreviations, acronyms, apply_dictionary, join_lines, pauses, slashes, tidy, web
 
-__all__ = ["DIALECTS", "Normalized", "clean_unicode", "normalize", "text_warnings"]
+__all__ = [
+    "DIALECTS", "PIPELINE", "Normalized", "Step", "clean_unicode", "explain", "normalize", "text_warnings",
+]
 
 DIALECTS: tuple[Dialect, ...] = ("north", "central", "south")
 
@@ -80,9 +83,29 @@ def text_warnings(text: str) -> list[str]:
     return warnings
 
 
-def normalize(text: str, *, dialect: Dialect = "north",
-              dictionary: Mapping[str, str] | None = None) -> Normalized:
-    """Turn bulletin text into its spoken form (see the module docstring for the order)."""
+# Every rule in order, with the name ``explain`` reports for the spans it changed.
+PIPELINE: tuple[tuple[str, Rule], ...] = (
+    ("web address", web),
+    *NUMERIC_EARLY,
+    ("abbreviation", abbreviations),
+    *NUMERIC_RULES,
+    ("slash between words", slashes),
+    ("spelled acronym", acronyms),
+    ("pause", pauses),
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One span a rule rewrote: what it read (``written``, as the rule saw it) and what it made of it."""
+
+    rule: str
+    written: str
+    spoken: str
+
+
+def _prepare(text: str, dialect: Dialect,
+             dictionary: Mapping[str, str] | None) -> tuple[str, list[str], list[str]]:
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, got {dialect!r}")
     text = clean_unicode(text)
@@ -90,7 +113,40 @@ def normalize(text: str, *, dialect: Dialect = "north",
     hits: list[str] = []
     if dictionary:
         text, hits = apply_dictionary(text, dictionary)
-    text = join_lines(text)
-    for rule in (web, *NUMERIC_EARLY, abbreviations, *NUMERIC_RULES, slashes, acronyms, pauses):
+    return join_lines(text), warnings, hits
+
+
+def normalize(text: str, *, dialect: Dialect = "north",
+              dictionary: Mapping[str, str] | None = None) -> Normalized:
+    """Turn bulletin text into its spoken form (see the module docstring for the order)."""
+    text, warnings, hits = _prepare(text, dialect, dictionary)
+    for _, rule in PIPELINE:
         text = rule(text, dialect)
     return Normalized(text=tidy(text), warnings=tuple(warnings), dictionary_hits=tuple(hits))
+
+
+def _changes(rule: str, before: str, after: str) -> list[Step]:
+    a, b = before.split(" "), after.split(" ")
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    return [Step(rule, " ".join(a[i1:i2]), " ".join(b[j1:j2]))
+            for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]
+
+
+def explain(text: str, *, dialect: Dialect = "north",
+            dictionary: Mapping[str, str] | None = None) -> tuple[Normalized, list[Step]]:
+    """:func:`normalize`, and which rule rewrote which span (the ward dictionary first), in order.
+
+    A misreading can then be reported precisely ("day and month: 9/9 → ngày chín tháng chín") and
+    fixed with a dictionary entry or a table in :mod:`tts.vi.cues`.
+    """
+    cleaned = clean_unicode(text)
+    steps: list[Step] = []
+    if dictionary:
+        steps += _changes("ward dictionary", cleaned, apply_dictionary(cleaned, dictionary)[0])
+    current, warnings, hits = _prepare(text, dialect, dictionary)
+    for name, rule in PIPELINE:
+        after = rule(current, dialect)
+        if after != current:
+            steps += [s for s in _changes(name, current, after) if s.written.strip() != s.spoken.strip()]
+        current = after
+    return Normalized(text=tidy(current), warnings=tuple(warnings), dictionary_hits=tuple(hits)), steps

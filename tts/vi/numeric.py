@@ -10,13 +10,32 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from tts.vi.cues import (
+    COUNT_NOUNS,
+    NOT_SERVICE_AFTER,
+    PART_OF_WHOLE,
+    RANK_ORDINALS,
+    ROMAN_ORDINAL_CONTEXT,
+    SCORE_BEFORE,
+    SERVICE_BEFORE,
+    WEEKDAY_WORDS,
+)
+from tts.vi.dates import (
+    date_ranges,
+    day_month,
+    ends_with,
+    full_dates,
+    month_word,
+    month_years,
+    next_words_in,
+    shared_months,
+)
 from tts.vi.lexicon import (
     ABBREVIATIONS,
     CURRENCY_PREFIX,
-    DATE_CONTEXT,
     DOC_CODES,
+    DOC_CODES_PARTY,
     LETTERS,
-    PHONE_CONTEXT,
     ROMAN_CONTEXT,
     UNITS,
     UNITS_ATTACHED,
@@ -32,7 +51,7 @@ from tts.vi.numbers import (
     roman_to_int,
 )
 
-__all__ = ["NUMBER", "NUMERIC_RULES", "read_number_token", "spell"]
+__all__ = ["NUMBER", "NUMERIC_EARLY", "NUMERIC_RULES", "read_number_token", "spell"]
 
 Rule = Callable[[str, Dialect], str]
 
@@ -74,17 +93,12 @@ def read_number_token(token: str, dialect: Dialect) -> str:
     return read_number_string(token, dialect)
 
 
-def _ends_with(before: str, words: tuple[str, ...]) -> bool:
-    tail = before.rstrip(" ,(:").lower()
-    return any(tail.endswith(w) and (len(tail) == len(w) or not tail[-len(w) - 1].isalnum()) for w in words)
-
-
 # ---------------------------------------------------------------- phones, plates, documents
 
 _PHONE = re.compile(r"(?<![\w.,/+])(\+84|\(0\d{1,3}\)|0)([\s.\-]?\d){6,10}(?![\w.,]?\d)")
 _HOTLINE = re.compile(r"(?<![\w.,])1[89]00(?:[\s.]?\d{2,4}){1,3}(?![\w.,]?\d)")
-_SERVICE = re.compile(rf"(?i:\b({_words('|'.join(PHONE_CONTEXT))}))(\s*:?\s*)"
-                      r"(\d{3,5}(?:\s*(?:,|hoặc|và)\s*\d{3,5})*)(?![\w.,]?\d)")
+_SERVICE = re.compile(rf"(?i:\b({_words('|'.join(SERVICE_BEFORE))}))(\s*:?\s*)"
+                      r"(\d{3,8}(?:\s*(?:,|hoặc|và)\s*\d{3,5})*)(?![\w.,]?\d)")
 
 
 def _digit_groups(raw: str) -> str:
@@ -104,8 +118,13 @@ def phones(text: str, dialect: Dialect) -> str:
 
     text = _PHONE.sub(phone, text)
     text = _HOTLINE.sub(lambda m: _digit_groups(m.group(0)), text)
-    return _SERVICE.sub(lambda m: m.group(1) + m.group(2) + re.sub(r"\d+", lambda d: read_digits(d.group(0)),
-                                                                   m.group(3)), text)
+    def service(m: re.Match[str]) -> str:
+        after = m.string[m.end():]
+        if next_words_in(after, NOT_SERVICE_AFTER) or after.lstrip().startswith("%"):
+            return m.group(0)
+        return m.group(1) + m.group(2) + re.sub(r"\d+", lambda d: read_digits(d.group(0)), m.group(3))
+
+    return _SERVICE.sub(service, text)
 
 
 _PLATE = re.compile(r"\b(\d{2})([A-Z]{1,2}\d?)\s?-\s?(\d{3}\.\d{2}|\d{4,5})(?![\w.,]?\d)")
@@ -120,9 +139,16 @@ def plates(text: str, dialect: Dialect) -> str:
 
 
 _DOC = re.compile(r"(?<![\w/.,])(\d+)((?:/\d{4})?)/([A-ZĐ][A-Za-zĐđ&]*(?:[-–][A-ZĐ][A-Za-zĐđ&]*)*)(?![\w/])")
+# Party documents: 10-NQ/TU, 45-KL/HU, 15-QĐ/ĐU, 57-NQ/TW
+_PARTY_DOC = re.compile(r"(?<![\w/.,\-])(\d+)[-–]([A-ZĐ][A-Za-zĐđ]*)/"
+                        r"([A-ZĐ][A-Za-zĐđ]*(?:[-–][A-ZĐ][A-Za-zĐđ]*)*)(?![\w/])")
+_PARTY_ISSUERS = frozenset({"TW", "TƯ", "TU", "HU", "ĐU", "QU", "TVTU", "BTVTU", "ĐUK", "TUQ", "BCS"})
 
 
-def _code(part: str) -> str:
+def _code(part: str, *, party: bool = False) -> str:
+    """A code in a document number; some have a sense of their own in party documents (BTC)."""
+    if party and part in DOC_CODES_PARTY:
+        return DOC_CODES_PARTY[part]
     if part in DOC_CODES:
         return DOC_CODES[part]
     if not any(ch in VOWELS for ch in part.upper()):
@@ -131,45 +157,45 @@ def _code(part: str) -> str:
 
 
 def documents(text: str, dialect: Dialect) -> str:
+    """125/KH-UBND → một trăm hai mươi lăm trên kế hoạch ủy ban nhân dân; 10-NQ/TU → mười nghị quyết
+    trên tỉnh ủy."""
+
     def doc(m: re.Match[str]) -> str:
         if len(m[3]) < 2:
             return m.group(0)
+        parts = re.split(r"[-–]", m[3])
+        party = any(p in _PARTY_ISSUERS for p in parts)
         year = f" trên {read_int(int(m[2][1:]), dialect)}" if m[2] else ""
-        codes = " ".join(_code(p) for p in re.split(r"[-–]", m[3]))
+        codes = " ".join(_code(p, party=party) for p in parts)
         return f"{read_number_string(m[1], dialect)}{year} trên {codes}"
 
+    def party_doc(m: re.Match[str]) -> str:
+        issuers = re.split(r"[-–]", m[3])
+        kind = _code(m[2], party=True)
+        return (f"{read_number_string(m[1], dialect)} {kind} trên "
+                + " ".join(_code(p, party=True) for p in issuers))
+
+    text = _PARTY_DOC.sub(party_doc, text)
     return _DOC.sub(doc, text)
 
 
-# ---------------------------------------------------------------- dates, times, ranges
+# ---------------------------------------------------------------- weekdays, scores, times, ranges
 
-_FULL_DATE = re.compile(r"(?<![\d/.\-,])(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?![\d/.\-]?\d)")
-_QUARTER = re.compile(r"(?i:\b(quý))\s+(IV|I{1,3}|[1-4])\s*[/\-]\s*(\d{4})\b")
-_MONTH_YEAR = re.compile(r"(?<![\d/.,])(?:(?i:(tháng))\s+)?(\d{1,2})/(\d{4})(?![\d/])")
-_MONTH_YEAR_DASH = re.compile(r"(?i:\b(tháng))\s+(\d{1,2})[\-.](\d{4})\b")
-_DAY_MONTH = re.compile(r"(?<![\d/.,])(\d{1,2})/(\d{1,2})(?![\d/])")
-_DAY_WORD = ("ngày", "mùng", "mồng")
 _KEYWORD_NUMBER = re.compile(r"(?i:\b(ngày|mùng|mồng|tháng))(\s+)(\d{1,2})\b(?![.,/:\-]\d)")
 _RANGE = re.compile(r"(\d(?:[hH]\d{0,2}|g\d\d|%|')?)\s*[-–—]\s*(?=\d)")
-_MINUTES = r"([0-5]\d)(?:\s?(?:phút|ph|p)(?!\w)|')?"
+_MINUTES = r"([0-5]\d)(?:\s?(?:phút|ph|p)(?!\w)|['’])?"
 # 7h, 7h30, 7H30', 17g30 (a bare "7g" is seven grams)
 _TIME_H = re.compile(rf"(?<![\w.,])([01]?\d|2[0-4])(?:\s?[hH](?:{_MINUTES})?|g{_MINUTES})(?!\w)")
 _TIME_COLON = re.compile(r"(?<![\w.,:])([01]?\d|2[0-4]):([0-5]\d)(?::([0-5]\d))?(?![\w:])")
-
-
-def _month(m: int, dialect: Dialect) -> str:
-    return "tư" if m == 4 else read_int(m, dialect)
-
-
-def _date(day: int, month: int, year: int | None, before: str, dialect: Dialect) -> str:
-    lead = "" if _ends_with(before, _DAY_WORD) else "ngày "
-    out = f"{lead}{read_int(day, dialect)} tháng {_month(month, dialect)}"
-    return out + (f" năm {read_int(year, dialect)}" if year is not None else "")
-
-
-_WEEKDAY_RANGE = re.compile(r"\b(T[2-7]|CN)\s*[-–]\s*(T[2-7]|CN)\b")
-_WEEKDAY = re.compile(r"\b(T[2-7]|CN)\b(?=\s*[,(]?\s*(?:ngày\s+)?\d{1,2}/\d{1,2})")
-_DATE_RANGE = re.compile(r"(?<![\d/.,])(\d{1,2}/\d{1,2})\s*[-–]\s*(?=\d{1,2}/\d{1,2}(?![\d/]))")
+_WEEKDAY_ABBR = r"(T[2-7]|CN)"
+_WEEKDAY_RANGE = re.compile(rf"\b{_WEEKDAY_ABBR}\s*(?:[-–]|đến|tới)\s*{_WEEKDAY_ABBR}\b")
+_WEEKDAY = re.compile(rf"\b{_WEEKDAY_ABBR}\b(?=\s*[,(]?\s*(?:ngày\s+)?\d{{1,2}}/\d{{1,2}})")
+_WEEKDAY_AFTER = re.compile(rf"(?i:\b(từ|đến|tới|vào|các ngày|ngày|sáng|chiều|tối))(\s+)"
+                            rf"(?-i:{_WEEKDAY_ABBR})\b")
+_WEEKDAY_WORD = "|".join(re.escape(w) for w in WEEKDAY_WORDS)
+_WEEKDAY_WORD_RANGE = re.compile(rf"(?i:\b({_WEEKDAY_WORD}))\s*[-–]\s*(?i:({_WEEKDAY_WORD}))\b")
+_SCORE = re.compile(rf"(?i:\b({_words('|'.join(SCORE_BEFORE))}))(\s+)"
+                    r"(\d{1,2})\s*[-–:]\s*(\d{1,2})(?![\d/])")
 
 
 def _weekday(token: str, dialect: Dialect) -> str:
@@ -177,48 +203,17 @@ def _weekday(token: str, dialect: Dialect) -> str:
 
 
 def weekdays(text: str, dialect: Dialect) -> str:
-    """T2-T6 → thứ hai đến thứ sáu; "CN 22/11" → chủ nhật 22/11 (T5, CN only before a date)."""
+    """T2-T6 → thứ hai đến thứ sáu; "CN 22/11" → chủ nhật 22/11; "từ T2 đến CN"; thứ Hai - thứ Sáu."""
     text = _WEEKDAY_RANGE.sub(lambda m: f"{_weekday(m[1], dialect)} đến {_weekday(m[2], dialect)}", text)
-    return _WEEKDAY.sub(lambda m: _weekday(m[1], dialect), text)
+    text = _WEEKDAY.sub(lambda m: _weekday(m[1], dialect), text)
+    text = _WEEKDAY_AFTER.sub(lambda m: f"{m[1]}{m[2]}{_weekday(m[3], dialect)}", text)
+    return _WEEKDAY_WORD_RANGE.sub(r"\1 đến \2", text)
 
 
-def dates(text: str, dialect: Dialect) -> str:
-    def full(m: re.Match[str]) -> str:
-        d, mo = int(m[1]), int(m[3])
-        if not (1 <= d <= 31 and 1 <= mo <= 12):
-            return m.group(0)
-        return _date(d, mo, int(m[4]), m.string[: m.start()], dialect)
-
-    def quarter(m: re.Match[str]) -> str:
-        q = roman_to_int(m[2]) or int(m[2])
-        return f"{m[1]} {read_int(q, dialect)} năm {read_int(int(m[3]), dialect)}"
-
-    def month_year(m: re.Match[str]) -> str:
-        mo, year = int(m[2]), int(m[3])
-        if not (1 <= mo <= 12 and 1900 <= year <= 2100) or _ends_with(m.string[: m.start()], ("số",)):
-            return m.group(0)
-        return f"{m[1] or 'tháng'} {_month(mo, dialect)} năm {read_int(year, dialect)}"
-
-    last_end = -100
-
-    def day_month(m: re.Match[str]) -> str:
-        nonlocal last_end
-        d, mo = int(m[1]), int(m[2])
-        before, after = m.string[: m.start()], m.string[m.end():]
-        chained = m.start() - last_end < 12 and re.fullmatch(r"\s*(?:,|và|-|–|đến|tới)\s*",
-                                                               m.string[last_end: m.start()])
-        ahead = re.match(r"\s*(?:-|–|đến|tới)\s*\d{1,2}/\d{1,2}(?!\d)", after)
-        if not (1 <= d <= 31 and 1 <= mo <= 12) or not (_ends_with(before, DATE_CONTEXT) or chained or ahead):
-            return m.group(0)
-        last_end = m.end()
-        return _date(d, mo, None, before, dialect)
-
-    text = _FULL_DATE.sub(full, text)
-    text = _DATE_RANGE.sub(r"\1 đến ", text)
-    text = _QUARTER.sub(quarter, text)
-    text = _MONTH_YEAR_DASH.sub(month_year, text)
-    text = _MONTH_YEAR.sub(month_year, text)
-    return _DAY_MONTH.sub(day_month, text)
+def scores(text: str, dialect: Dialect) -> str:
+    """A score is two numbers, not a range: "tỷ số 3-2" → tỷ số ba hai."""
+    return _SCORE.sub(lambda m: f"{m[1]}{m[2]}{read_int(int(m[3]), dialect)} {read_int(int(m[4]), dialect)}",
+                      text)
 
 
 def keyword_numbers(text: str, dialect: Dialect) -> str:
@@ -228,7 +223,7 @@ def keyword_numbers(text: str, dialect: Dialect) -> str:
         n, word = int(m[3]), m[1].lower()
         if re.search(r"\d\s*$", m.string[: m.start()]) or n == 0 or n > (12 if word == "tháng" else 31):
             return m.group(0)
-        return f"{m[1]}{m[2]}{_month(n, dialect) if word == 'tháng' else read_int(n, dialect)}"
+        return f"{m[1]}{m[2]}{month_word(n, dialect) if word == 'tháng' else read_int(n, dialect)}"
 
     return _KEYWORD_NUMBER.sub(sub, text)
 
@@ -273,21 +268,32 @@ _PLAIN = re.compile(rf"(?<!\d)({NUMBER})")
 
 
 def romans(text: str, dialect: Dialect) -> str:
+    """khóa XV → khóa mười lăm; lần thứ I → lần thứ nhất; hạng II → hạng nhì."""
+
     def sub(m: re.Match[str]) -> str:
         value = roman_to_int(m[3])
-        return m.group(0) if value is None else f"{m[1]}{m[2]}{read_int(value, dialect)}"
+        if value is None:
+            return m.group(0)
+        word = m[1].lower()
+        if word == "hạng" and value in RANK_ORDINALS:
+            return f"{m[1]}{m[2]}{RANK_ORDINALS[value]}"
+        if word in ROMAN_ORDINAL_CONTEXT:
+            return f"{m[1]}{m[2]}{read_ordinal(value, dialect)}"
+        return f"{m[1]}{m[2]}{read_int(value, dialect)}"
 
     return _ROMAN.sub(sub, text)
 
 
 def fractions(text: str, dialect: Dialect) -> str:
-    """18/18 → mười tám trên mười tám; 2/3 → hai phần ba; thứ 12/63 → thứ mười hai trên ..."""
+    """18/18 xã → mười tám trên mười tám xã; 2/3 số hộ → hai phần ba số hộ; thứ 12/63 → thứ mười hai…"""
 
     def sub(m: re.Match[str]) -> str:
         a, b = m[1], m[2]
-        if _ends_with(m.string[: m.start()], ("thứ",)) and a.isdigit():
+        after = m.string[m.end():]
+        if ends_with(m.string[: m.start()], ("thứ",)) and a.isdigit():
             return f"{read_ordinal(int(a), dialect)} trên {read_number_token(b, dialect)}"
-        if a.isdigit() and b.isdigit() and 0 < int(a) < int(b) <= 10:
+        part = next_words_in(after, PART_OF_WHOLE) or not next_words_in(after, COUNT_NOUNS)
+        if part and a.isdigit() and b.isdigit() and 0 < int(a) < int(b) <= 10:
             return f"{read_int(int(a), dialect)} phần {'tư' if b == '4' else read_int(int(b), dialect)}"
         return f"{read_number_token(a, dialect)} trên {read_number_token(b, dialect)}"
 
@@ -300,10 +306,21 @@ def ordinals(text: str, dialect: Dialect) -> str:
     return _ORDINAL.sub(lambda m: f"{m[1]}{m[2]}{read_ordinal(int(m[3]), dialect)}", text)
 
 
+_KM_POST = re.compile(r"(?<![\w.,])[Kk][Mm]\s?(\d+)(?:\s?\+\s?(\d+))?(?![\w.,]?\d)")
+_PER_UNIT = re.compile(r"(?<=[^\W\d_])\s?/\s?(m2|m3|m²|m³|km2|km²)(?![\w²³])")
+_DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
+
+
 def units(text: str, dialect: Dialect) -> str:
+    """50.000đ → năm mươi nghìn đồng; 13400 m3/s → … mét khối trên giây; Km 12+500 → ki lô mét mười hai
+    cộng năm trăm."""
+    text = _KM_POST.sub(lambda m: f"ki lô mét {read_number_string(m[1], dialect)}"
+                        + (f" cộng {read_number_string(m[2], dialect)}" if m[2] else ""), text)
     text = _PREFIX.sub(lambda m: f"{read_number_token(m[2], dialect)} {CURRENCY_PREFIX[m[1]]}", text)
     text = _UNIT.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS[m[2]]}", text)
-    return _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
+    text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
+    text = _PER_UNIT.sub(lambda m: f" một {UNITS[m[1]]}", text)
+    return _DEGREE_LETTER.sub(lambda m: f"{m[1]} {'xê' if m[2] == 'C' else 'ép'}", text)
 
 
 def alnum(text: str, dialect: Dialect) -> str:
@@ -317,12 +334,38 @@ def alnum(text: str, dialect: Dialect) -> str:
     return _ALNUM.sub(lambda m: " ".join(part(p) for p in re.findall(r"[A-ZĐ]+|\d+", m.group(0))), text)
 
 
+_WORD_SLASH_NUMBER = re.compile(r"(?<=[^\W\d_])\s*/\s*(?=\d)")
+
+
+def word_slash_number(text: str, dialect: Dialect) -> str:
+    """489,4 ca mắc/100.000 dân → … ca mắc trên một trăm nghìn dân."""
+    return _WORD_SLASH_NUMBER.sub(" trên ", text)
+
+
 def numbers(text: str, dialect: Dialect) -> str:
     return _PLAIN.sub(lambda m: read_number_token(m[1], dialect), text)
 
 
-NUMERIC_EARLY: tuple[Rule, ...] = (documents,)
-NUMERIC_RULES: tuple[Rule, ...] = (
-    phones, plates, weekdays, dates, operators, keyword_numbers, times, romans, units, alnum, fractions,
-    ordinals, numbers,
+# (name, rule): the name is what ``loaphuong normalize --explain`` shows for a span.
+NUMERIC_EARLY: tuple[tuple[str, Rule], ...] = (("document number", documents),)
+NUMERIC_RULES: tuple[tuple[str, Rule], ...] = (
+    ("phone or service number", phones),
+    ("vehicle plate", plates),
+    ("weekday", weekdays),
+    ("score", scores),
+    ("date range", date_ranges),
+    ("shared month", shared_months),
+    ("full date", full_dates),
+    ("month and year", month_years),
+    ("day and month", day_month),
+    ("range or operator", operators),
+    ("day or month number", keyword_numbers),
+    ("time", times),
+    ("roman numeral", romans),
+    ("unit or money", units),
+    ("letters and digits", alnum),
+    ("ratio or fraction", fractions),
+    ("ordinal", ordinals),
+    ("per", word_slash_number),
+    ("number", numbers),
 )

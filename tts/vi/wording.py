@@ -76,18 +76,27 @@ def apply_dictionary(text: str, entries: Mapping[str, str]) -> tuple[str, list[s
     return pattern.sub(sub, text), hits
 
 
-_ABBR_PLAIN = sorted((k for k in ABBREVIATIONS if not k.endswith(".")), key=len, reverse=True)
-_ABBR_DOT = sorted((k for k in ABBREVIATIONS if k.endswith(".")), key=len, reverse=True)
 _ABBR = re.compile(
-    rf"(?<![\w.])(?:({'|'.join(map(re.escape, _ABBR_PLAIN))})(?![\w])"
-    rf"|({'|'.join(map(re.escape, _ABBR_DOT))}))"
+    r"(?<![\w.])(?:"
+    + "|".join(re.escape(k) + ("" if k.endswith(".") else r"(?![\w])")
+               for k in sorted(ABBREVIATIONS, key=len, reverse=True))
+    + ")"
 )
 _PLACE = re.compile(r"(?<![\w.])([PQ])\.\s?(?=[A-ZĐ\d])")
+# ĐT has two senses: "đường tỉnh" before a road number, "điện thoại" before a phone number.
+_DT_ROAD = re.compile(r"(?:(?i:đường tỉnh)\s+)?\bĐT\.?\s?(?=[1-9]\d{0,3}(?:[A-Z])?(?![\d.,]?\d))")
 
 
 def abbreviations(text: str, dialect: Dialect) -> str:
-    """UBND → ủy ban nhân dân, TP. → thành phố, P. Ngô Quyền → phường Ngô Quyền ..."""
-    text = _ABBR.sub(lambda m: ABBREVIATIONS[m.group(1) or m.group(2)] + ("" if m.group(1) else " "), text)
+    """UBND → ủy ban nhân dân, TP. → thành phố, P. Ngô Quyền → phường Ngô Quyền, ĐT 741 → đường tỉnh ..."""
+    text = _DT_ROAD.sub("đường tỉnh ", text)
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(0)
+        if key == "v.v." and re.match(r"\s*(?:$|[A-ZĐ\n])", m.string[m.end():]):
+            return ABBREVIATIONS[key] + "."  # "v.v." ends the sentence too
+        return ABBREVIATIONS[key] + (" " if key.endswith(".") else "")
+
+    text = _ABBR.sub(sub, text)
     return _PLACE.sub(lambda m: "phường " if m[1] == "P" else "quận ", text)
 
 

@@ -1,0 +1,111 @@
+"""Context cues: the words around a number that decide how it is read (data only).
+
+The rules in :mod:`tts.vi.dates` and :mod:`tts.vi.numeric` look left and right of each
+number and consult these tables; to teach the normaliser a new count noun, holiday or
+trigger word, add it here. Entries are lower case and matched as whole words.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COUNT_NOUNS",
+    "DATE_AFTER",
+    "DATE_BEFORE",
+    "DAY_LEAD",
+    "EMERGENCY",
+    "HOLIDAYS",
+    "NOT_SERVICE_AFTER",
+    "PART_OF_WHOLE",
+    "RANK_ORDINALS",
+    "ROMAN_ORDINAL_CONTEXT",
+    "SCORE_BEFORE",
+    "SERVICE_BEFORE",
+    "WEEKDAY_WORDS",
+]
+
+# A count noun right after a/b makes it "a trên b" (18/18 xã, 9/9 xã, phường), and outweighs a
+# date word before it ("kết nối đến 9/9 xã"). Multi-word nouns are written with single spaces.
+_COUNT_WORDS = """
+xã phường thôn ấp bản buôn sóc làng xóm tổ khu khối cụm khóm hộ người em cháu trẻ cụ ca
+điểm phiếu trường lớp huyện quận tỉnh tuyến trạm nhà căn phòng giường nhóm đội liều mũi mẫu lượt
+buổi đợt cuộc vụ chiếc xe cái con cây ha km ban ngành giải
+"""
+COUNT_NOUNS = frozenset(_COUNT_WORDS.split()) | frozenset({
+    "thị trấn", "khu phố", "tổ dân phố", "hộ dân", "hộ gia đình", "gia đình", "nhân khẩu", "công dân",
+    "cử tri", "đảng viên", "đoàn viên", "hội viên", "thanh niên", "học sinh", "sinh viên", "bệnh nhân",
+    "trường hợp", "lao động", "tiêu chí", "chỉ tiêu", "mục tiêu", "nhiệm vụ", "nội dung", "đại biểu",
+    "điểm trường", "đơn vị", "cơ quan", "cơ sở", "chi bộ", "đảng bộ", "tổ chức", "doanh nghiệp",
+    "hợp tác xã", "thành phố", "thị xã", "địa phương", "tuyến phố", "tuyến đường", "tuyến hẻm",
+    "công trình", "dự án", "hạng mục", "hồ sơ", "thủ tục", "văn bản", "tờ trình", "báo cáo",
+    "nghị quyết", "đề án", "chương trình", "kế hoạch", "mô hình", "sản phẩm", "điểm tiêm", "nhà văn hóa",
+    "phòng học", "tiêu chuẩn", "thành phần", "câu lạc bộ", "ổ dịch", "ca bệnh", "vụ việc", "héc ta",
+    "ki lô mét", "chi đoàn", "chi hội", "trạm y tế", "ban", "ngành", "đoàn thể", "giải pháp",
+    "ý kiến", "lượt người", "thí sinh", "vận động viên", "lần", "tiếng", "tuần", "phút",
+})
+
+# After a/b these make it a part of a whole: "1/2 số hộ" → một phần hai số hộ.
+PART_OF_WHOLE = frozenset({
+    "số", "diện tích", "dân số", "tổng", "tổng số", "lượng", "khối lượng", "quãng đường", "thời gian",
+    "chiều dài", "giá trị", "kinh phí", "vốn", "sản lượng", "dung tích", "nhân lực", "lực lượng",
+    "đất", "quỹ",
+})
+
+# Holiday and commemoration names: a d/m after one is a date ("Quốc khánh 2/9").
+HOLIDAYS = (
+    "quốc khánh", "giải phóng miền nam", "thống nhất đất nước", "quốc tế lao động", "thương binh liệt sĩ",
+    "thương binh liệt sỹ", "thương binh - liệt sĩ", "thương binh - liệt sỹ", "thương binh – liệt sĩ",
+    "thương binh – liệt sỹ", "nhà giáo việt nam", "quốc tế phụ nữ", "phụ nữ việt nam", "quốc tế thiếu nhi",
+    "thầy thuốc việt nam", "quân đội nhân dân việt nam", "toàn quốc kháng chiến", "chiến thắng",
+    "thành lập đảng cộng sản việt nam", "thành lập đảng", "sinh nhật bác", "giỗ tổ hùng vương",
+    "giỗ tổ", "tết thiếu nhi", "tết dương lịch", "đại đoàn kết toàn dân tộc", "biên phòng toàn dân",
+    "quốc phòng toàn dân", "cách mạng tháng tám", "truyền thống", "kỷ niệm", "phòng cháy chữa cháy toàn dân",
+    "pháp luật việt nam", "gia đình việt nam", "doanh nhân việt nam", "báo chí cách mạng việt nam",
+    "lễ", "tết", "rằm", "valentine",
+)
+
+# Right before a d/m these make it a date (besides a weekday and the words in lexicon.DATE_CONTEXT).
+DATE_BEFORE = (
+    "mai", "nay", "hôm nay", "hôm qua", "ngày mai", "sáng mai", "chiều mai", "tối mai", "sáng nay",
+    "chiều nay", "tối nay", "trưa nay", "đêm nay", "chậm nhất", "muộn nhất", "trễ nhất", "kể từ",
+    "bắt đầu từ", "hạn chót", "hạn cuối", "hết hạn", "thời hạn", "đến hết", "ngày đăng", "cập nhật",
+    "sinh", "sinh ngày", "đợt", "dịp", "nhân dịp", "chiều tối", "sáng sớm", "rạng sáng", "khuya",
+    "hồi", "cuối", "đầu", "giữa", "tuần", "hôm sau",
+)
+# Right after a d/m these make it a date: "10/3 âm lịch".
+DATE_AFTER = ("âm lịch", "dương lịch", "(al)", "al", "(âl)", "hằng năm", "hàng năm", "năm nay", "năm sau",
+              "năm ngoái", "vừa qua", "tới", "sắp tới")
+
+# A date after these needs no "ngày" added: "Ngày đăng 13/12/2021", "Ngày mai 7/2".
+DAY_LEAD = ("ngày", "mùng", "mồng", "các ngày", "hai ngày", "ngày đăng", "ngày ký", "ngày sinh", "ngày mai",
+            "ngày hôm nay", "ngày hôm qua")
+
+# Before a digit-dash-digit, these make it a score: "tỷ số 3-2" → ba hai.
+SCORE_BEFORE = ("tỷ số", "tỉ số", "tỷ số chung cuộc", "tỉ số chung cuộc", "chung cuộc", "thắng", "thua",
+                "hòa", "hoà", "cách biệt", "tỷ số là", "tỉ số là")
+
+# Short and service numbers after these are read digit by digit (gọi 114, soạn tin UH gửi 1409).
+SERVICE_BEFORE = (
+    "gọi", "gọi số", "gọi ngay", "gọi ngay số", "gọi điện", "gọi điện đến", "gọi đến", "gọi đến số",
+    "gọi vào số", "hãy gọi", "bấm", "bấm số", "quay số", "gửi", "gửi về", "gửi về số", "gửi đến",
+    "gửi đến số", "gửi tới", "nhắn", "nhắn tin", "nhắn tin đến", "nhắn tin đến số", "nhắn đến", "soạn tin",
+    "đầu số", "số máy", "tổng đài", "hệ thống tổng đài", "đường dây nóng", "đường dây khẩn cấp",
+    "đường dây", "hotline", "cổng", "khẩn cấp", "văn phòng", "điện thoại", "số điện thoại", "liên hệ",
+    "liên hệ số", "đt", "sđt",
+)
+# ... unless a count noun, a unit or money follows ("gửi 500 hồ sơ").
+NOT_SERVICE_AFTER = COUNT_NOUNS | frozenset({
+    "đồng", "triệu", "tỷ", "tỉ", "nghìn", "ngàn", "trăm", "kg", "tấn", "suất", "phần", "bộ", "quyển", "cuốn",
+    "thùng", "bao", "tin", "tin nhắn", "cuộc", "cuộc gọi", "lượt", "người", "năm", "tháng", "ngày", "giờ",
+    "phút", "lần", "%",
+})
+# Emergency numbers: always digit by digit after a trigger, even in a chain ("1022 và 115").
+EMERGENCY = frozenset({"111", "112", "113", "114", "115", "1022"})
+
+# Roman numerals after these take the ordinal form (lần thứ I → lần thứ nhất).
+ROMAN_ORDINAL_CONTEXT = ("thứ", "lần thứ", "phiên thứ", "kỳ thứ", "khóa thứ")
+# "hạng I" → hạng nhất, "hạng II" → hạng nhì.
+RANK_ORDINALS = {1: "nhất", 2: "nhì"}
+
+# Weekday words (a dash between two of them is "đến").
+WEEKDAY_WORDS = ("thứ hai", "thứ ba", "thứ tư", "thứ năm", "thứ sáu", "thứ bảy", "chủ nhật", "thứ 2", "thứ 3",
+                 "thứ 4", "thứ 5", "thứ 6", "thứ 7")

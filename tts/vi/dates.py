@@ -1,0 +1,231 @@
+"""Dates: whether d/m is a date or a ratio, shared months and years, date ranges.
+
+The decision for a bare ``a/b`` (see docs/speech.md) looks at the words around it:
+
+1. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, whatever comes before
+   ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
+2. not a valid day and month, or ``24/7`` → a ratio;
+3. a date word, weekday, holiday name or "mai/nay/chậm nhất…" before it, "âm lịch" after it,
+   or chained to another date (``10/12 và 15/12``, ``1/12 đến 15/12/2026``) → a date;
+4. a > b (it cannot be "a out of b") → a date;
+5. otherwise a ratio (read by :func:`tts.vi.numeric.fractions`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from tts.vi.cues import (
+    COUNT_NOUNS,
+    DATE_AFTER,
+    DATE_BEFORE,
+    DAY_LEAD,
+    HOLIDAYS,
+    WEEKDAY_WORDS,
+)
+from tts.vi.lexicon import DATE_CONTEXT
+from tts.vi.numbers import Dialect, read_int, roman_to_int
+
+__all__ = [
+    "date_ranges",
+    "dates",
+    "day_month",
+    "ends_with",
+    "full_dates",
+    "month_word",
+    "month_years",
+    "next_words_in",
+    "shared_months",
+]
+
+_BEFORE_CUES = tuple(sorted({*DATE_CONTEXT, *DATE_BEFORE, *HOLIDAYS, *WEEKDAY_WORDS}, key=len, reverse=True))
+_NEXT_WORDS = re.compile(r"[ \t]*\(?([^\W\d_]+(?:[ \t]+[^\W\d_]+){0,2})")
+_DURATION = frozenset({"lần", "giờ", "tiếng", "ngày", "tuần", "tháng", "năm", "phút", "buổi", "ca", "lượt"})
+
+
+def ends_with(before: str, words: tuple[str, ...]) -> bool:
+    """Does ``before`` end with one of ``words`` (whole words, ignoring " ,(:")?"""
+    tail = before[-40:].rstrip(" ,(:").lower()
+    return any(tail.endswith(w) and (len(tail) == len(w) or not tail[-len(w) - 1].isalnum()) for w in words)
+
+
+def next_words_in(after: str, table: frozenset[str] | tuple[str, ...]) -> bool:
+    """Do the next one to three words of ``after`` (same clause) start with an entry of ``table``?"""
+    m = _NEXT_WORDS.match(after[:60])
+    if not m:
+        return False
+    words = m.group(1).lower().split()
+    return any(" ".join(words[:k]) in table for k in (3, 2, 1) if k <= len(words))
+
+
+def month_word(m: int, dialect: Dialect) -> str:
+    return "tư" if m == 4 else read_int(m, dialect)
+
+
+def _lead(before: str) -> str:
+    return "" if ends_with(before, DAY_LEAD) or ends_with(before, HOLIDAYS) else "ngày "
+
+
+def _date(day: int, month: int, year: int | None, before: str, dialect: Dialect) -> str:
+    out = f"{_lead(before)}{read_int(day, dialect)} tháng {month_word(month, dialect)}"
+    return out + (f" năm {read_int(year, dialect)}" if year is not None else "")
+
+
+def _valid(d: int, m: int) -> bool:
+    return 1 <= d <= 31 and 1 <= m <= 12
+
+
+# ---------------------------------------------------------------- before the date rules
+
+# 2h/21/7 (hydrology bulletins) → 2h ngày 21/7
+_TIME_SLASH = re.compile(r"(?<![\d/])(\d{1,2}[hg](?:\d\d)?)\s*/\s*(?=\d{1,2}/\d{1,2}(?![\d]))")
+# 27/7/1947-27/7/2023, 15/8-16/8/2025 → … đến …
+_DASH_DATES = re.compile(r"(?<![\d/.,])(\d{1,2}/\d{1,2}(?:/\d{4})?)\s*[-–—]\s*(?=\d{1,2}/\d{1,2}(?![\d]))")
+# từ 1-7 đến 10-9 → từ 1/7 đến 10/9
+_DASH_PAIR_RANGE = re.compile(r"(?<![\d/.,\-])(\d{1,2})-(\d{1,2})(\s+(?:đến|tới)\s+(?:hết\s+)?(?:ngày\s+)?)"
+                              r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
+# chiều 14-8, ngày 17-2 → chiều 14/8 (after a word that only a date follows)
+_DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đêm|hôm|mai|nay|hết|qua))(\s+)"
+                       r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
+
+
+def date_ranges(text: str, dialect: Dialect) -> str:
+    """Dashes between dates are "đến"; 2h/21/7 is "2h ngày 21/7"; d-m after a day word is d/m."""
+    text = _TIME_SLASH.sub(r"\1 ngày ", text)
+    text = _DASH_DATES.sub(r"\1 đến ", text)
+
+    def pair(m: re.Match[str]) -> str:
+        if not (_valid(int(m[1]), int(m[2])) and _valid(int(m[4]), int(m[5]))) or \
+                next_words_in(m.string[m.end():], COUNT_NOUNS):
+            return m.group(0)
+        return f"{m[1]}/{m[2]}{m[3]}{m[4]}/{m[5]}"
+
+    def dash_day(m: re.Match[str]) -> str:
+        d, mo = int(m[3]), int(m[4])
+        after = m.string[m.end():]
+        if not _valid(d, mo) or next_words_in(after, COUNT_NOUNS | _DURATION) or \
+                ends_with(m.string[: m.start()], ("mỗi", "trong", "khoảng")):
+            return m.group(0)
+        return f"{m[1]}{m[2]}{m[3]}/{m[4]}"
+
+    text = _DASH_PAIR_RANGE.sub(pair, text)
+    return _DASH_DAY.sub(dash_day, text)
+
+
+# ---------------------------------------------------------------- shared months: ngày 3-4/12, 5 và 6/12
+
+_DAY_SEP = r"\s*(?:[-–]\s*(?:và\s+)?|,\s*|và\s+|(?:đến|tới)\s+(?:hết\s+)?(?:ngày\s+)?)\s*"
+_SHARED = re.compile(
+    rf"(?<![\d/.,:\-–])(\d{{1,2}}(?:{_DAY_SEP}\d{{1,2}})+)\s*([/-])\s*(\d{{1,2}})(?:\2(\d{{4}}))?(?![\d/]|[.,]\d)"
+)
+_DAY_SPLIT = re.compile(rf"({_DAY_SEP})")
+
+
+def _spoken_sep(sep: str) -> str:
+    s = " ".join(sep.replace("–", "-").split())
+    s = s.replace("- và", "và")
+    return {"-": "đến", ",": ","}.get(s, s)
+
+
+def shared_months(text: str, dialect: Dialect) -> str:
+    """``ngày 3-4/12`` → ngày ba đến bốn tháng mười hai; the month (and year) belong to every day."""
+
+    def sub(m: re.Match[str]) -> str:
+        parts = _DAY_SPLIT.split(m[1])
+        days, seps = [int(p) for p in parts[0::2]], parts[1::2]
+        month, year = int(m[3]), (int(m[4]) if m[4] else None)
+        before, after = m.string[: m.start()], m.string[m.end():]
+        dash_month = m[2] == "-"
+        if not all(_valid(d, month) for d in days) or next_words_in(after, COUNT_NOUNS | _DURATION):
+            return m.group(0)
+        if dash_month and any(s.strip().startswith(("-", "–")) for s in seps):
+            return m.group(0)  # 1-7-10 is no shared month
+        if not (ends_with(before, _BEFORE_CUES) or year is not None):
+            return m.group(0)
+        out = [_lead(before) + read_int(days[0], dialect)]
+        for sep, day in zip(seps, days[1:], strict=True):
+            spoken = _spoken_sep(sep)
+            out.append(("," if spoken == "," else " " + spoken) + " " + read_int(day, dialect))
+        tail = f" tháng {month_word(month, dialect)}" + (f" năm {read_int(year, dialect)}" if year else "")
+        return "".join(out) + tail
+
+    return _SHARED.sub(sub, text)
+
+
+# ---------------------------------------------------------------- full dates, quarters, month/year
+
+_FULL_DATE = re.compile(r"(?<![\d/.,])(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?![\d/.\-]?\d)")
+_QUARTER = re.compile(r"(?i:\b(quý))\s+(IV|I{1,3}|[1-4])\s*[/\-]\s*(\d{4})\b")
+_MONTH_YEAR = re.compile(r"(?<![\d/.,])(?:(?i:(tháng))\s+)?(\d{1,2})/(\d{4})(?![\d/])")
+_MONTH_YEAR_DASH = re.compile(r"(?i:\b(tháng))\s+(\d{1,2})[\-.](\d{4})\b")
+
+
+def full_dates(text: str, dialect: Dialect) -> str:
+    def full(m: re.Match[str]) -> str:
+        d, mo = int(m[1]), int(m[3])
+        if not _valid(d, mo):
+            return m.group(0)
+        return _date(d, mo, int(m[4]), m.string[: m.start()], dialect)
+
+    return _FULL_DATE.sub(full, text)
+
+
+def month_years(text: str, dialect: Dialect) -> str:
+    def quarter(m: re.Match[str]) -> str:
+        q = roman_to_int(m[2]) or int(m[2])
+        return f"{m[1]} {read_int(q, dialect)} năm {read_int(int(m[3]), dialect)}"
+
+    def month_year(m: re.Match[str]) -> str:
+        mo, year = int(m[2]), int(m[3])
+        if not (1 <= mo <= 12 and 1900 <= year <= 2100) or ends_with(m.string[: m.start()], ("số",)):
+            return m.group(0)
+        return f"{m[1] or 'tháng'} {month_word(mo, dialect)} năm {read_int(year, dialect)}"
+
+    text = _QUARTER.sub(quarter, text)
+    text = _MONTH_YEAR_DASH.sub(month_year, text)
+    return _MONTH_YEAR.sub(month_year, text)
+
+
+# ---------------------------------------------------------------- d/m: date or ratio
+
+_DAY_MONTH = re.compile(r"(?<![\d/.,])(\d{1,2})/(\d{1,2})(?![\d/]|[.,]\d)")
+_CHAIN = re.compile(r"\s*(?:,|và|-|–|đến|tới|đến hết|hoặc)\s*(?:ngày\s+)?")
+_AHEAD = re.compile(r"\s*(?:-|–|đến|tới|và|,)\s*(?:hết\s+)?(?:ngày\s+)?\d{1,2}/\d{1,2}(?!\d)")
+
+
+_STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
+
+
+def is_date(d: int, mo: int, before: str, after: str, *, chained: bool = False) -> bool:
+    """The decision of the module docstring for ``d/mo`` between ``before`` and ``after``."""
+    if not _valid(d, mo) or (d, mo) == (24, 7):
+        return False
+    if d > mo or ends_with(before, _STRONG_BEFORE):
+        return True  # a > b cannot be "a out of b"; "ngày 9/9" is a date whatever follows
+    if next_words_in(after, COUNT_NOUNS):
+        return False
+    return chained or ends_with(before, _BEFORE_CUES) or next_words_in(after, DATE_AFTER) or \
+        bool(_AHEAD.match(after))
+
+
+def day_month(text: str, dialect: Dialect) -> str:
+    last_end = -100
+
+    def sub(m: re.Match[str]) -> str:
+        nonlocal last_end
+        d, mo = int(m[1]), int(m[2])
+        before, after = m.string[: m.start()], m.string[m.end():]
+        chained = m.start() - last_end < 16 and bool(_CHAIN.fullmatch(m.string[last_end: m.start()]))
+        if not is_date(d, mo, before, after, chained=chained):
+            return m.group(0)
+        last_end = m.end()
+        return _date(d, mo, None, before, dialect)
+
+    return _DAY_MONTH.sub(sub, text)
+
+
+def dates(text: str, dialect: Dialect) -> str:
+    """All date rules in order (for callers that want one step)."""
+    for rule in (date_ranges, shared_months, full_dates, month_years, day_month):
+        text = rule(text, dialect)
+    return text
