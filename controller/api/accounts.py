@@ -60,7 +60,7 @@ class LoginPublic(BaseModel):
 
 class UserCreate(Strict):
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
-    role: str = Field(description=f"one of: {', '.join(ROLES)}")
+    role: str = Field(description=f"one of: {', '.join(ROLES)}", json_schema_extra={"enum": list(ROLES)})
     org_unit_id: str | None = None
 
 

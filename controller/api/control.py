@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["control"])
 
 
 class CommandRequest(Strict):
-    name: str = Field(description=f"one of: {', '.join(ARGS)}")
+    name: str = Field(description=f"one of: {', '.join(ARGS)}", json_schema_extra={"enum": list(ARGS)})
     args: dict[str, Any] = Field(default_factory=dict,
                                  description='power {"on": bool}, volume {"level": 0..100}, '
                                              'play_stream {"url": "https://..."}, cancel {"bc": id}')
