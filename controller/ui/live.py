@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import col, select
 
 from controller.api.deps import ServicesDep, UserDep
+from controller.api.schemas import COMMON_ERRORS, errors
 from controller.api.scope import broadcast_for
 from controller.app import Services
 from controller.models import FINAL_STATES, Broadcast, BroadcastStatus, Delivery
@@ -64,7 +65,7 @@ def snapshot(sv: Services, broadcast_id: str) -> dict[str, Any]:
 
 
 @router.get("/{broadcast_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}, **errors(*COMMON_ERRORS, 404)})
 async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
                           user: UserDep) -> StreamingResponse:
     """``text/event-stream``: a ``delivery`` event with the per-unit states and the tally on every
