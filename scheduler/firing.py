@@ -5,6 +5,11 @@ already exists the slot was handled — by us before a crash or by another contr
 nothing more happens. The claim commits together with the first broadcast; the run ends as
 aired (late_ms says how late), missed, skipped (exception date) or failed (with the reason).
 
+Every broadcast goes through ``create_broadcast``, which applies the airing rule
+(controller/airing.py) to the bulletin as it is at fire time: a bulletin rejected after it was
+scheduled fails the run (with the reason) and airs nothing; an emergency slot of an undecided
+bulletin is audited as ``emergency_bypass``.
+
 A relay schedule's slot makes one ``Relay`` row (id ``relay-s<schedule>-<slot ms>``, start_at =
 the slot, owner = the firing controller) in the same transaction as the run; the controller's
 relay hub then starts it at the slot and ends it at slot + duration_s. A relay slot found late
@@ -24,7 +29,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from controller.models import Relay
+from controller.airing import is_bypass
+from controller.models import AuditEntry, Bulletin, Relay
 from controller.service import ServiceError, create_broadcast, resolve_targets
 from devices.protocol import now_ms
 from scheduler.models import RunStatus, Schedule, ScheduleRun
@@ -184,6 +190,13 @@ def _create_broadcasts(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int,
     if run.late_ms:
         run.reason = f"aired {run.late_ms / 1000:.1f} s after its slot (within the grace period)"
     s.add(run)
+    bulletin = s.get(Bulletin, sc.bulletin_id)
+    if bulletin is not None and is_bypass(bulletin, sc.priority):  # each airing that skips approval
+        ids = ",".join(x for x, _ in made)
+        detail = (f"aired as an emergency while {bulletin.approval} (schedule:{sc.id}, slot "
+                  f"{local(slot_ms).isoformat()}, broadcast:{ids})")
+        s.add(AuditEntry(username=sc.created_by[:100], action="emergency_bypass",
+                         target=f"bulletin:{bulletin.id}", detail=detail[:1000]))
     logger.info("schedule %d slot %s: %d broadcast(s) %s%s", sc.id, local(slot_ms).isoformat(), len(made),
                 ",".join(b for b, _ in made), f" ({run.reason})" if run.late_ms else "")
     return SlotResult(RunStatus.AIRED.value, made, run.reason)

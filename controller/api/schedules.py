@@ -85,9 +85,9 @@ def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: 
                     user: UserDep) -> SchedulePublic:
     row = get_schedule(s, schedule_id)
     bulletin_id, priority, touches = airing_after(row, body)
-    # the target after the change: a ward user changes no schedule that reaches beyond the ward
-    target = body.target or ScheduleTarget.model_validate(row.targets)
-    bulletin = _may_air(s, user, bulletin_id if touches else None, priority, target)
+    now = ScheduleTarget.model_validate(row.targets)  # a ward user changes no schedule reaching beyond
+    stored_target(s, user, now.all, now.zones, now.nodes)  # the ward (nor re-aims one at it)
+    bulletin = _may_air(s, user, bulletin_id if touches else None, priority, body.target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
     row = update_schedule(s, schedule_id, body)

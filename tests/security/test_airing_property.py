@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -263,3 +264,41 @@ def test_an_id_is_a_json_integer(shape: Any) -> None:
         with pytest.raises(ValidationError) as err:
             model.model_validate(body | {"bulletin_id": shape})
         assert "bulletin_id" in str(err.value)
+
+
+def test_a_slot_re_checks_its_bulletin_when_it_fires(tmp_path: Path) -> None:
+    """scheduler/firing.py on a real SQLite database: an emergency slot of a draft airs and is
+    audited; once the bulletin is rejected, the next slot fails with the reason and airs nothing."""
+    from scheduler.firing import FireConfig, air_slot
+    from scheduler.schedules import ScheduleCreate, create_schedule
+    from tests.scheduler.ward import make_ward
+
+    db = make_ward(f"sqlite:///{tmp_path / 'ward.db'}")
+    with Session(db.engine) as s:
+        b = s.get(Bulletin, 1)
+        assert b is not None
+        b.approval = "draft"
+        s.add(b)
+        body = ScheduleCreate.model_validate({"bulletin_id": 1, "priority": "emergency",
+                                              "target": {"zones": ["z1"]}, "when": DAILY})
+        sid = create_schedule(s, body, created_by="op_a").id
+        assert sid is not None
+    cfg = FireConfig(grace_ms=60_000, default_valid_s=600, holder="test")
+    slot = int((datetime.now(tz=TIMEZONE) + timedelta(minutes=5)).timestamp() * 1000)
+    aired = air_slot(db.engine, cfg, schedule_id=sid, version=1, slot_ms=slot, may_fire=lambda: True)
+    assert aired.outcome == "aired" and len(aired.broadcasts) == 1
+    with Session(db.engine) as s:
+        audit = s.exec(select(AuditEntry).where(AuditEntry.action == "emergency_bypass")).all()
+        assert [(a.username, a.target) for a in audit] == [("op_a", "bulletin:1")]
+        assert aired.broadcasts[0][0] in audit[0].detail and f"schedule:{sid}" in audit[0].detail
+        b = s.get(Bulletin, 1)
+        assert b is not None
+        b.approval = "rejected"
+        s.add(b)
+        s.commit()
+    failed = air_slot(db.engine, cfg, schedule_id=sid, version=1, slot_ms=slot + 86_400_000,
+                      may_fire=lambda: True)
+    assert failed.outcome == "failed" and failed.broadcasts == [] and "rejected" in failed.reason
+    with Session(db.engine) as s:
+        assert len(s.exec(select(Broadcast)).all()) == 1  # only the first slot's
+    db.dispose()
