@@ -315,6 +315,24 @@ def test_success_answers_match_the_schema(fuzz_server: tuple[Server, dict[str, A
     admin.close()
 
 
+def test_a_wrong_method_names_the_real_ones(fuzz_server: tuple[Server, dict[str, Any]]) -> None:
+    """405 with the path's own methods (not the static files' "GET, HEAD"); an unknown API path is
+    a JSON 404; the web app's files are still served."""
+    srv, _ = fuzz_server
+    for method, path, allow in [("PUT", "/api/nodes/n1", "DELETE, GET, HEAD, PATCH"),
+                                ("OPTIONS", "/api/broadcasts", "GET, HEAD, POST"),
+                                ("GET", "/api/me/password", "POST"),
+                                ("GET", "/api/bulletins/recordings", "POST"),
+                                ("DELETE", "/app.js", "GET, HEAD")]:
+        r = requests.request(method, srv.url + path, auth=ADMIN, timeout=30)
+        assert (r.status_code, r.headers.get("allow")) == (405, allow), (method, path, r.text)
+        assert method in r.json()["detail"]
+    r = _get(srv.url, "/api/no-such-thing")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    r = requests.get(srv.url + "/app.js", timeout=30)
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+
+
 def test_after_fuzzing_nothing_lost(fuzz_server: tuple[Server, dict[str, Any]]) -> None:
     """Runs after the fuzzing (pytest keeps file order): the admin still works, what was seeded is
     still there, and no request shape left an approved bulletin airing other audio than the one
