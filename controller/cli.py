@@ -7,11 +7,14 @@ import asyncio
 import logging
 import os
 import secrets
+import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from controller.settings import MqttSettings, RelaySettings, Settings
-from controller.web_settings import uvicorn_proxy_options
+if TYPE_CHECKING:  # imported where used: `loaphuong normalize` must start fast (issue 15)
+    from controller.settings import Settings
+    from tts.vi.numbers import Dialect
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ def _logging(verbose: bool) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by command-line flags."""
+    from controller.settings import Settings
+
     base = Settings()
     mqtt = base.mqtt.model_copy(update={k: v for k, v in (
         ("host", args.mqtt_host), ("port", args.mqtt_port)) if v is not None})
@@ -40,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from controller.app import create_app
+    from controller.web_settings import uvicorn_proxy_options
 
     settings = _settings(args)
     tls = _tls(args, settings)
@@ -62,6 +68,8 @@ async def _demo(args: argparse.Namespace) -> None:
     from controller.app import create_app
     from controller.db import Database
     from controller.demo import demo_node_ids, seed_demo
+    from controller.settings import MqttSettings, RelaySettings, Settings
+    from controller.web_settings import uvicorn_proxy_options
     from devices.broker import BrokerProcess, free_port, mosquitto_path
     from devices.mqtt import BrokerAddress
     from firmware_sim.fleet import Fleet, NodeSpec
@@ -167,6 +175,8 @@ def _ward_dictionary(settings: Settings) -> dict[str, str]:
 
 
 def _speech_input(args: argparse.Namespace) -> tuple[Settings, dict[str, str], str]:
+    from controller.settings import Settings
+
     base = Settings()
     update: dict[str, object] = {}
     if args.data_dir:
@@ -178,21 +188,72 @@ def _speech_input(args: argparse.Namespace) -> tuple[Settings, dict[str, str], s
     return settings, ({} if args.no_dictionary else _ward_dictionary(settings)), text
 
 
-def cmd_normalize(args: argparse.Namespace) -> int:
-    """Print the spoken form of a text (warnings on stderr)."""
-    import tts
+# Accents of the built-in engines' voices (tts/espeak.py, tts/gtts_engine.py), so that `normalize`
+# needs neither the settings nor the engines when the ward's environment names only these.
+_BUILTIN_ACCENTS: dict[str, dict[str, Dialect]] = {
+    "espeak-ng": {"vi": "north", "vi-vn-x-central": "central", "vi-vn-x-south": "south"},
+    "gtts": {"vi": "north"},
+}
 
-    settings, dictionary, text = _speech_input(args)
-    dialect = args.dialect
+
+def _quick_speech_input(args: argparse.Namespace) -> tuple[Dialect, dict[str, str]] | None:
+    """The dialect and the top's dictionary read without the controller's settings, engines or ORM
+    (the same environment variables, the same rows), or None when only the full path can tell."""
+    env = os.environ
+    if "LOAPHUONG_TTS" in env or "LOAPHUONG_TTS__HTTP_ENGINES" in env:
+        return None
+    dialect: Dialect | None = args.dialect
     if dialect is None:
-        cfg = settings.tts
-        cfg.register_engines()
-        try:
-            engine = tts.get_engine(cfg.engine)
-            dialect = engine.accent(engine.resolve_voice(args.voice or cfg.voice))
-        except tts.TTSError:
-            dialect = "north"
-    out = tts.normalize(text, dialect=dialect, dictionary=dictionary)
+        accents = _BUILTIN_ACCENTS.get(env.get("LOAPHUONG_TTS__ENGINE", "espeak-ng"))
+        voice = (args.voice or env.get("LOAPHUONG_TTS__VOICE") or "vi").strip().lower()
+        if accents is None or voice not in accents:
+            return None
+        dialect = accents[voice]
+    if args.no_dictionary:
+        return dialect, {}
+    url = args.database_url or env.get("LOAPHUONG_DATABASE_URL") or env.get("DATABASE_URL")
+    if url is not None and not url.startswith("sqlite:///"):
+        return None
+    data_dir = Path(args.data_dir or env.get("LOAPHUONG_DATA_DIR") or "data")
+    path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "loaphuong.db"
+    if not path.exists():
+        return dialect, {}
+    try:  # the top of the tree's entries: what load_dictionary(s, None) returns
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT term, spoken FROM pronunciationentry WHERE org_unit_id IS NULL "
+                                "ORDER BY term_key").fetchall()
+    except sqlite3.Error:
+        return None
+    return dialect, {str(term): str(spoken) for term, spoken in rows}
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    """Print the spoken form of a text (warnings on stderr; --explain: the rule behind each span)."""
+    from tts.vi import explain, normalize
+
+    quick = _quick_speech_input(args)
+    if quick is not None:
+        dialect, dictionary = quick
+        text = sys.stdin.read() if args.text == "-" else args.text
+    else:
+        import tts
+
+        settings, dictionary, text = _speech_input(args)
+        dialect = args.dialect
+        if args.dialect is None:
+            cfg = settings.tts
+            cfg.register_engines()
+            try:
+                engine = tts.get_engine(cfg.engine)
+                dialect = engine.accent(engine.resolve_voice(args.voice or cfg.voice))
+            except tts.TTSError:
+                dialect = "north"
+    if args.explain:
+        out, steps = explain(text, dialect=dialect, dictionary=dictionary)
+        for step in steps:
+            sys.stderr.write(f"{step.rule}: {step.written!r} → {step.spoken!r}\n")
+    else:
+        out = normalize(text, dialect=dialect, dictionary=dictionary)
     for warning in out.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     sys.stdout.write(out.text + "\n")
@@ -241,6 +302,8 @@ def _speech_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name == "normalize":
             sp.add_argument("--dialect", choices=["north", "central", "south"], default=None,
                             help="number reading (default: the voice's accent)")
+            sp.add_argument("--explain", action="store_true",
+                            help="also list on stderr which rule read each span (to report a misreading)")
             continue
         sp.add_argument("-o", "--output", required=True, help="audio file to write (.mp3, .opus)")
         sp.add_argument("--engine", default=None, help="engine to try first (default: the ward's)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,50 @@ def test_say_writes_audio(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert opus.read_bytes()[:4] == b"OggS"
     assert main(["say", "!!!", "-o", str(tmp_path / "y.mp3"), "--data-dir", str(tmp_path)]) == 2
     assert "nothing to read aloud" in capsys.readouterr().err and not (tmp_path / "y.mp3").exists()
+
+
+def test_normalize_explains_each_span(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["normalize", "Sáng mai 24/11, kết nối đến 9/9 xã", "--no-dictionary", "--explain"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "Sáng mai ngày hai mươi tư tháng mười một, kết nối đến chín trên chín xã\n"
+    assert "day and month: '24/11' → 'ngày hai mươi tư tháng mười một'" in out.err
+    assert "ratio or fraction: '9/9' → 'chín trên chín'" in out.err
+
+
+def test_normalize_explains_the_dictionary_first(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add(PronunciationEntry(term="QL1A", term_key="ql1a", spoken="quốc lộ một A"))
+        s.commit()
+    db.dispose()
+    assert main(["normalize", "QL1A ngày 2/9", "--data-dir", str(tmp_path), "--explain"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "quốc lộ một A ngày hai tháng chín\n"
+    assert out.err.splitlines()[0] == "ward dictionary: 'QL1A' → 'quốc lộ một A'"
+
+
+def test_quick_path_reads_as_the_full_path(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the settings (quick) and with them (an HTTP engine configured): same dictionary, dialect."""
+    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add(PronunciationEntry(term="Kẻ Sặt", term_key="kẻ sặt", spoken="Kẻ Sặt"))
+        s.commit()
+    db.dispose()
+    args = ["normalize", "thôn kẻ sặt có 105 hộ", "--data-dir", str(tmp_path), "--voice", "vi-vn-x-south"]
+    assert main(args) == 0
+    quick = capsys.readouterr().out
+    monkeypatch.setenv("LOAPHUONG_TTS__HTTP_ENGINES", "[]")
+    assert main(args) == 0
+    assert capsys.readouterr().out == quick == "thôn Kẻ Sặt có một trăm lẻ năm hộ\n"
+
+
+def test_normalize_imports_neither_controller_nor_engines() -> None:
+    """What makes `loaphuong normalize` start fast (< 0.5 s): it imports only tts.vi and sqlite3."""
+    code = ("import sys; from controller.cli import main; main(['normalize', 'ngày 2/9', '--no-dictionary']); "
+            "print(sorted(m for m in ('controller.settings', 'sqlalchemy', 'tts.render', 'tts.audio', "
+            "'pydantic', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == ["ngày hai tháng chín", "[]"]

@@ -20,6 +20,7 @@ __all__ = [
     "ROMAN_ORDINAL_CONTEXT",
     "SCORE_BEFORE",
     "SERVICE_BEFORE",
+    "SYNTAX_BEFORE",
     "WEEKDAY_WORDS",
 ]
 
@@ -90,8 +91,10 @@ SERVICE_BEFORE = (
     "gửi đến số", "gửi tới", "nhắn", "nhắn tin", "nhắn tin đến", "nhắn tin đến số", "nhắn đến", "soạn tin",
     "đầu số", "số máy", "tổng đài", "hệ thống tổng đài", "đường dây nóng", "đường dây khẩn cấp",
     "đường dây", "hotline", "cổng", "khẩn cấp", "văn phòng", "điện thoại", "số điện thoại", "liên hệ",
-    "liên hệ số", "đt", "sđt",
+    "liên hệ số", "đt", "sđt", "nhân đạo quốc gia", "cổng thông tin nhân đạo quốc gia",
 )
+# A code in capitals after these is spelled even with vowels: "soạn tin UH gửi 1409" → u hát.
+SYNTAX_BEFORE = ("soạn tin", "soạn tin nhắn", "soạn", "cú pháp", "nhắn tin", "nhắn", "theo cú pháp")
 # ... unless a count noun, a unit or money follows ("gửi 500 hồ sơ").
 NOT_SERVICE_AFTER = COUNT_NOUNS | frozenset({
     "đồng", "triệu", "tỷ", "tỉ", "nghìn", "ngàn", "trăm", "kg", "tấn", "suất", "phần", "bộ", "quyển", "cuốn",

@@ -63,7 +63,11 @@ def month_word(m: int, dialect: Dialect) -> str:
 
 
 def _lead(before: str) -> str:
-    return "" if ends_with(before, DAY_LEAD) or ends_with(before, HOLIDAYS) else "ngày "
+    """ "ngày " unless one is written: "ngày 2/9", "Quốc khánh 2/9" (not "Quốc khánh (2/9/1945…)")."""
+    if ends_with(before, DAY_LEAD):
+        return ""
+    bracketed = before.rstrip()[-1:] in ("(", ",")
+    return "" if ends_with(before, HOLIDAYS) and not bracketed else "ngày "
 
 
 def _date(day: int, month: int, year: int | None, before: str, dialect: Dialect) -> str:

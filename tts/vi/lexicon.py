@@ -154,6 +154,7 @@ ABBREVIATIONS: dict[str, str] = {
     "CCHC": "cải cách hành chính",
     "DVC": "dịch vụ công",
     "QL.": "quốc lộ",
+    "BĐ": "báo động",
     "TL.": "tỉnh lộ",
     # with a dot
     "TP.": "thành phố",

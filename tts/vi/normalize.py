@@ -125,8 +125,11 @@ def normalize(text: str, *, dialect: Dialect = "north",
     return Normalized(text=tidy(text), warnings=tuple(warnings), dictionary_hits=tuple(hits))
 
 
+_TOKEN = re.compile(r"[(\[\"“]|[^\s(\[\"“]+?(?=[.,;:!?)\]\"”]*(?:\s|$))|[.,;:!?)\]\"”]")
+
+
 def _changes(rule: str, before: str, after: str) -> list[Step]:
-    a, b = before.split(" "), after.split(" ")
+    a, b = _TOKEN.findall(before), _TOKEN.findall(after)
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     return [Step(rule, " ".join(a[i1:i2]), " ".join(b[j1:j2]))
             for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]

@@ -342,8 +342,32 @@ def word_slash_number(text: str, dialect: Dialect) -> str:
     return _WORD_SLASH_NUMBER.sub(" trên ", text)
 
 
+_COUNT_SLASH = re.compile(r"(?<=\d )([^\W\d_]+(?: [^\W\d_]+)?)/([^\W\d_]+)(?![\w/])")
+_COUNTED_ZERO = frozenset({"giờ", "phút", "tuổi", "đến", "tháng", "năm", "ngày", "tổ dân phố", "tổ"})
+
+
+def count_per(text: str, dialect: Dialect) -> str:
+    """17 tiêu chí/xã → mười bảy tiêu chí một xã (a count per unit; "xã/phường" alone stays a pause)."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m[1].lower() in COUNT_NOUNS and m[2].lower() in COUNT_NOUNS:
+            return f"{m[1]} một {m[2]}"
+        return m.group(0)
+
+    return _COUNT_SLASH.sub(sub, text)
+
+
 def numbers(text: str, dialect: Dialect) -> str:
-    return _PLAIN.sub(lambda m: read_number_token(m[1], dialect), text)
+    """Plain numbers; a leading zero before a count or a time is not read ("08 tổ dân phố", "từ 07 giờ")."""
+
+    def sub(m: re.Match[str]) -> str:
+        token = m[1]
+        if len(token) == 2 and token[0] == "0" and token[1] != "0" and \
+                next_words_in(m.string[m.end():], COUNT_NOUNS | _COUNTED_ZERO):
+            return read_int(int(token), dialect)
+        return read_number_token(token, dialect)
+
+    return _PLAIN.sub(sub, text)
 
 
 # (name, rule): the name is what ``loaphuong normalize --explain`` shows for a span.
@@ -367,5 +391,6 @@ NUMERIC_RULES: tuple[tuple[str, Rule], ...] = (
     ("ratio or fraction", fractions),
     ("ordinal", ordinals),
     ("per", word_slash_number),
+    ("count per unit", count_per),
     ("number", numbers),
 )

@@ -8,6 +8,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
+from tts.vi.cues import SYNTAX_BEFORE
+from tts.vi.dates import ends_with
 from tts.vi.lexicon import ABBREVIATIONS, LETTERS, PER_AFTER, PER_WORDS, VOWELS, WEB_WORDS
 from tts.vi.numbers import Dialect, read_number_string
 
@@ -164,9 +166,9 @@ def acronyms(text: str, dialect: Dialect) -> str:
 
     def sub(m: re.Match[str]) -> str:
         token = m.group(0)
-        if any(ch in VOWELS for ch in token):
+        if any(ch in VOWELS for ch in token) and not ends_with(m.string[: m.start()], SYNTAX_BEFORE):
             return token
-        return " ".join(LETTERS[ch] for ch in token)
+        return " ".join(LETTERS.get(ch, ch) for ch in token)
 
     return _ACRONYM.sub(sub, text)
 
