@@ -100,7 +100,8 @@ def test_quick_path_reads_as_the_full_path(capsys: pytest.CaptureFixture[str], t
 
 def test_normalize_imports_neither_controller_nor_engines() -> None:
     """What makes `loaphuong normalize` start fast (< 0.5 s): it imports only tts.vi and sqlite3."""
-    code = ("import sys; from controller.cli import main; main(['normalize', 'ngày 2/9', '--no-dictionary']); "
+    code = ("import sys; from controller.cli import main; "
+            "main(['normalize', 'ngày 2/9', '--no-dictionary']); "
             "print(sorted(m for m in ('controller.settings', 'sqlalchemy', 'tts.render', 'tts.audio', "
             "'pydantic', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
