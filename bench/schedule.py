@@ -66,7 +66,8 @@ def seed(db: Database, count: int, avoid: tuple[datetime, datetime]) -> None:
         s.add_all([NodeZone(node_id="n1", zone_id="z1"), NodeZone(node_id="n2", zone_id="z1")])
         s.add(AudioAsset(sha256="b" * 64, size=240_000, duration_ms=60_000, codec="mp3", sample_rate=24_000,
                          bitrate_kbps=32, engine="bench", voice="vi", path="bb/none.mp3"))
-        s.add(Bulletin(title="Bench", text="Bench", voice="vi", audio_sha256="b" * 64, approved_sha256="b" * 64))
+        s.add(Bulletin(title="Bench", text="Bench", voice="vi", audio_sha256="b" * 64,
+                       approved_sha256="b" * 64))
         s.commit()
         rng = random.Random(1)
         now = now_ms()
