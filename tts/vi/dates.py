@@ -1,14 +1,16 @@
 """Dates: whether d/m is a date or a ratio, shared months and years, date ranges.
 
-The decision for a bare ``a/b`` (see docs/speech.md) looks at the words around it:
+The decision for a bare ``a/b`` (:func:`is_date`, see docs/speech.md) looks at the words around it:
 
-1. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, whatever comes before
-   ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
-2. not a valid day and month, or ``24/7`` → a ratio;
-3. a date word, weekday, holiday name or "mai/nay/chậm nhất…" before it, "âm lịch" after it,
-   or chained to another date (``10/12 và 15/12``, ``1/12 đến 15/12/2026``) → a date;
-4. a > b (it cannot be "a out of b") → a date;
-5. otherwise a ratio (read by :func:`tts.vi.numeric.fractions`).
+1. not a valid day and month → a ratio;
+2. "ngày/mùng/mồng" or a holiday name right before it → a date ("ngày 9/9", "Quốc khánh 2/9");
+3. ``24/7`` → a ratio (round the clock);
+4. a > b → a date (it cannot be "a out of b");
+5. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, outweighing a weaker date word
+   before it ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
+6. a date word, weekday or "mai/nay/chậm nhất…" before it, "âm lịch" after it, or chained to
+   another date (``10/12 và 15/12``, ``1/12 đến 15/12/2026``) → a date;
+7. otherwise a ratio (read by :func:`tts.vi.numeric.fractions`: "phần" only for a part of a whole).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
 
 _BEFORE_CUES = tuple(sorted({*DATE_CONTEXT, *DATE_BEFORE, *HOLIDAYS, *WEEKDAY_WORDS}, key=len, reverse=True))
 _NEXT_WORDS = re.compile(r"[ \t]*\(?([^\W\d_]+(?:[ \t]+[^\W\d_]+){0,2})")
+_STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
 _DURATION = frozenset({"lần", "giờ", "tiếng", "ngày", "tuần", "tháng", "năm", "phút", "buổi", "ca", "lượt"})
 
 
@@ -140,7 +143,9 @@ def shared_months(text: str, dialect: Dialect) -> str:
         month, year = int(m[3]), (int(m[4]) if m[4] else None)
         before, after = m.string[: m.start()], m.string[m.end():]
         dash_month = m[2] == "-"
-        if not all(_valid(d, month) for d in days) or next_words_in(after, COUNT_NOUNS | _DURATION):
+        strong = ends_with(before, _STRONG_BEFORE)
+        if not all(_valid(d, month) for d in days) or \
+                (not strong and next_words_in(after, COUNT_NOUNS | _DURATION)):
             return m.group(0)
         if dash_month and any(s.strip().startswith(("-", "–")) for s in seps):
             return m.group(0)  # 1-7-10 is no shared month
@@ -197,15 +202,16 @@ _CHAIN = re.compile(r"\s*(?:,|và|-|–|đến|tới|đến hết|hoặc)\s*(?:n
 _AHEAD = re.compile(r"\s*(?:-|–|đến|tới|và|,)\s*(?:hết\s+)?(?:ngày\s+)?\d{1,2}/\d{1,2}(?!\d)")
 
 
-_STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
-
-
 def is_date(d: int, mo: int, before: str, after: str, *, chained: bool = False) -> bool:
     """The decision of the module docstring for ``d/mo`` between ``before`` and ``after``."""
-    if not _valid(d, mo) or (d, mo) == (24, 7):
+    if not _valid(d, mo):
         return False
-    if d > mo or ends_with(before, _STRONG_BEFORE):
-        return True  # a > b cannot be "a out of b"; "ngày 9/9" is a date whatever follows
+    if ends_with(before, _STRONG_BEFORE):
+        return True  # "ngày 9/9" is a date whatever follows
+    if (d, mo) == (24, 7):
+        return False  # "phục vụ 24/7": round the clock
+    if d > mo:
+        return True  # a > b cannot be "a out of b"
     if next_words_in(after, COUNT_NOUNS):
         return False
     return chained or ends_with(before, _BEFORE_CUES) or next_words_in(after, DATE_AFTER) or \

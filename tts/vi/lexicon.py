@@ -155,6 +155,10 @@ ABBREVIATIONS: dict[str, str] = {
     "DVC": "dịch vụ công",
     "QL.": "quốc lộ",
     "BĐ": "báo động",
+    "QH": "quốc hội",
+    "HIV/AIDS": "hát i vê ết",
+    "HIV": "hát i vê",
+    "AIDS": "ết",
     "TL.": "tỉnh lộ",
     # with a dot
     "TP.": "thành phố",

@@ -109,8 +109,13 @@ def _digit_groups(raw: str) -> str:
     return ", ".join("cộng " + read_digits(g) if g.startswith("+") else read_digits(g) for g in groups)
 
 
+_DATE_SHAPE = re.compile(r"\d{1,2}([-./])\d{1,2}\1\d{4}(?!\d)")
+
+
 def phones(text: str, dialect: Dialect) -> str:
     def phone(m: re.Match[str]) -> str:
+        if _DATE_SHAPE.match(m.group(0)):
+            return m.group(0)  # 06-10-2022 09:51 is a date and a time
         digits = re.sub(r"\D", "", m.group(0))
         if not 9 <= len(digits) <= 12 or (len(digits) < 10 and not m.group(1).startswith("(")):
             return m.group(0)
@@ -235,6 +240,17 @@ def _clock(h: int, mi: int, s: int, dialect: Dialect) -> str:
     if s:
         out += f" {read_int(s, dialect)} giây"
     return out
+
+
+_HOUR_RATIO = re.compile(r"(?<![\w.,/])(\d{1,2})/(\d{1,2})\s?[hH](?!\w)")
+
+
+def hour_ratio(text: str, dialect: Dialect) -> str:
+    """24/24h → hai mươi tư trên hai mươi tư giờ (round the clock, not a date)."""
+    def sub(m: re.Match[str]) -> str:
+        return f"{read_int(int(m[1]), dialect)} trên {read_int(int(m[2]), dialect)} giờ"
+
+    return _HOUR_RATIO.sub(sub, text)
 
 
 def times(text: str, dialect: Dialect) -> str:
@@ -374,6 +390,7 @@ def numbers(text: str, dialect: Dialect) -> str:
 NUMERIC_EARLY: tuple[tuple[str, Rule], ...] = (("document number", documents),)
 NUMERIC_RULES: tuple[tuple[str, Rule], ...] = (
     ("phone or service number", phones),
+    ("hours ratio", hour_ratio),
     ("vehicle plate", plates),
     ("weekday", weekdays),
     ("score", scores),
