@@ -4,13 +4,12 @@ The decision for a bare ``a/b`` (:func:`is_date`, see docs/speech.md) looks at t
 
 1. not a valid day and month → a ratio;
 2. "ngày/mùng/mồng" or a holiday name right before it → a date ("ngày 9/9", "Quốc khánh 2/9");
-3. ``24/7`` → a ratio (round the clock);
-4. a > b → a date (it cannot be "a out of b");
-5. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, outweighing a weaker date word
+3. a > b → a date (it cannot be "a out of b"), except ``24/7`` (round the clock);
+4. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, outweighing a weaker date word
    before it ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
-6. a date word, weekday or "mai/nay/chậm nhất…" before it, "âm lịch" after it, or chained to
+5. a date word, weekday or "mai/nay/chậm nhất…" before it, "âm lịch" after it, or chained to
    another date (``10/12 và 15/12``, ``1/12 đến 15/12/2026``) → a date;
-7. otherwise a ratio (read by :func:`tts.vi.numeric.fractions`: "phần" only for a part of a whole).
+6. otherwise a ratio (read by :func:`tts.vi.numeric.fractions`: "phần" only for a part of a whole).
 """
 
 from __future__ import annotations
@@ -186,8 +185,9 @@ def month_years(text: str, dialect: Dialect) -> str:
 
     def month_year(m: re.Match[str]) -> str:
         mo, year = int(m[2]), int(m[3])
-        if not (1 <= mo <= 12 and 1900 <= year <= 2100) or ends_with(m.string[: m.start()], ("số",)):
-            return m.group(0)
+        if not (1 <= mo <= 12 and 1900 <= year <= 2100) or ends_with(m.string[: m.start()], ("số",)) or \
+                (not m[1] and next_words_in(m.string[m.end():], COUNT_NOUNS)):
+            return m.group(0)  # "1/2000 hộ" is a ratio
         return f"{m[1] or 'tháng'} {month_word(mo, dialect)} năm {read_int(year, dialect)}"
 
     text = _QUARTER.sub(quarter, text)
@@ -208,10 +208,8 @@ def is_date(d: int, mo: int, before: str, after: str, *, chained: bool = False) 
         return False
     if ends_with(before, _STRONG_BEFORE):
         return True  # "ngày 9/9" is a date whatever follows
-    if (d, mo) == (24, 7):
-        return False  # "phục vụ 24/7": round the clock
-    if d > mo:
-        return True  # a > b cannot be "a out of b"
+    if d > mo and (d, mo) != (24, 7):
+        return True  # a > b cannot be "a out of b" ("phục vụ 24/7" is round the clock)
     if next_words_in(after, COUNT_NOUNS):
         return False
     return chained or ends_with(before, _BEFORE_CUES) or next_words_in(after, DATE_AFTER) or \

@@ -122,7 +122,13 @@ def phones(text: str, dialect: Dialect) -> str:
         return _digit_groups(m.group(0).replace("+84", "+84 "))
 
     text = _PHONE.sub(phone, text)
-    text = _HOTLINE.sub(lambda m: _digit_groups(m.group(0)), text)
+    def hotline(m: re.Match[str]) -> str:
+        plain = m.group(0).isdigit() and not ends_with(m.string[: m.start()], SERVICE_BEFORE)
+        if plain and next_words_in(m.string[m.end():], NOT_SERVICE_AFTER):
+            return m.group(0)  # "19000000 người" is a count
+        return _digit_groups(m.group(0))
+
+    text = _HOTLINE.sub(hotline, text)
     def service(m: re.Match[str]) -> str:
         after = m.string[m.end():]
         if next_words_in(after, NOT_SERVICE_AFTER) or after.lstrip().startswith("%"):
