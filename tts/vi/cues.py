@@ -13,6 +13,7 @@ __all__ = [
     "DATE_BEFORE",
     "DAY_LEAD",
     "EMERGENCY",
+    "EMERGENCY_BEFORE",
     "HOLIDAYS",
     "NOT_SERVICE_AFTER",
     "PART_OF_WHOLE",
@@ -103,6 +104,9 @@ NOT_SERVICE_AFTER = COUNT_NOUNS | frozenset({
 })
 # Emergency numbers: always digit by digit after a trigger, even in a chain ("1022 và 115").
 EMERGENCY = frozenset({"111", "112", "113", "114", "115", "1022"})
+# ... also after these words: "cấp cứu 115", "gọi công an 113".
+EMERGENCY_BEFORE = ("cấp cứu", "cứu thương", "cứu hỏa", "cứu hoả", "công an", "cảnh sát", "khẩn cấp",
+                    "chữa cháy", "phòng cháy", "cứu nạn", "cứu hộ", "bảo vệ trẻ em")
 
 # Roman numerals after these take the ordinal form (lần thứ I → lần thứ nhất).
 ROMAN_ORDINAL_CONTEXT = ("thứ", "lần thứ", "phiên thứ", "kỳ thứ", "khóa thứ")

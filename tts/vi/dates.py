@@ -199,7 +199,8 @@ def month_years(text: str, dialect: Dialect) -> str:
 
 _DAY_MONTH = re.compile(r"(?<![\d/.,])(\d{1,2})/(\d{1,2})(?![\d/]|[.,]\d)")
 _CHAIN = re.compile(r"\s*(?:,|và|-|–|đến|tới|đến hết|hoặc)\s*(?:ngày\s+)?")
-_AHEAD = re.compile(r"\s*(?:-|–|đến|tới|và|,)\s*(?:hết\s+)?(?:ngày\s+)?\d{1,2}/\d{1,2}(?!\d)")
+_AHEAD = re.compile(r"\s*(?:-|–|đến|tới|và|,)\s*(?:hết\s+)?(?:ngày\s+)?\d{1,2}/\d{1,2}(?!\d)"
+                    r"|\s*(?:đến|tới)\s+(?:hết\s+)?ngày\s+[^\W\d_]")  # … đến ngày mười lăm tháng mười hai
 
 
 def is_date(d: int, mo: int, before: str, after: str, *, chained: bool = False) -> bool:

@@ -370,5 +370,6 @@ DATE_CONTEXT = (
 ROMAN_CONTEXT = (
     "khóa", "khoá", "đại hội", "thế kỷ", "thế kỉ", "quý", "phần", "chương", "mục", "kỳ", "kì", "tập",
     "giai đoạn", "lần thứ", "hội nghị trung ương", "cấp", "vùng", "quân khu", "đợt", "thứ", "hạng", "mức độ",
-    "mức", "loại", "nhóm", "bậc", "phiên thứ", "kỳ thứ", "khóa thứ", "đại hội đảng bộ", "đại hội đại biểu",
+    "mức", "loại", "nhóm", "bậc", "phiên thứ", "kỳ thứ", "khóa thứ", "cấp độ", "đại hội đảng bộ",
+    "đại hội đại biểu",
 )

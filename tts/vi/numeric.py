@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from tts.vi.cues import (
     COUNT_NOUNS,
+    EMERGENCY,
+    EMERGENCY_BEFORE,
     NOT_SERVICE_AFTER,
     PART_OF_WHOLE,
     RANK_ORDINALS,
@@ -109,6 +111,8 @@ def _digit_groups(raw: str) -> str:
     return ", ".join("cộng " + read_digits(g) if g.startswith("+") else read_digits(g) for g in groups)
 
 
+_EMERGENCY = re.compile(rf"(?i:\b({_words('|'.join(EMERGENCY_BEFORE))}))(\s*:?\s*)"
+                        rf"({'|'.join(sorted(EMERGENCY))})(?![\w.,]?\d)")
 _DATE_SHAPE = re.compile(r"\d{1,2}([-./])\d{1,2}\1\d{4}(?!\d)")
 
 
@@ -135,7 +139,8 @@ def phones(text: str, dialect: Dialect) -> str:
             return m.group(0)
         return m.group(1) + m.group(2) + re.sub(r"\d+", lambda d: read_digits(d.group(0)), m.group(3))
 
-    return _SERVICE.sub(service, text)
+    text = _SERVICE.sub(service, text)
+    return _EMERGENCY.sub(lambda m: m[1] + m[2] + read_digits(m[3]), text)
 
 
 _PLATE = re.compile(r"\b(\d{2})([A-Z]{1,2}\d?)\s?-\s?(\d{3}\.\d{2}|\d{4,5})(?![\w.,]?\d)")
@@ -194,6 +199,11 @@ def documents(text: str, dialect: Dialect) -> str:
 
 _KEYWORD_NUMBER = re.compile(r"(?i:\b(ngày|mùng|mồng|tháng))(\s+)(\d{1,2})\b(?![.,/:\-]\d)")
 _RANGE = re.compile(r"(\d(?:[hH]\d{0,2}|g\d\d|%|')?)\s*[-–—]\s*(?=\d)")
+# between two measures or times: "5 km – 10 km", "7 giờ - 9 giờ"
+_MEASURE_WORDS = "|".join(re.escape(u) for u in sorted({*UNITS, "giờ", "phút", "ngày", "tháng", "năm", "tuổi",
+                                                        "độ", "tấn", "tạ", "lít", "mét", "người", "hộ"},
+                                                       key=len, reverse=True))
+_MEASURE_RANGE = re.compile(rf"(\d\s?(?:{_MEASURE_WORDS}))\s*[-–—]\s*(?=\d)")
 _MINUTES = r"([0-5]\d)(?:\s?(?:phút|ph|p)(?!\w)|['’])?"
 # 7h, 7h30, 7H30', 17g30 (a bare "7g" is seven grams)
 _TIME_H = re.compile(rf"(?<![\w.,])([01]?\d|2[0-4])(?:\s?[hH](?:{_MINUTES})?|g{_MINUTES})(?!\w)")
@@ -203,6 +213,7 @@ _WEEKDAY_RANGE = re.compile(rf"\b{_WEEKDAY_ABBR}\s*(?:[-–]|đến|tới)\s*{_W
 _WEEKDAY = re.compile(rf"\b{_WEEKDAY_ABBR}\b(?=\s*[,(]?\s*(?:ngày\s+)?\d{{1,2}}/\d{{1,2}})")
 _WEEKDAY_AFTER = re.compile(rf"(?i:\b(từ|đến|tới|vào|các ngày|ngày|sáng|chiều|tối))(\s+)"
                             rf"(?-i:{_WEEKDAY_ABBR})\b")
+_WEEKDAY_LIST = re.compile(rf"\b{_WEEKDAY_ABBR}((?:\s*(?:,|và|hoặc)\s*(?:T[2-7]|CN)\b)+)")
 _WEEKDAY_WORD = "|".join(re.escape(w) for w in WEEKDAY_WORDS)
 _WEEKDAY_WORD_RANGE = re.compile(rf"(?i:\b({_WEEKDAY_WORD}))\s*[-–]\s*(?i:({_WEEKDAY_WORD}))\b")
 _SCORE = re.compile(rf"(?i:\b({_words('|'.join(SCORE_BEFORE))}))(\s+)"
@@ -218,6 +229,8 @@ def weekdays(text: str, dialect: Dialect) -> str:
     text = _WEEKDAY_RANGE.sub(lambda m: f"{_weekday(m[1], dialect)} đến {_weekday(m[2], dialect)}", text)
     text = _WEEKDAY.sub(lambda m: _weekday(m[1], dialect), text)
     text = _WEEKDAY_AFTER.sub(lambda m: f"{m[1]}{m[2]}{_weekday(m[3], dialect)}", text)
+    text = _WEEKDAY_LIST.sub(lambda m: _weekday(m[1], dialect) + re.sub(
+        r"T[2-7]|CN", lambda w: _weekday(w.group(0), dialect), m[2]), text)
     return _WEEKDAY_WORD_RANGE.sub(r"\1 đến \2", text)
 
 
@@ -267,6 +280,7 @@ def times(text: str, dialect: Dialect) -> str:
 def operators(text: str, dialect: Dialect) -> str:
     """Ranges (2021-2025 → đến), + x = ~ > <, and negative numbers."""
     text = _RANGE.sub(r"\1 đến ", text)
+    text = _MEASURE_RANGE.sub(r"\1 đến ", text)
     for pattern, words in ((r"\s*\+\s*", "cộng"), (r"\s*[x×]\s*", "nhân"), (r"\s*=\s*", "bằng")):
         text = re.sub(rf"(?<=\d){pattern}(?=\d)", f" {words} ", text)
     for sym, words in (("≥", "lớn hơn hoặc bằng"), ("≤", "nhỏ hơn hoặc bằng"), (">", "lớn hơn"),
@@ -328,8 +342,9 @@ def ordinals(text: str, dialect: Dialect) -> str:
     return _ORDINAL.sub(lambda m: f"{m[1]}{m[2]}{read_ordinal(int(m[3]), dialect)}", text)
 
 
-_KM_POST = re.compile(r"(?<![\w.,])[Kk][Mm]\s?(\d+)(?:\s?\+\s?(\d+))?(?![\w.,]?\d)")
+_KM_POST = re.compile(r"(?<![\w.,])(?<!\d\s)K[Mm]\s?(\d+)(?:\s?\+\s?(\d+))?(?![\w.,]?\d)")
 _PER_UNIT = re.compile(r"(?<=[^\W\d_])\s?/\s?(m2|m3|m²|m³|km2|km²)(?![\w²³])")
+_DONG_AFTER_WORD = re.compile(r"\b(nghìn|ngàn|triệu|tỷ|tỉ|trăm)\s?đ(?=[\s/.,;:!?)]|$)")
 _DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
 
 
@@ -342,6 +357,7 @@ def units(text: str, dialect: Dialect) -> str:
     text = _UNIT.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS[m[2]]}", text)
     text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
     text = _PER_UNIT.sub(lambda m: f" một {UNITS[m[1]]}", text)
+    text = _DONG_AFTER_WORD.sub(r"\1 đồng", text)
     return _DEGREE_LETTER.sub(lambda m: f"{m[1]} {'xê' if m[2] == 'C' else 'ép'}", text)
 
 
