@@ -33,6 +33,8 @@ from tests.tts.fakes import FakeServer, Reply, google_reply, tone_mp3  # noqa: E
 from tts import HttpEngine, HttpEngineConfig, get_engine, normalize, register_engine, render  # noqa: E402
 from tts.gtts_engine import GttsEngine  # noqa: E402
 from tts.http import RetryPolicy  # noqa: E402
+from tts.vi import clean_unicode  # noqa: E402
+from tts.vi.wording import join_lines, tidy  # noqa: E402
 
 logger = logging.getLogger("bench.tts")
 
@@ -125,11 +127,32 @@ def bench_online(reps: int) -> dict[str, Any]:
     return out
 
 
+def _corpus() -> list[tuple[str, str]]:
+    rows = []
+    for path in sorted((ROOT / "tests" / "tts" / "corpus").rglob("*.tsv")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                written, spoken = line.split("\t")
+                rows.append((written, spoken))
+    return rows
+
+
 def bench_normalize(reps: int) -> dict[str, Any]:
+    """Throughput on the bulletin and on the real-sentence corpus (number-dense), against a
+    baseline measured in the same run: the clean-up every text costs (Unicode, lines, tidy)."""
     text = BULLETIN * 10
     s, _ = best(lambda: normalize(text), reps)
-    logger.info("normalise: %d chars in %.4f s", len(text), s)
-    return {"chars": len(text), "seconds": round(s, 4), "chars_per_s": round(len(text) / s)}
+    corpus = _corpus()
+    joined = "\n".join(w for w, _ in corpus)
+    cs, _ = best(lambda: [normalize(w) for w, _ in corpus], reps)
+    floor, _ = best(lambda: tidy(join_lines(clean_unicode(joined))), reps)
+    exact = sum(normalize(w).text == spoken for w, spoken in corpus)
+    logger.info("normalise: %d chars in %.4f s; corpus %d sentences (%d chars) in %.4f s, %d as expected",
+                len(text), s, len(corpus), len(joined), cs, exact)
+    return {"chars": len(text), "seconds": round(s, 4), "chars_per_s": round(len(text) / s),
+            "corpus_sentences": len(corpus), "corpus_chars_per_s": round(len(joined) / cs),
+            "corpus_read_as_expected": round(exact / len(corpus), 4),
+            "baseline_cleanup_chars_per_s": round(len(joined) / floor)}
 
 
 def main() -> int:
