@@ -11,6 +11,41 @@ import pytest
 from tts.vi import normalize
 
 NORTH: list[tuple[str, str]] = [
+    # issue 15: context decides (more in tests/tts/corpus/)
+    ("Sáng mai 24/11, Trạm Y tế phường", "Sáng mai ngày hai mươi tư tháng mười một, Trạm Y tế phường"),
+    ("kết nối đến 9/9 xã, phường", "kết nối đến chín trên chín xã, phường"),
+    ("ngày 3-4/12", "ngày ba đến bốn tháng mười hai"),
+    ("ngày 5 và 6/12", "ngày năm và sáu tháng mười hai"),
+    ("ngày 1, 2/10", "ngày một, hai tháng mười"),
+    (
+        "1/12-15/12/2026",
+        "ngày một tháng mười hai đến ngày mười lăm tháng mười hai năm hai nghìn không trăm hai mươi sáu",
+    ),
+    ("tỷ số 3-2", "tỷ số ba hai"),
+    ("Km 5+200 - Km 7+500", "ki lô mét năm cộng hai trăm đến ki lô mét bảy cộng năm trăm"),
+    ("5 km – 10 km", "năm ki lô mét đến mười ki lô mét"),
+    ("thứ Hai - thứ Sáu", "thứ Hai đến thứ Sáu"),
+    ("làm cả T7, CN", "làm cả thứ bảy, chủ nhật"),
+    ("cấp cứu 115", "cấp cứu một một năm"),
+    ("bấm số 1022", "bấm số một không hai hai"),
+    ("gửi 500 hồ sơ", "gửi năm trăm hồ sơ"),
+    ("ĐT 741", "đường tỉnh bảy trăm bốn mươi mốt"),
+    ("ĐT: 0912345678", "điện thoại: không chín một hai, ba bốn năm, sáu bảy tám"),
+    ("Nghị quyết số 10-NQ/TU", "Nghị quyết số mười nghị quyết trên tỉnh ủy"),
+    ("Quyết định 12-QĐ/BTC-TU", "Quyết định mười hai quyết định trên ban tổ chức tỉnh ủy"),
+    (
+        "Thông tư 39/2016/TT-BTC",
+        "Thông tư ba mươi chín trên hai nghìn không trăm mười sáu trên thông tư bộ tài chính",
+    ),
+    ("lần thứ I", "lần thứ nhất"),
+    ("hạng II", "hạng nhì"),
+    ("500 nghìn đ/tháng", "năm trăm nghìn đồng một tháng"),
+    ("300 m3/s", "ba trăm mét khối trên giây"),
+    ("50 l/s", "năm mươi lít trên giây"),
+    ("mưa 30 mm/h", "mưa ba mươi mi li mét trên giờ"),
+    ("mang theo 02 khẩu trang", "mang theo hai khẩu trang"),
+    ("phục vụ 24/24h", "phục vụ hai mươi tư trên hai mươi tư giờ"),
+    ("Quốc lộ QL. 3", "Quốc lộ quốc lộ ba"),
     # integers, "." thousands
     ("Phường có 6.665 người.", "Phường có sáu nghìn sáu trăm sáu mươi lăm người."),
     ("Có 21 hộ", "Có hai mươi mốt hộ"),

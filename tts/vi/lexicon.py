@@ -183,6 +183,7 @@ ABBREVIATIONS: dict[str, str] = {
 
 # Codes in document numbers such as 125/KH-UBND or 39/2020/TT-BTTTT.
 DOC_CODES: dict[str, str] = {
+    **{k: v for k, v in ABBREVIATIONS.items() if "." not in k and "/" not in k},  # a code's own sense wins
     "QĐ": "quyết định",
     "KH": "kế hoạch",
     "TB": "thông báo",
@@ -248,7 +249,6 @@ DOC_CODES: dict[str, str] = {
     "LĐLĐ": "liên đoàn lao động",
     "CAP": "công an phường",
     "CAX": "công an xã",
-    **{k: v for k, v in ABBREVIATIONS.items() if "." not in k and "/" not in k},
 }
 
 # Codes with another sense in party documents (a number with TW, TU, HU, ĐU...): 12-QĐ/BTC.

@@ -203,6 +203,7 @@ _RANGE = re.compile(r"(\d(?:[hH]\d{0,2}|g\d\d|%|')?)\s*[-–—]\s*(?=\d)")
 _MEASURE_WORDS = "|".join(re.escape(u) for u in sorted({*UNITS, "giờ", "phút", "ngày", "tháng", "năm", "tuổi",
                                                         "độ", "tấn", "tạ", "lít", "mét", "người", "hộ"},
                                                        key=len, reverse=True))
+_KM_RANGE = re.compile(r"(\d)\s*[-–—]\s*(?=K[Mm]\s?\d)")  # Km 5+200 - Km 7+500
 _MEASURE_RANGE = re.compile(rf"(\d\s?(?:{_MEASURE_WORDS}))\s*[-–—]\s*(?=\d)")
 _MINUTES = r"([0-5]\d)(?:\s?(?:phút|ph|p)(?!\w)|['’])?"
 # 7h, 7h30, 7H30', 17g30 (a bare "7g" is seven grams)
@@ -281,6 +282,7 @@ def operators(text: str, dialect: Dialect) -> str:
     """Ranges (2021-2025 → đến), + x = ~ > <, and negative numbers."""
     text = _RANGE.sub(r"\1 đến ", text)
     text = _MEASURE_RANGE.sub(r"\1 đến ", text)
+    text = _KM_RANGE.sub(r"\1 đến ", text)
     for pattern, words in ((r"\s*\+\s*", "cộng"), (r"\s*[x×]\s*", "nhân"), (r"\s*=\s*", "bằng")):
         text = re.sub(rf"(?<=\d){pattern}(?=\d)", f" {words} ", text)
     for sym, words in (("≥", "lớn hơn hoặc bằng"), ("≤", "nhỏ hơn hoặc bằng"), (">", "lớn hơn"),
@@ -381,7 +383,7 @@ def word_slash_number(text: str, dialect: Dialect) -> str:
 
 
 _COUNT_SLASH = re.compile(r"(?<=\d )([^\W\d_]+(?: [^\W\d_]+)?)/([^\W\d_]+)(?![\w/])")
-_COUNTED_ZERO = frozenset({"giờ", "phút", "tuổi", "đến", "tháng", "năm", "ngày", "tổ dân phố", "tổ"})
+_COUNTED_NEXT = re.compile(r" (?:[a-zđà-ỹ]|Tổ )")  # a lower-case word follows: not a code
 
 
 def count_per(text: str, dialect: Dialect) -> str:
@@ -400,9 +402,8 @@ def numbers(text: str, dialect: Dialect) -> str:
 
     def sub(m: re.Match[str]) -> str:
         token = m[1]
-        if len(token) == 2 and token[0] == "0" and token[1] != "0" and \
-                next_words_in(m.string[m.end():], COUNT_NOUNS | _COUNTED_ZERO):
-            return read_int(int(token), dialect)
+        if len(token) == 2 and token[0] == "0" and token[1] != "0" and _COUNTED_NEXT.match(m.string, m.end()):
+            return read_int(int(token), dialect)  # "02 khẩu trang", "01 đồng chí": a count
         return read_number_token(token, dialect)
 
     return _PLAIN.sub(sub, text)
