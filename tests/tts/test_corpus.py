@@ -50,4 +50,5 @@ def test_sentence_reads_as_an_announcer(group: str, written: str, spoken: str) -
 def test_southern_readings_leave_nothing_unread(dialect: str) -> None:
     for _, written, _ in TUNED + HELDOUT:
         out = normalize(written, dialect=dialect).text  # type: ignore[arg-type]
-        assert not STRAY.search(out) and "nghìn" not in out and " linh " not in f" {out} ", out
+        assert not STRAY.search(out), out
+        assert ("nghìn" not in out or "nghìn" in written) and " linh " not in f" {out} ", out

@@ -71,7 +71,7 @@ DATE_BEFORE = (
     "chiều nay", "tối nay", "trưa nay", "đêm nay", "chậm nhất", "muộn nhất", "trễ nhất", "kể từ",
     "bắt đầu từ", "hạn chót", "hạn cuối", "hết hạn", "thời hạn", "đến hết", "ngày đăng", "cập nhật",
     "sinh", "sinh ngày", "đợt", "dịp", "nhân dịp", "chiều tối", "sáng sớm", "rạng sáng", "khuya",
-    "hồi", "cuối", "đầu", "giữa", "tuần", "hôm sau",
+    "hồi", "cuối", "đầu", "giữa", "tuần", "hôm sau", "muộn", "khuya", "sớm", "hôm qua",
 )
 # Right after a d/m these make it a date: "10/3 âm lịch".
 DATE_AFTER = ("âm lịch", "dương lịch", "(al)", "al", "(âl)", "hằng năm", "hàng năm", "năm nay", "năm sau",

@@ -91,8 +91,8 @@ _DASH_DATES = re.compile(r"(?<![\d/.,])(\d{1,2}/\d{1,2}(?:/\d{4})?)\s*[-–—]\
 _DASH_PAIR_RANGE = re.compile(r"(?<![\d/.,\-])(\d{1,2})-(\d{1,2})(\s+(?:đến|tới)\s+(?:hết\s+)?(?:ngày\s+)?)"
                               r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
 # chiều 14-8, ngày 17-2 → chiều 14/8 (after a word that only a date follows)
-_DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đêm|hôm|mai|nay|hết|qua))(\s+)"
-                       r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
+_DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đêm|hôm|mai|nay|hết|qua|muộn|khuya|sớm))"
+                       r"(\s+)(\d{1,2})[-.](\d{1,2})(?![\d/\-.,]?\d)")  # also the press's "hôm qua 2.6"
 
 
 def date_ranges(text: str, dialect: Dialect) -> str:

@@ -97,7 +97,7 @@ def read_number_token(token: str, dialect: Dialect) -> str:
 
 # ---------------------------------------------------------------- phones, plates, documents
 
-_PHONE = re.compile(r"(?<![\w.,/+])(\+84|\(0\d{1,3}\)|0)([\s.\-]?\d){6,10}(?![\w.,]?\d)")
+_PHONE = re.compile(r"(?<![\w.,/+])(\+84|\(0\d{1,3}\)|0)((?:[.\-]\s?|\s)?\d){6,10}(?![\w.,]?\d)")
 _HOTLINE = re.compile(r"(?<![\w.,])1[89]00(?:[\s.]?\d{2,4}){1,3}(?![\w.,]?\d)")
 _SERVICE = re.compile(rf"(?i:\b({_words('|'.join(SERVICE_BEFORE))}))(\s*:?\s*)"
                       r"(\d{3,8}(?:\s*(?:,|hoặc|và)\s*\d{3,5})*)(?![\w.,]?\d)")
@@ -154,7 +154,8 @@ def plates(text: str, dialect: Dialect) -> str:
     return _PLATE.sub(plate, text)
 
 
-_DOC = re.compile(r"(?<![\w/.,])(\d+)((?:/\d{4})?)/([A-ZĐ][A-Za-zĐđ&]*(?:[-–][A-ZĐ][A-Za-zĐđ&]*)*)(?![\w/])")
+_DOC = re.compile(r"(?<![\w/.,])(\d+)((?:/\d{4})?)/"
+                  r"([A-ZĐ][A-Za-zĐđ&]*\d*(?:[-–][A-ZĐ][A-Za-zĐđ&]*\d*)*)(?![\w/])")
 # Party documents: 10-NQ/TU, 45-KL/HU, 15-QĐ/ĐU, 57-NQ/TW
 _PARTY_DOC = re.compile(r"(?<![\w/.,\-])(\d+)[-–]([A-ZĐ][A-Za-zĐđ]*)/"
                         r"([A-ZĐ][A-Za-zĐđ]*(?:[-–][A-ZĐ][A-Za-zĐđ]*)*)(?![\w/])")
@@ -165,6 +166,8 @@ def _code(part: str, *, party: bool = False) -> str:
     """A code in a document number; some have a sense of their own in party documents (BTC)."""
     if party and part in DOC_CODES_PARTY:
         return DOC_CODES_PARTY[part]
+    if (numbered := re.fullmatch(r"(\D+?)(\d+)", part)) is not None:  # QH13: quốc hội mười ba
+        return f"{_code(numbered[1], party=party)} {read_number_string(numbered[2], 'north')}"
     if part in DOC_CODES:
         return DOC_CODES[part]
     if not any(ch in VOWELS for ch in part.upper()):
@@ -273,7 +276,11 @@ def hour_ratio(text: str, dialect: Dialect) -> str:
     return _HOUR_RATIO.sub(sub, text)
 
 
+_ZERO_MINUTES = re.compile(r"(\d\s?giờ)\s?00(?:\s?phút)?(?!\w)")
+
+
 def times(text: str, dialect: Dialect) -> str:
+    text = _ZERO_MINUTES.sub(r"\1", text)  # 08 giờ 00 phút → tám giờ
     text = _TIME_H.sub(lambda m: _clock(int(m[1]), int(m[2] or m[3] or 0), 0, dialect), text)
     return _TIME_COLON.sub(lambda m: _clock(int(m[1]), int(m[2]), int(m[3] or 0), dialect), text)
 
@@ -344,7 +351,9 @@ def ordinals(text: str, dialect: Dialect) -> str:
     return _ORDINAL.sub(lambda m: f"{m[1]}{m[2]}{read_ordinal(int(m[3]), dialect)}", text)
 
 
-_KM_POST = re.compile(r"(?<![\w.,])(?<!\d\s)K[Mm]\s?(\d+)(?:\s?\+\s?(\d+))?(?![\w.,]?\d)")
+_ROAD_LETTER = re.compile(r"(?i:\b(quốc lộ|tỉnh lộ|đường tỉnh|đường huyện|số|nhà|ngõ|kiệt|hẻm|lô|khu|phòng"
+                          r"|tổ))(\s+)(\d+)([a-zđ])\b")  # Quốc lộ 15c → … mười lăm xê
+_KM_POST = re.compile(r"(?<![\w.,])(?<!\d\s)K[Mm]\s?(?:(số)\s)?(\d+)(?:\s?\+\s?(\d+))?(?![\w.,]?\d)")
 _PER_UNIT = re.compile(r"(?<=[^\W\d_])\s?/\s?(m2|m3|m²|m³|km2|km²)(?![\w²³])")
 _DONG_AFTER_WORD = re.compile(r"\b(nghìn|ngàn|triệu|tỷ|tỉ|trăm)\s?đ(?=[\s/.,;:!?)]|$)")
 _DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
@@ -353,8 +362,10 @@ _DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
 def units(text: str, dialect: Dialect) -> str:
     """50.000đ → năm mươi nghìn đồng; 13400 m3/s → … mét khối trên giây; Km 12+500 → ki lô mét mười hai
     cộng năm trăm."""
-    text = _KM_POST.sub(lambda m: f"ki lô mét {read_number_string(m[1], dialect)}"
-                        + (f" cộng {read_number_string(m[2], dialect)}" if m[2] else ""), text)
+    text = _KM_POST.sub(lambda m: "ki lô mét " + (f"{m[1]} " if m[1] else "")
+                        + read_number_string(m[2], dialect)
+                        + (f" cộng {read_number_string(m[3], dialect)}" if m[3] else ""), text)
+    text = _ROAD_LETTER.sub(lambda m: f"{m[1]}{m[2]}{read_number_string(m[3], dialect)} {spell(m[4])}", text)
     text = _PREFIX.sub(lambda m: f"{read_number_token(m[2], dialect)} {CURRENCY_PREFIX[m[1]]}", text)
     text = _UNIT.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS[m[2]]}", text)
     text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
@@ -374,11 +385,13 @@ def alnum(text: str, dialect: Dialect) -> str:
     return _ALNUM.sub(lambda m: " ".join(part(p) for p in re.findall(r"[A-ZĐ]+|\d+", m.group(0))), text)
 
 
+_PER_ONE = re.compile(r"(?<=[^\W\d_])\s*/\s*1\s+(?=[^\W\d_])")
 _WORD_SLASH_NUMBER = re.compile(r"(?<=[^\W\d_])\s*/\s*(?=\d)")
 
 
 def word_slash_number(text: str, dialect: Dialect) -> str:
     """489,4 ca mắc/100.000 dân → … ca mắc trên một trăm nghìn dân."""
+    text = _PER_ONE.sub(" một ", text)  # 2 lần/1 tháng → hai lần một tháng
     return _WORD_SLASH_NUMBER.sub(" trên ", text)
 
 
