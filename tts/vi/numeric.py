@@ -410,6 +410,22 @@ def count_per(text: str, dialect: Dialect) -> str:
     return _COUNT_SLASH.sub(sub, text)
 
 
+_COMMA_LIST = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{1,3}){2,}(?![\w.,]?\d)")
+
+
+def comma_lists(text: str, dialect: Dialect) -> str:
+    """Phường 1,2,3,4,5 → một, hai, ba…: three or more numbers with commas are a list (a decimal has
+    one comma; English grouping, 1,000,000, has groups of three digits)."""
+
+    def sub(m: re.Match[str]) -> str:
+        parts = m.group(0).split(",")
+        if all(len(p) == 3 for p in parts[1:]):
+            return m.group(0)
+        return ", ".join(parts)
+
+    return _COMMA_LIST.sub(sub, text)
+
+
 def numbers(text: str, dialect: Dialect) -> str:
     """Plain numbers; a leading zero before a count or a time is not read ("08 tổ dân phố", "từ 07 giờ")."""
 
@@ -426,6 +442,7 @@ def numbers(text: str, dialect: Dialect) -> str:
 NUMERIC_EARLY: tuple[tuple[str, Rule], ...] = (("document number", documents),)
 NUMERIC_RULES: tuple[tuple[str, Rule], ...] = (
     ("phone or service number", phones),
+    ("list of numbers", comma_lists),
     ("hours ratio", hour_ratio),
     ("vehicle plate", plates),
     ("weekday", weekdays),
