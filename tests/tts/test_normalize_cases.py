@@ -46,6 +46,11 @@ NORTH: list[tuple[str, str]] = [
     ("mang theo 02 khẩu trang", "mang theo hai khẩu trang"),
     ("phục vụ 24/24h", "phục vụ hai mươi tư trên hai mươi tư giờ"),
     ("Quốc lộ QL. 3", "Quốc lộ quốc lộ ba"),
+    ("tại số 12/3 đường Lê Lợi", "tại số mười hai trên ba đường Lê Lợi"),
+    ("kiệt 23/5 Hoàng Diệu", "kiệt hai mươi ba trên năm Hoàng Diệu"),
+    ("đường 3/2, quận 10", "đường ba tháng hai, quận mười"),
+    ("Trường THCS 19/5", "Trường trung học cơ sở mười chín tháng năm"),
+    ("Liên khu phố 3,5,7", "Liên khu phố ba, năm, bảy"),
     # integers, "." thousands
     ("Phường có 6.665 người.", "Phường có sáu nghìn sáu trăm sáu mươi lăm người."),
     ("Có 21 hộ", "Có hai mươi mốt hộ"),

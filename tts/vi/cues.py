@@ -8,6 +8,7 @@ trigger word, add it here. Entries are lower case and matched as whole words.
 from __future__ import annotations
 
 __all__ = [
+    "ADDRESS_BEFORE",
     "COUNT_NOUNS",
     "DATE_AFTER",
     "DATE_BEFORE",
@@ -15,6 +16,7 @@ __all__ = [
     "EMERGENCY",
     "EMERGENCY_BEFORE",
     "HOLIDAYS",
+    "NAME_BEFORE",
     "NOT_SERVICE_AFTER",
     "PART_OF_WHOLE",
     "RANK_ORDINALS",
@@ -73,6 +75,13 @@ DATE_BEFORE = (
     "sinh", "sinh ngày", "đợt", "dịp", "nhân dịp", "chiều tối", "sáng sớm", "rạng sáng", "khuya",
     "hồi", "cuối", "đầu", "giữa", "tuần", "hôm sau", "muộn", "khuya", "sớm", "hôm qua",
 )
+# After these a/b is an address number, never a date: "số 12/3 đường Lê Lợi" → mười hai trên ba.
+ADDRESS_BEFORE = ("số", "số nhà", "nhà số", "hẻm", "kiệt", "ngõ", "ngách", "lô", "thửa", "căn hộ", "phòng",
+                  "kios", "ki ốt", "tờ bản đồ", "thửa đất số", "lô đất")
+# After these a d/m is the name of a street, a school, a bridge…: "đường 3/2" → đường ba tháng hai.
+NAME_BEFORE = ("đường", "phố", "trường", "cầu", "chợ", "công viên", "quảng trường", "sân vận động", "bến",
+               "ngã tư", "ngã ba", "nút giao", "khu tập thể", "trung học cơ sở", "trung học phổ thông",
+               "tiểu học", "mầm non", "đại lộ")
 # Right after a d/m these make it a date: "10/3 âm lịch".
 DATE_AFTER = ("âm lịch", "dương lịch", "(al)", "al", "(âl)", "hằng năm", "hàng năm", "năm nay", "năm sau",
               "năm ngoái", "vừa qua", "tới", "sắp tới")

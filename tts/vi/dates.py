@@ -3,7 +3,8 @@
 The decision for a bare ``a/b`` (:func:`is_date`, see docs/speech.md) looks at the words around it:
 
 1. not a valid day and month → a ratio;
-2. "ngày/mùng/mồng" or a holiday name right before it → a date ("ngày 9/9", "Quốc khánh 2/9");
+2. an address word right before it ("số", "hẻm", "ngõ"…) → a house number (mười hai trên ba);
+   "ngày/mùng/mồng", a holiday name or a street/school word ("đường 3/2") → a date;
 3. a > b → a date (it cannot be "a out of b"), except ``24/7`` (round the clock);
 4. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, outweighing a weaker date word
    before it ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
@@ -17,11 +18,13 @@ from __future__ import annotations
 import re
 
 from tts.vi.cues import (
+    ADDRESS_BEFORE,
     COUNT_NOUNS,
     DATE_AFTER,
     DATE_BEFORE,
     DAY_LEAD,
     HOLIDAYS,
+    NAME_BEFORE,
     WEEKDAY_WORDS,
 )
 from tts.vi.lexicon import DATE_CONTEXT
@@ -66,8 +69,8 @@ def month_word(m: int, dialect: Dialect) -> str:
 
 def _lead(before: str) -> str:
     """ "ngày " unless one is written: "ngày 2/9", "Quốc khánh 2/9" (not "Quốc khánh (2/9/1945…)")."""
-    if ends_with(before, DAY_LEAD):
-        return ""
+    if ends_with(before, DAY_LEAD) or ends_with(before, NAME_BEFORE):
+        return ""  # "ngày 2/9"; "đường 3/2" is a name: đường ba tháng hai
     bracketed = before.rstrip()[-1:] in ("(", ",")
     return "" if ends_with(before, HOLIDAYS) and not bracketed else "ngày "
 
@@ -205,9 +208,9 @@ _AHEAD = re.compile(r"\s*(?:-|–|đến|tới|và|,)\s*(?:hết\s+)?(?:ngày\s+
 
 def is_date(d: int, mo: int, before: str, after: str, *, chained: bool = False) -> bool:
     """The decision of the module docstring for ``d/mo`` between ``before`` and ``after``."""
-    if not _valid(d, mo):
-        return False
-    if ends_with(before, _STRONG_BEFORE):
+    if not _valid(d, mo) or ends_with(before, ADDRESS_BEFORE):
+        return False  # "số 12/3 đường Lê Lợi" is a house number
+    if ends_with(before, _STRONG_BEFORE) or ends_with(before, NAME_BEFORE):
         return True  # "ngày 9/9" is a date whatever follows
     if d > mo and (d, mo) != (24, 7):
         return True  # a > b cannot be "a out of b" ("phục vụ 24/7" is round the clock)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from tts.vi.cues import (
+    ADDRESS_BEFORE,
     COUNT_NOUNS,
     EMERGENCY,
     EMERGENCY_BEFORE,
@@ -337,7 +338,8 @@ def fractions(text: str, dialect: Dialect) -> str:
         after = m.string[m.end():]
         if ends_with(m.string[: m.start()], ("thứ",)) and a.isdigit():
             return f"{read_ordinal(int(a), dialect)} trên {read_number_token(b, dialect)}"
-        part = next_words_in(after, PART_OF_WHOLE) or not next_words_in(after, COUNT_NOUNS)
+        part = (next_words_in(after, PART_OF_WHOLE) or not next_words_in(after, COUNT_NOUNS)) and \
+            not ends_with(m.string[: m.start()], ADDRESS_BEFORE)
         if part and a.isdigit() and b.isdigit() and 0 < int(a) < int(b) <= 10:
             return f"{read_int(int(a), dialect)} phần {'tư' if b == '4' else read_int(int(b), dialect)}"
         return f"{read_number_token(a, dialect)} trên {read_number_token(b, dialect)}"
