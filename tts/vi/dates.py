@@ -95,7 +95,7 @@ _DASH_PAIR_RANGE = re.compile(r"(?<![\d/.,\-])(\d{1,2})-(\d{1,2})(\s+(?:đến|t
                               r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
 # chiều 14-8, ngày 17-2 → chiều 14/8 (after a word that only a date follows)
 _DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đêm|hôm|mai|nay|hết|qua|muộn|khuya|sớm))"
-                       r"(\s+)(\d{1,2})[-.](\d{1,2})(?![\d/\-.,]?\d)")  # also the press's "hôm qua 2.6"
+                       r"(\s*\(?\s*)(\d{1,2})[-.](\d{1,2})(?![\d/\-.,]?\d)")  # "hôm qua 2.6", "nay (16.3)"
 
 
 def date_ranges(text: str, dialect: Dialect) -> str:

@@ -209,7 +209,7 @@ _MEASURE_WORDS = "|".join(re.escape(u) for u in sorted({*UNITS, "giờ", "phút"
                                                        key=len, reverse=True))
 _KM_RANGE = re.compile(r"(\d)\s*[-–—]\s*(?=K[Mm]\s?\d)")  # Km 5+200 - Km 7+500
 _MEASURE_RANGE = re.compile(rf"(\d\s?(?:{_MEASURE_WORDS}))\s*[-–—]\s*(?=\d)")
-_MINUTES = r"([0-5]\d)(?:\s?(?:phút|ph|p)(?!\w)|['’])?"
+_MINUTES = r"([0-5]\d)(?:\s?(?:phút|ph|p)(?!\w)|['’′])?"
 # 7h, 7h30, 7H30', 17g30 (a bare "7g" is seven grams)
 _TIME_H = re.compile(rf"(?<![\w.,])([01]?\d|2[0-4])(?:\s?[hH](?:{_MINUTES})?|g{_MINUTES})(?!\w)")
 _TIME_COLON = re.compile(r"(?<![\w.,:])([01]?\d|2[0-4]):([0-5]\d)(?::([0-5]\d))?(?![\w:])")
@@ -277,10 +277,12 @@ def hour_ratio(text: str, dialect: Dialect) -> str:
     return _HOUR_RATIO.sub(sub, text)
 
 
+_STUCK_UNIT = re.compile(r"(\d)(giờ|phút|giây|ngày|tháng|năm|tuổi|người|hộ)(?!\w)")
 _ZERO_MINUTES = re.compile(r"(\d\s?giờ)\s?00(?:\s?phút)?(?!\w)")
 
 
 def times(text: str, dialect: Dialect) -> str:
+    text = _STUCK_UNIT.sub(r"\1 \2", text)  # 22giờ → 22 giờ
     text = _ZERO_MINUTES.sub(r"\1", text)  # 08 giờ 00 phút → tám giờ
     text = _TIME_H.sub(lambda m: _clock(int(m[1]), int(m[2] or m[3] or 0), 0, dialect), text)
     return _TIME_COLON.sub(lambda m: _clock(int(m[1]), int(m[2]), int(m[3] or 0), dialect), text)

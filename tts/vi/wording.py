@@ -173,7 +173,7 @@ def acronyms(text: str, dialect: Dialect) -> str:
     return _ACRONYM.sub(sub, text)
 
 
-_QUOTES = re.compile(r"[\"“”„«»`´]|(?<!\w)['‘’]|['‘’](?!\w)")
+_QUOTES = re.compile(r"[\"“”„«»`´′″]|(?<!\w)['‘’]|['‘’](?!\w)")
 _OPEN_CLOSE = re.compile(r"\s*[()\[\]{}]\s*")
 _DASH = re.compile(r"\s+[-–—]+\s*|\s*[–—]+\s+|\s*—\s*")
 
