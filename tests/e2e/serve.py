@@ -8,7 +8,7 @@ import json
 import math
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,29 +25,31 @@ RATE = 16000
 
 
 @asynccontextmanager
-async def serving(settings: Settings, tls: tuple[str, str] | None = None,
-                  ) -> AsyncIterator[tuple[FastAPI, str]]:
+async def serving(settings: Settings, tls: tuple[str, str] | None = None, *,
+                  wrap: Callable[[FastAPI], Any] | None = None) -> AsyncIterator[tuple[FastAPI, str]]:
     """Yield the app and ``host:port`` while uvicorn serves it (lifespan included; HTTPS with
-    ``tls`` = (cert, key))."""
+    ``tls`` = (cert, key); ``wrap``: an ASGI wrapper to serve the app through)."""
     app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # bound here: no race for a "free" port with parallel tests
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio",
+    server = uvicorn.Server(uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on",
+                                           ws="websockets-sansio",
                                            ssl_certfile=tls[0] if tls else None,
                                            ssl_keyfile=tls[1] if tls else None,
                                            **uvicorn_proxy_options(settings.http)))  # as `serve` does
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.05)
     try:
         yield app, f"127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await task
+        await asyncio.wait_for(task, 30)
 
 
 def basic(user: str, password: str) -> str:

@@ -9,7 +9,6 @@ docs/screenshots/ (shown in the README).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,13 +22,11 @@ import uvicorn
 from controller.app import create_app
 from devices.broker import BrokerProcess, free_port
 from tests.conftest import ADMIN, make_settings
+from tests.e2e.chromium import chromium
 from tests.e2e.helpers import provision, sim, wait_online
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ZONES = {"tdp1": ["tdp1-01", "tdp1-02"], "tdp2": ["tdp2-01", "tdp2-02"]}
 
@@ -67,16 +64,8 @@ def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail("chromium is not installed; tests/run.sh installs it (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def phone(browser: Any, server: Server, user: str, password: str) -> Any:
