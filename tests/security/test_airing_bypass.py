@@ -13,9 +13,7 @@ Afterwards the units played nothing they should not have, and the legit operator
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,15 +24,13 @@ from fastapi import FastAPI
 from sqlmodel import Session, select
 
 from controller.models import Broadcast, Bulletin, Relay
-from devices.broker import free_port
-from devices.mqtt import BrokerAddress
 from firmware_sim.node import SimNode
 from scheduler import TIMEZONE
 from scheduler.models import Schedule
-from tests.conftest import ADMIN, make_settings, running_controller
-from tests.e2e.helpers import wait_for, wait_online
-from tests.e2e.serve import serving
-from tests.security._airing_fixtures import World, generated_broker, provision
+from tests.conftest import ADMIN
+from tests.e2e.helpers import wait_for
+from tests.security import ward
+from tests.security.ward import World, airing_world
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -43,27 +39,18 @@ NOT_IDS = (lambda i: str(i), lambda i: float(i), lambda i: f" {i}", lambda i: [i
            lambda i: True)
 
 
-@asynccontextmanager
-async def on_air(tmp_path: Path, lead_s: float = 600.0,
-                 ) -> AsyncIterator[tuple[httpx.AsyncClient, World, dict[str, SimNode], FastAPI]]:
-    settings = make_settings(tmp_path, free_port())
-    async with running_controller(settings) as (_, admin):  # provisioning needs no broker
-        world = await provision(admin)
-    with generated_broker(tmp_path) as (port, env):
-        mqtt = settings.mqtt.model_copy(update={"port": port, "username": env["LOAPHUONG_MQTT__USERNAME"],
-                                                "password": env["LOAPHUONG_MQTT__PASSWORD"]})
-        schedule = settings.schedule.model_copy(update={"lead_s": lead_s})
-        live = settings.model_copy(update={"mqtt": mqtt, "schedule": schedule})
-        async with serving(live) as (app, addr):
-            units = {u: SimNode(u, BrokerAddress(port=port, password=pw), heartbeat_s=2)
-                     for u, pw in world.units.items()}
-            await asyncio.gather(*(n.start() for n in units.values()))
-            try:
-                async with httpx.AsyncClient(base_url=f"http://{addr}", auth=ADMIN, timeout=30) as admin:
-                    await wait_online(admin, list(units))
-                    yield admin, world, units, app
-            finally:
-                await asyncio.gather(*(n.stop() for n in units.values()))
+def on_air(tmp_path: Path, lead_s: float = 600.0,
+           ) -> AbstractAsyncContextManager[tuple[httpx.AsyncClient, World, dict[str, SimNode], FastAPI]]:
+    return ward.on_air(tmp_path, airing_world, lead_s=lead_s)
+
+
+def setting_to_air(bulletin_id: Any, schedule: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each request that sets ``bulletin_id`` to air in zone za: a broadcast, a new schedule, and
+    ``schedule`` changed to air it."""
+    return [("POST", "/api/broadcasts", {"bulletin_id": bulletin_id, "target": {"zones": ["za"]}}),
+            ("POST", "/api/schedules", {"bulletin_id": bulletin_id, "target": {"zones": ["za"]},
+                                        "when": ONCE_A_DAY}),
+            ("PATCH", f"/api/schedules/{schedule}", {"bulletin_id": bulletin_id})]
 
 
 def snapshot(app: FastAPI) -> dict[str, Any]:
@@ -119,20 +106,12 @@ async def test_ids_must_be_json_integers_and_a_rejected_bulletin_never_airs(tmp_
                    (w.bulletins[("wb", "rejected")], 403))
         for victim, refused in victims:
             for shape in (f(victim) for f in NOT_IDS):
-                for method, path, body in (
-                        ("POST", "/api/broadcasts", {"bulletin_id": shape, "target": {"zones": ["za"]}}),
-                        ("POST", "/api/schedules", {"bulletin_id": shape, "target": {"zones": ["za"]},
-                                                    "when": ONCE_A_DAY}),
-                        ("PATCH", f"/api/schedules/{mine}", {"bulletin_id": shape})):
+                for method, path, body in setting_to_air(shape, mine):
                     r = await admin.request(method, path, json=body, auth=op)
                     assert r.status_code == 422, (method, path, shape, r.text)
                     assert "JSON integer" in r.text, r.text  # says what is wrong
             # the integer itself is refused for what it is (rejected: 409, another ward's: 403)
-            for method, path, body in (
-                    ("POST", "/api/broadcasts", {"bulletin_id": victim, "target": {"zones": ["za"]}}),
-                    ("POST", "/api/schedules", {"bulletin_id": victim, "target": {"zones": ["za"]},
-                                                "when": ONCE_A_DAY}),
-                    ("PATCH", f"/api/schedules/{mine}", {"bulletin_id": victim})):
+            for method, path, body in setting_to_air(victim, mine):
                 r = await admin.request(method, path, json=body, auth=op)
                 assert r.status_code == refused, (method, path, victim, r.text)
                 assert isinstance(r.json()["detail"], str) and r.json()["detail"]

@@ -32,7 +32,7 @@ from scheduler import TIMEZONE
 from scheduler.models import Schedule
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.test_browser import Server
-from tests.security._airing_fixtures import STATES, USERS, WARD_A, World, provision
+from tests.security.ward import AIRING_USERS, STATES, WARD_A, World, airing_world
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -61,7 +61,7 @@ def ward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ward]:
     with Server(base.model_copy(update={"relay": relay, "schedule": no_firing})) as srv:
         async def setup() -> Ward:
             async with httpx.AsyncClient(base_url=srv.url, auth=ADMIN, timeout=60) as admin:
-                w = await provision(admin)
+                w = await airing_world(admin)
                 op = w.auth("op_a")
                 made = []
                 for auth, body in ((op, {"bulletin_id": w.bulletins[("wa", "approved")]}),
@@ -157,7 +157,7 @@ def within(target: dict[str, Any], allowed: set[str]) -> bool:
 def check_database(w: Ward, before: dict[int, tuple[Any, ...]]) -> None:
     with Session(w.server.app.state.services.db.engine) as s:
         for bc in s.exec(select(Broadcast)):
-            role, org = USERS.get(bc.created_by, ("admin", None))
+            role, org = AIRING_USERS.get(bc.created_by, ("admin", None))
             assert may_air(s.get(Bulletin, bc.bulletin_id), bc.priority, role, org), bc
             units = set(s.exec(select(Delivery.node_id).where(Delivery.broadcast_id == bc.id)))
             assert within(bc.targets, MINE) and units <= MINE, bc

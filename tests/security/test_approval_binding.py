@@ -28,13 +28,13 @@ from sqlmodel import Session, col, select
 from controller.models import Broadcast, Bulletin, Delivery
 from scheduler import TIMEZONE
 from tests.e2e.helpers import wait_for
-from tests.security._binding_fixtures import ok, ward_world
+from tests.security.ward import binding_world, ok, on_air
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(150)]
 
 
 async def test_only_pending_bulletins_are_decided_and_audio_is_heard_only_in_its_ward(tmp_path: Path) -> None:
-    async with ward_world(tmp_path, units=False) as (api, w, _, app):
+    async with on_air(tmp_path, binding_world, units=False) as (api, w, _, app):
         ed, ap = w.auth("ed_a"), w.auth("ap_a")
         draft = ok(await api.post("/api/bulletins", auth=ed, json={"text": "Bản nháp chưa gửi duyệt."}))
         for what in ("approve", "reject"):
@@ -133,7 +133,7 @@ def _deliveries(app: FastAPI) -> int:
 
 
 async def test_audio_changed_after_approval_never_airs(tmp_path: Path) -> None:
-    async with ward_world(tmp_path, lead_s=3) as (api, w, units, app):
+    async with on_air(tmp_path, binding_world, lead_s=3) as (api, w, units, app):
         op, ap, a = w.auth("op_a"), w.auth("ap_a"), w.approved["wa"]
         first = ok(await api.get(f"/api/bulletins/{a}"), 200)["audio"]["sha256"]
         target = {"bulletin_id": a, "target": {"zones": ["za"]}}

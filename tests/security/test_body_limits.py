@@ -19,10 +19,10 @@ import pytest
 
 from controller.web_settings import HttpSettings
 from tests.conftest import ADMIN
-from tests.security._auth_fixtures import Broker, add_user, client, secure_broker, served, settings_for
+from tests.e2e.serve import serving
+from tests.security.ward import Broker, add_user, client, settings_for
 from tests.tts.test_recording import make_audio
 
-__all__ = ["secure_broker"]  # the module-scoped fixture
 pytestmark = pytest.mark.timeout(120)
 
 MB = 1024 * 1024
@@ -96,7 +96,7 @@ def spooled(spool: Path) -> list[Path]:
 
 async def test_declared_oversize_bodies_are_refused_unread(secure_broker: Broker, tmp_path: Path,
                                                            spool: Path) -> None:
-    async with served(settings_for(secure_broker, tmp_path / "data")) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path / "data")) as (_, addr):
         json_head = {"Content-Type": "application/json", "Content-Length": str(200 * MB)}
         for auth in ({}, {"Authorization": BASIC_ADMIN}):  # the limit is everyone's
             status, _, body = await headers_only(addr, "POST", "/api/bulletins", json_head | auth)
@@ -118,7 +118,7 @@ async def test_declared_oversize_bodies_are_refused_unread(secure_broker: Broker
 async def test_unauthenticated_bodies_are_not_read(secure_broker: Broker, tmp_path: Path,
                                                    spool: Path) -> None:
     wav = make_audio(tmp_path, "wav", seconds=1)
-    async with served(settings_for(secure_broker, tmp_path / "data")) as (app, addr):
+    async with serving(settings_for(secure_broker, tmp_path / "data")) as (app, addr):
         upload = {"Content-Type": MULTIPART, "Content-Length": str(20 * MB)}  # within the 25 MB limit
         guess = "Basic " + base64.b64encode(b"admin:guess-123456").decode()
         cases = [({}, 401), ({"Authorization": guess}, 401),
@@ -157,7 +157,7 @@ async def test_unauthenticated_bodies_are_not_read(secure_broker: Broker, tmp_pa
 async def test_chunked_bodies_are_cut_at_the_limit(secure_broker: Broker, tmp_path: Path,
                                                    spool: Path) -> None:
     http = HttpSettings(max_body_kb=64)  # type: ignore[call-arg]
-    async with served(settings_for(secure_broker, tmp_path / "data", http=http)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path / "data", http=http)) as (_, addr):
         auth = {"Authorization": BASIC_ADMIN, "Content-Type": "application/json"}
         (status, _, body), sent = await stream(addr, "/api/speech/dictionary", auth,
                                                b'{"term": "' + b"a" * 16384, 16 * MB)

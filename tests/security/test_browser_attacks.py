@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,19 +31,18 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from controller.models import AuditEntry, LiveLog
 from controller.settings import LiveSettings
 from tests.conftest import ADMIN
+from tests.e2e.chromium import chromium
 from tests.e2e.helpers import wait_for
 from tests.e2e.serve import basic, next_msg, phone, talk
-from tests.security._exposure_fixtures import Stack, attacker_site, secure_stack
+from tests.security.ward import Stack, secure_stack
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         # a microphone for /live.html without a prompt
-         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-         # nothing leaves the machine, whatever a page (or a failed fix) asks for
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
+FLAGS = (  # besides tests/e2e/chromium.py's
+    # a microphone for /live.html without a prompt
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    # nothing leaves the machine, whatever a page (or a failed fix) asks for
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost")
 ZONES = {"b1": ["b1-01", "b1-02"]}
 
 ATTACK = """<!doctype html><meta charset="utf-8"><title>Xem phim miễn phí</title>
@@ -71,18 +69,38 @@ window.result = new Promise((resolve) => {
 </script>"""
 
 
-@pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail("chromium is not installed; tests/run.sh installs it (apt-get install chromium)")
-    from playwright.async_api import async_playwright
+@asynccontextmanager
+async def attacker_site(html: str) -> AsyncIterator[str]:
+    """Another web origin on 127.0.0.1 (its own port) that serves one page: ``html``."""
+    body = html.encode()
 
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            yield b
+            async with asyncio.timeout(10):
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                             b"Cache-Control: no-store\r\nConnection: close\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
         finally:
-            await b.close()
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture(name="chromium")
+async def chromium_fixture() -> AsyncIterator[Any]:
+    async with chromium(*FLAGS) as b:
+        yield b
 
 
 async def _contain(ctx: Any, st: Stack, left: list[str]) -> None:

@@ -33,7 +33,7 @@ from scheduler import TIMEZONE
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.helpers import wait_for
 from tests.e2e.serve import serving
-from tests.security._binding_fixtures import TEXT, ok, provision, ward_world
+from tests.security.ward import TEXT, binding_world, ok, on_air
 
 pytestmark = [pytest.mark.timeout(150)]
 
@@ -42,7 +42,7 @@ ATTACK = {"term": "tiêm phòng", "spoken": "hủy bỏ mọi buổi tiêm"}
 
 @pytest.mark.broker
 async def test_a_ward_a_entry_never_changes_ward_b_and_ward_a_must_approve_again(tmp_path: Path) -> None:
-    async with ward_world(tmp_path, lead_s=1) as (admin, w, units, app):
+    async with on_air(tmp_path, binding_world, lead_s=1) as (admin, w, units, app):
         a, b = w.approved["wa"], w.approved["wb"]
         b_before = ok(await admin.get(f"/api/bulletins/{b}"), 200)
         a_before = ok(await admin.get(f"/api/bulletins/{a}"), 200)
@@ -106,7 +106,7 @@ async def test_editors_edit_only_their_own_org_units_dictionary(tmp_path: Path) 
     settings = make_settings(tmp_path, free_port())  # no broker: nothing airs here
     async with serving(settings) as (_, addr):
         async with httpx.AsyncClient(base_url=f"http://{addr}", timeout=60) as api:
-            w = await provision(api, auth=ADMIN)
+            w = await binding_world(api, auth=ADMIN)
             province = ok(await api.post("/api/speech/dictionary", auth=w.auth("ed_hn"),
                                          json={"term": "UBND", "spoken": "ủy ban nhân dân"}))
             ward_b = ok(await api.post("/api/speech/dictionary", auth=w.auth("ed_b"),

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN
-from tests.security._exposure_fixtures import secure_stack
+from tests.security.ward import secure_stack
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 

@@ -22,24 +22,15 @@ from controller.passwords import common_passwords, password_problem
 from controller.web_settings import HttpSettings, LoginSettings
 from tests.conftest import ADMIN
 from tests.e2e.serve import serving
-from tests.security._auth_fixtures import (
-    Broker,
-    add_user,
-    audit_rows,
-    client,
-    secure_broker,
-    served,
-    settings_for,
-)
+from tests.security.ward import Broker, add_user, audit_rows, client, settings_for
 
-__all__ = ["secure_broker"]  # the module-scoped fixture
 pytestmark = pytest.mark.timeout(120)
 
 WRONG = "not-the-password-9"
 
 
 async def test_guessing_slows_the_guesser_and_locks_nobody_out(secure_broker: Broker, tmp_path: Path) -> None:
-    async with served(settings_for(secure_broker, tmp_path)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path)) as (_, addr):
         pw = await add_user(addr, "bientap")
         async with client(addr, "127.0.0.2") as phone:  # the real user, logged in before the attack
             r = await phone.post("/api/login", json={"username": "bientap", "password": pw})
@@ -67,7 +58,7 @@ async def test_guessing_slows_the_guesser_and_locks_nobody_out(secure_broker: Br
 async def test_the_address_ceiling_spares_users_known_at_that_address(
         secure_broker: Broker, tmp_path: Path) -> None:
     login = LoginSettings(address_limit=3, free_failures=50)  # type: ignore[call-arg]
-    async with served(settings_for(secure_broker, tmp_path, login=login)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path, login=login)) as (_, addr):
         known, new = await add_user(addr, "ketoan"), await add_user(addr, "thuquy")
         async with client(addr, "127.0.0.5") as nat:
             assert (await nat.get("/api/me", auth=("ketoan", known))).status_code == 200
@@ -83,7 +74,7 @@ async def test_the_address_ceiling_spares_users_known_at_that_address(
 
 async def test_limiter_state_stays_bounded(secure_broker: Broker, tmp_path: Path) -> None:
     login = LoginSettings(max_entries=3, free_failures=50, address_limit=1000)  # type: ignore[call-arg]
-    async with served(settings_for(secure_broker, tmp_path, login=login)) as (app, addr):
+    async with serving(settings_for(secure_broker, tmp_path, login=login)) as (app, addr):
         limiter = app.state.services.login_limiter
         async with client(addr, "127.0.0.7") as c:
             for i in range(6):
@@ -100,7 +91,7 @@ async def test_limiter_state_stays_bounded(secure_broker: Broker, tmp_path: Path
 async def test_failed_basic_logins_are_audited_without_flooding_the_log(
         secure_broker: Broker, tmp_path: Path) -> None:
     login = LoginSettings(audit_per_address=3, free_failures=50)  # type: ignore[call-arg]
-    async with served(settings_for(secure_broker, tmp_path, login=login)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path, login=login)) as (_, addr):
         async with client(addr, "127.0.0.8") as flood:
             for i in range(6):
                 assert (await flood.get("/api/nodes", auth=(f"u{i}", WRONG))).status_code == 401
@@ -115,7 +106,7 @@ async def test_failed_basic_logins_are_audited_without_flooding_the_log(
 
 
 async def test_forged_forwarded_for_is_ignored(secure_broker: Broker, tmp_path: Path) -> None:
-    async with serving(settings_for(secure_broker, tmp_path)) as (_, addr):  # the e2e tests' server
+    async with serving(settings_for(secure_broker, tmp_path)) as (_, addr):
         async with client(addr) as c:
             for i in range(5):  # a fresh forged address every time
                 forged = {"X-Forwarded-For": f"203.0.113.{i}"}
@@ -132,7 +123,7 @@ async def test_forged_forwarded_for_is_ignored(secure_broker: Broker, tmp_path: 
 async def test_forwarded_for_is_believed_from_a_configured_proxy(secure_broker: Broker,
                                                                  tmp_path: Path) -> None:
     http = HttpSettings(trusted_proxies=["127.0.0.1"])  # type: ignore[call-arg]
-    async with served(settings_for(secure_broker, tmp_path, http=http)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path, http=http)) as (_, addr):
         async with client(addr) as proxy:
             forwarded = {"X-Forwarded-For": "198.51.100.7"}
             r = await proxy.get("/api/nodes", auth=("admin", WRONG), headers=forwarded)
@@ -142,7 +133,7 @@ async def test_forwarded_for_is_believed_from_a_configured_proxy(secure_broker: 
 
 async def test_password_change_guesses_back_off_and_the_policy_holds(
         secure_broker: Broker, tmp_path: Path) -> None:
-    async with served(settings_for(secure_broker, tmp_path)) as (_, addr):
+    async with serving(settings_for(secure_broker, tmp_path)) as (_, addr):
         pw = await add_user(addr, "pheduyet", "approver")
         async with client(addr, "127.0.0.2") as c:
             r = await c.post("/api/login", json={"username": "pheduyet", "password": pw})
