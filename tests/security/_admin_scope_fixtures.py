@@ -1,30 +1,26 @@
-"""A ward as deployed: Mosquitto run from the files ``loaphuong mqtt-config`` writes, the
-controller logged in with the account it generated, the app over real HTTP, and raw MQTT clients
-that log in with a unit's credentials (an attacker holding them runs any firmware it likes)."""
+"""A ward as deployed (:mod:`tests.security.ward`: Mosquitto run from the files ``loaphuong
+mqtt-config`` writes, the controller logged in with the account it generated, the app over real
+HTTP), raw MQTT clients that log in with a unit's credentials (an attacker holding them runs any
+firmware it likes), and the broker files regenerated as an admin would."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from subprocess import DEVNULL
 from typing import Any
 
 import httpx
 
-from controller.mqtt_accounts import CONTROLLER_ENV
-from controller.mqtt_accounts import main as mqtt_config
-from controller.settings import MqttSettings, Settings
-from devices.broker import free_port, mosquitto_path, wait_port
 from devices.mqtt import AsyncMqttClient, BrokerAddress
-from tests.conftest import ADMIN
+from tests.conftest import make_settings
 from tests.e2e.helpers import wait_for
 from tests.e2e.serve import serving
+from tests.security.ward import Broker, generated_broker, mqtt_config, on_broker, org_units
 
 
 @dataclass
@@ -50,24 +46,26 @@ class Spy:
 
 @dataclass
 class Ward:
-    dir: Path  # the mqtt-config output (passwd, acl, mosquitto.conf)
+    broker: Broker
     data: Path
-    port: int
-    proc: asyncio.subprocess.Process
     url: str = ""
     app: Any = None
     spies: list[Spy] = field(default_factory=list)
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
-    def mqtt_config(self) -> None:
-        rc = mqtt_config(["--out", str(self.dir), "--data-dir", str(self.data), "--port", str(self.port),
-                          "--bind", "127.0.0.1"])
-        assert rc == 0, "loaphuong mqtt-config failed"
+    @property
+    def dir(self) -> Path:  # the mqtt-config output (passwd, acl, mosquitto.conf)
+        return self.broker.out
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
 
     async def regenerate(self) -> None:
         """Run ``loaphuong mqtt-config`` again and SIGHUP the broker (as the docs say)."""
-        await asyncio.to_thread(self.mqtt_config)
-        self.proc.send_signal(signal.SIGHUP)
+        rc = await asyncio.to_thread(mqtt_config, self.dir, self.data, self.port)
+        assert rc == 0, "loaphuong mqtt-config failed"
+        self.broker.proc.send_signal(signal.SIGHUP)
 
     def http(self, user: str, password: str) -> httpx.AsyncClient:
         c = httpx.AsyncClient(base_url=self.url, auth=(user, password), timeout=60)
@@ -92,47 +90,22 @@ class Ward:
 @asynccontextmanager
 async def secure_ward() -> AsyncIterator[Ward]:
     """Mosquitto with the generated config + the controller with its generated account."""
-    if mosquitto_path() is None:
-        raise AssertionError("mosquitto is not installed (tests/run.sh installs it)")
-    with tempfile.TemporaryDirectory(prefix="lp-scope-") as tmp:
-        os.chmod(tmp, 0o755)  # the broker's user must reach the files (pytest's tmp_path is private)
-        root = Path(tmp)
-        ward = Ward(dir=root / "mqtt", data=root / "data", port=free_port(), proc=None)  # type: ignore[arg-type]
-        ward.data.mkdir()
-        await asyncio.to_thread(ward.mqtt_config)
-        env = dict(line.split("=", 1) for line in (ward.dir / CONTROLLER_ENV).read_text().splitlines())
-        exe = mosquitto_path()
-        assert exe is not None
-        ward.proc = await asyncio.create_subprocess_exec(exe, "-c", str(ward.dir / "mosquitto.conf"),
-                                                         stdout=DEVNULL, stderr=DEVNULL)
-        try:
-            assert await asyncio.to_thread(wait_port, "127.0.0.1", ward.port), "mosquitto did not start"
-            settings = Settings(data_dir=ward.data, admin_password=ADMIN[1], mqtt=MqttSettings(  # type: ignore[call-arg]
-                port=ward.port, username=env["LOAPHUONG_MQTT__USERNAME"],
-                password=env["LOAPHUONG_MQTT__PASSWORD"]))
-            async with serving(settings) as (app, addr):
-                ward.url, ward.app = f"http://{addr}", app
-                link = app.state.services.link
-                await wait_for(lambda: link.connected, 15, "the controller on the secure broker")
-                try:
-                    yield ward
-                finally:
-                    await asyncio.gather(*(p.client.stop() for p in ward.spies))
-                    await asyncio.gather(*(c.aclose() for c in ward.clients))
-        finally:
-            ward.proc.terminate()
+    with tempfile.TemporaryDirectory(prefix="lp-scope-") as data, generated_broker(Path(data)) as broker:
+        ward = Ward(broker, Path(data))
+        async with serving(on_broker(make_settings(ward.data, broker.port), broker)) as (app, addr):
+            ward.url, ward.app = f"http://{addr}", app
+            link = app.state.services.link
+            await wait_for(lambda: link.connected, 15, "the controller on the secure broker")
             try:
-                await asyncio.wait_for(ward.proc.wait(), 5)
-            except TimeoutError:
-                ward.proc.kill()
-                await asyncio.wait_for(ward.proc.wait(), 5)
+                yield ward
+            finally:
+                await asyncio.gather(*(p.client.stop() for p in ward.spies))
+                await asyncio.gather(*(c.aclose() for c in ward.clients))
 
 
 async def org_tree(admin: httpx.AsyncClient) -> None:
     """Province ``hn`` with wards ``wa`` and ``wb``; zone ``za`` / ``zb`` in each."""
-    for org, parent in (("hn", None), ("wa", "hn"), ("wb", "hn")):
-        r = await admin.post("/api/org-units", json={"id": org, "name": f"Đơn vị {org}", "parent_id": parent})
-        assert r.status_code == 201, r.text
+    await org_units(admin)
     for zone, org in (("za", "wa"), ("zb", "wb")):
         r = await admin.post("/api/zones", json={"id": zone, "name": f"Tổ {zone}", "org_unit_id": org})
         assert r.status_code == 201, r.text

@@ -2,7 +2,8 @@
 
 :func:`secure_ward` provisions units over the API, runs ``loaphuong mqtt-config`` (plain listener
 and TLS listener, both on 127.0.0.1 and free ports), starts the real Mosquitto with the generated
-``mosquitto.conf`` *as is*, and serves the real app over HTTP with the controller's own account.
+``mosquitto.conf`` *as is* (:func:`tests.security.ward.mosquitto`); :func:`controller` serves the
+real app over HTTP with the controller's own account.
 Helpers: which sockets a process listens on (``/proc/net/tcp{,6}``), a raw MQTT CONNECT, and
 attacker clients with a unit's real password.
 """
@@ -16,7 +17,6 @@ import re
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -27,16 +27,17 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.cli import main as cli_main
 from controller.settings import Settings
 from controller.tls import self_signed
-from devices.broker import free_port, mosquitto_path, wait_port
+from devices.broker import free_port
 from devices.mqtt import AsyncMqttClient, BrokerAddress
 from devices.security import broker_gid
 from firmware_sim.node import SimNode
 from tests.conftest import ADMIN, make_settings, running_controller
 from tests.e2e.helpers import wait_for
 from tests.e2e.serve import serving
+from tests.security.ward import add_units, broker_dir, controller_env, mosquitto
+from tests.security.ward import mqtt_config as ward_mqtt_config
 
 
 @dataclass
@@ -83,13 +84,6 @@ class Ward:
         return self.http
 
 
-def broker_dir() -> Iterator[Path]:
-    """A directory Mosquitto can enter after it drops root (pytest's tmp_path is private)."""
-    with tempfile.TemporaryDirectory(prefix="lp-attack-") as tmp:
-        os.chmod(tmp, 0o755)
-        yield Path(tmp)
-
-
 def tls_files(d: Path) -> tuple[Path, Path]:
     cert, key = self_signed(d / "tls", ["localhost", "127.0.0.1"])
     gid = broker_gid()
@@ -101,33 +95,10 @@ def tls_files(d: Path) -> tuple[Path, Path]:
 
 
 def mqtt_config(d: Path, data_dir: Path, port: int, tls_port: int, *extra: str) -> int:
+    """``loaphuong mqtt-config`` into ``d``/mqtt with the plain and the TLS listener (:func:`tls_files`)."""
     cert, key = d / "tls" / "cert.pem", d / "tls" / "key.pem"
-    return cli_main(["mqtt-config", "--out", str(d / "mqtt"), "--data-dir", str(data_dir),
-                     "--port", str(port), "--bind", "127.0.0.1", "--tls-port", str(tls_port),
-                     "--tls-bind", "127.0.0.1", "--certfile", str(cert), "--keyfile", str(key), *extra])
-
-
-@contextmanager
-def generated_broker(conf: Path, ports: tuple[int, ...]) -> Iterator[subprocess.Popen[bytes]]:
-    """Mosquitto started with the generated configuration file, unchanged."""
-    exe = mosquitto_path()
-    if exe is None:
-        pytest.fail("mosquitto is not installed (apt-get install mosquitto)")
-    log = conf.parent.parent / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        for port in ports:
-            if not wait_port("127.0.0.1", port, 10):
-                raise AssertionError(f"mosquitto did not listen on {port}: {log.read_text()[-2000:]}")
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return ward_mqtt_config(d / "mqtt", data_dir, port, "--tls-port", str(tls_port), "--tls-bind",
+                            "127.0.0.1", "--certfile", str(cert), "--keyfile", str(key), *extra)
 
 
 @asynccontextmanager
@@ -138,23 +109,17 @@ async def secure_ward(tmp_path: Path, zones: dict[str, list[str]], *,
     settings = make_settings(data, free_port())
     if gateways:
         settings = settings.model_copy(update={"gateways": gateways})
-    passwords: dict[str, str] = {}
     async with running_controller(settings) as (_, client):  # provisioning needs no broker
-        for zone, ids in zones.items():
-            assert (await client.post("/api/zones", json={"id": zone, "name": zone})).status_code == 201
-            for node_id in ids:
-                r = await client.post("/api/nodes", json={"id": node_id, "zones": [zone]})
-                assert r.status_code == 201, r.text
-                passwords[node_id] = r.json()["mqtt"]["password"]
-    for d in broker_dir():
+        passwords = await add_units(client, zones)
+    with broker_dir() as d:
         cert, _ = tls_files(d)
         port, tls_port = free_port(), free_port()
         if gateways:  # mqtt-config reads the provisioning from the environment
             assert monkeypatch is not None
             monkeypatch.setenv("LOAPHUONG_GATEWAYS", json.dumps(gateways))
         assert mqtt_config(d, data, port, tls_port) == 0
-        env = dict(line.split("=", 1) for line in (d / "mqtt" / "controller.env").read_text().splitlines())
-        with generated_broker(d / "mqtt" / "mosquitto.conf", (port, tls_port)) as proc:
+        env = controller_env(d / "mqtt")
+        with mosquitto(d / "mqtt" / "mosquitto.conf", (port, tls_port)) as proc:
             mqtt = settings.mqtt.model_copy(update={
                 "port": port, "username": env["LOAPHUONG_MQTT__USERNAME"],
                 "password": env["LOAPHUONG_MQTT__PASSWORD"]})

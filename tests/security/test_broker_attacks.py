@@ -21,10 +21,8 @@ from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import air, bulletin, wait_broadcast, wait_for, wait_online
 from tests.security._broker_fixtures import (
     Ward,
-    broker_dir,
     closed_by_peer,
     controller,
-    generated_broker,
     listening,
     mqtt_config,
     port_1883_taken,
@@ -33,6 +31,7 @@ from tests.security._broker_fixtures import (
     secure_ward,
     tls_files,
 )
+from tests.security.ward import broker_dir, mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 
@@ -56,12 +55,12 @@ def gateway_presence(ward: Ward) -> GatewayPresence:
 async def test_generated_config_listens_only_where_asked_even_with_1883_taken(tmp_path: Path) -> None:
     # item 5: no implicit cleartext listener on 0.0.0.0:1883 / [::]:1883 (with the TLS recipe too),
     # --bind honoured, and Mosquitto 2.0 starts although another broker holds port 1883.
-    for d in broker_dir():
+    with broker_dir() as d:
         tls_files(d)
         port, tls_port = free_port(), free_port()
         (tmp_path / "data").mkdir()
         assert mqtt_config(d, tmp_path / "data", port, tls_port) == 0
-        with port_1883_taken(), generated_broker(d / "mqtt" / "mosquitto.conf", (port, tls_port)) as proc:
+        with port_1883_taken(), mosquitto(d / "mqtt" / "mosquitto.conf", (port, tls_port)) as proc:
             assert listening(proc.pid) == {("127.0.0.1", port), ("127.0.0.1", tls_port)}
             assert proc.poll() is None
 
@@ -243,7 +242,7 @@ async def test_reserved_ids_refused_and_one_bad_unit_does_not_break_mqtt_config(
 async def test_each_controller_has_its_own_account_and_nobody_takes_its_session(tmp_path: Path) -> None:
     # item 1, several controllers on one database: each has its own account (client id pinned to
     # it), so two controllers configured with the same client id, or a unit claiming one, kick nobody.
-    for d in broker_dir():
+    with broker_dir() as d:
         tls_files(d)
         (tmp_path / "data").mkdir()
         async with running_controller(make_settings(tmp_path / "data", free_port())) as (_, client):
@@ -256,7 +255,7 @@ async def test_each_controller_has_its_own_account_and_nobody_takes_its_session(
                 for name in ("controller.env", "controller-loaphuong-ctl2.env")]
         assert envs[1]["LOAPHUONG_MQTT__CLIENT_ID"] == "loaphuong-ctl2"
         clients = []
-        with generated_broker(d / "mqtt" / "mosquitto.conf", (port, tls_port)):
+        with mosquitto(d / "mqtt" / "mosquitto.conf", (port, tls_port)):
             try:
                 for env in envs:  # both configured with the same client id
                     c = AsyncMqttClient("loaphuong-controller", BrokerAddress(
