@@ -73,7 +73,7 @@ DATE_BEFORE = (
     "chiều nay", "tối nay", "trưa nay", "đêm nay", "chậm nhất", "muộn nhất", "trễ nhất", "kể từ",
     "bắt đầu từ", "hạn chót", "hạn cuối", "hết hạn", "thời hạn", "đến hết", "ngày đăng", "cập nhật",
     "sinh", "sinh ngày", "đợt", "dịp", "nhân dịp", "chiều tối", "sáng sớm", "rạng sáng", "khuya",
-    "hồi", "cuối", "đầu", "giữa", "tuần", "hôm sau", "muộn", "khuya", "sớm", "hôm qua",
+    "hồi", "cuối", "đầu", "giữa", "tuần", "hôm sau", "muộn", "khuya", "sớm", "hôm qua", "tính đến",
 )
 # After these a/b is an address number, never a date: "số 12/3 đường Lê Lợi" → mười hai trên ba.
 ADDRESS_BEFORE = ("số", "số nhà", "nhà số", "hẻm", "kiệt", "ngõ", "ngách", "lô", "thửa", "căn hộ", "phòng",

@@ -94,7 +94,8 @@ _DASH_DATES = re.compile(r"(?<![\d/.,])(\d{1,2}/\d{1,2}(?:/\d{4})?)\s*[-–—]\
 _DASH_PAIR_RANGE = re.compile(r"(?<![\d/.,\-])(\d{1,2})-(\d{1,2})(\s+(?:đến|tới)\s+(?:hết\s+)?(?:ngày\s+)?)"
                               r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
 # chiều 14-8, ngày 17-2 → chiều 14/8 (after a word that only a date follows)
-_DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đêm|hôm|mai|nay|hết|qua|muộn|khuya|sớm))"
+_DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đêm|hôm|mai|nay|hết|qua|muộn|khuya|sớm"
+                       r"|tính đến))"
                        r"(\s*\(?\s*)(\d{1,2})[-.](\d{1,2})(?![\d/\-.,]?\d)")  # "hôm qua 2.6", "nay (16.3)"
 
 
@@ -113,7 +114,7 @@ def date_ranges(text: str, dialect: Dialect) -> str:
         d, mo = int(m[3]), int(m[4])
         after = m.string[m.end():]
         if not _valid(d, mo) or next_words_in(after, COUNT_NOUNS | _DURATION) or \
-                ends_with(m.string[: m.start()], ("mỗi", "trong", "khoảng")):
+                after.lstrip()[:1] == "%" or ends_with(m.string[: m.start()], ("mỗi", "trong", "khoảng")):
             return m.group(0)
         return f"{m[1]}{m[2]}{m[3]}/{m[4]}"
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from tts.vi.cues import SYNTAX_BEFORE
 from tts.vi.dates import ends_with
-from tts.vi.lexicon import ABBREVIATIONS, LETTERS, PER_AFTER, PER_WORDS, VOWELS, WEB_WORDS
+from tts.vi.lexicon import ABBREVIATIONS, DOC_CODES, LETTERS, PER_AFTER, PER_WORDS, VOWELS, WEB_WORDS
 from tts.vi.numbers import Dialect, read_number_string
 
 __all__ = [
@@ -89,6 +89,15 @@ _PLACE = re.compile(r"(?<![\w.])([PQ])\.\s?(?=[A-ZĐ\d])")
 _DT_ROAD = re.compile(r"(?:(?i:đường tỉnh)\s+)?\bĐT\.?\s?(?=[1-9]\d{0,3}(?:[A-Z])?(?![\d.,]?\d))")
 
 
+# "Căn cước công dân (CCCD)": the abbreviation in brackets after its own words is not read twice.
+_SPELLED_OUT = re.compile(r"((?:[^\W\d_]+ ){1,7}[^\W\d_]+)\s*\(([A-ZĐ][A-ZĐa-z&\-]{1,11})\)")
+
+
+def _expands_to(abbr: str, words: str) -> bool:
+    spoken = ABBREVIATIONS.get(abbr) or DOC_CODES.get(abbr)
+    return spoken is not None and words.lower().endswith(spoken.lower())
+
+
 def abbreviations(text: str, dialect: Dialect) -> str:
     """UBND → ủy ban nhân dân, TP. → thành phố, P. Ngô Quyền → phường Ngô Quyền, ĐT 741 → đường tỉnh ..."""
     text = _DT_ROAD.sub("đường tỉnh ", text)
@@ -98,6 +107,7 @@ def abbreviations(text: str, dialect: Dialect) -> str:
             return ABBREVIATIONS[key] + "."  # "v.v." ends the sentence too
         return ABBREVIATIONS[key] + (" " if key.endswith(".") else "")
 
+    text = _SPELLED_OUT.sub(lambda m: m[1] if _expands_to(m[2], m[1]) else m.group(0), text)
     text = _ABBR.sub(sub, text)
     return _PLACE.sub(lambda m: "phường " if m[1] == "P" else "quận ", text)
 
