@@ -98,7 +98,7 @@ def read_number_token(token: str, dialect: Dialect) -> str:
 
 # ---------------------------------------------------------------- phones, plates, documents
 
-_PHONE = re.compile(r"(?<![\w.,/+])(\+84|\(0\d{1,3}\)|0)((?:[.\-]\s?|\s)?\d){6,10}(?![\w.,]?\d)")
+_PHONE = re.compile(r"(?<![\w.,/+])(\+84|\(0\d{1,3}(?: \d{1,2})?\)|0)((?:[.\-]\s?|\s)?\d){6,10}(?![\w.,]?\d)")
 _HOTLINE = re.compile(r"(?<![\w.,])1[89]00(?:[\s.]?\d{2,4}){1,3}(?![\w.,]?\d)")
 _SERVICE = re.compile(rf"(?i:\b({_words('|'.join(SERVICE_BEFORE))}))(\s*:?\s*)"
                       r"(\d{3,8}(?:\s*(?:,|hoặc|và)\s*\d{3,5})*)(?![\w.,]?\d)")
