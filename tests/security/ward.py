@@ -226,7 +226,8 @@ async def airing_world(admin: httpx.AsyncClient) -> World:
     w = await two_wards(admin, AIRING_USERS)
 
     async def write(ward: str, state: str) -> None:  # (rendered concurrently)
-        ap, ed = {"auth": w.auth(f"ap_{ward[-1]}")}, {"auth": w.auth(f"ed_{ward[-1]}")}
+        ap: dict[str, Any] = {"auth": w.auth(f"ap_{ward[-1]}")}
+        ed: dict[str, Any] = {"auth": w.auth(f"ed_{ward[-1]}")}
         who = ap if state == "approved" else ed
         b = ok(await admin.post("/api/bulletins", json={"text": f"Bản tin {state} của {ward}."}, **who))
         bid = int(b["id"])
