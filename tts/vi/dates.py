@@ -44,6 +44,7 @@ __all__ = [
 
 _BEFORE_CUES = tuple(sorted({*DATE_CONTEXT, *DATE_BEFORE, *HOLIDAYS, *WEEKDAY_WORDS}, key=len, reverse=True))
 _NEXT_WORDS = re.compile(r"[ \t]*\(?([^\W\d_]+(?:[ \t]+[^\W\d_]+){0,2})")
+_CHAIN_WORDS = frozenset({"đến", "tới", "và", "hoặc", "từ", "hết", "ngày"})
 _STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
 _DURATION = frozenset({"lần", "giờ", "tiếng", "ngày", "tuần", "tháng", "năm", "phút", "buổi", "ca", "lượt"})
 
@@ -71,6 +72,9 @@ def _lead(before: str) -> str:
     """ "ngày " unless one is written: "ngày 2/9", "Quốc khánh 2/9" (not "Quốc khánh (2/9/1945…)")."""
     if ends_with(before, DAY_LEAD) or ends_with(before, NAME_BEFORE):
         return ""  # "ngày 2/9"; "đường 3/2" is a name: đường ba tháng hai
+    tail = re.split(r"[,.;:()!?]", before[-40:])[-1].lower().split()[-3:]
+    if "ngày" in tail[:-1] and tail[-1] not in _CHAIN_WORDS and not any(c.isdigit() for w in tail for c in w):
+        return ""  # "Ngày bầu cử 15/3/2026"
     bracketed = before.rstrip()[-1:] in ("(", ",")
     return "" if ends_with(before, HOLIDAYS) and not bracketed else "ngày "
 

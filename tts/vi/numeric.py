@@ -363,6 +363,9 @@ _DONG_AFTER_WORD = re.compile(r"\b(nghìn|ngàn|triệu|tỷ|tỉ|trăm)\s?đ(?=
 _DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
 
 
+_HEIGHT = re.compile(r"(?i:\b(cao|dưới|trên|chiều cao|thấp hơn|cao hơn))(\s+)(\d)m(\d{1,2})(?!\w)")
+
+
 def units(text: str, dialect: Dialect) -> str:
     """50.000đ → năm mươi nghìn đồng; 13400 m3/s → … mét khối trên giây; Km 12+500 → ki lô mét mười hai
     cộng năm trăm."""
@@ -370,6 +373,8 @@ def units(text: str, dialect: Dialect) -> str:
                         + read_number_string(m[2], dialect)
                         + (f" cộng {read_number_string(m[3], dialect)}" if m[3] else ""), text)
     text = _ROAD_LETTER.sub(lambda m: f"{m[1]}{m[2]}{read_number_string(m[3], dialect)} {spell(m[4])}", text)
+    text = _HEIGHT.sub(lambda m: f"{m[1]}{m[2]}{read_int(int(m[3]), dialect)} mét "
+                       f"{read_number_string(m[4], dialect)}", text)  # "dưới 1m2" is a height: một mét hai
     text = _PREFIX.sub(lambda m: f"{read_number_token(m[2], dialect)} {CURRENCY_PREFIX[m[1]]}", text)
     text = _UNIT.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS[m[2]]}", text)
     text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
