@@ -405,6 +405,7 @@ def word_slash_number(text: str, dialect: Dialect) -> str:
 
 
 _COUNT_SLASH = re.compile(r"(?<=\d )([^\W\d_]+(?: [^\W\d_]+)?)/([^\W\d_]+)(?![\w/])")
+_NAME_NEXT = re.compile(r" [A-ZĐ][a-zà-ỹđ]")  # a street name follows
 _COUNTED_NEXT = re.compile(r" (?:[a-zđà-ỹ]|Tổ )")  # a lower-case word follows: not a code
 
 
@@ -440,8 +441,10 @@ def numbers(text: str, dialect: Dialect) -> str:
 
     def sub(m: re.Match[str]) -> str:
         token = m[1]
-        if len(token) == 2 and token[0] == "0" and token[1] != "0" and _COUNTED_NEXT.match(m.string, m.end()):
-            return read_int(int(token), dialect)  # "02 khẩu trang", "01 đồng chí": a count
+        if len(token) == 2 and token[0] == "0" and token[1] != "0" and (
+                _COUNTED_NEXT.match(m.string, m.end()) or (
+                    ends_with(m.string[: m.start()], ("số",)) and _NAME_NEXT.match(m.string, m.end()))):
+            return read_int(int(token), dialect)  # "02 khẩu trang", "số 04 Phạm Ngọc Thạch": a count, a house
         return read_number_token(token, dialect)
 
     return _PLAIN.sub(sub, text)

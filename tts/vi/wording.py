@@ -94,8 +94,13 @@ _SPELLED_OUT = re.compile(r"((?:[^\W\d_]+ ){1,7}[^\W\d_]+)\s*\(([A-ZĐ][A-ZĐa-z
 
 
 def _expands_to(abbr: str, words: str) -> bool:
+    """Is ``abbr`` the abbreviation of the words just before it (its lexicon entry, or their initials)?"""
     spoken = ABBREVIATIONS.get(abbr) or DOC_CODES.get(abbr)
-    return spoken is not None and words.lower().endswith(spoken.lower())
+    if spoken is not None and words.lower().endswith(spoken.lower()):
+        return True
+    letters = [ch for ch in abbr.upper() if ch.isalpha()]
+    initials = [w[0].upper() for w in words.split()][-len(letters):]
+    return len(letters) >= 2 and initials == letters  # "hiến máu tình nguyện (HMTN)"
 
 
 def abbreviations(text: str, dialect: Dialect) -> str:
