@@ -156,6 +156,8 @@ ABBREVIATIONS: dict[str, str] = {
     "QL.": "quốc lộ",
     "BĐ": "báo động",
     "QH": "quốc hội",
+    "NSNN": "ngân sách nhà nước",
+    "NSĐP": "ngân sách địa phương",
     "CATP": "công an thành phố",
     "CAT": "công an tỉnh",
     "CAH": "công an huyện",
