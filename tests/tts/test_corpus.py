@@ -1,8 +1,9 @@
 """The corpus of real bulletin sentences (tests/tts/corpus/*.tsv, grouped by phenomenon): each
 is read exactly as an announcer would, and no digit or stray symbol ever reaches the voice.
 
-``corpus/heldout/`` was kept apart while the rules were written: its accuracy was measured
-before any rule was tuned on it (see docs/speech.md), then its few misreadings were fixed.
+``corpus/heldout/`` (eight batches) was kept apart while the rules were written: each batch's
+accuracy was measured before any rule was tuned on it (see docs/speech.md and each file's header),
+then its misreadings were fixed.
 """
 
 from __future__ import annotations
