@@ -176,6 +176,17 @@ def _code(part: str, *, party: bool = False) -> str:
     return part
 
 
+_THANH_UY = re.compile(r"(?i:thành ủy|thành uỷ)")
+_TINH_UY = re.compile(r"(?i:tỉnh ủy|tỉnh uỷ)")
+
+
+def _issuer_sense(code: str, text: str) -> str | None:
+    """TU is the provincial party committee, or the city's when the bulletin speaks of a Thành ủy."""
+    if code == "TU" and _THANH_UY.search(text) and not _TINH_UY.search(text):
+        return "thành ủy"
+    return None
+
+
 def documents(text: str, dialect: Dialect) -> str:
     """125/KH-UBND → một trăm hai mươi lăm trên kế hoạch ủy ban nhân dân; 10-NQ/TU → mười nghị quyết
     trên tỉnh ủy."""
@@ -186,14 +197,14 @@ def documents(text: str, dialect: Dialect) -> str:
         parts = re.split(r"[-–]", m[3])
         party = any(p in _PARTY_ISSUERS for p in parts)
         year = f" trên {read_int(int(m[2][1:]), dialect)}" if m[2] else ""
-        codes = " ".join(_code(p, party=party) for p in parts)
+        codes = " ".join(_issuer_sense(p, m.string) or _code(p, party=party) for p in parts)
         return f"{read_number_string(m[1], dialect)}{year} trên {codes}"
 
     def party_doc(m: re.Match[str]) -> str:
         issuers = re.split(r"[-–]", m[3])
         kind = _code(m[2], party=True)
         return (f"{read_number_string(m[1], dialect)} {kind} trên "
-                + " ".join(_code(p, party=True) for p in issuers))
+                + " ".join(_issuer_sense(p, m.string) or _code(p, party=True) for p in issuers))
 
     text = _PARTY_DOC.sub(party_doc, text)
     return _DOC.sub(doc, text)
