@@ -16,7 +16,7 @@ import pytest
 from tts.vi import normalize
 
 CORPUS = Path(__file__).parent / "corpus"
-STRAY = re.compile(r"[0-9/\\%&@#+=<>~^_|*$€°–—]")
+STRAY = re.compile(r"[0-9/\\%&@#+=<>~^_|*$€°–—′″]|(?<!\w)-|-(?!\w)")
 
 
 def _load(folder: Path) -> list[tuple[str, str, str]]:

@@ -199,7 +199,7 @@ def pauses(text: str, dialect: Dialect) -> str:
     text = re.sub(r"…|\.{2,}", ".", text)
     text = _OPEN_CLOSE.sub(", ", text)
     text = _DASH.sub(", ", text)
-    text = re.sub(r"(?<=\w)[-–](?=\w)", " ", text)
+    text = re.sub(r"(?<=\w)[-–](?=\w)|(?<=\w)-(?=\s)|(?<=\s)-(?=\w)", " ", text)  # Sởi- Rubella
     text = text.replace("&", " và ").replace("@", " a còng ").replace("|", ", ")
     text = re.sub(r"[/\\*#~^_=+<>]", " ", text)
     return "".join(" " if unicodedata.category(ch) in ("So", "Sk", "Sm", "Co", "Cs") or ch == "\ufffd"
