@@ -7,11 +7,22 @@ priority. Who may ask for the bypass and in which ward is the API's business
 broadcast is created (controller/service.py), when a schedule's slot fires (scheduler/firing.py)
 and when a broadcast set for later goes on air (controller/delivery.py), so a bulletin rejected
 after it was scheduled does not air.
+
+The bypass is a person's decision, so it lasts only as long as that person may make it: when a
+schedule's slot fires, or a broadcast set for later goes out, an undecided bulletin airs as an
+emergency only if whoever set it up still exists, is active, still has a role that may use the
+bypass there, and the bulletin is still in their ward (:func:`bypass_refusal`). Approved
+bulletins do not depend on their scheduler: approval is the ward's, and so is the schedule.
 """
 
 from __future__ import annotations
 
-from controller.models import Bulletin
+from collections.abc import Collection
+
+from sqlmodel import Session, select
+
+from controller.accounts import CAN_EMERGENCY, can_see_org
+from controller.models import Bulletin, User
 
 UNDECIDED = frozenset({"draft", "submitted"})
 
@@ -35,3 +46,22 @@ def airing_refusal(b: Bulletin, priority: str | None) -> str | None:
 def is_bypass(b: Bulletin, priority: str | None) -> bool:
     """An undecided bulletin aired as an emergency (what the audit log records)."""
     return b.approval != "approved" and airing_refusal(b, priority) is None
+
+
+def bypass_refusal(s: Session, username: str, b: Bulletin,
+                   roles: Collection[str] = CAN_EMERGENCY) -> str | None:
+    """Why the emergency bypass ``username`` set up for ``b`` no longer holds (None: it holds).
+
+    ``roles``: the roles that may set up what now fires (a schedule: those that may change
+    schedules; a broadcast: those that may air an emergency)."""
+    user = s.exec(select(User).where(User.username == username)).first()
+    why = ("no longer exists" if user is None
+           else "is disabled" if not user.active
+           else f"now has the role {user.role}, which may not skip approval here" if user.role not in roles
+           else "no longer belongs to the bulletin's ward" if not can_see_org(s, user, b.org_unit_id)
+           else "")
+    if not why:
+        return None
+    return (f"bulletin {b.id} is {b.approval} and was set to air as an emergency by {username}, who {why}; "
+            "the emergency bypass holds only for an active user who may use it (approve the bulletin, "
+            "or have an authorised user air it)")

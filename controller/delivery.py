@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select, update
 
 from controller.aircontrol import AirControl
-from controller.airing import airing_refusal
+from controller.airing import airing_refusal, bypass_refusal, is_bypass
 from controller.background import Periodic
 from controller.binding import audio_refusal
 from controller.db import Database
@@ -206,7 +206,10 @@ class DeliveryService:
         b = s.get(Bulletin, bc.bulletin_id)
         if b is None:
             return "its bulletin no longer exists"
-        return airing_refusal(b, bc.priority) or audio_refusal(b, bc.audio_sha256)
+        why = airing_refusal(b, bc.priority) or audio_refusal(b, bc.audio_sha256)
+        if why is None and is_bypass(b, bc.priority) and not bc.created_by.startswith("schedule "):
+            why = bypass_refusal(s, bc.created_by, b)  # (a schedule's creator is checked when it fires)
+        return why
 
     async def _publish(self, active: ActiveBroadcast) -> None:
         if active.id in self._publishing or not self.link.connected:

@@ -8,7 +8,10 @@ aired (late_ms says how late), missed, skipped (exception date) or failed (with 
 Every broadcast goes through ``create_broadcast``, which applies the airing rule
 (controller/airing.py) to the bulletin as it is at fire time: a bulletin rejected after it was
 scheduled fails the run (with the reason) and airs nothing; an emergency slot of an undecided
-bulletin is audited as ``emergency_bypass``.
+bulletin is audited as ``emergency_bypass``. That bypass holds only while the schedule's creator
+still exists, is active, may change schedules and sees the bulletin's ward
+(``airing.bypass_refusal``): otherwise the run fails with the reason, audited as
+``emergency_bypass_refused``, and nothing airs. Approved bulletins air whoever made the schedule.
 
 A relay schedule's slot makes one ``Relay`` row (id ``relay-s<schedule>-<slot ms>``, start_at =
 the slot, owner = the firing controller) in the same transaction as the run; the controller's
@@ -29,7 +32,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from controller.airing import is_bypass
+from controller.accounts import CAN_AIR
+from controller.airing import bypass_refusal, is_bypass
 from controller.models import AuditEntry, Bulletin, Relay
 from controller.service import ServiceError, create_broadcast, resolve_targets
 from devices.protocol import now_ms
@@ -168,6 +172,8 @@ def _create_broadcasts(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int,
     valid_for_s = sc.valid_for_s or cfg.default_valid_s
     made: list[tuple[str, int]] = []
     t = sc.targets
+    if (why := _creator_refusal(s, sc)) is not None:
+        return _fail(s, sc, run, slot_ms, why)
     try:
         for play in plays:
             play_at = play if play > now else None  # a late slot plays on arrival
@@ -200,6 +206,27 @@ def _create_broadcasts(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int,
     logger.info("schedule %d slot %s: %d broadcast(s) %s%s", sc.id, local(slot_ms).isoformat(), len(made),
                 ",".join(b for b, _ in made), f" ({run.reason})" if run.late_ms else "")
     return SlotResult(RunStatus.AIRED.value, made, run.reason)
+
+
+def _creator_refusal(s: Session, sc: Schedule) -> str | None:
+    """Why the emergency bypass this schedule relies on no longer holds (its creator), else None;
+    audited as ``emergency_bypass_refused``."""
+    assert sc.bulletin_id is not None
+    b = s.get(Bulletin, sc.bulletin_id)
+    if b is None or not is_bypass(b, sc.priority):
+        return None  # approved (or refused below by create_broadcast with its own reason)
+    why = bypass_refusal(s, sc.created_by, b, CAN_AIR)
+    if why is not None:
+        s.add(AuditEntry(username=sc.created_by[:100], action="emergency_bypass_refused",
+                         target=f"bulletin:{b.id}", detail=f"schedule:{sc.id}: {why}"[:1000]))
+    return why
+
+
+def _fail(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, why: str) -> SlotResult:
+    run.status, run.reason, run.updated_at = RunStatus.FAILED.value, why[:500], now_ms()
+    s.add(run)
+    logger.error("schedule %d slot %s failed: %s", sc.id, local(slot_ms).isoformat(), why)
+    return SlotResult(RunStatus.FAILED.value, reason=run.reason)
 
 
 def fail_stuck_runs(engine: Engine, older_than_ms: int) -> int:
