@@ -118,7 +118,7 @@ def date_ranges(text: str, dialect: Dialect) -> str:
         d, mo = int(m[3]), int(m[4])
         after = m.string[m.end():]
         if not _valid(d, mo) or next_words_in(after, COUNT_NOUNS | _DURATION) or \
-                after.lstrip()[:1] == "%" or ends_with(m.string[: m.start()], ("mỗi", "trong", "khoảng")):
+                after.lstrip()[:1] == "%" or ends_with(m.string[: m.start()], ("mỗi",)):  # mỗi ngày 3-4 lần
             return m.group(0)
         return f"{m[1]}{m[2]}{m[3]}/{m[4]}"
 
