@@ -7,7 +7,7 @@ from sqlmodel import Session, col, select
 
 from controller.accounts import CAN_AIR, CAN_EMERGENCY, audit, can_see_org, visible_zones
 from controller.airing import airing_refusal, effective_priority, is_bypass
-from controller.models import Broadcast, Bulletin, NodeZone, User, Zone
+from controller.models import RETIRED, Broadcast, Bulletin, Node, NodeZone, User, Zone
 
 
 def forbidden(what: str) -> HTTPException:
@@ -52,9 +52,21 @@ def node_for(s: Session, user: User, node_id: str) -> None:
         raise forbidden(f"unit {node_id}")
 
 
+def out_of_service(s: Session, node_id: str) -> HTTPException | None:
+    """404 for a unit id that names no unit in service (unknown or retired), else None: such a
+    unit is nobody's, so "belongs to another ward" would be wrong (and says less than this)."""
+    row = s.get(Node, node_id)
+    if row is None:
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit(s): {node_id}")
+    if row.status == RETIRED:
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"unit {node_id} is retired")
+    return None
+
+
 def scoped_target(s: Session, user: User, all_nodes: bool, zones: list[str],
                   nodes: list[str]) -> tuple[bool, list[str], list[str]]:
-    """The target a ward user may address: "all" becomes all of the user's zones."""
+    """The target a ward user may address: "all" becomes all of the user's zones. A unit that is
+    retired or unknown is 404 (as for the province), one of another ward 403."""
     mine = visible_zones(s, user)
     if mine is None:
         return all_nodes, zones, nodes
@@ -63,7 +75,7 @@ def scoped_target(s: Session, user: User, all_nodes: bool, zones: list[str],
             raise forbidden(f"zone {z}")
     for n in nodes:
         if not node_visible(s, user, n, mine):
-            raise forbidden(f"unit {n}")
+            raise out_of_service(s, n) or forbidden(f"unit {n}")
     if all_nodes:
         return False, sorted(set(zones) | mine), nodes
     return all_nodes, zones, nodes
