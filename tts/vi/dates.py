@@ -171,6 +171,7 @@ def shared_months(text: str, dialect: Dialect) -> str:
 # ---------------------------------------------------------------- full dates, quarters, month/year
 
 _FULL_DATE = re.compile(r"(?<![\d/.,])(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?![\d/.\-]?\d)")
+_TIME_NEXT = re.compile(r"\s+\d{1,2}(?::\d\d|[hg]\d\d)")
 _QUARTER = re.compile(r"(?i:\b(quý))\s+(IV|I{1,3}|[1-4])\s*[/\-]\s*(\d{4})\b")
 _MONTH_YEAR = re.compile(r"(?<![\d/.,])(?:(?i:(tháng))\s+)?(\d{1,2})/(\d{4})(?![\d/])")
 _MONTH_YEAR_DASH = re.compile(r"(?i:\b(tháng))\s+(\d{1,2})[\-.](\d{4})\b")
@@ -181,7 +182,8 @@ def full_dates(text: str, dialect: Dialect) -> str:
         d, mo = int(m[1]), int(m[3])
         if not _valid(d, mo):
             return m.group(0)
-        return _date(d, mo, int(m[4]), m.string[: m.start()], dialect)
+        pause = "," if _TIME_NEXT.match(m.string, m.end()) else ""  # "… năm hai nghìn, mười một giờ"
+        return _date(d, mo, int(m[4]), m.string[: m.start()], dialect) + pause
 
     return _FULL_DATE.sub(full, text)
 
