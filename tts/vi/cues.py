@@ -44,7 +44,8 @@ COUNT_NOUNS = frozenset(_COUNT_WORDS.split()) | frozenset({
     "nghị quyết", "đề án", "chương trình", "kế hoạch", "mô hình", "sản phẩm", "điểm tiêm", "nhà văn hóa",
     "phòng học", "tiêu chuẩn", "thành phần", "câu lạc bộ", "ổ dịch", "ca bệnh", "vụ việc", "héc ta",
     "ki lô mét", "chi đoàn", "chi hội", "trạm y tế", "ban", "ngành", "đoàn thể", "giải pháp",
-    "ý kiến", "lượt người", "thí sinh", "vận động viên", "lần", "tiếng", "tuần", "phút",
+    "ý kiến", "lượt người", "thí sinh", "vận động viên", "lần", "tiếng", "tuần", "phút", "công ty",
+    "cửa hàng", "suất", "suất quà", "phần quà", "bình", "thùng", "túi", "bộ", "tiết mục",
 })
 
 # After a/b these make it a part of a whole: "1/2 số hộ" → một phần hai số hộ.

@@ -155,12 +155,23 @@ def plates(text: str, dialect: Dialect) -> str:
     return _PLATE.sub(plate, text)
 
 
-_DOC = re.compile(r"(?<![\w/.,])(\d+)((?:/\d{4})?)/"
-                  r"([A-ZĐ][A-Za-zĐđ&]*\d*(?:[-–][A-ZĐ][A-Za-zĐđ&]*\d*)*)(?![\w/])")
+_CODE = r"[A-ZĐ][A-Za-zĐđƯƠÂĂÊÔươâăêô&]*\d*"
+_DOC = re.compile(rf"(?<![\w/.,])(\d+)((?:/\d{{4}})?)/({_CODE}(?:[-–]{_CODE})*)(?![\w/])")
 # Party documents: 10-NQ/TU, 45-KL/HU, 15-QĐ/ĐU, 57-NQ/TW
 _PARTY_DOC = re.compile(r"(?<![\w/.,\-])(\d+)[-–]([A-ZĐ][A-Za-zĐđ]*)/"
                         r"([A-ZĐ][A-Za-zĐđ]*(?:[-–][A-ZĐ][A-Za-zĐđ]*)*)(?![\w/])")
 _PARTY_ISSUERS = frozenset({"TW", "TƯ", "TU", "HU", "ĐU", "QU", "TVTU", "BTVTU", "ĐUK", "TUQ", "BCS"})
+
+
+def _segment(code: str) -> list[str] | None:
+    """Split a run of known codes written together, longest first, or None."""
+    if not code:
+        return []
+    for size in range(min(len(code), 12), 1, -1):
+        head = code[:size]
+        if head in DOC_CODES and (rest := _segment(code[size:])) is not None:
+            return [head, *rest]
+    return None
 
 
 def _code(part: str, *, party: bool = False) -> str:
@@ -171,6 +182,8 @@ def _code(part: str, *, party: bool = False) -> str:
         return f"{_code(numbered[1], party=party)} {read_number_string(numbered[2], 'north')}"
     if part in DOC_CODES:
         return DOC_CODES[part]
+    if (pieces := _segment(part)) is not None:  # BCĐTƯVSATTP: ban chỉ đạo trung ương vệ sinh an toàn…
+        return " ".join(DOC_CODES[p] for p in pieces)
     if not any(ch in VOWELS for ch in part.upper()):
         return spell(part)
     return part
@@ -453,7 +466,7 @@ def numbers(text: str, dialect: Dialect) -> str:
     def sub(m: re.Match[str]) -> str:
         token = m[1]
         if len(token) == 2 and token[0] == "0" and token[1] != "0" and (
-                _COUNTED_NEXT.match(m.string, m.end()) or (
+                _COUNTED_NEXT.match(m.string, m.end()) or next_words_in(m.string[m.end():], COUNT_NOUNS) or (
                     ends_with(m.string[: m.start()], ("số",)) and _NAME_NEXT.match(m.string, m.end()))):
             return read_int(int(token), dialect)  # "02 khẩu trang", "số 04 Phạm Ngọc Thạch": a count, a house
         return read_number_token(token, dialect)
