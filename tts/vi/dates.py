@@ -170,7 +170,7 @@ def shared_months(text: str, dialect: Dialect) -> str:
 
 # ---------------------------------------------------------------- full dates, quarters, month/year
 
-_FULL_DATE = re.compile(r"(?<![\d/.,])(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?![\d/.\-]?\d)")
+_FULL_DATE = re.compile(r"(?<![\d/.,])(\d{1,2})([/.\-])(\d{1,2})\2 ?(\d{4})(?![\d/.\-]?\d)")
 _TIME_NEXT = re.compile(r"\s+\d{1,2}(?::\d\d|[hg]\d\d)")
 _QUARTER = re.compile(r"(?i:\b(quý))\s+(IV|I{1,3}|[1-4])\s*[/\-]\s*(\d{4})\b")
 _MONTH_YEAR = re.compile(r"(?<![\d/.,])(?:(?i:(tháng))\s+)?(\d{1,2})/(\d{4})(?![\d/])")

@@ -271,6 +271,8 @@ DOC_CODES: dict[str, str] = {
     "SYT": "sở y tế",
     "QH": "quốc hội",
     "TTCP": "thanh tra chính phủ",
+    "DP": "dự phòng",
+    "KSBT": "kiểm soát bệnh tật",
     "PA": "phương án",
     "KL": "kết luận",
     "QC": "quy chế",

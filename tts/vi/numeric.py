@@ -269,12 +269,17 @@ def scores(text: str, dialect: Dialect) -> str:
                       text)
 
 
+_DAY_BEFORE_MONTH = re.compile(r"(?i:\b(?:ngày|mùng|mồng))\s+\d{1,2}\s*$")  # ngày 29 tháng 4: a date
+
+
 def keyword_numbers(text: str, dialect: Dialect) -> str:
     """``ngày 05`` → ``ngày năm``; ``tháng 4`` → ``tháng tư`` (not after a count: "3 tháng 4 ngày")."""
 
     def sub(m: re.Match[str]) -> str:
         n, word = int(m[3]), m[1].lower()
-        if re.search(r"\d\s*$", m.string[: m.start()]) or n == 0 or n > (12 if word == "tháng" else 31):
+        before = m.string[: m.start()]
+        counted = re.search(r"\d\s*$", before) and not _DAY_BEFORE_MONTH.search(before)
+        if counted or n == 0 or n > (12 if word == "tháng" else 31):
             return m.group(0)
         return f"{m[1]}{m[2]}{month_word(n, dialect) if word == 'tháng' else read_int(n, dialect)}"
 
