@@ -287,7 +287,7 @@ class RelayHub:
         self.end(s, "finished" if s.started_at else "not aired: the zones were busy for its whole window")
 
     def units(self, s: RelaySession, state: str = "playing") -> list[str]:
-        """Units whose telemetry says their relay is in ``state`` (playing, interrupted)."""
+        """Units whose telemetry says their relay is in ``state`` (playing, interrupted, refused)."""
         out = []
         for n in s.nodes:
             live = self.presence.nodes.get(n)
@@ -300,7 +300,8 @@ class RelayHub:
         fetch = s.mode == "node_fetch" and s.state != "ended"
         return {**s.public(), "owner": self.owner,
                 "units_playing": self.units(s) if fetch else [],
-                "units_interrupted": self.units(s, "interrupted") if fetch else []}
+                "units_interrupted": self.units(s, "interrupted") if fetch else [],
+                "units_refused": self.units(s, "refused") if fetch else []}
 
     def end(self, s: RelaySession, reason: str, *, at: datetime | None = None) -> None:
         """Stop the relay on its units and free its zones (idempotent)."""

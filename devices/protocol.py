@@ -243,7 +243,8 @@ class Telemetry(Msg):
                         description="what plays: idle | bulletin | relay | live ('' = not reported)")
     fw: str = Field(default="", max_length=64, description="firmware version")
     relay: str = Field(default="", max_length=16,
-                       description="relay stream: '' (none) | connecting | playing | interrupted")
+                       description="relay stream: '' (none) | connecting | playing | interrupted | "
+                                   "refused (a redirect or segment to a non-public address)")
 
 
 class ControllerState(Msg):

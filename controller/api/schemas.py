@@ -188,6 +188,9 @@ class RelayPublic(BaseModel):
     schedule_id: int | None = None
     units_playing: list[str] = Field(default_factory=list, description="node_fetch: units that say so")
     units_interrupted: list[str] = Field(default_factory=list)
+    units_refused: list[str] = Field(default_factory=list, description=(
+        "node_fetch: units that refused where the station led them (a redirect, variant or segment "
+        "to a non-public address on another origin; docs/protocol.md play_stream)"))
 
 
 # --------------------------------------------------------------------------- errors
