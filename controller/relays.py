@@ -301,7 +301,16 @@ class RelayHub:
         return {**s.public(), "owner": self.owner,
                 "units_playing": self.units(s) if fetch else [],
                 "units_interrupted": self.units(s, "interrupted") if fetch else [],
-                "units_refused": self.units(s, "refused") if fetch else []}
+                "units_refused": self.refusals(s, fetch)}
+
+    def refusals(self, s: RelaySession, fetch: bool) -> dict[str, str]:
+        """Unit → why it is not relaying: its answer to play_stream (e.g. ``power_off``), or
+        ``unsafe_redirect`` when its telemetry says ``relay: refused`` (node_fetch: the station led it
+        to a non-public address on another origin)."""
+        out: dict[str, str] = dict(s.detail.get("units_refused", {}))
+        for n in self.units(s, "refused") if fetch else []:
+            out.setdefault(n, "unsafe_redirect")
+        return out
 
     def end(self, s: RelaySession, reason: str, *, at: datetime | None = None) -> None:
         """Stop the relay on its units and free its zones (idempotent)."""

@@ -188,9 +188,10 @@ class RelayPublic(BaseModel):
     schedule_id: int | None = None
     units_playing: list[str] = Field(default_factory=list, description="node_fetch: units that say so")
     units_interrupted: list[str] = Field(default_factory=list)
-    units_refused: list[str] = Field(default_factory=list, description=(
-        "node_fetch: units that refused where the station led them (a redirect, variant or segment "
-        "to a non-public address on another origin; docs/protocol.md play_stream)"))
+    units_refused: dict[str, str] = Field(default_factory=dict, description=(
+        "unit → why it is not relaying: its refusal of play_stream (e.g. power_off), or "
+        "unsafe_redirect (node_fetch: the station led it to a non-public address on another origin; "
+        "docs/protocol.md play_stream)"))
 
 
 # --------------------------------------------------------------------------- errors

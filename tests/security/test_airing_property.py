@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from controller.accounts import CAN_AIR, CAN_EMERGENCY
+from controller.accounts import CAN_AIR, CAN_EMERGENCY, add_user
 from controller.models import AuditEntry, Broadcast, Bulletin, Delivery, Relay
 from devices.broker import free_port
 from scheduler import TIMEZONE
@@ -267,8 +267,9 @@ def test_an_id_is_a_json_integer(shape: Any) -> None:
 
 
 def test_a_slot_re_checks_its_bulletin_when_it_fires(tmp_path: Path) -> None:
-    """scheduler/firing.py on a real SQLite database: an emergency slot of a draft airs and is
-    audited; once the bulletin is rejected, the next slot fails with the reason and airs nothing."""
+    """scheduler/firing.py on a real SQLite database: an emergency slot of a draft, set up by an
+    active operator, airs and is audited; once the bulletin is rejected, the next slot fails with
+    the reason and airs nothing."""
     from scheduler.firing import FireConfig, air_slot
     from scheduler.schedules import ScheduleCreate, create_schedule
     from tests.scheduler.ward import make_ward
@@ -279,6 +280,7 @@ def test_a_slot_re_checks_its_bulletin_when_it_fires(tmp_path: Path) -> None:
         assert b is not None
         b.approval = "draft"
         s.add(b)
+        add_user(s, "op_a", "operator", b.org_unit_id)  # the bypass holds only for an active operator
         body = ScheduleCreate.model_validate({"bulletin_id": 1, "priority": "emergency",
                                               "target": {"zones": ["z1"]}, "when": DAILY})
         sid = create_schedule(s, body, created_by="op_a").id

@@ -54,7 +54,8 @@ async def relay(api: httpx.AsyncClient, url: str) -> str:
 
 async def shown(api: httpx.AsyncClient, rid: str, field: str) -> bool:
     got: dict[str, Any] = (await api.get(f"/api/relays/{rid}")).json()
-    return got.get(field) == ["rd-1"]
+    value = got.get(field)
+    return value == {"rd-1": "unsafe_redirect"} if field == "units_refused" else value == ["rd-1"]
 
 
 async def refused(api: httpx.AsyncClient, unit: SimNode, url: str) -> None:
