@@ -35,13 +35,18 @@ def test_normalize_reads_stdin_and_warns(capsys: pytest.CaptureFixture[str], mon
     assert main(["normalize", "🔥🔥", "--data-dir", str(tmp_path)]) == 1
 
 
-def test_normalize_uses_the_ward_dictionary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
+def top_level_entry(data_dir: Path, term: str, spoken: str) -> None:
+    """A dictionary entry of the top of the org tree in the data directory's SQLite database."""
+    db = Database(f"sqlite:///{data_dir / 'loaphuong.db'}")
     db.migrate()
     with db.session() as s:
-        s.add(PronunciationEntry(term="Kẻ Sặt", term_key="kẻ sặt", spoken="Kẻ Sặt"))
+        s.add(PronunciationEntry(term=term, term_key=term.lower(), spoken=spoken))
         s.commit()
     db.dispose()
+
+
+def test_normalize_uses_the_ward_dictionary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    top_level_entry(tmp_path, "Kẻ Sặt", "Kẻ Sặt")
     assert main(["normalize", "thôn kẻ sặt", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "thôn Kẻ Sặt\n"
     assert main(["normalize", "thôn kẻ sặt", "--data-dir", str(tmp_path), "--no-dictionary"]) == 0
@@ -69,12 +74,7 @@ def test_normalize_explains_each_span(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_normalize_explains_the_dictionary_first(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
-    db.migrate()
-    with db.session() as s:
-        s.add(PronunciationEntry(term="QL1A", term_key="ql1a", spoken="quốc lộ một A"))
-        s.commit()
-    db.dispose()
+    top_level_entry(tmp_path, "QL1A", "quốc lộ một A")
     assert main(["normalize", "QL1A ngày 2/9", "--data-dir", str(tmp_path), "--explain"]) == 0
     out = capsys.readouterr()
     assert out.out == "quốc lộ một A ngày hai tháng chín\n"
@@ -84,12 +84,7 @@ def test_normalize_explains_the_dictionary_first(capsys: pytest.CaptureFixture[s
 def test_quick_path_reads_as_the_full_path(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the settings (quick) and with them (an HTTP engine configured): same dictionary, dialect."""
-    db = Database(f"sqlite:///{tmp_path / 'loaphuong.db'}")
-    db.migrate()
-    with db.session() as s:
-        s.add(PronunciationEntry(term="Kẻ Sặt", term_key="kẻ sặt", spoken="Kẻ Sặt"))
-        s.commit()
-    db.dispose()
+    top_level_entry(tmp_path, "Kẻ Sặt", "Kẻ Sặt")
     args = ["normalize", "thôn kẻ sặt có 105 hộ", "--data-dir", str(tmp_path), "--voice", "vi-vn-x-south"]
     assert main(args) == 0
     quick = capsys.readouterr().out
