@@ -124,9 +124,11 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
     import httpx
     from sqlmodel import select
 
+    from controller.airing.models import Delivery, DeliveryState
+    from controller.airing.settings import DeliverySettings
     from controller.app import create_app
-    from controller.models import Delivery, DeliveryState
-    from controller.settings import DeliverySettings, MqttSettings, Settings
+    from controller.fleet.settings import MqttSettings
+    from controller.settings import Settings
     from firmware_sim.fleet import fleet_specs
 
     settings = Settings(data_dir=data_dir, mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
@@ -143,7 +145,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c",
                                      auth=("admin", "bench-password"), timeout=300) as client:
             assert (await client.post("/api/zones", json={"id": "zone1", "name": "Bench"})).status_code == 201
-            from controller.models import Node, NodeZone
+            from controller.fleet.models import Node, NodeZone
             with sv.db.session() as s:
                 for spec in specs:
                     s.add(Node(id=spec.node_id))

@@ -78,8 +78,8 @@ def id_prefixes(count: int, per_proc: int) -> list[tuple[str, int]]:
 
 def seed(data_dir: Path, groups: list[tuple[str, int]]) -> None:
     """Provision the ward directly in the database (the API adds one unit per request)."""
-    from controller.db import Database
-    from controller.models import Node, NodeZone, Zone
+    from controller.core.db import Database
+    from controller.fleet.models import Node, NodeZone, Zone
     from controller.settings import Settings
     from firmware_sim.fleet import fleet_specs
 

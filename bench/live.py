@@ -78,7 +78,8 @@ async def live_run(port: int, nodes: int, seconds: float, delay_ms: int, jitter_
                    data_dir: Path) -> dict[str, Any]:
     import httpx
 
-    from controller.settings import MqttSettings, Settings
+    from controller.fleet.settings import MqttSettings
+    from controller.settings import Settings
     from firmware_sim.faults import Faults
     from firmware_sim.node import SimNode
     from tests.e2e.serve import basic, serving

@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller.auth import Verifier, hash_password  # noqa: E402
-from controller.models import User  # noqa: E402
+from controller.accounts.auth import Verifier, hash_password  # noqa: E402
+from controller.accounts.models import User  # noqa: E402
 
 PASSWORD = "bench-password"
 
@@ -49,8 +49,9 @@ async def measure(rounds: int, data_dir: Path) -> dict[str, float]:
     import httpx
 
     from controller.app import create_app
-    from controller.settings import MqttSettings, Settings
-    from controller.web_settings import LoginSettings
+    from controller.core.web_settings import LoginSettings
+    from controller.fleet.settings import MqttSettings
+    from controller.settings import Settings
 
     settings = Settings(data_dir=data_dir, mqtt=MqttSettings(port=1),  # type: ignore[call-arg]
                         admin_password=PASSWORD, login=LoginSettings(free_failures=100))  # type: ignore[call-arg]

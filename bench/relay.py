@@ -234,7 +234,8 @@ async def controller_role(port: int, data_dir: str) -> None:
     import uvicorn
 
     from controller.app import create_app
-    from controller.settings import MqttSettings, Settings
+    from controller.fleet.settings import MqttSettings
+    from controller.settings import Settings
 
     settings = Settings(data_dir=Path(data_dir), mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
                         admin_password=PASSWORD)
@@ -481,7 +482,7 @@ async def start_controller(port: int, data_dir: str, station: str) -> tuple[asyn
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from controller.demo_station import DemoStation
+    from controller.cli.demo_station import DemoStation
     from firmware_sim.node import SimNode
 
     loop = asyncio.get_running_loop()
@@ -572,7 +573,7 @@ def main() -> int:
     if args.role == "controller":
         # a unit's reply to a relay's play_stream / stop is logged as "unknown command id" (the
         # relay hub does not track its commands): once per unit and relay, noise in a bench
-        logging.getLogger("controller.commands").setLevel(logging.ERROR)
+        logging.getLogger("controller.fleet.commands").setLevel(logging.ERROR)
         asyncio.run(controller_role(args.port, args.data_dir))
         return 0
     if args.role == "rawpub":

@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import select  # noqa: E402
 
-from controller.db import Database  # noqa: E402
-from controller.models import AudioAsset, Bulletin, Node, NodeZone, Zone  # noqa: E402
+from controller.bulletins.models import AudioAsset, Bulletin  # noqa: E402
+from controller.core.db import Database  # noqa: E402
+from controller.fleet.models import Node, NodeZone, Zone  # noqa: E402
 from devices.protocol import now_ms  # noqa: E402
 from scheduler.models import Schedule, ScheduleRun  # noqa: E402
 from scheduler.runner import ScheduleService  # noqa: E402

@@ -47,7 +47,8 @@ async def scenario(name: str, port: int, nodes: int, broadcasts: int, data_dir: 
     import httpx
 
     from controller.app import create_app
-    from controller.settings import MqttSettings, Settings
+    from controller.fleet.settings import MqttSettings
+    from controller.settings import Settings
 
     settings = Settings(data_dir=data_dir / name, mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
                         admin_password="bench-password")

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from controller.models import RETIRED, AudioAsset, Bulletin, Node, NodeZone, Zone
+from controller.bulletins.models import AudioAsset, Bulletin
+from controller.fleet.models import RETIRED, Node, NodeZone, Zone
 from devices.protocol import now_ms
 from scheduler.models import RunStatus, Schedule
 from scheduler.schedules import list_runs

@@ -32,10 +32,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from controller.accounts import CAN_AIR
-from controller.airing import bypass_refusal, is_bypass
-from controller.models import AuditEntry, Bulletin, Relay
-from controller.service import ServiceError, create_broadcast, resolve_targets
+from controller.accounts.models import AuditEntry
+from controller.accounts.roles import CAN_AIR
+from controller.airing.broadcasts import create_broadcast
+from controller.airing.rules import bypass_refusal, is_bypass
+from controller.bulletins.models import Bulletin
+from controller.core.errors import ServiceError
+from controller.fleet.targets import resolve_targets
+from controller.relays.models import Relay
 from devices.protocol import now_ms
 from scheduler.models import RunStatus, Schedule, ScheduleRun
 from scheduler.service import TIMEZONE

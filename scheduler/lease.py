@@ -21,7 +21,7 @@ import time
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from controller.db import make_engine
+from controller.core.db import make_engine
 
 logger = logging.getLogger(__name__)
 

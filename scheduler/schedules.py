@@ -16,10 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session, col, select
 
-from controller.airing import airing_refusal
-from controller.ids import DbId, Flag
-from controller.models import AudioAsset, Bulletin
-from controller.service import ServiceError, resolve_targets
+from controller.airing.rules import airing_refusal
+from controller.bulletins.models import AudioAsset, Bulletin
+from controller.core.errors import ServiceError
+from controller.core.ids import DbId, Flag
+from controller.fleet.targets import resolve_targets
 from devices.protocol import now_ms
 from scheduler.models import Schedule, ScheduleRun
 from scheduler.reconcile import next_slots

@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from controller.airing.settings import DeliverySettings
 from controller.app import create_app
-from controller.settings import DeliverySettings, MqttSettings, Settings
+from controller.fleet.settings import MqttSettings
+from controller.settings import Settings
 from devices.broker import BrokerProcess, mosquitto_path, nats_path
 
 ADMIN = ("admin", "test-password-1")

@@ -8,20 +8,14 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from controller.accounts import (
-    COOKIE,
-    ROLES,
-    SESSION_TTL_MS,
-    add_user,
-    audit,
-    close_session,
-    end_sessions,
-    manages_user,
-    may_grant_role,
-    open_session,
-    scope_refusal,
-    subtree,
-)
+from controller.accounts.audit import audit
+from controller.accounts.auth import hash_password
+from controller.accounts.models import AuditEntry, OrgUnit, User
+from controller.accounts.passwords import password_problem
+from controller.accounts.roles import ROLES, may_grant_role
+from controller.accounts.scope import manages_user, scope_refusal, subtree
+from controller.accounts.sessions import COOKIE, SESSION_TTL_MS, close_session, end_sessions, open_session
+from controller.accounts.users import add_user
 from controller.api.deps import (
     AdminDep,
     ServicesDep,
@@ -33,9 +27,6 @@ from controller.api.deps import (
 )
 from controller.api.schemas import OrgUnitPublic, Strict, iso
 from controller.api.scope import forbidden
-from controller.auth import hash_password
-from controller.models import AuditEntry, OrgUnit, User
-from controller.passwords import password_problem
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 

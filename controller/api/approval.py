@@ -6,14 +6,15 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
 from sqlmodel import col, select
 
-from controller.accounts import audit
+from controller.accounts.audit import audit
+from controller.accounts.models import User
 from controller.api.broadcasts import withdraw
 from controller.api.bulletins import BulletinSpeechPublic, _public
 from controller.api.deps import ApproverDep, EditorDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import Strict
 from controller.api.scope import bulletin_for, visible_bulletin_ids
-from controller.binding import bind
-from controller.models import Bulletin, User
+from controller.bulletins.binding import bind
+from controller.bulletins.models import Bulletin
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/api/bulletins", tags=["approval"])

@@ -7,7 +7,9 @@ import logging
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import Session, col, select
 
-from controller.accounts import CAN_AIR, CAN_EMERGENCY
+from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
+from controller.airing.broadcasts import create_broadcast
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import (
     BroadcastCreate,
@@ -23,9 +25,7 @@ from controller.api.scope import (
     scoped_target,
     visible_bulletin_ids,
 )
-from controller.app import Services
-from controller.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
-from controller.service import create_broadcast
+from controller.services import Services
 from devices import protocol as p
 
 logger = logging.getLogger(__name__)

@@ -10,17 +10,20 @@ from pydantic import Field
 from sqlmodel import Session
 
 import tts
-from controller.accounts import CAN_EMERGENCY, CAN_WRITE_BULLETINS, initial_approval
+from controller.accounts.models import User
+from controller.accounts.roles import CAN_EMERGENCY, CAN_WRITE_BULLETINS
 from controller.api.broadcasts import withdraw
 from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import BulletinCreate, BulletinPublic, Priority, Strict, iso
 from controller.api.scope import bulletin_for
 from controller.api.speech import MEDIA_TYPES, render_options
-from controller.binding import reopen
-from controller.dictionary import load_dictionary
-from controller.models import AudioAsset, Bulletin, BulletinSpeech, User
-from controller.reread import RECORDING_VOICE, use_audio
-from controller.service import ServiceError, render_bulletin
+from controller.bulletins.approval import initial_approval
+from controller.bulletins.binding import reopen
+from controller.bulletins.dictionary import load_dictionary
+from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech
+from controller.bulletins.render import render_bulletin
+from controller.bulletins.reread import RECORDING_VOICE, use_audio
+from controller.core.errors import ServiceError
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
 

@@ -8,14 +8,15 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import col, select
 
-from controller.accounts import manages_zones, unit_zones, visible_zones
+from controller.accounts.models import User
+from controller.accounts.scope import manages_zones, unit_zones, visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.relays import refusal, station_guard
 from controller.api.schemas import MqttCredentials, Strict, iso
 from controller.api.scope import forbidden, node_visible
-from controller.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
-from controller.models import RETIRED, Node, NodeCommand, NodeZone, User, Zone
-from controller.mqtt_accounts import issue_credentials
+from controller.cli.mqtt_config import issue_credentials
+from controller.fleet.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
+from controller.fleet.models import RETIRED, Node, NodeCommand, NodeZone, Zone
 
 router = APIRouter(prefix="/api", tags=["control"])
 

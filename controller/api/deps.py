@@ -12,19 +12,11 @@ from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlmodel import Session
 
-from controller.accounts import (
-    CAN_ADMIN,
-    CAN_AIR,
-    CAN_APPROVE,
-    CAN_CONTROL,
-    CAN_WRITE_BULLETINS,
-    COOKIE,
-    CSRF_HEADER,
-    audit,
-    find_session,
-)
-from controller.app import Services
-from controller.models import User
+from controller.accounts.audit import audit
+from controller.accounts.models import User
+from controller.accounts.roles import CAN_ADMIN, CAN_AIR, CAN_APPROVE, CAN_CONTROL, CAN_WRITE_BULLETINS
+from controller.accounts.sessions import COOKIE, CSRF_HEADER, find_session
+from controller.services import Services
 
 _basic = HTTPBasic(realm="loaphuong", auto_error=False)
 

@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictFloat
 from sqlmodel import Session, col, delete, select
 
-from controller.accounts import audit, manages_zones, scope_refusal, unit_zones, visible_zones
+from controller.accounts.audit import audit
+from controller.accounts.models import OrgUnit, User
+from controller.accounts.scope import manages_zones, scope_refusal, unit_zones, visible_zones
 from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep
 from controller.api.schemas import (
     MqttCredentials,
@@ -23,9 +25,9 @@ from controller.api.schemas import (
     iso,
 )
 from controller.api.scope import forbidden, node_for
-from controller.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, OrgUnit, User, Zone
-from controller.mqtt_accounts import issue_credentials, refuse_reserved
-from controller.nodedir import NodeDirectory
+from controller.cli.mqtt_config import issue_credentials, refuse_reserved
+from controller.fleet.directory import NodeDirectory
+from controller.fleet.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, Zone
 
 router = APIRouter(prefix="/api", tags=["fleet"])
 

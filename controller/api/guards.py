@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request, status
 
-from controller.accounts import CAN_ADMIN, CAN_AIR, CAN_CONTROL, CAN_WRITE_BULLETINS, can_see_org
+from controller.accounts.models import User
+from controller.accounts.roles import CAN_ADMIN, CAN_AIR, CAN_CONTROL, CAN_WRITE_BULLETINS
+from controller.accounts.scope import can_see_org
 from controller.api.deps import SessionDep, UserDep
 from controller.api.scope import forbidden, node_for, scoped_target, zone_for
-from controller.models import Bulletin, User
+from controller.bulletins.models import Bulletin
 from scheduler.models import Schedule
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -32,17 +32,21 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, col, select
 
-from controller.accounts import CAN_AIR, visible_zones
+from controller.accounts.models import User
+from controller.accounts.roles import CAN_AIR
+from controller.accounts.scope import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.live_auth import authenticate, origin_allowed, session_csrf, token_ok
 from controller.api.schemas import Priority
 from controller.api.scope import forbidden, scoped_target
-from controller.app import Services
-from controller.ids import Flag
-from controller.live import LiveHub
-from controller.live_log import LiveRecorder
-from controller.models import LiveLog, NodeZone, User
-from controller.service import ServiceError, resolve_targets
+from controller.core.errors import ServiceError
+from controller.core.ids import Flag
+from controller.fleet.models import NodeZone
+from controller.fleet.targets import resolve_targets
+from controller.live.hub import LiveHub
+from controller.live.log import LiveRecorder
+from controller.live.models import LiveLog
+from controller.services import Services
 from devices import protocol as p
 from scheduler import TIMEZONE
 

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
-from controller.accounts import COOKIE, find_session
+from controller.accounts.models import User
+from controller.accounts.sessions import COOKIE, find_session
 from controller.api.deps import check_password
-from controller.app import Services
-from controller.models import User
+from controller.services import Services
 
 logger = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from typing import Annotated, get_args
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
-from controller.accounts import initial_approval
 from controller.api.bulletins import BulletinSpeechPublic, _public
 from controller.api.deps import EditorDep, ServicesDep
 from controller.api.schemas import Priority
-from controller.recordings import store_recording
-from controller.service import ServiceError
-from controller.settings import TtsSettings
+from controller.bulletins.approval import initial_approval
+from controller.bulletins.recordings import store_recording
+from controller.bulletins.speech_settings import TtsSettings
+from controller.core.errors import ServiceError
 from tts.errors import EngineError
 from tts.recording import ACCEPTED_FORMATS, RecordingError, prepare_recording
 

@@ -17,19 +17,20 @@ from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from controller import relay_store as store
-from controller.accounts import visible_zones
+from controller.accounts.models import User
+from controller.accounts.scope import visible_zones
 from controller.api.deps import OperatorDep as UserDep
 from controller.api.deps import ServicesDep, SessionDep
 from controller.api.live import LiveTarget
 from controller.api.schemas import Priority, RelayPublic, Strict
 from controller.api.scope import node_visible, scoped_target
-from controller.app import Services
-from controller.models import User
-from controller.netguard import UNREACHABLE, Guard
-from controller.relay_pull import probe
-from controller.relays import RelayHub
-from controller.service import ServiceError, resolve_targets
+from controller.core.errors import ServiceError
+from controller.core.netguard import UNREACHABLE, Guard
+from controller.fleet.targets import resolve_targets
+from controller.relays import store
+from controller.relays.hub import RelayHub
+from controller.relays.pull import probe
+from controller.services import Services
 from devices import protocol as p
 
 logger = logging.getLogger(__name__)

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from sqlmodel import Session, col, select
 
-from controller.accounts import visible_zones
+from controller.accounts.models import User
+from controller.accounts.scope import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.guards import schedule_visible
 from controller.api.relays import check_station
 from controller.api.scope import audit_bypass, check_airing, stored_target, visible_bulletin_ids
-from controller.models import Bulletin, User
+from controller.bulletins.models import Bulletin
 from scheduler.agenda import build_agenda
 from scheduler.models import RunStatus, Schedule
 from scheduler.schedules import (

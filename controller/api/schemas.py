@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
-from controller.ids import DbId, Flag
+from controller.core.ids import DbId, Flag
 from devices.protocol import valid_id
 from devices.security import RESERVED_PREFIX, reserved_id
 from scheduler import TIMEZONE

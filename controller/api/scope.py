@@ -5,9 +5,14 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 from sqlmodel import Session, col, select
 
-from controller.accounts import CAN_AIR, CAN_EMERGENCY, audit, can_see_org, visible_zones
-from controller.airing import airing_refusal, effective_priority, is_bypass
-from controller.models import RETIRED, Broadcast, Bulletin, Node, NodeZone, User, Zone
+from controller.accounts.audit import audit
+from controller.accounts.models import User
+from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
+from controller.accounts.scope import can_see_org, visible_zones
+from controller.airing.models import Broadcast
+from controller.airing.rules import airing_refusal, effective_priority, is_bypass
+from controller.bulletins.models import Bulletin
+from controller.fleet.models import RETIRED, Node, NodeZone, Zone
 
 
 def forbidden(what: str) -> HTTPException:

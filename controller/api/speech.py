@@ -18,23 +18,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 import tts
-from controller.accounts import audit, can_see_org
+from controller.accounts.audit import audit
+from controller.accounts.models import OrgUnit, User
+from controller.accounts.scope import can_see_org
+from controller.airing.models import Broadcast
 from controller.api.broadcasts import withdraw
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.schemas import Priority, Strict, iso
-from controller.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
-from controller.models import (
-    AudioAsset,
-    Broadcast,
-    Bulletin,
-    BulletinSpeech,
-    OrgUnit,
-    PronunciationEntry,
-    User,
-)
-from controller.reread import Reread, recheck_after_dictionary_change
-from controller.service import ServiceError
-from controller.settings import Settings, TtsSettings
+from controller.bulletins.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
+from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech, PronunciationEntry
+from controller.bulletins.reread import Reread, recheck_after_dictionary_change
+from controller.bulletins.speech_settings import TtsSettings
+from controller.core.errors import ServiceError
+from controller.settings import Settings
 from tts.cache import AudioCache, CacheEntry
 
 router = APIRouter(prefix="/api/speech", tags=["speech"])

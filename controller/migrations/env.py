@@ -6,7 +6,12 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import controller.models  # noqa: F401  (registers the tables)
+import controller.accounts.models
+import controller.airing.models
+import controller.bulletins.models
+import controller.fleet.models
+import controller.live.models
+import controller.relays.models  # noqa: F401
 import scheduler.models  # noqa: F401  (the schedule tables)
 
 config = context.config

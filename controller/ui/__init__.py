@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from controller.ui import live, pages, reports
+from controller.ui import delivery_view, pages, reports
 
 router = APIRouter()
-for _r in (pages.router, reports.router, reports.export_router, live.router):
+for _r in (pages.router, reports.router, reports.export_router, delivery_view.router):
     router.include_router(_r)

@@ -11,9 +11,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
-from controller.accounts import CAN_APPROVE, COOKIE, find_session
+from controller.accounts.roles import CAN_APPROVE
+from controller.accounts.sessions import COOKIE, find_session
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
-from controller.models import Broadcast, BroadcastStatus, Bulletin, BulletinSpeech, Delivery, DeliveryState
+from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.ui import relay
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones

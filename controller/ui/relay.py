@@ -12,11 +12,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlmodel import col, select
 
-from controller import relay_store as store
-from controller.accounts import CAN_AIR
+from controller.accounts.roles import CAN_AIR
 from controller.api.guards import schedule_visible
 from controller.api.live import all_visible, visible_node_ids
-from controller.models import Relay, Zone
+from controller.fleet.models import Zone
+from controller.relays import store
+from controller.relays.models import Relay
 from controller.ui.i18n import T
 from controller.ui.render import Page, PageDep, zones
 from scheduler import TIMEZONE

@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, col, select
 
-from controller.accounts import COOKIE, find_session, visible_zones
-from controller.app import Services
-from controller.models import RETIRED, Node, NodeZone, User, Zone
+from controller.accounts.models import User
+from controller.accounts.scope import visible_zones
+from controller.accounts.sessions import COOKIE, find_session
+from controller.fleet.models import RETIRED, Node, NodeZone, Zone
+from controller.services import Services
 from controller.ui.i18n import T, pick
 from scheduler import TIMEZONE
 

@@ -18,12 +18,15 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from controller.accounts.models import User
+from controller.airing.models import Broadcast, Delivery
 from controller.api.deps import SessionDep, UserDep
 from controller.api.live import all_visible, session_rows, visible_node_ids
 from controller.api.schemas import COMMON_ERRORS, errors
 from controller.api.scope import visible_bulletin_ids
-from controller.availability import zone_availability
-from controller.models import AudioAsset, Broadcast, Bulletin, Delivery, Relay, User
+from controller.bulletins.models import AudioAsset, Bulletin
+from controller.fleet.availability import zone_availability
+from controller.relays.models import Relay
 from controller.ui.render import Page, PageDep, units, when, zones
 from devices.protocol import now_ms as p_now_ms
 from scheduler import TIMEZONE

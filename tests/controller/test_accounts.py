@@ -167,7 +167,7 @@ async def test_ward_scoping(api: tuple[Any, httpx.AsyncClient]) -> None:
     a = await login(app, "opa", await add_user(admin, "opa", "operator", "wa"))
     b_bulletin = (await admin.post("/api/bulletins", json={"text": "Bản tin của phường khác."})).json()
     with app.state.services.db.session() as s:  # make it ward B's
-        from controller.models import Bulletin
+        from controller.bulletins.models import Bulletin
 
         row = s.get(Bulletin, b_bulletin["id"])
         row.org_unit_id = "wb"
@@ -188,7 +188,7 @@ async def test_ward_scoping(api: tuple[Any, httpx.AsyncClient]) -> None:
     assert (await a.post("/api/nodes/zb-1/commands", json=cmd)).status_code == 403
     assert (await a.post("/api/zones/zb/commands", json=cmd)).status_code == 403
     # the command log: a command that went to ward B's unit is invisible to ward A
-    from controller.models import NodeCommand
+    from controller.fleet.models import NodeCommand
 
     with app.state.services.db.session() as s:
         for cid, node in (("c-a", "za-1"), ("c-b", "zb-1")):
@@ -227,7 +227,7 @@ async def test_schedules_follow_roles_approval_and_wards(api: tuple[Any, httpx.A
     # ward B's schedule: invisible and untouchable for ward A
     theirs = (await admin.post("/api/bulletins", json={"text": "Bản tin phường B."})).json()
     with app.state.services.db.session() as s:
-        from controller.models import Bulletin
+        from controller.bulletins.models import Bulletin
 
         row = s.get(Bulletin, theirs["id"])
         row.org_unit_id = "wb"
@@ -272,7 +272,7 @@ async def test_relay_schedules_and_relays_follow_wards(api: tuple[Any, httpx.Asy
         assert (await op.patch(f"/api/schedules/{sid}", json={"enabled": False})).status_code == 403
     assert len((await admin.get("/api/schedules")).json()) == 3
 
-    from controller.models import Relay
+    from controller.relays.models import Relay
     with app.state.services.db.session() as s:
         for rid, node in (("relay-a", "za-1"), ("relay-b", "zb-1")):
             s.add(Relay(id=rid, url=relay["url"], mode="node_fetch", nodes=[node], state="ended",

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlmodel import func, select
 
-from controller.models import Broadcast, Bulletin, Delivery
+from controller.airing.models import Broadcast, Delivery
+from controller.bulletins.models import Bulletin
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.availability import online_ms, zone_availability
-from controller.db import Database
-from controller.models import NodeEvent
+from controller.core.db import Database
+from controller.fleet.availability import online_ms, zone_availability
+from controller.fleet.models import NodeEvent
 
 H = 3_600_000
 

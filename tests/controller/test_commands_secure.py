@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from controller.cli import main as cli_main
-from controller.models import NodeCredential
+from controller.cli.main import main as cli_main
+from controller.fleet.models import NodeCredential
 from devices import security as sec
 from devices.broker import BrokerProcess, free_port
 from devices.mqtt import BrokerAddress

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from controller.db import Database
-from controller.models import TelemetrySample
-from controller.presence import NodeLive, Presence
-from controller.telemetry import TelemetryHistory
-from controller.writer import DbWriter
+from controller.core.db import Database
+from controller.core.writer import DbWriter
+from controller.fleet.models import TelemetrySample
+from controller.fleet.presence import NodeLive, Presence
+from controller.fleet.telemetry import TelemetryHistory
 from devices import protocol as p
 from devices.broker import BrokerProcess, free_port
 from devices.link import ControllerLink

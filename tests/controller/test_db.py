@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from controller.db import Database
-from controller.models import NodeEvent, Zone
-from controller.writer import DbWriter
+from controller.core.db import Database
+from controller.core.writer import DbWriter
+from controller.fleet.models import NodeEvent, Zone
 from devices.broker import BrokerProcess
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import air, bulletin, provision, sim, states, wait_broadcast, wait_online

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controller.demo_station import DemoStation
+from controller.cli.demo_station import DemoStation
 from devices import hls
 from tests.e2e.helpers import wait_for
 

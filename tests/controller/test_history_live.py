@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.models import LiveLog, Relay
+from controller.live.models import LiveLog
+from controller.relays.models import Relay
 from devices.broker import free_port
 from devices.protocol import now_ms
 from scheduler import TIMEZONE

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlmodel import func, select
 
-from controller.models import AudioAsset, Bulletin
+from controller.bulletins.models import AudioAsset, Bulletin
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
 from tests.tts.test_recording import make_audio

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from websockets.asyncio.client import connect
 
-from controller.tls import self_signed, tls_files
+from controller.core.tls import self_signed, tls_files
 from devices.broker import free_port
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.serve import basic, serving

@@ -72,7 +72,7 @@ async def test_pages_need_a_session(ui: tuple[Any, httpx.AsyncClient, httpx.Asyn
 
 
 async def test_a_province_of_units_is_paged(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> None:
-    from controller.models import Node, NodeZone
+    from controller.fleet.models import Node, NodeZone
 
     app, _, c = ui
     with app.state.services.db.session() as s:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.models import Relay
+from controller.relays.models import Relay
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import allowing

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from controller.gateway_presence import GatewayPresence
-from controller.presence import NodeLive, Presence
+from controller.fleet.gateway_presence import GatewayPresence
+from controller.fleet.presence import NodeLive, Presence
 from devices import protocol as p
 from devices.broker import BrokerProcess
 from devices.link import ControllerLink

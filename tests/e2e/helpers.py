@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from controller.settings import RelaySettings, Settings
+from controller.relays.settings import RelaySettings
+from controller.settings import Settings
 from devices.mqtt import BrokerAddress
 from firmware_sim.faults import Faults
 from firmware_sim.node import SimNode

@@ -18,8 +18,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from controller.app import create_app
+from controller.core.web_settings import uvicorn_proxy_options
 from controller.settings import Settings
-from controller.web_settings import uvicorn_proxy_options
 
 RATE = 16000
 

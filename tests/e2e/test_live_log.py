@@ -12,10 +12,10 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from controller.db import Database
-from controller.live import pcm_rms
-from controller.models import LiveLog
-from controller.settings import LiveSettings
+from controller.core.db import Database
+from controller.live.hub import pcm_rms
+from controller.live.models import LiveLog
+from controller.live.settings import LiveSettings
 from devices.broker import BrokerProcess
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.helpers import provision, sim, wait_for, wait_online
@@ -182,9 +182,9 @@ async def test_archive_cap_disk_full_and_failed_encoding_leave_the_voice_alone(t
     """The recorder on its own (real database, writer and ffmpeg; no broker): beyond the cap the
     archive stops and says so; a full disk (/dev/full) and an encoding that fails are recorded as
     "archive failed: …" while every frame still goes through."""
-    from controller.live import LiveSession
-    from controller.live_log import LiveRecorder
-    from controller.writer import DbWriter
+    from controller.core.writer import DbWriter
+    from controller.live.hub import LiveSession
+    from controller.live.log import LiveRecorder
     from devices import protocol as p
     from devices.link import ControllerLink
     from devices.mqtt import BrokerAddress

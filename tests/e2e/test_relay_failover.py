@@ -13,8 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from controller.models import Relay
-from controller.settings import MqttSettings, RelaySettings, Settings
+from controller.fleet.settings import MqttSettings
+from controller.relays.models import Relay
+from controller.relays.settings import RelaySettings
+from controller.settings import Settings
 from devices.broker import BrokerProcess
 from firmware_sim.node import SimNode
 from tests.conftest import make_settings, running_controller

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller import relay_hls
+from controller.relays import hls as relay_hls
 from devices.broker import BrokerProcess
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.models import Relay
+from controller.relays.models import Relay
 from controller.settings import Settings
 from devices.broker import BrokerProcess
 from firmware_sim.node import SimNode

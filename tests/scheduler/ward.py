@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from controller.db import Database
-from controller.models import AudioAsset, Broadcast, Bulletin, Node, NodeZone, Zone
+from controller.airing.models import Broadcast
+from controller.bulletins.models import AudioAsset, Bulletin
+from controller.core.db import Database
+from controller.fleet.models import Node, NodeZone, Zone
 from scheduler.models import ScheduleRun
 from scheduler.runner import ScheduleService
 from scheduler.schedules import ScheduleCreate, create_schedule

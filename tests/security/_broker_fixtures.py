@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
+from controller.core.tls import self_signed
 from controller.settings import Settings
-from controller.tls import self_signed
 from devices.broker import free_port
 from devices.mqtt import AsyncMqttClient, BrokerAddress
 from devices.security import broker_gid

@@ -15,8 +15,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from controller.accounts import may_grant_role, scope_refusal
-from controller.models import NodeCredential, OrgUnit, User
+from controller.accounts.models import OrgUnit, User
+from controller.accounts.roles import may_grant_role
+from controller.accounts.scope import scope_refusal
+from controller.fleet.models import NodeCredential
 from devices.mqtt import BrokerAddress
 from firmware_sim.node import SimNode
 from tests.conftest import ADMIN

@@ -23,7 +23,9 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import Session, select
 
-from controller.models import Broadcast, Bulletin, Relay
+from controller.airing.models import Broadcast
+from controller.bulletins.models import Bulletin
+from controller.relays.models import Relay
 from firmware_sim.node import SimNode
 from scheduler import TIMEZONE
 from scheduler.models import Schedule

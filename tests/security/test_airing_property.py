@@ -25,8 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from controller.accounts import CAN_AIR, CAN_EMERGENCY, add_user
-from controller.models import AuditEntry, Broadcast, Bulletin, Delivery, Relay
+from controller.accounts.models import AuditEntry
+from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
+from controller.accounts.users import add_user
+from controller.airing.models import Broadcast, Delivery
+from controller.bulletins.models import Bulletin
+from controller.relays.models import Relay
 from devices.broker import free_port
 from scheduler import TIMEZONE
 from scheduler.models import Schedule
@@ -235,7 +239,7 @@ def test_the_property_check_sees_a_forbidden_row(ward: Ward) -> None:
 @pytest.mark.parametrize("priority", [None, "normal", "priority", "emergency"])
 def test_the_airing_rule(approval: str, priority: str | None) -> None:
     """Approved airs; undecided airs only as an emergency; rejected (or unknown) never."""
-    from controller.airing import airing_refusal, is_bypass
+    from controller.airing.rules import airing_refusal, is_bypass
 
     for own in ("normal", "emergency"):  # the bulletin's class, used when no priority is asked
         b = Bulletin(id=6, title="", text="x", voice="vi", priority=own, approval=approval)

@@ -25,7 +25,8 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import Session, col, select
 
-from controller.models import Broadcast, Bulletin, Delivery
+from controller.airing.models import Broadcast, Delivery
+from controller.bulletins.models import Bulletin
 from scheduler import TIMEZONE
 from tests.e2e.helpers import wait_for
 from tests.security.ward import binding_world, ok, on_air

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.web_settings import HttpSettings
+from controller.core.web_settings import HttpSettings
 from tests.conftest import ADMIN
 from tests.e2e.serve import serving
 from tests.security.ward import Broker, add_user, client, settings_for

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.gateway_presence import GatewayPresence
+from controller.fleet.gateway_presence import GatewayPresence
 from devices import protocol as p
 from devices import security as sec
 from devices.broker import free_port
@@ -221,7 +221,7 @@ async def test_reserved_ids_refused_and_one_bad_unit_does_not_break_mqtt_config(
         nodes = {n["id"] for n in (await ward.api.get("/api/nodes")).json()}
         assert nodes == {"ua-1"}
         with ward.app.state.services.db.session() as s:  # a row from before the check existed
-            from controller.models import Node, NodeCredential
+            from controller.fleet.models import Node, NodeCredential
             s.add(Node(id="loaphuong-controller"))
             s.add(NodeCredential(node_id="loaphuong-controller", password_hash=sec.mosquitto_hash("x")))
             s.commit()

@@ -28,8 +28,9 @@ from sqlmodel import select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from controller.models import AuditEntry, LiveLog
-from controller.settings import LiveSettings
+from controller.accounts.models import AuditEntry
+from controller.live.models import LiveLog
+from controller.live.settings import LiveSettings
 from tests.conftest import ADMIN
 from tests.e2e.chromium import chromium
 from tests.e2e.helpers import wait_for

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from controller.models import Broadcast
+from controller.airing.models import Broadcast
 from scheduler import TIMEZONE
 from tests.e2e.helpers import wait_for
 from tests.security import ward

@@ -24,10 +24,12 @@ from alembic import command
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from controller.binding import audio_refusal
-from controller.db import Database, alembic_config, make_engine
-from controller.dictionary import chain, load_dictionary
-from controller.models import Bulletin, Delivery, OrgUnit, PronunciationEntry
+from controller.accounts.models import OrgUnit
+from controller.airing.models import Delivery
+from controller.bulletins.binding import audio_refusal
+from controller.bulletins.dictionary import chain, load_dictionary
+from controller.bulletins.models import Bulletin, PronunciationEntry
+from controller.core.db import Database, alembic_config, make_engine
 from devices.broker import free_port
 from scheduler import TIMEZONE
 from tests.conftest import ADMIN, make_settings

@@ -80,7 +80,7 @@ CONTROL = "".join(chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 
 async def test_control_characters_cannot_break_the_exports() -> None:
     from openpyxl import load_workbook
 
-    from controller.models import Relay
+    from controller.relays.models import Relay
 
     title = "Họp\x01tổ\x0b" + CONTROL[:4] + "dân phố"
     async with secure_stack(ZONES) as st, st.admin() as admin:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlmodel import Session, func, select
 
-from controller.models import Broadcast
+from controller.airing.models import Broadcast
 from scheduler.models import Schedule
 from tests.security import ward
 from tests.security.ward import World, binding_world, ok

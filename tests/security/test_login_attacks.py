@@ -14,12 +14,12 @@ import pytest
 from argon2 import PasswordHasher
 from sqlmodel import Session
 
-from controller.auth import Verifier, ensure_admin, hash_password
-from controller.db import Database
-from controller.loginlimit import LoginLimiter
-from controller.models import User
-from controller.passwords import common_passwords, password_problem
-from controller.web_settings import HttpSettings, LoginSettings
+from controller.accounts.auth import Verifier, ensure_admin, hash_password
+from controller.accounts.loginlimit import LoginLimiter
+from controller.accounts.models import User
+from controller.accounts.passwords import common_passwords, password_problem
+from controller.core.db import Database
+from controller.core.web_settings import HttpSettings, LoginSettings
 from tests.conftest import ADMIN
 from tests.e2e.serve import serving
 from tests.security.ward import Broker, add_user, audit_rows, client, settings_for
@@ -285,7 +285,7 @@ def test_serve_does_not_trust_forwarded_headers_by_default(monkeypatch: pytest.M
                                                           tmp_path: Path) -> None:
     import uvicorn
 
-    from controller import cli
+    from controller.cli import main as cli
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
@@ -303,7 +303,7 @@ def test_cli_applies_the_password_policy(tmp_path: Path, monkeypatch: pytest.Mon
                                          capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    from controller.usercli import user_main
+    from controller.cli.users import user_main
 
     def run(*argv: str, stdin: str = "") -> int:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))

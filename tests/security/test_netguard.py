@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from controller import netguard
-from controller.netguard import UNREACHABLE, Blocked, Guard, classify, numeric_host
-from controller.netguard_http import GuardedBackend, client
+from controller.core import netguard
+from controller.core.netguard import UNREACHABLE, Blocked, Guard, classify, numeric_host
+from controller.core.netguard_http import GuardedBackend, client
 
 INTERNAL = [
     "127.0.0.1", "127.255.255.254", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
@@ -129,7 +129,7 @@ def test_allow_list_entries_are_origins(bad: str) -> None:
 
 
 def test_settings_normalize_the_allow_list() -> None:
-    from controller.settings import RelaySettings
+    from controller.relays.settings import RelaySettings
 
     rs = RelaySettings(allowed_stations=["HTTP://Radio.Local", "http://127.0.0.1:8000/"])
     assert rs.allowed_stations == ["http://radio.local:80", "http://127.0.0.1:8000"]

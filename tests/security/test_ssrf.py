@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from controller.netguard import UNREACHABLE
-from controller.relay_pull import REFUSED
+from controller.core.netguard import UNREACHABLE
+from controller.relays.pull import REFUSED
 from firmware_sim.node import SimNode
 from tests.e2e.helpers import allowing, wait_for, wait_online
 from tests.security._broker_fixtures import Ward, controller, secure_ward

@@ -27,9 +27,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from controller.cli import main as cli_main
-from controller.mqtt_accounts import CONTROLLER_ENV
-from controller.settings import LiveSettings, Settings
+from controller.cli.main import main as cli_main
+from controller.cli.mqtt_config import CONTROLLER_ENV
+from controller.live.settings import LiveSettings
+from controller.settings import Settings
 from devices.broker import free_port, mosquitto_path, wait_port
 from devices.mqtt import BrokerAddress
 from firmware_sim.node import SimNode

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
-from controller.db import Database
-from controller.models import PronunciationEntry
+from controller.bulletins.models import PronunciationEntry
+from controller.cli.main import main
+from controller.core.db import Database
 from tts.audio import decode
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.settings import GttsSettings, TtsSettings
+from controller.bulletins.speech_settings import GttsSettings, TtsSettings
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
 from tests.tts.fakes import closed_port_url

@@ -1,0 +1,81 @@
+"""Creating broadcasts of a bulletin to resolved targets, and marking missed ones."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+
+from sqlmodel import Session, select
+
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
+from controller.airing.rules import airing_refusal
+from controller.bulletins.binding import audio_refusal
+from controller.bulletins.models import Bulletin
+from controller.core.errors import ServiceError
+from controller.fleet.targets import resolve_targets
+from devices import protocol as p
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- broadcasts
+
+
+def new_broadcast_id() -> str:
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
+    return f"b-{stamp}-{secrets.token_hex(2)}"
+
+
+def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: list[str], nodes: list[str],
+                     priority: str | None, air_at: int | None, valid_s: int, repeat: int,
+                     created_by: str, play_at: int | None = None) -> Broadcast:
+    bulletin = s.get(Bulletin, bulletin_id)
+    if bulletin is None:
+        raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
+    if (why := airing_refusal(bulletin, priority)) is not None:  # every broadcast, API or schedule
+        raise ServiceError(409, why)
+    if bulletin.audio_sha256 is None:
+        raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
+    unbound = audio_refusal(bulletin, bulletin.audio_sha256)
+    if unbound is not None:
+        raise ServiceError(409, unbound)
+    now = p.now_ms()
+    start = now if air_at is None else air_at
+    if start < now - 60_000:
+        raise ServiceError(422, "the air time is in the past")
+    target = resolve_targets(s, all_nodes=all_nodes, zones=zones, nodes=nodes)
+    bc = Broadcast(
+        id=new_broadcast_id(), bulletin_id=bulletin_id, audio_sha256=bulletin.audio_sha256,
+        priority=priority or bulletin.priority, status=BroadcastStatus.SCHEDULED.value,
+        targets={"all": all_nodes, "zones": zones, "nodes": nodes},
+        scopes=[sc.model_dump() for sc in target.scopes], repeat=repeat, air_at=start,
+        expires_at=max(start, play_at or start) + valid_s * 1000, created_by=created_by, play_at=play_at,
+    )
+    s.add(bc)
+    s.flush()
+    for node_id in target.nodes:
+        d = Delivery(broadcast_id=bc.id, node_id=node_id, state=DeliveryState.QUEUED.value, updated_at=now)
+        s.add(d)
+        s.flush()
+        assert d.id is not None
+        s.add(DeliveryEvent(delivery_id=d.id, state=DeliveryState.QUEUED.value, at=now))
+    s.commit()
+    s.refresh(bc)
+    logger.info("broadcast %s of bulletin %d for %d node(s) in %d scope(s), airs at %d",
+                bc.id, bulletin_id, len(target.nodes), len(target.scopes), start)
+    return bc
+
+
+def mark_missed(s: Session, broadcast_id: str, reason: str) -> None:
+    bc = s.get(Broadcast, broadcast_id)
+    if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
+        return
+    bc.status, bc.reason = BroadcastStatus.FAILED.value, reason[:500]
+    s.add(bc)
+    for d in s.exec(select(Delivery).where(Delivery.broadcast_id == broadcast_id)).all():
+        d.state, d.reason, d.updated_at = DeliveryState.FAILED.value, "broadcast missed its slot", p.now_ms()
+        s.add(d)
+        assert d.id is not None
+        s.add(DeliveryEvent(delivery_id=d.id, state=d.state, reason=d.reason, at=d.updated_at))
+    s.commit()

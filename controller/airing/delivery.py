@@ -1,0 +1,467 @@
+"""Broadcast delivery: publish audio once per scope, follow every node to a final state.
+
+State machine per (broadcast, node) is described in docs/protocol.md §4. In memory we keep
+the broadcasts that are still active (their chunks, scopes and per-node state); every
+transition is also written (batched) to the database with its time. After a restart the
+active broadcasts are rebuilt from the database and the audio files on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session, col, select, update
+
+from controller.airing.aircontrol import AirControl
+from controller.airing.broadcasts import mark_missed
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
+from controller.airing.rules import airing_refusal, bypass_refusal, is_bypass
+from controller.airing.settings import DeliverySettings
+from controller.bulletins.binding import audio_refusal
+from controller.bulletins.models import AudioAsset, Bulletin
+from controller.core.background import Periodic
+from controller.core.db import Database
+from controller.core.writer import DbWriter
+from controller.fleet.presence import Presence
+from devices import protocol as p
+from devices.link import ControllerLink
+from devices.mqtt import MqttError
+
+logger = logging.getLogger(__name__)
+
+S = DeliveryState
+_ACK_TO_STATE = {
+    p.AckState.RECEIVING: S.RECEIVING,
+    p.AckState.VERIFIED: S.VERIFIED,
+    p.AckState.PLAYING: S.PLAYING,
+    p.AckState.PLAYED: S.PLAYED,
+    p.AckState.FAILED: S.FAILED,
+}
+_EXPIRY_REASON = {
+    S.QUEUED: "never sent",
+    S.OFFLINE: "node offline until expiry",
+    S.SENT: "no answer from node before expiry",
+    S.RECEIVING: "audio incomplete at expiry",
+    S.VERIFIED: "not played before expiry",
+    S.PLAYING: "end of playback not confirmed",
+}
+
+
+@dataclass
+class NodeDelivery:
+    delivery_id: int
+    state: DeliveryState
+    reason: str = ""
+    changed: float = field(default_factory=time.monotonic)
+    resends: int = 0
+    repaired_chunks: int = 0
+
+
+@dataclass
+class ActiveBroadcast:
+    id: str
+    manifest: p.Manifest
+    frames: list[bytes]
+    scopes: list[p.AudioScope]
+    nodes: dict[str, NodeDelivery]
+    published: bool = False
+
+    @property
+    def expires_at(self) -> int:
+        return self.manifest.expires_at
+
+    def done(self) -> bool:
+        return all(nd.state.final for nd in self.nodes.values())
+
+
+class DeliveryService:
+    def __init__(self, db: Database, writer: DbWriter, link: ControllerLink, presence: Presence,
+                 settings: DeliverySettings, audio_dir: Path, air: AirControl) -> None:
+        self.aircontrol = air
+        self.db = db
+        self.writer = writer
+        self.link = link
+        self.presence = presence
+        self.settings = settings
+        self.audio_dir = audio_dir
+        self.active: dict[str, ActiveBroadcast] = {}
+        self.ignored_acks = 0
+        self._sweeper = Periodic("delivery-sweep", settings.sweep_s, self.sweep)
+        self._publishing: set[str] = set()
+        self._bg: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[str], None]] = []
+        link.on("ack", self._on_ack)
+        link.on("repair", self._on_repair)
+        link.on("resp", self._on_resp)
+        link.on_connect(self._on_link_connected)
+        presence.add_listener(self._on_presence)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._restore)
+        self._sweeper.start()
+
+    async def stop(self) -> None:
+        await self._sweeper.stop()
+
+    def add_listener(self, fn: Callable[[str], None]) -> None:
+        """``fn(broadcast_id)`` whenever a delivery of that broadcast changes."""
+        self._listeners.append(fn)
+
+    def _restore(self) -> None:
+        with self.db.session() as s:
+            rows = s.exec(select(Broadcast).where(
+                col(Broadcast.status).in_([BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value])
+            )).all()
+            for bc in rows:
+                try:
+                    self.active[bc.id] = self._load(s, bc)
+                    self.active[bc.id].published = bc.status == BroadcastStatus.ACTIVE.value
+                except (OSError, ValueError) as exc:
+                    logger.error("cannot restore broadcast %s: %s", bc.id, exc)
+        if self.active:
+            logger.info("restored %d active broadcasts", len(self.active))
+
+    def _load(self, s: Session, bc: Broadcast) -> ActiveBroadcast:
+        asset = s.get(AudioAsset, bc.audio_sha256)
+        if asset is None:
+            raise ValueError(f"audio {bc.audio_sha256} missing")
+        audio = (self.audio_dir / asset.path).read_bytes()
+        info, frames = p.chunk_audio(
+            audio, duration_ms=asset.duration_ms, chunk_size=self.settings.chunk_size,
+            codec="opus" if asset.codec == "opus" else "mp3", sample_rate=asset.sample_rate,
+            bitrate_kbps=asset.bitrate_kbps,
+        )
+        if info.sha256 != asset.sha256:
+            raise ValueError(f"audio file of {bc.id} does not match its checksum")
+        bulletin = s.get(Bulletin, bc.bulletin_id)
+        manifest = p.Manifest(
+            bc=bc.id, title=(bulletin.title if bulletin else "")[:200], priority=p.Priority(bc.priority),
+            audio=info, play_at=getattr(bc, "play_at", None), expires_at=bc.expires_at, repeat=bc.repeat,
+            hold=True,
+        )
+        nodes = {
+            d.node_id: NodeDelivery(delivery_id=d.id or 0, state=S(d.state), reason=d.reason)
+            for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()
+        }
+        scopes = [p.AudioScope.model_validate(sc) for sc in bc.scopes]
+        return ActiveBroadcast(id=bc.id, manifest=manifest, frames=frames, scopes=scopes, nodes=nodes)
+
+    # ------------------------------------------------------------------ airing
+
+    async def air(self, broadcast_id: str) -> None:
+        """Publish a scheduled broadcast now. Safe to call twice."""
+        if broadcast_id in self.active:
+            return
+        with self.db.session() as s:
+            if (why := self._refusal(s, broadcast_id)) is not None:  # rejected since it was set
+                mark_missed(s, broadcast_id, f"not aired: {why}")
+                logger.warning("broadcast %s not aired: %s", broadcast_id, why)
+                return
+            # compare-and-set: with several controllers on one database only one airs it
+            claimed = s.exec(update(Broadcast).where(  # type: ignore[call-overload]
+                col(Broadcast.id) == broadcast_id, col(Broadcast.status) == BroadcastStatus.SCHEDULED.value,
+            ).values(status=BroadcastStatus.SENDING.value)).rowcount
+            s.commit()
+            bc = s.get(Broadcast, broadcast_id)
+            if bc is None or claimed != 1:
+                logger.warning("broadcast %s is not waiting to air (here); not airing", broadcast_id)
+                return
+            if bc.expires_at <= p.now_ms():
+                bc.status, bc.reason = BroadcastStatus.EXPIRED.value, "air time passed its validity"
+                s.add(bc)
+                s.commit()
+                return
+            try:
+                active = self._load(s, bc)
+            except (OSError, ValueError) as exc:
+                bc.status, bc.reason = BroadcastStatus.FAILED.value, f"cannot load its audio: {exc}"[:500]
+                s.add(bc)
+                s.commit()
+                logger.error("broadcast %s failed: %s", broadcast_id, exc)
+                return
+        self.active[broadcast_id] = active
+        await self._publish(active)
+
+    @staticmethod
+    def _refusal(s: Session, broadcast_id: str) -> str | None:
+        """Why a broadcast waiting to air may no longer air (its bulletin rejected, or its audio not
+        the audio that was approved: controller/binding.py), else None."""
+        bc = s.get(Broadcast, broadcast_id)
+        if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
+            return None  # the claim below decides
+        b = s.get(Bulletin, bc.bulletin_id)
+        if b is None:
+            return "its bulletin no longer exists"
+        why = airing_refusal(b, bc.priority) or audio_refusal(b, bc.audio_sha256)
+        if why is None and is_bypass(b, bc.priority) and not bc.created_by.startswith("schedule "):
+            why = bypass_refusal(s, bc.created_by, b)  # (a schedule's creator is checked when it fires)
+        return why
+
+    async def _publish(self, active: ActiveBroadcast) -> None:
+        if active.id in self._publishing or not self.link.connected:
+            if not self.link.connected:
+                logger.warning("broadcast %s waits for the MQTT broker", active.id)
+            return
+        self._publishing.add(active.id)
+        try:
+            manifest = p.encode(active.manifest)
+            for scope in active.scopes:
+                await self.link.publish(self.link.topics.manifest(scope, active.id), manifest, retain=True)
+                data_topic = self.link.topics.data(scope, active.id)
+                await asyncio.gather(*(self.link.publish(data_topic, f) for f in active.frames))
+        except MqttError as exc:
+            logger.warning("broadcast %s: publishing interrupted (%s); will resume on reconnect",
+                           active.id, exc)
+            return
+        finally:
+            self._publishing.discard(active.id)
+        active.published = True
+        sent_at = p.now_ms()
+        for node_id, nd in active.nodes.items():
+            if nd.state in (S.QUEUED, S.OFFLINE):
+                online = self.presence.is_online(node_id)
+                self._transition(active, node_id, nd, S.SENT if online else S.OFFLINE,
+                                 "" if online else "node offline at send time")
+        bid = active.id
+
+        def op(s: Session) -> None:
+            bc = s.get(Broadcast, bid)
+            if bc is not None and bc.status == BroadcastStatus.SENDING.value:
+                bc.status, bc.sent_at = BroadcastStatus.ACTIVE.value, sent_at
+                s.add(bc)
+
+        self.writer.submit(op)
+        logger.info("broadcast %s published to %d scope(s) for %d node(s), %d chunks",
+                    active.id, len(active.scopes), len(active.nodes), len(active.frames))
+        self._offer(active, active.scopes)
+        self._maybe_finish(active)
+
+    def _offer(self, active: ActiveBroadcast, scopes: list[p.AudioScope]) -> None:
+        """Hand the broadcast to air control: it decides when the units start."""
+        def ready() -> bool:
+            return all(nd.state.rank >= S.VERIFIED.rank or not self.presence.is_online(n)
+                       for n, nd in active.nodes.items())
+
+        nodes = [n for n, nd in active.nodes.items() if not nd.state.final]
+        self.aircontrol.offer(active.id, priority=active.manifest.priority,
+                              duration_ms=self._duration(active), scopes=scopes, nodes=nodes,
+                              play_at=active.manifest.play_at, ready=ready)
+
+    @staticmethod
+    def _duration(active: ActiveBroadcast) -> int:
+        return active.manifest.audio.duration_ms * active.manifest.repeat
+
+    async def _on_link_connected(self) -> None:
+        """After a (re)connect: republish retained manifests; finish interrupted sends."""
+        for active in list(self.active.values()):
+            if not active.published:
+                task = asyncio.create_task(self._publish(active))
+                self._bg.add(task)
+                task.add_done_callback(self._bg.discard)
+                continue
+            manifest = p.encode(active.manifest)
+            for scope in active.scopes:
+                self.link.publish_nowait(self.link.topics.manifest(scope, active.id), manifest, retain=True)
+            if active.id not in self.aircontrol.started and active.id not in self.aircontrol.pending:
+                # restored after a controller restart: units that have not started get their turn
+                waiting = [n for n, nd in active.nodes.items() if nd.state.rank < S.PLAYING.rank]
+                self._offer(active, [p.AudioScope(kind="node", id=n) for n in waiting])
+
+    # ------------------------------------------------------------------ node reports
+
+    def _on_ack(self, node_id: str, ack: p.Ack) -> None:
+        active = self.active.get(ack.bc)
+        nd = active.nodes.get(node_id) if active else None
+        if active is None or nd is None:
+            self.ignored_acks += 1
+            return
+        new = _ACK_TO_STATE[ack.state]
+        if nd.state.final or (new != S.FAILED and new.rank <= nd.state.rank):
+            return  # duplicate, reordered, or re-sent after a final state
+        if nd.state.rank < S.SENT.rank:
+            self._transition(active, node_id, nd, S.SENT, "")  # acked before our send completed
+        if new == S.FAILED and ack.reason == "preempted" and active.id in self.aircontrol.requeued:
+            self._transition(active, node_id, nd, S.VERIFIED, "pre-empted by an emergency; will continue")
+            return
+        self._transition(active, node_id, nd, new, ack.reason[:200])
+        if new == S.VERIFIED:
+            self.aircontrol.unit_ready(active.id, node_id, priority=active.manifest.priority,
+                                duration_ms=self._duration(active))
+        self._maybe_finish(active)
+
+    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
+        """A unit refused a ``play`` command (e.g. audio still incomplete): say why."""
+        if not resp.id.startswith("play:") or resp.status == "ok":
+            return
+        bc = resp.id.split(":")[1]
+        active = self.active.get(bc)
+        nd = active.nodes.get(node_id) if active else None
+        if active is not None and nd is not None and not nd.state.final:
+            self._transition(active, node_id, nd, nd.state, f"at air time: {resp.error}"[:200])
+
+    def _on_repair(self, node_id: str, req: p.RepairRequest) -> None:
+        active = self.active.get(req.bc)
+        nd = active.nodes.get(node_id) if active else None
+        if active is None or nd is None or nd.state.final or not active.published:
+            self.ignored_acks += 1
+            return
+        wanted = sorted({i for i in req.missing if i < len(active.frames)})
+        budget = 4 * len(active.frames) - nd.repaired_chunks
+        if budget <= 0:
+            logger.warning("node %s exhausted its repair budget for %s", node_id, active.id)
+            return
+        wanted = wanted[:budget]
+        nd.repaired_chunks += len(wanted)
+        topic = self.link.topics.data(p.AudioScope(kind="node", id=node_id), active.id)
+        try:
+            for i in wanted:
+                self.link.publish_nowait(topic, active.frames[i])
+        except MqttError as exc:
+            logger.warning("repair for %s/%s not sent: %s", node_id, active.id, exc)
+            return
+        logger.debug("repaired %d chunk(s) of %s for %s", len(wanted), active.id, node_id)
+        if nd.state.rank < S.RECEIVING.rank:
+            self._transition(active, node_id, nd, S.RECEIVING, "repairing")
+
+    def _on_presence(self, node_id: str, online: bool) -> None:
+        for active in self.active.values():
+            nd = active.nodes.get(node_id)
+            if nd is None or nd.state.final:
+                continue
+            if online and nd.state == S.OFFLINE and active.published:
+                self._transition(active, node_id, nd, S.SENT, "node back online")
+            nd.changed = time.monotonic()
+
+    # ------------------------------------------------------------------ transitions
+
+    def _transition(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery,
+                    state: DeliveryState, reason: str = "") -> None:
+        nd.state, nd.reason, nd.changed = state, reason, time.monotonic()
+        at, did = p.now_ms(), nd.delivery_id
+
+        def op(s: Session) -> None:
+            d = s.get(Delivery, did)
+            if d is None:
+                return
+            d.state, d.reason, d.updated_at = state.value, reason, at
+            s.add(d)
+            s.add(DeliveryEvent(delivery_id=did, state=state.value, reason=reason, at=at))
+
+        self.writer.submit(op)
+        for fn in self._listeners:
+            try:
+                fn(active.id)
+            except Exception:
+                logger.exception("delivery listener failed")
+
+    def _maybe_finish(self, active: ActiveBroadcast, *, expired: bool = False) -> None:
+        if not active.done():
+            return
+        self.active.pop(active.id, None)
+        self.aircontrol.finished(active.id)
+        status = BroadcastStatus.EXPIRED if expired else BroadcastStatus.DONE
+        if active.published and self.link.connected:
+            for scope in active.scopes:  # withdraw the retained manifest
+                try:
+                    self.link.publish_nowait(self.link.topics.manifest(scope, active.id), b"", retain=True)
+                except MqttError:
+                    pass
+        tally: dict[str, int] = {}
+        for nd in active.nodes.values():
+            tally[nd.state.value] = tally.get(nd.state.value, 0) + 1
+        at, bid = p.now_ms(), active.id
+
+        def op(s: Session) -> None:
+            bc = s.get(Broadcast, bid)
+            if bc is not None and bc.status in (BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value):
+                bc.status, bc.finished_at = status.value, at
+                s.add(bc)
+
+        self.writer.submit(op)
+        logger.info("broadcast %s %s: %s", active.id, status.value, tally)
+
+    def cancel(self, broadcast_id: str, reason: str = "cancelled by staff") -> bool:
+        active = self.active.get(broadcast_id)
+        if active is None:
+            return False
+        for node_id, nd in active.nodes.items():
+            if not nd.state.final:
+                self._transition(active, node_id, nd, S.CANCELLED, reason)
+        if self.link.connected:
+            cmd = p.encode(p.Command(id=f"cancel-{broadcast_id}", name="cancel", args={"bc": broadcast_id}))
+            for scope in active.scopes:
+                topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
+                         else self.link.topics.cmd(scope.id))
+                try:
+                    self.link.publish_nowait(topic, cmd)
+                except MqttError:
+                    pass
+        self._maybe_finish(active)
+        bid = broadcast_id
+
+        def op(s: Session) -> None:
+            bc = s.get(Broadcast, bid)
+            if bc is not None:
+                bc.status, bc.reason = BroadcastStatus.CANCELLED.value, reason
+                s.add(bc)
+
+        self.writer.submit(op)
+        return True
+
+    def forget_node(self, node_id: str, reason: str = "unit retired") -> None:
+        """A retired unit: its unfinished deliveries end now (cancelled) instead of at expiry,
+        on air or still waiting for their air time."""
+        for active in list(self.active.values()):
+            nd = active.nodes.get(node_id)
+            if nd is not None and not nd.state.final:
+                self._transition(active, node_id, nd, S.CANCELLED, reason)
+                self._maybe_finish(active)
+        on_air, at = set(self.active), p.now_ms()
+
+        def op(s: Session) -> None:
+            q = select(Delivery).where(Delivery.node_id == node_id, Delivery.state == S.QUEUED.value)
+            for d in s.exec(q).all():
+                if d.broadcast_id not in on_air and d.id is not None:
+                    d.state, d.reason, d.updated_at = S.CANCELLED.value, reason, at
+                    s.add(d)
+                    s.add(DeliveryEvent(delivery_id=d.id, state=S.CANCELLED.value, reason=reason, at=at))
+
+        self.writer.submit(op)
+
+    # ------------------------------------------------------------------ timeouts
+
+    def sweep(self) -> None:
+        now_ms, now = p.now_ms(), time.monotonic()
+        for active in list(self.active.values()):
+            if now_ms >= active.expires_at:
+                for node_id, nd in active.nodes.items():
+                    if not nd.state.final:
+                        self._transition(active, node_id, nd, S.EXPIRED, _EXPIRY_REASON[nd.state])
+                self._maybe_finish(active, expired=True)
+                continue
+            if not active.published or not self.link.connected:
+                continue
+            for node_id, nd in active.nodes.items():
+                if (nd.state in (S.SENT, S.RECEIVING) and nd.resends < self.settings.max_resends
+                        and now - nd.changed > self.settings.resend_after_s
+                        and self.presence.is_online(node_id)):
+                    self._reoffer(active, node_id, nd)
+
+    def _reoffer(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery) -> None:
+        """Send the manifest to one silent node; it answers with its state or a repair request."""
+        nd.resends += 1
+        nd.changed = time.monotonic()
+        topic = self.link.topics.manifest(p.AudioScope(kind="node", id=node_id), active.id)
+        try:
+            self.link.publish_nowait(topic, p.encode(active.manifest))
+        except MqttError:
+            return
+        logger.info("re-offered %s to silent node %s (%d/%d)", active.id, node_id, nd.resends,
+                    self.settings.max_resends)

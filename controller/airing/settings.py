@@ -1,0 +1,28 @@
+"""Delivery settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.protocol import DEFAULT_CHUNK_SIZE
+from scheduler.arbiter import PreemptPolicy
+
+
+class DeliverySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, gt=0, le=65536, description="audio bytes per chunk message")
+    default_valid_s: int = Field(3600, gt=0, description="how long a broadcast stays deliverable")
+    resend_after_s: float = Field(15.0, gt=0, description="re-offer the manifest to a silent online node")
+    max_resends: int = Field(5, ge=0, description="re-offers per node before waiting for expiry")
+    sweep_s: float = Field(2.0, gt=0, description="how often delivery timeouts are checked")
+    flush_s: float = Field(0.2, gt=0, description="how often batched acks are written to the database")
+    heartbeat_timeout_s: float = Field(45.0, gt=0, le=60, description="silent node becomes offline after")
+    preempt_policy: PreemptPolicy = Field(
+        PreemptPolicy.DROP,
+        description="what an emergency does to the item it interrupts: drop | restart | resume")
+    start_margin_ms: int = Field(
+        1500, ge=100, le=30_000,
+        description="play commands name an instant this far ahead, so units start in step")
+    ready_wait_s: float = Field(
+        10.0, ge=0, le=300,
+        description="air-now waits at most this long for online units to verify the audio")

@@ -1,0 +1,385 @@
+"""The ``loaphuong`` command: serve, demo, sim, broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sqlite3
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: `loaphuong normalize` must start fast (issue 15)
+    from controller.settings import Settings
+    from tts.vi.numbers import Dialect
+
+logger = logging.getLogger(__name__)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions", "apscheduler.executors", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by command-line flags."""
+    from controller.settings import Settings
+
+    base = Settings()
+    mqtt = base.mqtt.model_copy(update={k: v for k, v in (
+        ("host", args.mqtt_host), ("port", args.mqtt_port)) if v is not None})
+    update: dict[str, object] = {"mqtt": mqtt}
+    if args.data_dir:
+        update["data_dir"] = Path(args.data_dir)
+    if args.database_url:
+        update["database_url"] = args.database_url
+    return base.model_copy(update=update)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from controller.app import create_app
+    from controller.core.web_settings import uvicorn_proxy_options
+
+    settings = _settings(args)
+    tls = _tls(args, settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
+                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
+                **uvicorn_proxy_options(settings.http))
+    return 0
+
+
+def _tls(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None:
+    from controller.core.tls import tls_files
+
+    return tls_files(args.tls_cert, args.tls_key,
+                     settings.data_dir / "tls" if args.tls_self_signed else None)
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from controller.app import create_app
+    from controller.cli.demo import demo_node_ids, seed_demo
+    from controller.core.db import Database
+    from controller.core.web_settings import uvicorn_proxy_options
+    from controller.fleet.settings import MqttSettings
+    from controller.relays.settings import RelaySettings
+    from controller.settings import Settings
+    from devices.broker import BrokerProcess, free_port, mosquitto_path
+    from devices.mqtt import BrokerAddress
+    from firmware_sim.fleet import Fleet, NodeSpec
+
+    kind = args.broker
+    if kind == "auto":
+        kind = "mosquitto" if mosquitto_path() else "embedded"
+    broker = BrokerProcess(kind, args.broker_port or free_port())
+    broker.start()
+    from controller.cli.demo_station import DemoStation
+    station = (await asyncio.to_thread(DemoStation)).start()
+    data_dir = Path(args.data_dir or "data/demo")
+    settings = Settings(
+        data_dir=data_dir, mqtt=MqttSettings(port=broker.port),  # type: ignore[call-arg]
+        admin_password=os.environ.get("LOAPHUONG_ADMIN_PASSWORD") or secrets.token_urlsafe(9),
+        relay=RelaySettings(allowed_stations=[station.base]),  # its own station, on 127.0.0.1
+    )
+    db = Database(settings.db_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db.migrate()
+    with db.session() as s:
+        seed_demo(s)
+    db.dispose()
+    app = create_app(settings)
+    tls = _tls(args, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                                           ssl_certfile=tls[0] if tls else None,
+                                           ssl_keyfile=tls[1] if tls else None,
+                                           **uvicorn_proxy_options(settings.http)))
+    scheme = "https" if tls else "http"
+    specs = [NodeSpec(node_id=n) for n in demo_node_ids()]
+    fleet = Fleet(specs, BrokerAddress(port=broker.port), play_dir=data_dir / "played")
+    serve = asyncio.create_task(server.serve())
+    while not server.started and not serve.done():
+        await asyncio.sleep(0.1)
+    await fleet.start()
+    sv = app.state.services
+    pw = sv.admin_password or "(unchanged: the admin account already existed in this data directory)"
+    banner = (
+        "\n  loaphuong demo is running\n"
+        f"  web:     {scheme}://{args.host}:{args.port}/    API docs: {scheme}://{args.host}:{args.port}/docs\n"
+        f"  login:   admin / {pw}\n"
+        f"  broker:  {kind} on 127.0.0.1:{broker.port}\n"
+        f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {data_dir / 'played'}\n"
+        f"  radio:   a test station to relay (Tiếp sóng): {station.base}/radio.mp3"
+        f" or {station.base}/hls/live.m3u8\n"
+        "  Ctrl+C to stop.\n"
+    )
+    sys.stderr.write(banner)
+    try:
+        await serve
+    finally:
+        station.stop()
+        await fleet.stop()
+        broker.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_demo(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_sim(rest: list[str]) -> int:
+    from firmware_sim.fleet import main as sim_main
+
+    return sim_main(rest)
+
+
+def cmd_broker(rest: list[str]) -> int:
+    from devices.broker import main as broker_main
+
+    return broker_main(rest)
+
+
+def cmd_mqtt_config(rest: list[str]) -> int:
+    from controller.cli.mqtt_config import main as mqtt_config_main
+
+    return mqtt_config_main(rest)
+
+
+def _ward_dictionary(settings: Settings) -> dict[str, str]:
+    """The ward's pronunciation dictionary from its database, if there is one yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from controller.bulletins.dictionary import load_dictionary
+    from controller.core.db import Database
+
+    url = settings.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    db = Database(url)
+    try:
+        with db.session() as s:
+            return load_dictionary(s)
+    except SQLAlchemyError as exc:
+        logger.warning("the ward's pronunciation dictionary was not loaded: %s", exc)
+        return {}
+    finally:
+        db.dispose()
+
+
+def _speech_input(args: argparse.Namespace) -> tuple[Settings, dict[str, str], str]:
+    from controller.settings import Settings
+
+    base = Settings()
+    update: dict[str, object] = {}
+    if args.data_dir:
+        update["data_dir"] = Path(args.data_dir)
+    if args.database_url:
+        update["database_url"] = args.database_url
+    settings = base.model_copy(update=update)
+    text = sys.stdin.read() if args.text == "-" else args.text
+    return settings, ({} if args.no_dictionary else _ward_dictionary(settings)), text
+
+
+# Accents of the built-in engines' voices (tts/espeak.py, tts/gtts_engine.py), so that `normalize`
+# needs neither the settings nor the engines when the ward's environment names only these.
+_BUILTIN_ACCENTS: dict[str, dict[str, Dialect]] = {
+    "espeak-ng": {"vi": "north", "vi-vn-x-central": "central", "vi-vn-x-south": "south"},
+    "gtts": {"vi": "north"},
+}
+
+
+def _quick_speech_input(args: argparse.Namespace) -> tuple[Dialect, dict[str, str]] | None:
+    """The dialect and the top's dictionary read without the controller's settings, engines or ORM
+    (the same environment variables, the same rows), or None when only the full path can tell."""
+    env = os.environ
+    if "LOAPHUONG_TTS" in env or "LOAPHUONG_TTS__HTTP_ENGINES" in env:
+        return None
+    dialect: Dialect | None = args.dialect
+    if dialect is None:
+        accents = _BUILTIN_ACCENTS.get(env.get("LOAPHUONG_TTS__ENGINE", "espeak-ng"))
+        voice = (args.voice or env.get("LOAPHUONG_TTS__VOICE") or "vi").strip().lower()
+        if accents is None or voice not in accents:
+            return None
+        dialect = accents[voice]
+    if args.no_dictionary:
+        return dialect, {}
+    url = args.database_url or env.get("LOAPHUONG_DATABASE_URL") or env.get("DATABASE_URL")
+    if url is not None and not url.startswith("sqlite:///"):
+        return None
+    data_dir = Path(args.data_dir or env.get("LOAPHUONG_DATA_DIR") or "data")
+    path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "loaphuong.db"
+    if not path.exists():
+        return dialect, {}
+    try:  # the top of the tree's entries: what load_dictionary(s, None) returns
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT term, spoken FROM pronunciationentry WHERE org_unit_id IS NULL "
+                                "ORDER BY term_key").fetchall()
+    except sqlite3.Error:
+        return None
+    return dialect, {str(term): str(spoken) for term, spoken in rows}
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    """Print the spoken form of a text (warnings on stderr; --explain: the rule behind each span)."""
+    from tts.vi import explain, normalize
+
+    quick = _quick_speech_input(args)
+    if quick is not None:
+        dialect, dictionary = quick
+        text = sys.stdin.read() if args.text == "-" else args.text
+    else:
+        import tts
+
+        settings, dictionary, text = _speech_input(args)
+        dialect = args.dialect
+        if args.dialect is None:
+            cfg = settings.tts
+            cfg.register_engines()
+            try:
+                engine = tts.get_engine(cfg.engine)
+                dialect = engine.accent(engine.resolve_voice(args.voice or cfg.voice))
+            except tts.TTSError:
+                dialect = "north"
+    if args.explain:
+        out, steps = explain(text, dialect=dialect, dictionary=dictionary)
+        for step in steps:
+            sys.stderr.write(f"{step.rule}: {step.written!r} → {step.spoken!r}\n")
+    else:
+        out = normalize(text, dialect=dialect, dictionary=dictionary)
+    for warning in out.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    sys.stdout.write(out.text + "\n")
+    return 0 if out.text else 1
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """Render a text to an audio file through the ward's engine chain."""
+    import tts
+    from controller.api.speech import render_options
+
+    settings, dictionary, text = _speech_input(args)
+    out = Path(args.output)
+    try:
+        opts = render_options(settings.tts, priority=args.priority, voice=args.voice, engine=args.engine,
+                              speed=args.speed)
+        opts["codec"] = args.codec or ("opus" if out.suffix.lower() in (".opus", ".ogg") else "mp3")
+        if args.bitrate:
+            opts["bitrate_kbps"] = args.bitrate
+        if args.repeat > 1 or args.chime:
+            opts["audio"] = tts.AudioOptions(loudness_dbfs=settings.tts.loudness_dbfs,
+                                             chime=args.chime or settings.tts.chime,
+                                             attention=opts["audio"].attention, repeat=args.repeat)
+        audio = tts.render(text, dictionary=dictionary, max_chars=settings.tts.max_chars,
+                           cache_dir=None if args.no_cache else settings.cache_dir, **opts)
+    except tts.TTSError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    out.write_bytes(audio.data)
+    for warning in audio.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    sys.stderr.write(f"{out}: {audio.duration_ms / 1000:.2f} s, {audio.codec} {audio.bitrate_kbps} kbps, "
+                     f"{len(audio.data)} bytes, {audio.engine}/{audio.voice}\n")
+    return 0
+
+
+def _speech_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, helptext in (("normalize", "print the spoken form of a Vietnamese text"),
+                           ("say", "render a text to speech (MP3 or Opus file)")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("text", help="the text ('-' reads standard input)")
+        sp.add_argument("--voice", default=None, help="voice (default: the ward's)")
+        sp.add_argument("--no-dictionary", action="store_true", help="ignore the ward's dictionary")
+        sp.add_argument("--data-dir", default=None, help="the ward's data directory (for its dictionary)")
+        sp.add_argument("--database-url", default=None)
+        if name == "normalize":
+            sp.add_argument("--dialect", choices=["north", "central", "south"], default=None,
+                            help="number reading (default: the voice's accent)")
+            sp.add_argument("--explain", action="store_true",
+                            help="also list on stderr which rule read each span (to report a misreading)")
+            continue
+        sp.add_argument("-o", "--output", required=True, help="audio file to write (.mp3, .opus)")
+        sp.add_argument("--engine", default=None, help="engine to try first (default: the ward's)")
+        sp.add_argument("--speed", type=float, default=None, help="0.5-2.0 (1.0 = normal)")
+        sp.add_argument("--codec", choices=["mp3", "opus"], default=None, help="default: from the file name")
+        sp.add_argument("--bitrate", type=int, default=None, help="kbps (default: the ward's)")
+        sp.add_argument("--priority", choices=["normal", "priority", "emergency"], default="normal",
+                        help="emergency adds the attention tone")
+        sp.add_argument("--chime", action="store_true", help="add the station chime before and after")
+        sp.add_argument("--repeat", type=int, default=1, help="read the text N times (1-5)")
+        sp.add_argument("--no-cache", action="store_true", help="always synthesise")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="loaphuong", description="Loa phường: ward public-address controller")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, helptext in (("serve", "run the controller"), ("demo", "controller + broker + simulated ward")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--host", default="127.0.0.1")
+        sp.add_argument("--port", type=int, default=8000)
+        sp.add_argument("--data-dir", default=None, help="where SQLite, audio and cache live")
+        sp.add_argument("--database-url", default=None, help="e.g. postgresql://user@host/db")
+        sp.add_argument("--mqtt-host", default=None)
+        sp.add_argument("--mqtt-port", type=int, default=None)
+        sp.add_argument("--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain)")
+        sp.add_argument("--tls-key", default=None, help="the certificate's PEM private key")
+        sp.add_argument("--tls-self-signed", action="store_true",
+                        help="HTTPS with a self-signed certificate kept in <data-dir>/tls (docs/live.md)")
+        if name == "demo":
+            sp.add_argument("--broker", choices=["auto", "embedded", "mosquitto"], default="embedded",
+                            help="embedded = pip-installed amqtt (default); mosquitto = system binary")
+            sp.add_argument("--broker-port", type=int, default=None)
+    sub.add_parser("sim", help="run simulated loudspeaker nodes against a broker (see 'sim --help')",
+                   add_help=False)
+    sub.add_parser("broker", help="run the embedded MQTT broker", add_help=False)
+    _speech_parsers(sub)
+    sub.add_parser("user", add_help=False,
+                   help="accounts: user add NAME --role R [--org ID] | list | disable NAME | passwd NAME")
+    sub.add_parser("org", add_help=False,
+                   help="org units (province → ward): org add ID NAME [--parent P] | list")
+    sub.add_parser("mqtt-config", add_help=False,
+                   help="write Mosquitto passwd/acl/conf for the units (see 'mqtt-config --help')")
+    sub.add_parser("gateway", add_help=False,
+                   help="bridge serial-attached relay/FM boards to MQTT (see 'gateway --help')")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("sim", "broker"):
+        _logging(False)
+        return cmd_sim(argv[1:]) if argv[0] == "sim" else cmd_broker(argv[1:])
+    if argv and argv[0] in ("user", "org"):
+        from controller.cli.users import org_main, user_main
+
+        _logging(False)
+        logging.getLogger().setLevel(logging.WARNING)
+        return user_main(argv[1:]) if argv[0] == "user" else org_main(argv[1:])
+    if argv and argv[0] == "mqtt-config":
+        _logging(False)
+        return cmd_mqtt_config(argv[1:])
+    if argv and argv[0] == "gateway":
+        from devices.serial import main as gateway_main
+
+        return gateway_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    _logging(args.verbose)
+    if args.cmd in ("normalize", "say"):
+        if not args.verbose:
+            logging.getLogger().setLevel(logging.WARNING)
+        return cmd_normalize(args) if args.cmd == "normalize" else cmd_say(args)
+    return {"serve": cmd_serve, "demo": cmd_demo}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""Node presence: birth / last-will / heartbeat → online or offline, truthfully.
+
+A node counts as online only while the controller's broker link is up *and* the node's own
+retained state says online *and* it has been heard from within the heartbeat timeout.
+Changes are recorded as NodeEvents. Two units using one id are detected from their
+alternating ``session`` values and raised once as a ``duplicate_id`` alarm instead of
+following the flapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from controller.core.background import Periodic
+from controller.core.writer import DbWriter
+from controller.fleet.models import RETIRED, Node, NodeEvent, NodeZone
+from devices import protocol as p
+from devices.link import ControllerLink
+
+logger = logging.getLogger(__name__)
+
+DUP_WINDOW_S = 60.0
+DUP_SWITCHES = 3
+DUP_QUIET_S = 600.0
+
+
+@dataclass
+class NodeLive:
+    status: str = "unknown"
+    session: str = ""
+    last_heard: float = 0.0  # monotonic
+    last_seen_ms: int | None = None
+    groups: list[str] = field(default_factory=list)
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    switches: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    sessions: deque[str] = field(default_factory=lambda: deque(maxlen=8))  # recent earlier sessions
+    alarm: str = ""
+    alarm_at: float = 0.0
+    volume: int = 70  # desired volume (controller/commands.py), sent in the retained config
+
+
+class Presence:
+    def __init__(self, link: ControllerLink, writer: DbWriter, *, heartbeat_timeout_s: float = 45.0) -> None:
+        self.link = link
+        self.writer = writer
+        self.timeout = heartbeat_timeout_s
+        self.nodes: dict[str, NodeLive] = {}
+        self.unknown_ids: dict[str, int] = {}
+        #: last birth/heartbeat of ids not provisioned yet (bounded): applied when they are added
+        self._unknown_seen: dict[str, tuple[str, float]] = {}
+        self._listeners: list[Callable[[str, bool], None]] = []
+        self._sweeper = Periodic("presence-sweep", min(5.0, self.timeout / 3), self.check_timeouts)
+        link.on("state", self._on_state)
+        link.on("heartbeat", self._on_heartbeat)
+        link.on("telemetry", self._on_telemetry)
+        link.on_connect(self.publish_configs)
+
+    # ------------------------------------------------------------------ registry
+
+    def load(self, s: Session) -> None:
+        """(Re)load the node list and group membership from the database."""
+        groups: dict[str, list[str]] = {}
+        for nz in s.exec(select(NodeZone)).all():
+            groups.setdefault(nz.node_id, []).append(nz.zone_id)
+        for node in s.exec(select(Node)).all():
+            if node.status == RETIRED:
+                self.forget(node.id)
+                continue
+            live = self.nodes.get(node.id)
+            if live is None:
+                live = self.nodes[node.id] = NodeLive(status="unknown")
+                seen = self._unknown_seen.pop(node.id, None)
+                if seen is not None and time.monotonic() - seen[1] < self.timeout:
+                    live.session, live.last_heard, live.status = seen[0], seen[1], "online"
+                    live.last_seen_ms = p.now_ms()
+            live.groups = ["all", *sorted(groups.get(node.id, []))]
+            live.alarm = live.alarm or node.alarm
+
+    def forget(self, node_id: str) -> None:
+        """A retired unit: from now on its messages are those of an unknown id (ignored)."""
+        self.nodes.pop(node_id, None)
+        self._unknown_seen.pop(node_id, None)
+
+    def add_listener(self, fn: Callable[[str, bool], None]) -> None:
+        """``fn(node_id, online)`` on every online/offline change."""
+        self._listeners.append(fn)
+
+    def is_online(self, node_id: str) -> bool:
+        live = self.nodes.get(node_id)
+        return bool(self.link.connected and live is not None and live.status == "online")
+
+    def status(self, node_id: str) -> str:
+        """online | offline | shutdown | unknown (unknown also while our broker link is down)."""
+        live = self.nodes.get(node_id)
+        if live is None or not self.link.connected:
+            return "unknown"
+        return live.status
+
+    async def publish_configs(self, node_ids: list[str] | None = None) -> None:
+        """Publish each node's retained config (its groups); after every reconnect too."""
+        if not self.link.connected:
+            return
+        for node_id in node_ids or list(self.nodes):
+            live = self.nodes[node_id]
+            cfg = p.NodeConfig(node_id=node_id, groups=live.groups, volume=live.volume)
+            self.link.publish_nowait(self.link.topics.config(node_id), p.encode(cfg), retain=True)
+
+    # ------------------------------------------------------------------ inbound
+
+    def _known(self, node_id: str, session: str = "", alive: bool | None = None) -> NodeLive | None:
+        """The node's live record, or None (counted) for an id that is not provisioned.
+
+        ``alive`` True/False remembers/forgets an unknown id's presence, so that a unit that
+        is already connected when staff add it shows online at once."""
+        live = self.nodes.get(node_id)
+        if live is None:
+            if alive and (node_id in self._unknown_seen or len(self._unknown_seen) < 10_000):
+                self._unknown_seen[node_id] = (session, time.monotonic())
+            elif alive is False:
+                self._unknown_seen.pop(node_id, None)
+            self.unknown_ids[node_id] = self.unknown_ids.get(node_id, 0) + 1
+            if self.unknown_ids[node_id] == 1:
+                logger.warning("message from unknown node %r ignored (not provisioned)", node_id)
+        return live
+
+    def _on_state(self, node_id: str, msg: p.NodeState) -> None:
+        live = self._known(node_id, msg.session, msg.status == p.NodeStatus.ONLINE)
+        if live is None:
+            return
+        if msg.status == p.NodeStatus.ONLINE:
+            self._note_session(node_id, live, msg.session)
+            live.session = msg.session
+            live.last_heard = time.monotonic()
+            live.last_seen_ms = p.now_ms()
+            self._set(node_id, live, "online", f"fw {msg.fw}".strip(), fw=msg.fw)
+        elif msg.session in ("", live.session) or live.status != "online":
+            # a will/shutdown from an older session must not mark the current one offline
+            self._set(node_id, live, msg.status.value, msg.reason)
+
+    def _on_heartbeat(self, node_id: str, msg: p.Heartbeat) -> None:
+        live = self._known(node_id, msg.session, True)
+        if live is None:
+            return
+        if live.session and msg.session != live.session:
+            self._note_session(node_id, live, msg.session)
+        live.session = msg.session
+        live.last_heard = time.monotonic()
+        live.last_seen_ms = p.now_ms()
+        if live.status != "online":
+            self._set(node_id, live, "online", "heartbeat")
+
+    def _on_telemetry(self, node_id: str, msg: p.Telemetry) -> None:
+        live = self._known(node_id)
+        if live is None:
+            return
+        live.telemetry = msg.model_dump(exclude={"v", "node_id"})
+        live.last_heard = time.monotonic()
+        telemetry = live.telemetry
+
+        def op(s: Session) -> None:
+            node = s.get(Node, node_id)
+            if node is not None:
+                node.telemetry = telemetry
+                node.last_seen = p.now_ms()
+                s.add(node)
+
+        self.writer.submit(op)
+
+    def _note_session(self, node_id: str, live: NodeLive, session: str) -> None:
+        if not live.session or session == live.session:
+            return
+        # A rebooting unit (even a crash loop) always comes back with a new session; two units
+        # with one id keep returning to sessions seen before. Only returns count.
+        returning = session in live.sessions
+        live.sessions.append(live.session)
+        if not returning:
+            return
+        now = time.monotonic()
+        live.switches.append(now)
+        recent = [t for t in live.switches if now - t <= DUP_WINDOW_S]
+        if len(recent) >= DUP_SWITCHES and now - live.alarm_at > DUP_QUIET_S:
+            live.alarm = "duplicate_id"
+            live.alarm_at = now
+            detail = f"{len(recent)} session changes in {DUP_WINDOW_S:.0f} s: two units use id {node_id}"
+            logger.error("node %s: %s", node_id, detail)
+            self._record(node_id, "duplicate_id", detail, alarm="duplicate_id")
+
+    # ------------------------------------------------------------------ changes
+
+    def _set(self, node_id: str, live: NodeLive, status: str, detail: str, *, fw: str | None = None) -> None:
+        if live.status == status:
+            return
+        was_online = live.status == "online"
+        live.status = status
+        logger.info("node %s is %s (%s)", node_id, status, detail)
+        self._record(node_id, status, detail, status=status, session=live.session, fw=fw)
+        if was_online != (status == "online"):
+            for fn in self._listeners:
+                try:
+                    fn(node_id, status == "online")
+                except Exception:
+                    logger.exception("presence listener failed")
+
+    def _record(self, node_id: str, kind: str, detail: str, **fields: Any) -> None:
+        at = p.now_ms()
+
+        def op(s: Session) -> None:
+            s.add(NodeEvent(node_id=node_id, kind=kind, detail=detail[:500], at=at))
+            node = s.get(Node, node_id)
+            if node is None or node.status == RETIRED:  # retired meanwhile: stays retired
+                return
+            for key, value in fields.items():
+                if value is not None:
+                    setattr(node, key, value)
+            node.last_seen = at
+            s.add(node)
+
+        self.writer.submit(op)
+
+    # ------------------------------------------------------------------ timeouts
+
+    def start(self) -> None:
+        self._sweeper.start()
+
+    async def stop(self) -> None:
+        await self._sweeper.stop()
+
+    def check_timeouts(self) -> None:
+        if not self.link.connected:
+            return
+        now = time.monotonic()
+        for node_id, live in self.nodes.items():
+            if live.status == "online" and now - live.last_heard > self.timeout:
+                self._set(node_id, live, "offline", f"silent for {self.timeout:.0f} s")

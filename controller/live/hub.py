@@ -1,0 +1,281 @@
+"""Live broadcasts (phát trực tiếp): microphone audio from a phone to the units, as it is spoken.
+
+A :class:`LiveSession` is held in the per-zone arbiter like a broadcast of unknown length
+(:meth:`controller.aircontrol.AirControl.hold`): an emergency session pre-empts what plays, a
+normal one waits for the zones (and is refused while an emergency is on air — see
+:mod:`controller.api.live`). Once the arbiter starts it, the controller sends ``live_start``
+to the target scopes, re-frames the PCM the phone sends into ``LIVE_FRAME_MS`` frames with a
+sequence number and a capture time, and publishes them QoS0 on ``.../bcast/<session>/live``
+(docs/protocol.md §Live). Stop, a dropped phone, a phone that sends nothing and a microphone
+that stays silent all end the session the same way: a last frame, ``live_stop`` to every scope,
+and the zones released. The units also stop on their own when frames stop coming.
+
+A phone session (:meth:`LiveHub.open`) is reported to the hub's :class:`LiveObserver` (the broadcast
+log and audio archive, :mod:`controller.live_log`); a session opened with :meth:`LiveHub.open_direct`
+(a republished relay, logged as a relay) is not.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import logging
+import math
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from controller.airing.aircontrol import AirControl, LiveHold
+from controller.fleet.presence import Presence
+from devices import protocol as p
+from devices.link import ControllerLink
+from devices.mqtt import MqttError
+
+logger = logging.getLogger(__name__)
+
+FRAME_BYTES = p.LIVE_SAMPLE_RATE * p.LIVE_FRAME_MS // 1000 * 2
+SILENT_RMS = 30  # below about -60 dBFS: a muted or dead microphone
+NO_AUDIO_S = 3.0  # the phone is connected but sends nothing
+SILENCE_S = 60.0  # the microphone sends only silence
+MAX_BACKLOG = FRAME_BYTES * 50  # 2 s: a phone sending faster than real time is cut
+REANNOUNCE_S = 2.0  # live_start again: a unit that (re)connects mid-session joins it
+GAP_S = 1.5  # audio resuming after this long (an upstream back, first output): announce at once
+
+
+@dataclass
+class LiveStats:
+    bytes_in: int = 0
+    frames_out: int = 0
+    publish_errors: int = 0
+    dropped_waiting: int = 0
+
+
+class LiveObserver(Protocol):
+    """Told what a phone session does (never allowed to disturb the audio path: errors are logged)."""
+
+    def on_open(self, s: LiveSession) -> None: ...
+    def on_live(self, s: LiveSession) -> None: ...
+    def on_frame(self, s: LiveSession, pcm: bytes) -> None: ...
+    def on_end(self, s: LiveSession) -> None: ...
+
+
+@dataclass
+class LiveSession:
+    id: str
+    user: str
+    priority: p.Priority
+    nodes: list[str]
+    scopes: list[p.AudioScope]
+    notify: Callable[[dict[str, Any]], None]
+    state: str = "waiting"  # waiting | live | ended
+    reason: str = ""
+    seq: int = 0
+    level_dbfs: float = -120.0
+    stats: LiveStats = field(default_factory=LiveStats)
+    _pending: bytearray = field(default_factory=bytearray)
+    _last_audio: float = 0.0
+    _last_sound: float = 0.0
+    _announced: float = 0.0
+    _announces: int = 0
+    _last_frame: float = 0.0  # loop time of the last frame published
+    refused: dict[str, str] = field(default_factory=dict)  # unit → why it did not go live
+    target: dict[str, Any] = field(default_factory=dict)  # as requested (zones, nodes, all)
+    observer: LiveObserver | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"session": self.id, "state": self.state, "reason": self.reason, "user": self.user,
+                "priority": self.priority.value, "nodes": self.nodes, "frames": self.stats.frames_out}
+
+
+class LiveHub:
+    """The controller's live sessions (at most one per zone, by way of the arbiter)."""
+
+    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
+                 no_audio_s: float = NO_AUDIO_S, silence_s: float = SILENCE_S,
+                 observer: LiveObserver | None = None) -> None:
+        self.link = link
+        self.observer = observer
+        self.air = air
+        self.presence = presence
+        self.no_audio_s = no_audio_s
+        self.silence_s = silence_s
+        self.sessions: dict[str, LiveSession] = {}
+        self._watch: asyncio.Task[None] | None = None
+        link.on("resp", self._on_resp)
+
+    def open(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
+             notify: Callable[[dict[str, Any]], None], target: dict[str, Any] | None = None) -> LiveSession:
+        sid = f"live-{datetime.now(tz=UTC):%H%M%S}-{secrets.token_hex(3)}"
+        s = LiveSession(sid, user, priority, nodes, scopes, notify, target=dict(target or {}),
+                        observer=self.observer)
+        self.sessions[sid] = s
+        _observe(s, "on_open")
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="live-watchdog")
+        notify({"type": "state", **s.public()})
+        self.air.hold(sid, nodes, priority, LiveHold(started=lambda: self._started(s),
+                                                      ended=lambda why: self._ended_by_arbiter(s, why)))
+        return s
+
+    def open_direct(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
+                    notify: Callable[[dict[str, Any]], None]) -> LiveSession:
+        """A session on air at once: its caller already holds the zones (a republished relay)."""
+        sid = f"live-{datetime.now(tz=UTC):%H%M%S}-{secrets.token_hex(3)}"
+        s = LiveSession(sid, user, priority, nodes, scopes, notify)
+        self.sessions[sid] = s
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="live-watchdog")
+        self._started(s)
+        return s
+
+    def units(self, s: LiveSession) -> list[str]:
+        """Units whose telemetry says they play this session."""
+        out = []
+        for n in s.nodes:
+            live = self.presence.nodes.get(n)
+            if live is not None and live.telemetry.get("source") == "live" \
+                    and live.telemetry.get("playing") == s.id:
+                out.append(n)
+        return out
+
+    def feed(self, s: LiveSession, pcm: bytes) -> None:
+        """PCM s16le 16 kHz mono from the phone, any length: framed and published while live."""
+        now = asyncio.get_running_loop().time()
+        s.stats.bytes_in += len(pcm)
+        s._last_audio = now
+        if len(pcm) >= 2:
+            even = pcm[: len(pcm) & ~1]
+            rms = pcm_rms(even)
+            s.level_dbfs = -120.0 if rms < 1 else 20 * math.log10(rms / 32768)
+            if rms >= SILENT_RMS:
+                s._last_sound = now
+        if s.state != "live":
+            s.stats.dropped_waiting += len(pcm)
+            return
+        s._pending += pcm
+        if len(s._pending) > MAX_BACKLOG:
+            del s._pending[: len(s._pending) - MAX_BACKLOG]
+        if len(s._pending) >= FRAME_BYTES and now - s._last_frame > GAP_S and now - s._announced > 0.1:
+            self._announce(s)  # units gave up on a silent session: tell them before the audio
+        while len(s._pending) >= FRAME_BYTES:
+            s._last_frame = now
+            frame = bytes(s._pending[:FRAME_BYTES])
+            del s._pending[:FRAME_BYTES]
+            self._publish_frame(s, frame)
+
+    def end(self, s: LiveSession, reason: str) -> None:
+        """End the session on every unit (idempotent)."""
+        if s.state == "ended":
+            return
+        was_live = s.state == "live"
+        s.state, s.reason = "ended", reason
+        self.sessions.pop(s.id, None)
+        if was_live:
+            tail = bytes(s._pending[: len(s._pending) & ~1])
+            s._pending.clear()
+            self._publish_frame(s, tail, last=True)
+            self._command(s, "live_stop", {"session": s.id, "reason": reason[:64]})
+        self.air.release(s.id)
+        _observe(s, "on_end")
+        logger.info("live %s by %s ended (%s): %d frames to %d unit(s)", s.id, s.user, reason,
+                    s.stats.frames_out, len(s.nodes))
+        s.notify({"type": "state", **s.public()})
+
+    # ------------------------------------------------------------------ internals
+
+    def _started(self, s: LiveSession) -> None:
+        if s.state != "waiting":
+            return
+        s.state = "live"
+        loop = asyncio.get_running_loop()
+        s._last_audio = s._last_sound = loop.time()
+        self._announce(s)
+        _observe(s, "on_live")
+        logger.info("live %s by %s on air in %d scope(s)", s.id, s.user, len(s.scopes))
+        s.notify({"type": "state", **s.public()})
+
+    def _ended_by_arbiter(self, s: LiveSession, why: str) -> None:
+        self.end(s, why)  # pre-empted by an emergency, or the zone was cleared by staff
+
+    def _publish_frame(self, s: LiveSession, pcm: bytes, *, last: bool = False) -> None:
+        body = p.pack_live_frame(s.seq, p.now_ms(), pcm, last=last)
+        s.seq += 1
+        for scope in s.scopes:
+            try:
+                self.link.publish_nowait(self.link.topics.live(scope, s.id), body, qos=0)
+            except MqttError as exc:
+                s.stats.publish_errors += 1
+                logger.debug("live frame not sent to %s: %s", scope.id, exc)
+        s.stats.frames_out += 1
+        if s.observer is not None:
+            _observe(s, "on_frame", pcm)
+
+    def _announce(self, s: LiveSession) -> None:
+        s._announced = asyncio.get_running_loop().time()
+        s._announces += 1
+        args = p.LiveStartArgs(session=s.id, priority=s.priority)
+        self._command(s, "live_start", args.model_dump(mode="json"), suffix=f":{s._announces}")
+
+    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
+        if not resp.id.startswith("live_start:"):
+            return
+        s = self.sessions.get(resp.id.split(":")[1])
+        if s is not None and node_id in s.nodes:
+            if resp.status == "error":
+                s.refused[node_id] = resp.error[:100]
+            else:
+                s.refused.pop(node_id, None)
+
+    def _command(self, s: LiveSession, name: str, args: dict[str, Any], suffix: str = "") -> None:
+        body = p.encode(p.Command(id=f"{name}:{s.id}{suffix}", name=name, args=args,
+                                  expires_at=p.now_ms() + 10_000))
+        for scope in s.scopes:
+            topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
+                     else self.link.topics.cmd(scope.id))
+            try:
+                self.link.publish_nowait(topic, body, qos=1)
+            except MqttError as exc:  # the units stop on their own when frames stop
+                logger.error("%s for %s not sent to %s: %s", name, s.id, scope.id, exc)
+
+    async def _watchdog(self) -> None:
+        while self.sessions:
+            await asyncio.sleep(0.25)
+            now = asyncio.get_running_loop().time()
+            for s in list(self.sessions.values()):
+                try:
+                    if s.state != "live":
+                        continue
+                    if now - s._last_audio > self.no_audio_s:
+                        self.end(s, "no_audio")
+                    elif now - s._last_sound > self.silence_s:
+                        self.end(s, "silent")
+                    else:
+                        if now - s._announced >= REANNOUNCE_S and now - s._last_frame <= GAP_S:
+                            self._announce(s)  # while audio flows (feed() announces when it resumes)
+                        s.notify({"type": "units", "session": s.id, "live": self.units(s),
+                                  "refused": dict(s.refused), "level_dbfs": round(s.level_dbfs, 1)})
+                except Exception:
+                    logger.exception("live watchdog failed for %s", s.id)
+
+
+def _observe(s: LiveSession, what: str, *args: Any) -> None:
+    if s.observer is None:
+        return
+    try:
+        getattr(s.observer, what)(s, *args)
+    except Exception:  # the record must never stop the voice
+        logger.exception("live %s: %s failed", s.id, what)
+
+
+def pcm_rms(pcm: bytes) -> float:
+    """RMS of s16le samples."""
+    samples = array.array("h")
+    samples.frombytes(pcm[: len(pcm) & ~1])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(x * x for x in samples) / len(samples))

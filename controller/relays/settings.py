@@ -1,0 +1,34 @@
+"""Relay settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from controller.core.netguard import normalize_station
+
+
+class RelaySettings(BaseModel):
+    """Relay sessions (tiếp sóng) when several controllers share a database (docs/live.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    beat_s: float = Field(10.0, gt=0, le=300,
+                          description="how often a controller marks its relays as still run by it")
+    owner_ttl_s: float = Field(45.0, gt=0, le=3600,
+                               description="a relay whose controller has not marked it for this long is "
+                                           "taken over by another controller")
+    allowed_stations: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="stations (origins scheme://host[:port]) that may be relayed although their address "
+                    "is loopback, private or otherwise not public; any other relay URL must resolve to "
+                    "public addresses only (controller/netguard.py)")
+
+    @field_validator("allowed_stations")
+    @classmethod
+    def _stations(cls, v: list[str]) -> list[str]:
+        return [normalize_station(x) for x in v]
+
+    @model_validator(mode="after")
+    def _beat_within_ttl(self) -> RelaySettings:
+        if self.beat_s * 2 > self.owner_ttl_s:
+            raise ValueError("beat_s must be at most half of owner_ttl_s")
+        return self
