@@ -14,7 +14,7 @@ from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.relays import refusal, station_guard
 from controller.api.schemas import MqttCredentials, Strict, iso
 from controller.api.scope import forbidden, node_visible
-from controller.cli.mqtt_config import issue_credentials
+from controller.fleet.broker_accounts import issue_credentials
 from controller.fleet.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
 from controller.fleet.models import RETIRED, Node, NodeCommand, NodeZone, Zone
 

@@ -25,7 +25,7 @@ from controller.api.schemas import (
     iso,
 )
 from controller.api.scope import forbidden, node_for
-from controller.cli.mqtt_config import issue_credentials, refuse_reserved
+from controller.fleet.broker_accounts import issue_credentials, refuse_reserved
 from controller.fleet.directory import NodeDirectory
 from controller.fleet.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, Zone
 
@@ -170,7 +170,7 @@ def _live_node(s: Session, user: User, node_id: str) -> Node:
 async def create_node(body: NodeCreate, sv: ServicesDep, user: AdminDep) -> NodeCreated:
     """A new unit in zones of the admin's subtree, with its own broker account. The id of a
     retired unit may be used again: it gets fresh credentials (its history stays)."""
-    reserved = refuse_reserved(body.id, sv.settings)  # e.g. the configured controller user name
+    reserved = refuse_reserved(body.id, sv.settings.mqtt)  # e.g. the configured controller user name
     if reserved is not None:
         raise HTTPException(422, reserved)
     with sv.db.session() as s:

@@ -28,7 +28,7 @@ import pytest
 from fastapi import FastAPI
 
 from controller.cli.main import main as cli_main
-from controller.cli.mqtt_config import CONTROLLER_ENV
+from controller.fleet.broker_accounts import CONTROLLER_ENV
 from controller.live.settings import LiveSettings
 from controller.settings import Settings
 from devices.broker import free_port, mosquitto_path, wait_port
