@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (Debian packages when missing,
-# a virtualenv with the project and its test extras), then runs ruff, mypy and pytest.
+# a virtualenv with the project and its test extras), then runs ruff, mypy, lint-imports (the
+# layering contract in pyproject.toml) and pytest, spread over worker processes (pytest-xdist:
+# the tests mostly wait on brokers and timers, so more workers than cores pay off).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k delivery`.
+#   LP_WORKERS=N     pytest workers (default 4; 0 runs in this process, as before)
+#   LP_STRESS=1      keep both cores busy while pytest runs (stress-ng --cpu 2, else a bounded
+#                    Python busy loop), to prove no test depends on timing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +38,31 @@ fi
 
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"
+echo "== lint-imports"; .venv/bin/lint-imports --no-cache
+
+hog_pids=()
+stop_hog() {
+  for pid in "${hog_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${hog_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  hog_pids=()
+}
+trap stop_hog EXIT
+if [ "${LP_STRESS:-}" = 1 ]; then
+  # bounded either way (2 h), so a killed run cannot leave a hog behind for long
+  if command -v stress-ng >/dev/null 2>&1; then
+    stress-ng --cpu 2 --timeout 7200 --quiet & hog_pids+=($!)
+  else
+    for _ in 1 2; do
+      python3 -c 'import time
+end = time.monotonic() + 7200
+while time.monotonic() < end: pass' & hog_pids+=($!)
+    done
+  fi
+  echo "== LP_STRESS=1: CPU hog running (pids ${hog_pids[*]})"
+fi
+
+workers=${LP_WORKERS:-4}
+xdist=()
+if [ "$workers" != 0 ]; then xdist=(-n "$workers"); fi
+echo "== pytest"
+.venv/bin/pytest -q -p no:cacheprovider "${xdist[@]}" "$@"

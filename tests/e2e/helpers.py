@@ -18,6 +18,8 @@ from firmware_sim.node import SimNode
 
 TEXT = "Thông báo: sáng mai phường tổ chức tiêm phòng tại nhà văn hóa"
 FINAL = {"played", "failed", "expired", "cancelled"}
+#: A broadcast still at work; any other status is where it ended (done, expired, cancelled, failed).
+RUNNING = {"scheduled", "sending", "active"}
 
 
 def allowing(settings: Settings, *stations: str) -> Settings:
@@ -77,7 +79,9 @@ async def air(client: httpx.AsyncClient, bulletin_id: int, target: dict[str, Any
 
 async def wait_broadcast(client: httpx.AsyncClient, bid: str, timeout: float,
                          done: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-    """Poll the broadcast until every delivery is final (or ``done`` says so); return it."""
+    """Poll the broadcast until every delivery is final and the broadcast itself has ended (or
+    until ``done`` says so); return it. The broadcast's own status is written just after its last
+    delivery's, so a poll in between sees every unit final while the broadcast is still active."""
     last: dict[str, Any] = {}
 
     async def check() -> bool:
@@ -85,7 +89,8 @@ async def wait_broadcast(client: httpx.AsyncClient, bid: str, timeout: float,
         last = (await client.get(f"/api/broadcasts/{bid}")).json()
         if done is not None:
             return done(last)
-        return bool(last["deliveries"]) and all(d["state"] in FINAL for d in last["deliveries"])
+        return (bool(last["deliveries"]) and all(d["state"] in FINAL for d in last["deliveries"])
+                and last["status"] not in RUNNING)
 
     try:
         await wait_for(check, timeout, f"broadcast {bid}", every=0.25)
