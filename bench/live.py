@@ -118,7 +118,7 @@ async def live_run(port: int, nodes: int, seconds: float, delay_ms: int, jitter_
             await ws.send(body)
             await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - loop.time()))
         await asyncio.sleep(1.0)
-        hub = app.state.live_hub
+        hub = app.state.services.live_hub
         session = next(iter(hub.sessions.values()))
         frames_out = session.stats.frames_out
         await ws.send(json.dumps({"type": "stop"}))

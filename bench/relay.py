@@ -243,8 +243,7 @@ async def controller_role(port: int, data_dir: str) -> None:
 
     async def stats() -> dict[str, int]:
         sv = app.state.services
-        hub = sv.relays.live if sv.relays is not None else None
-        sessions = list(hub.sessions.values()) if hub is not None else []
+        sessions = list(sv.relays.live.sessions.values())
         return {"mqtt_bytes_out": sv.link.client.stats.bytes_out,
                 "live_frames_out": sum(s.stats.frames_out for s in sessions),
                 "live_seq": max((s.seq for s in sessions), default=0)}

@@ -1,11 +1,12 @@
-"""The app factory and the long-lived services, started and stopped in a fixed order."""
+"""The app factory: routers, middleware, error handlers, and the lifespan that builds the services
+(controller/services.py), starts them in their listed order and stops them in reverse."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -13,76 +14,74 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from controller.accounts.audit import audit
+from controller.api import apidocs, router
+from controller.api.deps import get_services
+from controller.api.limits import RequestLimits
+from controller.api.methods import UiMount, method_not_allowed
+from controller.api.recordings import UPLOAD_PATH, upload_body_limit
 from controller.core.errors import ServiceError
-from controller.services import Services, build_services, start_services, stop_services
+from controller.services import build_services, start_services, stop_services
 from controller.settings import Settings
+from controller.ui import router as ui_router
 
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sv = build_services(settings)
-        app.state.services = sv
+        app.state.services = sv  # the one thing on app.state: routes take it through api/deps.py
         await start_services(sv)
-        from controller.api.live import recorder
-        recorder(app.state)  # the live log/archive, and its retention sweep from the start
         if sv.admin_password:
             logger.warning("first admin account: admin / %s (shown once; change it)", sv.admin_password)
         try:
             yield
         finally:
-            rec = getattr(app.state, "live_recorder", None)
-            if rec is not None:
-                await rec.close()  # waits for archives being encoded
             await stop_services(sv)
 
-    app = FastAPI(title="loaphuong", version="0.1.0", lifespan=lifespan,
+    return lifespan
+
+
+async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Every state-changing API request by a known user goes to the audit log."""
+    response = await call_next(request)
+    user = request.scope.get("lp_user")
+    if user and request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/"):
+        sv = get_services(request)
+
+        def write() -> None:
+            with sv.db.session() as s:
+                audit(s, user, f"{request.method} {request.url.path}", detail=str(response.status_code))
+
+        await asyncio.to_thread(write)
+    return response
+
+
+async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+    # an id or number beyond what the database stores (64-bit): it cannot name anything
+    return JSONResponse(status_code=422, content={"detail": "a number in the request is out of range"})
+
+
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status, content={"detail": exc.message})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(title="loaphuong", version="0.1.0", lifespan=_lifespan(settings),
                   description="Ward public-address controller (loa phường)",
                   docs_url=None, redoc_url=None, openapi_url=None)  # behind login: controller/api/apidocs.py
-
-    @app.middleware("http")
-    async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Every state-changing API request by a known user goes to the audit log."""
-        response = await call_next(request)
-        user = request.scope.get("lp_user")
-        if user and request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/"):
-            sv: Services = request.app.state.services
-
-            def write() -> None:
-                with sv.db.session() as s:
-                    audit(s, user, f"{request.method} {request.url.path}", detail=str(response.status_code))
-
-            await asyncio.to_thread(write)
-        return response
-
-    @app.exception_handler(OverflowError)
-    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
-        # an id or number beyond what the database stores (64-bit): it cannot name anything
-        return JSONResponse(status_code=422, content={"detail": "a number in the request is out of range"})
-
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"detail": exc.message})
-
-    from controller.api import apidocs, router
-    from controller.api.methods import UiMount, method_not_allowed
-
+    app.middleware("http")(_audit)
+    app.exception_handler(OverflowError)(_overflow)
+    app.exception_handler(ServiceError)(_service_error)
     app.add_exception_handler(405, method_not_allowed)  # the path's Allow, not the static files'
-    from controller.ui import router as ui_router
-
     app.include_router(router)
     app.include_router(apidocs.router)
     app.include_router(ui_router)
     app.router.routes.append(UiMount("/", app=StaticFiles(directory=STATIC, html=True), name="ui"))
-    from controller.api.limits import RequestLimits
-    from controller.api.recordings import UPLOAD_PATH, upload_body_limit
-
     # outermost: sizes and authentication before any body is read
     app.add_middleware(RequestLimits, max_body=settings.http.max_body_kb * 1024,  # type: ignore[arg-type]
                        larger={UPLOAD_PATH: upload_body_limit(settings.tts)})

@@ -1,4 +1,5 @@
-"""Dependency aliases for routes (FastAPI template style)."""
+"""Dependency aliases for routes and pages (FastAPI template style): the services, a database
+session, the logged-in user and their role."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from controller.services import Services
 _basic = HTTPBasic(realm="loaphuong", auto_error=False)
 
 
-def get_services(request: Request) -> Services:
-    sv: Services = request.app.state.services
+def get_services(conn: HTTPConnection) -> Services:
+    """The controller's services (built and started by the app's lifespan, controller/app.py);
+    an ``HTTPConnection``, so WebSocket routes take ``ServicesDep`` too."""
+    sv: Services = conn.app.state.services
     return sv
 
 

@@ -26,7 +26,6 @@ from controller.api.schemas import (
 )
 from controller.api.scope import forbidden, node_for
 from controller.fleet.broker_accounts import issue_credentials, refuse_reserved
-from controller.fleet.directory import NodeDirectory
 from controller.fleet.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, Zone
 
 router = APIRouter(prefix="/api", tags=["fleet"])
@@ -77,14 +76,6 @@ def _zones_of(s: Session, node_id: str | None = None) -> dict[str, list[str]]:
     return out
 
 
-def _directory(request: Request) -> NodeDirectory:
-    state = request.app.state
-    if getattr(state, "node_directory", None) is None:
-        state.node_directory = NodeDirectory()
-    directory: NodeDirectory = state.node_directory
-    return directory
-
-
 @router.get("/nodes", response_model=list[NodePublic])
 def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, zone: str | None = None,
                state: str | None = None, limit: int | None = Query(None, ge=1, le=10_000),
@@ -95,7 +86,7 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
     presence = sv.presence
     picked = []
     mine = visible_zones(s, user)
-    for row in _directory(request).rows(s):
+    for row in sv.node_directory.rows(s):
         if zone and zone not in row.zones:
             continue
         if mine is not None and not mine.intersection(row.zones):

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.api.deps import _basic, authenticate
+from controller.api.deps import _basic, authenticate, get_services
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class RequestLimits:
         request = Request(scope)
         try:
             cred = await _basic(request)
-            sv = request.app.state.services
+            sv = get_services(request)
 
             def check() -> None:
                 with sv.db.session() as s:

@@ -13,7 +13,7 @@ browser logs in with the session cookie and sends the session's CSRF token (``GE
 /api/live/token``) as ``"csrf"`` in its start message; HTTP Basic on the upgrade request only
 from clients that send no ``Origin`` (scripts, bench).
 
-The record of phone sessions (controller/live_log.py): ``GET /api/live/sessions`` (newest first),
+The record of phone sessions (controller/live/log.py): ``GET /api/live/sessions`` (newest first),
 ``GET /api/live/sessions/{id}`` and ``GET /api/live/sessions/{id}/audio`` (the archived MP3).
 """
 
@@ -26,7 +26,6 @@ import logging
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,15 +35,14 @@ from controller.accounts.models import User
 from controller.accounts.roles import CAN_AIR
 from controller.accounts.scope import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
-from controller.api.live_auth import authenticate, origin_allowed, session_csrf, token_ok
+from controller.api.live_auth import WsLogin, authenticate, origin_allowed, session_csrf, token_ok
 from controller.api.schemas import Priority
 from controller.api.scope import forbidden, scoped_target
 from controller.core.errors import ServiceError
 from controller.core.ids import Flag
 from controller.fleet.models import NodeZone
 from controller.fleet.targets import resolve_targets
-from controller.live.hub import LiveHub
-from controller.live.log import LiveRecorder
+from controller.live.hub import LiveHub, LiveSession
 from controller.live.models import LiveLog
 from controller.services import Services
 from devices import protocol as p
@@ -78,27 +76,6 @@ class LiveToken(BaseModel):
                                                "null without a session cookie (HTTP Basic needs none)")
 
 
-def recorder(state: Any) -> LiveRecorder:
-    """The app's live recorder (log + archive); the app's lifespan creates it at start (so the
-    retention sweep runs from then) and closes it before stopping the services."""
-    if getattr(state, "live_recorder", None) is None:
-        sv: Services = state.services
-        rec = LiveRecorder(sv.db, sv.writer, sv.link, sv.settings.live, sv.settings.audio_dir)
-        rec.start()
-        state.live_recorder = rec
-    r: LiveRecorder = state.live_recorder
-    return r
-
-
-def hub(ws: WebSocket) -> LiveHub:
-    state = ws.app.state
-    if getattr(state, "live_hub", None) is None:
-        sv: Services = state.services
-        state.live_hub = LiveHub(sv.link, sv.air, sv.presence, observer=recorder(state))
-    h: LiveHub = state.live_hub
-    return h
-
-
 @router.get("/token", response_model=LiveToken)
 def live_token(request: Request, sv: ServicesDep, _: UserDep, response: Response) -> LiveToken:
     """The token ``/live.html`` sends in its start message (the session's CSRF token)."""
@@ -112,38 +89,62 @@ async def _refuse(ws: WebSocket, detail: str, code: int = 1008) -> None:
 
 
 @router.websocket("/ws")
-async def live_ws(ws: WebSocket) -> None:
-    sv: Services = ws.app.state.services
+async def live_ws(ws: WebSocket, sv: ServicesDep) -> None:
+    """One live session: admit the socket, read its start message, resolve the units, then relay
+    the audio until the phone stops or goes away."""
+    login = await _admit(ws, sv)
+    if login is None:
+        return
+    req = await _start_message(ws, login)
+    if req is None:
+        return
+    picked = await _units(ws, sv, login.user, req)
+    if picked is None:
+        return
+    await _run(ws, sv.live_hub, login.user, req, picked)
+
+
+async def _admit(ws: WebSocket, sv: Services) -> WsLogin | None:
+    """The handshake: another site's page is refused before accept; then the login and the role."""
     if not origin_allowed(ws.headers, sv.settings.live.allowed_origins):
         logger.warning("live socket from origin %r refused (not this controller's)", ws.headers.get("origin"))
         await ws.close(code=1008)  # before accept: the handshake is answered 403
-        return
+        return None
     try:
         login = await asyncio.to_thread(authenticate, ws, sv)
     except HTTPException as exc:  # too many failed logins: wait (the login backoff)
         await ws.accept()
         await _refuse(ws, str(exc.detail))
-        return
+        return None
     await ws.accept()
     if login is None:
         await _refuse(ws, "login required (wrong user name or password; a browser logs in on the login page)")
-        return
-    user = login.user
-    if user.role not in CAN_AIR:
-        await _refuse(ws, f"your role ({user.role}) may not air broadcasts")
-        return
+        return None
+    if login.user.role not in CAN_AIR:
+        await _refuse(ws, f"your role ({login.user.role}) may not air broadcasts")
+        return None
+    return login
+
+
+async def _start_message(ws: WebSocket, login: WsLogin) -> LiveStart | None:
+    """The first message, ``{"type": "start", ...}``, with the session's CSRF token for a cookie login."""
     try:
         first = await asyncio.wait_for(ws.receive_text(), START_TIMEOUT_S)
         req = LiveStart.model_validate(json.loads(first))
     except (TimeoutError, json.JSONDecodeError, ValidationError, KeyError, TypeError) as exc:
         await _refuse(ws, f"send {{'type': 'start', 'target': {{...}}}} first ({type(exc).__name__})")
-        return
+        return None
     except WebSocketDisconnect:
-        return
+        return None
     if not token_ok(login, req.csrf):
         await _refuse(ws, "missing or wrong CSRF token (reload the page)")
-        return
+        return None
+    return req
 
+
+async def _units(ws: WebSocket, sv: Services, user: User,
+                 req: LiveStart) -> tuple[list[str], list[p.AudioScope]] | None:
+    """The units and audio scopes of the target (a ward user: only the ward's), unless refused."""
     def resolve() -> tuple[list[str], list[p.AudioScope]]:
         with sv.db.session() as s:  # a ward user reaches only the zones of the ward
             all_nodes, zones, ids = scoped_target(s, user, req.target.all, req.target.zones, req.target.nodes)
@@ -154,39 +155,33 @@ async def live_ws(ws: WebSocket) -> None:
         nodes, scopes = await asyncio.to_thread(resolve)
     except ServiceError as exc:
         await _refuse(ws, exc.message)
-        return
+        return None
     except HTTPException as exc:
         await _refuse(ws, str(exc.detail))
-        return
-    priority = p.Priority(req.priority)
-    if priority != p.Priority.EMERGENCY and sv.air.emergency_on(nodes):
+        return None
+    if p.Priority(req.priority) != p.Priority.EMERGENCY and sv.air.emergency_on(nodes):
         await _refuse(ws, "an emergency is on air in these zones; live broadcast refused "
                           "(try again after it)")
-        return
+        return None
+    return nodes, scopes
 
+
+async def _run(ws: WebSocket, h: LiveHub, user: User, req: LiveStart,
+               picked: tuple[list[str], list[p.AudioScope]]) -> None:
+    """Open the session, feed it the phone's audio until stop / disconnect, then end it."""
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
 
     def notify(msg: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.QueueFull):
             outbox.put_nowait(msg)
 
-    h = hub(ws)
-    session = h.open(user=user.username, priority=priority, nodes=nodes, scopes=scopes, notify=notify,
-                     target=req.target.model_dump())
+    nodes, scopes = picked
+    session = h.open(user=user.username, priority=p.Priority(req.priority), nodes=nodes, scopes=scopes,
+                     notify=notify, target=req.target.model_dump())
     sender = asyncio.create_task(_send_loop(ws, outbox), name=f"live-send-{session.id}")
     reason = "stopped"
     try:
-        while session.state != "ended":
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                reason = "shutdown" if msg.get("code") == SERVER_GOING_AWAY else "disconnected"
-                break
-            if msg.get("bytes") is not None:
-                h.feed(session, msg["bytes"])
-            elif msg.get("text") is not None and _is_stop(msg["text"]):
-                break
-    except WebSocketDisconnect as exc:
-        reason = "shutdown" if exc.code == SERVER_GOING_AWAY else "disconnected"
+        reason = await _receive_loop(ws, h, session)
     finally:
         h.end(session, reason)
         await asyncio.sleep(0)  # let the final state reach the outbox
@@ -196,6 +191,22 @@ async def live_ws(ws: WebSocket) -> None:
         sender.cancel()
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def _receive_loop(ws: WebSocket, h: LiveHub, session: LiveSession) -> str:
+    """Feed the audio frames; returns why the session ends (stopped, disconnected, shutdown)."""
+    try:
+        while session.state != "ended":
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return "shutdown" if msg.get("code") == SERVER_GOING_AWAY else "disconnected"
+            if msg.get("bytes") is not None:
+                h.feed(session, msg["bytes"])
+            elif msg.get("text") is not None and _is_stop(msg["text"]):
+                break
+    except WebSocketDisconnect as exc:
+        return "shutdown" if exc.code == SERVER_GOING_AWAY else "disconnected"
+    return "stopped"
 
 
 def _is_stop(text: str) -> bool:
@@ -277,14 +288,13 @@ def _row(s: Session, user: User, sid: str) -> LiveLog:
 
 
 @router.get("/sessions")
-def list_sessions(request: Request, s: SessionDep, user: UserDep,
+def list_sessions(s: SessionDep, user: UserDep,
                   since: date | None = Query(None, alias="from", description="local date (Asia/Ho_Chi_Minh)"),
                   until: date | None = Query(None, alias="to", description="local date, inclusive"),
                   who: str | None = Query(None, alias="user", max_length=100, description="who spoke"),
                   limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
                   ) -> dict[str, Any]:
     """The log of live sessions from a phone, newest first (a ward user: only the ward's)."""
-    from_thread.run_sync(recorder, request.app.state)  # starts the archive sweep (in the event loop)
     rows = session_rows(s, user, since, until, who, limit + 1, offset)
     more = len(rows) > limit
     return {"items": [public(r) for r in rows[:limit]], "next_offset": offset + limit if more else None}
@@ -297,10 +307,10 @@ def get_session(sid: str, s: SessionDep, user: UserDep) -> dict[str, Any]:
 
 @router.get("/sessions/{sid}/audio", response_class=FileResponse,
             responses={200: {"content": {"audio/mpeg": {}}}, 404: {"description": "not archived"}})
-def session_audio(sid: str, request: Request, s: SessionDep, user: UserDep) -> FileResponse:
+def session_audio(sid: str, sv: ServicesDep, s: SessionDep, user: UserDep) -> FileResponse:
     """The archived audio of a live session (MP3)."""
     row = _row(s, user, sid)
-    path = recorder(request.app.state).path(row)
+    path = sv.live_recorder.path(row)
     if path is None:
         why = row.archive_note or ("still being encoded" if row.state != "ended" else "not archived")
         raise HTTPException(status.HTTP_404_NOT_FOUND,

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from controller.accounts.models import User
 from controller.accounts.scope import visible_zones
 from controller.api.deps import OperatorDep as UserDep
-from controller.api.deps import ServicesDep, SessionDep
+from controller.api.deps import ServicesDep, SessionDep, get_services
 from controller.api.live import LiveTarget
 from controller.api.schemas import Priority, RelayPublic, Strict
 from controller.api.scope import node_visible, scoped_target
@@ -73,10 +73,7 @@ def check_station(sv: Services, url: str) -> None:
 
 
 def relay_hub(request: Request) -> RelayHub:
-    sv: Services = request.app.state.services
-    if sv.relays is None:
-        raise HTTPException(503, "the controller is starting; try again")
-    return sv.relays
+    return get_services(request).relays
 
 
 def _public(h: RelayHub, sid: str) -> dict[str, Any]:

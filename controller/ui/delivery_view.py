@@ -1,8 +1,9 @@
 """Server-sent events for the delivery view: one event per change of a broadcast's deliveries.
 
-The delivery service calls ``fn(broadcast_id)`` on every change; one listener per app fans out
-to the open streams. Changes are coalesced (≤ 4 events a second per stream) and a snapshot is
-sent at least every 10 s, so a stream that missed something catches up by itself.
+The delivery service wakes the open streams of a broadcast on every change
+(controller/airing/delivery_events.py, built with the services). Changes are coalesced (≤ 4
+events a second per stream) and a snapshot is sent at least every 10 s, so a stream that missed
+something catches up by itself.
 """
 
 from __future__ import annotations
@@ -30,24 +31,6 @@ _DONE = {BroadcastStatus.DONE.value, BroadcastStatus.EXPIRED.value, BroadcastSta
          BroadcastStatus.FAILED.value}
 
 
-class Hub:
-    def __init__(self) -> None:
-        self.streams: dict[str, set[asyncio.Event]] = {}
-
-    def changed(self, broadcast_id: str) -> None:
-        for ev in self.streams.get(broadcast_id, ()):
-            ev.set()
-
-
-def hub(request: Request, sv: Services) -> Hub:
-    state = request.app.state
-    if getattr(state, "delivery_hub", None) is None:
-        state.delivery_hub = Hub()
-        sv.delivery.add_listener(state.delivery_hub.changed)
-    h: Hub = state.delivery_hub
-    return h
-
-
 def snapshot(sv: Services, broadcast_id: str) -> dict[str, Any]:
     with sv.db.session() as s:
         bc = s.get(Broadcast, broadcast_id)
@@ -72,11 +55,10 @@ async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
     change, until the broadcast is finished (then one last event and the stream ends)."""
     with sv.db.session() as s:
         broadcast_for(s, user, broadcast_id)  # 404 / 403
-    h = hub(request, sv)
+    streams = sv.delivery_streams
 
     async def stream() -> AsyncIterator[bytes]:
-        ev = asyncio.Event()
-        h.streams.setdefault(broadcast_id, set()).add(ev)
+        ev = streams.open(broadcast_id)
         try:
             yield b"retry: 2000\n\n"
             while True:
@@ -92,7 +74,7 @@ async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
                     pass
                 await asyncio.sleep(0.25)
         finally:
-            h.streams.get(broadcast_id, set()).discard(ev)
+            streams.close(broadcast_id, ev)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from controller.accounts.roles import CAN_APPROVE
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.ui import relay
@@ -70,11 +71,10 @@ def same_site_path(target: str) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/") -> Response:
+def login_page(request: Request, sv: ServicesDep, next: str = "/") -> Response:
     lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
     t = T[lang]
     safe_next = same_site_path(next)
-    sv = request.app.state.services
     token = request.cookies.get(COOKIE)
     if token:
         with sv.db.session() as s:

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from controller.accounts.models import User
 from controller.accounts.scope import visible_zones
 from controller.accounts.sessions import COOKIE, find_session
+from controller.api.deps import ServicesDep
 from controller.fleet.models import RETIRED, Node, NodeZone, Zone
 from controller.services import Services
 from controller.ui.i18n import T, pick
@@ -45,9 +46,8 @@ class Page:
             "js_strings": {k: t[k] for k in _JS_KEYS}, **ctx}, headers=_NO_STORE)
 
 
-def _page(request: Request) -> Iterator[Page | Response]:
+def _page(request: Request, sv: ServicesDep) -> Iterator[Page | Response]:
     """The logged-in page context, or a redirect to the login page."""
-    sv: Services = request.app.state.services
     lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
     with sv.db.session() as s:
         token = request.cookies.get(COOKIE)

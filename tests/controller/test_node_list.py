@@ -31,7 +31,7 @@ async def test_node_list_pages_filters_and_sees_new_units_at_once(tmp_path: Path
         r = await client.get("/api/nodes", params={"zone": "z1", "limit": 10})
         assert [n["id"] for n in r.json()] == ["n-1", "n-3", "n-5"] and r.headers["x-total-count"] == "3"
         assert (await client.get("/api/nodes", params={"state": "online"})).json() == []
-        directory = app.state.node_directory
+        directory = app.state.services.node_directory
         rebuilds = directory.rebuilds
         await client.get("/api/nodes")
         assert directory.rebuilds == rebuilds  # nothing changed: no reload

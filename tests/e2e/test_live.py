@@ -78,7 +78,7 @@ async def test_dropped_phone_silent_mic_and_quiet_phone_end_the_session(mosquitt
                 await wait_for(lambda: node.live.ended.get(sid) is not None, 5, "unit stops")
                 assert node.live.ended[sid] in ("disconnected", "ended") and not node.live.active
                 # 2. the microphone sends only silence
-                app.state.live_hub.silence_s = 1.0
+                app.state.services.live_hub.silence_s = 1.0
                 ws = await phone(addr, ADMIN, {"zones": ["z"]})
                 sid = (await next_msg(ws, "state", state="live"))["session"]
                 await talk(ws, 2000, pcm=bytes(64000))
@@ -86,7 +86,7 @@ async def test_dropped_phone_silent_mic_and_quiet_phone_end_the_session(mosquitt
                 assert ended["reason"] == "silent"
                 await wait_for(lambda: sid in node.live.ended, 5, "unit stops")
                 # 3. the phone stays connected but sends nothing
-                app.state.live_hub.silence_s = 60.0
+                app.state.services.live_hub.silence_s = 60.0
                 ws = await phone(addr, ADMIN, {"zones": ["z"]})
                 sid = (await next_msg(ws, "state", state="live"))["session"]
                 ended = await next_msg(ws, "state", state="ended", timeout=10)

@@ -126,7 +126,7 @@ async def test_live_session_is_logged_archived_scoped_and_swept(mosquitto: Broke
                     old.ended_at -= 91 * 86_400_000
                     s.add(old)
                     s.commit()
-                assert await app.state.live_recorder.sweep() == 1
+                assert await app.state.services.live_recorder.sweep() == 1
                 assert not archive.exists()
                 row = (await client.get(f"/api/live/sessions/{sid}")).json()
                 assert row["archive"] is None and "90 days" in row["archive_note"] and row["frames"] > 50

@@ -162,7 +162,7 @@ async def test_foreign_page_cannot_go_live_with_the_browsers_logins(chromium: An
                     assert "lp_session=" in tried[0].get("cookie", ""), tried[0]
         # what holds: no live session was opened or logged, no unit received a frame
         assert _live_rows(st) == [] and st.frames_in() == 0
-        assert not getattr(st.app.state, "live_hub", None) or not st.app.state.live_hub.sessions
+        assert not st.app.state.services.live_hub.sessions
         assert not any(u.live.active for u in st.units.values())
 
         # the legit page in the same browser still goes live: session cookie + the session's token
