@@ -19,8 +19,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from devices.protocol import PayloadError, TimeReply, TimeRequest, decode, encode, now_ms
+from firmware_sim.commands import BadArgs, CommandDesk
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class NodeClock:
 
 
 class ClockSync:
+    """The node's estimate of the controller's clock (see the module docstring)."""
+
     def __init__(self, node_id: str, clock: NodeClock, send: Callable[[bytes], bool],
                  later: Callable[[float, Callable[[], None]], None], interval_s: float = 5.0) -> None:
         self.node_id = node_id
@@ -111,6 +115,23 @@ class ClockSync:
 
     def controller_now(self) -> float:
         return self.clock.now_ms() + (self.offset_ms or 0.0)
+
+    def register(self, desk: CommandDesk) -> None:
+        desk.register("sync_time", self.sync_time)
+
+    def sync_time(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``sync_time``: start a clock-sync burst now; answer with the offset controller − node as
+        known so far (from earlier syncs, else from ``server_ms``, which includes the one-way delay)."""
+        server_ms = args.get("server_ms")
+        if server_ms is not None and (not isinstance(server_ms, int) or isinstance(server_ms, bool)):
+            raise BadArgs("args.server_ms must be an integer (ms)")
+        self.restart()
+        if self.offset_ms is not None:
+            return {"offset_ms": round(self.offset_ms), "delay_ms": round(self.delay_ms or 0),
+                    "method": "ntp"}
+        if server_ms is None:
+            return {"offset_ms": None, "method": "none"}
+        return {"offset_ms": server_ms - int(self.clock.now_ms()), "method": "one-way"}
 
 
 __all__ = ["ClockSync", "NodeClock", "now_ms"]

@@ -19,30 +19,28 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from devices.protocol import (
     CHUNK_HEADER,
+    FINISHED_KEEP,
     AckState,
     Chunk,
     ChunkError,
     Manifest,
     PayloadError,
     Reassembler,
+    RepairBackoff,
     RepairRequest,
     decode,
     encode,
     parse_chunk,
+    repair_batch,
 )
-
-if TYPE_CHECKING:
-    from firmware_sim.node import SimNode
+from firmware_sim.io import NodeIO
+from firmware_sim.player import Player
 
 logger = logging.getLogger(__name__)
 
-REPAIR_MAX_INDEXES = 256  # §3: at most 256 indexes per repair request
-REPAIR_MAX_WAIT_S = 30.0  # §3: repair backoff cap
-FINISHED_KEEP = 64  # §3: ids of the last 64 finished broadcasts ("non-volatile")
 _INDEX = struct.Struct(">H")
 
 
@@ -82,8 +80,7 @@ KEEP_VERIFIED = 4
 class _Download:
     manifest: Manifest
     reasm: Reassembler
-    next_repair: float
-    wait: float
+    backoff: RepairBackoff
     requested: set[int] = field(default_factory=set)
     faulted: set[int] = field(default_factory=set)
     retried_all: bool = False
@@ -93,8 +90,15 @@ class _Download:
 class Downloads:
     """The broadcasts one node is downloading now, keyed by broadcast id."""
 
-    def __init__(self, node: SimNode) -> None:
-        self.node = node
+    def __init__(self, io: NodeIO, player: Player, *, repair_idle_s: float, blobs: BlobCache | None,
+                 keep_audio: bool) -> None:
+        self._io = io
+        self._player = player
+        self.repair_idle_s = repair_idle_s
+        self.blobs = blobs
+        self.keep_audio = keep_audio
+        #: verified files by bc (the last FINISHED_KEEP), unless keep_audio is off
+        self.audio: dict[str, bytes] = {}
         self._active: dict[str, _Download] = {}
         #: the last verified files, kept for a ``play`` command that replays (restart / resume)
         self._verified: OrderedDict[str, tuple[Manifest, bytes]] = OrderedDict()
@@ -122,6 +126,10 @@ class Downloads:
         """Space reserved for the files being downloaded (their full size)."""
         return sum(d.manifest.audio.size for d in self._active.values())
 
+    def used_bytes(self) -> int:
+        """Flash in use: the files being downloaded and those the player holds."""
+        return self._player.used_bytes() + self.storage_bytes()
+
     # ------------------------------------------------------------------ control
 
     def clear(self) -> None:
@@ -146,52 +154,52 @@ class Downloads:
     # ------------------------------------------------------------------ incoming
 
     def on_manifest(self, topic: str, bc: str, payload: bytes) -> None:
-        node = self.node
+        io = self._io
         if not payload:  # withdrawn by the controller: drop a partial download
             d = self._active.pop(bc, None)
             if d is not None:
                 if d.timer is not None:
                     d.timer.cancel()
-                logger.info("%s: manifest of %s withdrawn; partial download dropped", node.node_id, bc)
+                logger.info("%s: manifest of %s withdrawn; partial download dropped", io.node_id, bc)
             return
         try:
             m = decode(Manifest, payload)
         except PayloadError as exc:
-            node._bad(topic, exc)
+            io.bad(topic, exc)
             return
         a = m.audio
         if m.bc != bc or a.chunks != (a.size + a.chunk_size - 1) // a.chunk_size:
-            node._bad(topic, "manifest bc differs from its topic or audio.chunks is inconsistent")
+            io.bad(topic, "manifest bc differs from its topic or audio.chunks is inconsistent")
             return
-        node.stats.manifests += 1
-        if bc in node.finished:  # never play twice: re-send the final ack
-            state, reason = node.finished[bc]
-            node._ack(bc, state, reason)
+        io.stats.manifests += 1
+        if bc in io.finished:  # never play twice: re-send the final ack
+            state, reason = io.finished[bc]
+            io.ack(bc, state, reason)
             return
-        held = node.player.state_of(bc)
+        held = self._player.state_of(bc)
         if held is not None:
-            node._ack(bc, held)
+            io.ack(bc, held)
             return
         d = self._active.get(bc)
         if d is not None:
-            node._ack(bc, AckState.RECEIVING, have=d.reasm.have)
+            io.ack(bc, AckState.RECEIVING, have=d.reasm.have)
             return
-        if m.expires_at < node.controller_ms():
-            node._ack(bc, AckState.FAILED, "expired")
+        if m.expires_at < io.controller_ms():
+            io.ack(bc, AckState.FAILED, "expired")
             return
-        free = node.faults.storage_kb * 1024 - node._storage_used()
-        if node.faults.storage_full or a.size > free:
-            node._ack(bc, AckState.FAILED, "storage_full")
+        free = io.faults.storage_kb * 1024 - self.used_bytes()
+        if io.faults.storage_full or a.size > free:
+            io.ack(bc, AckState.FAILED, "storage_full")
             return
-        idle = node.repair_idle_s
-        d = _Download(m, Reassembler(a), next_repair=time.monotonic() + idle, wait=idle)
+        idle = self.repair_idle_s
+        d = _Download(m, Reassembler(a), RepairBackoff(idle, time.monotonic()))
         self._active[bc] = d
         d.timer = asyncio.get_running_loop().call_later(idle, self._repair_due, bc)
-        logger.debug("%s: receiving %s (%d chunks)", node.node_id, bc, a.chunks)
-        node._ack(bc, AckState.RECEIVING, have=0)
+        logger.debug("%s: receiving %s (%d chunks)", io.node_id, bc, a.chunks)
+        io.ack(bc, AckState.RECEIVING, have=0)
 
     def on_chunk(self, bc: str, payload: bytes) -> None:
-        node, stats = self.node, self.node.stats
+        io, stats = self._io, self._io.stats
         d = self._active.get(bc)
         if d is None:
             stats.chunks_ignored += 1
@@ -203,23 +211,22 @@ class Downloads:
             chunk = parse_chunk(frame)
         except ChunkError as exc:
             stats.chunks_bad += 1
-            logger.info("%s: bad chunk for %s: %s", node.node_id, bc, exc)
+            logger.info("%s: bad chunk for %s: %s", io.node_id, bc, exc)
             return
-        if node.blobs is not None:
-            data = node.blobs.intern((chunk.file_tag, chunk.index, len(chunk.data)), chunk.data)
+        if self.blobs is not None:
+            data = self.blobs.intern((chunk.file_tag, chunk.index, len(chunk.data)), chunk.data)
             chunk = Chunk.model_construct(index=chunk.index, total=chunk.total,
                                           file_tag=chunk.file_tag, data=data)
         before = d.reasm.have
         if not d.reasm.add(chunk):
             stats.chunks_bad += 1
-            logger.info("%s: chunk %d does not belong to %s", node.node_id, chunk.index, bc)
+            logger.info("%s: chunk %d does not belong to %s", io.node_id, chunk.index, bc)
             return
         if d.reasm.have == before:
             stats.chunks_dup += 1
             return
         stats.chunks_ok += 1
-        d.wait = node.repair_idle_s
-        d.next_repair = time.monotonic() + node.repair_idle_s
+        d.backoff.progress(time.monotonic())
         if d.reasm.complete():
             self._complete(bc, d)
             return
@@ -230,7 +237,7 @@ class Downloads:
 
     def _apply_faults(self, d: _Download, payload: bytes) -> bytes | None:
         """Faults.drop_chunks / corrupt_chunks, once per index: None = dropped."""
-        faults, stats = self.node.faults, self.node.stats
+        faults, stats = self._io.faults, self._io.stats
         index = _INDEX.unpack_from(payload, 4)[0] if len(payload) >= CHUNK_HEADER.size else -1
         if index in faults.drop_chunks and index not in d.faulted:
             d.faulted.add(index)
@@ -248,14 +255,14 @@ class Downloads:
     # ------------------------------------------------------------------ outcome
 
     def _complete(self, bc: str, d: _Download) -> None:
-        node = self.node
+        io = self._io
         try:
             audio = d.reasm.assemble()
         except ChunkError:
-            node.stats.checksum_mismatches += 1
+            io.stats.checksum_mismatches += 1
             if not d.retried_all:  # discard the file and ask for every chunk again, once
                 d.retried_all = True
-                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", node.node_id, bc)
+                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", io.node_id, bc)
                 self._send_repair(bc, d)
                 return
             self._fail(bc, "checksum")
@@ -263,48 +270,46 @@ class Downloads:
         self._active.pop(bc, None)
         if d.timer is not None:
             d.timer.cancel()
-        if node.blobs is not None:
-            audio = node.blobs.intern(("file", d.manifest.audio.sha256), audio)
-        if node.keep_audio:
-            node.audio[bc] = audio
-            while len(node.audio) > FINISHED_KEEP:
-                del node.audio[next(iter(node.audio))]
+        if self.blobs is not None:
+            audio = self.blobs.intern(("file", d.manifest.audio.sha256), audio)
+        if self.keep_audio:
+            self.audio[bc] = audio
+            while len(self.audio) > FINISHED_KEEP:
+                del self.audio[next(iter(self.audio))]
         self._verified[bc] = (d.manifest, audio)
         while len(self._verified) > KEEP_VERIFIED:
             self._verified.popitem(last=False)
-        node._ack(bc, AckState.VERIFIED)
-        node.player.enqueue(d.manifest, audio)
+        io.ack(bc, AckState.VERIFIED)
+        self._player.enqueue(d.manifest, audio)
 
     def _fail(self, bc: str, reason: str) -> None:
         d = self._active.pop(bc, None)
         if d is not None and d.timer is not None:
             d.timer.cancel()
-        self.node._ack(bc, AckState.FAILED, reason)
+        self._io.ack(bc, AckState.FAILED, reason)
 
     # ------------------------------------------------------------------ repair
 
     def _send_repair(self, bc: str, d: _Download) -> None:
-        node = self.node
-        missing = d.reasm.missing()[:REPAIR_MAX_INDEXES]
-        now = time.monotonic()
+        io = self._io
+        missing = repair_batch(d.reasm.missing())
         if missing:
-            req = RepairRequest(ts=node.clock_ms(), node_id=node.node_id, bc=bc, missing=missing)
-            if node._publish(node.topics.repair(node.node_id), encode(req), qos=1):
-                node.stats.repairs_sent += 1
+            req = RepairRequest(ts=io.clock_ms(), node_id=io.node_id, bc=bc, missing=missing)
+            if io.publish(io.topics.repair(io.node_id), encode(req), qos=1):
+                io.stats.repairs_sent += 1
                 d.requested = set(missing)
-                logger.debug("%s: repair %s: %d chunks", node.node_id, bc, len(missing))
-        d.next_repair = now + d.wait
-        d.wait = min(d.wait * 2, REPAIR_MAX_WAIT_S)
+                logger.debug("%s: repair %s: %d chunks", io.node_id, bc, len(missing))
+        d.backoff.sent(time.monotonic())
 
     def _repair_due(self, bc: str) -> None:
         d = self._active.get(bc)
         if d is None:
             return
         now = time.monotonic()
-        if d.manifest.expires_at < self.node.controller_ms():
+        if d.manifest.expires_at < self._io.controller_ms():
             self._fail(bc, "expired")
             return
-        if now + 0.005 >= d.next_repair:
+        if d.backoff.due(now):
             self._send_repair(bc, d)
-        d.timer = asyncio.get_running_loop().call_later(max(0.01, d.next_repair - now),
+        d.timer = asyncio.get_running_loop().call_later(max(0.01, d.backoff.next_due - now),
                                                         self._repair_due, bc)

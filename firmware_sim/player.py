@@ -22,11 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.protocol import AckState, Manifest, Priority
+from devices.protocol import AckState, Manifest, Priority, play_rank
 
 logger = logging.getLogger(__name__)
-
-_RANK = {Priority.EMERGENCY: 0, Priority.PRIORITY: 1, Priority.NORMAL: 2}
 
 AckFn = Callable[[str, AckState, str], None]
 
@@ -54,7 +52,7 @@ class QueueItem:
 
     @property
     def rank(self) -> int:
-        return _RANK[self.manifest.priority]
+        return play_rank(self.manifest.priority)
 
     @property
     def emergency(self) -> bool:
@@ -62,7 +60,7 @@ class QueueItem:
 
 
 class Player:
-    """One amplifier, one queue, one broadcast playing at a time."""
+    """One amplifier (power, volume), one queue, one broadcast playing at a time."""
 
     def __init__(
         self,
@@ -79,6 +77,7 @@ class Player:
     ) -> None:
         self.node_id = node_id
         self.power = power
+        self.volume = 70
         self.time_scale = time_scale
         self.decode_error = decode_error
         self.play_dir = play_dir
@@ -140,6 +139,11 @@ class Player:
             self._interrupt("power_off")
         self._on_change()
         self._kick()
+
+    def set_volume(self, level: int) -> None:
+        if level != self.volume:
+            self.volume = level
+            self._on_change()
 
     def stop_current(self, reason: str = "stopped") -> str:
         """Stop what plays now (the queue goes on); returns its bc or ''."""

@@ -52,7 +52,7 @@ async def test_relay_stream_power_and_stop(ctl: Ctl, mosquitto: BrokerProcess) -
         assert (tel["source"], tel["playing"]) == ("relay", STREAM)
         res = await command(client, "s-1", "stop")
         assert res["data"] == {"stopped": STREAM}
-        await wait_for(lambda: node.commands.stream == "", 2, "stream stopped")
+        await wait_for(lambda: node.relay.url == "", 2, "stream stopped")
         assert (await telemetry_of(client, "s-1"))["source"] == "idle"
         assert (await command(client, "s-1", "power", on=False))["status"] == "ok"
         res = await command(client, "s-1", "play_stream", url=STREAM)  # amplifier off: refused

@@ -107,7 +107,7 @@ def test_conf_refuses_impossible_listeners(tmp_path: Path, kw: dict[str, object]
 def test_packet_limit_fits_the_largest_legitimate_message() -> None:
     from devices import protocol as p
     topic = "lp/group/" + "g" * 63 + "/bcast/" + "b" * 63 + "/data"
-    chunk = p._frame(0, 1, b"\xff" * p.MAX_CHUNK_SIZE, b"t" * 8)  # the biggest audio chunk message
+    chunk = p.frame_chunk(0, 1, b"\xff" * p.MAX_CHUNK_SIZE, b"t" * 8)  # the biggest audio chunk message
     for payload in (chunk, b" " * p.MAX_JSON_PAYLOAD):  # and the biggest JSON from a node
         assert 5 + 2 + len(topic) + 2 + len(payload) <= sec.MAX_PACKET_SIZE < 1024 * 1024
 

@@ -82,7 +82,7 @@ async def test_bare_play_stream_is_refused_while_the_zone_is_on_air(mosquitto: B
                 for path in ("/api/zones/z/commands", "/api/zones/all/commands", "/api/nodes/rb-1/commands"):
                     r = await client.post(path, json=other)
                     assert r.status_code == 409 and rid in r.text and "/api/relays" in r.text, (path, r.text)
-                assert node.relay.url.endswith("/live.mp3") and node.commands.stream.endswith("/live.mp3")
+                assert node.relay.url.endswith("/live.mp3")
                 assert (await client.delete(f"/api/relays/{rid}")).status_code == 200
                 await wait_for(lambda: node.relay.state == "", 15, "relay stopped")
                 r = await client.post("/api/zones/z/commands", json=other)

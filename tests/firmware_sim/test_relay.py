@@ -112,7 +112,7 @@ async def test_stream_drops_is_reported_interrupted_and_resumes(ctl: Ctl, nodes:
     await until(lambda: relay_states(ctl, "rl-1")[-3:] == ["playing", "interrupted", "playing"], 10,
                 "telemetry shows the interruption")
     assert (await ctl.call("rl-1", "stop")).data == {"stopped": f"{radio.base}/live.mp3"}
-    assert node.relay.state == "" and node.commands.stream == ""
+    assert node.relay.state == "" and node.relay.url == ""
     requests = len(radio.requests)
     await asyncio.sleep(0.3)
     assert len(radio.requests) == requests  # no more fetching after stop

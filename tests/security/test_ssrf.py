@@ -55,7 +55,7 @@ class Scene:
     def nothing_reached_inside(self) -> None:
         assert self.internal.hits == [], f"the internal service was fetched: {self.internal.hits}"
         assert self.play_streams == [], f"a unit was told to fetch: {self.play_streams}"
-        assert self.unit.relay.state == "" and not self.unit.commands.stream
+        assert self.unit.relay.state == "" and not self.unit.relay.url
 
 
 def spy_play_streams(ward: Ward) -> list[dict[str, Any]]:

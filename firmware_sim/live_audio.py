@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from devices.protocol import (
     ChunkError,
@@ -29,9 +29,8 @@ from devices.protocol import (
     Priority,
     parse_live_frame,
 )
-
-if TYPE_CHECKING:
-    from firmware_sim.node import SimNode
+from firmware_sim.commands import CommandDesk, CommandRejected
+from firmware_sim.io import NodeIO
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +38,17 @@ OUTPUT_KEEP = 20_000  # frames kept for inspection (~13 min at 40 ms)
 REJOIN_AFTER = ("no_audio", "shutdown")  # a repeated live_start restarts the session after these
 
 
-class LiveRejected(Exception):
-    pass
+class LiveRejected(CommandRejected):
+    """A ``live_start`` / ``live_stop`` answered with status "error"."""
+
+
+class Amplifier(Protocol):
+    """What a live session needs of the player: the amplifier's power."""
+
+    @property
+    def power(self) -> bool: ...
+
+    def set_power(self, on: bool) -> None: ...
 
 
 @dataclass
@@ -66,8 +74,11 @@ class _Session:
 
 
 class LiveReceiver:
-    def __init__(self, node: SimNode) -> None:
-        self.node = node
+    """One node's live session: commands, jitter buffer and playout (see the module docstring)."""
+
+    def __init__(self, io: NodeIO, amplifier: Amplifier) -> None:
+        self._io = io
+        self._amp = amplifier
         self.session: _Session | None = None
         self.output: list[tuple[float, int, bytes]] = []
         self.ended: dict[str, str] = {}
@@ -79,6 +90,11 @@ class LiveReceiver:
 
     # ------------------------------------------------------------------ commands
 
+    def register(self, desk: CommandDesk) -> None:
+        """``live_start`` / ``live_stop`` (docs/protocol.md §Live)."""
+        desk.register("live_start", self.start)
+        desk.register("live_stop", self.stop)
+
     def start(self, raw: dict[str, Any]) -> dict[str, Any]:
         try:
             args = LiveStartArgs.model_validate(raw)
@@ -87,7 +103,7 @@ class LiveReceiver:
         why = self.ended.get(args.session)
         if why is not None and why not in REJOIN_AFTER and self.active != args.session:
             raise LiveRejected(f"ended: {why}")  # e.g. stopped by staff: the repeats do not restart it
-        player = self.node.player
+        player = self._amp
         if not player.power:
             if args.priority != Priority.EMERGENCY:
                 raise LiveRejected("power_off")
@@ -97,9 +113,9 @@ class LiveReceiver:
         if self.session is None:
             self.session = _Session(args)
             self.session.task = asyncio.get_running_loop().create_task(
-                self._playout(self.session), name=f"live-{self.node.node_id}")
-            logger.info("%s: live %s started", self.node.node_id, args.session)
-            self.node._changed()
+                self._playout(self.session), name=f"live-{self._io.node_id}")
+            logger.info("%s: live %s started", self._io.node_id, args.session)
+            self._io.changed()
         return {"live": args.session}
 
     def stop(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -120,8 +136,8 @@ class LiveReceiver:
         if s.task is not None and s.task is not asyncio.current_task():
             s.task.cancel()
         self.ended[s.args.session] = reason
-        logger.info("%s: live %s ended (%s)", self.node.node_id, s.args.session, reason)
-        self.node._changed()
+        logger.info("%s: live %s ended (%s)", self._io.node_id, s.args.session, reason)
+        self._io.changed()
 
     # ------------------------------------------------------------------ frames
 
@@ -134,7 +150,7 @@ class LiveReceiver:
             frame = parse_live_frame(payload)
         except ChunkError as exc:
             self.stats.bad += 1
-            logger.debug("%s: bad live frame: %s", self.node.node_id, exc)
+            logger.debug("%s: bad live frame: %s", self._io.node_id, exc)
             return
         self.stats.frames_in += 1
         s.last_frame_at = time.monotonic()
