@@ -12,6 +12,7 @@ __all__ = [
     "COUNT_NOUNS",
     "DATE_AFTER",
     "DATE_BEFORE",
+    "DATE_CONTEXT",
     "DAY_LEAD",
     "EMERGENCY",
     "EMERGENCY_BEFORE",
@@ -20,6 +21,7 @@ __all__ = [
     "NOT_SERVICE_AFTER",
     "PART_OF_WHOLE",
     "RANK_ORDINALS",
+    "ROMAN_CONTEXT",
     "ROMAN_ORDINAL_CONTEXT",
     "SCORE_BEFORE",
     "SERVICE_BEFORE",
@@ -68,7 +70,7 @@ HOLIDAYS = (
     "lễ", "tết", "rằm", "valentine",
 )
 
-# Right before a d/m these make it a date (besides a weekday and the words in lexicon.DATE_CONTEXT).
+# Right before a d/m these make it a date (besides a weekday and the words in DATE_CONTEXT).
 DATE_BEFORE = (
     "mai", "nay", "hôm nay", "hôm qua", "ngày mai", "sáng mai", "chiều mai", "tối mai", "sáng nay",
     "chiều nay", "tối nay", "trưa nay", "đêm nay", "chậm nhất", "muộn nhất", "trễ nhất", "kể từ",
@@ -126,3 +128,17 @@ RANK_ORDINALS = {1: "nhất", 2: "nhì"}
 # Weekday words (a dash between two of them is "đến").
 WEEKDAY_WORDS = ("thứ hai", "thứ ba", "thứ tư", "thứ năm", "thứ sáu", "thứ bảy", "chủ nhật", "thứ 2", "thứ 3",
                  "thứ 4", "thứ 5", "thứ 6", "thứ 7")
+
+# A d/m date needs one of these right before it (else 10/12 is "mười trên mười hai").
+DATE_CONTEXT = (
+    "ngày", "mùng", "mồng", "hôm", "sáng", "trưa", "chiều", "tối", "đêm", "rạng sáng", "từ", "đến", "tới",
+    "trước", "sau", "hạn", "hết", "lúc", "vào", "chủ nhật", "thứ hai", "thứ ba", "thứ tư", "thứ năm",
+    "thứ sáu", "thứ bảy", "thứ 2", "thứ 3", "thứ 4", "thứ 5", "thứ 6", "thứ 7",
+)
+# Roman numerals are read as numbers only after these words (khóa XV → khóa mười lăm).
+ROMAN_CONTEXT = (
+    "khóa", "khoá", "đại hội", "thế kỷ", "thế kỉ", "quý", "phần", "chương", "mục", "kỳ", "kì", "tập",
+    "giai đoạn", "lần thứ", "hội nghị trung ương", "cấp", "vùng", "quân khu", "đợt", "thứ", "hạng", "mức độ",
+    "mức", "loại", "nhóm", "bậc", "phiên thứ", "kỳ thứ", "khóa thứ", "cấp độ", "đại hội đảng bộ",
+    "đại hội đại biểu",
+)

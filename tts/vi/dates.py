@@ -17,51 +17,34 @@ from __future__ import annotations
 
 import re
 
+from tts.vi.context import ends_with, next_words_in
 from tts.vi.cues import (
     ADDRESS_BEFORE,
     COUNT_NOUNS,
     DATE_AFTER,
     DATE_BEFORE,
+    DATE_CONTEXT,
     DAY_LEAD,
     HOLIDAYS,
     NAME_BEFORE,
     WEEKDAY_WORDS,
 )
-from tts.vi.lexicon import DATE_CONTEXT
 from tts.vi.numbers import Dialect, read_int, roman_to_int
 
 __all__ = [
     "date_ranges",
     "dates",
     "day_month",
-    "ends_with",
     "full_dates",
     "month_word",
     "month_years",
-    "next_words_in",
     "shared_months",
 ]
 
 _BEFORE_CUES = tuple(sorted({*DATE_CONTEXT, *DATE_BEFORE, *HOLIDAYS, *WEEKDAY_WORDS}, key=len, reverse=True))
-_NEXT_WORDS = re.compile(r"[ \t]*\(?([^\W\d_]+(?:[ \t]+[^\W\d_]+){0,2})")
 _CHAIN_WORDS = frozenset({"đến", "tới", "và", "hoặc", "từ", "hết", "ngày"})
 _STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
 _DURATION = frozenset({"lần", "giờ", "tiếng", "ngày", "tuần", "tháng", "năm", "phút", "buổi", "ca", "lượt"})
-
-
-def ends_with(before: str, words: tuple[str, ...]) -> bool:
-    """Does ``before`` end with one of ``words`` (whole words, ignoring " ,(:")?"""
-    tail = before[-40:].rstrip(" ,(:").lower()
-    return any(tail.endswith(w) and (len(tail) == len(w) or not tail[-len(w) - 1].isalnum()) for w in words)
-
-
-def next_words_in(after: str, table: frozenset[str] | tuple[str, ...]) -> bool:
-    """Do the next one to three words of ``after`` (same clause) start with an entry of ``table``?"""
-    m = _NEXT_WORDS.match(after[:60])
-    if not m:
-        return False
-    words = m.group(1).lower().split()
-    return any(" ".join(words[:k]) in table for k in (3, 2, 1) if k <= len(words))
 
 
 def month_word(m: int, dialect: Dialect) -> str:

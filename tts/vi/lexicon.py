@@ -1,26 +1,14 @@
-"""Word lists for Vietnamese normalisation: abbreviations, units, letter names, codes.
+"""Abbreviations and letter names for Vietnamese normalisation (data only).
 
-Everything here is data; the rules that use it live in :mod:`tts.vi.numeric`, :mod:`tts.vi.dates` and
-:mod:`tts.vi.wording`. The words *around* numbers that decide a reading are in :mod:`tts.vi.cues`.
+The abbreviations of public announcements (UBND, BHYT, TP.HCM…), the Vietnamese names of Latin letters and
+the words of web addresses. Codes in document numbers are in :mod:`tts.vi.doc_codes`, units and money in
+:mod:`tts.vi.measures`; the words *around* numbers that decide a reading are in :mod:`tts.vi.cues`.
+The rules that use them live in :mod:`tts.vi.numeric`, :mod:`tts.vi.dates` and :mod:`tts.vi.wording`.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "ABBREVIATIONS",
-    "CURRENCY_PREFIX",
-    "DATE_CONTEXT",
-    "DOC_CODES",
-    "DOC_CODES_PARTY",
-    "LETTERS",
-    "PER_AFTER",
-    "PER_WORDS",
-    "ROMAN_CONTEXT",
-    "UNITS",
-    "UNITS_ATTACHED",
-    "VOWELS",
-    "WEB_WORDS",
-]
+__all__ = ["ABBREVIATIONS", "LETTERS", "VOWELS", "WEB_WORDS"]
 
 # Abbreviations common in public announcements, matched case-sensitively as whole tokens.
 ABBREVIATIONS: dict[str, str] = {
@@ -242,177 +230,6 @@ ABBREVIATIONS: dict[str, str] = {
     "Đ/C": "đồng chí",
 }
 
-# Codes in document numbers such as 125/KH-UBND or 39/2020/TT-BTTTT.
-DOC_CODES: dict[str, str] = {
-    **{k: v for k, v in ABBREVIATIONS.items() if "." not in k and "/" not in k},  # a code's own sense wins
-    "QĐ": "quyết định",
-    "KH": "kế hoạch",
-    "TB": "thông báo",
-    "CV": "công văn",
-    "CT": "chỉ thị",
-    "NQ": "nghị quyết",
-    "NĐ": "nghị định",
-    "TT": "thông tư",
-    "HD": "hướng dẫn",
-    "BC": "báo cáo",
-    "TTr": "tờ trình",
-    "BTT": "ban thường trực",
-    "CĐ": "công điện",
-    "CP": "chính phủ",
-    "TTg": "thủ tướng",
-    "BTTTT": "bộ thông tin và truyền thông",
-    "BYT": "bộ y tế",
-    "BCA": "bộ công an",
-    "BGDĐT": "bộ giáo dục và đào tạo",
-    "TU": "tỉnh ủy",
-    "HU": "huyện ủy",
-    "ĐU": "đảng ủy",
-    "VP": "văn phòng",
-    "SYT": "sở y tế",
-    "QH": "quốc hội",
-    "TTCP": "thanh tra chính phủ",
-    "DP": "dự phòng",
-    "KSBT": "kiểm soát bệnh tật",
-    "PA": "phương án",
-    "KL": "kết luận",
-    "QC": "quy chế",
-    "QyĐ": "quy định",
-    "ĐA": "đề án",
-    "CTr": "chương trình",
-    "VBHN": "văn bản hợp nhất",
-    "VPQH": "văn phòng quốc hội",
-    "UBTVQH": "ủy ban thường vụ quốc hội",
-    "YT": "y tế",
-    "NVY": "nghiệp vụ y",
-    "PYT": "phòng y tế",
-    "BXD": "bộ xây dựng",
-    "BCT": "bộ công thương",
-    "BQP": "bộ quốc phòng",
-    "BTP": "bộ tư pháp",
-    "BNV": "bộ nội vụ",
-    "BTC": "bộ tài chính",
-    "BTNMT": "bộ tài nguyên và môi trường",
-    "BNNPTNT": "bộ nông nghiệp và phát triển nông thôn",
-    "BLĐTBXH": "bộ lao động thương binh và xã hội",
-    "BVHTTDL": "bộ văn hóa, thể thao và du lịch",
-    "BGTVT": "bộ giao thông vận tải",
-    "SNV": "sở nội vụ",
-    "STP": "sở tư pháp",
-    "STC": "sở tài chính",
-    "SXD": "sở xây dựng",
-    "SGDĐT": "sở giáo dục và đào tạo",
-    "BCTĐ": "báo cáo thẩm định",
-    "HC": "hành chính",
-    "PC": "pháp chế",
-    "VX": "văn xã",
-    "KT": "kinh tế",
-    "NC": "nội chính",
-    "TCKH": "tài chính kế hoạch",
-    "QLĐT": "quản lý đô thị",
-    "ĐTN": "đoàn thanh niên",
-    "LĐLĐ": "liên đoàn lao động",
-    "CAP": "công an phường",
-    "CAX": "công an xã",
-}
-
-# Codes with another sense in party documents (a number with TW, TU, HU, ĐU...): 12-QĐ/BTC.
-DOC_CODES_PARTY: dict[str, str] = {
-    "BTC": "ban tổ chức",
-    "BTG": "ban tuyên giáo",
-    "BDV": "ban dân vận",
-    "UBKT": "ủy ban kiểm tra",
-    "VPTU": "văn phòng tỉnh ủy",
-    "BTV": "ban thường vụ",
-    "BCĐ": "ban chỉ đạo",
-    "QU": "quận ủy",
-    "TVTU": "thường vụ tỉnh ủy",
-    "BCS": "ban cán sự",
-    "ĐUK": "đảng ủy khối",
-    "TUQ": "thay mặt ủy quyền",
-}
-
-# Unit after a number → spoken words. Longest keys are tried first.
-UNITS: dict[str, str] = {
-    "km/h": "ki lô mét trên giờ",
-    "km/giờ": "ki lô mét trên giờ",
-    "m3/s": "mét khối trên giây",
-    "m³/s": "mét khối trên giây",
-    "m3/ngày": "mét khối một ngày",
-    "m³/ngày": "mét khối một ngày",
-    "m/s": "mét trên giây",
-    "l/s": "lít trên giây",
-    "mm/h": "mi li mét trên giờ",
-    "mm/giờ": "mi li mét trên giờ",
-    "đ/tháng": "đồng một tháng",
-    "đ/năm": "đồng một năm",
-    "đ/người": "đồng một người",
-    "đ/hộ": "đồng một hộ",
-    "đ": "đồng",
-    "km²": "ki lô mét vuông",
-    "km2": "ki lô mét vuông",
-    "m²": "mét vuông",
-    "m2": "mét vuông",
-    "m³": "mét khối",
-    "m3": "mét khối",
-    "km": "ki lô mét",
-    "Km": "ki lô mét",
-    "cm": "xen ti mét",
-    "mm": "mi li mét",
-    "m": "mét",
-    "ha": "héc ta",
-    "kg": "ki lô gam",
-    "mg": "mi li gam",
-    "ml": "mi li lít",
-    "°C": "độ xê",
-    "ºC": "độ xê",
-    "oC": "độ xê",
-    "°F": "độ ép",
-    "°": "độ",
-    "%": "phần trăm",
-    "‰": "phần nghìn",
-    "kWh": "ki lô oát giờ",
-    "kW": "ki lô oát",
-    "MW": "mê ga oát",
-    "kV": "ki lô vôn",
-    "GB": "gi ga bai",
-    "MHz": "mê ga héc",
-    "kHz": "ki lô héc",
-    "GHz": "gi ga héc",
-    "Hz": "héc",
-    "MB": "mê ga bai",
-    "VNĐ": "đồng",
-    "VND": "đồng",
-    "vnđ": "đồng",
-    "vnd": "đồng",
-    "USD": "đô la Mỹ",
-    "$": "đô la",
-    "€": "ơ rô",
-    "EUR": "ơ rô",
-}
-# Units only recognised when written right after the digits (5l, 20g, 50.000đ, 50k).
-UNITS_ATTACHED: dict[str, str] = {
-    "đ": "đồng",
-    "l": "lít",
-    "g": "gam",
-    "k": "nghìn",
-    "W": "oát",
-    "V": "vôn",
-    "tr": "triệu",
-}
-CURRENCY_PREFIX: dict[str, str] = {"$": "đô la", "€": "ơ rô"}
-
-# "đồng/kg" → "đồng một ki lô gam": words that take "một" after a slash.
-PER_WORDS: dict[str, str] = {
-    **{w: w for w in ("năm", "tháng", "tuần", "ngày", "giờ", "phút", "người", "hộ", "lượt", "suất", "lần",
-                      "ca", "buổi", "con", "cái", "chiếc", "tấn", "lít", "xe", "học sinh", "khẩu", "cây")},
-    "kg": "ki lô gam", "km": "ki lô mét", "ha": "héc ta", "m2": "mét vuông", "m²": "mét vuông",
-    "m3": "mét khối", "m³": "mét khối", "m": "mét", "h": "giờ",
-}
-
-# "2.000.000 đồng/tổ dân phố": after these words a slash means "per" whatever follows.
-PER_AFTER = frozenset({"đồng", "la", "Mỹ", "trăm", "lít", "gam", "mét", "ta", "tấn", "nghìn", "ngàn", "triệu",
-                       "tỷ", "khối", "vuông", "rô"})
-
 # Vietnamese names of Latin letters, for spelling acronyms (VNPT → vê en pê tê).
 LETTERS: dict[str, str] = {
     "A": "a", "Ă": "á", "Â": "ớ", "B": "bê", "C": "xê", "D": "dê", "Đ": "đê", "E": "e", "Ê": "ê",
@@ -428,17 +245,3 @@ WEB_WORDS: dict[str, str] = {
     "org": "o rờ gờ", "net": "nét", "http": "", "https": "", "zalo": "da lô", "facebook": "phây búc",
     "gmail": "gờ meo", "youtube": "du túp",
 }
-
-# A d/m date needs one of these right before it (else 10/12 is "mười trên mười hai").
-DATE_CONTEXT = (
-    "ngày", "mùng", "mồng", "hôm", "sáng", "trưa", "chiều", "tối", "đêm", "rạng sáng", "từ", "đến", "tới",
-    "trước", "sau", "hạn", "hết", "lúc", "vào", "chủ nhật", "thứ hai", "thứ ba", "thứ tư", "thứ năm",
-    "thứ sáu", "thứ bảy", "thứ 2", "thứ 3", "thứ 4", "thứ 5", "thứ 6", "thứ 7",
-)
-# Roman numerals are read as numbers only after these words (khóa XV → khóa mười lăm).
-ROMAN_CONTEXT = (
-    "khóa", "khoá", "đại hội", "thế kỷ", "thế kỉ", "quý", "phần", "chương", "mục", "kỳ", "kì", "tập",
-    "giai đoạn", "lần thứ", "hội nghị trung ương", "cấp", "vùng", "quân khu", "đợt", "thứ", "hạng", "mức độ",
-    "mức", "loại", "nhóm", "bậc", "phiên thứ", "kỳ thứ", "khóa thứ", "cấp độ", "đại hội đảng bộ",
-    "đại hội đại biểu",
-)

@@ -14,15 +14,18 @@ Rules (documented with examples in docs/speech.md):
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 __all__ = [
     "DIGITS",
+    "NUMBER",
     "Dialect",
     "read_decimal",
     "read_digits",
     "read_int",
     "read_number_string",
+    "read_number_token",
     "read_ordinal",
     "roman_to_int",
 ]
@@ -155,3 +158,32 @@ def _to_roman(n: int) -> str:
             out.append(sym)
             n -= value
     return "".join(out)
+
+
+# A written number: 6.665, 1.234,5, 1,000,000, 4.0, 99,3, 42 (read by read_number_token).
+NUMBER = (
+    r"\d{1,3}(?:\.\d{3})+(?!\d)(?:,\d+)?"  # 6.665 / 1.234,5
+    r"|\d{1,3}(?:,\d{3}){2,}(?!\d)"  # 1,000,000 (English style, two or more groups)
+    r"|\d+(?:\.\d+)+"  # 4.0 → bốn chấm không
+    r"|\d+,\d+"  # 99,3
+    r"|\d+"
+)
+_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
+_LONG_PLAIN = 10  # a plain digit string this long is an id: read digit by digit
+
+
+def read_number_token(token: str, dialect: Dialect) -> str:
+    """Read a token matched by :data:`NUMBER`."""
+    if _THOUSANDS.fullmatch(token):
+        integer, _, fraction = token.replace(".", "").partition(",")
+        return read_decimal(integer, fraction, dialect) if fraction else read_int(int(integer), dialect)
+    if token.count(",") >= 2:
+        return read_int(int(token.replace(",", "")), dialect)
+    if "." in token:
+        return " chấm ".join(read_number_string(p, dialect) for p in token.split("."))
+    if "," in token:
+        integer, fraction = token.split(",")
+        return read_decimal(integer, fraction, dialect)
+    if len(token) >= _LONG_PLAIN:
+        return read_digits(token)
+    return read_number_string(token, dialect)

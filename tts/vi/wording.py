@@ -8,9 +8,11 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
+from tts.vi.context import ends_with
 from tts.vi.cues import SYNTAX_BEFORE
-from tts.vi.dates import ends_with
-from tts.vi.lexicon import ABBREVIATIONS, DOC_CODES, LETTERS, PER_AFTER, PER_WORDS, VOWELS, WEB_WORDS
+from tts.vi.doc_codes import DOC_CODES
+from tts.vi.lexicon import ABBREVIATIONS, LETTERS, VOWELS, WEB_WORDS
+from tts.vi.measures import PER_AFTER, PER_WORDS
 from tts.vi.numbers import Dialect, read_number_string
 
 __all__ = [
