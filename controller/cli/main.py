@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported where used: `loaphuong normalize` must start fast (issue 15)
+if TYPE_CHECKING:  # imported where used: `loaphuong normalize` must start fast (issue 15); so are
+    # the lazy imports inside the commands below (start-up speed, not a cycle)
     from controller.settings import Settings
     from tts.vi.numbers import Dialect
 
@@ -62,16 +63,52 @@ def _tls(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None
                      settings.data_dir / "tls" if args.tls_self_signed else None)
 
 
+def _demo_settings(args: argparse.Namespace, broker_port: int, station_base: str) -> Settings:
+    """The demo's settings: its own broker and test radio station, a generated admin password."""
+    from controller.fleet.settings import MqttSettings
+    from controller.relays.settings import RelaySettings
+    from controller.settings import Settings
+
+    return Settings(
+        data_dir=Path(args.data_dir or "data/demo"), mqtt=MqttSettings(port=broker_port),  # type: ignore[call-arg]
+        admin_password=os.environ.get("LOAPHUONG_ADMIN_PASSWORD") or secrets.token_urlsafe(9),
+        relay=RelaySettings(allowed_stations=[station_base]),  # its own station, on 127.0.0.1
+    )
+
+
+def _seed_demo_database(settings: Settings, data_dir: Path) -> None:
+    """Migrate the demo's database and add its ward (zones, units) when missing."""
+    from controller.cli.demo import seed_demo
+    from controller.core.db import Database
+
+    db = Database(settings.db_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db.migrate()
+    with db.session() as s:
+        seed_demo(s)
+    db.dispose()
+
+
+def _demo_banner(web: str, password: str, broker: str, played: Path, station_base: str) -> str:
+    return (
+        "\n  loaphuong demo is running\n"
+        f"  web:     {web}/    API docs: {web}/docs\n"
+        f"  login:   admin / {password}\n"
+        f"  broker:  {broker}\n"
+        f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {played}\n"
+        f"  radio:   a test station to relay (Tiếp sóng): {station_base}/radio.mp3"
+        f" or {station_base}/hls/live.m3u8\n"
+        "  Ctrl+C to stop.\n"
+    )
+
+
 async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from controller.app import create_app
-    from controller.cli.demo import demo_node_ids, seed_demo
-    from controller.core.db import Database
+    from controller.cli.demo import demo_node_ids
+    from controller.cli.demo_station import DemoStation
     from controller.core.web_settings import uvicorn_proxy_options
-    from controller.fleet.settings import MqttSettings
-    from controller.relays.settings import RelaySettings
-    from controller.settings import Settings
     from devices.broker import BrokerProcess, free_port, mosquitto_path
     from devices.mqtt import BrokerAddress
     from firmware_sim.fleet import Fleet, NodeSpec
@@ -81,46 +118,27 @@ async def _demo(args: argparse.Namespace) -> None:
         kind = "mosquitto" if mosquitto_path() else "embedded"
     broker = BrokerProcess(kind, args.broker_port or free_port())
     broker.start()
-    from controller.cli.demo_station import DemoStation
     station = (await asyncio.to_thread(DemoStation)).start()
     data_dir = Path(args.data_dir or "data/demo")
-    settings = Settings(
-        data_dir=data_dir, mqtt=MqttSettings(port=broker.port),  # type: ignore[call-arg]
-        admin_password=os.environ.get("LOAPHUONG_ADMIN_PASSWORD") or secrets.token_urlsafe(9),
-        relay=RelaySettings(allowed_stations=[station.base]),  # its own station, on 127.0.0.1
-    )
-    db = Database(settings.db_url)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db.migrate()
-    with db.session() as s:
-        seed_demo(s)
-    db.dispose()
+    settings = _demo_settings(args, broker.port, station.base)
+    _seed_demo_database(settings, data_dir)
     app = create_app(settings)
     tls = _tls(args, settings)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
                                            ssl_certfile=tls[0] if tls else None,
                                            ssl_keyfile=tls[1] if tls else None,
                                            **uvicorn_proxy_options(settings.http)))
-    scheme = "https" if tls else "http"
-    specs = [NodeSpec(node_id=n) for n in demo_node_ids()]
-    fleet = Fleet(specs, BrokerAddress(port=broker.port), play_dir=data_dir / "played")
+    fleet = Fleet([NodeSpec(node_id=n) for n in demo_node_ids()], BrokerAddress(port=broker.port),
+                  play_dir=data_dir / "played")
     serve = asyncio.create_task(server.serve())
     while not server.started and not serve.done():
         await asyncio.sleep(0.1)
     await fleet.start()
-    sv = app.state.services
-    pw = sv.admin_password or "(unchanged: the admin account already existed in this data directory)"
-    banner = (
-        "\n  loaphuong demo is running\n"
-        f"  web:     {scheme}://{args.host}:{args.port}/    API docs: {scheme}://{args.host}:{args.port}/docs\n"
-        f"  login:   admin / {pw}\n"
-        f"  broker:  {kind} on 127.0.0.1:{broker.port}\n"
-        f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {data_dir / 'played'}\n"
-        f"  radio:   a test station to relay (Tiếp sóng): {station.base}/radio.mp3"
-        f" or {station.base}/hls/live.m3u8\n"
-        "  Ctrl+C to stop.\n"
-    )
-    sys.stderr.write(banner)
+    pw = app.state.services.admin_password or \
+        "(unchanged: the admin account already existed in this data directory)"
+    web = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+    sys.stderr.write(_demo_banner(web, pw, f"{kind} on 127.0.0.1:{broker.port}", data_dir / "played",
+                                  station.base))
     try:
         await serve
     finally:
