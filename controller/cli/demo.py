@@ -1,12 +1,20 @@
-"""The demo ward: 3 hamlet zones with 4 loudspeaker units each, plus its simulated fleet."""
+"""The demo ward: 3 hamlet zones with 4 loudspeaker units each, plus its simulated fleet; the demo's
+settings, database and banner (``loaphuong demo``, run by :mod:`controller.cli.main`)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+from pathlib import Path
 
 from sqlmodel import Session
 
+from controller.core.db import Database
 from controller.fleet.models import Node, NodeZone, Zone
+from controller.fleet.settings import MqttSettings
+from controller.relays.settings import RelaySettings
+from controller.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +50,36 @@ def seed_demo(s: Session) -> int:
     if added:
         logger.info("demo ward seeded with %d units in %d zones", added, len(ZONES))
     return added
+
+
+def demo_settings(data_dir: Path, broker_port: int, station_base: str) -> Settings:
+    """The demo's settings: its own broker and test radio station, a generated admin password."""
+    return Settings(
+        data_dir=data_dir, mqtt=MqttSettings(port=broker_port),  # type: ignore[call-arg]
+        admin_password=os.environ.get("LOAPHUONG_ADMIN_PASSWORD") or secrets.token_urlsafe(9),
+        relay=RelaySettings(allowed_stations=[station_base]),  # its own station, on 127.0.0.1
+    )
+
+
+def migrate_and_seed(settings: Settings, data_dir: Path) -> None:
+    """Migrate the demo's database and add its ward (zones, units) when missing."""
+    db = Database(settings.db_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db.migrate()
+    with db.session() as s:
+        seed_demo(s)
+    db.dispose()
+
+
+def demo_banner(web: str, password: str, broker: str, played: Path, station_base: str) -> str:
+    """What ``loaphuong demo`` prints once it runs: where to log in, the broker, the test station."""
+    return (
+        "\n  loaphuong demo is running\n"
+        f"  web:     {web}/    API docs: {web}/docs\n"
+        f"  login:   admin / {password}\n"
+        f"  broker:  {broker}\n"
+        f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {played}\n"
+        f"  radio:   a test station to relay (Tiếp sóng): {station_base}/radio.mp3"
+        f" or {station_base}/hls/live.m3u8\n"
+        "  Ctrl+C to stop.\n"
+    )

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import sqlite3
 import sys
 from pathlib import Path
@@ -63,50 +62,11 @@ def _tls(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None
                      settings.data_dir / "tls" if args.tls_self_signed else None)
 
 
-def _demo_settings(args: argparse.Namespace, broker_port: int, station_base: str) -> Settings:
-    """The demo's settings: its own broker and test radio station, a generated admin password."""
-    from controller.fleet.settings import MqttSettings
-    from controller.relays.settings import RelaySettings
-    from controller.settings import Settings
-
-    return Settings(
-        data_dir=Path(args.data_dir or "data/demo"), mqtt=MqttSettings(port=broker_port),  # type: ignore[call-arg]
-        admin_password=os.environ.get("LOAPHUONG_ADMIN_PASSWORD") or secrets.token_urlsafe(9),
-        relay=RelaySettings(allowed_stations=[station_base]),  # its own station, on 127.0.0.1
-    )
-
-
-def _seed_demo_database(settings: Settings, data_dir: Path) -> None:
-    """Migrate the demo's database and add its ward (zones, units) when missing."""
-    from controller.cli.demo import seed_demo
-    from controller.core.db import Database
-
-    db = Database(settings.db_url)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db.migrate()
-    with db.session() as s:
-        seed_demo(s)
-    db.dispose()
-
-
-def _demo_banner(web: str, password: str, broker: str, played: Path, station_base: str) -> str:
-    return (
-        "\n  loaphuong demo is running\n"
-        f"  web:     {web}/    API docs: {web}/docs\n"
-        f"  login:   admin / {password}\n"
-        f"  broker:  {broker}\n"
-        f"  ward:    3 zones (tdp1, tdp2, tdp3) x 4 simulated units; played audio in {played}\n"
-        f"  radio:   a test station to relay (Tiếp sóng): {station_base}/radio.mp3"
-        f" or {station_base}/hls/live.m3u8\n"
-        "  Ctrl+C to stop.\n"
-    )
-
-
 async def _demo(args: argparse.Namespace) -> None:
     import uvicorn
 
     from controller.app import create_app
-    from controller.cli.demo import demo_node_ids
+    from controller.cli.demo import demo_banner, demo_node_ids, demo_settings, migrate_and_seed
     from controller.cli.demo_station import DemoStation
     from controller.core.web_settings import uvicorn_proxy_options
     from devices.broker import BrokerProcess, free_port, mosquitto_path
@@ -120,8 +80,8 @@ async def _demo(args: argparse.Namespace) -> None:
     broker.start()
     station = (await asyncio.to_thread(DemoStation)).start()
     data_dir = Path(args.data_dir or "data/demo")
-    settings = _demo_settings(args, broker.port, station.base)
-    _seed_demo_database(settings, data_dir)
+    settings = demo_settings(data_dir, broker.port, station.base)
+    migrate_and_seed(settings, data_dir)
     app = create_app(settings)
     tls = _tls(args, settings)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
@@ -137,8 +97,8 @@ async def _demo(args: argparse.Namespace) -> None:
     pw = app.state.services.admin_password or \
         "(unchanged: the admin account already existed in this data directory)"
     web = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
-    sys.stderr.write(_demo_banner(web, pw, f"{kind} on 127.0.0.1:{broker.port}", data_dir / "played",
-                                  station.base))
+    sys.stderr.write(demo_banner(web, pw, f"{kind} on 127.0.0.1:{broker.port}", data_dir / "played",
+                                 station.base))
     try:
         await serve
     finally:
