@@ -13,22 +13,17 @@ for a child gets its final ack again, never a second playback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from devices import protocol as p
 from devices.serial.contract import Child
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from devices.serial.gateway import SerialGateway
+from devices.serial.io import GatewayIO
+from devices.serial.line import LinePlayer
 
 logger = logging.getLogger(__name__)
-
-REPAIR_MAX_WAIT_S = 30.0
 
 
 @dataclass
@@ -36,22 +31,24 @@ class _Download:
     manifest: p.Manifest
     reasm: p.Reassembler
     targets: set[str]
-    wait: float
+    backoff: p.RepairBackoff
     requested: set[int] = field(default_factory=set)
     retried_all: bool = False
     timer: asyncio.TimerHandle | None = None
-    next_repair: float = 0.0
 
 
 class Downloads:
-    def __init__(self, gw: SerialGateway) -> None:
-        self.gw = gw
+    """The broadcasts the gateway is downloading for its children, keyed by broadcast id."""
+
+    def __init__(self, io: GatewayIO, line: LinePlayer) -> None:
+        self._io = io
+        self._line = line
         self.active: dict[str, _Download] = {}
         self.chunks_bad = 0
         self.repairs_sent = 0
 
     def storage_bytes(self) -> int:
-        return sum(d.manifest.audio.size for d in self.active.values()) + self.gw.line.used_bytes()
+        return sum(d.manifest.audio.size for d in self.active.values()) + self._line.used_bytes()
 
     def clear(self) -> None:
         for d in self.active.values():
@@ -68,7 +65,7 @@ class Downloads:
         if d is None or child.node_id not in d.targets:
             return False
         d.targets.discard(child.node_id)
-        self.gw.ack(child, bc, p.AckState.FAILED, "cancelled")
+        self._io.ack(child, bc, p.AckState.FAILED, "cancelled")
         if not d.targets:
             self._drop(bc)
         return True
@@ -76,46 +73,45 @@ class Downloads:
     # ------------------------------------------------------------------ incoming
 
     def on_manifest(self, targets: list[Child], topic: str, bc: str, payload: bytes) -> None:
-        gw = self.gw
+        io, line = self._io, self._line
         if not payload:  # withdrawn: drop a partial download (a verified file stays playable)
             if self._drop(bc):
-                logger.info("%s: manifest of %s withdrawn; partial download dropped", gw.gw, bc)
+                logger.info("%s: manifest of %s withdrawn; partial download dropped", io.gateway_id, bc)
             return
         try:
             m = p.decode(p.Manifest, payload)
         except p.PayloadError as exc:
-            gw.bad(topic, exc)
+            io.bad(topic, exc)
             return
         if m.bc != bc:
-            gw.bad(topic, "manifest bc differs from its topic")
+            io.bad(topic, "manifest bc differs from its topic")
             return
         d = self.active.get(bc)
         for child in targets:
             if bc in child.finished:  # never play twice: re-send the final ack
                 state, reason = child.finished[bc]
-                gw.ack(child, bc, state, reason)
-            elif (held := gw.line.state_of(bc, child)) is not None:
-                gw.ack(child, bc, held)
+                io.ack(child, bc, state, reason)
+            elif (held := line.state_of(bc, child)) is not None:
+                io.ack(child, bc, held)
             elif d is not None:
                 d.targets.add(child.node_id)
-                gw.ack(child, bc, p.AckState.RECEIVING, have=d.reasm.have)
-            elif gw.line.join(bc, child):
+                io.ack(child, bc, p.AckState.RECEIVING, have=d.reasm.have)
+            elif line.join(bc, child):
                 pass  # verified already (arrived on another scope): joined the queued broadcast
-            elif m.expires_at < gw.clock_ms():
-                gw.ack(child, bc, p.AckState.FAILED, "expired")
-            elif m.audio.size > gw.cfg.storage_kb * 1024 - self.storage_bytes():
-                gw.ack(child, bc, p.AckState.FAILED, "storage_full")
+            elif m.expires_at < io.clock_ms():
+                io.ack(child, bc, p.AckState.FAILED, "expired")
+            elif m.audio.size > io.config.storage_kb * 1024 - self.storage_bytes():
+                io.ack(child, bc, p.AckState.FAILED, "storage_full")
             else:
                 d = self._begin(m, child)
-                gw.ack(child, bc, p.AckState.RECEIVING, have=0)
+                io.ack(child, bc, p.AckState.RECEIVING, have=0)
 
     def _begin(self, m: p.Manifest, child: Child) -> _Download:
-        idle = self.gw.cfg.repair_idle_s
-        d = _Download(m, p.Reassembler(m.audio), {child.node_id}, wait=idle,
-                      next_repair=time.monotonic() + idle)
+        idle = self._io.config.repair_idle_s
+        d = _Download(m, p.Reassembler(m.audio), {child.node_id}, p.RepairBackoff(idle, time.monotonic()))
         self.active[m.bc] = d
-        d.timer = self.gw.later(idle, self._repair_due, m.bc)
-        logger.debug("%s: receiving %s (%d chunks)", self.gw.gw, m.bc, m.audio.chunks)
+        d.timer = self._io.later(idle, self._repair_due, m.bc)
+        logger.debug("%s: receiving %s (%d chunks)", self._io.gateway_id, m.bc, m.audio.chunks)
         return d
 
     def on_chunk(self, bc: str, payload: bytes) -> None:
@@ -126,7 +122,7 @@ class Downloads:
             chunk = p.parse_chunk(payload)
         except p.ChunkError as exc:
             self.chunks_bad += 1
-            logger.info("%s: bad chunk for %s: %s", self.gw.gw, bc, exc)
+            logger.info("%s: bad chunk for %s: %s", self._io.gateway_id, bc, exc)
             return
         before = d.reasm.have
         if not d.reasm.add(chunk):
@@ -134,8 +130,7 @@ class Downloads:
             return
         if d.reasm.have == before:
             return  # duplicate
-        d.wait = self.gw.cfg.repair_idle_s
-        d.next_repair = time.monotonic() + d.wait
+        d.backoff.progress(time.monotonic())
         if d.reasm.complete():
             self._complete(bc, d)
         elif d.requested:
@@ -146,7 +141,8 @@ class Downloads:
     # ------------------------------------------------------------------ outcome
 
     def _targets(self, d: _Download) -> list[Child]:
-        return [self.gw.children[n] for n in sorted(d.targets) if n in self.gw.children]
+        found = (self._io.child(n) for n in sorted(d.targets))
+        return [c for c in found if c is not None]
 
     def _complete(self, bc: str, d: _Download) -> None:
         try:
@@ -154,7 +150,7 @@ class Downloads:
         except p.ChunkError:
             if not d.retried_all:  # discard and ask for every chunk again, once
                 d.retried_all = True
-                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", self.gw.gw, bc)
+                logger.warning("%s: sha256 mismatch for %s; requesting all chunks", self._io.gateway_id, bc)
                 self._send_repair(bc, d)
                 return
             self._fail(bc, "checksum")
@@ -162,8 +158,8 @@ class Downloads:
         self._drop(bc)
         targets = self._targets(d)
         for child in targets:
-            self.gw.ack(child, bc, p.AckState.VERIFIED)
-        self.gw.line.enqueue(d.manifest, audio, targets)
+            self._io.ack(child, bc, p.AckState.VERIFIED)
+        self._line.enqueue(d.manifest, audio, targets)
 
     def _drop(self, bc: str) -> bool:
         d = self.active.pop(bc, None)
@@ -177,31 +173,31 @@ class Downloads:
             return
         self._drop(bc)
         for child in self._targets(d):
-            self.gw.ack(child, bc, p.AckState.FAILED, reason)
+            self._io.ack(child, bc, p.AckState.FAILED, reason)
 
     # ------------------------------------------------------------------ repair
 
     def _send_repair(self, bc: str, d: _Download) -> None:
-        missing = d.reasm.missing()[: p.MAX_REPAIR]
+        io = self._io
+        missing = p.repair_batch(d.reasm.missing())
         targets = self._targets(d)
         if missing and targets:
             who = targets[0].node_id
-            req = p.RepairRequest(ts=self.gw.clock_ms(), node_id=who, bc=bc, missing=missing)
-            if self.gw.publish(self.gw.topics.repair(who), p.encode(req), qos=1):
+            req = p.RepairRequest(ts=io.clock_ms(), node_id=who, bc=bc, missing=missing)
+            if io.publish(io.topics.repair(who), p.encode(req), qos=1):
                 self.repairs_sent += 1
                 d.requested = set(missing)
-                logger.debug("%s: repair %s for %s: %d chunks", self.gw.gw, bc, who, len(missing))
-        d.next_repair = time.monotonic() + d.wait
-        d.wait = min(d.wait * 2, REPAIR_MAX_WAIT_S)
+                logger.debug("%s: repair %s for %s: %d chunks", io.gateway_id, bc, who, len(missing))
+        d.backoff.sent(time.monotonic())
 
     def _repair_due(self, bc: str) -> None:
         d = self.active.get(bc)
         if d is None:
             return
-        if d.manifest.expires_at < self.gw.clock_ms():
+        if d.manifest.expires_at < self._io.clock_ms():
             self._fail(bc, "expired")
             return
         now = time.monotonic()
-        if now + 0.005 >= d.next_repair:
+        if d.backoff.due(now):
             self._send_repair(bc, d)
-        d.timer = self.gw.later(max(0.01, d.next_repair - now), self._repair_due, bc)
+        d.timer = self._io.later(max(0.01, d.backoff.next_due - now), self._repair_due, bc)

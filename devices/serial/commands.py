@@ -13,23 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from devices import protocol as p
 from devices.serial.contract import Child
+from devices.serial.io import BoardControl, GatewayIO
 from devices.serial.master import BusNak, BusTimeout
 from devices.serial.port import PortDown
 from devices.serial.wire import Cmd
 
-if TYPE_CHECKING:
-    from devices.serial.gateway import SerialGateway
-
 logger = logging.getLogger(__name__)
 
-DEDUPE_S = 600.0
-DEDUPE_MAX = 4096
 #: Commands waiting for the bus at once; beyond this, children answer "busy".
 MAX_PENDING = 256
 
@@ -40,12 +35,30 @@ class CommandRejected(Exception):
     """Answered with status "error" and this message."""
 
 
+class LineControl(Protocol):
+    """What the answers need of the programme line: take one child off it."""
+
+    async def stop_child(self, child: Child, reason: str) -> str: ...
+
+    async def cancel(self, child: Child, bc: str) -> bool: ...
+
+
+class DownloadControl(Protocol):
+    def cancel(self, child: Child, bc: str) -> bool: ...
+
+
 class GatewayCommands:
-    def __init__(self, gw: SerialGateway) -> None:
-        self.gw = gw
+    """Answers the commands to the children (and the gateway's own ``ping``)."""
+
+    def __init__(self, io: GatewayIO, *, boards: BoardControl, line: LineControl,
+                 downloads: DownloadControl) -> None:
+        self._io = io
+        self._boards = boards
+        self._line = line
+        self._downloads = downloads
         self.pending = 0
         self.handled = 0
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seen: p.RequestDedupe[tuple[str, str]] = p.RequestDedupe()
         self._handlers: dict[str, Handler] = {
             "ping": self._ping, "power": self._power, "volume": self._volume,
             "stop": self._stop, "cancel": self._cancel, "reboot": self._reboot,
@@ -55,10 +68,10 @@ class GatewayCommands:
         try:
             cmd = p.decode(p.Command, payload)
         except p.PayloadError as exc:
-            self.gw.bad(topic, exc)
+            self._io.bad(topic, exc)
             return None
-        if cmd.expires_at is not None and cmd.expires_at < self.gw.clock_ms():
-            logger.info("%s: dropped expired command %s (%s)", self.gw.gw, cmd.id, cmd.name)
+        if p.command_expired(cmd, self._io.clock_ms()):
+            logger.info("%s: dropped expired command %s (%s)", self._io.gateway_id, cmd.id, cmd.name)
             return None
         return cmd
 
@@ -68,33 +81,28 @@ class GatewayCommands:
             return
         now = time.monotonic()
         for child in targets:
-            key = (child.node_id, cmd.id)
-            if key in self._seen:
+            if not self._seen.first_time((child.node_id, cmd.id), now):
                 continue
-            self._seen[key] = now
-            while len(self._seen) > DEDUPE_MAX:
-                self._seen.popitem(last=False)
             if self.pending >= MAX_PENDING:
                 self._respond(child, cmd, {}, "busy: too many commands waiting for the serial line")
                 continue
             self.pending += 1
-            self.gw.spawn(self._run(child, cmd), f"cmd-{child.node_id}-{cmd.id}")
+            self._io.spawn(self._run(child, cmd), f"cmd-{child.node_id}-{cmd.id}")
 
     def on_gateway_command(self, topic: str, payload: bytes) -> None:
         """Commands to the gateway itself: ``ping`` only."""
+        io = self._io
         cmd = self._parse(topic, payload)
-        if cmd is None or (self.gw.gw, cmd.id) in self._seen:
+        if cmd is None or not self._seen.first_time((io.gateway_id, cmd.id), time.monotonic()):
             return
-        self._seen[(self.gw.gw, cmd.id)] = time.monotonic()
         ok = cmd.name == "ping"
-        resp = p.CommandResponse(id=cmd.id, node_id=self.gw.gw, status="ok" if ok else "error",
-                                 data={"uptime_s": self.gw.uptime_s()} if ok else {},
+        resp = p.CommandResponse(id=cmd.id, node_id=io.gateway_id, status="ok" if ok else "error",
+                                 data={"uptime_s": io.uptime_s()} if ok else {},
                                  error="" if ok else "unknown command")
-        self.gw.publish(self.gw.topics.resp(self.gw.gw), p.encode(resp), qos=1)
+        io.publish(io.topics.resp(io.gateway_id), p.encode(resp), qos=1)
 
     def prune(self, now: float) -> None:
-        while self._seen and next(iter(self._seen.values())) < now - DEDUPE_S:
-            self._seen.popitem(last=False)
+        self._seen.prune(now)
 
     async def _run(self, child: Child, cmd: p.Command) -> None:
         data: dict[str, Any] = {}
@@ -113,7 +121,7 @@ class GatewayCommands:
         except PortDown:
             error = "serial port down"
         except Exception:  # a bug must still produce an answer
-            logger.exception("%s: command %s failed", self.gw.gw, cmd.name)
+            logger.exception("%s: command %s failed", self._io.gateway_id, cmd.name)
             error = "internal error"
         finally:
             self.pending -= 1
@@ -121,17 +129,17 @@ class GatewayCommands:
         self._respond(child, cmd, data, error)
 
     def _respond(self, child: Child, cmd: p.Command, data: dict[str, Any], error: str) -> None:
-        resp = p.CommandResponse(ts=self.gw.clock_ms(), id=cmd.id, node_id=child.node_id,
+        io = self._io
+        resp = p.CommandResponse(ts=io.clock_ms(), id=cmd.id, node_id=child.node_id,
                                  status="error" if error else "ok", data={} if error else data, error=error)
-        self.gw.publish(self.gw.topics.resp(child.node_id), p.encode(resp), qos=1)
-        logger.debug("%s: command %s %s for %s -> %s", self.gw.gw, cmd.id, cmd.name, child.node_id,
+        io.publish(io.topics.resp(child.node_id), p.encode(resp), qos=1)
+        logger.debug("%s: command %s %s for %s -> %s", io.gateway_id, cmd.id, cmd.name, child.node_id,
                      error or "ok")
 
     # ------------------------------------------------------------------ handlers
 
     async def _ping(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
-        status = await self.gw.bus.request(child.addr, Cmd.POLL)
-        self.gw.update_board(child, status)
+        status = await self._boards.request(child, Cmd.POLL)
         return {"uptime_s": status.uptime_s}
 
     async def _power(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
@@ -139,31 +147,30 @@ class GatewayCommands:
         if not isinstance(on, bool):
             raise CommandRejected("args.on must be a boolean")
         if not on:
-            await self.gw.line.stop_child(child, "power_off")
-        self.gw.update_board(child, await self.gw.bus.request(child.addr, Cmd.POWER, int(on)))
+            await self._line.stop_child(child, "power_off")
+        await self._boards.request(child, Cmd.POWER, int(on))
         return {"power": on}
 
     async def _volume(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         level = args.get("level")
         if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
             raise CommandRejected("args.level must be an integer 0..100")
-        self.gw.update_board(child, await self.gw.bus.request(child.addr, Cmd.VOLUME, level))
+        await self._boards.request(child, Cmd.VOLUME, level)
         return {"volume": level}
 
     async def _stop(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
-        return {"stopped": await self.gw.line.stop_child(child, "stopped")}
+        return {"stopped": await self._line.stop_child(child, "stopped")}
 
     async def _cancel(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         bc = args.get("bc")
         if not isinstance(bc, str) or not p.valid_id(bc):
             raise CommandRejected("args.bc must be a broadcast id")
-        found = self.gw.downloads.cancel(child, bc) or await self.gw.line.cancel(child, bc)
+        found = self._downloads.cancel(child, bc) or await self._line.cancel(child, bc)
         if not found and bc not in child.finished:  # not seen yet: its manifest gets failed/cancelled
-            child.finish(bc, p.AckState.FAILED, "cancelled")
+            child.finished.finish(bc, p.AckState.FAILED, "cancelled")
         return {"cancelled": bc, "found": found}
 
     async def _reboot(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
-        await self.gw.line.stop_child(child, "stopped")
-        await self.gw.bus.request(child.addr, Cmd.RESET)
-        self.gw.set_status(child, "shutdown", "reboot")
+        await self._line.stop_child(child, "stopped")
+        await self._boards.reboot(child)
         return {}

@@ -8,7 +8,6 @@ gateways ignore it (docs/protocol.md: unknown keys are ignored).
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -93,9 +92,6 @@ class GatewayConfig:
             raise ValueError("poll_s, heartbeat_s, telemetry_s > 0 and offline_after >= 1 required")
 
 
-FINISHED_KEEP = 64  # docs/protocol.md §3: the last 64 finished broadcasts per node
-
-
 @dataclass
 class Child:
     """What the gateway knows about one child board, and its MQTT identity."""
@@ -111,14 +107,9 @@ class Child:
     volume: int | None = None  # desired, from the retained config
     hb_seq: int = 0
     playing: str = ""  # broadcast whose audio this child's relay carries now
-    finished: OrderedDict[str, tuple[p.AckState, str]] = field(default_factory=OrderedDict)
+    #: docs/protocol.md §3: the child's last finished broadcasts (final ack re-sent, never replayed)
+    finished: p.FinishedLog = field(default_factory=p.FinishedLog)
 
     @property
     def online(self) -> bool:
         return self.status == "online"
-
-    def finish(self, bc: str, state: p.AckState, reason: str) -> None:
-        self.finished[bc] = (state, reason)
-        self.finished.move_to_end(bc)
-        while len(self.finished) > FINISHED_KEEP:
-            self.finished.popitem(last=False)

@@ -22,17 +22,12 @@ import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from devices import protocol as p
 from devices.serial.contract import Child
-
-if TYPE_CHECKING:
-    from devices.serial.gateway import SerialGateway
+from devices.serial.io import GatewayIO, Switchboard
 
 logger = logging.getLogger(__name__)
-
-_RANK = {p.Priority.EMERGENCY: 0, p.Priority.PRIORITY: 1, p.Priority.NORMAL: 2}
 
 
 @dataclass
@@ -53,8 +48,11 @@ class LineItem:
 
 
 class LinePlayer:
-    def __init__(self, gw: SerialGateway) -> None:
-        self.gw = gw
+    """The queue of the programme line and the relays carrying what plays (see the module docstring)."""
+
+    def __init__(self, io: GatewayIO, boards: Switchboard) -> None:
+        self._io = io
+        self._boards = boards
         self.queue: list[LineItem] = []
         self.current: LineItem | None = None
         self.played: list[str] = []  # bc ids whose audio went out on the line, in order
@@ -83,7 +81,7 @@ class LinePlayer:
         for item in self.queue:
             if item.bc == bc:
                 item.targets.add(child.node_id)
-                self.gw.ack(child, bc, p.AckState.VERIFIED)
+                self._io.ack(child, bc, p.AckState.VERIFIED)
                 return True
         return False
 
@@ -102,19 +100,19 @@ class LinePlayer:
         item.targets.discard(child.node_id)
         was_on = child.node_id in item.active
         item.active.discard(child.node_id)
-        self.gw.ack(child, item.bc, p.AckState.FAILED, reason)
+        self._io.ack(child, item.bc, p.AckState.FAILED, reason)
         if not item.targets and self.current is item:
             self._interrupt(reason)  # nobody left to hear it: the line is free for the next one
             self._kick()
         if was_on:
-            await self.gw.disconnect(child)
+            await self._boards.disconnect(child)
         return item.bc
 
     async def cancel(self, child: Child, bc: str) -> bool:
         for item in self.queue:
             if item.bc == bc and child.node_id in item.targets:
                 item.targets.discard(child.node_id)
-                self.gw.ack(child, bc, p.AckState.FAILED, "cancelled")
+                self._io.ack(child, bc, p.AckState.FAILED, "cancelled")
                 if not item.targets:
                     self.queue.remove(item)
                 return True
@@ -123,7 +121,7 @@ class LinePlayer:
         return False
 
     def expire_due(self) -> None:
-        now = self.gw.clock_ms()
+        now = self._io.clock_ms()
         for item in [i for i in self.queue if i.manifest.expires_at < now]:
             self.queue.remove(item)
             self._fail_all(item, "expired")
@@ -137,8 +135,8 @@ class LinePlayer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if item is not None:
-            for nid in sorted(item.active):
-                await self.gw.disconnect(self.gw.children[nid])
+            for child in self._children(item.active):
+                await self._boards.disconnect(child)
 
     def reset(self) -> None:
         """Power loss: everything in RAM is gone."""
@@ -153,19 +151,23 @@ class LinePlayer:
     # ------------------------------------------------------------------ scheduling
 
     def _fail_all(self, item: LineItem, reason: str) -> None:
-        for nid in sorted(item.targets):
-            self.gw.ack(self.gw.children[nid], item.bc, p.AckState.FAILED, reason)
+        for child in self._children(item.targets):
+            self._io.ack(child, item.bc, p.AckState.FAILED, reason)
         item.targets.clear()
+
+    def _children(self, node_ids: set[str]) -> list[Child]:
+        found = (self._io.child(n) for n in sorted(node_ids))
+        return [c for c in found if c is not None]
 
     def _kick(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self.gw.running:
+        if not self._io.running:
             return
-        now = self.gw.clock_ms()
+        now = self._io.clock_ms()
         ready = sorted((i for i in self.queue if i.manifest.play_at is None or i.manifest.play_at <= now),
-                       key=lambda i: (_RANK[i.manifest.priority], i.seq))
+                       key=lambda i: (p.play_rank(i.manifest.priority), i.seq))
         if self.current is not None:
             if ready and ready[0].emergency and not self.current.emergency:
                 self._interrupt("preempted")
@@ -178,7 +180,7 @@ class LinePlayer:
                 self._fail_all(item, "expired")
                 continue
             self.current = item
-            self._task = self.gw.spawn(self._play(item, self._release), f"play-{item.bc}")
+            self._task = self._io.spawn(self._play(item, self._release), f"play-{item.bc}")
             break
         self._arm(now)
 
@@ -195,15 +197,15 @@ class LinePlayer:
         self.current, self._task = None, None
         if task is not None:
             task.cancel()
-        logger.info("%s: %s stopped on the line (%s)", self.gw.gw, item.bc, reason)
-        self._release = self.gw.spawn(self._release_item(item, reason), f"release-{item.bc}")
+        logger.info("%s: %s stopped on the line (%s)", self._io.gateway_id, item.bc, reason)
+        self._release = self._io.spawn(self._release_item(item, reason), f"release-{item.bc}")
 
     async def _release_item(self, item: LineItem, reason: str) -> None:
-        on = sorted(item.active)
+        on = self._children(item.active)
         item.active.clear()
         self._fail_all(item, reason)
-        for nid in on:
-            await self.gw.disconnect(self.gw.children[nid])
+        for child in on:
+            await self._boards.disconnect(child)
 
     async def _play(self, item: LineItem, release: asyncio.Task[None] | None) -> None:
         if release is not None and not release.done():  # relays of a pre-empted broadcast open first
@@ -217,39 +219,48 @@ class LinePlayer:
                 self._kick()
 
     async def _air(self, item: LineItem) -> None:
-        gw, m = self.gw, item.manifest
-        for nid in sorted(item.targets):
-            child = gw.children[nid]
-            why = await gw.connect(child, item.bc, item.emergency)
+        io, m = self._io, item.manifest
+        await self._switch_on(item)
+        if not item.active:
+            logger.info("%s: %s: no child could be switched on", io.gateway_id, item.bc)
+            return
+        self.played.append(item.bc)
+        await self._write(item)
+        logger.info("%s: playing %s to %s", io.gateway_id, item.bc, sorted(item.active))
+        await asyncio.sleep(m.audio.duration_ms * m.repeat * io.config.time_scale / 1000)
+        for child in self._children(item.active):
+            item.active.discard(child.node_id)
+            item.targets.discard(child.node_id)
+            await self._boards.disconnect(child)
+            io.ack(child, item.bc, p.AckState.PLAYED)
+
+    async def _switch_on(self, item: LineItem) -> None:
+        """Close the relay of every target: ``playing``, or failed/<why>, or (offline) nothing."""
+        for child in self._children(item.targets):
+            nid = child.node_id
+            why = await self._boards.connect(child, item.bc, item.emergency)
             if nid not in item.targets:  # stopped/cancelled while switching
                 if why is None:
-                    await gw.disconnect(child)
+                    await self._boards.disconnect(child)
                 continue
             if why is None:
                 item.active.add(nid)
-                gw.ack(child, item.bc, p.AckState.PLAYING)
+                self._io.ack(child, item.bc, p.AckState.PLAYING)
             elif why == "unreachable":
                 item.targets.discard(nid)  # offline: no ack, as for any offline node
             else:
                 item.targets.discard(nid)
-                gw.ack(child, item.bc, p.AckState.FAILED, why)
-        if not item.active:
-            logger.info("%s: %s: no child could be switched on", gw.gw, item.bc)
+                self._io.ack(child, item.bc, p.AckState.FAILED, why)
+
+    async def _write(self, item: LineItem) -> None:
+        """"The station line": the file goes to ``play_dir/<gateway>/<bc>.<codec>``."""
+        cfg = self._io.config
+        if cfg.play_dir is None:
             return
-        self.played.append(item.bc)
-        if gw.cfg.play_dir is not None:
-            folder = gw.cfg.play_dir / gw.gw
-            path = folder / f"{item.bc}.{m.audio.codec}"
-            try:
-                await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-                await asyncio.to_thread(path.write_bytes, item.audio)
-            except OSError as exc:
-                logger.warning("%s: cannot write %s: %s", gw.gw, path, exc)
-        logger.info("%s: playing %s to %s", gw.gw, item.bc, sorted(item.active))
-        await asyncio.sleep(m.audio.duration_ms * m.repeat * gw.cfg.time_scale / 1000)
-        for nid in sorted(item.active):
-            child = gw.children[nid]
-            item.active.discard(nid)
-            item.targets.discard(nid)
-            await gw.disconnect(child)
-            gw.ack(child, item.bc, p.AckState.PLAYED)
+        folder = cfg.play_dir / self._io.gateway_id
+        path = folder / f"{item.bc}.{item.manifest.audio.codec}"
+        try:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(path.write_bytes, item.audio)
+        except OSError as exc:
+            logger.warning("%s: cannot write %s: %s", self._io.gateway_id, path, exc)
