@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,17 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import select  # noqa: E402
 
+from controller.api.schemas import ScheduleCreate  # noqa: E402
 from controller.bulletins.models import AudioAsset, Bulletin  # noqa: E402
 from controller.core.db import Database  # noqa: E402
 from controller.fleet.models import Node, NodeZone, Zone  # noqa: E402
+from controller.schedules.airer import ScheduleAirer  # noqa: E402
+from controller.schedules.crud import create_schedule  # noqa: E402
+from controller.schedules.engine import scheduler_engine  # noqa: E402
 from devices.protocol import now_ms  # noqa: E402
+from scheduler.clock import TIMEZONE  # noqa: E402
 from scheduler.models import Schedule, ScheduleRun  # noqa: E402
 from scheduler.runner import ScheduleService  # noqa: E402
-from scheduler.schedules import ScheduleCreate, create_schedule  # noqa: E402
-from scheduler.service import TIMEZONE  # noqa: E402
 from scheduler.settings import ScheduleSettings  # noqa: E402
 
 logger = logging.getLogger("bench.schedule")
@@ -97,8 +101,11 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
         handoff: dict[str, float] = {}
         fires: dict[int, float] = {}
         settings = ScheduleSettings(lead_s=LEAD_S, grace_s=300, lease_ttl_s=30, renew_s=5, reconcile_s=2)
-        svc = ScheduleService(url, settings, air=lambda bc, _at: handoff.__setitem__(bc, time.time()),
-                              default_valid_s=600, holder="bench")
+        airer = ScheduleAirer(default_valid_s=600, owner="bench",
+                              to_delivery=lambda bc, _at: handoff.__setitem__(bc, time.time()),
+                              to_relays=lambda _relay: None)
+        svc = ScheduleService(partial(scheduler_engine, url, settings.db_timeout_s), settings, airer=airer,
+                              holder="bench")
         svc.on_fire = lambda sid, _slot, lag: fires.__setitem__(sid, lag * 1000)
         t0 = time.monotonic()
         await svc.start()

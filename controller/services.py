@@ -15,6 +15,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from sqlmodel import select
@@ -38,6 +39,8 @@ from controller.fleet.timesync import TimeResponder
 from controller.live.hub import LiveHub
 from controller.live.log import LiveRecorder
 from controller.relays.pull import PullRelayHub
+from controller.schedules.airer import ScheduleAirer
+from controller.schedules.engine import scheduler_engine
 from controller.settings import Settings
 from devices.link import ControllerLink
 from devices.mqtt import BrokerAddress
@@ -182,9 +185,10 @@ def _schedules(settings: Settings, scheduler: AirScheduler, relays: PullRelayHub
     """The schedule runner (built cheaply: it reaches the database when started)."""
     if not settings.schedule.enabled:
         return NoSchedules()
-    return ScheduleService(settings.db_url, settings.schedule, air=scheduler.air_at,
-                           default_valid_s=settings.delivery.default_valid_s,
-                           relay=relays.adopt, owner=owner)
+    airer = ScheduleAirer(default_valid_s=settings.delivery.default_valid_s, owner=owner,
+                          to_delivery=scheduler.air_at, to_relays=relays.adopt)
+    return ScheduleService(partial(scheduler_engine, settings.db_url, settings.schedule.db_timeout_s),
+                           settings.schedule, airer=airer)
 
 
 def build_services(settings: Settings) -> Services:

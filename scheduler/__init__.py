@@ -1,5 +1,10 @@
-"""When things air: the air-time scheduler (APScheduler 3.x, Asia/Ho_Chi_Minh)."""
+"""When things air: the air-time scheduler (APScheduler 3.x, Asia/Ho_Chi_Minh).
 
-from scheduler.service import TIMEZONE, AirScheduler
+Time only: it imports nothing of ``controller/``. What a slot airs is asked of the controller
+through the ports in scheduler/ports.py.
+"""
+
+from scheduler.airtimer import AirScheduler
+from scheduler.clock import TIMEZONE
 
 __all__ = ["TIMEZONE", "AirScheduler"]

@@ -1,48 +1,31 @@
-"""Airing one slot of a schedule (blocking database work; the runner calls it in a thread).
+"""Firing one slot of a schedule: the time logic (blocking database work; the runner calls it in a thread).
 
 Claim the slot by inserting its ``ScheduleRun`` (UNIQUE schedule_id + slot_at): if the row
 already exists the slot was handled — by us before a crash or by another controller — and
-nothing more happens. The claim commits together with the first broadcast; the run ends as
-aired (late_ms says how late), missed, skipped (exception date) or failed (with the reason).
+nothing more happens. A slot found too late is recorded missed, one on an exception date
+skipped; otherwise what it airs is asked of the controller's ``SlotAirer`` (scheduler/ports.py)
+inside the claiming transaction, so the claim commits together with the first broadcast. The
+run ends as aired (late_ms says how late), missed, skipped or failed (with the airer's reason).
 
-Every broadcast goes through ``create_broadcast``, which applies the airing rule
-(controller/airing.py) to the bulletin as it is at fire time: a bulletin rejected after it was
-scheduled fails the run (with the reason) and airs nothing; an emergency slot of an undecided
-bulletin is audited as ``emergency_bypass``. That bypass holds only while the schedule's creator
-still exists, is active, may change schedules and sees the bulletin's ward
-(``airing.bypass_refusal``): otherwise the run fails with the reason, audited as
-``emergency_bypass_refused``, and nothing airs. Approved bulletins air whoever made the schedule.
-
-A relay schedule's slot makes one ``Relay`` row (id ``relay-s<schedule>-<slot ms>``, start_at =
-the slot, owner = the firing controller) in the same transaction as the run; the controller's
-relay hub then starts it at the slot and ends it at slot + duration_s. A relay slot found late
-still airs while its window is open (late_ms recorded), and is missed only once it has passed.
+A relay slot found late still airs while its window (``duration_s``) is open, and is missed
+only once it has passed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from controller.accounts.models import AuditEntry
-from controller.accounts.roles import CAN_AIR
-from controller.airing.broadcasts import create_broadcast
-from controller.airing.rules import bypass_refusal, is_bypass
-from controller.bulletins.models import Bulletin
-from controller.core.errors import ServiceError
-from controller.fleet.targets import resolve_targets
-from controller.relays.models import Relay
 from devices.protocol import now_ms
+from scheduler.clock import local
 from scheduler.models import RunStatus, Schedule, ScheduleRun
-from scheduler.service import TIMEZONE
+from scheduler.ports import Aired, Slot, SlotAirer
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +33,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class FireConfig:
     grace_ms: int
-    default_valid_s: int
     holder: str
-    owner: str = ""  # the controller (MQTT client id) that runs the relays this one fires
+    clock: Callable[[], int] = now_ms  # epoch ms; tests hand in a fake clock
 
 
 @dataclass
@@ -62,9 +44,9 @@ class SlotResult:
     reason: str = ""
     relays: list[str] = field(default_factory=list)  # relay ids, for the relay hub
 
-
-def local(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(TIMEZONE)
+    def aired(self) -> Aired:
+        """What the slot made, for the airer's handoff."""
+        return Aired(broadcasts=list(self.broadcasts), relays=list(self.relays))
 
 
 def _verdict(sc: Schedule, slot_ms: int, now: int, grace_ms: int) -> tuple[RunStatus, str]:
@@ -103,8 +85,8 @@ def _advance(s: Session, schedule_id: int, slot_ms: int) -> None:
               .values(last_slot_at=slot_ms))
 
 
-def air_slot(engine: Engine, cfg: FireConfig, *, schedule_id: int, version: int, slot_ms: int,
-             may_fire: Callable[[], bool]) -> SlotResult:
+def air_slot(engine: Engine, cfg: FireConfig, airer: SlotAirer, *, schedule_id: int, version: int,
+             slot_ms: int, may_fire: Callable[[], bool]) -> SlotResult:
     """Handle one slot; database errors propagate (the caller retries while within grace)."""
     with Session(engine, expire_on_commit=False) as s:
         sc = s.get(Schedule, schedule_id)
@@ -112,7 +94,7 @@ def air_slot(engine: Engine, cfg: FireConfig, *, schedule_id: int, version: int,
             return SlotResult("gone")
         if sc.version != version:
             return SlotResult("stale")
-        now = now_ms()
+        now = cfg.clock()
         status, reason = _verdict(sc, slot_ms, now, cfg.grace_ms)
         if not may_fire():
             return SlotResult("not-leader")
@@ -130,107 +112,45 @@ def air_slot(engine: Engine, cfg: FireConfig, *, schedule_id: int, version: int,
             logger.warning("schedule %d slot %s %s: %s", schedule_id, local(slot_ms).isoformat(),
                            status.value, reason)
             return SlotResult(status.value, reason=reason)
-        made = (_create_relay(s, sc, run, slot_ms, cfg) if sc.relay
-                else _create_broadcasts(s, sc, run, slot_ms, now, cfg))
+        result = _air(s, airer, slot_of(sc, slot_ms, now), run, cfg.clock)
         s.commit()
-    return made
+    return result
 
 
-def relay_id(schedule_id: int, slot_ms: int) -> str:
-    return f"relay-s{schedule_id}-{slot_ms}"
+def slot_of(sc: Schedule, slot_ms: int, now: int) -> Slot:
+    """The slot ``slot_ms`` of schedule ``sc``, handled at ``now``, as the airer sees it."""
+    assert sc.id is not None
+    return Slot(schedule_id=sc.id, slot_ms=slot_ms, now_ms=now, bulletin_id=sc.bulletin_id,
+                relay=dict(sc.relay) if sc.relay else None, targets=dict(sc.targets), priority=sc.priority,
+                repeat=sc.repeat, interval_s=sc.interval_s, valid_for_s=sc.valid_for_s,
+                created_by=sc.created_by)
 
 
-def _create_relay(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, cfg: FireConfig) -> SlotResult:
-    assert sc.id is not None and sc.relay is not None
-    t = sc.targets
-    try:
-        r = resolve_targets(s, all_nodes=bool(t.get("all")), zones=list(t.get("zones") or []),
-                            nodes=list(t.get("nodes") or []))
-        if not r.nodes:
-            raise ServiceError(422, "the target has no units")
-    except ServiceError as exc:
-        run.status, run.reason, run.updated_at = RunStatus.FAILED.value, exc.message[:500], now_ms()
+def _air(s: Session, airer: SlotAirer, slot: Slot, run: ScheduleRun, clock: Callable[[], int]) -> SlotResult:
+    def progress(ids: list[str]) -> None:  # committed with the next broadcast: a crash shows what was made
+        run.broadcast_ids = list(ids)
         s.add(run)
-        logger.error("schedule %d relay slot %s failed: %s", sc.id, local(slot_ms).isoformat(), exc.message)
-        return SlotResult(RunStatus.FAILED.value, reason=run.reason)
-    rid = relay_id(sc.id, slot_ms)
-    s.add(Relay(id=rid, url=str(sc.relay["url"]), mode=str(sc.relay.get("mode") or "node_fetch"),
-                priority=sc.priority or "normal", nodes=r.nodes,
-                scopes=[sc_.model_dump(mode="json") for sc_ in r.scopes], target=dict(t), start_at=slot_ms,
-                duration_s=float(sc.relay["duration_s"]), owner=cfg.owner, owner_seen_at=now_ms(),
-                created_by=f"schedule {sc.id} ({sc.created_by})"[:100], schedule_id=sc.id, slot_at=slot_ms))
-    run.status, run.updated_at, run.broadcast_ids = RunStatus.AIRED.value, now_ms(), [rid]
-    if run.late_ms and run.late_ms > 0 and slot_ms < now_ms():
-        run.reason = f"relay joined {run.late_ms / 1000:.1f} s after its slot (its window was still open)"
+
+    aired = airer.air(s, slot, progress)
+    run.broadcast_ids, run.updated_at = aired.ids, clock()
+    when = local(slot.slot_ms).isoformat()
+    if aired.failure:
+        run.status, run.reason = RunStatus.FAILED.value, aired.failure[:500]
+        logger.error("schedule %d slot %s failed: %s", slot.schedule_id, when, run.reason)
+    else:
+        run.status, run.reason = RunStatus.AIRED.value, _late_note(slot)
+        logger.info("schedule %d slot %s aired: %s%s", slot.schedule_id, when, ",".join(aired.ids),
+                    f" ({run.reason})" if run.reason else "")
     s.add(run)
-    logger.info("schedule %d slot %s: relay %s of %s", sc.id, local(slot_ms).isoformat(), rid,
-                sc.relay["url"])
-    return SlotResult(RunStatus.AIRED.value, relays=[rid], reason=run.reason)
+    return SlotResult(run.status, aired.broadcasts, run.reason, aired.relays)
 
 
-def _create_broadcasts(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, now: int,
-                       cfg: FireConfig) -> SlotResult:
-    assert sc.id is not None and sc.bulletin_id is not None
-    spaced = sc.interval_s > 0 and sc.repeat > 1
-    plays = [slot_ms + k * sc.interval_s * 1000 for k in range(sc.repeat)] if spaced else [slot_ms]
-    valid_for_s = sc.valid_for_s or cfg.default_valid_s
-    made: list[tuple[str, int]] = []
-    t = sc.targets
-    if (why := _creator_refusal(s, sc)) is not None:
-        return _fail(s, sc, run, slot_ms, why)
-    try:
-        for play in plays:
-            play_at = play if play > now else None  # a late slot plays on arrival
-            bc = create_broadcast(
-                s, bulletin_id=sc.bulletin_id, all_nodes=bool(t.get("all")), zones=list(t.get("zones") or []),
-                nodes=list(t.get("nodes") or []), priority=sc.priority, air_at=None, play_at=play_at,
-                valid_s=math.ceil(max(0, play - now) / 1000) + valid_for_s,
-                repeat=1 if spaced else sc.repeat, created_by=f"schedule {sc.id} ({sc.created_by})"[:100],
-            )  # commits: the run claim is committed with the first broadcast
-            made.append((bc.id, bc.air_at))
-            run.broadcast_ids = [b for b, _ in made]
-            s.add(run)
-    except ServiceError as exc:
-        run.status, run.reason = RunStatus.FAILED.value, f"{exc.message} ({len(made)} of {len(plays)} aired)"
-        run.updated_at = now_ms()
-        s.add(run)
-        logger.error("schedule %d slot %s failed: %s", sc.id, local(slot_ms).isoformat(), run.reason)
-        return SlotResult(RunStatus.FAILED.value, made, run.reason)
-    run.status, run.updated_at = RunStatus.AIRED.value, now_ms()
-    if run.late_ms:
-        run.reason = f"aired {run.late_ms / 1000:.1f} s after its slot (within the grace period)"
-    s.add(run)
-    bulletin = s.get(Bulletin, sc.bulletin_id)
-    if bulletin is not None and is_bypass(bulletin, sc.priority):  # each airing that skips approval
-        ids = ",".join(x for x, _ in made)
-        detail = (f"aired as an emergency while {bulletin.approval} (schedule:{sc.id}, slot "
-                  f"{local(slot_ms).isoformat()}, broadcast:{ids})")
-        s.add(AuditEntry(username=sc.created_by[:100], action="emergency_bypass",
-                         target=f"bulletin:{bulletin.id}", detail=detail[:1000]))
-    logger.info("schedule %d slot %s: %d broadcast(s) %s%s", sc.id, local(slot_ms).isoformat(), len(made),
-                ",".join(b for b, _ in made), f" ({run.reason})" if run.late_ms else "")
-    return SlotResult(RunStatus.AIRED.value, made, run.reason)
-
-
-def _creator_refusal(s: Session, sc: Schedule) -> str | None:
-    """Why the emergency bypass this schedule relies on no longer holds (its creator), else None;
-    audited as ``emergency_bypass_refused``."""
-    assert sc.bulletin_id is not None
-    b = s.get(Bulletin, sc.bulletin_id)
-    if b is None or not is_bypass(b, sc.priority):
-        return None  # approved (or refused below by create_broadcast with its own reason)
-    why = bypass_refusal(s, sc.created_by, b, CAN_AIR)
-    if why is not None:
-        s.add(AuditEntry(username=sc.created_by[:100], action="emergency_bypass_refused",
-                         target=f"bulletin:{b.id}", detail=f"schedule:{sc.id}: {why}"[:1000]))
-    return why
-
-
-def _fail(s: Session, sc: Schedule, run: ScheduleRun, slot_ms: int, why: str) -> SlotResult:
-    run.status, run.reason, run.updated_at = RunStatus.FAILED.value, why[:500], now_ms()
-    s.add(run)
-    logger.error("schedule %d slot %s failed: %s", sc.id, local(slot_ms).isoformat(), why)
-    return SlotResult(RunStatus.FAILED.value, reason=run.reason)
+def _late_note(slot: Slot) -> str:
+    if not slot.late_ms:
+        return ""
+    if slot.relay is not None:
+        return f"relay joined {slot.late_ms / 1000:.1f} s after its slot (its window was still open)"
+    return f"aired {slot.late_ms / 1000:.1f} s after its slot (within the grace period)"
 
 
 def fail_stuck_runs(engine: Engine, older_than_ms: int) -> int:

@@ -23,7 +23,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
-from scheduler.service import TIMEZONE
+from scheduler.clock import TIMEZONE
 from scheduler.triggers import LeadTrigger
 
 logger = logging.getLogger(__name__)

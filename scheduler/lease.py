@@ -6,7 +6,8 @@ so controllers with skewed clocks still agree on when a lease expired. Locally t
 trusts its lease only until ``(monotonic time the UPDATE was sent) + ttl − margin``: when
 renewals fail (database unreachable, a call hanging) it stops firing before anyone else
 could have taken over. Even a wrong belief cannot air a slot twice: the UNIQUE slot row
-(``ScheduleRun``) is the last line of defence.
+(``ScheduleRun``) is the last line of defence. The engine is handed in: the controller builds
+it with short timeouts (controller/schedules/engine.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import time
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from controller.core.db import make_engine
-
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "schedules"
@@ -30,20 +29,6 @@ LEASE_NAME = "schedules"
 
 def default_holder() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def scheduler_engine(url: str, timeout_s: float) -> Engine:
-    """An engine of its own with short timeouts: a scheduler call must fail, not hang."""
-    if url.startswith("sqlite"):
-        return make_engine(url, busy_timeout_ms=int(timeout_s * 1000))
-    from sqlmodel import create_engine
-
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    ms = int(timeout_s * 1000)
-    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8, pool_timeout=timeout_s,
-                         connect_args={"connect_timeout": max(1, round(timeout_s)),
-                                       "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"})
 
 
 def db_now_sql(engine: Engine) -> str:

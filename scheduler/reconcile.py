@@ -24,7 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from devices.protocol import now_ms
-from scheduler.firing import fail_stuck_runs, local, record_run
+from scheduler.clock import local
+from scheduler.firing import fail_stuck_runs, record_run
 from scheduler.jobs import JOB_PREFIX, ResilientScheduler, fire_job, job_id
 from scheduler.models import RunStatus, Schedule
 from scheduler.triggers import LeadTrigger, Spec, build_trigger, first_slot_at_or_after, slots

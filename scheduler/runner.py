@@ -4,7 +4,10 @@ Every controller runs one; the one holding the lease (scheduler/lease.py) runs t
 instance over the shared job store, the others wait to take over. On taking over, the jobs are
 reconciled with the ``Schedule`` rows (scheduler/reconcile.py); while leading, changes made on
 any controller are picked up every ``reconcile_s`` (at once when made here). Each slot is aired
-by scheduler/firing.py; database errors are retried while we still hold the lease.
+by scheduler/firing.py, which asks the controller's ``SlotAirer`` (scheduler/ports.py) what it
+airs; database errors are retried while we still hold the lease. The runner builds its own
+engine from the factory it is given (short timeouts: a scheduler call must fail, not hang) and
+disposes of it when it stops.
 """
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.firing import FireConfig, SlotResult, air_slot, local
+from scheduler.clock import local
+from scheduler.firing import FireConfig, SlotResult, air_slot
 from scheduler.jobs import make_scheduler
-from scheduler.lease import Lease, default_holder, scheduler_engine
+from scheduler.lease import Lease, default_holder
+from scheduler.ports import SlotAirer
 from scheduler.reconcile import Reconciler
 from scheduler.settings import ScheduleSettings
 
 logger = logging.getLogger(__name__)
-
-AirHandoff = Callable[[str, int], None]  # (broadcast id, air_at ms) → the delivery path
-RelayHandoff = Callable[[str], None]  # relay id (a ``Relay`` row just written) → the relay hub
 
 
 def _retrieve(f: asyncio.Future[bool]) -> None:
@@ -37,18 +40,15 @@ def _retrieve(f: asyncio.Future[bool]) -> None:
 
 
 class ScheduleService:
-    def __init__(self, url: str, settings: ScheduleSettings, *, air: AirHandoff | None,
-                 default_valid_s: int, holder: str | None = None, relay: RelayHandoff | None = None,
-                 owner: str = "") -> None:
+    def __init__(self, engine: Callable[[], Engine], settings: ScheduleSettings, *, airer: SlotAirer,
+                 holder: str | None = None) -> None:
         self.settings = settings
         self.holder = holder or default_holder()
-        self.engine = scheduler_engine(url, settings.db_timeout_s)
+        self.engine = engine()
         self.lease = Lease(self.engine, self.holder, settings.lease_ttl_s)
         self.lead = timedelta(seconds=settings.lead_s)
-        self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), default_valid_s=default_valid_s,
-                                   holder=self.holder, owner=owner)
-        self._air = air
-        self._relay = relay
+        self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), holder=self.holder)
+        self.airer = airer
         self.sched, self.executor = make_scheduler(self.engine, self._on_slots, workers=settings.workers,
                                                    retry_s=min(10.0, settings.renew_s))
         self.reconciler = Reconciler(self.engine, self.sched, self.lead, self.holder)
@@ -216,8 +216,8 @@ class ScheduleService:
                                schedule_id, local(slot_ms).isoformat())
                 return  # whoever fires next finds the gap (last_slot_at) and airs it late or reports it
             try:
-                res = air_slot(self.engine, self.fire_cfg, schedule_id=schedule_id, version=version,
-                               slot_ms=slot_ms, may_fire=self.lease.valid)
+                res = air_slot(self.engine, self.fire_cfg, self.airer, schedule_id=schedule_id,
+                               version=version, slot_ms=slot_ms, may_fire=self.lease.valid)
                 break
             except SQLAlchemyError as exc:
                 logger.warning("schedule %d slot %s: database error (%s); retrying", schedule_id,
@@ -227,12 +227,8 @@ class ScheduleService:
         self.results = [*self.results[-999:], res]
         if res.outcome in ("stale", "gone"):
             self._loop_call(self.changed, schedule_id)
-        for bc_id, air_at in res.broadcasts:
-            if self._air is not None:
-                self._loop_call(self._air, bc_id, air_at)
-        for relay_id in res.relays:
-            if self._relay is not None:
-                self._loop_call(self._relay, relay_id)
+        if res.broadcasts or res.relays:
+            self._loop_call(self.airer.handoff, res.aired())
 
     def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():

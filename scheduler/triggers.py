@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scheduler.service import TIMEZONE
+from scheduler.clock import TIMEZONE
 
 Kind = Literal["once", "daily", "weekly", "between", "cron"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

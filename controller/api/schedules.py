@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlmodel import Session, col, select
 
 from controller.accounts.models import User
@@ -13,26 +13,37 @@ from controller.accounts.scope import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.guards import schedule_visible
 from controller.api.relays import check_station
+from controller.api.schemas import RunPublic, ScheduleCreate, SchedulePublic, ScheduleUpdate, Target
 from controller.api.scope import audit_bypass, check_airing, stored_target, visible_bulletin_ids
 from controller.bulletins.models import Bulletin
-from scheduler.agenda import build_agenda
-from scheduler.models import RunStatus, Schedule
-from scheduler.schedules import (
-    RunPublic,
-    ScheduleCreate,
-    SchedulePublic,
-    ScheduleTarget,
-    ScheduleUpdate,
+from controller.schedules.agenda import build_agenda
+from controller.schedules.crud import (
     airing_after,
     create_schedule,
     delete_schedule,
     get_schedule,
     list_runs,
-    public,
+    run_view,
+    schedule_view,
     update_schedule,
 )
+from devices.protocol import now_ms
+from scheduler.models import RunStatus, Schedule
 
 router = APIRouter(prefix="/api", tags=["schedules"])
+
+
+async def _received_ms() -> int:
+    """When the request came in (on the event loop, before the route waits for a worker thread):
+    a once slot is refused as past only if it is not after this."""
+    return now_ms()
+
+
+ReceivedDep = Annotated[int, Depends(_received_ms)]
+
+
+def public(s: Session, row: Schedule) -> SchedulePublic:
+    return SchedulePublic.model_validate(schedule_view(s, row))
 
 
 def _changed(sv: ServicesDep, schedule_id: int | None) -> None:
@@ -41,7 +52,7 @@ def _changed(sv: ServicesDep, schedule_id: int | None) -> None:
 
 
 def _may_air(s: Session, user: User, bulletin_id: int | None, priority: str | None,
-             target: ScheduleTarget | None) -> Bulletin | None:
+             target: Target | None) -> Bulletin | None:
     """The approval, ward and emergency checks on the validated body; returns the bulletin row
     that the schedule will air (the row create/update_schedule store), None for a relay."""
     bulletin = check_airing(s, user, bulletin_id, priority) if bulletin_id is not None else None
@@ -51,11 +62,12 @@ def _may_air(s: Session, user: User, bulletin_id: int | None, priority: str | No
 
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=SchedulePublic)
-def add_schedule(body: ScheduleCreate, sv: ServicesDep, s: SessionDep, user: UserDep) -> SchedulePublic:
+def add_schedule(body: ScheduleCreate, sv: ServicesDep, s: SessionDep, user: UserDep,
+                 received: ReceivedDep) -> SchedulePublic:
     bulletin = _may_air(s, user, body.bulletin_id, body.priority, body.target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
-    row = create_schedule(s, body, created_by=user.username)
+    row = create_schedule(s, body, created_by=user.username, received_ms=received)
     if bulletin is not None:
         audit_bypass(s, user, bulletin, body.priority, f"schedule:{row.id}")
     _changed(sv, row.id)
@@ -83,15 +95,15 @@ def one_schedule(schedule_id: int, s: SessionDep, _: UserDep) -> SchedulePublic:
 
 @router.patch("/schedules/{schedule_id}", response_model=SchedulePublic)
 def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: SessionDep,
-                    user: UserDep) -> SchedulePublic:
+                    user: UserDep, received: ReceivedDep) -> SchedulePublic:
     row = get_schedule(s, schedule_id)
     bulletin_id, priority, touches = airing_after(row, body)
-    now = ScheduleTarget.model_validate(row.targets)  # a ward user changes no schedule reaching beyond
+    now = Target.model_validate(row.targets)  # a ward user changes no schedule reaching beyond
     stored_target(s, user, now.all, now.zones, now.nodes)  # the ward (nor re-aims one at it)
     bulletin = _may_air(s, user, bulletin_id if touches else None, priority, body.target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
-    row = update_schedule(s, schedule_id, body)
+    row = update_schedule(s, schedule_id, body, received_ms=received)
     if bulletin is not None:
         audit_bypass(s, user, bulletin, priority, f"schedule:{row.id}")
     _changed(sv, row.id)
@@ -100,7 +112,7 @@ def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: 
 
 @router.delete("/schedules/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT)
 def remove_schedule(schedule_id: int, sv: ServicesDep, s: SessionDep, user: UserDep) -> Response:
-    t = ScheduleTarget.model_validate(get_schedule(s, schedule_id).targets)
+    t = Target.model_validate(get_schedule(s, schedule_id).targets)
     stored_target(s, user, t.all, t.zones, t.nodes)  # nor removes one that reaches beyond the ward
     row = delete_schedule(s, schedule_id)
     _changed(sv, row.id)
@@ -113,8 +125,8 @@ def schedule_runs(schedule_id: int, s: SessionDep, _: UserDep,
                   status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
                   ) -> list[RunPublic]:
     get_schedule(s, schedule_id, allow_deleted=True)
-    return [r for _, r in list_runs(s, schedule_id, limit=limit,
-                                    statuses=[x.value for x in status_] if status_ else None)]
+    return [RunPublic.model_validate(run_view(r)) for r in list_runs(
+        s, schedule_id, limit=limit, statuses=[x.value for x in status_] if status_ else None)]
 
 
 @router.get("/agenda")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
 
 from controller.core.ids import DbId, Flag
+from controller.schedules.crud import ONE_OF
 from devices.protocol import valid_id
 from devices.security import RESERVED_PREFIX, reserved_id
 from scheduler import TIMEZONE
+from scheduler.triggers import Spec
 
 Priority = Literal["normal", "priority", "emergency"]
 
@@ -192,6 +194,92 @@ class RelayPublic(BaseModel):
         "unit → why it is not relaying: its refusal of play_stream (e.g. power_off), or "
         "unsafe_redirect (node_fetch: the station led it to a non-public address on another origin; "
         "docs/protocol.md play_stream)"))
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+class RelaySpec(Strict):
+    """A stream relayed (tiếp sóng) by every slot of a schedule, for ``duration_s``."""
+
+    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$",
+                     description="upstream stream: Icecast MP3/AAC or HLS (.m3u8), http:// or https://")
+    mode: Literal["node_fetch", "republish"] = Field(
+        "node_fetch", description="node_fetch: units fetch the URL; republish: the controller fetches it")
+    duration_s: int = Field(ge=10, le=24 * 3600, description="how long each slot relays (seconds); the "
+                                                             "relay ends at slot + duration_s")
+
+
+class ScheduleCreate(Strict):
+    name: str = Field("", max_length=200)
+    bulletin_id: DbId | None = Field(None, description="the bulletin to air (a JSON integer); or give "
+                                                       "`relay`")
+    relay: RelaySpec | None = Field(None, description="a stream to relay instead of a bulletin")
+    target: Target
+    when: Spec
+    priority: Priority | None = Field(None, description="default: the bulletin's class")
+    repeat: int = Field(1, ge=1, le=10, description="airings per slot (1-10)")
+    interval_s: int = Field(0, ge=0, le=86_400,
+                            description="seconds from one repeat's start to the next; 0 = back to back")
+    exceptions: list[date] = Field(default_factory=list, max_length=366,
+                                   description="dates (ward time) on which the schedule does not air")
+    valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600,
+                                    description="after its play time, how long a unit may still play it")
+    enabled: Flag = True
+
+    @model_validator(mode="after")
+    def _one_content(self) -> ScheduleCreate:
+        if (self.bulletin_id is None) == (self.relay is None):
+            raise ValueError(ONE_OF)
+        return self
+
+
+class ScheduleUpdate(Strict):
+    name: str | None = Field(None, max_length=200)
+    bulletin_id: DbId | None = None
+    relay: RelaySpec | None = None
+    target: Target | None = None
+    when: Spec | None = None
+    priority: Priority | None = None
+    repeat: int | None = Field(None, ge=1, le=10)
+    interval_s: int | None = Field(None, ge=0, le=86_400)
+    exceptions: list[date] | None = Field(None, max_length=366)
+    valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600)
+    enabled: Flag | None = None
+
+
+class SchedulePublic(BaseModel):
+    id: int
+    name: str
+    bulletin_id: int | None
+    bulletin_title: str | None
+    relay: dict[str, Any] | None
+    target: dict[str, Any]
+    priority: str | None
+    when: dict[str, Any]
+    repeat: int
+    interval_s: int
+    exceptions: list[str]
+    valid_for_s: int | None
+    enabled: bool
+    deleted: bool
+    version: int
+    created_by: str
+    created_at: str | None
+    updated_at: str | None
+    last_slot_at: str | None
+    next_slots: list[str]
+
+
+class RunPublic(BaseModel):
+    slot_at: str | None
+    status: str
+    late_ms: int | None
+    reason: str
+    broadcast_ids: list[str]
+    fired_by: str
+    version: int
+    recorded_at: str | None
 
 
 # --------------------------------------------------------------------------- errors

@@ -17,10 +17,10 @@ from controller.airing.models import Broadcast, BroadcastStatus, Delivery, Deliv
 from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
+from controller.schedules.agenda import build_agenda
 from controller.ui import relay
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones
-from scheduler.agenda import build_agenda
 
 router = APIRouter(include_in_schema=False)
 

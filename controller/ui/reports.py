@@ -27,10 +27,10 @@ from controller.api.scope import visible_bulletin_ids
 from controller.bulletins.models import AudioAsset, Bulletin
 from controller.fleet.availability import zone_availability
 from controller.relays.models import Relay
+from controller.schedules.agenda import build_agenda
 from controller.ui.render import Page, PageDep, units, when, zones
 from devices.protocol import now_ms as p_now_ms
 from scheduler import TIMEZONE
-from scheduler.agenda import build_agenda
 
 router = APIRouter(include_in_schema=False)
 export_router = APIRouter(prefix="/api/reports", tags=["reports"], responses=errors(*COMMON_ERRORS))

@@ -18,7 +18,7 @@ from controller.relays.models import Relay
 from controller.settings import Settings
 from devices.broker import BrokerProcess
 from firmware_sim.node import SimNode
-from scheduler.service import TIMEZONE
+from scheduler import TIMEZONE
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import allowing, bulletin, provision, sim, wait_for, wait_online
 from tests.firmware_sim.test_relay import Radio

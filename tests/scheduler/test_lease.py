@@ -10,13 +10,15 @@ from datetime import timedelta
 
 import pytest
 
+from controller.schedules.engine import scheduler_engine
 from scheduler.firing import FireConfig, air_slot
-from scheduler.lease import Lease, scheduler_engine
+from scheduler.lease import Lease
 from tests.scheduler.proxy import CuttableProxy
 from tests.scheduler.ward import (
     FAST,
     Sink,
     add,
+    airer,
     broadcasts,
     fast,
     in_s,
@@ -90,7 +92,7 @@ async def test_the_slot_row_stops_a_second_airing_even_in_split_brain(url: str) 
 
     def fire(i: int) -> None:
         go.wait()
-        res = air_slot(engines[i], FireConfig(grace_ms=5000, default_valid_s=600, holder=f"ctl-{i}"),
+        res = air_slot(engines[i], FireConfig(grace_ms=5000, holder=f"ctl-{i}"), airer(),
                        schedule_id=sid, version=1, slot_ms=int(slot.timestamp() * 1000),
                        may_fire=lambda: True)
         results.append(res.outcome)

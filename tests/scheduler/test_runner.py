@@ -11,9 +11,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from controller.api.schemas import ScheduleUpdate
+from controller.schedules.crud import update_schedule
 from scheduler.jobs import job_id
 from scheduler.models import RunStatus, Schedule
-from scheduler.schedules import ScheduleUpdate, update_schedule
 from tests.scheduler.ward import (
     Sink,
     add,

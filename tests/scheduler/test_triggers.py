@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from scheduler.service import TIMEZONE
+from scheduler.clock import TIMEZONE
 from scheduler.triggers import LeadTrigger, Spec, build_trigger, slots, standard_dow
 
 MON = datetime(2026, 11, 23, 12, 0, tzinfo=TIMEZONE)  # a Monday, noon in the ward

@@ -8,18 +8,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from controller.airing.models import Broadcast
+from controller.api.schemas import ScheduleCreate
 from controller.bulletins.models import AudioAsset, Bulletin
 from controller.core.db import Database
 from controller.fleet.models import Node, NodeZone, Zone
+from controller.schedules.airer import ScheduleAirer
+from controller.schedules.crud import create_schedule
+from controller.schedules.engine import scheduler_engine
+from scheduler.clock import TIMEZONE
 from scheduler.models import ScheduleRun
 from scheduler.runner import ScheduleService
-from scheduler.schedules import ScheduleCreate, create_schedule
-from scheduler.service import TIMEZONE
 from scheduler.settings import ScheduleSettings
 
 FAST = ScheduleSettings(lead_s=1, grace_s=4, lease_ttl_s=1.2, renew_s=0.3, reconcile_s=0.5, db_timeout_s=0.5)
@@ -76,9 +80,20 @@ class Sink:
         self.aired.append((bc_id, air_at, time.time()))
 
 
+def _nowhere(*_: object) -> None:
+    """Delivery and the relay hub are not under test here."""
+
+
+def airer(sink: Sink | None = None, relays: Callable[[str], None] | None = None) -> ScheduleAirer:
+    """The controller's airer with its handoffs going to ``sink`` / ``relays``."""
+    return ScheduleAirer(default_valid_s=600, owner="test", to_delivery=sink or _nowhere,
+                         to_relays=relays or _nowhere)
+
+
 def runner(url: str, settings: ScheduleSettings = FAST, *, sink: Sink | None = None,
            holder: str | None = None) -> ScheduleService:
-    return ScheduleService(url, settings, air=sink, default_valid_s=600, holder=holder)
+    return ScheduleService(partial(scheduler_engine, url, settings.db_timeout_s), settings,
+                           airer=airer(sink), holder=holder)
 
 
 def runs(db: Database, schedule_id: int | None = None) -> list[ScheduleRun]:

@@ -255,8 +255,7 @@ def test_the_airing_rule(approval: str, priority: str | None) -> None:
 def test_an_id_is_a_json_integer(shape: Any) -> None:
     from pydantic import ValidationError
 
-    from controller.api.schemas import BroadcastCreate
-    from scheduler.schedules import ScheduleCreate, ScheduleUpdate
+    from controller.api.schemas import BroadcastCreate, ScheduleCreate, ScheduleUpdate
 
     target = {"zones": ["za"]}
     assert BroadcastCreate.model_validate({"bulletin_id": 6, "target": target}).bulletin_id == 6
@@ -274,9 +273,10 @@ def test_a_slot_re_checks_its_bulletin_when_it_fires(tmp_path: Path) -> None:
     """scheduler/firing.py on a real SQLite database: an emergency slot of a draft, set up by an
     active operator, airs and is audited; once the bulletin is rejected, the next slot fails with
     the reason and airs nothing."""
+    from controller.api.schemas import ScheduleCreate
+    from controller.schedules.crud import create_schedule
     from scheduler.firing import FireConfig, air_slot
-    from scheduler.schedules import ScheduleCreate, create_schedule
-    from tests.scheduler.ward import make_ward
+    from tests.scheduler.ward import airer, make_ward
 
     db = make_ward(f"sqlite:///{tmp_path / 'ward.db'}")
     with Session(db.engine) as s:
@@ -289,9 +289,9 @@ def test_a_slot_re_checks_its_bulletin_when_it_fires(tmp_path: Path) -> None:
                                               "target": {"zones": ["z1"]}, "when": DAILY})
         sid = create_schedule(s, body, created_by="op_a").id
         assert sid is not None
-    cfg = FireConfig(grace_ms=60_000, default_valid_s=600, holder="test")
+    cfg = FireConfig(grace_ms=60_000, holder="test")
     slot = int((datetime.now(tz=TIMEZONE) + timedelta(minutes=5)).timestamp() * 1000)
-    aired = air_slot(db.engine, cfg, schedule_id=sid, version=1, slot_ms=slot, may_fire=lambda: True)
+    aired = air_slot(db.engine, cfg, airer(), schedule_id=sid, version=1, slot_ms=slot, may_fire=lambda: True)
     assert aired.outcome == "aired" and len(aired.broadcasts) == 1
     with Session(db.engine) as s:
         audit = s.exec(select(AuditEntry).where(AuditEntry.action == "emergency_bypass")).all()
@@ -302,7 +302,7 @@ def test_a_slot_re_checks_its_bulletin_when_it_fires(tmp_path: Path) -> None:
         b.approval = "rejected"
         s.add(b)
         s.commit()
-    failed = air_slot(db.engine, cfg, schedule_id=sid, version=1, slot_ms=slot + 86_400_000,
+    failed = air_slot(db.engine, cfg, airer(), schedule_id=sid, version=1, slot_ms=slot + 86_400_000,
                       may_fire=lambda: True)
     assert failed.outcome == "failed" and failed.broadcasts == [] and "rejected" in failed.reason
     with Session(db.engine) as s:

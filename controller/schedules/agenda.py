@@ -17,10 +17,10 @@ from sqlmodel import Session, col, select
 
 from controller.bulletins.models import AudioAsset, Bulletin
 from controller.fleet.models import RETIRED, Node, NodeZone, Zone
+from controller.schedules.crud import list_runs, run_view
 from devices.protocol import now_ms
+from scheduler.clock import TIMEZONE
 from scheduler.models import RunStatus, Schedule
-from scheduler.schedules import list_runs
-from scheduler.service import TIMEZONE
 from scheduler.triggers import Spec, build_trigger, slots
 
 NO_ZONE = "-"
@@ -106,7 +106,7 @@ def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
                         duration_ms=dur, repeat_index=k, status=status, nodes=frozenset(nodes)))
     conflicts = sum(_flag_conflicts(items) for items in per_zone.values())
     since = now_ms() - days * 86_400_000
-    problems = [{"schedule_id": sid, **run.model_dump()} for sid, run in list_runs(
+    problems = [{"schedule_id": r.schedule_id, **run_view(r)} for r in list_runs(
         s, None, limit=200, statuses=[RunStatus.MISSED.value, RunStatus.FAILED.value], since_ms=since)]
     return {
         "from": start.isoformat(), "to": end.isoformat(), "timezone": "Asia/Ho_Chi_Minh",

@@ -1,4 +1,4 @@
-"""Air-time scheduling.
+"""Air times of single broadcasts: a broadcast set for later airs at its instant.
 
 The controller hands a broadcast id and an instant; at that instant the scheduler calls
 the airing callback (the delivery service). Broadcasts are the durable record: at start
@@ -13,20 +13,16 @@ missed through ``on_missed`` — never silently dropped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
+from scheduler.clock import TIMEZONE
+from scheduler.ports import AirCallback, MissedCallback
+
 logger = logging.getLogger(__name__)
-
-TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-
-AirCallback = Callable[[str], Awaitable[None]]
-MissedCallback = Callable[[str, str], None]
 
 
 class AirScheduler:
