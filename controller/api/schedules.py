@@ -34,8 +34,9 @@ router = APIRouter(prefix="/api", tags=["schedules"])
 
 
 async def _received_ms() -> int:
-    """When the request came in (on the event loop, before the route waits for a worker thread):
-    a once slot is refused as past only if it is not after this."""
+    """When the request came in: on the event loop, as the first dependency (before the session,
+    the login check and the wait for a worker thread). A once slot is refused as past only if it
+    is not after this."""
     return now_ms()
 
 
@@ -62,8 +63,8 @@ def _may_air(s: Session, user: User, bulletin_id: int | None, priority: str | No
 
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=SchedulePublic)
-def add_schedule(body: ScheduleCreate, sv: ServicesDep, s: SessionDep, user: UserDep,
-                 received: ReceivedDep) -> SchedulePublic:
+def add_schedule(received: ReceivedDep, body: ScheduleCreate, sv: ServicesDep, s: SessionDep,
+                 user: UserDep) -> SchedulePublic:
     bulletin = _may_air(s, user, body.bulletin_id, body.priority, body.target)
     if body.relay is not None:
         check_station(sv, body.relay.url)  # no SSRF: the stream's address must be public or allow-listed
@@ -94,8 +95,8 @@ def one_schedule(schedule_id: int, s: SessionDep, _: UserDep) -> SchedulePublic:
 
 
 @router.patch("/schedules/{schedule_id}", response_model=SchedulePublic)
-def change_schedule(schedule_id: int, body: ScheduleUpdate, sv: ServicesDep, s: SessionDep,
-                    user: UserDep, received: ReceivedDep) -> SchedulePublic:
+def change_schedule(received: ReceivedDep, schedule_id: int, body: ScheduleUpdate, sv: ServicesDep,
+                    s: SessionDep, user: UserDep) -> SchedulePublic:
     row = get_schedule(s, schedule_id)
     bulletin_id, priority, touches = airing_after(row, body)
     now = Target.model_validate(row.targets)  # a ward user changes no schedule reaching beyond
