@@ -202,7 +202,7 @@ def build_services(settings: Settings) -> Services:
     presence = Presence(link, writer, heartbeat_timeout_s=d.heartbeat_timeout_s)
     # after Presence: a dead gateway's children become unknown (only its provisioned children)
     gateways = GatewayPresence(link, presence, settings.gateways)
-    air = AirControl(link, lambda n: presence.nodes[n].groups if n in presence.nodes else [],
+    air = AirControl(link, presence.groups_of,
                      policy=d.preempt_policy, margin_ms=d.start_margin_ms, ready_wait_s=d.ready_wait_s)
     delivery = DeliveryService(db, writer, link, presence, d, settings.audio_dir, air)
     streams = DeliveryStreams()

@@ -9,25 +9,37 @@ A *retained* message on a unit's topic other than ``state`` (heartbeat, ack, res
 retained by the protocol, docs/protocol.md §5) would be replayed at every reconnect, so it is
 dropped as ``retained`` and cleared on the broker (an empty retained message, which the
 controller's account may publish). Handlers receive parsed models only.
+
+The controller's services never see this class: they get a :class:`UnitBus` (declared here, the
+lower side of the boundary) and ask it to publish, to call them on a leaf, or to send a command.
+:meth:`ControllerLink.command` makes the correlation id and routes every reply to its sender's
+handler (:mod:`devices.replies`), so nobody parses another service's id prefix.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from devices import protocol as p
 from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
+from devices.replies import Remover, ReplyHandler, ReplyRouter, SentCommand
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], None]
+"""``handler(node_id, model)`` for a node-owned topic leaf (state, heartbeat, ack, ...)."""
+ConnectCallback = Callable[[], Awaitable[None] | None]
+
+__all__ = ["ConnectCallback", "ControllerLink", "Handler", "Remover", "ReplyHandler", "SentCommand",
+           "UnitBus"]
 
 #: A unit's dropped messages are logged at most once per this many seconds (all are counted).
 LOG_EVERY_S = 60.0
@@ -45,6 +57,45 @@ _MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+class UnitBus(Protocol):
+    """What the controller's services need from the MQTT link to the units."""
+
+    @property
+    def topics(self) -> p.Topics: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def on(self, leaf: str, handler: Handler) -> Remover:
+        """Call ``handler(node_id, model)`` for each valid message on a node leaf (not ``resp``:
+        replies go to the sender of their command)."""
+        ...
+
+    def on_connect(self, callback: ConnectCallback) -> Remover:
+        """Call ``callback()`` after every (re)connection."""
+        ...
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish and wait for the broker's acknowledgement (raises MqttError)."""
+        ...
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Queue a publish (raises MqttError when not connected)."""
+        ...
+
+    def command(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
+                expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
+        """Send command ``name`` once per scope (QoS 1, never retained) with a new correlation id;
+        each unit's reply goes to ``on_reply``. Never raises: missed scopes are in ``unsent``."""
+        ...
+
+    async def command_acked(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
+                            expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
+        """:meth:`command`, waiting for the broker to acknowledge every publish (raises MqttError,
+        the route closed)."""
+        ...
+
+
 class ControllerLink:
     """Owns the controller's MQTT client; other services register handlers and publish through it."""
 
@@ -58,8 +109,9 @@ class ControllerLink:
         self._logged_at: dict[str, float] = {}
         self._unlogged: Counter[str] = Counter()
         self.audio_bytes_out = 0
-        self._handlers: dict[str, list[Handler]] = {leaf: [] for leaf in p.NODE_LEAVES}
-        self._on_connect: list[Callable[[], Awaitable[None] | None]] = []
+        self.replies = ReplyRouter()
+        self._handlers: dict[str, list[Handler]] = {leaf: [] for leaf in p.NODE_LEAVES if leaf != "resp"}
+        self._on_connect: list[ConnectCallback] = []
         offline = p.ControllerState(status=p.NodeStatus.OFFLINE, session=self.session)
         self.client = AsyncMqttClient(
             client_id, broker,
@@ -69,15 +121,19 @@ class ControllerLink:
 
     # -------------------------------------------------------------- wiring
 
-    def on(self, leaf: str, handler: Handler) -> None:
-        """Register ``handler(node_id, model)`` for a node-owned topic leaf (state, ack, ...)."""
+    def on(self, leaf: str, handler: Handler) -> Remover:
+        """Register ``handler(node_id, model)`` for a node-owned topic leaf (state, ack, ...); the
+        result unregisters it. Replies (``resp``) go to their command's sender instead."""
         if leaf not in self._handlers:
-            raise ValueError(f"unknown leaf {leaf!r}")
+            raise ValueError(f"unknown leaf {leaf!r}" if leaf != "resp" else
+                             "replies go to the on_reply of command(), not to on('resp')")
         self._handlers[leaf].append(handler)
+        return _remover(self._handlers[leaf], handler)
 
-    def on_connect(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+    def on_connect(self, callback: ConnectCallback) -> Remover:
         """Called after every (re)connection, after the birth and subscriptions."""
         self._on_connect.append(callback)
+        return _remover(self._on_connect, callback)
 
     def start(self) -> None:
         self.client.start()
@@ -99,6 +155,33 @@ class ControllerLink:
     def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         self._count(topic, payload)
         return self.client.publish_nowait(topic, payload, qos=qos, retain=retain)
+
+    def command(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
+                expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
+        sent, body = self._open(name, args, expires_at, on_reply)
+        for scope in scopes:
+            try:
+                self.publish_nowait(self.topics.command(scope), body, qos=1)
+            except MqttError as exc:
+                sent.unsent[scope.id] = str(exc)
+                logger.error("%s command %s not sent to %s: %s", name, sent.id, scope.id, exc)
+        return sent
+
+    async def command_acked(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
+                            expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
+        sent, body = self._open(name, args, expires_at, on_reply)
+        try:
+            await asyncio.gather(*(self.publish(self.topics.command(s), body, qos=1) for s in scopes))
+        except MqttError:
+            sent.close()
+            raise
+        return sent
+
+    def _open(self, name: str, args: Mapping[str, Any], expires_at: int,
+              on_reply: ReplyHandler | None) -> tuple[SentCommand, bytes]:
+        cmd_id, close = self.replies.open(expires_at, on_reply)
+        body = p.encode(p.Command(id=cmd_id, name=name, args=dict(args), expires_at=expires_at))
+        return SentCommand(cmd_id, close=close), body
 
     def _count(self, topic: str, payload: bytes) -> None:
         if "/bcast/" in topic:  # broadcast audio (manifests, chunks, repairs): the fan-out figure
@@ -157,9 +240,22 @@ class ControllerLink:
         if getattr(model, "node_id", node_id) != node_id:
             self._reject("node_id_mismatch", topic, f"payload says {model.node_id!r}", node_id)  # type: ignore[attr-defined]
             return
+        if isinstance(model, p.CommandResponse):
+            self.replies.route(node_id, model)
+            return
         for handler in self._handlers[leaf]:
             try:
                 handler(node_id, model)
             except Exception:
                 self.rejected["handler_error"] += 1
                 logger.exception("handler %r failed on %s", handler, topic)
+
+
+def _remover(items: list[Any], item: Any) -> Remover:
+    """A function that takes ``item`` out of ``items`` (once; later calls do nothing)."""
+
+    def remove() -> None:
+        if item in items:
+            items.remove(item)
+
+    return remove

@@ -23,11 +23,12 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from devices.mqtt_types import BrokerAddress, LinkStats, MqttError, NotConnected, Will
 
 logger = logging.getLogger(__name__)
 
@@ -37,47 +38,8 @@ FLAP_S = 10.0
 MessageHandler = Callable[[str, bytes, bool], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
 
-
-class MqttError(Exception):
-    """Base error of the MQTT link."""
-
-
-class NotConnected(MqttError):
-    """The client is not connected to the broker right now."""
-
-
-@dataclass
-class Will:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
-
-
-@dataclass
-class LinkStats:
-    bytes_out: int = 0
-    msgs_out: int = 0
-    bytes_in: int = 0
-    msgs_in: int = 0
-    handler_errors: int = 0
-    connects: int = 0
-    connect_failures: int = 0
-
-
-@dataclass
-class BrokerAddress:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    keepalive: int = 30
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+__all__ = ["AsyncMqttClient", "BrokerAddress", "ConnectHandler", "LinkStats", "MessageHandler", "MqttError",
+           "NotConnected", "Will"]
 
 
 class AsyncMqttClient:
@@ -121,21 +83,11 @@ class AsyncMqttClient:
         self._misc_task: asyncio.Task[None] | None = None
         self.last_error = ""
 
-        c = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=clean_session,
-            protocol=paho.MQTTv311,
-        )
-        if broker.username is not None:
-            c.username_pw_set(broker.username, broker.password)
-        if broker.tls:
-            ctx = ssl.create_default_context(cafile=broker.ca_file)
-            c.tls_set_context(ctx)
-        if will is not None:
-            c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-        c.max_inflight_messages_set(64)
-        c.max_queued_messages_set(0)
+        self._client = _paho_client(client_id, broker, will, clean_session)
+        self._wire(self._client)
+
+    def _wire(self, c: paho.Client) -> None:
+        """paho's callbacks into this driver (all called on the loop thread)."""
         c.on_connect = self._paho_connect
         c.on_disconnect = self._paho_disconnect
         c.on_message = self._paho_message
@@ -145,7 +97,6 @@ class AsyncMqttClient:
         c.on_socket_close = self._sock_close
         c.on_socket_register_write = self._sock_want_write
         c.on_socket_unregister_write = self._sock_done_write
-        self._client = c
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -419,3 +370,19 @@ class AsyncMqttClient:
     def unsubscribe(self, topics: list[str]) -> None:
         if topics and self.connected.is_set():
             self._client.unsubscribe(topics)
+
+
+def _paho_client(client_id: str, broker: BrokerAddress, will: Will | None,
+                 clean_session: bool) -> paho.Client:
+    """A paho MQTT 3.1.1 client for ``broker``: credentials, TLS, last-will, flow limits."""
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
+                    protocol=paho.MQTTv311)
+    if broker.username is not None:
+        c.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        c.tls_set_context(ssl.create_default_context(cafile=broker.ca_file))
+    if will is not None:
+        c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+    c.max_inflight_messages_set(64)
+    c.max_queued_messages_set(0)
+    return c

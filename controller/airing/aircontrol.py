@@ -11,6 +11,10 @@ speakers start in step):
   ``ready_wait_s``), so a slow 4G link does not make a unit start late;
 * a unit that verifies after its broadcast started (it was offline, or slow) gets a
   catch-up item of its own, arbitrated on its zones like anything else.
+
+A unit that refuses a ``play`` (its audio still incomplete, say) is told to the refusal
+listeners (:meth:`AirControl.on_refused`: delivery shows why); the bus routes the unit's reply
+here by its correlation id.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from dataclasses import dataclass, field
 
 from controller.core.background import Periodic
 from devices import protocol as p
-from devices.link import ControllerLink
-from devices.mqtt import MqttError
+from devices.link import UnitBus
 from scheduler.arbiter import Ended, Item, Preempted, PreemptPolicy, Start, ZoneArbiter
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ class LiveHold:
 
     started: Callable[[], None]
     ended: Callable[[str], None]  # reason: preempted | cleared | cancelled
+
+
+Refusal = Callable[[str, str, str], None]
+"""``fn(broadcast_id, node_id, why)``: a unit refused to start the broadcast."""
 
 
 @dataclass
@@ -62,7 +69,7 @@ class Pending:
 
 
 class AirControl:
-    def __init__(self, link: ControllerLink, zones_of: Callable[[str], list[str]], *,
+    def __init__(self, link: UnitBus, zones_of: Callable[[str], list[str]], *,
                  policy: PreemptPolicy = PreemptPolicy.DROP, margin_ms: int = 1500,
                  ready_wait_s: float = 10.0, tick_s: float = 0.1) -> None:
         self.link = link
@@ -70,13 +77,13 @@ class AirControl:
         self.arbiter = ZoneArbiter(policy=policy, margin_ms=margin_ms)
         self.ready_wait_s = ready_wait_s
         self.tick_s = tick_s
-        self.items: dict[str, AirItem] = {}
-        self.pending: dict[str, Pending] = {}
-        self.requeued: set[str] = set()  # broadcasts pre-empted and waiting to restart/resume
-        self.started: set[str] = set()  # broadcasts whose main item has started
+        self._items: dict[str, AirItem] = {}
+        self._pending: dict[str, Pending] = {}
+        self._requeued: set[str] = set()  # broadcasts pre-empted and waiting to restart/resume
+        self._started: set[str] = set()  # broadcasts whose main item has started
+        self._refusal_listeners: list[Refusal] = []
         self._ticker = Periodic("air-control", tick_s, self._tick)
-        self._cmd_seq = 0
-        #: live sessions held in the arbiter (controller/live.py): item id → its callbacks
+        #: live sessions and relays held in the arbiter: item id → its callbacks
         self.live: dict[str, LiveHold] = {}
 
     def start(self) -> None:
@@ -92,24 +99,38 @@ class AirControl:
             out.update(zs or [f"unit:{n}"])
         return frozenset(out)
 
+    # ------------------------------------------------------------------ questions
+
+    def airing(self, bc: str) -> bool:
+        """The broadcast is in air control's hands: waiting for its start, or started."""
+        return bc in self._pending or bc in self._started
+
+    def will_resume(self, bc: str) -> bool:
+        """The broadcast was pre-empted and waits to restart or resume (policy ``requeue``)."""
+        return bc in self._requeued
+
+    def on_refused(self, fn: Refusal) -> None:
+        """Call ``fn(broadcast_id, node_id, why)`` when a unit refuses to start a broadcast."""
+        self._refusal_listeners.append(fn)
+
     # ------------------------------------------------------------------ inputs
 
     def offer(self, bc: str, *, priority: p.Priority, duration_ms: int, scopes: list[p.AudioScope],
               nodes: list[str], play_at: int | None, ready: Callable[[], bool]) -> None:
         """A broadcast's audio is out; air it at ``play_at`` or as soon as its units are ready."""
-        if bc in self.items or bc in self.pending:
+        if bc in self._items or bc in self._pending:
             return
         loop = asyncio.get_running_loop()
-        self.pending[bc] = Pending(bc, priority, duration_ms, scopes, nodes, play_at,
+        self._pending[bc] = Pending(bc, priority, duration_ms, scopes, nodes, play_at,
                                    loop.time() + self.ready_wait_s, ready)
         self._check_pending()
 
     def unit_ready(self, bc: str, node_id: str, *, priority: p.Priority, duration_ms: int) -> None:
         """A unit verified the audio: maybe the broadcast can start, or the unit needs a catch-up."""
-        if bc in self.pending:
+        if bc in self._pending:
             self._check_pending()
             return
-        if bc in self.started and bc not in self.requeued:
+        if bc in self._started and bc not in self._requeued:
             item_id = f"{bc}@{node_id}"
             if not self.arbiter.known(item_id):
                 self._submit(item_id, AirItem(bc, [p.AudioScope(kind="node", id=node_id)], [node_id]),
@@ -117,14 +138,14 @@ class AirControl:
 
     def finished(self, bc: str) -> None:
         """Every unit of the broadcast is final: free its zones."""
-        self.pending.pop(bc, None)
-        self.requeued.discard(bc)
-        self.started.discard(bc)
+        self._pending.pop(bc, None)
+        self._requeued.discard(bc)
+        self._started.discard(bc)
         now = p.now_ms()
-        for item_id in [i for i, it in self.items.items() if it.bc == bc]:
+        for item_id in [i for i, it in self._items.items() if it.bc == bc]:
             self._apply(self.arbiter.done(item_id, now) if item_id in self.arbiter.running
                         else self.arbiter.cancel(item_id, now, "finished"))
-            self.items.pop(item_id, None)
+            self._items.pop(item_id, None)
 
     def cancel(self, bc: str) -> None:
         self.finished(bc)
@@ -161,16 +182,16 @@ class AirControl:
 
     def _check_pending(self) -> None:
         now = asyncio.get_running_loop().time()
-        for bc, pend in list(self.pending.items()):
+        for bc, pend in list(self._pending.items()):
             scheduled = pend.play_at is not None and pend.play_at > p.now_ms()
             if scheduled or pend.ready() or now >= pend.deadline:
-                del self.pending[bc]
+                del self._pending[bc]
                 self._submit(bc, AirItem(bc, pend.scopes, pend.nodes), pend.priority, pend.duration_ms,
                              pend.play_at)
 
     def _submit(self, item_id: str, item: AirItem, priority: p.Priority, duration_ms: int,
                 play_at: int | None) -> None:
-        self.items[item_id] = item
+        self._items[item_id] = item
         arb_item = Item(item_id, self.zones(item.nodes), priority, max(1, duration_ms), play_at or 0)
         self._apply(self.arbiter.submit(arb_item, p.now_ms()))
 
@@ -182,16 +203,16 @@ class AirControl:
             elif isinstance(a, Start):
                 self._start(a)
             elif isinstance(a, Preempted):
-                item = self.items.get(a.item_id)
+                item = self._items.get(a.item_id)
                 logger.warning("%s pre-empted by emergency %s after %.1f s (%s)", a.item_id, a.by,
                                a.played_ms / 1000, "will continue" if a.requeued else "dropped")
                 if item is not None:
                     if a.requeued:
-                        self.requeued.add(item.bc)
+                        self._requeued.add(item.bc)
                     # units outside the emergency's zones must stop too: the zone is free now
                     self._command(item, "stop", {"bc": item.bc, "reason": "preempted"}, p.now_ms() + 10_000)
             elif isinstance(a, Ended) and a.reason != "finished":
-                self.items.pop(a.item_id, None)
+                self._items.pop(a.item_id, None)
 
     def _apply_live(self, a: Start | Preempted | Ended, hooks: LiveHold) -> None:
         if isinstance(a, Start):
@@ -208,12 +229,12 @@ class AirControl:
             hooks.ended(a.reason)
 
     def _start(self, a: Start) -> None:
-        item = self.items.get(a.item_id)
+        item = self._items.get(a.item_id)
         if item is None:
             return
         item.started = True
-        self.started.add(item.bc)
-        self.requeued.discard(item.bc)
+        self._started.add(item.bc)
+        self._requeued.discard(item.bc)
         self._command(item, "play", {"bc": item.bc, "at": a.at_ms, "offset_ms": a.offset_ms},
                       a.at_ms + 10_000)
         logger.info("%s starts at %d (+%d ms in) in %s", a.item_id, a.at_ms, a.offset_ms,
@@ -221,13 +242,17 @@ class AirControl:
 
     def _command(self, item: AirItem, name: str, args: dict[str, object], expires_at: int) -> None:
         """Send one command to every scope of the item (group topics fan out in the broker)."""
-        self._cmd_seq += 1
-        body = p.encode(p.Command(id=f"{name}:{item.bc}:{self._cmd_seq}", name=name, args=args,
-                                  expires_at=expires_at))
-        for scope in item.scopes:
-            topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
-                     else self.link.topics.cmd(scope.id))
+        bc = item.bc
+
+        def reply(node_id: str, resp: p.CommandResponse) -> None:
+            if name == "play" and resp.status != "ok":
+                self._refused(bc, node_id, resp.error)
+
+        self.link.command(item.scopes, name, args, expires_at=expires_at, on_reply=reply)
+
+    def _refused(self, bc: str, node_id: str, why: str) -> None:
+        for fn in self._refusal_listeners:
             try:
-                self.link.publish_nowait(topic, body)
-            except MqttError as exc:
-                logger.error("%s command for %s not sent to %s: %s", name, item.bc, scope.id, exc)
+                fn(bc, node_id, why)
+            except Exception:
+                logger.exception("refusal listener failed")

@@ -3,7 +3,10 @@
 State machine per (broadcast, node) is described in docs/protocol.md §4. In memory we keep
 the broadcasts that are still active (their chunks, scopes and per-node state); every
 transition is also written (batched) to the database with its time. After a restart the
-active broadcasts are rebuilt from the database and the audio files on disk.
+active broadcasts are rebuilt from the database and the audio files on disk
+(controller/airing/active.py). Publishing is :class:`controller.airing.audio_out.AudioOut`'s job;
+this module follows what the units report (acks, repair requests, refusals to start told by air
+control, presence) and finishes, cancels and expires broadcasts.
 """
 
 from __future__ import annotations
@@ -12,80 +15,44 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlmodel import Session, col, select, update
 
+from controller.airing.active import (
+    ACK_TO_STATE,
+    EXPIRY_REASON,
+    ActiveBroadcast,
+    NodeDelivery,
+    load_active,
+    on_the_way,
+    refusal,
+)
 from controller.airing.aircontrol import AirControl
+from controller.airing.audio_out import AudioOut
 from controller.airing.broadcasts import mark_missed
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
-from controller.airing.rules import airing_refusal, bypass_refusal, is_bypass
 from controller.airing.settings import DeliverySettings
-from controller.bulletins.binding import audio_refusal
-from controller.bulletins.models import AudioAsset, Bulletin
 from controller.core.background import Periodic
 from controller.core.db import Database
 from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
 
 S = DeliveryState
-_ACK_TO_STATE = {
-    p.AckState.RECEIVING: S.RECEIVING,
-    p.AckState.VERIFIED: S.VERIFIED,
-    p.AckState.PLAYING: S.PLAYING,
-    p.AckState.PLAYED: S.PLAYED,
-    p.AckState.FAILED: S.FAILED,
-}
-_EXPIRY_REASON = {
-    S.QUEUED: "never sent",
-    S.OFFLINE: "node offline until expiry",
-    S.SENT: "no answer from node before expiry",
-    S.RECEIVING: "audio incomplete at expiry",
-    S.VERIFIED: "not played before expiry",
-    S.PLAYING: "end of playback not confirmed",
-}
-
-
-@dataclass
-class NodeDelivery:
-    delivery_id: int
-    state: DeliveryState
-    reason: str = ""
-    changed: float = field(default_factory=time.monotonic)
-    resends: int = 0
-    repaired_chunks: int = 0
-
-
-@dataclass
-class ActiveBroadcast:
-    id: str
-    manifest: p.Manifest
-    frames: list[bytes]
-    scopes: list[p.AudioScope]
-    nodes: dict[str, NodeDelivery]
-    published: bool = False
-
-    @property
-    def expires_at(self) -> int:
-        return self.manifest.expires_at
-
-    def done(self) -> bool:
-        return all(nd.state.final for nd in self.nodes.values())
 
 
 class DeliveryService:
-    def __init__(self, db: Database, writer: DbWriter, link: ControllerLink, presence: Presence,
+    def __init__(self, db: Database, writer: DbWriter, link: UnitBus, presence: Presence,
                  settings: DeliverySettings, audio_dir: Path, air: AirControl) -> None:
         self.aircontrol = air
         self.db = db
         self.writer = writer
-        self.link = link
+        self.out = AudioOut(link)
         self.presence = presence
         self.settings = settings
         self.audio_dir = audio_dir
@@ -97,9 +64,9 @@ class DeliveryService:
         self._listeners: list[Callable[[str], None]] = []
         link.on("ack", self._on_ack)
         link.on("repair", self._on_repair)
-        link.on("resp", self._on_resp)
         link.on_connect(self._on_link_connected)
         presence.add_listener(self._on_presence)
+        air.on_refused(self._on_refused)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -116,10 +83,7 @@ class DeliveryService:
 
     def _restore(self) -> None:
         with self.db.session() as s:
-            rows = s.exec(select(Broadcast).where(
-                col(Broadcast.status).in_([BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value])
-            )).all()
-            for bc in rows:
+            for bc in on_the_way(s):
                 try:
                     self.active[bc.id] = self._load(s, bc)
                     self.active[bc.id].published = bc.status == BroadcastStatus.ACTIVE.value
@@ -129,29 +93,7 @@ class DeliveryService:
             logger.info("restored %d active broadcasts", len(self.active))
 
     def _load(self, s: Session, bc: Broadcast) -> ActiveBroadcast:
-        asset = s.get(AudioAsset, bc.audio_sha256)
-        if asset is None:
-            raise ValueError(f"audio {bc.audio_sha256} missing")
-        audio = (self.audio_dir / asset.path).read_bytes()
-        info, frames = p.chunk_audio(
-            audio, duration_ms=asset.duration_ms, chunk_size=self.settings.chunk_size,
-            codec="opus" if asset.codec == "opus" else "mp3", sample_rate=asset.sample_rate,
-            bitrate_kbps=asset.bitrate_kbps,
-        )
-        if info.sha256 != asset.sha256:
-            raise ValueError(f"audio file of {bc.id} does not match its checksum")
-        bulletin = s.get(Bulletin, bc.bulletin_id)
-        manifest = p.Manifest(
-            bc=bc.id, title=(bulletin.title if bulletin else "")[:200], priority=p.Priority(bc.priority),
-            audio=info, play_at=getattr(bc, "play_at", None), expires_at=bc.expires_at, repeat=bc.repeat,
-            hold=True,
-        )
-        nodes = {
-            d.node_id: NodeDelivery(delivery_id=d.id or 0, state=S(d.state), reason=d.reason)
-            for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()
-        }
-        scopes = [p.AudioScope.model_validate(sc) for sc in bc.scopes]
-        return ActiveBroadcast(id=bc.id, manifest=manifest, frames=frames, scopes=scopes, nodes=nodes)
+        return load_active(s, bc, self.audio_dir, self.settings.chunk_size)
 
     # ------------------------------------------------------------------ airing
 
@@ -160,7 +102,7 @@ class DeliveryService:
         if broadcast_id in self.active:
             return
         with self.db.session() as s:
-            if (why := self._refusal(s, broadcast_id)) is not None:  # rejected since it was set
+            if (why := refusal(s, broadcast_id)) is not None:  # rejected since it was set
                 mark_missed(s, broadcast_id, f"not aired: {why}")
                 logger.warning("broadcast %s not aired: %s", broadcast_id, why)
                 return
@@ -189,33 +131,14 @@ class DeliveryService:
         self.active[broadcast_id] = active
         await self._publish(active)
 
-    @staticmethod
-    def _refusal(s: Session, broadcast_id: str) -> str | None:
-        """Why a broadcast waiting to air may no longer air (its bulletin rejected, or its audio not
-        the audio that was approved: controller/binding.py), else None."""
-        bc = s.get(Broadcast, broadcast_id)
-        if bc is None or bc.status != BroadcastStatus.SCHEDULED.value:
-            return None  # the claim below decides
-        b = s.get(Bulletin, bc.bulletin_id)
-        if b is None:
-            return "its bulletin no longer exists"
-        why = airing_refusal(b, bc.priority) or audio_refusal(b, bc.audio_sha256)
-        if why is None and is_bypass(b, bc.priority) and not bc.created_by.startswith("schedule "):
-            why = bypass_refusal(s, bc.created_by, b)  # (a schedule's creator is checked when it fires)
-        return why
-
     async def _publish(self, active: ActiveBroadcast) -> None:
-        if active.id in self._publishing or not self.link.connected:
-            if not self.link.connected:
+        if active.id in self._publishing or not self.out.connected:
+            if not self.out.connected:
                 logger.warning("broadcast %s waits for the MQTT broker", active.id)
             return
         self._publishing.add(active.id)
         try:
-            manifest = p.encode(active.manifest)
-            for scope in active.scopes:
-                await self.link.publish(self.link.topics.manifest(scope, active.id), manifest, retain=True)
-                data_topic = self.link.topics.data(scope, active.id)
-                await asyncio.gather(*(self.link.publish(data_topic, f) for f in active.frames))
+            await self.out.publish(active)
         except MqttError as exc:
             logger.warning("broadcast %s: publishing interrupted (%s); will resume on reconnect",
                            active.id, exc)
@@ -251,12 +174,8 @@ class DeliveryService:
 
         nodes = [n for n, nd in active.nodes.items() if not nd.state.final]
         self.aircontrol.offer(active.id, priority=active.manifest.priority,
-                              duration_ms=self._duration(active), scopes=scopes, nodes=nodes,
+                              duration_ms=active.duration_ms, scopes=scopes, nodes=nodes,
                               play_at=active.manifest.play_at, ready=ready)
-
-    @staticmethod
-    def _duration(active: ActiveBroadcast) -> int:
-        return active.manifest.audio.duration_ms * active.manifest.repeat
 
     async def _on_link_connected(self) -> None:
         """After a (re)connect: republish retained manifests; finish interrupted sends."""
@@ -266,10 +185,8 @@ class DeliveryService:
                 self._bg.add(task)
                 task.add_done_callback(self._bg.discard)
                 continue
-            manifest = p.encode(active.manifest)
-            for scope in active.scopes:
-                self.link.publish_nowait(self.link.topics.manifest(scope, active.id), manifest, retain=True)
-            if active.id not in self.aircontrol.started and active.id not in self.aircontrol.pending:
+            self.out.republish_manifests(active)
+            if not self.aircontrol.airing(active.id):
                 # restored after a controller restart: units that have not started get their turn
                 waiting = [n for n, nd in active.nodes.items() if nd.state.rank < S.PLAYING.rank]
                 self._offer(active, [p.AudioScope(kind="node", id=n) for n in waiting])
@@ -282,29 +199,26 @@ class DeliveryService:
         if active is None or nd is None:
             self.ignored_acks += 1
             return
-        new = _ACK_TO_STATE[ack.state]
+        new = ACK_TO_STATE[ack.state]
         if nd.state.final or (new != S.FAILED and new.rank <= nd.state.rank):
             return  # duplicate, reordered, or re-sent after a final state
         if nd.state.rank < S.SENT.rank:
             self._transition(active, node_id, nd, S.SENT, "")  # acked before our send completed
-        if new == S.FAILED and ack.reason == "preempted" and active.id in self.aircontrol.requeued:
+        if new == S.FAILED and ack.reason == "preempted" and self.aircontrol.will_resume(active.id):
             self._transition(active, node_id, nd, S.VERIFIED, "pre-empted by an emergency; will continue")
             return
         self._transition(active, node_id, nd, new, ack.reason[:200])
         if new == S.VERIFIED:
             self.aircontrol.unit_ready(active.id, node_id, priority=active.manifest.priority,
-                                duration_ms=self._duration(active))
+                                       duration_ms=active.duration_ms)
         self._maybe_finish(active)
 
-    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
-        """A unit refused a ``play`` command (e.g. audio still incomplete): say why."""
-        if not resp.id.startswith("play:") or resp.status == "ok":
-            return
-        bc = resp.id.split(":")[1]
+    def _on_refused(self, bc: str, node_id: str, why: str) -> None:
+        """A unit refused to start ``bc`` (e.g. audio still incomplete; told by air control): say why."""
         active = self.active.get(bc)
         nd = active.nodes.get(node_id) if active else None
         if active is not None and nd is not None and not nd.state.final:
-            self._transition(active, node_id, nd, nd.state, f"at air time: {resp.error}"[:200])
+            self._transition(active, node_id, nd, nd.state, f"at air time: {why}"[:200])
 
     def _on_repair(self, node_id: str, req: p.RepairRequest) -> None:
         active = self.active.get(req.bc)
@@ -319,12 +233,7 @@ class DeliveryService:
             return
         wanted = wanted[:budget]
         nd.repaired_chunks += len(wanted)
-        topic = self.link.topics.data(p.AudioScope(kind="node", id=node_id), active.id)
-        try:
-            for i in wanted:
-                self.link.publish_nowait(topic, active.frames[i])
-        except MqttError as exc:
-            logger.warning("repair for %s/%s not sent: %s", node_id, active.id, exc)
+        if not self.out.repair(active, node_id, wanted):
             return
         logger.debug("repaired %d chunk(s) of %s for %s", len(wanted), active.id, node_id)
         if nd.state.rank < S.RECEIVING.rank:
@@ -367,12 +276,7 @@ class DeliveryService:
         self.active.pop(active.id, None)
         self.aircontrol.finished(active.id)
         status = BroadcastStatus.EXPIRED if expired else BroadcastStatus.DONE
-        if active.published and self.link.connected:
-            for scope in active.scopes:  # withdraw the retained manifest
-                try:
-                    self.link.publish_nowait(self.link.topics.manifest(scope, active.id), b"", retain=True)
-                except MqttError:
-                    pass
+        self.out.withdraw(active)
         tally: dict[str, int] = {}
         for nd in active.nodes.values():
             tally[nd.state.value] = tally.get(nd.state.value, 0) + 1
@@ -394,15 +298,7 @@ class DeliveryService:
         for node_id, nd in active.nodes.items():
             if not nd.state.final:
                 self._transition(active, node_id, nd, S.CANCELLED, reason)
-        if self.link.connected:
-            cmd = p.encode(p.Command(id=f"cancel-{broadcast_id}", name="cancel", args={"bc": broadcast_id}))
-            for scope in active.scopes:
-                topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
-                         else self.link.topics.cmd(scope.id))
-                try:
-                    self.link.publish_nowait(topic, cmd)
-                except MqttError:
-                    pass
+        self.out.cancel(active)
         self._maybe_finish(active)
         bid = broadcast_id
 
@@ -443,10 +339,10 @@ class DeliveryService:
             if now_ms >= active.expires_at:
                 for node_id, nd in active.nodes.items():
                     if not nd.state.final:
-                        self._transition(active, node_id, nd, S.EXPIRED, _EXPIRY_REASON[nd.state])
+                        self._transition(active, node_id, nd, S.EXPIRED, EXPIRY_REASON[nd.state])
                 self._maybe_finish(active, expired=True)
                 continue
-            if not active.published or not self.link.connected:
+            if not active.published or not self.out.connected:
                 continue
             for node_id, nd in active.nodes.items():
                 if (nd.state in (S.SENT, S.RECEIVING) and nd.resends < self.settings.max_resends
@@ -458,10 +354,7 @@ class DeliveryService:
         """Send the manifest to one silent node; it answers with its state or a repair request."""
         nd.resends += 1
         nd.changed = time.monotonic()
-        topic = self.link.topics.manifest(p.AudioScope(kind="node", id=node_id), active.id)
-        try:
-            self.link.publish_nowait(topic, p.encode(active.manifest))
-        except MqttError:
+        if not self.out.reoffer(active, node_id):
             return
         logger.info("re-offered %s to silent node %s (%d/%d)", active.id, node_id, nd.resends,
                     self.settings.max_resends)

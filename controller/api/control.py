@@ -162,11 +162,11 @@ def node_telemetry(node_id: str, sv: ServicesDep, s: SessionDep, _: UserDep,
     node = s.get(Node, node_id)
     if node is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {node_id}")
-    live = sv.presence.nodes.get(node_id)
+    latest = sv.presence.telemetry_of(node_id)
     samples = sv.telemetry.history(s, node_id, since_ms=since_ms, limit=limit)
     return {
         "node_id": node_id,
-        "latest": (live.telemetry if live and live.telemetry else node.telemetry),
+        "latest": dict(latest) if latest else node.telemetry,
         "history": [{"at": iso(t.at), **t.data} for t in samples],
     }
 

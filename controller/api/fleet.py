@@ -58,12 +58,12 @@ def create_zone(body: ZoneCreate, s: SessionDep, admin: AdminDep) -> dict[str, s
 
 
 def _public(sv: ServicesDep, node: Node, zones: list[str]) -> NodePublic:
-    live = sv.presence.nodes.get(node.id)
+    live = sv.presence.view(node.id)
     return NodePublic(
         id=node.id, name=node.name, zones=zones, status=sv.presence.status(node.id),
         alarm=(live.alarm if live else "") or node.alarm,
         last_seen=iso(live.last_seen_ms if live and live.last_seen_ms else node.last_seen),
-        telemetry=(live.telemetry if live and live.telemetry else node.telemetry),
+        telemetry=(dict(live.telemetry) if live and live.telemetry else node.telemetry),
         lat=node.lat, lon=node.lon,
     )
 
@@ -98,7 +98,7 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
     page = picked[offset: offset + limit if limit else None]
     out = []
     for row, st in page:
-        live = presence.nodes.get(row.id)
+        live = presence.view(row.id)
         out.append({
             "id": row.id, "name": row.name, "zones": row.zones, "status": st,
             "alarm": (live.alarm if live else "") or row.alarm,

@@ -11,18 +11,19 @@ A command gets a fresh correlation id and an ``expires_at`` (= its timeout), goe
 
 Only a reply changes what the API shows (its effect is applied to the node's live telemetry
 and, for ``volume``, to the desired volume in its retained config); a late reply to a command
-that already timed out still updates the display, because the unit did do it. Duplicate,
-unknown-id and unsolicited replies are counted and ignored. Every command is written to the
-``nodecommand`` table with its per-node results.
+that already timed out still updates the display, because the unit did do it. The bus
+(:class:`devices.link.UnitBus`) makes the correlation id and hands each reply to the command
+that sent it; duplicate and unsolicited replies are counted here and ignored (replies to ids
+nobody sent are the bus's ``unknown_id``). Every command is written to the ``nodecommand``
+table with its per-node results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,14 +35,13 @@ from controller.core.writer import DbWriter
 from controller.fleet.models import NodeCommand, NodeSetting
 from controller.fleet.presence import Presence
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 120.0
-LATE_KEEP = 10_000  # finished command ids remembered to recognise late replies
 
 
 class _Args(BaseModel):
@@ -104,12 +104,13 @@ class NodeResult:
 
 @dataclass
 class _Pending:
-    id: str
     name: str
     sent_at: float
     expected: set[str]
     online: set[str]  # expected nodes that were online when it went out
     group: str | None
+    id: str = ""  # the bus's correlation id, once sent
+    finished: bool = False  # the caller stopped waiting: what comes now is late
     replies: dict[str, NodeResult] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -130,33 +131,24 @@ class CommandOutcome:
 
 
 class CommandService:
-    def __init__(self, link: ControllerLink, presence: Presence, writer: DbWriter) -> None:
+    def __init__(self, link: UnitBus, presence: Presence, writer: DbWriter) -> None:
         self.link = link
         self.presence = presence
         self.writer = writer
         self.stats: Counter[str] = Counter()
-        self._pending: dict[str, _Pending] = {}
-        self._finished: OrderedDict[str, str] = OrderedDict()  # id -> name, for late replies
-        link.on("resp", self._on_resp)
 
     def load(self, s: Session) -> None:
         """Desired volumes into the presence records (published in each node's config)."""
         for row in s.exec(select(NodeSetting)).all():
-            live = self.presence.nodes.get(row.node_id)
-            if live is not None:
-                live.volume = row.volume
+            self.presence.set_desired_volume(row.node_id, row.volume)
 
     # ------------------------------------------------------------------ sending
 
     def members(self, zone: str) -> list[str]:
         """Nodes of a zone (``all`` = every node), as the presence registry knows them."""
-        return sorted(n for n, live in self.presence.nodes.items() if zone == "all" or zone in live.groups)
+        return self.presence.members(zone)
 
-    async def run(self, name: str, args: dict[str, Any], *, nodes: list[str] | None = None,
-                  zone: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                  by: str = "") -> CommandOutcome:
-        """Send a command to ``nodes`` or every node of ``zone`` and wait for the replies."""
-        args = validate_args(name, args)
+    def _targets(self, nodes: list[str] | None, zone: str | None, timeout_s: float) -> list[str]:
         if (nodes is None) == (zone is None):
             raise ServiceError(422, "give either nodes or a zone")
         if not 0 < timeout_s <= MAX_TIMEOUT_S:
@@ -165,52 +157,58 @@ class CommandService:
             targets = self.members(zone)
             if not targets:
                 raise ServiceError(409, f"zone {zone} has no units")
-        else:
-            targets = sorted(set(nodes or []))
-            unknown = [n for n in targets if n not in self.presence.nodes]
-            if unknown or not targets:
-                raise ServiceError(404, f"unknown unit(s): {', '.join(unknown) or '(none given)'}")
+            return targets
+        targets = sorted(set(nodes or []))
+        unknown = [n for n in targets if not self.presence.knows(n)]
+        if unknown or not targets:
+            raise ServiceError(404, f"unknown unit(s): {', '.join(unknown) or '(none given)'}")
+        return targets
+
+    async def run(self, name: str, args: dict[str, Any], *, nodes: list[str] | None = None,
+                  zone: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  by: str = "") -> CommandOutcome:
+        """Send a command to ``nodes`` or every node of ``zone`` and wait for the replies."""
+        args = validate_args(name, args)
+        targets = self._targets(nodes, zone, timeout_s)
         if not self.link.connected:
             raise ServiceError(503, "the MQTT broker is unreachable; the command was not sent")
-        cmd_id = f"c-{secrets.token_hex(8)}"
         created = p.now_ms()
         if name == "sync_time":
             args = {"server_ms": created}
-        cmd = p.Command(id=cmd_id, name=name, args=args, expires_at=created + int(timeout_s * 1000))
-        pending = _Pending(cmd_id, name, time.monotonic(), set(targets),
+        pending = _Pending(name, time.monotonic(), set(targets),
                            {n for n in targets if self.presence.is_online(n)}, zone)
-        self._pending[cmd_id] = pending
-        body = p.encode(cmd)
-        topics = self.link.topics
+        scopes = ([p.AudioScope(kind="group", id=zone)] if zone is not None
+                  else [p.AudioScope(kind="node", id=n) for n in targets])
+        expires_at = created + int(timeout_s * 1000)
         try:
-            if zone is not None:
-                await self.link.publish(topics.group_cmd(zone), body, qos=1, retain=False)
-            else:
-                await asyncio.gather(*(self.link.publish(topics.cmd(n), body, qos=1, retain=False)
-                                       for n in targets))
-            self.stats["sent"] += 1
-            pending.check_done()
-            try:
-                await asyncio.wait_for(pending.done.wait(), timeout_s)
-            except TimeoutError:
-                pass
+            sent = await self.link.command_acked(scopes, name, args, expires_at=expires_at,
+                                                 on_reply=lambda n, r: self._on_reply(pending, n, r))
         except MqttError as exc:
             self.stats["send_failed"] += 1
-            logger.warning("command %s (%s) not sent: %s", cmd_id, name, exc)
+            logger.warning("command %s not sent: %s", name, exc)
             raise ServiceError(503, f"the command could not be sent: {exc}") from None
+        pending.id = sent.id
+        self.stats["sent"] += 1
+        pending.check_done()
+        try:
+            await asyncio.wait_for(pending.done.wait(), timeout_s)
+        except TimeoutError:
+            pass
         finally:
-            del self._pending[cmd_id]
-            self._finished[cmd_id] = name
-            while len(self._finished) > LATE_KEEP:
-                self._finished.popitem(last=False)
+            pending.finished = True
+        return self._outcome(pending, args, targets, zone, created, by)
+
+    def _outcome(self, pending: _Pending, args: dict[str, Any], targets: list[str], zone: str | None,
+                 created: int, by: str) -> CommandOutcome:
         results = [pending.replies.get(n) or NodeResult(n, "timeout" if n in pending.online else "offline")
                    for n in targets]
         results += [r for n, r in sorted(pending.replies.items()) if n not in pending.expected]
         target = {"zone": zone} if zone is not None else {"nodes": targets}
-        outcome = CommandOutcome(cmd_id, name, args, target, results, created, p.now_ms())
+        outcome = CommandOutcome(pending.id, pending.name, args, target, results, created, p.now_ms())
         self._record(outcome, by)
         tally = Counter(r.status for r in results)
-        logger.info("command %s %s to %s: %s", cmd_id, name, zone or ",".join(targets[:5]), dict(tally))
+        logger.info("command %s %s to %s: %s", pending.id, pending.name, zone or ",".join(targets[:5]),
+                    dict(tally))
         return outcome
 
     def _record(self, o: CommandOutcome, by: str) -> None:
@@ -221,25 +219,19 @@ class CommandService:
 
     # ------------------------------------------------------------------ replies
 
-    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
-        pending = self._pending.get(resp.id)
-        if pending is None:
-            name = self._finished.get(resp.id)
-            if name is None and resp.id.startswith(("play:", "live_", "relay:")):
-                return  # answers to commands of air control, live sessions and relays (their own handlers)
-            if name is None:
-                self.stats["unknown_id"] += 1
-                logger.warning("reply from %s to unknown command id %r ignored", node_id, resp.id[:64])
-                return
+    def _on_reply(self, pending: _Pending, node_id: str, resp: p.CommandResponse) -> None:
+        """A unit's reply to one of our commands (the bus routes it here by its id)."""
+        if pending.finished:
             self.stats["late"] += 1
-            logger.info("late reply from %s to command %s (%s): %s", node_id, resp.id, name, resp.status)
-            if resp.status == "ok" and node_id in self.presence.nodes:
-                self._apply(node_id, name, resp.data)
+            logger.info("late reply from %s to command %s (%s): %s", node_id, resp.id, pending.name,
+                        resp.status)
+            if resp.status == "ok" and self.presence.knows(node_id):
+                self._apply(node_id, pending.name, resp.data)
             return
         if node_id in pending.replies:
             self.stats["duplicate"] += 1
             return
-        if node_id not in pending.expected and (pending.group is None or node_id not in self.presence.nodes):
+        if node_id not in pending.expected and (pending.group is None or not self.presence.knows(node_id)):
             self.stats["unsolicited"] += 1
             logger.warning("reply from %s to command %s that was not sent to it; ignored", node_id, resp.id)
             return
@@ -252,8 +244,7 @@ class CommandService:
 
     def _apply(self, node_id: str, name: str, data: dict[str, Any]) -> None:
         """What an ``ok`` reply means for the node's displayed state (type-checked)."""
-        live = self.presence.nodes.get(node_id)
-        if live is None:
+        if not self.presence.knows(node_id):
             return
         upd: dict[str, Any] = {}
         power, volume, offset = data.get("power"), data.get("volume"), data.get("offset_ms")
@@ -274,15 +265,12 @@ class CommandService:
             self.stats["bad_reply_data"] += 1
             logger.warning("reply from %s to %s has unexpected data %r; display unchanged",
                            node_id, name, str(data)[:200])
-        if upd:
-            live.telemetry = {**live.telemetry, **upd}
+        self.presence.confirmed(node_id, upd)
 
     def _desired_volume(self, node_id: str, volume: int) -> None:
         """Keep the new volume in the node's retained config, so a republished config keeps it."""
-        live = self.presence.nodes[node_id]
-        if live.volume == volume:
+        if not self.presence.set_desired_volume(node_id, volume):
             return
-        live.volume = volume
 
         def op(s: Session) -> None:
             row = s.get(NodeSetting, node_id) or NodeSetting(node_id=node_id)

@@ -30,7 +30,7 @@ from typing import Any
 
 from controller.fleet.presence import Presence
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ MAX_CHILDREN = 247
 
 
 class GatewayPresence:
-    def __init__(self, link: ControllerLink, presence: Presence,
+    def __init__(self, link: UnitBus, presence: Presence,
                  provisioned: Mapping[str, Sequence[str]] | None = None) -> None:
         self.presence = presence
         #: gateway id -> the children it may speak for (provisioned by the ward's operator)
@@ -101,7 +101,4 @@ class GatewayPresence:
             self._mark_unknown(node_id, f"{what} while gateway {gw} is down")
 
     def _mark_unknown(self, node_id: str, detail: str) -> None:
-        live = self.presence.nodes.get(node_id)
-        if live is not None and live.status != "unknown":
-            # Presence has no public setter; _set records the event and notifies listeners
-            self.presence._set(node_id, live, "unknown", detail)
+        self.presence.mark_unknown(node_id, detail)

@@ -5,6 +5,9 @@ retained state says online *and* it has been heard from within the heartbeat tim
 Changes are recorded as NodeEvents. Two units using one id are detected from their
 alternating ``session`` values and raised once as a ``duplicate_id`` alarm instead of
 following the flapping.
+
+Other services ask (:meth:`Presence.is_online`, :meth:`Presence.groups_of`,
+:meth:`Presence.members`, :meth:`Presence.view`, ...) and never read the registry itself.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +25,7 @@ from controller.core.background import Periodic
 from controller.core.writer import DbWriter
 from controller.fleet.models import RETIRED, Node, NodeEvent, NodeZone
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +49,24 @@ class NodeLive:
     volume: int = 70  # desired volume (controller/commands.py), sent in the retained config
 
 
+@dataclass(frozen=True)
+class UnitView:
+    """What presence knows of one unit right now (a snapshot for the API and the pages)."""
+
+    status: str  # online | offline | shutdown | unknown
+    alarm: str
+    session: str
+    last_seen_ms: int | None
+    telemetry: Mapping[str, Any]  # the latest report, as the unit sent it (empty if none yet)
+    groups: tuple[str, ...]
+
+
 class Presence:
-    def __init__(self, link: ControllerLink, writer: DbWriter, *, heartbeat_timeout_s: float = 45.0) -> None:
+    def __init__(self, link: UnitBus, writer: DbWriter, *, heartbeat_timeout_s: float = 45.0) -> None:
         self.link = link
         self.writer = writer
         self.timeout = heartbeat_timeout_s
-        self.nodes: dict[str, NodeLive] = {}
+        self._units: dict[str, NodeLive] = {}
         self.unknown_ids: dict[str, int] = {}
         #: last birth/heartbeat of ids not provisioned yet (bounded): applied when they are added
         self._unknown_seen: dict[str, tuple[str, float]] = {}
@@ -73,9 +88,9 @@ class Presence:
             if node.status == RETIRED:
                 self.forget(node.id)
                 continue
-            live = self.nodes.get(node.id)
+            live = self._units.get(node.id)
             if live is None:
-                live = self.nodes[node.id] = NodeLive(status="unknown")
+                live = self._units[node.id] = NodeLive(status="unknown")
                 seen = self._unknown_seen.pop(node.id, None)
                 if seen is not None and time.monotonic() - seen[1] < self.timeout:
                     live.session, live.last_heard, live.status = seen[0], seen[1], "online"
@@ -85,30 +100,94 @@ class Presence:
 
     def forget(self, node_id: str) -> None:
         """A retired unit: from now on its messages are those of an unknown id (ignored)."""
-        self.nodes.pop(node_id, None)
+        self._units.pop(node_id, None)
         self._unknown_seen.pop(node_id, None)
+
+    def provision(self, node_id: str, groups: list[str] | None = None) -> None:
+        """Know a unit without the database (tests, tools); :meth:`load` is the normal way."""
+        live = self._units.setdefault(node_id, NodeLive())
+        live.groups = ["all", *sorted(groups or [])]
 
     def add_listener(self, fn: Callable[[str, bool], None]) -> None:
         """``fn(node_id, online)`` on every online/offline change."""
         self._listeners.append(fn)
 
     def is_online(self, node_id: str) -> bool:
-        live = self.nodes.get(node_id)
+        live = self._units.get(node_id)
         return bool(self.link.connected and live is not None and live.status == "online")
 
     def status(self, node_id: str) -> str:
         """online | offline | shutdown | unknown (unknown also while our broker link is down)."""
-        live = self.nodes.get(node_id)
+        live = self._units.get(node_id)
         if live is None or not self.link.connected:
             return "unknown"
         return live.status
+
+    # ------------------------------------------------------------------ questions
+
+    def knows(self, node_id: str) -> bool:
+        """The unit is provisioned (and not retired)."""
+        return node_id in self._units
+
+    def node_ids(self) -> list[str]:
+        """Every provisioned unit, in id order."""
+        return sorted(self._units)
+
+    def members(self, zone: str) -> list[str]:
+        """Units of a zone (``all`` = every unit), in id order."""
+        return sorted(n for n, live in self._units.items() if zone == "all" or zone in live.groups)
+
+    def groups_of(self, node_id: str) -> list[str]:
+        """The unit's groups (``all`` first, then its zones); empty for an unknown unit."""
+        live = self._units.get(node_id)
+        return list(live.groups) if live is not None else []
+
+    def view(self, node_id: str) -> UnitView | None:
+        """A snapshot of the unit, or None if it is not provisioned."""
+        live = self._units.get(node_id)
+        if live is None:
+            return None
+        return UnitView(self.status(node_id), live.alarm, live.session, live.last_seen_ms, live.telemetry,
+                        tuple(live.groups))
+
+    def telemetry_of(self, node_id: str) -> Mapping[str, Any]:
+        """The unit's latest telemetry (with the effects of commands it confirmed); empty if none."""
+        live = self._units.get(node_id)
+        return live.telemetry if live is not None else {}
+
+    # ------------------------------------------------------------------ what others tell us
+
+    def confirmed(self, node_id: str, changes: Mapping[str, Any]) -> None:
+        """A unit confirmed a command (controller/fleet/commands.py): show its effect at once."""
+        live = self._units.get(node_id)
+        if live is not None and changes:
+            live.telemetry = {**live.telemetry, **changes}
+
+    def desired_volume(self, node_id: str) -> int | None:
+        live = self._units.get(node_id)
+        return live.volume if live is not None else None
+
+    def set_desired_volume(self, node_id: str, volume: int) -> bool:
+        """Keep ``volume`` for the unit's retained config; True if it changed."""
+        live = self._units.get(node_id)
+        if live is None or live.volume == volume:
+            return False
+        live.volume = volume
+        return True
+
+    def mark_unknown(self, node_id: str, detail: str) -> None:
+        """Nothing can be said of the unit now (its serial gateway is down): status ``unknown``,
+        recorded as an event and told to the listeners like any change."""
+        live = self._units.get(node_id)
+        if live is not None and live.status != "unknown":
+            self._set(node_id, live, "unknown", detail)
 
     async def publish_configs(self, node_ids: list[str] | None = None) -> None:
         """Publish each node's retained config (its groups); after every reconnect too."""
         if not self.link.connected:
             return
-        for node_id in node_ids or list(self.nodes):
-            live = self.nodes[node_id]
+        for node_id in node_ids or list(self._units):
+            live = self._units[node_id]
             cfg = p.NodeConfig(node_id=node_id, groups=live.groups, volume=live.volume)
             self.link.publish_nowait(self.link.topics.config(node_id), p.encode(cfg), retain=True)
 
@@ -119,7 +198,7 @@ class Presence:
 
         ``alive`` True/False remembers/forgets an unknown id's presence, so that a unit that
         is already connected when staff add it shows online at once."""
-        live = self.nodes.get(node_id)
+        live = self._units.get(node_id)
         if live is None:
             if alive and (node_id in self._unknown_seen or len(self._unknown_seen) < 10_000):
                 self._unknown_seen[node_id] = (session, time.monotonic())
@@ -236,6 +315,6 @@ class Presence:
         if not self.link.connected:
             return
         now = time.monotonic()
-        for node_id, live in self.nodes.items():
+        for node_id, live in self._units.items():
             if live.status == "online" and now - live.last_heard > self.timeout:
                 self._set(node_id, live, "offline", f"silent for {self.timeout:.0f} s")

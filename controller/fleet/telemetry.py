@@ -21,7 +21,7 @@ from controller.core.writer import DbWriter
 from controller.fleet.models import TelemetrySample
 from controller.fleet.presence import Presence
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ STATE_KEYS = ("power", "volume", "playing", "source", "faults", "ip", "fw")
 
 
 class TelemetryHistory:
-    def __init__(self, link: ControllerLink, presence: Presence, writer: DbWriter, *,
+    def __init__(self, link: UnitBus, presence: Presence, writer: DbWriter, *,
                  every_s: float = 300.0, min_gap_s: float = 30.0, keep_s: float = 2 * 86400.0,
                  prune_every_s: float = 3600.0) -> None:
         self.presence = presence
@@ -45,7 +45,7 @@ class TelemetryHistory:
         link.on("telemetry", self._on_telemetry)
 
     def _on_telemetry(self, node_id: str, msg: p.Telemetry) -> None:
-        if node_id not in self.presence.nodes:
+        if not self.presence.knows(node_id):
             return  # presence counts unknown ids
         data = msg.model_dump(exclude={"v", "node_id"})
         key = tuple(str(data.get(k)) for k in STATE_KEYS)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
 
 
 class TimeResponder:
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: UnitBus) -> None:
         self.link = link
         self.answered = 0
         link.on("time", self._on_time)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from controller.airing.aircontrol import AirControl, LiveHold
 from controller.fleet.presence import Presence
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import ReplyHandler, UnitBus
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class LiveSession:
 class LiveHub:
     """The controller's live sessions (at most one per zone, by way of the arbiter)."""
 
-    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
+    def __init__(self, link: UnitBus, air: AirControl, presence: Presence, *,
                  no_audio_s: float = NO_AUDIO_S, silence_s: float = SILENCE_S,
                  observer: LiveObserver | None = None) -> None:
         self.link = link
@@ -104,7 +104,6 @@ class LiveHub:
         self.silence_s = silence_s
         self.sessions: dict[str, LiveSession] = {}
         self._watch: asyncio.Task[None] | None = None
-        link.on("resp", self._on_resp)
 
     def open(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
              notify: Callable[[dict[str, Any]], None], target: dict[str, Any] | None = None) -> LiveSession:
@@ -135,9 +134,8 @@ class LiveHub:
         """Units whose telemetry says they play this session."""
         out = []
         for n in s.nodes:
-            live = self.presence.nodes.get(n)
-            if live is not None and live.telemetry.get("source") == "live" \
-                    and live.telemetry.get("playing") == s.id:
+            t = self.presence.telemetry_of(n)
+            if t.get("source") == "live" and t.get("playing") == s.id:
                 out.append(n)
         return out
 
@@ -217,28 +215,12 @@ class LiveHub:
         s._announced = asyncio.get_running_loop().time()
         s._announces += 1
         args = p.LiveStartArgs(session=s.id, priority=s.priority)
-        self._command(s, "live_start", args.model_dump(mode="json"), suffix=f":{s._announces}")
+        self._command(s, "live_start", args.model_dump(mode="json"), on_reply=_refusals_of(s))
 
-    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
-        if not resp.id.startswith("live_start:"):
-            return
-        s = self.sessions.get(resp.id.split(":")[1])
-        if s is not None and node_id in s.nodes:
-            if resp.status == "error":
-                s.refused[node_id] = resp.error[:100]
-            else:
-                s.refused.pop(node_id, None)
-
-    def _command(self, s: LiveSession, name: str, args: dict[str, Any], suffix: str = "") -> None:
-        body = p.encode(p.Command(id=f"{name}:{s.id}{suffix}", name=name, args=args,
-                                  expires_at=p.now_ms() + 10_000))
-        for scope in s.scopes:
-            topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
-                     else self.link.topics.cmd(scope.id))
-            try:
-                self.link.publish_nowait(topic, body, qos=1)
-            except MqttError as exc:  # the units stop on their own when frames stop
-                logger.error("%s for %s not sent to %s: %s", name, s.id, scope.id, exc)
+    def _command(self, s: LiveSession, name: str, args: dict[str, Any],
+                 on_reply: ReplyHandler | None = None) -> None:
+        """To every scope of the session (a scope it misses stops on its own when frames stop)."""
+        self.link.command(s.scopes, name, args, expires_at=p.now_ms() + 10_000, on_reply=on_reply)
 
     async def _watchdog(self) -> None:
         while self.sessions:
@@ -259,6 +241,20 @@ class LiveHub:
                                   "refused": dict(s.refused), "level_dbfs": round(s.level_dbfs, 1)})
                 except Exception:
                     logger.exception("live watchdog failed for %s", s.id)
+
+
+def _refusals_of(s: LiveSession) -> ReplyHandler:
+    """A unit's answer to ``live_start``: a refusal (e.g. ``power_off``) is shown per unit."""
+
+    def reply(node_id: str, resp: p.CommandResponse) -> None:
+        if node_id not in s.nodes:
+            return
+        if resp.status == "error":
+            s.refused[node_id] = resp.error[:100]
+        else:
+            s.refused.pop(node_id, None)
+
+    return reply
 
 
 def _observe(s: LiveSession, what: str, *args: Any) -> None:

@@ -32,7 +32,7 @@ from controller.live.hub import LiveSession
 from controller.live.models import LiveLog
 from controller.live.settings import LiveSettings
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 from tts.audio import ffmpeg_path
 from tts.errors import EngineError
 
@@ -81,7 +81,7 @@ def _ended_if_open(sid: str) -> Callable[[Session], None]:
 
 
 class LiveRecorder:
-    def __init__(self, db: Database, writer: DbWriter, link: ControllerLink, settings: LiveSettings,
+    def __init__(self, db: Database, writer: DbWriter, link: UnitBus, settings: LiveSettings,
                  audio_dir: Path) -> None:
         self.db = db
         self.writer = writer

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,107 +34,36 @@ from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
 from controller.relays import store
 from controller.relays.models import Relay
+from controller.relays.session import RelaySession
 from devices import protocol as p
-from devices.link import ControllerLink
-from devices.mqtt import MqttError
+from devices.link import ReplyHandler, UnitBus
 
 logger = logging.getLogger(__name__)
 
 KEEP_ENDED = 50  # ended sessions kept in memory (older ones are read from the database)
 SAVE_S = 2.0  # how often a changed state (e.g. interrupted) is written
 RESEND_S = 10.0  # node_fetch: play_stream again to an online unit that reports no relay
-RESEND_S = 10.0  # node_fetch: play_stream again to an online unit that reports no relay
-
-
-@dataclass
-class RelaySession:
-    id: str
-    user: str
-    url: str
-    mode: str  # node_fetch | republish
-    priority: p.Priority
-    nodes: list[str]
-    scopes: list[p.AudioScope]
-    start_at: datetime | None
-    duration_s: float | None
-    state: str = "scheduled"  # scheduled | waiting | playing | interrupted | ended
-    reason: str = ""
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    detail: dict[str, Any] = field(default_factory=dict)  # mode-specific figures (republish)
-    target: dict[str, Any] = field(default_factory=dict)
-    schedule_id: int | None = None
-    _saved: tuple[str, str] = ("", "")
-    _timers: list[asyncio.TimerHandle] = field(default_factory=list)
-    _sent: dict[str, float] = field(default_factory=dict)  # unit → loop time of its last play_stream
-
-    def public(self) -> dict[str, Any]:
-        def iso(t: datetime | None) -> str | None:
-            return t.isoformat() if t else None
-        return {"id": self.id, "url": self.url, "mode": self.mode, "state": self.state,
-                "reason": self.reason, "user": self.user, "priority": self.priority.value,
-                "nodes": self.nodes, "start_at": iso(self.start_at), "duration_s": self.duration_s,
-                "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
-                "schedule_id": self.schedule_id, **self.detail}
-
-    def end_at(self) -> datetime | None:
-        """When the relay ends by itself: its window end, or duration_s after it went on air."""
-        if not self.duration_s:
-            return None
-        base = self.start_at or self.started_at
-        return base + timedelta(seconds=self.duration_s) if base else None
-
-    def row(self, owner: str) -> Relay:
-        return Relay(id=self.id, url=self.url, mode=self.mode, priority=self.priority.value, nodes=self.nodes,
-                     scopes=[x.model_dump(mode="json") for x in self.scopes], target=self.target,
-                     start_at=store.ms(self.start_at), duration_s=self.duration_s, state=self.state,
-                     reason=self.reason, started_at=store.ms(self.started_at),
-                     ended_at=store.ms(self.ended_at),
-                     owner=owner, created_by=self.user, schedule_id=self.schedule_id, detail=self.detail)
-
-    @classmethod
-    def from_row(cls, row: Relay) -> RelaySession:
-        return cls(row.id, row.created_by, row.url, row.mode, p.Priority(row.priority), list(row.nodes),
-                   store.scopes_of(row), store.dt(row.start_at), row.duration_s, state=row.state,
-                   reason=row.reason, started_at=store.dt(row.started_at), detail=dict(row.detail),
-                   target=dict(row.target), schedule_id=row.schedule_id)
 
 
 class RelayHub:
     """The controller's relay sessions."""
 
-    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
-                 db: Database | None = None, writer: DbWriter | None = None, owner: str = "",
+    def __init__(self, link: UnitBus, air: AirControl, presence: Presence, *, owner: str,
+                 db: Database | None = None, writer: DbWriter | None = None,
                  beat_s: float = 10.0, owner_ttl_s: float = 45.0) -> None:
         self.link = link
         self.air = air
         self.presence = presence
         self.db = db
         self.writer = writer
-        self.owner = owner or link.client_id
+        self.owner = owner  # this controller's name among several (its client id)
         self.sessions: dict[str, RelaySession] = {}
-        self._cmd_seq = 0
         self._watch: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._closing = False
         self.owner_ttl_s = owner_ttl_s
         self._owner_round = Periodic("relay-owner", beat_s, self._ownership)
         link.on_connect(self._link_up)
-        link.on("resp", self._on_resp)
-
-    def _on_resp(self, node_id: str, resp: p.CommandResponse) -> None:
-        """A unit's answer to our play_stream: a refusal (e.g. ``power_off``) is shown per unit."""
-        parts = resp.id.split(":")
-        if len(parts) != 4 or parts[0] != "relay" or parts[2] != "play_stream":
-            return
-        s = self.sessions.get(parts[1])
-        if s is None or node_id not in s.nodes:
-            return
-        refused: dict[str, str] = s.detail.setdefault("units_refused", {})
-        if resp.status == "error":
-            refused[node_id] = resp.error[:100]
-        else:
-            refused.pop(node_id, None)
 
     def _link_up(self) -> None:
         """(Re)connected to the broker: commands sent while it was away are lost, so repeat them."""
@@ -154,7 +82,7 @@ class RelayHub:
             row = s.row(self.owner)
             row.owner_seen_at = p.now_ms()
             await asyncio.to_thread(self._insert, row)
-        s._saved = (s.state, s.reason)
+        s.mark_saved()
         self.sessions[sid] = s
         self._trim()
         self._arm(s)
@@ -223,9 +151,7 @@ class RelayHub:
         if s is None or s.state == "ended":
             return
         logger.error("relay %s was taken over by another controller; no longer run here", relay_id)
-        for t in s._timers:
-            t.cancel()
-        s._timers.clear()
+        s.cancel_timers()
         was_on = s.state in ("playing", "interrupted")
         s.state, s.reason = "ended", "taken over by another controller"
         if was_on and s.mode == "republish":
@@ -254,7 +180,7 @@ class RelayHub:
             self._take(RelaySession.from_row(row), restored=False)
 
     def _take(self, s: RelaySession, *, restored: bool) -> None:
-        s._saved = (s.state, s.reason)
+        s.mark_saved()
         due = s.start_at is None or s.start_at <= datetime.now(tz=UTC)
         if restored and (s.state != "scheduled" or due):
             s.state = "scheduled"  # put back on air through the arbiter
@@ -274,9 +200,9 @@ class RelayHub:
         loop = asyncio.get_running_loop()
         delay = (s.start_at - now).total_seconds() if s.start_at else 0.0
         if end is not None and s.start_at is not None:  # a window: it ends on time, played or not
-            s._timers.append(loop.call_later((end - now).total_seconds(), self._window_over, s))
+            s.add_timer(loop.call_later((end - now).total_seconds(), self._window_over, s))
         if delay > 0:
-            s._timers.append(loop.call_later(delay, self._begin, s))
+            s.add_timer(loop.call_later(delay, self._begin, s))
             logger.info("relay %s of %s scheduled in %.0f s", s.id, s.url, delay)
         else:
             self._begin(s)
@@ -288,12 +214,7 @@ class RelayHub:
 
     def units(self, s: RelaySession, state: str = "playing") -> list[str]:
         """Units whose telemetry says their relay is in ``state`` (playing, interrupted, refused)."""
-        out = []
-        for n in s.nodes:
-            live = self.presence.nodes.get(n)
-            if live is not None and live.telemetry.get("relay") == state:
-                out.append(n)
-        return out
+        return [n for n in s.nodes if self.presence.telemetry_of(n).get("relay") == state]
 
     def describe(self, s: RelaySession) -> dict[str, Any]:
         """The API's view of a session this controller runs (with the units' own relay states)."""
@@ -317,9 +238,7 @@ class RelayHub:
         if s.state == "ended":
             return
         was_on = s.state in ("playing", "interrupted")
-        for t in s._timers:
-            t.cancel()
-        s._timers.clear()
+        s.cancel_timers()
         s.state, s.reason, s.ended_at = "ended", reason, at or datetime.now(tz=UTC)
         if was_on:
             self._on_stop(s)
@@ -344,7 +263,7 @@ class RelayHub:
     def _save(self, s: RelaySession) -> None:
         if self.writer is None or self._closing:
             return
-        s._saved = (s.state, s.reason)
+        s.mark_saved()
         self.writer.submit(store.save_op(s.id, {
             "state": s.state, "reason": s.reason[:500], "started_at": store.ms(s.started_at),
             "ended_at": store.ms(s.ended_at), "detail": dict(s.detail)}))
@@ -354,14 +273,14 @@ class RelayHub:
         while any(s.state != "ended" for s in self.sessions.values()):
             await asyncio.sleep(SAVE_S)
             for s in list(self.sessions.values()):
-                if s.state != "ended" and (s.state, s.reason) != s._saved:
+                if s.state != "ended" and s.unsaved():
                     self._save(s)
 
     # ------------------------------------------------------------------ hooks for modes
 
     def _on_play(self, s: RelaySession) -> None:
         now = asyncio.get_running_loop().time()
-        s._sent = dict.fromkeys(s.nodes, now)
+        s.told(s.nodes, now)
         self._command(s, "play_stream", {"url": s.url})
         if self._watch is None or self._watch.done():
             self._watch = asyncio.get_running_loop().create_task(self._resend_loop(), name="relay-resend")
@@ -388,7 +307,7 @@ class RelayHub:
         end = s.end_at()
         if end is not None and s.start_at is None:  # a window has its own timer (_arm)
             left = (end - datetime.now(tz=UTC)).total_seconds()
-            s._timers.append(asyncio.get_running_loop().call_later(max(0.0, left), self.end, s, "finished"))
+            s.add_timer(asyncio.get_running_loop().call_later(max(0.0, left), self.end, s, "finished"))
         self._save(s)
         logger.info("relay %s of %s on air in %d scope(s)", s.id, s.url, len(s.scopes))
         self._on_play(s)
@@ -402,11 +321,10 @@ class RelayHub:
                 if s.state != "playing" or s.mode != "node_fetch":
                     continue
                 for n in s.nodes:
-                    live = self.presence.nodes.get(n)
-                    if (live is None or not self.presence.is_online(n) or live.telemetry.get("relay")
-                            or now - s._sent.get(n, 0.0) < RESEND_S):
+                    if (not self.presence.is_online(n) or self.presence.telemetry_of(n).get("relay")
+                            or now - s.last_told(n) < RESEND_S):
                         continue
-                    s._sent[n] = now
+                    s.told([n], now)
                     self._command(s, "play_stream", {"url": s.url}, [p.AudioScope(kind="node", id=n)])
 
     def _trim(self) -> None:
@@ -416,13 +334,21 @@ class RelayHub:
 
     def _command(self, s: RelaySession, name: str, args: dict[str, Any],
                  scopes: list[p.AudioScope] | None = None) -> None:
-        self._cmd_seq += 1
-        body = p.encode(p.Command(id=f"relay:{s.id}:{name}:{self._cmd_seq}", name=name, args=args,
-                                  expires_at=p.now_ms() + 10_000))
-        for scope in s.scopes if scopes is None else scopes:
-            topic = (self.link.topics.group_cmd(scope.id) if scope.kind == "group"
-                     else self.link.topics.cmd(scope.id))
-            try:
-                self.link.publish_nowait(topic, body, qos=1)
-            except MqttError as exc:
-                logger.error("%s for %s not sent to %s: %s", name, s.id, scope.id, exc)
+        on_reply = _refusals_of(s) if name == "play_stream" else None
+        self.link.command(s.scopes if scopes is None else scopes, name, args,
+                          expires_at=p.now_ms() + 10_000, on_reply=on_reply)
+
+
+def _refusals_of(s: RelaySession) -> ReplyHandler:
+    """A unit's answer to our play_stream: a refusal (e.g. ``power_off``) is shown per unit."""
+
+    def reply(node_id: str, resp: p.CommandResponse) -> None:
+        if node_id not in s.nodes:
+            return
+        refused: dict[str, str] = s.detail.setdefault("units_refused", {})
+        if resp.status == "error":
+            refused[node_id] = resp.error[:100]
+        else:
+            refused.pop(node_id, None)
+
+    return reply

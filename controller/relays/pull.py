@@ -49,9 +49,10 @@ from controller.fleet.presence import Presence
 from controller.live.hub import LiveHub, LiveSession
 from controller.relays import hls as relay_hls
 from controller.relays.hls import UpstreamError
-from controller.relays.hub import RelayHub, RelaySession
+from controller.relays.hub import RelayHub
+from controller.relays.session import RelaySession
 from devices import protocol as p
-from devices.link import ControllerLink
+from devices.link import UnitBus
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ async def probe(url: str, guard: Guard) -> str:
 class PullRelayHub(RelayHub):
     """Relay sessions, with the ``republish`` mode pulling the stream in the controller."""
 
-    def __init__(self, link: ControllerLink, air: AirControl, presence: Presence, *,
+    def __init__(self, link: UnitBus, air: AirControl, presence: Presence, *,
                  guard: Guard | None = None, **kw: Any) -> None:
         super().__init__(link, air, presence, **kw)
         self.guard = guard or Guard()  # what may be fetched (by us, or by the units: node_fetch)

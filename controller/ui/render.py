@@ -92,9 +92,9 @@ def units(p: Page, zone: str | None = None, state: str | None = None) -> list[Un
         st = p.sv.presence.status(n.id)
         if state and st != state:
             continue
-        live = p.sv.presence.nodes.get(n.id)
+        live = p.sv.presence.view(n.id)
         out.append(UnitRow(n.id, n.name, zs, st, (live.alarm if live else "") or n.alarm, n.lat, n.lon,
-                           (live.telemetry if live and live.telemetry else n.telemetry) or {},
+                           dict(live.telemetry if live and live.telemetry else n.telemetry or {}),
                            live.last_seen_ms if live and live.last_seen_ms else n.last_seen))
     return out
 

@@ -69,7 +69,7 @@ async def test_garbage_duplicates_and_strangers_do_not_disturb_a_zone_command(
         assert "volume" not in await telemetry_of(client, "f-2")  # nothing believable to show
         assert sv.link.rejected["invalid_payload"] == 5 and sv.link.rejected["node_id_mismatch"] == 1
         stats = sv.commands.stats
-        assert (stats["unknown_id"], stats["duplicate"], stats["bad_reply_data"]) == (1, 1, 1)
+        assert (sv.link.replies.stats["unknown_id"], stats["duplicate"], stats["bad_reply_data"]) == (1, 1, 1)
     finally:
         await asyncio.gather(u1.client.stop(), u2.client.stop())
 

@@ -93,7 +93,7 @@ async def test_issued_credentials_mqtt_config_and_a_working_locked_down_ward(tmp
                     await wait_for(lambda: liar.stats.heartbeats >= 3, 10, "the liar talking")
                     s1 = (await client.get("/api/nodes/s-1")).json()
                     assert (s1["status"], s1["alarm"]) == ("online", "")  # nothing it said got through
-                    assert app.state.services.presence.nodes["s-1"].session == nodes[0].session
+                    assert app.state.services.presence.view("s-1").session == nodes[0].session  # type: ignore[union-attr]
                     assert nodes[0].connected and nodes[0].stats.connects == 1  # no session takeover
                 finally:
                     await asyncio.gather(*(n.stop() for n in [*nodes, impostor, liar]))

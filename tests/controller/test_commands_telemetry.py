@@ -11,7 +11,7 @@ from sqlmodel import select
 from controller.core.db import Database
 from controller.core.writer import DbWriter
 from controller.fleet.models import TelemetrySample
-from controller.fleet.presence import NodeLive, Presence
+from controller.fleet.presence import Presence
 from controller.fleet.telemetry import TelemetryHistory
 from devices import protocol as p
 from devices.broker import BrokerProcess, free_port
@@ -56,7 +56,7 @@ async def test_history_is_thinned_by_change_and_time_and_pruned(tmp_path: Path) 
     writer = DbWriter(db)
     link = ControllerLink(BrokerAddress(port=free_port()))  # never started: only the handler table
     presence = Presence(link, writer)
-    presence.nodes["n-1"] = NodeLive()
+    presence.provision("n-1")
     hist = TelemetryHistory(link, presence, writer, every_s=0.6, min_gap_s=0.2, keep_s=0.5)
 
     def send(node_id: str = "n-1", **kw: object) -> None:

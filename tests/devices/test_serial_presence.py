@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from controller.fleet.gateway_presence import GatewayPresence
-from controller.fleet.presence import NodeLive, Presence
+from controller.fleet.presence import Presence
 from devices import protocol as p
 from devices.broker import BrokerProcess
 from devices.link import ControllerLink
@@ -50,7 +50,7 @@ class FakeWriter:
 def make_presence(link: Any, nodes: list[str]) -> tuple[Presence, GatewayPresence, list[tuple[str, bool]]]:
     presence = Presence(link, FakeWriter(), heartbeat_timeout_s=45)  # type: ignore[arg-type]
     for n in nodes:
-        presence.nodes[n] = NodeLive()
+        presence.provision(n)
     changes: list[tuple[str, bool]] = []
     presence.add_listener(lambda n, online: changes.append((n, online)))
     # gw1 is provisioned with its children (Settings.gateways): it vouches for those only

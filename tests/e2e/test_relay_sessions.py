@@ -252,7 +252,7 @@ async def test_a_unit_refusing_the_relay_is_shown(mosquitto: BrokerProcess, tmp_
 
                 await wait_for(refused, 10, "rf-2's refusal shown")
                 assert nodes[1].relay.state == ""
-                assert app.state.services.commands.stats["unknown_id"] == 0
+                assert app.state.services.link.replies.stats["unknown_id"] == 0
             finally:
                 await asyncio.gather(*(n.stop() for n in nodes))
     finally:

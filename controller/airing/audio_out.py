@@ -1,0 +1,79 @@
+"""Sending a broadcast to its units: manifests, chunks, repairs and the cancel command.
+
+Everything delivery publishes goes through :class:`AudioOut` and a :class:`devices.link.UnitBus`:
+the retained manifest and the chunks once per scope (a group topic fans out in the broker), the
+chunks a unit asks for again on its own node topic, a manifest re-offered to a silent unit, the
+manifest withdrawn (an empty retained message) when the broadcast is over. What the units say
+back is delivery's business (controller/airing/delivery.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from controller.airing.active import ActiveBroadcast
+from devices import protocol as p
+from devices.link import UnitBus
+from devices.mqtt import MqttError
+
+logger = logging.getLogger(__name__)
+
+
+class AudioOut:
+    def __init__(self, link: UnitBus) -> None:
+        self.link = link
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    async def publish(self, active: ActiveBroadcast) -> None:
+        """Manifest (retained) and every chunk to every scope, acknowledged (raises MqttError)."""
+        manifest = p.encode(active.manifest)
+        topics = self.link.topics
+        for scope in active.scopes:
+            await self.link.publish(topics.manifest(scope, active.id), manifest, retain=True)
+            data_topic = topics.data(scope, active.id)
+            await asyncio.gather(*(self.link.publish(data_topic, f) for f in active.frames))
+
+    def republish_manifests(self, active: ActiveBroadcast) -> None:
+        """After a reconnect: the retained manifests again (a restarted broker may have lost them)."""
+        manifest = p.encode(active.manifest)
+        for scope in active.scopes:
+            self.link.publish_nowait(self.link.topics.manifest(scope, active.id), manifest, retain=True)
+
+    def withdraw(self, active: ActiveBroadcast) -> None:
+        """Clear the retained manifests of a finished broadcast (best effort)."""
+        if not active.published or not self.link.connected:
+            return
+        for scope in active.scopes:
+            try:
+                self.link.publish_nowait(self.link.topics.manifest(scope, active.id), b"", retain=True)
+            except MqttError:
+                pass
+
+    def repair(self, active: ActiveBroadcast, node_id: str, indexes: list[int]) -> bool:
+        """Chunks ``indexes`` again, to one unit; False if they could not be sent."""
+        topic = self.link.topics.data(p.AudioScope(kind="node", id=node_id), active.id)
+        try:
+            for i in indexes:
+                self.link.publish_nowait(topic, active.frames[i])
+        except MqttError as exc:
+            logger.warning("repair for %s/%s not sent: %s", node_id, active.id, exc)
+            return False
+        return True
+
+    def reoffer(self, active: ActiveBroadcast, node_id: str) -> bool:
+        """The manifest to one silent unit (it answers with its state or a repair request)."""
+        topic = self.link.topics.manifest(p.AudioScope(kind="node", id=node_id), active.id)
+        try:
+            self.link.publish_nowait(topic, p.encode(active.manifest))
+        except MqttError:
+            return False
+        return True
+
+    def cancel(self, active: ActiveBroadcast) -> None:
+        """Tell every scope to drop the broadcast (best effort: it also expires on the units)."""
+        if self.link.connected:
+            self.link.command(active.scopes, "cancel", {"bc": active.id}, expires_at=p.now_ms() + 10_000)
