@@ -64,7 +64,7 @@ class ClockSync:
     """The node's estimate of the controller's clock (see the module docstring)."""
 
     def __init__(self, node_id: str, clock: NodeClock, send: Callable[[bytes], bool],
-                 later: Callable[[float, Callable[[], None]], None], interval_s: float = 5.0) -> None:
+                 later: Callable[[float, Callable[[], None]], object], interval_s: float = 5.0) -> None:
         self.node_id = node_id
         self.clock = clock
         self._send = send

@@ -12,7 +12,6 @@ nodes of one process share identical chunk and file bytes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 import time
@@ -36,7 +35,7 @@ from devices.protocol import (
     parse_chunk,
     repair_batch,
 )
-from firmware_sim.io import NodeIO
+from firmware_sim.io import NodeIO, Timer
 from firmware_sim.player import Player
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class _Download:
     requested: set[int] = field(default_factory=set)
     faulted: set[int] = field(default_factory=set)
     retried_all: bool = False
-    timer: asyncio.TimerHandle | None = None
+    timer: Timer | None = None
 
 
 class Downloads:
@@ -194,7 +193,7 @@ class Downloads:
         idle = self.repair_idle_s
         d = _Download(m, Reassembler(a), RepairBackoff(idle, time.monotonic()))
         self._active[bc] = d
-        d.timer = asyncio.get_running_loop().call_later(idle, self._repair_due, bc)
+        d.timer = io.later(idle, self._repair_due, bc)
         logger.debug("%s: receiving %s (%d chunks)", io.node_id, bc, a.chunks)
         io.ack(bc, AckState.RECEIVING, have=0)
 
@@ -311,5 +310,4 @@ class Downloads:
             return
         if d.backoff.due(now):
             self._send_repair(bc, d)
-        d.timer = asyncio.get_running_loop().call_later(max(0.01, d.backoff.next_due - now),
-                                                        self._repair_due, bc)
+        d.timer = self._io.later(max(0.01, d.backoff.next_due - now), self._repair_due, bc)

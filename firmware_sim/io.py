@@ -52,6 +52,12 @@ class NodeStats:
         return asdict(self)
 
 
+class Timer(Protocol):
+    """A pending :meth:`NodeIO.later` call."""
+
+    def cancel(self) -> None: ...
+
+
 class NodeIO(Protocol):
     """All a part of a simulated node may do (the node hands each part this, never itself)."""
 
@@ -98,7 +104,7 @@ class NodeIO(Protocol):
 
     def uptime_s(self) -> int: ...
 
-    def later(self, delay: float, fn: Callable[..., object], *args: object) -> None:
+    def later(self, delay: float, fn: Callable[..., object], *args: object) -> Timer:
         """Call ``fn(*args)`` after ``delay`` seconds unless the node loses power first."""
         ...
 

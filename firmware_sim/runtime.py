@@ -25,6 +25,18 @@ from firmware_sim.io import NodeStats
 logger = logging.getLogger(__name__)
 
 
+class _Timer:
+    """A timer of :meth:`NodeRuntime.later`; cancelling it also forgets it."""
+
+    def __init__(self, handle: asyncio.TimerHandle, handles: set[asyncio.TimerHandle]) -> None:
+        self._handle = handle
+        self._handles = handles
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+        self._handles.discard(self._handle)
+
+
 class NodeRuntime:
     """Implements :class:`~firmware_sim.io.NodeIO` for one node (see the module docstring)."""
 
@@ -95,7 +107,7 @@ class NodeRuntime:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def later(self, delay: float, fn: Callable[..., object], *args: object) -> None:
+    def later(self, delay: float, fn: Callable[..., object], *args: object) -> _Timer:
         loop = asyncio.get_running_loop()
         holder: list[asyncio.TimerHandle] = []
 
@@ -105,6 +117,7 @@ class NodeRuntime:
 
         holder.append(loop.call_later(delay, run))
         self._handles.add(holder[0])
+        return _Timer(holder[0], self._handles)
 
     def net_delay(self, last: float) -> float:
         """Real time (monotonic) at which a message sent now arrives: delay + jitter, in order."""

@@ -1,0 +1,346 @@
+"""The parts of a simulated node, each built alone on a fake NodeIO: no broker, no SimNode.
+
+The fake records what a part publishes and acks, keeps its timers until the test fires them
+(no wall-clock waits) and runs spawned coroutines on the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+
+from devices.mqtt import AsyncMqttClient
+from devices.protocol import (
+    AckState,
+    Command,
+    CommandResponse,
+    FinishedLog,
+    Manifest,
+    NodeConfig,
+    Priority,
+    RepairRequest,
+    Telemetry,
+    Topics,
+    chunk_audio,
+    decode,
+    encode,
+)
+from firmware_sim.clock import ClockSync, NodeClock
+from firmware_sim.commands import BadArgs, CommandDesk, CommandRejected
+from firmware_sim.download import Downloads
+from firmware_sim.faults import Faults
+from firmware_sim.io import NodeIO, NodeStats
+from firmware_sim.live_audio import LiveReceiver
+from firmware_sim.membership import Membership
+from firmware_sim.playback import PlaybackCommands
+from firmware_sim.player import Player
+from firmware_sim.relay import RelayFetcher
+from firmware_sim.telemetry import Reporter
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+
+NOW = 1_700_000_000_000  # the fake clocks (ms)
+
+
+@dataclass
+class FakeTimer:
+    delay: float
+    fn: Callable[..., object]
+    args: tuple[object, ...]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class FakeIO:
+    """A NodeIO that records everything and keeps its timers until :meth:`fire`."""
+
+    node_id: str = "n-1"
+    topics: Topics = field(default_factory=lambda: Topics("t"))
+    faults: Faults = field(default_factory=Faults)
+    stats: NodeStats = field(default_factory=NodeStats)
+    finished: FinishedLog = field(default_factory=FinishedLog)
+    now_ms: int = NOW
+    sent: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
+    acked: list[tuple[str, AckState, str, int | None]] = field(default_factory=list)
+    timers: list[FakeTimer] = field(default_factory=list)
+    changes: int = 0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        self.sent.append((topic, payload, qos, retain))
+        return True
+
+    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None) -> None:
+        if state in (AckState.PLAYED, AckState.FAILED):
+            self.finished.finish(bc, state, reason)
+        self.acked.append((bc, state, reason, have))
+
+    def bad(self, topic: str, why: object) -> None:
+        self.stats.payload_errors += 1
+
+    def changed(self) -> None:
+        self.changes += 1
+
+    def clock_ms(self) -> int:
+        return self.now_ms
+
+    def controller_ms(self) -> float:
+        return float(self.now_ms)
+
+    def uptime_s(self) -> int:
+        return 42
+
+    def later(self, delay: float, fn: Callable[..., object], *args: object) -> FakeTimer:
+        timer = FakeTimer(delay, fn, args)
+        self.timers.append(timer)
+        return timer
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+    def fire(self) -> int:
+        """Run the timers due so far (not those they start); returns how many ran."""
+        due, self.timers = self.timers, []
+        ran = 0
+        for t in due:
+            if not t.cancelled:
+                t.fn(*t.args)
+                ran += 1
+        return ran
+
+    def on(self, leaf: str) -> list[bytes]:
+        want = self.topics.node(self.node_id, leaf)
+        return [payload for topic, payload, _, _ in self.sent if topic == want]
+
+
+def _io(**kw: Any) -> FakeIO:
+    io = FakeIO(**kw)
+    port: NodeIO = io  # the fake is a NodeIO (checked by mypy)
+    assert port is io
+    return io
+
+
+def _player(io: FakeIO) -> Player:
+    return Player(io.node_id, clock=lambda: float(io.now_ms), on_ack=io.ack, on_change=io.changed)
+
+
+def _command(cid: str, name: str, args: dict[str, Any] | None = None, expires_at: int | None = None) -> bytes:
+    return encode(Command(id=cid, name=name, args=args or {}, expires_at=expires_at))
+
+
+def _responses(io: FakeIO) -> list[CommandResponse]:
+    return [decode(CommandResponse, b) for b in io.on("resp")]
+
+
+def _bcast(bc: str, *, size: int = 40_000, hold: bool = True) -> tuple[Manifest, list[bytes]]:
+    audio = hashlib.sha256(bc.encode()).digest() * (size // 32)
+    info, frames = chunk_audio(audio, duration_ms=300, chunk_size=16384)
+    return Manifest(bc=bc, audio=info, expires_at=NOW + 60_000, hold=hold), frames
+
+
+# --------------------------------------------------------------------------- the command desk
+
+
+async def test_desk_answers_once_drops_expired_and_counts_bad_args() -> None:
+    io = _io()
+    desk = CommandDesk(io)
+
+    def echo(args: dict[str, Any]) -> dict[str, Any]:
+        if "bad" in args:
+            raise BadArgs("args.bad is not allowed")
+        if "no" in args:
+            raise CommandRejected("busy")
+        return dict(args)
+
+    desk.register("echo", echo)
+    topic = io.topics.cmd(io.node_id)
+    desk.on_command(topic, _command("c1", "echo", {"x": 1}))
+    desk.on_command(topic, _command("c1", "echo", {"x": 2}))  # the same id again: ignored
+    desk.on_command(topic, _command("c2", "echo", expires_at=NOW - 1))  # expired: no answer
+    desk.on_command(topic, _command("c3", "nope"))
+    desk.on_command(topic, _command("c4", "echo", {"bad": True}))
+    desk.on_command(topic, _command("c5", "echo", {"no": True}))
+    desk.on_command(topic, b"{not json")
+    got = [(r.id, r.status, r.data, r.error) for r in _responses(io)]
+    assert got == [("c1", "ok", {"x": 1}, ""), ("c3", "error", {}, "unknown command"),
+                   ("c4", "error", {}, "args.bad is not allowed"), ("c5", "error", {}, "busy")]
+    s = io.stats
+    assert (s.commands, s.commands_duplicate, s.commands_expired, s.payload_errors) == (4, 1, 1, 2)
+    with pytest.raises(ValueError):
+        desk.register("echo", echo)
+
+
+async def test_desk_delays_the_answer_by_the_ack_fault() -> None:
+    io = _io(faults=Faults(ack_delay_s=0.5))
+    desk = CommandDesk(io)
+    desk.register("ping", lambda _a: {"pong": True})
+    desk.on_command(io.topics.cmd(io.node_id), _command("c1", "ping"))
+    assert io.on("resp") == [] and [t.delay for t in io.timers] == [0.5]
+    assert io.fire() == 1 and _responses(io)[0].data == {"pong": True}
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+async def test_download_repairs_the_missing_chunk_then_verifies() -> None:
+    io = _io()
+    player = _player(io)
+    dl = Downloads(io, player, repair_idle_s=0.001, blobs=None, keep_audio=True)
+    m, frames = _bcast("b-1")
+    dl.on_manifest("t/node/n-1/bcast/b-1/manifest", "b-1", encode(m))
+    assert io.acked == [("b-1", AckState.RECEIVING, "", 0)] and dl.progress("b-1") == (0, 3)
+    dl.on_chunk("b-1", frames[0])
+    dl.on_chunk("b-1", frames[2])
+    dl.on_chunk("b-1", frames[2])  # a duplicate
+    assert io.fire() == 1  # the idle timer: one repair request for what is missing
+    [req] = [decode(RepairRequest, b) for b in io.on("repair")]
+    assert req.bc == "b-1" and req.missing == [1]
+    dl.on_chunk("b-1", frames[1])
+    assert io.acked[-1] == ("b-1", AckState.VERIFIED, "", None)
+    assert player.state_of("b-1") == AckState.VERIFIED and "b-1" not in dl
+    assert (io.stats.chunks_ok, io.stats.chunks_dup, io.stats.repairs_sent) == (3, 1, 1)
+    assert dl.audio["b-1"] == b"".join(f[24:] for f in frames)
+
+
+async def test_manifest_of_a_finished_broadcast_gets_its_final_ack_again() -> None:
+    io = _io()
+    io.finished.finish("b-2", AckState.PLAYED, "")
+    dl = Downloads(io, _player(io), repair_idle_s=1.0, blobs=None, keep_audio=False)
+    m, _ = _bcast("b-2")
+    dl.on_manifest("t/node/n-1/bcast/b-2/manifest", "b-2", encode(m))
+    assert io.acked == [("b-2", AckState.PLAYED, "", None)] and "b-2" not in dl
+
+
+async def test_storage_full_and_expired_manifests_fail() -> None:
+    io = _io(faults=Faults(storage_kb=16))
+    dl = Downloads(io, _player(io), repair_idle_s=1.0, blobs=None, keep_audio=False)
+    m, _ = _bcast("b-3")
+    dl.on_manifest("x", "b-3", encode(m))
+    old = Manifest(bc="b-4", audio=m.audio, expires_at=NOW - 1)
+    dl.on_manifest("x", "b-4", encode(old))
+    assert [(a[0], a[2]) for a in io.acked] == [("b-3", "storage_full"), ("b-4", "expired")]
+
+
+# --------------------------------------------------------------------------- playback commands
+
+
+def _playback(io: FakeIO) -> tuple[PlaybackCommands, Player, Downloads, RelayFetcher, LiveReceiver]:
+    player = _player(io)
+    dl = Downloads(io, player, repair_idle_s=1.0, blobs=None, keep_audio=False)
+    relay = RelayFetcher(io.node_id, io.changed)
+    live = LiveReceiver(io, player)
+    sync = ClockSync(io.node_id, NodeClock(), lambda _b: True, io.later)
+    cmds = PlaybackCommands(io, player=player, downloads=dl, relay=relay, live=live, clock=sync)
+    return cmds, player, dl, relay, live
+
+
+async def test_cancel_before_the_manifest_fails_it_when_it_comes() -> None:
+    io = _io()
+    cmds, _, dl, _, _ = _playback(io)
+    assert cmds.cancel({"bc": "b-5"}) == {"cancelled": "b-5", "found": False}
+    m, _ = _bcast("b-5")
+    dl.on_manifest("x", "b-5", encode(m))
+    assert io.acked == [("b-5", AckState.FAILED, "cancelled", None)]
+
+
+async def test_play_refuses_unknown_and_played_broadcasts_and_checks_its_arguments() -> None:
+    io = _io()
+    cmds, *_ = _playback(io)
+    with pytest.raises(CommandRejected, match="unknown broadcast"):
+        cmds.play({"bc": "b-6", "at": NOW})
+    io.finished.finish("b-6", AckState.PLAYED, "")
+    with pytest.raises(CommandRejected, match="already played"):
+        cmds.play({"bc": "b-6", "at": NOW})
+    with pytest.raises(BadArgs):
+        cmds.play({"bc": "b-6", "at": "soon"})
+    with pytest.raises(BadArgs):
+        cmds.volume({"level": 101})
+
+
+async def test_volume_power_and_a_stream_refused_while_off() -> None:
+    io = _io()
+    cmds, player, _, relay, _ = _playback(io)
+    assert cmds.volume({"level": 30}) == {"volume": 30} and player.volume == 30
+    assert cmds.power({"on": False}) == {"power": False} and not player.power
+    with pytest.raises(CommandRejected, match="power_off"):
+        cmds.play_stream({"url": "http://radio.example/live.mp3"})
+    assert relay.url == "" and io.changes == 2  # volume, power
+    assert cmds.stop({}) == {"stopped": ""}
+
+
+async def test_live_session_registers_its_commands_and_emergency_powers_on() -> None:
+    io = _io()
+    _, player, _, _, live = _playback(io)
+    desk = CommandDesk(io)
+    live.register(desk)
+    assert desk.names == ["live_start", "live_stop"]
+    player.set_power(False)
+    desk.on_command("x", _command("c1", "live_start", {"session": "s-1"}))
+    emergency = {"session": "s-2", "priority": Priority.EMERGENCY.value}
+    desk.on_command("x", _command("c2", "live_start", emergency))
+    assert [(r.status, r.error) for r in _responses(io)] == [("error", "power_off"), ("ok", "")]
+    assert live.active == "s-2" and player.power
+    live.end("stopped")
+    assert live.ended == {"s-2": "stopped"} and not live.active
+
+
+# --------------------------------------------------------------------------- membership, telemetry
+
+
+class FakeLink:
+    is_connected = True
+
+    def __init__(self) -> None:
+        self.subscribed: list[list[str]] = []
+        self.unsubscribed: list[list[str]] = []
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.subscribed.append(topics)
+
+    def unsubscribe(self, topics: list[str]) -> None:
+        self.unsubscribed.append(topics)
+
+
+async def test_membership_follows_the_config_groups_and_volume() -> None:
+    io = _io()
+    volumes: list[int] = []
+    mem = Membership(io, initial_groups=["g-a", "BAD"], on_volume=volumes.append)
+    link = FakeLink()
+    mem.connected(cast(AsyncMqttClient, link))
+    assert link.subscribed[0] == io.topics.node_subscriptions("n-1")
+    assert link.subscribed[1] == io.topics.group_subscriptions("g-a") and mem.in_group("g-a")
+    cfg = NodeConfig(node_id="n-1", groups=["g-b"], volume=55)
+    mem.on_config(io.topics.config("n-1"), encode(cfg))
+    assert volumes == [55] and mem.requested == {"g-b"}
+    assert link.unsubscribed == [io.topics.group_subscriptions("g-a")]
+    mem.on_config(io.topics.config("n-1"), encode(NodeConfig(node_id="other")))
+    assert io.stats.payload_errors == 1 and mem.config == cfg
+
+
+async def test_reporter_tells_what_plays_and_numbers_heartbeats() -> None:
+    io = _io()
+    player = _player(io)
+    relay = RelayFetcher(io.node_id, io.changed)
+    live = LiveReceiver(io, player)
+    sync = ClockSync(io.node_id, NodeClock(), lambda _b: True, io.later)
+    rep = Reporter(io, random.Random(1), fw="fw-t", heartbeat_s=10,
+                   telemetry_s=60, player=player, live=live, relay=relay, storage_used=lambda: 1024 * 1024,
+                   sync=sync)
+    now = time.monotonic()
+    rep.connected(now, "sess")
+    rep.tick(now + 1, "sess")  # nothing due yet
+    rep.tick(now + 10, "sess")
+    assert len(io.on("heartbeat")) == 2 and io.stats.heartbeats == 2
+    [tel] = [decode(Telemetry, b) for b in io.on("telemetry")]
+    assert (tel.source, tel.playing, tel.fw, tel.volume, tel.power) == ("idle", "", "fw-t", 70, True)
+    assert tel.storage_free_kb == 8192 - 1024
