@@ -23,9 +23,7 @@ import enum
 import itertools
 from dataclasses import dataclass, field
 
-from devices.protocol import Priority
-
-_RANK = {Priority.EMERGENCY: 0, Priority.PRIORITY: 1, Priority.NORMAL: 2}
+from devices.protocol import PRIORITY_RANK, Priority
 
 
 class PreemptPolicy(enum.StrEnum):
@@ -47,7 +45,7 @@ class Item:
     end_ms: int | None = None
 
     def order(self) -> tuple[int, int]:
-        return _RANK[self.priority], self.seq
+        return PRIORITY_RANK[self.priority], self.seq
 
 
 @dataclass(frozen=True)
