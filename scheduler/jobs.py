@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,11 +51,17 @@ class SlotExecutor(BaseExecutor):
         self._on_slots = on_slots
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
-        self.pending: set[Future[None]] = set()
+        self._pending: set[Future[None]] = set()
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="slot")
+
+    def wait_idle(self, timeout: float) -> None:
+        """Block until the slots being aired now are done (at most ``timeout`` seconds)."""
+        pending = list(self._pending)
+        if pending:
+            wait_futures(pending, timeout=timeout)
 
     def shutdown(self, wait: bool = True) -> None:
         if self._pool is not None:
@@ -66,11 +73,11 @@ class SlotExecutor(BaseExecutor):
         schedule_id, version = job.args
         slots = [rt + lead for rt in run_times]
         fut = self._pool.submit(self._on_slots, schedule_id, version, slots)
-        self.pending.add(fut)
+        self._pending.add(fut)
         jid = job.id
 
         def done(f: Future[None]) -> None:
-            self.pending.discard(f)
+            self._pending.discard(f)
             exc = f.exception() if not f.cancelled() else None
             if exc is not None:
                 self._run_job_error(jid, exc, exc.__traceback__)

@@ -41,7 +41,7 @@ class Reconciler:
         self.sched = sched
         self.lead = lead
         self.holder = holder
-        self.known: dict[int, int | None] = {}  # schedule id → version applied (None: no job wanted)
+        self._known: dict[int, int | None] = {}  # schedule id → version applied (None: no job wanted)
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
 
@@ -49,6 +49,10 @@ class Reconciler:
         """Look at this schedule at the next ``changes()`` (thread-safe)."""
         with self._lock:
             self._dirty.add(schedule_id)
+
+    def count(self) -> int:
+        """How many schedules the last reconcile looked at."""
+        return len(self._known)
 
     @property
     def has_dirty(self) -> bool:
@@ -69,7 +73,7 @@ class Reconciler:
         with Session(self.engine, expire_on_commit=False) as s:
             rows = s.exec(select(Schedule)).all()
         jobs = {j.id: j for j in self.sched.get_jobs()}
-        self.known.clear()
+        self._known.clear()
         self._take_dirty()
         for i, row in enumerate(rows):
             assert row.id is not None
@@ -92,7 +96,7 @@ class Reconciler:
             for sid, version, enabled, deleted in state:
                 assert sid is not None
                 want = version if enabled and not deleted else None
-                if sid not in self.known or self.known[sid] != want:
+                if sid not in self._known or self._known[sid] != want:
                     todo.add(sid)
             rows = s.exec(select(Schedule).where(col(Schedule.id).in_(todo))).all() if todo else []
         for row in rows:
@@ -108,7 +112,7 @@ class Reconciler:
         except Exception:
             logger.exception("schedule %s cannot be scheduled; left without a job", row.id)
             if row.id is not None:
-                self.known[row.id] = row.version
+                self._known[row.id] = row.version
 
     def _apply(self, row: Schedule, job: Job | None, *, gap_repair: bool) -> None:
         assert row.id is not None
@@ -116,7 +120,7 @@ class Reconciler:
         if row.deleted or not row.enabled:
             if job is not None:
                 self.sched.remove_job(jid)
-            self.known[row.id] = None
+            self._known[row.id] = None
             return
         inner = build_trigger(Spec.model_validate(row.spec))
         anchor = max(row.version_at, (row.last_slot_at or 0) + 1)
@@ -130,11 +134,11 @@ class Reconciler:
                     logger.warning("schedule %d: slot %s has no run; handling it now", row.id,
                                    expected.isoformat())
                     self.sched.modify_job(jid, next_run_time=expected - self.lead)
-            self.known[row.id] = row.version
+            self._known[row.id] = row.version
             return
         if job is not None and job.args[1] != row.version and isinstance(job.trigger, LeadTrigger):
             self._report_unfired(row, job)
-        self.known[row.id] = row.version
+        self._known[row.id] = row.version
         if expected is None:
             if job is not None:
                 self.sched.remove_job(jid)

@@ -88,9 +88,7 @@ class ScheduleService:
                 logger.warning("could not release the schedule lease (%s); it expires by itself", exc)
         if self.sched.running:
             await asyncio.to_thread(self.sched.shutdown, wait=False)
-        pending = list(self.executor.pending)
-        if pending:
-            await asyncio.to_thread(concurrent.futures.wait, pending, timeout=self.settings.db_timeout_s * 3)
+        await asyncio.to_thread(self.executor.wait_idle, self.settings.db_timeout_s * 3)
         self._lease_pool.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
@@ -181,7 +179,7 @@ class ScheduleService:
         self._last_sync = time.monotonic()
         self.sched.resume()
         logger.info("controller %s now fires the schedules (%d schedules)", self.holder,
-                    len(self.reconciler.known))
+                    self.reconciler.count())
 
     def _stand_down(self, why: str) -> None:
         if self.leading:
