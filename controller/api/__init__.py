@@ -1,6 +1,6 @@
 """HTTP API routes.
 
-Every error is ``{"detail": ...}`` (controller/api/schemas.py ``ErrorPublic``). The statuses any
+Every error is ``{"detail": ...}`` (controller/api/responses.py ``ErrorPublic``). The statuses any
 logged-in route can answer (``COMMON_ERRORS``: 400 unreadable body, 401 login, 403 role / ward /
 cross-site, 413 body too large, 422 invalid, 429 login backoff) are documented once here on the
 router; each family adds the ones its routes raise (404 / 409 / 503), so the OpenAPI schema lists
@@ -25,7 +25,7 @@ from controller.api import (
     schedules,
     speech,
 )
-from controller.api.schemas import COMMON_ERRORS, errors
+from controller.api.responses import COMMON_ERRORS, errors
 
 COMMON = errors(*COMMON_ERRORS)
 

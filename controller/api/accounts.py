@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from controller.accounts.audit import audit
@@ -25,59 +24,11 @@ from controller.api.deps import (
     client_address,
     cross_site,
 )
-from controller.api.schemas import OrgUnitPublic, Strict, iso
+from controller.api.responses import AuditPublic, LoginPublic, OrgUnitPublic, UserCreated, UserPublic, iso
+from controller.api.schemas import LoginRequest, OrgUnitCreate, PasswordChange, UserCreate, UserUpdate
 from controller.api.scope import forbidden
 
 router = APIRouter(prefix="/api", tags=["accounts"])
-
-
-class LoginRequest(Strict):
-    username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=200)
-
-
-class UserPublic(BaseModel):
-    id: int
-    username: str
-    role: str
-    org_unit_id: str | None
-    active: bool
-
-
-class LoginPublic(BaseModel):
-    user: UserPublic
-    csrf_token: str = Field(description="send it back in the X-CSRF-Token header of every POST/PATCH/DELETE")
-
-
-class UserCreate(Strict):
-    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
-    role: str = Field(description=f"one of: {', '.join(ROLES)}", json_schema_extra={"enum": list(ROLES)})
-    org_unit_id: str | None = None
-
-
-class UserCreated(UserPublic):
-    password: str = Field(description="one-time password, shown only now")
-
-
-class UserUpdate(Strict):
-    active: bool | None = None
-    role: str | None = None
-    org_unit_id: str | None = Field(None, description="move the account (within your subtree); "
-                                                      "null: the whole tree")
-
-
-class OrgUnitCreate(Strict):
-    id: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    parent_id: str | None = None
-
-
-class AuditPublic(BaseModel):
-    at: str | None
-    username: str
-    action: str
-    target: str
-    detail: str
 
 
 def _user(u: User) -> UserPublic:
@@ -119,13 +70,6 @@ def logout(request: Request, s: SessionDep, user: UserDep) -> Response:
 @router.get("/me", response_model=UserPublic)
 def me(user: UserDep) -> UserPublic:
     return _user(user)
-
-
-class PasswordChange(Strict):
-    current: str = Field(min_length=1, max_length=200)
-    new: str = Field(min_length=10, max_length=200,
-                     description="at least 10 characters, not a common password, not containing "
-                                 "the user name")
 
 
 @router.post("/me/password", response_model=LoginPublic)

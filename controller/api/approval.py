@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import Field
 from sqlmodel import col, select
 
 from controller.accounts.audit import audit
 from controller.accounts.models import User
 from controller.api.broadcasts import withdraw
-from controller.api.bulletins import BulletinSpeechPublic, _public
+from controller.api.bulletins import _public
 from controller.api.deps import ApproverDep, EditorDep, ServicesDep, SessionDep, UserDep
-from controller.api.schemas import Strict
+from controller.api.responses import BulletinSpeechPublic
+from controller.api.schemas import Decision
 from controller.api.scope import bulletin_for, visible_bulletin_ids
 from controller.bulletins.binding import bind
 from controller.bulletins.models import Bulletin
@@ -20,14 +20,6 @@ from devices.protocol import now_ms
 router = APIRouter(prefix="/api/bulletins", tags=["approval"])
 
 APPROVAL_STATES = ("draft", "submitted", "approved", "rejected")
-
-
-class Decision(Strict):
-    note: str = Field("", max_length=500, description="why (shown to the editor)")
-    audio_sha256: str | None = Field(
-        None, pattern="^[0-9a-f]{64}$",
-        description="the audio the approver listened to (its sha256): refused (409) if the bulletin's "
-                    "audio has changed since")
 
 
 @router.get("", response_model=list[BulletinSpeechPublic])

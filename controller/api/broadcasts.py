@@ -11,13 +11,8 @@ from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
 from controller.airing.broadcasts import create_broadcast
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.api.deps import ServicesDep, SessionDep, UserDep
-from controller.api.schemas import (
-    BroadcastCreate,
-    BroadcastPublic,
-    DeliveryEventPublic,
-    DeliveryPublic,
-    iso,
-)
+from controller.api.responses import BroadcastPublic, DeliveryEventPublic, DeliveryPublic, iso
+from controller.api.schemas import BroadcastCreate
 from controller.api.scope import (
     audit_bypass,
     broadcast_for,

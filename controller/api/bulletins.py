@@ -6,7 +6,6 @@ import asyncio
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
-from pydantic import Field
 from sqlmodel import Session
 
 import tts
@@ -14,7 +13,8 @@ from controller.accounts.models import User
 from controller.accounts.roles import CAN_EMERGENCY, CAN_WRITE_BULLETINS
 from controller.api.broadcasts import withdraw
 from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
-from controller.api.schemas import BulletinCreate, BulletinPublic, Priority, Strict, iso
+from controller.api.responses import BulletinSpeechPublic, iso
+from controller.api.schemas import BulletinEdit, BulletinSpeechCreate
 from controller.api.scope import bulletin_for
 from controller.api.speech import MEDIA_TYPES, render_options
 from controller.bulletins.approval import initial_approval
@@ -35,27 +35,6 @@ def default_title(text: str, limit: int = 60) -> str:
         return first
     cut = first[:limit].rsplit(" ", 1)[0]
     return cut + "…"
-
-
-class BulletinSpeechCreate(BulletinCreate):
-    speed: float | None = Field(None, ge=0.5, le=2.0, description="speaking speed (default: the ward's)")
-
-
-class BulletinSpeechPublic(BulletinPublic):
-    warnings: list[str] = Field(default_factory=list,
-                                description="e.g. 'fell back from gtts to espeak-ng: <reason>'")
-    spoken_text: str | None = Field(None, description="the normalised text that was read aloud")
-    requested_engine: str | None = None
-    dictionary_hits: list[str] = Field(default_factory=list)
-    approval: str = Field("approved", description="draft | submitted | approved | rejected")
-    org_unit_id: str | None = None
-    submitted_at: str | None = None
-    decided_by: str = ""
-    decided_at: str | None = None
-    decision_note: str = ""
-    approved_sha256: str | None = Field(None, description="the audio the approver approved; only it airs")
-    approved_spoken_text: str | None = Field(None, description="the spoken text shown to the approver")
-    pending_reason: str = Field("", description="why it needs approval (again), e.g. a dictionary change")
 
 
 def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
@@ -113,14 +92,6 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
 @router.get("/{bulletin_id:int}", response_model=BulletinSpeechPublic)  # :int — not /recordings (POST)
 def get_bulletin(bulletin_id: int, s: SessionDep, user: UserDep) -> BulletinSpeechPublic:
     return _public(s, bulletin_for(s, user, bulletin_id))
-
-
-class BulletinEdit(Strict):
-    title: str | None = Field(None, min_length=1, max_length=200)
-    text: str | None = Field(None, min_length=1, description="the new text; it is read again")
-    voice: str | None = Field(None, max_length=64)
-    speed: float | None = Field(None, ge=0.5, le=2.0)
-    priority: Priority | None = None
 
 
 def _edit(sv: ServicesDep, user: User, bulletin_id: int,

@@ -5,49 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from sqlmodel import col, select
 
 from controller.accounts.models import User
 from controller.accounts.scope import manages_zones, unit_zones, visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.relays import refusal, station_guard
-from controller.api.schemas import MqttCredentials, Strict, iso
+from controller.api.responses import CommandPublic, MqttCredentials, NodeResultPublic, iso
+from controller.api.schemas import CommandRequest
 from controller.api.scope import forbidden, node_visible
 from controller.fleet.broker_accounts import issue_credentials
-from controller.fleet.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CommandOutcome
+from controller.fleet.commands import ARGS, CommandOutcome
 from controller.fleet.models import RETIRED, Node, NodeCommand, NodeZone, Zone
 
 router = APIRouter(prefix="/api", tags=["control"])
-
-
-class CommandRequest(Strict):
-    name: str = Field(description=f"one of: {', '.join(ARGS)}", json_schema_extra={"enum": list(ARGS)})
-    args: dict[str, Any] = Field(default_factory=dict,
-                                 description='power {"on": bool}, volume {"level": 0..100}, '
-                                             'play_stream {"url": "https://..."}, cancel {"bc": id}')
-    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S,
-                             description="how long to wait for the units' replies")
-
-
-class NodeResultPublic(BaseModel):
-    node_id: str
-    status: str = Field(description="ok | error (the unit's reply) | timeout | offline")
-    data: dict[str, Any]
-    error: str
-    ms: int | None = Field(description="reply time in milliseconds")
-
-
-class CommandPublic(BaseModel):
-    id: str = Field(description="correlation id")
-    name: str
-    args: dict[str, Any]
-    target: dict[str, Any]
-    created_by: str
-    created_at: str | None
-    finished_at: str | None
-    tally: dict[str, int]
-    results: list[NodeResultPublic]
 
 
 def _public(row: NodeCommand) -> CommandPublic:

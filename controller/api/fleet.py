@@ -6,24 +6,22 @@ import json
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StrictFloat
 from sqlmodel import Session, col, delete, select
 
 from controller.accounts.audit import audit
 from controller.accounts.models import OrgUnit, User
 from controller.accounts.scope import manages_zones, scope_refusal, unit_zones, visible_zones
 from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep
-from controller.api.schemas import (
+from controller.api.responses import (
     MqttCredentials,
-    NodeCreate,
     NodeCreated,
     NodePublic,
-    Strict,
-    ZoneCreate,
+    NodeRetired,
     ZoneCreated,
     ZonePublic,
     iso,
 )
+from controller.api.schemas import NodeCreate, NodeUpdate, ZoneCreate
 from controller.api.scope import forbidden, node_for
 from controller.fleet.broker_accounts import issue_credentials, refuse_reserved
 from controller.fleet.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, Zone
@@ -107,20 +105,6 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
             "lat": row.lat, "lon": row.lon,
         })
     return JSONResponse(out, headers={"X-Total-Count": str(len(picked))})
-
-
-class NodeUpdate(Strict):
-    name: str | None = Field(None, max_length=200)
-    zones: list[str] | None = Field(None, max_length=500, description="replaces the unit's zones")
-    lat: StrictFloat | None = Field(None, ge=-90, le=90)  # a JSON number: false is not 0
-    lon: StrictFloat | None = Field(None, ge=-180, le=180)
-
-
-class NodeRetired(BaseModel):
-    id: str
-    status: str = Field(description="retired")
-    left_zones: list[str] = Field(description="the zones it was taken out of")
-    credentials_revoked: bool = Field(description="its broker account is gone from the next mqtt-config")
 
 
 def _check_zones(s: Session, user: User, zones: list[str]) -> None:

@@ -6,19 +6,13 @@ with an account, not for anyone who can reach the port."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from controller.api.deps import ServicesDep, UserDep
+from controller.api.responses import Liveness
 
 router = APIRouter(prefix="/api", tags=["health"])
-
-
-class Liveness(BaseModel):
-    status: Literal["ok"] = "ok"
 
 
 @router.get("/livez", response_model=Liveness)

@@ -7,8 +7,9 @@ from typing import Annotated, get_args
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
-from controller.api.bulletins import BulletinSpeechPublic, _public
+from controller.api.bulletins import _public
 from controller.api.deps import EditorDep, ServicesDep
+from controller.api.responses import BulletinSpeechPublic
 from controller.api.schemas import Priority
 from controller.bulletins.approval import initial_approval
 from controller.bulletins.recordings import store_recording

@@ -13,7 +13,8 @@ from controller.accounts.scope import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.guards import schedule_visible
 from controller.api.relays import check_station
-from controller.api.schemas import RunPublic, ScheduleCreate, SchedulePublic, ScheduleUpdate, Target
+from controller.api.responses import RunPublic, SchedulePublic
+from controller.api.schemas import ScheduleCreate, ScheduleUpdate, Target
 from controller.api.scope import audit_bypass, check_airing, stored_target, visible_bulletin_ids
 from controller.bulletins.models import Bulletin
 from controller.schedules.agenda import build_agenda

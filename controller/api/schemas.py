@@ -1,28 +1,25 @@
-"""Request and response bodies of the HTTP API."""
+"""Request bodies of the HTTP API: everything a client sends, validated before a route runs.
+
+What it gets back (the ``*Public`` models, the error bodies) is in :mod:`controller.api.responses`.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import unicodedata
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
 
+from controller.accounts.roles import ROLES
 from controller.core.ids import DbId, Flag
+from controller.fleet.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 from controller.schedules.crud import ONE_OF
 from devices.protocol import valid_id
 from devices.security import RESERVED_PREFIX, reserved_id
-from scheduler import TIMEZONE
 from scheduler.triggers import Spec
 
 Priority = Literal["normal", "priority", "emergency"]
-
-
-def iso(ms: int | None) -> str | None:
-    """Epoch ms → ISO 8601 in Asia/Ho_Chi_Minh (what the ward reads)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(TIMEZONE).isoformat(
-        timespec="milliseconds")
 
 
 # what valid_id() accepts, documented in the schema (the validators give the friendlier message)
@@ -65,34 +62,11 @@ class NodeCreate(Strict):
         return v
 
 
-class NodePublic(BaseModel):
-    id: str
-    name: str
-    zones: list[str]
-    status: str
-    alarm: str
-    last_seen: str | None
-    telemetry: dict[str, Any]
-    lat: float | None = None
-    lon: float | None = None
-
-
 class BulletinCreate(Strict):
     title: str = Field("", max_length=200)
     text: str = Field(description="the bulletin as written; it is turned into speech")
     voice: str | None = None
     priority: Priority = "normal"
-
-
-class BulletinPublic(BaseModel):
-    id: int
-    title: str
-    text: str
-    voice: str
-    priority: str
-    created_at: str | None
-    created_by: str
-    audio: dict[str, Any] | None
 
 
 class Target(Strict):
@@ -111,89 +85,111 @@ class BroadcastCreate(Strict):
     repeat: int = Field(1, ge=1, le=10)
 
 
-class DeliveryEventPublic(BaseModel):
-    state: str
-    reason: str
-    at: str | None
+# ------------------------------------------------------------------- accounts
 
 
-class DeliveryPublic(BaseModel):
-    node_id: str
-    state: str
-    reason: str
-    updated_at: str | None
-    history: list[DeliveryEventPublic]
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
 
 
-class BroadcastPublic(BaseModel):
-    id: str
-    bulletin_id: int
-    priority: str
-    status: str
-    reason: str
-    targets: dict[str, Any]
-    air_at: str | None = Field(description="when the audio is published (ahead of play_at: pre-delivery)")
-    play_at: str | None = Field(None, description="when the units start; None = as soon as ready")
-    expires_at: str | None
-    sent_at: str | None
-    finished_at: str | None
-    tally: dict[str, int]
-    deliveries: list[DeliveryPublic] | None = None
+class UserCreate(Strict):
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: str = Field(description=f"one of: {', '.join(ROLES)}", json_schema_extra={"enum": list(ROLES)})
+    org_unit_id: str | None = None
 
 
-class MqttCredentials(BaseModel):
-    username: str = Field(description="the unit's broker user name (= its id)")
-    password: str = Field(description="shown once; only its hash is stored")
-    note: str = ("store this password in the unit now: it is not shown again. The broker accepts it "
-                 "after `loaphuong mqtt-config` and a reload of Mosquitto (SIGHUP).")
+class UserUpdate(Strict):
+    active: bool | None = None
+    role: str | None = None
+    org_unit_id: str | None = Field(None, description="move the account (within your subtree); "
+                                                      "null: the whole tree")
 
 
-class NodeCreated(NodePublic):
-    mqtt: MqttCredentials = Field(description="the unit's own broker credentials, issued now")
+class OrgUnitCreate(Strict):
+    id: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    parent_id: str | None = None
 
 
-class ZonePublic(BaseModel):
-    id: str
-    name: str
-    nodes: int = Field(description="how many units are in it")
-    org_unit_id: str | None
+class PasswordChange(Strict):
+    current: str = Field(min_length=1, max_length=200)
+    new: str = Field(min_length=10, max_length=200,
+                     description="at least 10 characters, not a common password, not containing "
+                                 "the user name")
 
 
-class ZoneCreated(BaseModel):
-    id: str
-    name: str
+# --------------------------------------------------------- units and commands
 
 
-class OrgUnitPublic(BaseModel):
-    id: str
-    name: str
-    parent_id: str | None
+class NodeUpdate(Strict):
+    name: str | None = Field(None, max_length=200)
+    zones: list[str] | None = Field(None, max_length=500, description="replaces the unit's zones")
+    lat: StrictFloat | None = Field(None, ge=-90, le=90)  # a JSON number: false is not 0
+    lon: StrictFloat | None = Field(None, ge=-180, le=180)
 
 
-class RelayPublic(BaseModel):
-    """A relay (tiếp sóng) as it is now; republish relays add their own figures."""
-    model_config = ConfigDict(extra="allow")
-    id: str
-    url: str
-    mode: str = Field(description="node_fetch | republish")
-    state: str
-    reason: str
-    user: str = Field(description="who started it")
-    priority: str
-    nodes: list[str]
-    start_at: str | None
-    duration_s: float | None
-    started_at: str | None
-    ended_at: str | None
-    owner: str | None = Field(None, description="the controller that runs it")
-    owner_seen_at: str | None = None
-    schedule_id: int | None = None
-    units_playing: list[str] = Field(default_factory=list, description="node_fetch: units that say so")
-    units_interrupted: list[str] = Field(default_factory=list)
-    units_refused: dict[str, str] = Field(default_factory=dict, description=(
-        "unit → why it is not relaying: its refusal of play_stream (e.g. power_off), or "
-        "unsafe_redirect (node_fetch: the station led it to a non-public address on another origin; "
-        "docs/protocol.md play_stream)"))
+class CommandRequest(Strict):
+    name: str = Field(description=f"one of: {', '.join(ARGS)}", json_schema_extra={"enum": list(ARGS)})
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description='power {"on": bool}, volume {"level": 0..100}, '
+                                             'play_stream {"url": "https://..."}, cancel {"bc": id}')
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S,
+                             description="how long to wait for the units' replies")
+
+
+# --------------------------------------------- bulletins, approval and speech
+
+
+class BulletinSpeechCreate(BulletinCreate):
+    speed: float | None = Field(None, ge=0.5, le=2.0, description="speaking speed (default: the ward's)")
+
+
+class BulletinEdit(Strict):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    text: str | None = Field(None, min_length=1, description="the new text; it is read again")
+    voice: str | None = Field(None, max_length=64)
+    speed: float | None = Field(None, ge=0.5, le=2.0)
+    priority: Priority | None = None
+
+
+class Decision(Strict):
+    note: str = Field("", max_length=500, description="why (shown to the editor)")
+    audio_sha256: str | None = Field(
+        None, pattern="^[0-9a-f]{64}$",
+        description="the audio the approver listened to (its sha256): refused (409) if the bulletin's "
+                    "audio has changed since")
+
+
+class PreviewRequest(Strict):
+    text: str = Field(description="the bulletin as written")
+    voice: str | None = Field(None, description="voice of the engine (default: the ward's)")
+    engine: str | None = Field(None, description="engine to try first (default: the ward's)")
+    speed: float | None = Field(None, ge=0.5, le=2.0, description="1.0 = normal")
+    priority: Priority = Field("normal", description="emergency adds the attention tone")
+    inline: bool = Field(False, description="also return the audio as base64")
+
+
+class NormalizeRequest(Strict):
+    text: str
+    voice: str | None = None
+    engine: str | None = None
+
+
+class EntryCreate(Strict):
+    org_unit_id: str | None = Field(None, max_length=63,
+                                    description="whose dictionary (default: your own org unit's)")
+    term: str = Field(min_length=1, max_length=100, description="as written, e.g. 'Kẻ Sặt' or 'Đ/c Hùng'")
+    spoken: str = Field(min_length=1, max_length=300, description="how it is read aloud")
+    note: str = Field("", max_length=200)
+
+    @field_validator("term", "spoken")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        v = " ".join(unicodedata.normalize("NFC", v).split())
+        if not any(unicodedata.category(ch)[0] in ("L", "N") for ch in v):
+            raise ValueError("must contain at least one letter or digit")
+        return v
 
 
 # --------------------------------------------------------------------------- schedules
@@ -246,83 +242,3 @@ class ScheduleUpdate(Strict):
     exceptions: list[date] | None = Field(None, max_length=366)
     valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600)
     enabled: Flag | None = None
-
-
-class SchedulePublic(BaseModel):
-    id: int
-    name: str
-    bulletin_id: int | None
-    bulletin_title: str | None
-    relay: dict[str, Any] | None
-    target: dict[str, Any]
-    priority: str | None
-    when: dict[str, Any]
-    repeat: int
-    interval_s: int
-    exceptions: list[str]
-    valid_for_s: int | None
-    enabled: bool
-    deleted: bool
-    version: int
-    created_by: str
-    created_at: str | None
-    updated_at: str | None
-    last_slot_at: str | None
-    next_slots: list[str]
-
-
-class RunPublic(BaseModel):
-    slot_at: str | None
-    status: str
-    late_ms: int | None
-    reason: str
-    broadcast_ids: list[str]
-    fired_by: str
-    version: int
-    recorded_at: str | None
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ErrorPublic(BaseModel):
-    """Every refusal: one English sentence saying what was wrong (and what to do)."""
-    detail: str
-
-
-class FieldError(BaseModel):
-    """One field of a request that does not match the schema (FastAPI's own validation)."""
-    model_config = ConfigDict(extra="allow")  # pydantic adds input / ctx / url
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class InvalidPublic(BaseModel):
-    """422: a sentence (the request is well-formed but cannot be done), or one entry per field
-    that does not match the schema."""
-    detail: str | list[FieldError]
-
-
-ERROR_TEXT = {
-    400: "the body cannot be read (not UTF-8 JSON, or broken form data)",
-    401: "not logged in (or wrong user name or password)",
-    403: "your role or ward may not do this, or a cross-site / CSRF-less browser request",
-    404: "what the path or body names does not exist",
-    409: "it cannot be done in its current state (e.g. not approved, already decided)",
-    413: "the request body is larger than the limit",
-    422: "the request is invalid; `detail` says why",
-    429: "too many failed logins or password guesses; wait and retry",
-    503: "a service it needs (broker, speech engine, database) is unavailable right now",
-}
-
-
-# what any logged-in route can answer: unreadable body, login, role / ward / cross-site, body too
-# large, invalid, login backoff
-COMMON_ERRORS = (400, 401, 403, 413, 422, 429)
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a router or route: the error statuses it can answer, documented once."""
-    return {code: {"model": InvalidPublic if code == 422 else ErrorPublic, "description": ERROR_TEXT[code]}
-            for code in codes}

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import unicodedata
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -24,7 +22,8 @@ from controller.accounts.scope import can_see_org
 from controller.airing.models import Broadcast
 from controller.api.broadcasts import withdraw
 from controller.api.deps import ServicesDep, SessionDep, UserDep
-from controller.api.schemas import Priority, Strict, iso
+from controller.api.responses import EntryPublic, NormalizePublic, PreviewPublic, iso
+from controller.api.schemas import EntryCreate, NormalizeRequest, PreviewRequest
 from controller.bulletins.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
 from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech, PronunciationEntry
 from controller.bulletins.reread import Reread, recheck_after_dictionary_change
@@ -66,73 +65,6 @@ def render_options(cfg: TtsSettings, *, priority: str = "normal", voice: str | N
 
 def preview_store(settings: Settings) -> AudioCache:
     return AudioCache(settings.data_dir / "previews", max_bytes=settings.tts.preview_max_mb * 1024 * 1024)
-
-
-class PreviewRequest(Strict):
-    text: str = Field(description="the bulletin as written")
-    voice: str | None = Field(None, description="voice of the engine (default: the ward's)")
-    engine: str | None = Field(None, description="engine to try first (default: the ward's)")
-    speed: float | None = Field(None, ge=0.5, le=2.0, description="1.0 = normal")
-    priority: Priority = Field("normal", description="emergency adds the attention tone")
-    inline: bool = Field(False, description="also return the audio as base64")
-
-
-class PreviewPublic(BaseModel):
-    text: str = Field(description="the spoken (normalised) form that was synthesised")
-    duration_ms: int
-    warnings: list[str]
-    engine: str
-    requested_engine: str
-    voice: str
-    codec: str
-    sha256: str
-    size: int
-    dictionary_hits: list[str]
-    audio_url: str
-    audio_base64: str | None = None
-
-
-class NormalizeRequest(Strict):
-    text: str
-    voice: str | None = None
-    engine: str | None = None
-
-
-class NormalizePublic(BaseModel):
-    text: str
-    dialect: str
-    warnings: list[str]
-    dictionary_hits: list[str]
-
-
-class EntryCreate(Strict):
-    org_unit_id: str | None = Field(None, max_length=63,
-                                    description="whose dictionary (default: your own org unit's)")
-    term: str = Field(min_length=1, max_length=100, description="as written, e.g. 'Kẻ Sặt' or 'Đ/c Hùng'")
-    spoken: str = Field(min_length=1, max_length=300, description="how it is read aloud")
-    note: str = Field("", max_length=200)
-
-    @field_validator("term", "spoken")
-    @classmethod
-    def _text(cls, v: str) -> str:
-        v = " ".join(unicodedata.normalize("NFC", v).split())
-        if not any(unicodedata.category(ch)[0] in ("L", "N") for ch in v):
-            raise ValueError("must contain at least one letter or digit")
-        return v
-
-
-class EntryPublic(BaseModel):
-    id: int
-    org_unit_id: str | None = Field(None, description="whose entry (None: the top, every ward)")
-    term: str
-    spoken: str
-    note: str
-    created_by: str
-    created_at: str | None
-    overridden: bool = Field(False, description="a lower org unit reads this term its own way")
-    rerendered: list[int] = Field(default_factory=list,
-                                  description="bulletins read again because of this change (approved "
-                                              "ones among them need approval again)")
 
 
 def _entry(e: PronunciationEntry, overridden: bool = False,

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from controller.airing.models import FINAL_STATES, Broadcast, BroadcastStatus, Delivery
 from controller.api.deps import ServicesDep, UserDep
-from controller.api.schemas import COMMON_ERRORS, errors
+from controller.api.responses import COMMON_ERRORS, errors
 from controller.api.scope import broadcast_for
 from controller.services import Services
 

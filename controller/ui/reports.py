@@ -22,7 +22,7 @@ from controller.accounts.models import User
 from controller.airing.models import Broadcast, Delivery
 from controller.api.deps import SessionDep, UserDep
 from controller.api.live import all_visible, session_rows, visible_node_ids
-from controller.api.schemas import COMMON_ERRORS, errors
+from controller.api.responses import COMMON_ERRORS, errors
 from controller.api.scope import visible_bulletin_ids
 from controller.bulletins.models import AudioAsset, Bulletin
 from controller.fleet.availability import zone_availability
