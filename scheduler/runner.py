@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from devices.protocol import now_ms
 from scheduler.clock import local
 from scheduler.firing import FireConfig, SlotResult, air_slot
 from scheduler.jobs import make_scheduler
@@ -41,13 +42,14 @@ def _retrieve(f: asyncio.Future[bool]) -> None:
 
 class ScheduleService:
     def __init__(self, engine: Callable[[], Engine], settings: ScheduleSettings, *, airer: SlotAirer,
-                 holder: str | None = None) -> None:
+                 holder: str | None = None, clock: Callable[[], int] = now_ms) -> None:
+        """``clock`` (epoch ms) judges how late a slot is; tests may hand in a fixed one."""
         self.settings = settings
         self.holder = holder or default_holder()
         self.engine = engine()
         self.lease = Lease(self.engine, self.holder, settings.lease_ttl_s)
         self.lead = timedelta(seconds=settings.lead_s)
-        self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), holder=self.holder)
+        self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), holder=self.holder, clock=clock)
         self.airer = airer
         self.sched, self.executor = make_scheduler(self.engine, self._on_slots, workers=settings.workers,
                                                    retry_s=min(10.0, settings.renew_s))

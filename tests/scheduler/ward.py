@@ -21,6 +21,7 @@ from controller.fleet.models import Node, NodeZone, Zone
 from controller.schedules.airer import ScheduleAirer
 from controller.schedules.crud import create_schedule
 from controller.schedules.engine import scheduler_engine
+from devices.protocol import now_ms
 from scheduler.clock import TIMEZONE
 from scheduler.models import ScheduleRun
 from scheduler.runner import ScheduleService
@@ -91,9 +92,9 @@ def airer(sink: Sink | None = None, relays: Callable[[str], None] | None = None)
 
 
 def runner(url: str, settings: ScheduleSettings = FAST, *, sink: Sink | None = None,
-           holder: str | None = None) -> ScheduleService:
+           holder: str | None = None, clock: Callable[[], int] = now_ms) -> ScheduleService:
     return ScheduleService(partial(scheduler_engine, url, settings.db_timeout_s), settings,
-                           airer=airer(sink), holder=holder)
+                           airer=airer(sink), holder=holder, clock=clock)
 
 
 def runs(db: Database, schedule_id: int | None = None) -> list[ScheduleRun]:
