@@ -39,7 +39,7 @@ def health(sv: ServicesDep, _: UserDep) -> dict[str, object]:
         "mqtt": {"connected": link.is_connected, "broker": str(link.broker), "last_error": link.last_error,
                  "rejected": dict(sv.link.rejected),
                  "rejected_by_node": dict(sv.link.rejected_by_node.most_common(50)),
-                 "unknown_nodes": len(sv.presence.unknown_ids),
+                 "unknown_nodes": sv.presence.unknown_count(),
                  "bytes_out": link.stats.bytes_out, "msgs_in": link.stats.msgs_in},
         "active_broadcasts": len(sv.delivery.active),
         "scheduled": len(sv.scheduler.pending()),

@@ -142,6 +142,10 @@ class Presence:
         live = self._units.get(node_id)
         return list(live.groups) if live is not None else []
 
+    def unknown_count(self) -> int:
+        """How many ids not provisioned have sent messages (ignored) since the start."""
+        return len(self.unknown_ids)
+
     def view(self, node_id: str) -> UnitView | None:
         """A snapshot of the unit, or None if it is not provisioned."""
         live = self._units.get(node_id)
