@@ -77,6 +77,10 @@ class DeliveryService:
     async def stop(self) -> None:
         await self._sweeper.stop()
 
+    def active_count(self) -> int:
+        """Broadcasts still on their way to their units."""
+        return len(self.active)
+
     def add_listener(self, fn: Callable[[str], None]) -> None:
         """``fn(broadcast_id)`` whenever a delivery of that broadcast changes."""
         self._listeners.append(fn)

@@ -41,6 +41,6 @@ def health(sv: ServicesDep, _: UserDep) -> dict[str, object]:
                  "rejected_by_node": dict(sv.link.rejected_by_node.most_common(50)),
                  "unknown_nodes": sv.presence.unknown_count(),
                  "bytes_out": link.stats.bytes_out, "msgs_in": link.stats.msgs_in},
-        "active_broadcasts": len(sv.delivery.active),
+        "active_broadcasts": sv.delivery.active_count(),
         "scheduled": len(sv.scheduler.pending()),
     }
