@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from controller.accounts.audit import audit
 from controller.accounts.models import User
 from controller.api.broadcasts import withdraw
-from controller.api.bulletins import _public
+from controller.api.bulletins import bulletin_public
 from controller.api.deps import ApproverDep, EditorDep, ServicesDep, SessionDep, UserDep
 from controller.api.responses import BulletinSpeechPublic
 from controller.api.schemas import Decision
@@ -32,7 +32,7 @@ def list_bulletins(s: SessionDep, user: UserDep, approval: str | None = Query(No
     ids = visible_bulletin_ids(s, user)
     if ids is not None:
         q = q.where(col(Bulletin.id).in_(ids))
-    return [_public(s, b) for b in s.exec(q.limit(limit)).all()]
+    return [bulletin_public(s, b) for b in s.exec(q.limit(limit)).all()]
 
 
 @router.post("/{bulletin_id}/submit", response_model=BulletinSpeechPublic)
@@ -46,7 +46,7 @@ def submit(bulletin_id: int, s: SessionDep, user: EditorDep) -> BulletinSpeechPu
     s.add(b)
     s.commit()
     audit(s, user.username, "bulletin_submit", f"bulletin:{bulletin_id}")
-    return _public(s, b)
+    return bulletin_public(s, b)
 
 
 def _decide(bulletin_id: int, s: SessionDep, user: User, body: Decision, to: str) -> BulletinSpeechPublic:
@@ -68,7 +68,7 @@ def _decide(bulletin_id: int, s: SessionDep, user: User, body: Decision, to: str
     s.add(b)
     s.commit()
     audit(s, user.username, f"bulletin_{to}", f"bulletin:{bulletin_id}", body.note)
-    return _public(s, b)
+    return bulletin_public(s, b)
 
 
 @router.post("/{bulletin_id}/approve", response_model=BulletinSpeechPublic)

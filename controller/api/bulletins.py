@@ -37,7 +37,8 @@ def default_title(text: str, limit: int = 60) -> str:
     return cut + "…"
 
 
-def _public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
+def bulletin_public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
+    """A bulletin as the API shows it: its text, audio, speech warnings and approval state."""
     asset = s.get(AudioAsset, b.audio_sha256) if b.audio_sha256 else None
     audio = None if asset is None else {
         "sha256": asset.sha256, "size": asset.size, "duration_ms": asset.duration_ms,
@@ -84,14 +85,14 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
                 audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
                 org_unit_id=user.org_unit_id, prepare=lambda b: initial_approval(b, user), **opts,
             )  # read with the dictionary of the author's org unit, approval state set before storing
-            return _public(s, b)
+            return bulletin_public(s, b)
 
     return await asyncio.to_thread(work)
 
 
 @router.get("/{bulletin_id:int}", response_model=BulletinSpeechPublic)  # :int — not /recordings (POST)
 def get_bulletin(bulletin_id: int, s: SessionDep, user: UserDep) -> BulletinSpeechPublic:
-    return _public(s, bulletin_for(s, user, bulletin_id))
+    return bulletin_public(s, bulletin_for(s, user, bulletin_id))
 
 
 def _edit(sv: ServicesDep, user: User, bulletin_id: int,
@@ -106,7 +107,7 @@ def _edit(sv: ServicesDep, user: User, bulletin_id: int,
         changes = {k: v for k, v in changes.items()
                    if v != (speech.speed if k == "speed" and speech else getattr(b, k, None))}
         if not changes:
-            return _public(s, b), False
+            return bulletin_public(s, b), False
         if set(changes) & {"text", "voice", "speed"} and (b.voice == RECORDING_VOICE or speech is None):
             raise ServiceError(409, f"bulletin {bulletin_id} is a recording: its audio cannot be edited; "
                                     "upload a new recording")
@@ -140,7 +141,7 @@ def _edit(sv: ServicesDep, user: User, bulletin_id: int,
         if was == "approved":
             reopen(s, b, by=user.username,
                    reason=f"edited by {user.username} ({', '.join(sorted(changes))}) after approval")
-        return _public(s, b), was == "approved"
+        return bulletin_public(s, b), was == "approved"
 
 
 @router.patch("/{bulletin_id:int}", response_model=BulletinSpeechPublic)

@@ -7,7 +7,7 @@ from typing import Annotated, get_args
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
-from controller.api.bulletins import _public
+from controller.api.bulletins import bulletin_public
 from controller.api.deps import EditorDep, ServicesDep
 from controller.api.responses import BulletinSpeechPublic
 from controller.api.schemas import Priority
@@ -71,6 +71,6 @@ async def upload_recording(
             b = store_recording(s, rec, title=(title.strip() or name or "Bản tin ghi âm")[:200],
                                 text=text, priority=priority, audio_dir=sv.settings.audio_dir,
                                 created_by=user.username, prepare=lambda b: initial_approval(b, user))
-            return _public(s, b)  # an editor's recording waits for approval too
+            return bulletin_public(s, b)  # an editor's recording waits for approval too
 
     return await asyncio.to_thread(store)
