@@ -12,13 +12,10 @@ command desk; each part registers its own commands), :mod:`~firmware_sim.downloa
 :mod:`~firmware_sim.playback` (the playback commands), :mod:`~firmware_sim.live_audio`
 (live sessions) and :mod:`~firmware_sim.relay` (internet streams).
 
-Nothing runs in a thread; a node costs two driver tasks, a few timers while it downloads, and
-a task while it plays, so a thousand of them fit in one asyncio loop (see
-:mod:`firmware_sim.fleet`, which also replaces each node's heartbeat ticker with one shared
-ticker).
-
-What a test can inspect: ``played`` (bc ids in play order), ``audio`` (verified files),
-``acks`` ((bc, state) in send order), ``stats`` (counters) and ``finished``.
+Nothing runs in a thread, so a thousand nodes fit in one asyncio loop (:mod:`firmware_sim.fleet`,
+which also replaces each node's ticker with one shared ticker). What a test can inspect:
+``played`` (bc ids in play order), ``audio`` (verified files), ``acks`` ((bc, state) in send
+order), ``stats`` (counters) and ``finished``.
 """
 
 from __future__ import annotations
@@ -155,6 +152,10 @@ class SimNode:
     @property
     def volume(self) -> int:
         return self.player.volume
+
+    @volume.setter
+    def volume(self, level: int) -> None:
+        self.player.set_volume(level)
 
     @property
     def config(self) -> NodeConfig | None:
