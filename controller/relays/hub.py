@@ -212,6 +212,10 @@ class RelayHub:
     def _window_over(self, s: RelaySession) -> None:
         self.end(s, "finished" if s.started_at else "not aired: the zones were busy for its whole window")
 
+    def session(self, relay_id: str) -> RelaySession | None:
+        """The relay if this controller runs it (or ended it recently), else None."""
+        return self.sessions.get(relay_id)
+
     def units(self, s: RelaySession, state: str = "playing") -> list[str]:
         """Units whose telemetry says their relay is in ``state`` (playing, interrupted, refused)."""
         return [n for n in s.nodes if self.presence.telemetry_of(n).get("relay") == state]

@@ -71,10 +71,8 @@ def relay_items(p: Page) -> list[dict[str, Any]]:
     for row in store.recent(p.s, limit=200 if seen is not None else ITEMS):
         if not all_visible(row.nodes, seen):
             continue
-        if hub is not None and row.id in hub.sessions:
-            d = hub.describe(hub.sessions[row.id])
-        else:
-            d = store.public_row(row)
+        sess = hub.session(row.id)
+        d = hub.describe(sess) if sess is not None else store.public_row(row)
         state = str(d["state"])
         if d["mode"] == "republish":
             playing = len(d.get("units_live") or []) if state == "playing" else 0
