@@ -24,11 +24,11 @@ import contextlib
 import json
 import logging
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from controller.accounts.models import User
@@ -36,10 +36,10 @@ from controller.accounts.roles import CAN_AIR
 from controller.accounts.scope import visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.live_auth import WsLogin, authenticate, origin_allowed, session_csrf, token_ok
-from controller.api.schemas import Priority
+from controller.api.responses import LiveToken
+from controller.api.schemas import LiveStart
 from controller.api.scope import forbidden, scoped_target
 from controller.core.errors import ServiceError
-from controller.core.ids import Flag
 from controller.fleet.models import NodeZone
 from controller.fleet.targets import resolve_targets
 from controller.live.hub import LiveHub, LiveSession
@@ -54,26 +54,6 @@ router = APIRouter(prefix="/api/live", tags=["live"])
 
 START_TIMEOUT_S = 15.0
 SERVER_GOING_AWAY = 1012  # uvicorn closes the sockets with "service restart" when it stops
-
-
-class LiveTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    all: Flag = False  # a JSON boolean ("yes" is refused: 422)
-    zones: list[str] = Field(default_factory=list)
-    nodes: list[str] = Field(default_factory=list)
-
-
-class LiveStart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["start"]
-    target: LiveTarget
-    priority: Priority = "normal"
-    csrf: str | None = Field(None, max_length=200, description="the session's CSRF token (cookie logins)")
-
-
-class LiveToken(BaseModel):
-    csrf_token: str | None = Field(description="send it as 'csrf' in the start message of /api/live/ws; "
-                                               "null without a session cookie (HTTP Basic needs none)")
 
 
 @router.get("/token", response_model=LiveToken)

@@ -21,9 +21,8 @@ from controller.accounts.models import User
 from controller.accounts.scope import visible_zones
 from controller.api.deps import OperatorDep as UserDep
 from controller.api.deps import ServicesDep, SessionDep, get_services
-from controller.api.live import LiveTarget
 from controller.api.responses import RelayPublic
-from controller.api.schemas import Priority, Strict
+from controller.api.schemas import LiveTarget, Priority, Strict
 from controller.api.scope import node_visible, scoped_target
 from controller.core.errors import ServiceError
 from controller.core.netguard import UNREACHABLE, Guard

@@ -335,3 +335,11 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a router or route: the error statuses it can answer, documented once."""
     return {code: {"model": InvalidPublic if code == 422 else ErrorPublic, "description": ERROR_TEXT[code]}
             for code in codes}
+
+
+# --------------------------------------------------------------------------- live
+
+
+class LiveToken(BaseModel):
+    csrf_token: str | None = Field(description="send it as 'csrf' in the start message of /api/live/ws; "
+                                               "null without a session cookie (HTTP Basic needs none)")

@@ -242,3 +242,20 @@ class ScheduleUpdate(Strict):
     exceptions: list[date] | None = Field(None, max_length=366)
     valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600)
     enabled: Flag | None = None
+
+
+# --------------------------------------------------------------------------- live
+
+
+class LiveTarget(Strict):
+    all: Flag = False  # a JSON boolean ("yes" is refused: 422)
+    zones: list[str] = Field(default_factory=list)
+    nodes: list[str] = Field(default_factory=list)
+
+
+class LiveStart(Strict):
+    """The first message of ``/api/live/ws`` (controller/api/live.py)."""
+    type: Literal["start"]
+    target: LiveTarget
+    priority: Priority = "normal"
+    csrf: str | None = Field(None, max_length=200, description="the session's CSRF token (cookie logins)")
