@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
+from controller.accounts import auth
 from controller.airing.settings import DeliverySettings
 from controller.app import create_app
 from controller.fleet.settings import MqttSettings
@@ -22,6 +24,15 @@ ADMIN = ("admin", "test-password-1")
 
 for _k in [k for k in os.environ if k.startswith("LOAPHUONG_")]:
     del os.environ[_k]  # tests must not pick up a developer's settings
+
+# Argon2id at the production cost (64 MiB, 3 passes, 4 lanes) is a quarter of a second of CPU per
+# hash or check, and the suite makes a thousand of them (every first admin, user and login): in
+# the tests' processes the same algorithm runs at a tiny cost. What the tests assert does not
+# depend on the cost (test_login_attacks counts verifications); bench/login_timing.py, run as a
+# child process by tests/bench, still measures the real one.
+_CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+auth._hasher = _CHEAP
+auth.Verifier.__init__.__defaults__ = (_CHEAP,)
 
 
 @pytest.fixture

@@ -63,6 +63,6 @@ fi
 
 workers=${LP_WORKERS:-4}
 xdist=()
-if [ "$workers" != 0 ]; then xdist=(-n "$workers"); fi
+if [ "$workers" != 0 ]; then xdist=(-n "$workers" --dist worksteal); fi
 echo "== pytest"
 .venv/bin/pytest -q -p no:cacheprovider "${xdist[@]}" "$@"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,9 +54,17 @@ async def _response(reader: asyncio.StreamReader) -> Response:
 @asynccontextmanager
 async def raw(addr: str, method: str, path: str, headers: dict[str, str]) -> AsyncIterator[
         tuple[asyncio.StreamWriter, asyncio.Task[Response]]]:
-    """Send the request line and headers; yield the writer (for the body) and the response."""
+    """Send the request line and headers; yield the writer (for the body) and the response.
+
+    The socket's send buffer is small, so what :func:`stream` counts as sent is what the server
+    took in (give or take a buffer), not what a busy machine let pile up in the kernel before the
+    server got round to answering."""
     host, port = addr.split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
     head = f"{method} {path} HTTP/1.1\r\nHost: {addr}\r\n"
     writer.write((head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
     await writer.drain()
