@@ -120,6 +120,30 @@ def bulletin_text(seconds: float) -> str:
     return text
 
 
+async def units_online(sv: Any, client: Any, ids: list[str]) -> None:
+    """Zone ``zone1`` (through the API) and its units (straight into the database: thousands), then
+    wait until every simulated unit is online and subscribed to its group."""
+    from controller.fleet.models import Node, NodeZone
+
+    assert (await client.post("/api/zones", json={"id": "zone1", "name": "Bench"})).status_code == 201
+    with sv.db.session() as s:
+        for node_id in ids:
+            s.add(Node(id=node_id))
+        s.flush()
+        for node_id in ids:
+            s.add(NodeZone(node_id=node_id, zone_id="zone1"))
+        s.commit()
+        sv.presence.load(s)
+    await sv.presence.publish_configs()
+    t_wait = time.monotonic()
+    while sum(sv.presence.is_online(node_id) for node_id in ids) < len(ids):
+        if time.monotonic() - t_wait > 300:
+            raise RuntimeError("simulated units did not come online")
+        await asyncio.sleep(0.5)
+    logger.info("%d units online after %.1f s", len(ids), time.monotonic() - t_wait)
+    await asyncio.sleep(2.0)  # let every unit subscribe to its group
+
+
 async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any]:
     import httpx
     from sqlmodel import select
@@ -144,24 +168,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
         sv = app.state.services
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c",
                                      auth=("admin", "bench-password"), timeout=300) as client:
-            assert (await client.post("/api/zones", json={"id": "zone1", "name": "Bench"})).status_code == 201
-            from controller.fleet.models import Node, NodeZone
-            with sv.db.session() as s:
-                for spec in specs:
-                    s.add(Node(id=spec.node_id))
-                s.flush()
-                for spec in specs:
-                    s.add(NodeZone(node_id=spec.node_id, zone_id="zone1"))
-                s.commit()
-                sv.presence.load(s)
-            await sv.presence.publish_configs()
-            t_wait = time.monotonic()
-            while sum(sv.presence.is_online(sp.node_id) for sp in specs) < nodes:
-                if time.monotonic() - t_wait > 300:
-                    raise RuntimeError("simulated units did not come online")
-                await asyncio.sleep(0.5)
-            logger.info("%d units online after %.1f s", nodes, time.monotonic() - t_wait)
-            await asyncio.sleep(2.0)  # let every unit subscribe to its group
+            await units_online(sv, client, [spec.node_id for spec in specs])
             r = await client.post("/api/bulletins", json={"text": bulletin_text(60)})
             assert r.status_code == 201, r.text
             b = r.json()

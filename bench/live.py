@@ -74,6 +74,40 @@ def find_marks(output: list[tuple[float, int, bytes]]) -> list[float]:
     return marks
 
 
+async def speak(ws: Any, seconds: float) -> list[float]:
+    """Send ``seconds`` of microphone chunks in real time; return when each marked chunk was sent."""
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    total = int(seconds * 1000 / CHUNK_MS)
+    for i in range(total):
+        body = chunk(i)
+        if i % MARK_EVERY == MARK_EVERY - 1:
+            sent.append(time.monotonic())
+        await ws.send(body)
+        await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - loop.time()))
+    return sent
+
+
+def heard(sims: list[Any], sent: list[float]) -> tuple[list[float], int, int, int, int, int, int]:
+    """Send → playout latency of each mark each unit played, marks missed, and the units' frame counts
+    (lost, late, underruns, frames in, skipped)."""
+    latencies: list[float] = []
+    missed = lost = late = underruns = frames_in = skipped = 0
+    for s in sims:
+        played = find_marks(s.live.output)
+        for t_send in sent:
+            hit = next((t for t in played if 0 <= t - t_send < 2.0), None)
+            if hit is None:
+                missed += 1
+            else:
+                latencies.append((hit - t_send) * 1000)
+        st = s.live.stats
+        lost, late, underruns = lost + st.lost, late + st.late, underruns + st.underruns
+        frames_in, skipped = frames_in + st.frames_in, skipped + st.skipped
+    return latencies, missed, lost, late, underruns, frames_in, skipped
+
+
 async def live_run(port: int, nodes: int, seconds: float, delay_ms: int, jitter_ms: int,
                    data_dir: Path) -> dict[str, Any]:
     import httpx
@@ -107,16 +141,7 @@ async def live_run(port: int, nodes: int, seconds: float, delay_ms: int, jitter_
         while json.loads(await ws.recv()).get("state") != "live":
             pass
         await asyncio.sleep(0.3)  # the live_start reaches the units
-        sent: list[float] = []
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        total = int(seconds * 1000 / CHUNK_MS)
-        for i in range(total):
-            body = chunk(i)
-            if i % MARK_EVERY == MARK_EVERY - 1:
-                sent.append(time.monotonic())
-            await ws.send(body)
-            await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_MS / 1000 - loop.time()))
+        sent = await speak(ws, seconds)
         await asyncio.sleep(1.0)
         hub = app.state.services.live_hub
         session = next(iter(hub.sessions.values()))
@@ -124,19 +149,7 @@ async def live_run(port: int, nodes: int, seconds: float, delay_ms: int, jitter_
         await ws.send(json.dumps({"type": "stop"}))
         await asyncio.sleep(0.5)
         await ws.close()
-        latencies: list[float] = []
-        missed = lost = late = underruns = frames_in = skipped = 0
-        for s in sims:
-            played = find_marks(s.live.output)
-            for t_send in sent:
-                hit = next((t for t in played if 0 <= t - t_send < 2.0), None)
-                if hit is None:
-                    missed += 1
-                else:
-                    latencies.append((hit - t_send) * 1000)
-            st = s.live.stats
-            lost, late, underruns = lost + st.lost, late + st.late, underruns + st.underruns
-            frames_in, skipped = frames_in + st.frames_in, skipped + st.skipped
+        latencies, missed, lost, late, underruns, frames_in, skipped = heard(sims, sent)
         await asyncio.gather(*(s.stop() for s in sims))
     expected = frames_out * nodes
     never = max(0, expected - frames_in)
