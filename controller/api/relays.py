@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -22,7 +21,7 @@ from controller.accounts.scope import visible_zones
 from controller.api.deps import OperatorDep as UserDep
 from controller.api.deps import ServicesDep, SessionDep, get_services
 from controller.api.responses import RelayPublic
-from controller.api.schemas import LiveTarget, Priority, Strict
+from controller.api.schemas import RelayRequest
 from controller.api.scope import node_visible, scoped_target
 from controller.core.errors import ServiceError
 from controller.core.netguard import UNREACHABLE, Guard
@@ -38,19 +37,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/relays", tags=["relays"])
 
 MAX_AHEAD = timedelta(days=7)
-
-
-class RelayRequest(Strict):
-    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$",
-                     description="upstream stream: Icecast MP3/AAC or HLS (.m3u8), http:// or https://")
-    target: LiveTarget
-    priority: Priority = "normal"
-    mode: Literal["node_fetch", "republish"] = Field(
-        "node_fetch", description="node_fetch: units fetch the URL; republish: the controller fetches "
-                                  "it and sends the audio as live frames")
-    start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now. With "
-                                                        "start_at the relay ends at start_at + duration_s")
-    duration_s: float | None = Field(None, gt=0, le=24 * 3600, description="omitted: until stopped")
 
 
 def station_guard(sv: Services) -> Guard:

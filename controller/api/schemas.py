@@ -244,7 +244,7 @@ class ScheduleUpdate(Strict):
     enabled: Flag | None = None
 
 
-# --------------------------------------------------------------------------- live
+# ------------------------------------------------------------ live and relays
 
 
 class LiveTarget(Strict):
@@ -259,3 +259,16 @@ class LiveStart(Strict):
     target: LiveTarget
     priority: Priority = "normal"
     csrf: str | None = Field(None, max_length=200, description="the session's CSRF token (cookie logins)")
+
+
+class RelayRequest(Strict):
+    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$",
+                     description="upstream stream: Icecast MP3/AAC or HLS (.m3u8), http:// or https://")
+    target: LiveTarget
+    priority: Priority = "normal"
+    mode: Literal["node_fetch", "republish"] = Field(
+        "node_fetch", description="node_fetch: units fetch the URL; republish: the controller fetches "
+                                  "it and sends the audio as live frames")
+    start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now. With "
+                                                        "start_at the relay ends at start_at + duration_s")
+    duration_s: float | None = Field(None, gt=0, le=24 * 3600, description="omitted: until stopped")
