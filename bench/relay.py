@@ -6,7 +6,7 @@
 Processes, as in a ward: Mosquitto (or the embedded broker), the controller (this script with
 ``--role controller``: ``create_app`` served by uvicorn, lifespan on, SQLite in a temporary
 directory) and this process, which runs the N simulated units (firmware_sim, one zone) and a
-local radio station in a thread (controller/demo_station.py, the demo's, with a steady 440 Hz
+local radio station in a thread (controller/cli/demo_station.py, the demo's, with a steady 440 Hz
 tone: an endless real-time MP3 stream and a live HLS playlist of 1 s AAC segments). Controller CPU is the
 controller process's own CPU time plus its children's (the ffmpeg decoding a republished
 stream), read with psutil (/proc without it); the broker's CPU is read the same way.

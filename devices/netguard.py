@@ -1,5 +1,5 @@
 """Which addresses are public: the one classifier, for the controller's relay guard
-(controller/netguard.py) and for the units' own fetching (firmware_sim/relay.py; the rule firmware
+(controller/core/netguard.py) and for the units' own fetching (firmware_sim/relay.py; the rule firmware
 follows, docs/protocol.md ``play_stream``). No SSRF through relay URLs (issue 11 item 9).
 
 * :func:`classify` says why an IP address is not public (loopback, private, link-local, CGNAT,

@@ -2,7 +2,7 @@
 
 There is no default password: the first start creates ``admin`` with a random one-time
 password that is printed once (or the one given in settings, which must pass the password
-policy of :mod:`controller.passwords`).
+policy of :mod:`controller.accounts.passwords`).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ A bulletin airs when it is approved. An emergency may skip the approval queue on
 bulletin is undecided (draft or submitted): a rejected bulletin never airs, by anyone, in any
 priority. Who may ask for the bypass and in which ward is the API's business
 (controller/api/scope.py ``check_airing``); this rule is re-checked on the row itself when a
-broadcast is created (controller/service.py), when a schedule's slot fires (scheduler/firing.py)
-and when a broadcast set for later goes on air (controller/delivery.py), so a bulletin rejected
+broadcast is created (controller/airing/broadcasts.py), when a schedule's slot fires
+(controller/schedules/airer.py) and when a broadcast set for later goes on air
+(controller/airing/active.py ``refusal``, from controller/airing/delivery.py), so a bulletin rejected
 after it was scheduled does not air.
 
 The bypass is a person's decision, so it lasts only as long as that person may make it: when a

@@ -53,7 +53,7 @@ def _check_stream(sv: ServicesDep, body: CommandRequest, nodes: list[str]) -> No
 
 async def _check_stream_url(sv: ServicesDep, body: CommandRequest) -> None:
     """A unit told ``play_stream`` fetches the URL itself: it must pass the relay's address policy
-    (public, or an allow-listed station: controller/netguard.py), like ``/api/relays``."""
+    (public, or an allow-listed station: controller/core/netguard.py), like ``/api/relays``."""
     if body.name != "play_stream":
         return
     try:

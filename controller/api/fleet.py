@@ -80,7 +80,7 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
                offset: int = Query(0, ge=0)) -> JSONResponse:
     """Units in id order (filtered by zone / state; ``limit`` + ``offset`` page through them, the
     total is in ``X-Total-Count``). Built from the cached static rows and the live registry: no
-    per-request table scan, no per-unit model validation (see controller/nodedir.py)."""
+    per-request table scan, no per-unit model validation (see controller/fleet/directory.py)."""
     presence = sv.presence
     picked = []
     mine = visible_zones(s, user)

@@ -1,4 +1,4 @@
-"""Relay sessions (tiếp sóng) now or at a set time: ``/api/relays`` (controller/relays.py).
+"""Relay sessions (tiếp sóng) now or at a set time: ``/api/relays`` (controller/relays/hub.py).
 
 Relays are kept in the database: the list shows this controller's sessions as they are now and
 older or other controllers' relays from their rows. Recurring relays are schedules with a
@@ -40,7 +40,7 @@ MAX_AHEAD = timedelta(days=7)
 
 
 def station_guard(sv: Services) -> Guard:
-    """The relay's address policy (controller/netguard.py) from the settings."""
+    """The relay's address policy (controller/core/netguard.py) from the settings."""
     return Guard(sv.settings.relay.allowed_stations)
 
 

@@ -108,7 +108,7 @@ def check_airing(s: Session, user: User, bulletin_id: int, priority: str | None)
     Operators and admins air approved bulletins of their ward. An emergency by an authorised
     user (admin, approver, operator) skips the approval queue while the bulletin is undecided
     (draft / submitted), and the caller audits it with :func:`audit_bypass` once the broadcast
-    or schedule exists. A rejected bulletin never airs (controller/airing.py)."""
+    or schedule exists. A rejected bulletin never airs (controller/airing/rules.py)."""
     b = bulletin_for(s, user, bulletin_id)
     emergency = effective_priority(b, priority) == "emergency"
     if user.role not in CAN_AIR and not (emergency and user.role in CAN_EMERGENCY):

@@ -1,5 +1,5 @@
 """Speech: preview a text before it airs, check its spoken form, and edit the pronunciation
-dictionary of one's org unit (names of hamlets, people, local terms; controller/dictionary.py).
+dictionary of one's org unit (names of hamlets, people, local terms; controller/bulletins/dictionary.py).
 
 Audio by hash (``/audio/{sha256}``) is served only to those who may hear it: the makers of a
 preview (and users who can see their org unit), and users who can see a bulletin or broadcast

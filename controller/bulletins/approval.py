@@ -18,4 +18,4 @@ def initial_approval(b: Bulletin, user: User) -> None:
         b.approval, b.approved_sha256, b.approved_spoken_text = "draft", None, None
     else:
         b.approval, b.decided_by, b.decided_at = "approved", user.username, now_ms()
-        b.approved_sha256 = b.audio_sha256  # bound to the audio it has (controller/binding.py)
+        b.approved_sha256 = b.audio_sha256  # bound to the audio it has (controller/bulletins/binding.py)

@@ -4,7 +4,7 @@ At approval the bulletin records the sha256 of its audio and the spoken text the
 shown. Anything that changes its audio afterwards (a dictionary entry that changes its spoken
 text, a new rendering) sends an approved bulletin back to the approval queue with a reason, in
 the audit log. A broadcast whose audio is not the approved audio is refused when it is created
-(controller/service.py) and again when it goes on air (controller/delivery.py).
+(controller/airing/broadcasts.py) and again when it goes on air (controller/airing/active.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def bind(s: Session, b: Bulletin) -> None:
 
 def audio_refusal(b: Bulletin, audio_sha256: str | None) -> str | None:
     """Why ``audio_sha256`` may not air as approved bulletin ``b`` (None: it may, or ``b`` is
-    not approved, which controller/airing.py judges)."""
+    not approved, which controller/airing/rules.py judges)."""
     if b.approval != "approved":
         return None
     if b.approved_sha256 is None:

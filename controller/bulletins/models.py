@@ -46,7 +46,7 @@ class Bulletin(SQLModel, table=True):
     decided_at: int | None = Field(default=None, sa_column=Column(BigInteger))
     decision_note: str = Field(default="", max_length=500)
     # what the approver approved (0009): the audio's sha256 and the spoken text shown to them;
-    # only this audio airs (controller/binding.py). ``pending_reason``: why it needs approval again
+    # only this audio airs (controller/bulletins/binding.py). ``pending_reason``: why it needs approval again
     approved_sha256: str | None = Field(default=None, max_length=64)
     approved_spoken_text: str | None = None
     pending_reason: str = Field(default="", max_length=500)
@@ -59,7 +59,8 @@ class PronunciationEntry(SQLModel, table=True):
     """A pronunciation dictionary entry of an org unit: a written term and how it is read aloud.
 
     Applied (whole word, case-insensitive) before normalisation to the bulletins of that org unit
-    and of every unit below it; a lower unit's entry for the same term wins (controller/dictionary.py).
+    and of every unit below it; a lower unit's entry for the same term wins
+    (controller/bulletins/dictionary.py).
     ``org_unit_id`` None: the top of the tree (every ward). ``term_key`` is the case-folded
     term, unique per org unit (0009).
     """

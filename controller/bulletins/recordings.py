@@ -25,7 +25,7 @@ def store_recording(s: Session, rec: PreparedRecording, *, title: str, text: str
                     audio_dir: Path, created_by: str,
                     prepare: Callable[[Bulletin], None] | None = None) -> Bulletin:
     """Write the audio content-addressed under ``audio_dir`` and add the bulletin (commits);
-    ``prepare`` sets its approval state before it is first written (controller/accounts.py
+    ``prepare`` sets its approval state before it is first written (controller/bulletins/approval.py
     ``initial_approval``: an editor's recording is never stored as approved, not even briefly)."""
     store_audio(s, audio_dir, data=rec.data, sha256=rec.sha256, codec=rec.codec,
                 duration_ms=rec.duration_ms, sample_rate=rec.sample_rate, bitrate_kbps=rec.bitrate_kbps,

@@ -3,7 +3,7 @@
 An entry reaches the bulletins of its org unit and of the units below it. Those whose spoken
 text changes are rendered again with the new dictionary, so that what airs follows the ward's
 pronunciation; an approved one whose audio changes goes back to the approval queue
-(controller/binding.py), with the reason and the new spoken text, audited.
+(controller/bulletins/binding.py), with the reason and the new spoken text, audited.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tts.vi.numbers import Dialect
 
 logger = logging.getLogger(__name__)
 
-RECORDING_VOICE = "recording"  # recorded bulletins (controller/recordings.py) have no spoken text
+RECORDING_VOICE = "recording"  # recorded bulletins (controller/bulletins/recordings.py) have no spoken text
 MAX_RECHECK = 500  # newest bulletins re-read after a change (older ones keep their approved audio)
 
 #: render options for reading a bulletin again: (bulletin, how it was read) -> tts.render kwargs

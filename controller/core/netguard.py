@@ -6,7 +6,7 @@ the station (``relay.allowed_stations``) — no SSRF through relay URLs (issue 1
   re-exported here), shared with the units' own rule for what they fetch.
 * :class:`Guard` decides for a (host, port): an allow-listed origin passes as it is; any other
   host is resolved once and every address it resolves to must be public. The caller connects
-  to the addresses it returns (controller/netguard_http.py), so DNS cannot change between the
+  to the addresses it returns (controller/core/netguard_http.py), so DNS cannot change between the
   check and the connection.
 
 The precise reason is for the controller's log; users see only :data:`UNREACHABLE`, the same

@@ -1,4 +1,4 @@
-"""An httpx client whose every connection passes the relay's address policy (controller/netguard.py).
+"""An httpx client whose every connection passes the relay's address policy (controller/core/netguard.py).
 
 The check sits where the socket is opened (an httpcore network backend), so it covers the first
 request, every redirect hop and every HLS variant, segment and playlist reload alike, whatever

@@ -1,6 +1,6 @@
 """Availability: the share of time units were online over a period, per zone.
 
-Computed from the presence events (online / offline / shutdown) that controller/presence.py
+Computed from the presence events (online / offline / shutdown) that controller/fleet/presence.py
 records for every change; a unit's state at the start of the period is its last event
 before it (no event at all: not online).
 """

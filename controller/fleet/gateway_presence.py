@@ -13,7 +13,7 @@ states of its children, which presence then takes as usual.
 
 A list in a unit's state proves nothing: any unit could name any ward's units. A gateway
 vouches only for the children it was **provisioned** with (``Settings.gateways``,
-:mod:`controller.gateway_settings`); a unit that is not a provisioned gateway, and the
+:mod:`controller.fleet.gateway_settings`); a unit that is not a provisioned gateway, and the
 children a gateway names beyond its own, are ignored and counted in ``refused``.
 
 Wiring: ``devices.protocol.NodeState`` carries ``children``; the app creates

@@ -46,7 +46,7 @@ class NodeLive:
     sessions: deque[str] = field(default_factory=lambda: deque(maxlen=8))  # recent earlier sessions
     alarm: str = ""
     alarm_at: float = 0.0
-    volume: int = 70  # desired volume (controller/commands.py), sent in the retained config
+    volume: int = 70  # desired volume (controller/fleet/commands.py), sent in the retained config
 
 
 @dataclass(frozen=True)

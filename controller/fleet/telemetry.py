@@ -1,4 +1,4 @@
-"""Bounded telemetry history (the latest value lives in :mod:`controller.presence`).
+"""Bounded telemetry history (the latest value lives in :mod:`controller.fleet.presence`).
 
 Units send telemetry on change and every 60 s. Storing all of it would grow without bound
 (5,000 units → 7 million rows a day), so a sample is kept per node when its state changed

@@ -1,7 +1,7 @@
 """Live broadcasts (phát trực tiếp): microphone audio from a phone to the units, as it is spoken.
 
 A :class:`LiveSession` is held in the per-zone arbiter like a broadcast of unknown length
-(:meth:`controller.aircontrol.AirControl.hold`): an emergency session pre-empts what plays, a
+(:meth:`controller.airing.aircontrol.AirControl.hold`): an emergency session pre-empts what plays, a
 normal one waits for the zones (and is refused while an emergency is on air — see
 :mod:`controller.api.live`). Once the arbiter starts it, the controller sends ``live_start``
 to the target scopes, re-frames the PCM the phone sends into ``LIVE_FRAME_MS`` frames with a
@@ -11,7 +11,7 @@ that stays silent all end the session the same way: a last frame, ``live_stop`` 
 and the zones released. The units also stop on their own when frames stop coming.
 
 A phone session (:meth:`LiveHub.open`) is reported to the hub's :class:`LiveObserver` (the broadcast
-log and audio archive, :mod:`controller.live_log`); a session opened with :meth:`LiveHub.open_direct`
+log and audio archive, :mod:`controller.live.log`); a session opened with :meth:`LiveHub.open_direct`
 (a republished relay, logged as a relay) is not.
 """
 

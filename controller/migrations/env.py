@@ -1,4 +1,4 @@
-"""Alembic environment: uses the connection handed over by controller.db.upgrade, or the URL."""
+"""Alembic environment: uses the connection handed over by controller.core.db.upgrade, or the URL."""
 
 from __future__ import annotations
 

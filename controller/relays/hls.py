@@ -1,4 +1,4 @@
-"""HLS in the controller's ``republish`` relay (controller/relay_pull.py).
+"""HLS in the controller's ``republish`` relay (controller/relays/pull.py).
 
 :func:`feed` follows a playlist (parsed by devices/hls.py): a master playlist's lowest-bandwidth
 variant, then the media playlist's new segments in sequence order — the init segment

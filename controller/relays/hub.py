@@ -6,13 +6,13 @@ arriving ends a normal relay (``preempted``). When the arbiter starts it, the un
 ``play_stream`` (mode ``node_fetch``: each unit fetches the URL itself); at its end (DELETE,
 ``duration_s`` elapsed, pre-empted) they are told ``stop`` and the zones are released.
 
-Every relay is a row of the ``relay`` table (controller/relay_store.py), written before the API
+Every relay is a row of the ``relay`` table (controller/relays/store.py), written before the API
 answers and kept up to date. The start (``start_at``) and the end are timers in this process,
 re-armed from the rows when the controller starts (:meth:`RelayHub.restore`): a relay that was
 waiting or on air is put back on air, one whose window passed while the controller was down is
 ended with the reason. A relay with ``start_at`` ends at ``start_at + duration_s`` (the window
 of the programme relayed, even if it had to wait for the zones); one started at once ends
-``duration_s`` after it went on air. Relays fired by a schedule (scheduler/firing.py) arrive
+``duration_s`` after it went on air. Relays fired by a schedule (controller/schedules/airer.py) arrive
 through :meth:`RelayHub.adopt`. A controller shutting down stops the units but leaves the rows
 as they are, so the relay carries on when it is back.
 """

@@ -1,7 +1,7 @@
 """Relay mode ``republish``: the controller fetches the upstream stream for units that cannot.
 
 The upstream is read with httpx, piped into ffmpeg (``-re``: paced at real time) which decodes
-it to PCM s16le 16 kHz mono, and the PCM is fed to a live session (controller/live.py) — the
+it to PCM s16le 16 kHz mono, and the PCM is fed to a live session (controller/live/hub.py) — the
 same frames, topics and unit behaviour as a live broadcast from a phone. The relay session, not
 the live session, holds the zones in the arbiter.
 
@@ -9,7 +9,7 @@ Two kinds of upstream:
 
 * an HTTP MP3/AAC stream (Icecast): its bytes go to ffmpeg as they come;
 * an HLS playlist (the URL path ends with ``.m3u8``, the Content-Type is an HLS one, or the body
-  starts with ``#EXTM3U``; controller/relay_hls.py): a master playlist's lowest-bandwidth variant
+  starts with ``#EXTM3U``; controller/relays/hls.py): a master playlist's lowest-bandwidth variant
   is followed, a live playlist is joined near its live edge (3 target durations from the end)
   and reloaded every half target duration, its new segments (MPEG-TS or ADTS AAC; the
   ``EXT-X-MAP`` init segment once) are fed to ffmpeg in sequence order. A playlist with
@@ -23,8 +23,8 @@ the fetch is retried with backoff (0.5 s doubling to 30 s); the units stop by th
 frames stop and rejoin at the next ``live_start`` announcement once audio flows again. An HLS
 stream resumes near its live edge without replaying segments already sent.
 
-Every connection goes through the relay's address policy (controller/netguard.py,
-controller/netguard_http.py): a station whose address is not public and not allow-listed
+Every connection goes through the relay's address policy (controller/core/netguard.py,
+controller/core/netguard_http.py): a station whose address is not public and not allow-listed
 (``relay.allowed_stations``) is never connected to — not as the URL, a redirect hop, an HLS
 variant or segment. Such a relay ends (``refused: the station could not be reached``); any
 failure to reach the station reads the same to the user (the precise reason is logged). A

@@ -20,7 +20,7 @@ class RelaySettings(BaseModel):
         default_factory=list, max_length=100,
         description="stations (origins scheme://host[:port]) that may be relayed although their address "
                     "is loopback, private or otherwise not public; any other relay URL must resolve to "
-                    "public addresses only (controller/netguard.py)")
+                    "public addresses only (controller/core/netguard.py)")
 
     @field_validator("allowed_stations")
     @classmethod

@@ -3,7 +3,7 @@ they wait, play, are interrupted and end, and read back when a controller starts
 
 A relay belongs to one controller, named by its MQTT client id (``owner``): the one that made
 it through the API, or the one that fired its schedule slot. Only the owner runs it; after a
-restart the owner picks up its relays that have not ended (controller/relays.py ``restore``).
+restart the owner picks up its relays that have not ended (controller/relays/hub.py ``restore``).
 The owner marks its running relays every few seconds (``owner_seen_at``, :func:`beat`); a relay
 not marked for ``owner_ttl_s`` is claimed by another controller with a compare-and-set on
 (owner, owner_seen_at) (:func:`claim`), so exactly one takes it over.

@@ -27,7 +27,7 @@ STREAM = "https://stream.vov.vn/vov1.mp3"
 @pytest_asyncio.fixture
 async def ctl(mosquitto: BrokerProcess, tmp_path: Path) -> AsyncIterator[Ctl]:
     settings = make_settings(tmp_path, mosquitto.port, heartbeat_timeout_s=4)
-    settings = allowing(settings, STREAM)  # play_stream is checked (controller/netguard.py): no DNS here
+    settings = allowing(settings, STREAM)  # play_stream is checked (controller/core/netguard.py): no DNS here
     async with running_controller(settings) as (app, client):
         yield app, client
 

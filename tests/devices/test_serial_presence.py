@@ -1,4 +1,5 @@
-"""controller/gateway_presence.py: a dead gateway's children become "unknown" (docs/protocol.md §7.5)."""
+"""controller/fleet/gateway_presence.py: a dead gateway's children become "unknown"
+(docs/protocol.md §7.5)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ RUNNING = {"scheduled", "sending", "active"}
 
 def allowing(settings: Settings, *stations: str) -> Settings:
     """``settings`` whose relays may fetch these local test stations (URLs: their origins are
-    allow-listed; 127.0.0.1 is not public, so a station there must be: controller/netguard.py)."""
+    allow-listed; 127.0.0.1 is not public, so a station there must be: controller/core/netguard.py)."""
     origins = [f"{u.scheme}://{u.netloc}" for u in map(urlsplit, stations)]
     relay = RelaySettings(**{**settings.relay.model_dump(), "allowed_stations": origins})
     return settings.model_copy(update={"relay": relay})

@@ -229,4 +229,4 @@ def test_only_the_approved_audio_may_air() -> None:
     assert "not the audio approved" in (audio_refusal(b, "b" * 64) or "")
     assert audio_refusal(b, None) is not None
     b.approval = "submitted"
-    assert audio_refusal(b, "b" * 64) is None  # not approved: controller/airing.py decides
+    assert audio_refusal(b, "b" * 64) is None  # not approved: controller/airing/rules.py decides

@@ -1,4 +1,4 @@
-"""The relay's address policy (controller/netguard.py) without a broker or a server: which
+"""The relay's address policy (controller/core/netguard.py) without a broker or a server: which
 addresses are public, how hosts written as numbers are read, the allow-list, and that the guarded
 client never opens a socket to a refused address (issue 11 item 9)."""
 
