@@ -12,12 +12,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi.security import HTTPBasicCredentials
 
-from controller.api.deps import ServicesDep, SessionDep, UserDep, current_user
+from controller.api.deps import ServicesDep, SessionDep, UserDep, basic_auth, current_user
 
 router = APIRouter(include_in_schema=False)
-_basic = HTTPBasic(realm="loaphuong", auto_error=False)
 
 OPENAPI = "/openapi.json"
 
@@ -39,7 +38,7 @@ def _login_or_page(request: Request, sv: ServicesDep, s: SessionDep,
     return page
 
 
-Cred = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+Cred = Annotated[HTTPBasicCredentials | None, Depends(basic_auth)]
 
 
 @router.get("/docs", response_class=HTMLResponse)

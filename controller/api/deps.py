@@ -19,7 +19,8 @@ from controller.accounts.roles import CAN_ADMIN, CAN_AIR, CAN_APPROVE, CAN_CONTR
 from controller.accounts.sessions import COOKIE, CSRF_HEADER, find_session
 from controller.services import Services
 
-_basic = HTTPBasic(realm="loaphuong", auto_error=False)
+# HTTP Basic credentials when sent (None otherwise: the session cookie is the other way in)
+basic_auth = HTTPBasic(realm="loaphuong", auto_error=False)
 
 
 def get_services(conn: HTTPConnection) -> Services:
@@ -111,7 +112,7 @@ def authenticate(request: HTTPConnection, sv: Services, s: Session,
 
 
 def current_user(request: Request, sv: ServicesDep, s: SessionDep,
-                 cred: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
+                 cred: Annotated[HTTPBasicCredentials | None, Depends(basic_auth)]) -> User:
     return authenticate(request, sv, s, cred)
 
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.api.deps import _basic, authenticate, get_services
+from controller.api.deps import authenticate, basic_auth, get_services
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class RequestLimits:
         """The authentication's answer when it fails (the same as the route would give)."""
         request = Request(scope)
         try:
-            cred = await _basic(request)
+            cred = await basic_auth(request)
             sv = get_services(request)
 
             def check() -> None:
