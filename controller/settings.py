@@ -1,4 +1,9 @@
-"""Moved from controller.settings."""
+"""The controller's settings: one pydantic-settings model (``LOAPHUONG_*``, nested with ``__``).
+
+Each capability declares its own section (controller/airing/settings.py, controller/fleet/settings.py,
+scheduler/settings.py, ...); :class:`Settings` gathers them with the few top-level fields, refusing
+unknown keys. Services are handed their own section, not the whole Settings.
+"""
 
 from __future__ import annotations
 
