@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlmodel import select
 
 from controller.core.db import Database
 from controller.core.writer import DbWriter
+from controller.fleet import telemetry as telemetry_module
 from controller.fleet.models import TelemetrySample
 from controller.fleet.presence import Presence
 from controller.fleet.telemetry import TelemetryHistory
@@ -50,7 +52,15 @@ async def test_latest_telemetry_and_history_in_the_api(mosquitto: BrokerProcess,
             await node.stop()
 
 
-async def test_history_is_thinned_by_change_and_time_and_pruned(tmp_path: Path) -> None:
+async def test_history_is_thinned_by_change_and_time_and_pruned(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]  # the history's monotonic clock, moved by hand: a busy machine cannot stretch a gap
+    monkeypatch.setattr(telemetry_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
+    async def later(seconds: float) -> None:
+        clock[0] += seconds
+        await asyncio.sleep(seconds)  # the samples' own (wall-clock) times stay apart too
+
     db = Database(f"sqlite:///{tmp_path / 'h.db'}")
     db.migrate()
     writer = DbWriter(db)
@@ -65,12 +75,12 @@ async def test_history_is_thinned_by_change_and_time_and_pruned(tmp_path: Path) 
     for _ in range(20):  # a burst of identical reports: one sample
         send(volume=70)
     send("stranger", volume=1)  # not provisioned: not stored
-    await asyncio.sleep(0.1)
+    await later(0.1)
     send(volume=40)  # a change, but within min_gap of the last stored sample: skipped
-    await asyncio.sleep(0.2)
+    await later(0.2)
     send(volume=70)  # unchanged and every_s not passed: skipped
     send(volume=40)  # a change after min_gap: stored
-    await asyncio.sleep(0.65)
+    await later(0.65)
     send(volume=40)  # unchanged, but every_s passed: stored
     await writer.flush()
     with db.session() as s:
