@@ -5,7 +5,8 @@
   function or under TYPE_CHECKING;
 * no function-local import of a controller module outside controller/cli/ (the CLI imports lazily
   so that `loaphuong normalize` starts fast; anywhere else a local import only hides a cycle);
-* no import cycle between the project's modules (function-local imports included).
+* no import cycle between the project's modules (function-local imports included);
+* no private name (``_x``) imported from another module: ask, don't reach.
 
 The checks cover the packages under the contract; bench/ scripts are imported by nothing, so they
 cannot close a cycle. Each failure lists every offender.
@@ -13,6 +14,7 @@ cannot close a cycle. Each failure lists every offender.
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -68,6 +70,19 @@ def test_no_function_local_import_of_controller_outside_the_cli() -> None:
     offenders = [f"{i.where} imports {i.module} inside a function" for i in _package_imports(PACKAGES)
                  if i.in_function and of_package(i.module, "controller")
                  and not i.where.startswith(LAZY_ALLOWED)]
+    assert not offenders, _listing(offenders)
+
+
+def test_no_private_name_imported_from_another_module() -> None:
+    offenders = []
+    for path in source_files():
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] not in PACKAGES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [f"{rel}:{node.lineno} from {node.module} import {a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
     assert not offenders, _listing(offenders)
 
 
