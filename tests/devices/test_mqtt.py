@@ -13,9 +13,14 @@ from tests.e2e.helpers import wait_for
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 
+#: client id → the SUBACK futures of its subscriptions, one per connection (see :func:`subscribed`)
+SUBACKS: dict[str, list[asyncio.Future[list[int]]]] = {}
+
+
 def client(cid: str, port: int, got: list[tuple[str, bytes]] | None = None,
            topics: tuple[str, ...] = ()) -> AsyncMqttClient:
     holder: list[AsyncMqttClient] = []
+    SUBACKS[cid] = []
 
     def on_message(topic: str, payload: bytes, retained: bool) -> None:
         if payload == b"boom":
@@ -23,10 +28,21 @@ def client(cid: str, port: int, got: list[tuple[str, bytes]] | None = None,
         if got is not None:
             got.append((topic, payload))
 
+    def subscribe() -> None:
+        fut = holder[0].subscribe(list(topics))
+        if fut is not None:
+            SUBACKS[cid].append(fut)
+
     c = AsyncMqttClient(cid, BrokerAddress(port=port), on_message=on_message, min_backoff=0.2, max_backoff=1,
-                        on_connect=lambda: holder[0].subscribe(list(topics)))
+                        on_connect=subscribe)
     holder.append(c)
     return c
+
+
+async def subscribed(c: AsyncMqttClient, connections: int = 1) -> None:
+    """Wait for the broker's SUBACK of ``c``'s subscription on its ``connections``-th connection."""
+    await wait_for(lambda: len(SUBACKS[c.client_id]) >= connections, 15, f"{c.client_id} subscribing")
+    await asyncio.wait_for(SUBACKS[c.client_id][connections - 1], 15)
 
 
 async def test_reconnects_after_broker_restart_and_resubscribes() -> None:
@@ -38,7 +54,7 @@ async def test_reconnects_after_broker_restart_and_resubscribes() -> None:
         pub.start()
         try:
             await asyncio.gather(sub.connected.wait(), pub.connected.wait())
-            await asyncio.sleep(0.2)
+            await subscribed(sub)
             await pub.publish("t/1", b"before")
             await wait_for(lambda: got == [("t/1", b"before")], 5, "first message")
             broker.stop()
@@ -47,7 +63,7 @@ async def test_reconnects_after_broker_restart_and_resubscribes() -> None:
                 await pub.publish("t/1", b"while down")
             broker.start()
             await asyncio.wait_for(asyncio.gather(sub.connected.wait(), pub.connected.wait()), 15)
-            await asyncio.sleep(0.3)
+            await subscribed(sub, connections=2)
             await pub.publish("t/2", b"after")
             await wait_for(lambda: got[-1:] == [("t/2", b"after")], 5, "message after restart")
             assert sub.stats.connects == 2 and b"while down" not in [p for _, p in got]
@@ -63,7 +79,7 @@ async def test_failing_handler_is_counted_and_link_survives(mosquitto: BrokerPro
     pub.start()
     try:
         await asyncio.gather(sub.connected.wait(), pub.connected.wait())
-        await asyncio.sleep(0.2)
+        await subscribed(sub)
         await pub.publish("x", b"boom")
         await pub.publish("x", b"fine")
         await wait_for(lambda: got == [("x", b"fine")], 5, "message after a failing handler")
@@ -76,8 +92,8 @@ async def test_failing_handler_is_counted_and_link_survives(mosquitto: BrokerPro
 async def test_unreachable_broker_is_retried_with_backoff() -> None:
     c = client("lonely", free_port())
     c.start()
-    await asyncio.sleep(1.5)
-    assert not c.is_connected and c.stats.connect_failures >= 2
+    await wait_for(lambda: c.stats.connect_failures >= 2, 15, "two refused connection attempts")
+    assert not c.is_connected
     assert "refused" in c.last_error.lower()
     await c.stop()
 
@@ -96,7 +112,7 @@ async def test_more_clients_than_select_allows_in_one_loop(mosquitto: BrokerProc
     pub.start()
     try:
         await pub.connected.wait()
-        await asyncio.sleep(0.5)
+        await asyncio.gather(*(subscribed(c) for c in subs))
         max_fd = max(c._sock.fileno() for c in subs if c._sock is not None)
         assert max_fd > 1024
         await pub.publish("all", b"x" * 1000)
