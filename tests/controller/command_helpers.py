@@ -28,8 +28,8 @@ async def telemetry_of(client: httpx.AsyncClient, node_id: str) -> dict[str, Any
     return dict(body["telemetry"])
 
 
-async def retained(port: int, topic: str) -> list[bytes]:
-    """Retained payloads a fresh subscriber gets on ``topic``."""
+async def retained(port: int, topic: str, expect: int = 0) -> list[bytes]:
+    """Retained payloads a fresh subscriber gets on ``topic`` (waiting for ``expect`` of them)."""
     got: list[bytes] = []
     c = AsyncMqttClient("probe", BrokerAddress(port=port), on_message=lambda t, pl, r: r and got.append(pl))
     c.start()
@@ -37,7 +37,10 @@ async def retained(port: int, topic: str) -> list[bytes]:
     fut = c.subscribe([topic])
     assert fut is not None
     await fut
-    await asyncio.sleep(0.3)
+    if expect:
+        await wait_for(lambda: len(got) >= expect, 10, f"{expect} retained message(s) on {topic}")
+    else:
+        await asyncio.sleep(0.3)  # none should come: give one a moment to show up if it would
     await c.stop()
     return got
 

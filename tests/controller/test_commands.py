@@ -72,7 +72,7 @@ async def test_new_volume_survives_a_reboot_through_the_retained_config(
 
 
 async def retained_volume(port: int, node_id: str) -> bool:
-    [cfg] = await retained(port, f"lp/node/{node_id}/config")
+    [cfg] = await retained(port, f"lp/node/{node_id}/config", expect=1)
     return p.decode(p.NodeConfig, cfg).volume == 35
 
 
