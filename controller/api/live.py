@@ -42,8 +42,9 @@ from controller.api.scope import forbidden, scoped_target
 from controller.core.errors import ServiceError
 from controller.fleet.models import NodeZone
 from controller.fleet.targets import resolve_targets
-from controller.live.hub import LiveHub, LiveSession
+from controller.live.hub import LiveHub
 from controller.live.models import LiveLog
+from controller.live.session import LiveSession
 from controller.services import Services
 from devices import protocol as p
 from scheduler import TIMEZONE

@@ -17,77 +17,24 @@ log and audio archive, :mod:`controller.live.log`); a session opened with :meth:
 
 from __future__ import annotations
 
-import array
 import asyncio
 import logging
-import math
 import secrets
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from controller.airing.aircontrol import AirControl, LiveHold
 from controller.fleet.presence import Presence
+from controller.live.session import LiveObserver, LiveSession
 from devices import protocol as p
 from devices.link import ReplyHandler, UnitBus
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
 
-FRAME_BYTES = p.LIVE_SAMPLE_RATE * p.LIVE_FRAME_MS // 1000 * 2
-SILENT_RMS = 30  # below about -60 dBFS: a muted or dead microphone
 NO_AUDIO_S = 3.0  # the phone is connected but sends nothing
 SILENCE_S = 60.0  # the microphone sends only silence
-MAX_BACKLOG = FRAME_BYTES * 50  # 2 s: a phone sending faster than real time is cut
-REANNOUNCE_S = 2.0  # live_start again: a unit that (re)connects mid-session joins it
-GAP_S = 1.5  # audio resuming after this long (an upstream back, first output): announce at once
-
-
-@dataclass
-class LiveStats:
-    bytes_in: int = 0
-    frames_out: int = 0
-    publish_errors: int = 0
-    dropped_waiting: int = 0
-
-
-class LiveObserver(Protocol):
-    """Told what a phone session does (never allowed to disturb the audio path: errors are logged)."""
-
-    def on_open(self, s: LiveSession) -> None: ...
-    def on_live(self, s: LiveSession) -> None: ...
-    def on_frame(self, s: LiveSession, pcm: bytes) -> None: ...
-    def on_end(self, s: LiveSession) -> None: ...
-
-
-@dataclass
-class LiveSession:
-    id: str
-    user: str
-    priority: p.Priority
-    nodes: list[str]
-    scopes: list[p.AudioScope]
-    notify: Callable[[dict[str, Any]], None]
-    state: str = "waiting"  # waiting | live | ended
-    reason: str = ""
-    seq: int = 0
-    level_dbfs: float = -120.0
-    stats: LiveStats = field(default_factory=LiveStats)
-    _pending: bytearray = field(default_factory=bytearray)
-    _last_audio: float = 0.0
-    _last_sound: float = 0.0
-    _announced: float = 0.0
-    _announces: int = 0
-    _last_frame: float = 0.0  # loop time of the last frame published
-    refused: dict[str, str] = field(default_factory=dict)  # unit → why it did not go live
-    target: dict[str, Any] = field(default_factory=dict)  # as requested (zones, nodes, all)
-    observer: LiveObserver | None = None
-
-    def public(self) -> dict[str, Any]:
-        return {"session": self.id, "state": self.state, "reason": self.reason, "user": self.user,
-                "priority": self.priority.value, "nodes": self.nodes, "frames": self.stats.frames_out}
 
 
 class LiveHub:
@@ -111,7 +58,7 @@ class LiveHub:
         s = LiveSession(sid, user, priority, nodes, scopes, notify, target=dict(target or {}),
                         observer=self.observer)
         self.sessions[sid] = s
-        _observe(s, "on_open")
+        s.observe("on_open")
         if self._watch is None or self._watch.done():
             self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="live-watchdog")
         notify({"type": "state", **s.public()})
@@ -142,26 +89,11 @@ class LiveHub:
     def feed(self, s: LiveSession, pcm: bytes) -> None:
         """PCM s16le 16 kHz mono from the phone, any length: framed and published while live."""
         now = asyncio.get_running_loop().time()
-        s.stats.bytes_in += len(pcm)
-        s._last_audio = now
-        if len(pcm) >= 2:
-            even = pcm[: len(pcm) & ~1]
-            rms = pcm_rms(even)
-            s.level_dbfs = -120.0 if rms < 1 else 20 * math.log10(rms / 32768)
-            if rms >= SILENT_RMS:
-                s._last_sound = now
-        if s.state != "live":
-            s.stats.dropped_waiting += len(pcm)
+        if not s.hear(pcm, now):
             return
-        s._pending += pcm
-        if len(s._pending) > MAX_BACKLOG:
-            del s._pending[: len(s._pending) - MAX_BACKLOG]
-        if len(s._pending) >= FRAME_BYTES and now - s._last_frame > GAP_S and now - s._announced > 0.1:
+        if s.resuming(now):
             self._announce(s)  # units gave up on a silent session: tell them before the audio
-        while len(s._pending) >= FRAME_BYTES:
-            s._last_frame = now
-            frame = bytes(s._pending[:FRAME_BYTES])
-            del s._pending[:FRAME_BYTES]
+        for frame in s.frames(now):
             self._publish_frame(s, frame)
 
     def end(self, s: LiveSession, reason: str) -> None:
@@ -172,12 +104,10 @@ class LiveHub:
         s.state, s.reason = "ended", reason
         self.sessions.pop(s.id, None)
         if was_live:
-            tail = bytes(s._pending[: len(s._pending) & ~1])
-            s._pending.clear()
-            self._publish_frame(s, tail, last=True)
+            self._publish_frame(s, s.tail(), last=True)
             self._command(s, "live_stop", {"session": s.id, "reason": reason[:64]})
         self.air.release(s.id)
-        _observe(s, "on_end")
+        s.observe("on_end")
         logger.info("live %s by %s ended (%s): %d frames to %d unit(s)", s.id, s.user, reason,
                     s.stats.frames_out, len(s.nodes))
         s.notify({"type": "state", **s.public()})
@@ -187,11 +117,9 @@ class LiveHub:
     def _started(self, s: LiveSession) -> None:
         if s.state != "waiting":
             return
-        s.state = "live"
-        loop = asyncio.get_running_loop()
-        s._last_audio = s._last_sound = loop.time()
+        s.go_live(asyncio.get_running_loop().time())
         self._announce(s)
-        _observe(s, "on_live")
+        s.observe("on_live")
         logger.info("live %s by %s on air in %d scope(s)", s.id, s.user, len(s.scopes))
         s.notify({"type": "state", **s.public()})
 
@@ -209,13 +137,12 @@ class LiveHub:
                 logger.debug("live frame not sent to %s: %s", scope.id, exc)
         s.stats.frames_out += 1
         if s.observer is not None:
-            _observe(s, "on_frame", pcm)
+            s.observe("on_frame", pcm)
 
     def _announce(self, s: LiveSession) -> None:
-        s._announced = asyncio.get_running_loop().time()
-        s._announces += 1
+        s.announced(asyncio.get_running_loop().time())
         args = p.LiveStartArgs(session=s.id, priority=s.priority)
-        self._command(s, "live_start", args.model_dump(mode="json"), on_reply=_refusals_of(s))
+        self._command(s, "live_start", args.model_dump(mode="json"), on_reply=s.refusal)
 
     def _command(self, s: LiveSession, name: str, args: dict[str, Any],
                  on_reply: ReplyHandler | None = None) -> None:
@@ -230,48 +157,13 @@ class LiveHub:
                 try:
                     if s.state != "live":
                         continue
-                    if now - s._last_audio > self.no_audio_s:
-                        self.end(s, "no_audio")
-                    elif now - s._last_sound > self.silence_s:
-                        self.end(s, "silent")
+                    why = s.quiet_reason(now, self.no_audio_s, self.silence_s)
+                    if why is not None:
+                        self.end(s, why)
                     else:
-                        if now - s._announced >= REANNOUNCE_S and now - s._last_frame <= GAP_S:
+                        if s.reannounce_due(now):
                             self._announce(s)  # while audio flows (feed() announces when it resumes)
                         s.notify({"type": "units", "session": s.id, "live": self.units(s),
                                   "refused": dict(s.refused), "level_dbfs": round(s.level_dbfs, 1)})
                 except Exception:
                     logger.exception("live watchdog failed for %s", s.id)
-
-
-def _refusals_of(s: LiveSession) -> ReplyHandler:
-    """A unit's answer to ``live_start``: a refusal (e.g. ``power_off``) is shown per unit."""
-
-    def reply(node_id: str, resp: p.CommandResponse) -> None:
-        if node_id not in s.nodes:
-            return
-        if resp.status == "error":
-            s.refused[node_id] = resp.error[:100]
-        else:
-            s.refused.pop(node_id, None)
-
-    return reply
-
-
-def _observe(s: LiveSession, what: str, *args: Any) -> None:
-    if s.observer is None:
-        return
-    try:
-        getattr(s.observer, what)(s, *args)
-    except Exception:  # the record must never stop the voice
-        logger.exception("live %s: %s failed", s.id, what)
-
-
-def pcm_rms(pcm: bytes) -> float:
-    """RMS of s16le samples."""
-    samples = array.array("h")
-    samples.frombytes(pcm[: len(pcm) & ~1])
-    if sys.byteorder == "big":
-        samples.byteswap()
-    if not samples:
-        return 0.0
-    return math.sqrt(sum(x * x for x in samples) / len(samples))

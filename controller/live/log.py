@@ -28,8 +28,8 @@ from sqlmodel import Session, col, select
 from controller.core.background import Periodic
 from controller.core.db import Database
 from controller.core.writer import DbWriter
-from controller.live.hub import LiveSession
 from controller.live.models import LiveLog
+from controller.live.session import LiveSession
 from controller.live.settings import LiveSettings
 from devices import protocol as p
 from devices.link import UnitBus

@@ -46,7 +46,8 @@ from controller.airing.aircontrol import AirControl
 from controller.core import netguard_http
 from controller.core.netguard import UNREACHABLE, Blocked, Guard
 from controller.fleet.presence import Presence
-from controller.live.hub import LiveHub, LiveSession
+from controller.live.hub import LiveHub
+from controller.live.session import LiveSession
 from controller.relays import hls as relay_hls
 from controller.relays.hls import UpstreamError
 from controller.relays.hub import RelayHub

@@ -10,7 +10,8 @@ import pytest
 
 from controller.airing.aircontrol import AirControl
 from controller.fleet.presence import Presence
-from controller.live.hub import FRAME_BYTES, LiveHub
+from controller.live.hub import LiveHub
+from controller.live.session import FRAME_BYTES
 from devices import protocol as p
 from tests.fakes import FakeUnitBus, until
 

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 
 def loud_frames(node: SimNode, session: str) -> int:
-    from controller.live.hub import pcm_rms
+    from controller.live.session import pcm_rms
 
     return sum(1 for _, _, pcm in node.live.output if pcm_rms(pcm) > 1000) if session else 0
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from controller.core.db import Database
-from controller.live.hub import pcm_rms
 from controller.live.models import LiveLog
+from controller.live.session import pcm_rms
 from controller.live.settings import LiveSettings
 from devices.broker import BrokerProcess
 from tests.conftest import ADMIN, make_settings
@@ -183,8 +183,8 @@ async def test_archive_cap_disk_full_and_failed_encoding_leave_the_voice_alone(t
     archive stops and says so; a full disk (/dev/full) and an encoding that fails are recorded as
     "archive failed: …" while every frame still goes through."""
     from controller.core.writer import DbWriter
-    from controller.live.hub import LiveSession
     from controller.live.log import LiveRecorder
+    from controller.live.session import LiveSession
     from devices import protocol as p
     from devices.link import ControllerLink
     from devices.mqtt import BrokerAddress

@@ -137,7 +137,7 @@ def client_app_holds(rid: str, app: Any) -> bool:
 
 
 def loud(node: SimNode) -> int:
-    from controller.live.hub import pcm_rms
+    from controller.live.session import pcm_rms
 
     return sum(1 for _, _, pcm in node.live.output if pcm_rms(pcm) > 1000)
 
