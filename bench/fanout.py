@@ -33,9 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.raw_mqtt import subscriber  # noqa: E402
 from devices import protocol as p  # noqa: E402
 from devices.broker import BrokerProcess, mosquitto_path  # noqa: E402
 from devices.mqtt import AsyncMqttClient, BrokerAddress  # noqa: E402
+
+# The controller, the simulator, the speech engine and httpx are imported in the functions that use
+# them, not here: the raw subscribers' process (--role raw) starts without them.
 
 logger = logging.getLogger("bench.fanout")
 
@@ -59,9 +63,7 @@ async def raw_subscribers(port: int, count: int, chunks: int) -> None:
             if have[i] == chunks:
                 clients[i].publish_nowait("bench/ack", b"%d" % i, qos=1)
 
-        c = AsyncMqttClient(f"raw-{i}", broker, on_message=on_message, log_failures=False)
-        c._on_connect = lambda: c.subscribe(["bench/data"], qos=1)
-        return c
+        return subscriber(f"raw-{i}", broker, "bench/data", qos=1, on_message=on_message, log_failures=False)
 
     for i in range(count):
         clients.append(make(i))
@@ -91,8 +93,7 @@ async def run_baseline(port: int, nodes: int, frames: list[bytes]) -> float:
         if acks == nodes:
             done.set()
 
-    pub = AsyncMqttClient("raw-pub", BrokerAddress(port=port), on_message=on_ack)
-    pub._on_connect = lambda: pub.subscribe(["bench/ack"], qos=1)
+    pub = subscriber("raw-pub", BrokerAddress(port=port), "bench/ack", qos=1, on_message=on_ack)
     pub.start()
     await pub.connected.wait()
     await asyncio.sleep(0.5)

@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.cputime import CpuWindow  # noqa: E402
+from bench.raw_mqtt import subscriber  # noqa: E402
 from bench.relay_units import PASSWORD, ZONE, Bench, pct  # noqa: E402
 from devices.broker import BrokerProcess, mosquitto_path  # noqa: E402
 from devices.mqtt import AsyncMqttClient, BrokerAddress  # noqa: E402
@@ -62,6 +63,9 @@ from devices.protocol import (  # noqa: E402
     pack_live_frame,
     parse_live_frame,
 )
+
+# The controller, the simulator, uvicorn and httpx are imported in the functions that use them, not
+# here: the raw publisher's process (--role rawpub) starts without them.
 
 logger = logging.getLogger("bench.relay")
 
@@ -110,9 +114,8 @@ async def baseline(port: int, units: int, seconds: float, broker_pid: int) -> di
             if i % 10 == 0:  # latency from a sample of the subscribers
                 lat.append(time.time() * 1000 - parse_live_frame(payload).ts_ms)
 
-        c = AsyncMqttClient(f"raw-sub-{i}", BrokerAddress(port=port), on_message=on, log_failures=False)
-        c._on_connect = lambda: c.subscribe([RAW_TOPIC], qos=0)
-        return c
+        return subscriber(f"raw-sub-{i}", BrokerAddress(port=port), RAW_TOPIC, qos=0, on_message=on,
+                          log_failures=False)
 
     subs = [make(i) for i in range(units)]
     for c in subs:
@@ -180,7 +183,9 @@ async def controller_role(port: int, data_dir: str) -> None:
     await task
 
 
-# ----------------------------------------------------------------------------- units
+# ----------------------------------------------------------------------------- the ward and its runs
+
+
 async def start_controller(port: int, data_dir: str, station: str) -> tuple[asyncio.subprocess.Process, str]:
     """The controller process, allowed to relay the local ``station`` (127.0.0.1: not public)."""
     env = {**os.environ, "LOAPHUONG_RELAY__ALLOWED_STATIONS": json.dumps([station])}

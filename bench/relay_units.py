@@ -30,7 +30,6 @@ def pct(values: list[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, round(q * (len(s) - 1)))], 1) if s else None
 
 
-
 class Ear:
     """When one unit played audible audio (its live output, scanned incrementally)."""
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,8 @@ def bench_espeak(reps: int, cache_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for voice in engine.voices:
         spoken = normalize(BULLETIN, dialect=engine.accent(voice)).text
-        synth_s, seg = best(lambda v=voice, t=spoken: engine.synthesize(t, voice=v, speed=1.0), reps)
-        render_s, audio = best(lambda v=voice: render(BULLETIN, voice=v), reps)
+        synth_s, seg = best(partial(engine.synthesize, spoken, voice=voice, speed=1.0), reps)
+        render_s, audio = best(partial(render, BULLETIN, voice=voice), reps)
         seconds = audio.duration_ms / 1000
         out[voice] = {
             "audio_s": round(seconds, 2),
