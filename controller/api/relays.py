@@ -29,6 +29,7 @@ from controller.fleet.targets import resolve_targets
 from controller.relays import store
 from controller.relays.hub import RelayHub
 from controller.relays.pull import probe
+from controller.relays.session import RelaySession
 from controller.services import Services
 from devices import protocol as p
 
@@ -62,8 +63,8 @@ def relay_hub(request: Request) -> RelayHub:
     return get_services(request).relays
 
 
-def _public(h: RelayHub, sid: str) -> dict[str, Any]:
-    return h.describe(h.sessions[sid])
+def _public(h: RelayHub, sess: RelaySession) -> dict[str, Any]:
+    return h.describe(sess)
 
 
 def _visible(s: Session, user: User, nodes: list[str]) -> bool:
@@ -74,10 +75,10 @@ def _visible(s: Session, user: User, nodes: list[str]) -> bool:
 
 def _find(h: RelayHub, s: Session, user: User, relay_id: str) -> dict[str, Any]:
     """The relay as the API shows it: this controller's session, else its row."""
-    sess = h.sessions.get(relay_id)
+    sess = h.session(relay_id)
     if sess is not None:
         if _visible(s, user, sess.nodes):
-            return _public(h, relay_id)
+            return _public(h, sess)
     else:
         row = store.load(s, relay_id)
         if row is not None and _visible(s, user, row.nodes):
@@ -127,7 +128,7 @@ async def create_relay(body: RelayRequest, request: Request, sv: ServicesDep, s:
         raise HTTPException(503, "the relay could not be recorded (database unavailable); nothing was "
                                  "started — try again") from None
     await asyncio.sleep(0)
-    return _public(h, sess.id)
+    return _public(h, sess)
 
 
 @router.get("", response_model=list[RelayPublic])
@@ -140,7 +141,8 @@ async def list_relays(request: Request, s: SessionDep, user: UserDep,
     for row in store.recent(s, limit=limit, offset=offset):
         if not _visible(s, user, row.nodes):
             continue
-        out.append(_public(h, row.id) if row.id in h.sessions else store.public_row(row))
+        sess = h.session(row.id)
+        out.append(_public(h, sess) if sess is not None else store.public_row(row))
     return out
 
 
@@ -153,11 +155,11 @@ async def get_relay(relay_id: str, request: Request, s: SessionDep, user: UserDe
 async def stop_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
     h = relay_hub(request)
     found = _find(h, s, user, relay_id)
-    sess = h.sessions.get(relay_id)
+    sess = h.session(relay_id)
     if sess is None:
         if found["state"] in store.ACTIVE:
             raise HTTPException(409, f"relay {relay_id} is run by controller {found['owner']!r}; "
                                      "stop it there")
         return found  # already ended
     h.end(sess, "stopped")
-    return _public(h, sess.id)
+    return _public(h, sess)
