@@ -145,11 +145,31 @@ async def units_online(sv: Any, client: Any, ids: list[str]) -> None:
     await asyncio.sleep(2.0)  # let every unit subscribe to its group
 
 
+async def all_verified(sv: Any, bid: str, t0: float) -> None:
+    """Wait until every unit of broadcast ``bid`` has verified its audio (or later, not failed), at
+    most 600 s after ``t0`` (perf_counter)."""
+    from controller.airing.models import DeliveryState
+
+    verified_rank = DeliveryState.VERIFIED.rank
+
+    def done() -> bool:
+        active = sv.delivery.active.get(bid)
+        if active is None:
+            return bid not in sv.scheduler.pending()
+        return all(nd.state.rank >= verified_rank and nd.state != DeliveryState.FAILED
+                   for nd in active.nodes.values())
+
+    while not done():
+        if time.perf_counter() - t0 > 600:
+            raise RuntimeError("broadcast did not reach every unit in 600 s")
+        await asyncio.sleep(0.02)
+
+
 async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any]:
     import httpx
     from sqlmodel import select
 
-    from controller.airing.models import Delivery, DeliveryState
+    from controller.airing.models import Delivery
     from controller.airing.settings import DeliverySettings
     from controller.app import create_app
     from controller.fleet.settings import MqttSettings
@@ -179,19 +199,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
             r = await client.post("/api/broadcasts",
                                   json={"bulletin_id": b["id"], "target": {"zones": ["zone1"]}})
             bid = r.json()["id"]
-            verified_rank = DeliveryState.VERIFIED.rank
-
-            def all_verified() -> bool:
-                active = sv.delivery.active.get(bid)
-                if active is None:
-                    return bid not in sv.scheduler.pending()
-                return all(nd.state.rank >= verified_rank and nd.state != DeliveryState.FAILED
-                           for nd in active.nodes.values())
-
-            while not all_verified():
-                if time.perf_counter() - t0 > 600:
-                    raise RuntimeError("broadcast did not reach every unit in 600 s")
-                await asyncio.sleep(0.02)
+            await all_verified(sv, bid, t0)
             elapsed = time.perf_counter() - t0
             egress = sv.link.audio_bytes_out - before
             egress_total = sv.link.client.stats.bytes_out - before_total
