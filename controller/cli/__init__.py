@@ -1,5 +1,5 @@
-"""The ``loaphuong`` command line (controller/cli/main.py); its commands import what they need lazily."""
+"""The ``loaphuong`` command line (controller/cli/loaphuong.py); its commands import what they need lazily."""
 
-from controller.cli.main import main
+from controller.cli.loaphuong import main
 
 __all__ = ["main"]

@@ -1,5 +1,5 @@
 """``python -m controller.cli``: the same as the ``loaphuong`` command."""
 
-from controller.cli.main import main
+from controller.cli.loaphuong import main
 
 raise SystemExit(main())

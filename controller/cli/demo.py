@@ -1,5 +1,5 @@
 """The demo ward: 3 hamlet zones with 4 loudspeaker units each, plus its simulated fleet; the demo's
-settings, database and banner (``loaphuong demo``, run by :mod:`controller.cli.main`)."""
+settings, database and banner (``loaphuong demo``, run by :mod:`controller.cli.loaphuong`)."""
 
 from __future__ import annotations
 

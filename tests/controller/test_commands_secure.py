@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from controller.cli.main import main as cli_main
+from controller.cli.loaphuong import main as cli_main
 from controller.fleet.models import NodeCredential
 from devices import security as sec
 from devices.broker import BrokerProcess, free_port

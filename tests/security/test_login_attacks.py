@@ -285,7 +285,7 @@ def test_serve_does_not_trust_forwarded_headers_by_default(monkeypatch: pytest.M
                                                           tmp_path: Path) -> None:
     import uvicorn
 
-    from controller.cli import main as cli
+    from controller.cli import loaphuong as cli
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from controller.cli.main import main as cli_main
+from controller.cli.loaphuong import main as cli_main
 from controller.fleet.broker_accounts import CONTROLLER_ENV
 from controller.live.settings import LiveSettings
 from controller.settings import Settings

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.bulletins.models import PronunciationEntry
-from controller.cli.main import main
+from controller.cli.loaphuong import main
 from controller.core.db import Database
 from tts.audio import decode
 
