@@ -4,7 +4,7 @@
 # layering contract in pyproject.toml) and pytest, spread over worker processes (pytest-xdist:
 # the tests mostly wait on brokers and timers, so more workers than cores pay off).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k delivery`.
-#   LP_WORKERS=N     pytest workers (default 4; 0 runs in this process, as before)
+#   LP_WORKERS=N     pytest workers (default 6; 0 runs in this process, as before)
 #   LP_STRESS=1      keep both cores busy while pytest runs (stress-ng --cpu 2, else a bounded
 #                    Python busy loop), to prove no test depends on timing
 set -euo pipefail
@@ -61,7 +61,7 @@ while time.monotonic() < end: pass' & hog_pids+=($!)
   echo "== LP_STRESS=1: CPU hog running (pids ${hog_pids[*]})"
 fi
 
-workers=${LP_WORKERS:-4}
+workers=${LP_WORKERS:-6}
 xdist=()
 if [ "$workers" != 0 ]; then xdist=(-n "$workers" --dist worksteal); fi
 echo "== pytest"
