@@ -47,6 +47,7 @@ stop_hog() {
   hog_pids=()
 }
 trap stop_hog EXIT
+trap 'stop_hog; exit 130' INT TERM
 if [ "${LP_STRESS:-}" = 1 ]; then
   # bounded either way (2 h), so a killed run cannot leave a hog behind for long
   if command -v stress-ng >/dev/null 2>&1; then
