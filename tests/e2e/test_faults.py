@@ -27,9 +27,12 @@ async def test_broker_down_at_start_then_up(tmp_path: Path) -> None:
         await provision(client, {"z": ["n-1"]})  # the API keeps working meanwhile
         b = await bulletin(client)
         bid = await air(client, b["id"], {"zones": ["z"]})  # accepted; waits for the broker
-        await asyncio.sleep(1.5)
-        health = (await client.get("/api/health")).json()
-        assert "refused" in health["mqtt"]["last_error"].lower()
+
+        async def refused() -> bool:
+            health = (await client.get("/api/health")).json()
+            return "refused" in health["mqtt"]["last_error"].lower()
+
+        await wait_for(refused, 15, "the broker's refusal in /api/health")
         assert app.state.services.link.client.stats.connect_failures >= 1
         with BrokerProcess("mosquitto", port):
             node = sim("n-1", port)
