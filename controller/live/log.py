@@ -1,6 +1,6 @@
 """The record of live sessions from a phone: the broadcast log (table ``livelog``) and the audio archive.
 
-:class:`LiveRecorder` is the :class:`controller.live.hub.LiveObserver` of the live hub. It never blocks
+:class:`LiveRecorder` is the :class:`controller.live.session.LiveObserver` of the live hub. It never blocks
 nor fails the voice: rows go through the batched :class:`controller.core.writer.DbWriter` (a locked or
 unreachable database keeps them for retry), the PCM frames sent to the units are appended to
 ``<audio_dir>/live/<session>.pcm`` (disk errors stop the archive, not the session) and, when the
