@@ -37,6 +37,11 @@ def url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
 
 
+#: What a machine whose cores are busy adds to a takeover (threads and the event loop run late);
+#: the lease TTL + 2 renewals + this stays under FAST.grace_s, so the gap's slot still airs.
+BUSY_S = 1.5
+
+
 async def test_one_fires_the_other_takes_over_when_it_dies(url: str) -> None:
     db = make_ward(url)
     base = in_s(2)
@@ -63,7 +68,8 @@ async def test_one_fires_the_other_takes_over_when_it_dies(url: str) -> None:
         assert not standby.leading
         await leader.stop(release=False)  # killed: its lease must run out before anyone else fires
         killed = time.monotonic()
-        await wait_until(lambda: standby.leading, FAST.lease_ttl_s + 2 * FAST.renew_s + 1, "the takeover")
+        await wait_until(lambda: standby.leading, FAST.lease_ttl_s + 2 * FAST.renew_s + BUSY_S + 1,
+                         "the takeover")
         took = time.monotonic() - killed
         await wait_until(lambda: len(runs(db, sid)) == 5, 10, "the other three slots")
         await asyncio.sleep(0.5)
@@ -75,7 +81,7 @@ async def test_one_fires_the_other_takes_over_when_it_dies(url: str) -> None:
     assert len({r.slot_at for r in got}) == 5 and len(broadcasts(db)) == 5  # each slot exactly once
     assert {r.status for r in got} == {"aired"}  # a slot in the takeover gap airs late, within grace
     assert [r.fired_by for r in got[:2]] == [leader.holder] * 2 and got[-1].fired_by == standby.holder
-    assert took <= FAST.lease_ttl_s + 2 * FAST.renew_s + 0.5
+    assert took <= FAST.lease_ttl_s + 2 * FAST.renew_s + BUSY_S  # still within the slots' grace
     assert both == []
     db.dispose()
 
