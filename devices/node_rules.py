@@ -2,15 +2,16 @@
 
 Written once here and used by the firmware simulator (firmware_sim/) and the serial gateway
 (devices/serial/), which answers for its children as a node would: the command dedupe window,
-command expiry, the finished-broadcast memory, the repair cap and backoff, the play order of
-the priorities and the group limit of a config. Import through :mod:`devices.protocol`.
+command expiry, the finished-broadcast memory, "at most once" for a repeated ``play`` (and
+``play_stream``), the repair cap and backoff, the play order of the priorities and the group
+limit of a config. Import through :mod:`devices.protocol`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from devices.messages import MAX_REPAIR, AckState, Command, NodeConfig, Priority, valid_id
 
@@ -30,6 +31,9 @@ MAX_GROUPS = 64
 PRIORITY_RANK = {Priority.EMERGENCY: 0, Priority.PRIORITY: 1, Priority.NORMAL: 2}
 #: Ack states after which a broadcast is finished on that node (never played again).
 FINAL_STATES = frozenset({AckState.PLAYED, AckState.FAILED})
+#: §3: the one final state after which a ``play`` may start a broadcast again: what an emergency
+#: pre-empted (the controller's restart / resume policy), from the unit's kept verified file.
+RESUMABLE = (AckState.FAILED, "preempted")
 
 K = TypeVar("K", bound=Hashable)
 
@@ -103,6 +107,39 @@ class FinishedLog(OrderedDict[str, tuple[AckState, str]]):
 
     def played(self, bc: str) -> bool:
         return self.get(bc, (None, ""))[0] == AckState.PLAYED
+
+
+def play_already(bc: str, *, playing: bool, finished: FinishedLog,
+                 resumable: bool = True) -> tuple[AckState, str] | None:
+    """§3 "at most once": the (state, reason) a ``play`` for ``bc`` is answered with instead of
+    starting it, or None (it may start).
+
+    A broadcast the unit plays now (``playing``), or has finished (in its finished memory:
+    played, stopped, cancelled, expired, ...), never starts again, whatever the command id: the
+    unit answers ``ok`` with :func:`already_answer` and re-sends this state as its ack, so a
+    controller that lost track (a restart, a lost ack) learns the truth. The exception is
+    :data:`RESUMABLE` (pre-empted), unless the unit cannot play it again (``resumable=False``).
+    """
+    if playing:
+        return AckState.PLAYING, ""
+    final = finished.get(bc)
+    if final is None or (resumable and final == RESUMABLE):
+        return None
+    return final
+
+
+def already_answer(bc: str, state: AckState, reason: str = "") -> dict[str, Any]:
+    """The ``ok`` data of a ``play`` that did not start again: ``{"bc", "already"[, "reason"]}``."""
+    data: dict[str, Any] = {"bc": bc, "already": state.value}
+    if reason:
+        data["reason"] = reason
+    return data
+
+
+def stream_already(url: str, relaying: str) -> bool:
+    """§2 ``play_stream``: the stream the unit relays now is not restarted (answered ``ok`` with
+    ``{"already": "playing"}``; the controller repeats the command after a reconnect)."""
+    return bool(relaying) and url == relaying
 
 
 class RepairBackoff:

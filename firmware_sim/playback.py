@@ -4,14 +4,16 @@
 :class:`PlaybackCommands` registers them on the node's command desk and answers them by asking
 the parts that hold the state: the player (queue, amplifier), the downloads (files being
 received, verified files kept for a replay), the relay fetcher (an internet stream) and the
-live receiver (a live session).
+live receiver (a live session). A ``play`` for a broadcast the node plays now or has finished,
+and a ``play_stream`` of the stream it relays, start nothing again (the rule of
+:func:`devices.protocol.play_already`): answered ``ok`` with ``already``, the ack re-sent.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from devices.protocol import AckState, valid_id
+from devices.protocol import AckState, already_answer, play_already, stream_already, valid_id
 from firmware_sim.commands import BadArgs, CommandDesk, CommandRejected
 from firmware_sim.download import Downloads
 from firmware_sim.io import NodeIO
@@ -93,8 +95,8 @@ class PlaybackCommands:
             raise BadArgs("args.url must be an http(s) URL of at most 500 characters")
         if not self._player.power:
             raise CommandRejected("power_off")
-        if url == self._relay.url and self._relay.state:
-            return {"playing": url, "source": "relay"}  # already relaying it: no restart, no gap
+        if self._relay.state and stream_already(url, self._relay.url):
+            return {"playing": url, "source": "relay", "already": AckState.PLAYING.value}  # no gap
         self._relay.start(url)  # firmware_sim/relay.py: fetch it, retry when it drops
         self._io.changed()
         return {"playing": url, "source": "relay"}
@@ -112,14 +114,16 @@ class PlaybackCommands:
             raise BadArgs("args.bc must be a broadcast id")
         if not isinstance(at, int) or isinstance(at, bool) or not isinstance(offset, int) or offset < 0:
             raise BadArgs("args.at (ms) and args.offset_ms (>= 0) must be integers")
+        finished = self._io.finished
+        known = play_already(bc, playing=self._player.playing == bc, finished=finished)
+        if known is not None:  # at most once, whoever asks: tell the truth again instead
+            self._io.ack(bc, *known)
+            return already_answer(bc, *known)
         local_at = self._clock.controller_to_node(at)
         if self._player.start(bc, local_at, offset):
             return {"bc": bc, "at_local": int(local_at)}
         kept = self._downloads.verified(bc)
-        finished = self._io.finished
-        if finished.played(bc):
-            raise CommandRejected("already played")  # never twice, whoever asks
-        if kept is not None:  # played or pre-empted before: replay on explicit request
+        if kept is not None:  # pre-empted, or held when the node rebooted: from the kept file
             finished.pop(bc, None)
             self._player.enqueue(kept[0], kept[1], start_at=local_at, offset_ms=offset)
             return {"bc": bc, "at_local": int(local_at), "replay": True}

@@ -60,6 +60,13 @@ class Downloads:
         for bc in [b for b, d in self.active.items() if d.manifest.expires_at < clock_ms]:
             self._fail(bc, "expired")
 
+    def progress(self, child: Child, bc: str) -> tuple[int, int] | None:
+        """(chunks held, chunks total) of a download ``child`` is a target of, else None."""
+        d = self.active.get(bc)
+        if d is None or child.node_id not in d.targets:
+            return None
+        return d.reasm.have, d.manifest.audio.chunks
+
     def cancel(self, child: Child, bc: str) -> bool:
         d = self.active.get(bc)
         if d is None or child.node_id not in d.targets:

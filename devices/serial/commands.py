@@ -7,6 +7,8 @@ expired request is dropped unanswered, a request id answered in the last 10 minu
 ignored, an unknown name is answered ``error``/``unknown command``. A board that does
 not answer after the retries gives ``error``/``serial timeout`` (so the controller learns
 the outcome sooner than its own timeout); a NAK gives ``error`` with the NAK reason.
+A ``play`` for a broadcast a child hears now or has finished starts nothing again (the rule of
+:func:`devices.protocol.play_already`): answered ``ok`` with ``already``, its ack re-sent.
 """
 
 from __future__ import annotations
@@ -42,9 +44,17 @@ class LineControl(Protocol):
 
     async def cancel(self, child: Child, bc: str) -> bool: ...
 
+    def state_of(self, bc: str, child: Child) -> p.AckState | None:
+        """``playing`` (relay closed for it) or ``verified`` (waiting for the line), else None."""
+        ...
+
 
 class DownloadControl(Protocol):
     def cancel(self, child: Child, bc: str) -> bool: ...
+
+    def progress(self, child: Child, bc: str) -> tuple[int, int] | None:
+        """(chunks held, chunks total) of a download ``child`` is a target of, else None."""
+        ...
 
 
 class GatewayCommands:
@@ -61,7 +71,7 @@ class GatewayCommands:
         self._seen: p.RequestDedupe[tuple[str, str]] = p.RequestDedupe()
         self._handlers: dict[str, Handler] = {
             "ping": self._ping, "power": self._power, "volume": self._volume,
-            "stop": self._stop, "cancel": self._cancel, "reboot": self._reboot,
+            "stop": self._stop, "cancel": self._cancel, "reboot": self._reboot, "play": self._play,
         }
 
     def _parse(self, topic: str, payload: bytes) -> p.Command | None:
@@ -169,6 +179,24 @@ class GatewayCommands:
         if not found and bc not in child.finished:  # not seen yet: its manifest gets failed/cancelled
             child.finished.finish(bc, p.AckState.FAILED, "cancelled")
         return {"cancelled": bc, "found": found}
+
+    async def _play(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
+        """At most once per child; otherwise it airs on the line in its turn (``at`` is not used)."""
+        bc = args.get("bc")
+        if not isinstance(bc, str) or not p.valid_id(bc):
+            raise CommandRejected("args.bc must be a broadcast id")
+        held = self._line.state_of(bc, child)
+        known = p.play_already(bc, playing=held is p.AckState.PLAYING, finished=child.finished,
+                               resumable=False)  # the line keeps no file to play it again
+        if known is not None:
+            self._io.ack(child, bc, *known)
+            return p.already_answer(bc, *known)
+        if held is not None:
+            return {"bc": bc}
+        progress = self._downloads.progress(child, bc)
+        if progress is not None:
+            raise CommandRejected(f"not_ready: {progress[0]}/{progress[1]} chunks")
+        raise CommandRejected("unknown broadcast")
 
     async def _reboot(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         await self._line.stop_child(child, "stopped")

@@ -99,6 +99,10 @@ async def test_controller_restart_mid_broadcast_resumes(mosquitto: BrokerProcess
         async with running_controller(settings) as (_, client):
             bc = await wait_broadcast(client, bid, 60)
             assert states(bc) == {n: "played" for n in ids}
-            assert [n.played for n in nodes] == [[bid]] * 3  # each exactly once
+            # each exactly once: one playback start, one end, and no second copy waiting to play
+            # (a unit whose `playing` ack died with the old controller is asked again: it answers)
+            assert [n.played for n in nodes] == [[bid]] * 3
+            assert [n.player.started for n in nodes] == [[bid]] * 3
+            assert [n.player.state_of(bid) for n in nodes] == [None] * 3
     finally:
         await asyncio.gather(*(n.stop() for n in nodes))

@@ -90,3 +90,26 @@ def test_the_simulator_and_the_gateway_share_the_finished_memory() -> None:
     assert isinstance(Child(1, "c-1").finished, p.FinishedLog)
     rt = NodeRuntime("n-1", p.Topics("t"), Faults(), random.Random(0))
     assert isinstance(rt.finished, p.FinishedLog)
+
+
+def test_a_play_for_what_plays_now_or_has_finished_is_answered_not_started() -> None:
+    log = p.FinishedLog()
+    assert p.play_already("b1", playing=False, finished=log) is None  # new: it may start
+    assert p.play_already("b1", playing=True, finished=log) == (p.AckState.PLAYING, "")
+    for state, reason in ((p.AckState.PLAYED, ""), (p.AckState.FAILED, "stopped"),
+                          (p.AckState.FAILED, "cancelled"), (p.AckState.FAILED, "expired")):
+        log.finish("b2", state, reason)
+        assert p.play_already("b2", playing=False, finished=log) == (state, reason)
+    log.finish("b3", p.AckState.FAILED, "preempted")  # the controller's restart / resume policy
+    assert p.RESUMABLE == (p.AckState.FAILED, "preempted")
+    assert p.play_already("b3", playing=False, finished=log) is None
+    assert p.play_already("b3", playing=False, finished=log, resumable=False) == p.RESUMABLE
+    assert p.already_answer("b1", p.AckState.PLAYING) == {"bc": "b1", "already": "playing"}
+    assert p.already_answer("b2", p.AckState.FAILED, "stopped") == {"bc": "b2", "already": "failed",
+                                                                    "reason": "stopped"}
+
+
+def test_play_stream_of_the_stream_relayed_now_is_not_restarted() -> None:
+    url = "https://radio.example/vov1.mp3"
+    assert p.stream_already(url, url)
+    assert not p.stream_already(url, "") and not p.stream_already(url, "https://radio.example/vov2.mp3")

@@ -205,3 +205,39 @@ async def test_commands_are_answered_once_per_child_and_reboot_resets_the_board(
     assert boards.rebooted == ["c-1"] and ("c-1", Cmd.VOLUME, 7) in boards.requests
     cmds.on_gateway_command("t/node/gw/cmd", p.encode(p.Command(id="g1", name="ping")))
     assert p.decode(p.CommandResponse, io.sent[-1][1]).data == {"uptime_s": 7}
+
+
+async def test_a_repeated_play_never_airs_a_childs_broadcast_twice() -> None:
+    """The node rule (devices.protocol.play_already) for a child: answered, its ack re-sent."""
+    io, boards = FakeGatewayIO(_config()), FakeBoards()
+    dl, line = _parts(io, boards)
+    cmds = GatewayCommands(io, boards=boards, line=line, downloads=dl)
+    c1 = io.children()[:1]
+    m, frames = _bcast("b-p", duration_ms=3_600_000)  # plays 36 s: still on air while asked again
+    dl.on_manifest(c1, "t/node/c-1/bcast/b-p/manifest", "b-p", p.encode(m))
+    dl.on_chunk("b-p", frames[0])
+
+    def play(cid: str) -> None:
+        cmds.on_command(c1, "t/node/c-1/cmd", p.encode(p.Command(id=cid, name="play", args={"bc": "b-p"})))
+
+    def answers() -> list[tuple[str, str, dict[str, Any], str]]:
+        resp = [p.decode(p.CommandResponse, b) for t, b in io.sent if t.endswith("/resp")]
+        return [(r.id, r.status, r.data, r.error) for r in resp]
+
+    play("p1")  # still downloading
+    await until(lambda: cmds.handled == 1, what="the first answer")
+    for f in frames[1:]:
+        dl.on_chunk("b-p", f)
+    await until(lambda: line.playing == "b-p" and boards.closed == {"c-1"}, what="b-p on air")
+    play("p2")
+    await until(lambda: cmds.handled == 2, what="the second answer")
+    assert io.acks_of("b-p")[-1] == ("c-1", p.AckState.PLAYING, "")  # re-sent
+    assert await line.stop_child(c1[0], "stopped") == "b-p"
+    play("p3")
+    play("p3")  # the same id: not answered again
+    await until(lambda: cmds.handled == 3, what="the third answer")
+    assert answers() == [("p1", "error", {}, "not_ready: 1/2 chunks"),
+                         ("p2", "ok", {"bc": "b-p", "already": "playing"}, ""),
+                         ("p3", "ok", {"bc": "b-p", "already": "failed", "reason": "stopped"}, "")]
+    assert io.acks_of("b-p")[-2:] == [("c-1", p.AckState.FAILED, "stopped")] * 2
+    assert line.played == ["b-p"] and line.queue == []

@@ -130,8 +130,9 @@ def _io(**kw: Any) -> FakeIO:
     return io
 
 
-def _player(io: FakeIO) -> Player:
-    return Player(io.node_id, clock=lambda: float(io.now_ms), on_ack=io.ack, on_change=io.changed)
+def _player(io: FakeIO, time_scale: float = 1.0) -> Player:
+    return Player(io.node_id, clock=lambda: float(io.now_ms), on_ack=io.ack, on_change=io.changed,
+                  time_scale=time_scale)
 
 
 def _command(cid: str, name: str, args: dict[str, Any] | None = None, expires_at: int | None = None) -> bytes:
@@ -234,8 +235,9 @@ async def test_storage_full_and_expired_manifests_fail() -> None:
 # --------------------------------------------------------------------------- playback commands
 
 
-def _playback(io: FakeIO) -> tuple[PlaybackCommands, Player, Downloads, RelayFetcher, LiveReceiver]:
-    player = _player(io)
+def _playback(io: FakeIO, time_scale: float = 1.0
+              ) -> tuple[PlaybackCommands, Player, Downloads, RelayFetcher, LiveReceiver]:
+    player = _player(io, time_scale)
     dl = Downloads(io, player, repair_idle_s=1.0, blobs=None, keep_audio=False)
     relay = RelayFetcher(io.node_id, io.changed)
     live = LiveReceiver(io, player)
@@ -253,18 +255,89 @@ async def test_cancel_before_the_manifest_fails_it_when_it_comes() -> None:
     assert io.acked == [("b-5", AckState.FAILED, "cancelled", None)]
 
 
-async def test_play_refuses_unknown_and_played_broadcasts_and_checks_its_arguments() -> None:
+async def test_play_refuses_unknown_broadcasts_answers_a_played_one_and_checks_its_arguments() -> None:
     io = _io()
-    cmds, *_ = _playback(io)
+    cmds, player, *_ = _playback(io)
     with pytest.raises(CommandRejected, match="unknown broadcast"):
         cmds.play({"bc": "b-6", "at": NOW})
     io.finished.finish("b-6", AckState.PLAYED, "")
-    with pytest.raises(CommandRejected, match="already played"):
-        cmds.play({"bc": "b-6", "at": NOW})
+    assert cmds.play({"bc": "b-6", "at": NOW}) == {"bc": "b-6", "already": "played"}
+    assert io.acked[-1] == ("b-6", AckState.PLAYED, "", None) and player.started == []
     with pytest.raises(BadArgs):
         cmds.play({"bc": "b-6", "at": "soon"})
     with pytest.raises(BadArgs):
         cmds.volume({"level": 101})
+
+
+def _held(io: FakeIO, dl: Downloads, bc: str) -> None:
+    """Download ``bc`` (held for a ``play``) to ``verified``."""
+    m, frames = _bcast(bc)
+    dl.on_manifest("x", bc, encode(m))
+    for f in frames:
+        dl.on_chunk(bc, f)
+    assert io.acked[-1] == (bc, AckState.VERIFIED, "", None)
+
+
+async def until(pred: Callable[[], object], what: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_repeated_play_never_starts_a_broadcast_twice_and_re_sends_the_ack() -> None:
+    """A controller that lost track (restart, lost ack) asks again with new command ids."""
+    io = _io()
+    cmds, player, dl, _, _ = _playback(io, time_scale=0.5)  # 300 ms of audio plays 150 ms
+    desk = CommandDesk(io)
+    cmds.register(desk)
+    _held(io, dl, "b-8")
+    topic = io.topics.cmd(io.node_id)
+    desk.on_command(topic, _command("play:b-8:1", "play", {"bc": "b-8", "at": NOW}))
+    await until(lambda: player.started == ["b-8"], "b-8 started")
+    acks = len(io.acked)
+    desk.on_command(topic, _command("play:b-8:2", "play", {"bc": "b-8", "at": NOW + 500}))  # while playing
+    assert io.acked[acks:] == [("b-8", AckState.PLAYING, "", None)]
+    assert player.queue == [] and player.state_of("b-8") == AckState.PLAYING
+    await until(lambda: player.played == ["b-8"], "b-8 played")
+    desk.on_command(topic, _command("play:b-8:1", "play", {"bc": "b-8", "at": NOW}))  # same id: ignored
+    desk.on_command(topic, _command("play:b-8:3", "play", {"bc": "b-8", "at": NOW}))  # after played
+    got = [(r.id, r.status, r.data) for r in _responses(io)]
+    assert got == [("play:b-8:1", "ok", {"bc": "b-8", "at_local": NOW}),
+                   ("play:b-8:2", "ok", {"bc": "b-8", "already": "playing"}),
+                   ("play:b-8:3", "ok", {"bc": "b-8", "already": "played"})]
+    assert io.acked[-1] == ("b-8", AckState.PLAYED, "", None) and io.stats.commands_duplicate == 1
+    assert player.queue == [] and player.current is None and player.started == ["b-8"]
+    assert player.played == ["b-8"]
+
+
+async def test_a_stopped_broadcast_stays_finished_but_a_preempted_one_plays_again() -> None:
+    io = _io()
+    cmds, player, dl, _, _ = _playback(io)
+    _held(io, dl, "b-9")
+    cmds.play({"bc": "b-9", "at": NOW})
+    await until(lambda: player.started == ["b-9"], "b-9 started")
+    assert cmds.stop({"bc": "b-9"}) == {"stopped": "b-9"}
+    assert cmds.play({"bc": "b-9", "at": NOW}) == {"bc": "b-9", "already": "failed", "reason": "stopped"}
+    assert io.acked[-1] == ("b-9", AckState.FAILED, "stopped", None)
+    assert player.started == ["b-9"] and player.queue == []
+    io.finished.finish("b-9", AckState.FAILED, "preempted")  # the controller's resume policy
+    assert cmds.play({"bc": "b-9", "at": NOW, "offset_ms": 100}) == {"bc": "b-9", "at_local": NOW,
+                                                                     "replay": True}
+    await until(lambda: player.started == ["b-9", "b-9"], "b-9 started again")
+    assert "b-9" not in io.finished
+    player.stop_current()
+
+
+async def test_play_stream_of_the_stream_it_relays_is_not_restarted() -> None:
+    io = _io()
+    cmds, _, _, relay, _ = _playback(io)
+    url = "http://127.0.0.1:9/live.mp3"  # nothing listens: the fetcher keeps retrying
+    assert cmds.play_stream({"url": url}) == {"playing": url, "source": "relay"}
+    changes = io.changes
+    assert cmds.play_stream({"url": url}) == {"playing": url, "source": "relay", "already": "playing"}
+    assert io.changes == changes and relay.url == url  # not stopped and started again
+    relay.stop()
 
 
 async def test_volume_power_and_a_stream_refused_while_off() -> None:
