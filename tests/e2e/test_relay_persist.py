@@ -59,9 +59,9 @@ async def test_scheduled_relay_survives_a_restart_and_ends_on_time(mosquitto: Br
                                                                    radio: Radio) -> None:
     settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["pr-1", "pr-2"]) as nodes:
-        start = datetime.now(tz=UTC) + timedelta(seconds=6)
         async with running_controller(settings) as (_, client):
             await wait_online(client, ["pr-1", "pr-2"])
+            start = datetime.now(tz=UTC) + timedelta(seconds=8)  # from now, not from before the start-up
             r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3", "target": Z,
                                                        "start_at": start.isoformat(), "duration_s": 6})
             assert r.status_code == 201, r.text
@@ -118,8 +118,8 @@ async def test_relay_whose_window_passed_while_down_is_reported_missed(mosquitto
                                                                        tmp_path: Path, radio: Radio) -> None:
     settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["pw-1"]) as nodes:
-        start = datetime.now(tz=UTC) + timedelta(seconds=2)
         async with running_controller(settings) as (_, client):
+            start = datetime.now(tz=UTC) + timedelta(seconds=3)  # from now, not from before the start-up
             r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3", "target": Z,
                                                        "start_at": start.isoformat(), "duration_s": 2})
             assert r.status_code == 201, r.text

@@ -96,7 +96,7 @@ async def test_relay_node_fetch_scheduled_then_stopped(mosquitto: BrokerProcess,
                                                                "target": {"zones": ["z"]},
                                                                "start_at": "2030-01-01T06:00:00"})
                 assert naive.status_code == 422 and "offset" in naive.text
-                start = datetime.now(tz=UTC) + timedelta(seconds=1.5)
+                start = datetime.now(tz=UTC) + timedelta(seconds=3)  # still ahead once the POST is done
                 r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3",
                                                            "target": {"zones": ["z"]},
                                                            "start_at": start.isoformat()})
