@@ -1,6 +1,6 @@
 """Broker-free: each service gets its units' replies from the bus by correlation id, none parses an id.
 
-A small in-memory :class:`devices.link.UnitBus` (the real :class:`devices.replies.ReplyRouter` for
+The shared in-memory :class:`devices.link.UnitBus` of tests/fakes.py (the real ReplyRouter for
 the ids) stands in for the MQTT link: commands, air control's ``play``, live ``live_start`` and a
 relay's ``play_stream`` are answered as a unit would, and each answer lands where it belongs.
 """
@@ -8,8 +8,7 @@ relay's ``play_stream`` are answered as a unit would, and each answer lands wher
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -19,57 +18,16 @@ from controller.fleet.presence import Presence
 from controller.live.hub import LiveHub
 from controller.relays.hub import RelayHub
 from devices import protocol as p
-from devices.link import ConnectCallback, Handler, Remover, SentCommand
-from devices.replies import ReplyHandler, ReplyRouter
+from tests.fakes import FakeUnitBus, until
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class Bus:
-    """A UnitBus with no broker: records what is sent; ``answer`` plays a unit's reply."""
-
-    def __init__(self) -> None:
-        self.topics = p.Topics()
-        self.connected = True
-        self.router = ReplyRouter()
-        self.sent: list[tuple[list[p.AudioScope], str, dict[str, Any], str]] = []
-        self.published: list[tuple[str, bytes]] = []
-        self.handlers: dict[str, list[Handler]] = {}
-
-    def on(self, leaf: str, handler: Handler) -> Remover:
-        self.handlers.setdefault(leaf, []).append(handler)
-        return lambda: self.handlers[leaf].remove(handler)
-
-    def deliver(self, leaf: str, node_id: str, msg: Any) -> None:
-        for handler in self.handlers.get(leaf, []):
-            handler(node_id, msg)
-
-    def on_connect(self, callback: ConnectCallback) -> Remover:
-        return lambda: None
-
-    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        self.published.append((topic, payload))
-
-    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
-        self.published.append((topic, payload))
-        return len(self.published)
-
-    def command(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
-                expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
-        cmd_id, close = self.router.open(expires_at, on_reply)
-        self.sent.append((list(scopes), name, dict(args), cmd_id))
-        return SentCommand(cmd_id, close=close)
-
-    async def command_acked(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
-                            expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
-        return self.command(scopes, name, args, expires_at=expires_at, on_reply=on_reply)
+class Bus(FakeUnitBus):
+    """The shared FakeUnitBus (tests/fakes.py), plus the ids of the commands called ``name``."""
 
     def ids(self, name: str) -> list[str]:
-        return [cmd_id for _, n, _, cmd_id in self.sent if n == name]
-
-    def answer(self, cmd_id: str, node_id: str, status: str = "ok", error: str = "", **data: Any) -> None:
-        self.router.route(node_id, p.CommandResponse(id=cmd_id, node_id=node_id, status=status,
-                                                     error=error, data=data))
+        return [c.id for c in self.sent(name)]
 
 
 class Writer:
@@ -78,14 +36,6 @@ class Writer:
 
     def submit(self, op: Callable[..., None]) -> None:
         self.ops.append(op)
-
-
-async def until(cond: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def fleet(*units: tuple[str, list[str]]) -> tuple[Bus, Presence]:
@@ -103,7 +53,8 @@ async def test_a_command_gets_its_own_replies_and_a_late_one_still_shows() -> No
     assert presence.is_online("a-1") and not presence.is_online("a-2")
     call = asyncio.create_task(commands.run("power", {"on": False}, zone="z", timeout_s=0.5))
     await until(lambda: bool(bus.ids("power")), "the command sent")
-    [(scopes, _, _, cmd_id)] = bus.sent
+    [sent] = bus.commands
+    scopes, cmd_id = list(sent.scopes), sent.id
     assert scopes == [p.AudioScope(kind="group", id="z")]  # one publish on the zone's topic
     bus.answer(cmd_id, "a-1", power=False)
     bus.answer(cmd_id, "a-1", power=False)  # duplicate delivery
