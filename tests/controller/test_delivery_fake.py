@@ -149,7 +149,7 @@ async def test_published_once_per_scope_then_each_unit_is_followed_to_played(war
 
 async def test_an_offline_unit_gets_it_when_back_and_a_silent_one_expires(ward: Ward) -> None:
     ward.bus.heartbeat("z-1")  # z-2 never heard of
-    bid = ward.broadcast(zones=["z"], valid_s=2)
+    bid = ward.broadcast(zones=["z"], valid_s=4)  # long enough for the steps below on a busy machine
     await ward.delivery.air(bid)
     await until(lambda: ward.states(bid) == {"z-1": "sent", "z-2": "offline"}, "z-1 sent, z-2 offline")
 
@@ -162,7 +162,7 @@ async def test_an_offline_unit_gets_it_when_back_and_a_silent_one_expires(ward: 
                              for n in ("z-1", "z-2")}
 
     ward.bus.ack("z-1", bid, p.AckState.PLAYED)
-    await until(lambda: ward.status(bid) == "expired", "the broadcast expired", timeout_s=15)
+    await until(lambda: ward.status(bid) == "expired", "the broadcast expired", timeout_s=20)
     assert ward.states(bid) == {"z-1": "played", "z-2": "expired"}
 
 
