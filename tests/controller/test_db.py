@@ -15,8 +15,9 @@ from controller.core.db import Database
 from controller.core.writer import DbWriter
 from controller.fleet.models import NodeEvent, Zone
 from devices.broker import BrokerProcess
+from firmware_sim.faults import Faults
 from tests.conftest import make_settings, running_controller
-from tests.e2e.helpers import air, bulletin, provision, sim, states, wait_broadcast, wait_online
+from tests.e2e.helpers import air, bulletin, provision, sim, states, wait_broadcast, wait_for, wait_online
 
 TABLES = {"zone", "node", "nodezone", "nodeevent", "audioasset", "bulletin", "broadcast", "delivery",
           "deliveryevent", "user", "alembic_version"}
@@ -82,18 +83,28 @@ async def test_a_bad_write_does_not_take_the_batch_with_it(tmp_path: Path) -> No
 
 @pytest.mark.broker
 @pytest.mark.timeout(120)
-async def test_controller_restart_mid_broadcast_resumes(mosquitto: BrokerProcess, tmp_path: Path) -> None:
-    """The controller stops right after airing; a new one picks the broadcast up from the database."""
+@pytest.mark.parametrize("stop_at", ["aired", "playing"])
+async def test_controller_restart_mid_broadcast_resumes(mosquitto: BrokerProcess, tmp_path: Path,
+                                                        stop_at: str) -> None:
+    """The controller stops right after airing (``aired``), or just after its ``play`` went out and
+    the units started (``playing``: their acks may die with it); a new one picks the broadcast up
+    from the database, asks the units short of ``playing`` again, and each unit plays it once."""
     settings = make_settings(tmp_path, mosquitto.port)
     ids = ["c-1", "c-2", "c-3"]
-    nodes = [sim(n, mosquitto.port) for n in ids]
+    # ``playing``: c-1 and c-2 send each ack (and answer) 1 s late, so their `playing` reaches no
+    # controller: the new one finds them `verified` in the database and asks them to play again
+    late = Faults(ack_delay_s=1.0) if stop_at == "playing" else None
+    nodes = [sim(n, mosquitto.port, late if n != "c-3" else None) for n in ids]
     async with running_controller(settings) as (_, client):
         await provision(client, {"z": ids})
         b = await bulletin(client)
         await asyncio.gather(*(n.start() for n in nodes[:2]))  # c-3 is off for now
         await wait_online(client, ids[:2])
         bid = await air(client, b["id"], {"zones": ["z"]})
-        await asyncio.sleep(0.5)
+        if stop_at == "playing":
+            await wait_for(lambda: all(n.player.started == [bid] for n in nodes[:2]), 30, "c-1, c-2 playing")
+        else:
+            await asyncio.sleep(0.5)
     try:
         await nodes[2].start()  # comes up while no controller runs
         async with running_controller(settings) as (_, client):
