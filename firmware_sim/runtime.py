@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from devices.mqtt import AsyncMqttClient, MqttError
+from devices.mqtt import AsyncMqttClient
 from devices.protocol import FINAL_STATES, Ack, AckState, FinishedLog, Topics, encode
+from devices.publishing import publish_or_drop
 from firmware_sim.clock import ClockSync, NodeClock
 from firmware_sim.faults import Faults
 from firmware_sim.io import NodeStats
@@ -133,17 +134,10 @@ class NodeRuntime:
         return self._publish_now(topic, payload, qos, retain)
 
     def _publish_now(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> bool:
-        link = self.link
-        if link is None or not link.is_connected:
-            self.stats.publish_dropped += 1
-            return False
-        try:
-            link.publish_nowait(topic, payload, qos=qos, retain=retain)
-        except MqttError as exc:
-            self.stats.publish_dropped += 1
-            logger.debug("%s: publish to %s dropped: %s", self.node_id, topic, exc)
-            return False
-        return True
+        if publish_or_drop(self.link, topic, payload, qos=qos, retain=retain, who=self.node_id):
+            return True
+        self.stats.publish_dropped += 1
+        return False
 
     def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None) -> None:
         if state in FINAL_STATES:

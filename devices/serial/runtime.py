@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from devices import protocol as p
-from devices.mqtt import AsyncMqttClient, MqttError
+from devices.mqtt import AsyncMqttClient
+from devices.publishing import publish_or_drop
 from devices.serial.contract import Child, GatewayConfig
 
 logger = logging.getLogger(__name__)
@@ -121,17 +122,10 @@ class GatewayRuntime:
         return self.mqtt is not None and self.mqtt.is_connected
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
-        mqtt = self.mqtt
-        if mqtt is None or not mqtt.is_connected:
-            self.stats.publish_dropped += 1
-            return False
-        try:
-            mqtt.publish_nowait(topic, payload, qos=qos, retain=retain)
-        except MqttError as exc:
-            self.stats.publish_dropped += 1
-            logger.debug("%s: publish to %s dropped: %s", self.gateway_id, topic, exc)
-            return False
-        return True
+        if publish_or_drop(self.mqtt, topic, payload, qos=qos, retain=retain, who=self.gateway_id):
+            return True
+        self.stats.publish_dropped += 1
+        return False
 
     def ack(self, child: Child, bc: str, state: p.AckState, reason: str = "",
             have: int | None = None) -> None:
