@@ -3,8 +3,8 @@
 Written once here and used by the firmware simulator (firmware_sim/) and the serial gateway
 (devices/serial/), which answers for its children as a node would: the command dedupe window,
 command expiry, the finished-broadcast memory, "at most once" for a repeated ``play`` (and
-``play_stream``), the repair cap and backoff, the play order of the priorities and the group
-limit of a config. Import through :mod:`devices.protocol`.
+``play_stream``), the repair rule (what is asked for and when: :class:`RepairPlan`), the play
+order of the priorities and the group limit of a config. Import through :mod:`devices.protocol`.
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ def stream_already(url: str, relaying: str) -> bool:
 
 
 class RepairBackoff:
-    """§3: when to ask for missing chunks: after ``idle_s`` without a new chunk, then with a
-    wait doubling up to :data:`REPAIR_MAX_WAIT_S`; a new chunk resets it."""
+    """§3: when a unit checks for missing chunks: ``idle_s`` after the last new chunk, then after
+    waits doubling up to :data:`REPAIR_MAX_WAIT_S`; a new chunk resets it (see :class:`RepairPlan`)."""
 
     def __init__(self, idle_s: float, now: float) -> None:
         self.idle_s = idle_s
@@ -163,3 +163,74 @@ class RepairBackoff:
 
     def due(self, now: float) -> bool:
         return now + 0.005 >= self.next_due
+
+
+class RepairPlan:
+    """§3 repair: which missing chunks one unit asks for, and when. One per download.
+
+    Chunks of a broadcast go out in index order on one topic, and MQTT keeps that order, so a
+    missing index below the highest one received (:attr:`top`) was lost on the way, while one
+    above it may still be queued at the broker. The rule:
+
+    * a unit asks only when a check is due: ``idle_s`` (2 s) after the last *new* chunk, then
+      after waits of ``idle_s``, 2×, 4× … capped at :data:`REPAIR_MAX_WAIT_S` (checks at 2, 4, 8,
+      16, 32, 62 … s of quiet); every new chunk (first copy or a repair) restarts the count;
+    * it asks for the lost chunks (below :attr:`top`) only, until the sending is known to be over:
+      the last chunk (index ``total - 1``) arrived, or no new chunk for ``2 × idle_s`` (4 s); from
+      then on every missing chunk is asked for (a unit that has none asks for all of them);
+    * the last chunk arriving, or the last outstanding request being answered in full, makes a
+      check due at once (so more than 256 missing are asked for batch after batch, never all at
+      once); at most :data:`MAX_REPAIR` indexes per request, lowest first;
+    * a request that could not go out (the unit is disconnected) is not counted: no backoff step,
+      a new check ``idle_s`` later.
+    """
+
+    def __init__(self, total: int, idle_s: float, now: float) -> None:
+        self.total = total
+        self.idle_s = idle_s
+        self.backoff = RepairBackoff(idle_s, now)
+        #: the highest chunk index received (-1: none yet)
+        self.top = -1
+        #: when the last new chunk arrived (or the download began)
+        self.quiet_since = now
+        #: the indexes of the last request not yet received
+        self.requested: set[int] = set()
+
+    @property
+    def next_due(self) -> float:
+        return self.backoff.next_due
+
+    def due(self, now: float) -> bool:
+        return self.backoff.due(now)
+
+    def received(self, index: int, now: float) -> None:
+        """A new chunk (not a duplicate) arrived and was kept."""
+        self.top = max(self.top, index)
+        self.quiet_since = now
+        self.backoff.progress(now)
+        answered = bool(self.requested)
+        self.requested.discard(index)
+        if index == self.total - 1 or (answered and not self.requested):
+            self.backoff.next_due = now  # the sending is over / the request answered: check now
+
+    def batch(self, missing: list[int], now: float) -> list[int]:
+        """What a request due now asks for (``missing`` ascending): at most :data:`MAX_REPAIR`."""
+        over = self.top >= self.total - 1 or now - self.quiet_since + 0.005 >= 2 * self.idle_s
+        wanted = missing if over else [i for i in missing if i < self.top]
+        return repair_batch(wanted)
+
+    def sent(self, batch: list[int], now: float) -> None:
+        """The due check is done: ``batch`` went out (or nothing was to be asked): backoff steps."""
+        self.requested = set(batch)
+        self.backoff.sent(now)
+
+    def unsent(self, now: float) -> None:
+        """The request could not go out (disconnected): check again ``idle_s`` later, no step."""
+        self.backoff.next_due = now + self.idle_s
+
+    def restart(self, now: float) -> None:
+        """The file failed its checksum and was discarded: ask for every chunk now."""
+        self.top = self.total - 1
+        self.requested = set()
+        self.backoff.progress(now)
+        self.backoff.next_due = now

@@ -4,8 +4,10 @@
 retained manifest plus a stream of chunks into one verified file: it answers a manifest
 with ``receiving`` (or the final state of a broadcast it already finished), applies the
 chunk faults of :class:`~firmware_sim.faults.Faults`, reassembles and verifies the file,
-asks for missing chunks with repair requests (idle timer, doubling backoff capped at
-30 s, at most 256 indexes per request, one "send everything again" after a sha256
+asks for missing chunks with repair requests (the rule of
+:class:`devices.protocol.RepairPlan`: only chunks lost below the highest one received until
+the sending is over, idle timer and doubling backoff capped at 30 s, at most 256 indexes
+per request, none while disconnected, one "send everything again" after a sha256
 mismatch) and hands the verified file to the node's player. :class:`BlobCache` lets the
 nodes of one process share identical chunk and file bytes.
 """
@@ -28,12 +30,11 @@ from devices.protocol import (
     Manifest,
     PayloadError,
     Reassembler,
-    RepairBackoff,
+    RepairPlan,
     RepairRequest,
     decode,
     encode,
     parse_chunk,
-    repair_batch,
 )
 from firmware_sim.io import NodeIO, Timer
 from firmware_sim.player import Player
@@ -79,8 +80,7 @@ KEEP_VERIFIED = 4
 class _Download:
     manifest: Manifest
     reasm: Reassembler
-    backoff: RepairBackoff
-    requested: set[int] = field(default_factory=set)
+    plan: RepairPlan
     faulted: set[int] = field(default_factory=set)
     retried_all: bool = False
     timer: Timer | None = None
@@ -191,7 +191,7 @@ class Downloads:
             io.ack(bc, AckState.FAILED, "storage_full")
             return
         idle = self.repair_idle_s
-        d = _Download(m, Reassembler(a), RepairBackoff(idle, time.monotonic()))
+        d = _Download(m, Reassembler(a), RepairPlan(a.chunks, idle, time.monotonic()))
         self._active[bc] = d
         d.timer = io.later(idle, self._repair_due, bc)
         logger.debug("%s: receiving %s (%d chunks)", io.node_id, bc, a.chunks)
@@ -225,14 +225,13 @@ class Downloads:
             stats.chunks_dup += 1
             return
         stats.chunks_ok += 1
-        d.backoff.progress(time.monotonic())
+        now = time.monotonic()
+        d.plan.received(chunk.index, now)
         if d.reasm.complete():
             self._complete(bc, d)
             return
-        if d.requested:
-            d.requested.discard(chunk.index)
-            if not d.requested:  # the last repair was answered: ask for the rest right away
-                self._send_repair(bc, d)
+        if d.plan.due(now):  # the last chunk came, or the last repair was answered: ask at once
+            self._send_repair(bc, d)
 
     def _apply_faults(self, d: _Download, payload: bytes) -> bytes | None:
         """Faults.drop_chunks / corrupt_chunks, once per index: None = dropped."""
@@ -262,6 +261,7 @@ class Downloads:
             if not d.retried_all:  # discard the file and ask for every chunk again, once
                 d.retried_all = True
                 logger.warning("%s: sha256 mismatch for %s; requesting all chunks", io.node_id, bc)
+                d.plan.restart(time.monotonic())
                 self._send_repair(bc, d)
                 return
             self._fail(bc, "checksum")
@@ -290,15 +290,17 @@ class Downloads:
     # ------------------------------------------------------------------ repair
 
     def _send_repair(self, bc: str, d: _Download) -> None:
-        io = self._io
-        missing = repair_batch(d.reasm.missing())
+        """A check is due: ask for what the plan says is lost (nothing while disconnected)."""
+        io, now = self._io, time.monotonic()
+        missing = d.plan.batch(d.reasm.missing(), now)
         if missing:
             req = RepairRequest(ts=io.clock_ms(), node_id=io.node_id, bc=bc, missing=missing)
-            if io.publish(io.topics.repair(io.node_id), encode(req), qos=1):
-                io.stats.repairs_sent += 1
-                d.requested = set(missing)
-                logger.debug("%s: repair %s: %d chunks", io.node_id, bc, len(missing))
-        d.backoff.sent(time.monotonic())
+            if not io.publish(io.topics.repair(io.node_id), encode(req), qos=1):
+                d.plan.unsent(now)
+                return
+            io.stats.repairs_sent += 1
+            logger.debug("%s: repair %s: %d chunks", io.node_id, bc, len(missing))
+        d.plan.sent(missing, now)
 
     def _repair_due(self, bc: str) -> None:
         d = self._active.get(bc)
@@ -308,6 +310,6 @@ class Downloads:
         if d.manifest.expires_at < self._io.controller_ms():
             self._fail(bc, "expired")
             return
-        if d.backoff.due(now):
+        if d.plan.due(now):
             self._send_repair(bc, d)
-        d.timer = self._io.later(max(0.01, d.backoff.next_due - now), self._repair_due, bc)
+        d.timer = self._io.later(max(0.01, d.plan.next_due - now), self._repair_due, bc)

@@ -2,9 +2,9 @@
 
 Everything delivery publishes goes through :class:`AudioOut` and a :class:`devices.link.UnitBus`:
 the retained manifest and the chunks once per scope (a group topic fans out in the broker), the
-chunks a unit asks for again on its own node topic, a manifest re-offered to a silent unit, the
-manifest withdrawn (an empty retained message) when the broadcast is over. What the units say
-back is delivery's business (controller/airing/delivery.py).
+chunks units ask for again (to a unit or a group: controller/airing/repairs.py decides), a
+manifest re-offered to a silent unit, the manifest withdrawn (an empty retained message) when the
+broadcast is over. What the units say back is delivery's business (controller/airing/delivery.py).
 """
 
 from __future__ import annotations
@@ -53,14 +53,15 @@ class AudioOut:
             except MqttError:
                 pass
 
-    def repair(self, active: ActiveBroadcast, node_id: str, indexes: list[int]) -> bool:
-        """Chunks ``indexes`` again, to one unit; False if they could not be sent."""
-        topic = self.link.topics.data(p.AudioScope(kind="node", id=node_id), active.id)
+    def resend(self, active: ActiveBroadcast, scope: p.AudioScope, indexes: list[int]) -> bool:
+        """Chunks ``indexes`` again, to one scope (a unit, or a group: controller/airing/repairs.py
+        chooses); False if they could not be sent."""
+        topic = self.link.topics.data(scope, active.id)
         try:
             for i in indexes:
                 self.link.publish_nowait(topic, active.frames[i])
         except MqttError as exc:
-            logger.warning("repair for %s/%s not sent: %s", node_id, active.id, exc)
+            logger.warning("repair for %s/%s not sent: %s", scope.id, active.id, exc)
             return False
         return True
 

@@ -32,6 +32,7 @@ from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
 from controller.airing.broadcasts import mark_missed
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
+from controller.airing.repairs import RepairDesk
 from controller.airing.settings import DeliverySettings
 from controller.core.background import Periodic
 from controller.core.db import Database
@@ -53,6 +54,7 @@ class DeliveryService:
         self.db = db
         self.writer = writer
         self.out = AudioOut(link)
+        self.repairs = RepairDesk(self.out, presence.groups_of)  # one re-send of a chunk per scope
         self.presence = presence
         self.settings = settings
         self.audio_dir = audio_dir
@@ -230,16 +232,8 @@ class DeliveryService:
         if active is None or nd is None or nd.state.final or not active.published:
             self.ignored_acks += 1
             return
-        wanted = sorted({i for i in req.missing if i < len(active.frames)})
-        budget = 4 * len(active.frames) - nd.repaired_chunks
-        if budget <= 0:
-            logger.warning("node %s exhausted its repair budget for %s", node_id, active.id)
+        if not self.repairs.request(active, node_id, nd, req.missing):  # coalesced, sent in 50 ms
             return
-        wanted = wanted[:budget]
-        nd.repaired_chunks += len(wanted)
-        if not self.out.repair(active, node_id, wanted):
-            return
-        logger.debug("repaired %d chunk(s) of %s for %s", len(wanted), active.id, node_id)
         if nd.state.rank < S.RECEIVING.rank:
             self._transition(active, node_id, nd, S.RECEIVING, "repairing")
 

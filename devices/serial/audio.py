@@ -7,8 +7,8 @@ child: ``receiving`` when a child joins, ``verified`` for every target when the 
 complete and its SHA-256 matches, then the line player (:mod:`devices.serial.line`)
 acks ``playing``/``played``. Missing chunks are asked for on one target child's repair
 topic (the controller republishes them on that child's node topic, which the gateway
-subscribes to), with the idle timer and backoff of a node. A manifest already finished
-for a child gets its final ack again, never a second playback.
+subscribes to), by the repair rule of a node (:class:`devices.protocol.RepairPlan`). A
+manifest already finished for a child gets its final ack again, never a second playback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from devices import protocol as p
 from devices.serial.contract import Child
@@ -31,8 +31,7 @@ class _Download:
     manifest: p.Manifest
     reasm: p.Reassembler
     targets: set[str]
-    backoff: p.RepairBackoff
-    requested: set[int] = field(default_factory=set)
+    plan: p.RepairPlan
     retried_all: bool = False
     timer: asyncio.TimerHandle | None = None
 
@@ -115,7 +114,8 @@ class Downloads:
 
     def _begin(self, m: p.Manifest, child: Child) -> _Download:
         idle = self._io.config.repair_idle_s
-        d = _Download(m, p.Reassembler(m.audio), {child.node_id}, p.RepairBackoff(idle, time.monotonic()))
+        plan = p.RepairPlan(m.audio.chunks, idle, time.monotonic())
+        d = _Download(m, p.Reassembler(m.audio), {child.node_id}, plan)
         self.active[m.bc] = d
         d.timer = self._io.later(idle, self._repair_due, m.bc)
         logger.debug("%s: receiving %s (%d chunks)", self._io.gateway_id, m.bc, m.audio.chunks)
@@ -137,13 +137,12 @@ class Downloads:
             return
         if d.reasm.have == before:
             return  # duplicate
-        d.backoff.progress(time.monotonic())
+        now = time.monotonic()
+        d.plan.received(chunk.index, now)
         if d.reasm.complete():
             self._complete(bc, d)
-        elif d.requested:
-            d.requested.discard(chunk.index)
-            if not d.requested:  # the last repair was answered: ask for the rest at once
-                self._send_repair(bc, d)
+        elif d.plan.due(now):  # the last chunk came, or the last repair was answered: ask at once
+            self._send_repair(bc, d)
 
     # ------------------------------------------------------------------ outcome
 
@@ -158,6 +157,7 @@ class Downloads:
             if not d.retried_all:  # discard and ask for every chunk again, once
                 d.retried_all = True
                 logger.warning("%s: sha256 mismatch for %s; requesting all chunks", self._io.gateway_id, bc)
+                d.plan.restart(time.monotonic())
                 self._send_repair(bc, d)
                 return
             self._fail(bc, "checksum")
@@ -185,17 +185,18 @@ class Downloads:
     # ------------------------------------------------------------------ repair
 
     def _send_repair(self, bc: str, d: _Download) -> None:
-        io = self._io
-        missing = p.repair_batch(d.reasm.missing())
+        io, now = self._io, time.monotonic()
+        missing = d.plan.batch(d.reasm.missing(), now)
         targets = self._targets(d)
         if missing and targets:
             who = targets[0].node_id
             req = p.RepairRequest(ts=io.clock_ms(), node_id=who, bc=bc, missing=missing)
-            if io.publish(io.topics.repair(who), p.encode(req), qos=1):
-                self.repairs_sent += 1
-                d.requested = set(missing)
-                logger.debug("%s: repair %s for %s: %d chunks", io.gateway_id, bc, who, len(missing))
-        d.backoff.sent(time.monotonic())
+            if not io.publish(io.topics.repair(who), p.encode(req), qos=1):
+                d.plan.unsent(now)  # disconnected: no backoff step
+                return
+            self.repairs_sent += 1
+            logger.debug("%s: repair %s for %s: %d chunks", io.gateway_id, bc, who, len(missing))
+        d.plan.sent(missing if targets else [], now)
 
     def _repair_due(self, bc: str) -> None:
         d = self.active.get(bc)
@@ -205,6 +206,6 @@ class Downloads:
             self._fail(bc, "expired")
             return
         now = time.monotonic()
-        if d.backoff.due(now):
+        if d.plan.due(now):
             self._send_repair(bc, d)
-        d.timer = self._io.later(max(0.01, d.backoff.next_due - now), self._repair_due, bc)
+        d.timer = self._io.later(max(0.01, d.plan.next_due - now), self._repair_due, bc)

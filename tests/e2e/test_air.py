@@ -131,7 +131,9 @@ async def test_unit_not_ready_at_air_time_says_why_and_catches_up(
     async with running_controller(settings) as (_, client):
         await provision(client, {"z": ["fast-1", "slow-1"]})
         fast = sim("fast-1", mosquitto.port, Faults(time_scale=0.2))
-        slow = sim("slow-1", mosquitto.port, Faults(time_scale=0.2, drop_chunks={0}), repair_idle_s=4.0)
+        # loses every chunk the first time: it asks only after 2 × 4 s without any (§3), late for air time
+        slow = sim("slow-1", mosquitto.port, Faults(time_scale=0.2, drop_chunks=set(range(1000))),
+                   repair_idle_s=4.0)
         await asyncio.gather(fast.start(), slow.start())
         try:
             await wait_online(client, ["fast-1", "slow-1"])

@@ -353,10 +353,12 @@ async def test_expired_manifest_and_withdrawn_download(ctl: Ctl, nodes: Callable
     scope = AudioScope(kind="node", id="loa-1")
     await ctl.send(scope, m3, frames3, skip={3})
     await until(lambda: "b-8" in node.receiving, what="partial download")
+    # the last chunk came: the sending is over, so the lost chunk 3 is asked for at once (§3)
+    await until(lambda: [r.missing for r in ctl.repairs("loa-1")] == [[3]], what="chunk 3 asked for")
     await ctl.client.publish(ctl.t.manifest(scope, "b-8"), b"", retain=True)  # withdrawn
     await until(lambda: "b-8" not in node.receiving, what="partial download dropped")
     await asyncio.sleep(0.8)
-    assert ctl.repairs("loa-1") == [] and node.played == []
+    assert len(ctl.repairs("loa-1")) == 1 and node.played == []  # nothing asked after the withdrawal
 
 
 async def test_emergency_preempts_normal_and_power(ctl: Ctl, nodes: Callable[..., SimNode]) -> None:
