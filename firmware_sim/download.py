@@ -138,6 +138,21 @@ class Downloads:
                 d.timer.cancel()
         self._active.clear()
 
+    def restore(self) -> list[str]:
+        """At boot (§3 "what a unit keeps"): the verified files in flash survive power loss. Expired
+        ones are deleted; those not finished wait in the player again, held, so the retained
+        manifest is answered ``verified`` and nothing is downloaded twice. Returns their bcs."""
+        now, back = self._io.controller_ms(), []
+        for bc, (m, audio) in list(self._verified.items()):
+            if m.expires_at < now:
+                del self._verified[bc]
+            elif bc not in self._io.finished and self._player.state_of(bc) is None:
+                self._player.enqueue(m, audio)
+                back.append(bc)
+        if back:
+            logger.info("%s: %d verified files kept across the reboot", self._io.node_id, len(back))
+        return back
+
     def expire(self, clock_ms: float) -> None:
         """Fail (``expired``) every download whose manifest expired before ``clock_ms``."""
         for bc in [b for b, d in self._active.items() if d.manifest.expires_at < clock_ms]:

@@ -9,7 +9,10 @@ and the node id, so a run can be repeated exactly.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from devices.mqtt import BrokerAddress
+from devices.protocol import valid_id
 
 #: Chunk index sets are capped so a typo cannot make a node hold millions of ints.
 MAX_FAULT_INDEXES = 4096
@@ -87,3 +90,18 @@ class Faults:
     def rng_for(self, node_id: str) -> random.Random:
         """The node's deterministic random source."""
         return random.Random(f"{self.seed}:{node_id}")
+
+
+def identity(node_id: str, broker: BrokerAddress, faults: Faults) -> tuple[str, BrokerAddress]:
+    """The id a node claims and the broker login it uses (username = its real id; a
+    ``Faults.claim_id`` liar logs in as itself and claims another id)."""
+    if not valid_id(node_id):
+        raise ValueError(f"invalid node id {node_id!r}")
+    if broker.username is None and broker.password is not None:
+        broker = replace(broker, username=node_id)  # username = node id by convention
+    if faults.claim_id:
+        if not valid_id(faults.claim_id):
+            raise ValueError(f"invalid claim_id {faults.claim_id!r}")
+        broker = replace(broker, username=broker.username or node_id)
+        node_id = faults.claim_id
+    return node_id, broker

@@ -9,6 +9,9 @@ and file bytes are shared between nodes (:class:`firmware_sim.node.BlobCache`).
 ``loaphuong sim --count 1000 --zones 10`` runs ``sim-0000`` ... ``sim-0999`` in groups
 ``all`` and ``zone1`` ... ``zone10`` (until the controller's retained config says
 otherwise) and logs a summary every 30 s; SIGINT/SIGTERM stop every node cleanly.
+``--play-log FILE`` appends every playback start and end (:mod:`firmware_sim.playlog`);
+``--flap 0.3 --flap-every 20`` power-cycles 30 % of the units every 20 s
+(:mod:`firmware_sim.flap`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from devices.mqtt import BrokerAddress
 from devices.protocol import DEFAULT_PREFIX, valid_id
 from firmware_sim.faultmix import KINDS, fault_mix
 from firmware_sim.faults import Faults
+from firmware_sim.flap import MODES, Flapper, FlapPlan
 from firmware_sim.node import BlobCache, SimNode
+from firmware_sim.playlog import PlayLog
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,7 @@ class Fleet:
         fw: str = "sim-1.0",
         keep_audio: bool = True,
         repair_idle_s: float = 2.0,
+        play_log: PlayLog | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -82,7 +88,7 @@ class Fleet:
                 groups=spec.groups,
                 time_scale=None if spec.faults and spec.faults.time_scale != 1.0 else time_scale,
                 repair_idle_s=repair_idle_s, own_ticker=False, keep_audio=keep_audio,
-                blobs=self.blobs, log_link_failures=len(nodes) <= 20,
+                blobs=self.blobs, log_link_failures=len(nodes) <= 20, play_log=play_log,
             )
 
     async def start(self, wait_s: float = 30.0) -> int:
@@ -184,81 +190,142 @@ async def run_fleet(
     handle_signals: bool = True,
     faults: str = "",
     seed: int = 0,
+    play_log: Path | None = None,
+    flap: FlapPlan | None = None,
 ) -> dict[str, Any]:
     """Run ``count`` nodes until ``duration_s`` passes, ``stop`` is set or SIGINT/SIGTERM.
 
-    ``faults`` is a fault mix such as ``"crash:0.02,drop:0.05"`` (:mod:`firmware_sim.faultmix`)."""
+    ``faults`` is a fault mix such as ``"crash:0.02,drop:0.05"`` (:mod:`firmware_sim.faultmix`);
+    ``play_log`` a JSON-lines file every start and end is appended to; ``flap`` the units that
+    come and go (:mod:`firmware_sim.flap`)."""
     specs = fleet_specs(count, id_prefix=id_prefix, zones=zones, password_for=password_for)
     mix = fault_mix(faults, [sp.node_id for sp in specs], seed)
     for sp in specs:
         sp.faults = mix.get(sp.node_id)
     if mix:
         logger.info("fleet: %d of %d units misbehave (%s)", len(mix), count, faults)
+    log = PlayLog(play_log) if play_log is not None else None
     fleet = Fleet(specs, broker, prefix, heartbeat_s=heartbeat_s, play_dir=play_dir,
-                  time_scale=time_scale, keep_audio=False)
+                  time_scale=time_scale, keep_audio=False, play_log=log)
+    flapper = Flapper(list(fleet.nodes.values()), flap) if flap is not None else None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-    deadline = None if duration_s is None else time.monotonic() + duration_s
+    installed = _on_signals(loop, stop.set) if handle_signals else []
     try:
         await fleet.start()
-        while not stop.is_set():
-            wait = summary_s if deadline is None else min(summary_s, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
-            logger.info("fleet: %s", _fmt(fleet.summary()))
+        if flapper is not None:
+            flapper.start()
+        await _until_stopped(fleet, stop, duration_s, summary_s)
     finally:
+        if flapper is not None:
+            await flapper.stop()
         await fleet.stop()
+        if log is not None:
+            log.close()
         for sig in installed:
             loop.remove_signal_handler(sig)
     summary = fleet.summary()
+    if flapper is not None:
+        summary["flaps"] = sum(flapper.flaps.values())
     logger.info("fleet finished: %s", _fmt(summary))
     return summary
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[signal.Signals]:
+    """SIGINT/SIGTERM call ``handler``; returns the signals installed (to remove them after)."""
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    return installed
+
+
+async def _until_stopped(fleet: Fleet, stop: asyncio.Event, duration_s: float | None,
+                         summary_s: float) -> None:
+    """Wait for ``stop`` or the end of ``duration_s``, logging a summary every ``summary_s``."""
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    while not stop.is_set():
+        wait = summary_s if deadline is None else min(summary_s, deadline - time.monotonic())
+        if wait <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+        logger.info("fleet: %s", _fmt(fleet.summary()))
 
 
 def _fmt(summary: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in summary.items())
 
 
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="loaphuong sim", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Simulated loudspeaker units that follow docs/protocol.md, against any MQTT broker. "
+                    "Units are <id-prefix>-0000, -0001, ... in groups 'all' and zone1..zoneN.",
+        epilog="examples:\n  loaphuong sim --count 200 --port 1883 --play-log plays.jsonl\n"
+               "  loaphuong sim --count 10 --flap 0.3 --flap-every 20 --flap-mode network --seed 7")
+    ap.add_argument("--host", default="127.0.0.1", help="broker host (%(default)s)")
+    ap.add_argument("--port", type=int, default=1883, help="broker port (%(default)s)")
+    ap.add_argument("--count", type=int, default=10, help="number of units (%(default)s)")
+    ap.add_argument("--zones", type=int, default=1,
+                    help="initial groups zone1..zoneN (plus 'all'; %(default)s)")
+    ap.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (%(default)s)")
+    ap.add_argument("--id-prefix", default="sim", help="unit ids are <id-prefix>-0000 ...")
+    ap.add_argument("--password", default=None, help="password of every unit (username = unit id)")
+    ap.add_argument("--heartbeat", type=float, default=15.0,
+                    help="heartbeat period in seconds (%(default)s)")
+    ap.add_argument("--time-scale", type=float, default=1.0,
+                    help="playback lasts the audio's duration times this "
+                         "(0.1 = ten times faster; %(default)s)")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="stop after this many seconds (default: run until Ctrl-C)")
+    out = ap.add_argument_group("what the units played")
+    out.add_argument("--play-dir", type=Path, default=None, metavar="DIR",
+                     help="write each played file to DIR/<unit>/<broadcast>.<codec> (a replay overwrites it)")
+    out.add_argument("--play-log", type=Path, default=None, metavar="FILE",
+                     help="append one JSON line per playback start and end (unit, bc, event, wall_ms, "
+                          "offset_ms, reason, boot) to FILE, never overwritten: "
+                          "a double play shows as two starts")
+    bad = ap.add_argument_group("faults")
+    bad.add_argument("--faults", default="", help="fault mix, e.g. crash:0.02,drop:0.05,liar:0.001 "
+                     f"(kinds: {', '.join(KINDS)})")
+    bad.add_argument("--flap", type=float, default=0.0, metavar="SHARE",
+                     help="share of the units (0..1) that go down and come back periodically (0: none)")
+    bad.add_argument("--flap-every", type=float, default=30.0, metavar="N",
+                     help="each flapping unit goes down once every N seconds, at its own phase (%(default)s)")
+    bad.add_argument("--flap-mode", choices=MODES, default="power",
+                     help="power: mains loss (last-will, RAM lost, verified files kept, new session); "
+                          "network: the link drops, the unit keeps playing and reconnects (%(default)s)")
+    bad.add_argument("--flap-down", type=float, default=3.0, metavar="S",
+                     help="seconds a flap lasts (%(default)s)")
+    bad.add_argument("--flap-times", type=int, default=0, metavar="K",
+                     help="at most K flaps per unit (0 = until the simulator stops)")
+    bad.add_argument("--seed", type=int, default=0,
+                     help="seed of the fault mix and of which units flap (%(default)s)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return ap
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="loaphuong sim",
-                                 description="simulated loudspeaker nodes (docs/protocol.md)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=1883)
-    ap.add_argument("--count", type=int, default=10, help="number of nodes")
-    ap.add_argument("--zones", type=int, default=1, help="initial groups zone1..zoneN (plus 'all')")
-    ap.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
-    ap.add_argument("--id-prefix", default="sim", help="node ids are <id-prefix>-0000 ...")
-    ap.add_argument("--password", default=None, help="password of every node (username = node id)")
-    ap.add_argument("--play-dir", type=Path, default=None, help="write played audio here")
-    ap.add_argument("--heartbeat", type=float, default=15.0, help="heartbeat period (s)")
-    ap.add_argument("--time-scale", type=float, default=1.0, help="playback duration factor")
-    ap.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    ap.add_argument("--faults", default="", help="fault mix, e.g. crash:0.02,drop:0.05,liar:0.001 "
-                    f"(kinds: {', '.join(KINDS)})")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the fault mix")
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap = _parser()
     args = ap.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     password = args.password
     try:
+        flap = FlapPlan(args.flap, args.flap_every, args.flap_mode, args.flap_down, args.seed,
+                        args.flap_times) if args.flap > 0 else None
         asyncio.run(run_fleet(
             args.count, BrokerAddress(host=args.host, port=args.port), prefix=args.prefix,
             id_prefix=args.id_prefix, zones=args.zones,
             password_for=(lambda _id: password) if password else None,
             duration_s=args.duration, play_dir=args.play_dir, heartbeat_s=args.heartbeat,
             time_scale=args.time_scale, faults=args.faults, seed=args.seed,
+            play_log=args.play_log, flap=flap,
         ))
     except ValueError as exc:
         ap.error(str(exc))

@@ -25,11 +25,11 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
 from devices.protocol import (
+    AckState,
     ControllerState,
     FinishedLog,
     NodeConfig,
@@ -44,12 +44,13 @@ from devices.protocol import (
 from firmware_sim.clock import ClockSync
 from firmware_sim.commands import CommandDesk
 from firmware_sim.download import BlobCache, Downloads
-from firmware_sim.faults import Faults
+from firmware_sim.faults import Faults, identity
 from firmware_sim.io import NodeStats
 from firmware_sim.live_audio import LiveReceiver
 from firmware_sim.membership import Membership, SubAck
 from firmware_sim.playback import PlaybackCommands
 from firmware_sim.player import Player
+from firmware_sim.playlog import PlayLog
 from firmware_sim.relay import RelayFetcher
 from firmware_sim.runtime import NodeRuntime
 from firmware_sim.telemetry import Reporter
@@ -57,20 +58,6 @@ from firmware_sim.telemetry import Reporter
 __all__ = ["BlobCache", "NodeStats", "SimNode"]
 
 logger = logging.getLogger(__name__)
-
-
-def _identity(node_id: str, broker: BrokerAddress, faults: Faults) -> tuple[str, BrokerAddress]:
-    """The id the node claims and the broker login it uses (username = its real id)."""
-    if not valid_id(node_id):
-        raise ValueError(f"invalid node id {node_id!r}")
-    if broker.username is None and broker.password is not None:
-        broker = replace(broker, username=node_id)  # username = node id by convention
-    if faults.claim_id:  # logs in as itself, claims another id
-        if not valid_id(faults.claim_id):
-            raise ValueError(f"invalid claim_id {faults.claim_id!r}")
-        broker = replace(broker, username=broker.username or node_id)
-        node_id = faults.claim_id
-    return node_id, broker
 
 
 class SimNode:
@@ -82,11 +69,12 @@ class SimNode:
         play_dir: Path | None = None, session: str | None = None, groups: list[str] | None = None,
         time_scale: float | None = None, repair_idle_s: float = 2.0, own_ticker: bool = True,
         keep_audio: bool = True, blobs: BlobCache | None = None, log_link_failures: bool = True,
+        play_log: PlayLog | None = None,
     ) -> None:
         if heartbeat_s <= 0 or telemetry_s <= 0 or repair_idle_s <= 0:
             raise ValueError("heartbeat_s, telemetry_s and repair_idle_s must be positive")
         self.faults = f = faults if faults is not None else Faults()
-        node_id, broker = _identity(node_id, broker, f)
+        node_id, broker = identity(node_id, broker, f)
         self.node_id, self.broker = node_id, broker
         self.topics, self.fw, self.session = Topics(prefix), fw, session or secrets.token_hex(4)
         self.time_scale = time_scale if time_scale is not None else f.time_scale
@@ -97,7 +85,7 @@ class SimNode:
         self.player = Player(
             node_id, clock=io.clock.now_ms, controller_clock=io.controller_ms, on_ack=io.ack,
             on_change=io.changed, time_scale=self.time_scale, power=f.power_on,
-            decode_error=f.decode_error, play_dir=play_dir,
+            decode_error=f.decode_error, play_dir=play_dir, play_log=play_log,
         )
         self.downloads = Downloads(io, self.player, repair_idle_s=repair_idle_s, blobs=blobs,
                                    keep_audio=keep_audio)
@@ -205,6 +193,7 @@ class SimNode:
             return
         if self._boots:
             self.session = secrets.token_hex(4)  # a new session at every boot
+            self.downloads.restore()  # verified files kept in flash wait for their play again
         self._boots += 1
         self.reporter.boot()
         self._ready = asyncio.Event()
@@ -240,6 +229,17 @@ class SimNode:
             await link.kill()
             logger.debug("%s: killed", self.node_id)
 
+    async def drop_network(self, down_s: float) -> None:
+        """Network loss, power kept: the link drops (the broker sends the last-will) and comes back
+        ``down_s`` later, same session; the queue, downloads and playback go on meanwhile."""
+        link = self._rt.link
+        if link is None:
+            return
+        await link.kill()
+        await asyncio.sleep(down_s)
+        if self._rt.link is link:  # not powered down meanwhile
+            link.start()
+
     def tick(self) -> None:
         """Periodic work (heartbeat, telemetry, expiry); a fleet calls this from one ticker."""
         now = time.monotonic()
@@ -264,6 +264,8 @@ class SimNode:
         self.downloads.clear()
         self.live.end("shutdown")
         self.relay.stop()
+        if self.player.playing:  # started is in NVS: after the boot it is failed/power_off, never replayed
+            self._rt.finished.finish(self.player.playing, AckState.FAILED, "power_off")
         self.player.reset()  # RAM is gone; ``finished`` stays (NVS)
         self.membership.reset()
         self.reporter.stop()

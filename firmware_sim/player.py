@@ -8,8 +8,10 @@ arrival order. An emergency stops a non-emergency broadcast that is playing (rep
 
 "Playing" is a sleep of ``duration_ms * repeat * time_scale``; when a ``play_dir`` is
 given the file is also written to ``play_dir/<node_id>/<bc>.mp3`` so a human (or a test)
-can listen to what a node would have played. The player is event driven: no polling
-timer runs while the queue waits, only one ``call_later`` for the earliest ``play_at``.
+can listen to what a node would have played; with a :class:`~firmware_sim.playlog.PlayLog`
+every start and end is also appended to it (a second start of the same broadcast shows).
+The player is event driven: no polling timer runs while the queue waits, only one
+``call_later`` for the earliest ``play_at``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.protocol import AckState, Manifest, Priority, play_rank
+from firmware_sim.playlog import Event, PlayEvent, PlayLog
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class Player:
         power: bool = True,
         decode_error: bool = False,
         play_dir: Path | None = None,
+        play_log: PlayLog | None = None,
     ) -> None:
         self.node_id = node_id
         self.power = power
@@ -81,6 +85,9 @@ class Player:
         self.time_scale = time_scale
         self.decode_error = decode_error
         self.play_dir = play_dir
+        self.play_log = play_log
+        #: this boot's number (1 at the first; :meth:`reset` counts the next one)
+        self.boot = 1
         self.queue: list[QueueItem] = []
         self.current: QueueItem | None = None
         #: bc ids whose playback completed (``played`` ack), in play order.
@@ -182,8 +189,11 @@ class Player:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self.current is not None:
+            self._log("end", self.current, "power_loss")
         self.current = None
         self.queue.clear()
+        self.boot += 1
 
     # ------------------------------------------------------------------ scheduling
 
@@ -196,6 +206,7 @@ class Player:
         if task is not None:
             task.cancel()
         logger.info("%s: playback of %s stopped (%s)", self.node_id, item.bc, reason)
+        self._log("end", item, reason)
         self._on_ack(item.bc, AckState.FAILED, reason)
         self._on_change()
 
@@ -235,6 +246,9 @@ class Player:
                 self._on_ack(item.bc, AckState.FAILED, "decode_error")
                 continue
             self.current = item
+            self.started.append(item.bc)
+            self.start_times[item.bc] = (time.time() * 1000, item.offset_ms)
+            self._log("start", item, "")
             self._task = asyncio.get_running_loop().create_task(
                 self._play(item), name=f"play-{self.node_id}-{item.bc}"
             )
@@ -251,8 +265,6 @@ class Player:
     async def _play(self, item: QueueItem) -> None:
         m = item.manifest
         try:
-            self.started.append(item.bc)
-            self.start_times[item.bc] = (time.time() * 1000, item.offset_ms)
             self._on_ack(item.bc, AckState.PLAYING, "")
             if self.play_dir is not None:
                 try:
@@ -268,9 +280,23 @@ class Player:
         self.current = None
         self._task = None
         self.played.append(item.bc)
+        self._log("end", item, "played")
         self._on_ack(item.bc, AckState.PLAYED, "")
         self._on_change()
         self._kick()
+
+    def _log(self, event: Event, item: QueueItem, reason: str) -> None:
+        """One line of the play log: at an end, ``offset_ms`` is how far into the audio it got."""
+        if self.play_log is None:
+            return
+        offset = item.offset_ms
+        started = self.start_times.get(item.bc)
+        if event == "end" and started is not None:
+            offset += int((time.time() * 1000 - started[0]) / self.time_scale)
+        self.play_log.record(PlayEvent(
+            unit=self.node_id, bc=item.bc, event=event, wall_ms=int(time.time() * 1000),
+            node_ms=int(self._clock()), offset_ms=offset, reason=reason,
+            priority=item.manifest.priority.value, boot=self.boot))
 
     def _write(self, item: QueueItem) -> None:
         assert self.play_dir is not None
