@@ -1,17 +1,22 @@
 """Fan-out benchmark: a 60-second bulletin to N simulated units through the real controller.
 
     python bench/fanout.py --nodes 200        # default
-    python bench/fanout.py --nodes 1000
+    python bench/fanout.py --nodes 1000       # the units in 4 simulator processes (--sim-procs)
 
 ``controller_egress_bytes`` counts the broadcast's audio topics (manifest, chunks, repairs);
 ``controller_egress_all_bytes`` also counts control traffic in the same window (clock-sync
 replies, play commands), which grows with the number of units but carries no audio.
 
-Three processes share the 2 cores as they would in a ward: the broker (Mosquitto if installed,
-else the embedded one), this process (the controller: delivery service + database) and one
-process running the N simulated units. Measured in the same run, as the baseline: the same
-chunk messages published by one plain client to N plain subscribers, each answering with one
-small message once it has every chunk (as a unit answers "verified").
+The processes share the cores as they would in a ward: the broker (Mosquitto if installed,
+else the embedded one), this process (the controller: delivery service + database) and the N
+simulated units, split over ``--sim-procs`` processes (default: one per 250 units, at most 4) so
+that one Python process running a thousand units is not what the figure measures. Measured in
+the same run, as the baseline: the same chunk messages published by one plain client to N plain
+subscribers in as many processes, each answering with one small message once it has every chunk
+(as a unit answers "verified").
+
+``repairs`` says what the units asked for again and how the controller answered (one copy to the
+zone for a chunk many lacked: controller/airing/repairs.py).
 
 The last line printed is one JSON object.
 """
@@ -27,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from asyncio.subprocess import Process
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +55,68 @@ PARAGRAPH = ("Thông báo của Ủy ban nhân dân phường: sáng mai từ b�
              "Đề nghị các gia đình đưa trẻ đến đúng giờ và mang theo sổ tiêm chủng. ")
 
 
+# ----------------------------------------------------------------------------- child processes
+
+
+def split(nodes: int, procs: int) -> list[tuple[int, int]]:
+    """(first, count) of each of ``procs`` processes sharing ``nodes`` units."""
+    size = -(-nodes // max(1, min(procs, nodes)))
+    return [(i, min(size, nodes - i)) for i in range(0, nodes, size)]
+
+
+async def spawn(role: str, port: int, nodes: int, procs: int, *extra: str) -> list[Process]:
+    """``procs`` children of ``role`` sharing ``nodes`` units, each ready (it printed READY)."""
+    children = []
+    for first, count in split(nodes, procs):
+        children.append(await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--role", role, "--port", str(port), "--nodes", str(nodes),
+            "--first", str(first), "--count", str(count), *extra,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT))
+    for child in children:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 300)
+        assert line.strip() == b"READY", line
+    return children
+
+
+async def stop(children: list[Process]) -> list[dict[str, Any]]:
+    """Tell every child to stop; what each printed as its SUMMARY (a JSON object), if anything."""
+    summaries = []
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"stop\n")
+        await child.stdin.drain()
+    for child in children:
+        assert child.stdout is not None
+        out = await asyncio.wait_for(child.stdout.read(), 120)
+        await child.wait()
+        lines = out.decode().splitlines()
+        summaries += [json.loads(ln.removeprefix("SUMMARY ")) for ln in lines if ln.startswith("SUMMARY ")]
+    return summaries
+
+
+async def until_told_to_stop() -> None:
+    print("READY", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def sim_units(port: int, nodes: int, first: int, count: int) -> None:
+    """Child process: units ``first`` .. ``first + count - 1`` of the ``nodes`` simulated ones."""
+    from firmware_sim.fleet import Fleet, fleet_specs
+
+    specs = fleet_specs(nodes, id_prefix="fan", zones=1)[first:first + count]
+    fleet = Fleet(specs, BrokerAddress(port=port), heartbeat_s=30, time_scale=0.001, keep_audio=False)
+    await fleet.start()
+    await until_told_to_stop()
+    print("SUMMARY " + json.dumps(fleet.summary()), flush=True)
+    await fleet.stop()
+
+
 # ----------------------------------------------------------------------------- baseline side
 
 
-async def raw_subscribers(port: int, count: int, chunks: int) -> None:
-    """Child process: N plain subscribers; each acks once it has all chunks."""
+async def raw_subscribers(port: int, first: int, count: int, chunks: int) -> None:
+    """Child process: ``count`` plain subscribers; each acks once it has all chunks."""
     broker = BrokerAddress(port=port)
     clients: list[AsyncMqttClient] = []
     have = [0] * count
@@ -61,9 +125,10 @@ async def raw_subscribers(port: int, count: int, chunks: int) -> None:
         def on_message(topic: str, payload: bytes, retained: bool) -> None:
             have[i] += 1
             if have[i] == chunks:
-                clients[i].publish_nowait("bench/ack", b"%d" % i, qos=1)
+                clients[i].publish_nowait("bench/ack", b"%d" % (first + i), qos=1)
 
-        return subscriber(f"raw-{i}", broker, "bench/data", qos=1, on_message=on_message, log_failures=False)
+        return subscriber(f"raw-{first + i}", broker, "bench/data", qos=1, on_message=on_message,
+                          log_failures=False)
 
     for i in range(count):
         clients.append(make(i))
@@ -72,18 +137,12 @@ async def raw_subscribers(port: int, count: int, chunks: int) -> None:
             c.start()
         await asyncio.gather(*(c.connected.wait() for c in clients[i:i + 100]))
     await asyncio.sleep(1.0)
-    print("READY", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told to stop
+    await until_told_to_stop()
     await asyncio.gather(*(c.stop() for c in clients))
 
 
-async def run_baseline(port: int, nodes: int, frames: list[bytes]) -> float:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--role", "raw", "--port", str(port), "--nodes", str(nodes),
-        "--chunks", str(len(frames)), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdin is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 300)
-    assert line.strip() == b"READY", line
+async def run_baseline(port: int, nodes: int, frames: list[bytes], procs: int) -> float:
+    children = await spawn("raw", port, nodes, procs, "--chunks", str(len(frames)))
     acks = 0
     done = asyncio.Event()
 
@@ -101,9 +160,7 @@ async def run_baseline(port: int, nodes: int, frames: list[bytes]) -> float:
     await asyncio.gather(*(pub.publish("bench/data", f, qos=1) for f in frames))
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - t0
-    proc.stdin.write(b"stop\n")
-    await proc.stdin.drain()
-    await proc.wait()
+    await stop(children)
     await pub.stop()
     return elapsed
 
@@ -165,7 +222,7 @@ async def all_verified(sv: Any, bid: str, t0: float) -> None:
         await asyncio.sleep(0.02)
 
 
-async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any]:
+async def run_controller(port: int, nodes: int, data_dir: Path, procs: int) -> dict[str, Any]:
     import httpx
     from sqlmodel import select
 
@@ -180,16 +237,12 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
                         delivery=DeliverySettings(resend_after_s=60),  # type: ignore[call-arg]
                         admin_password="bench-password")
     app = create_app(settings)
-    specs = fleet_specs(nodes, id_prefix="fan", zones=1)
-    sim = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controller.cli", "sim", "--port", str(port), "--count", str(nodes),
-        "--zones", "1", "--id-prefix", "fan", "--heartbeat", "30", "--time-scale", "0.001",
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sims = await spawn("sim", port, nodes, procs)
     async with app.router.lifespan_context(app):
         sv = app.state.services
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c",
                                      auth=("admin", "bench-password"), timeout=300) as client:
-            await units_online(sv, client, [spec.node_id for spec in specs])
+            await units_online(sv, client, [spec.node_id for spec in fleet_specs(nodes, id_prefix="fan")])
             r = await client.post("/api/bulletins", json={"text": bulletin_text(60)})
             assert r.status_code == 201, r.text
             b = r.json()
@@ -206,26 +259,33 @@ async def run_controller(port: int, nodes: int, data_dir: Path) -> dict[str, Any
             await sv.writer.flush()
             with sv.db.session() as s:
                 states = [d.state for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))]
-            sim.terminate()
-            await sim.wait()
+            units = await stop(sims)
             logger.info("controller part done")
     return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
             "seconds_to_all_verified": elapsed, "controller_egress_bytes": egress,
             "controller_egress_all_bytes": egress_total,
-            "verified_or_later": sum(s in ("verified", "playing", "played") for s in states)}
+            "verified_or_later": sum(s in ("verified", "playing", "played") for s in states),
+            "repairs": {"asked_by_units": sum(u["repairs_sent"] for u in units),
+                        **asdict(sv.delivery.repairs.stats)}}
+
+
+def sim_processes(args: argparse.Namespace) -> int:
+    return args.sim_procs if args.sim_procs > 0 else max(1, min(4, args.nodes // 250))
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     kind = args.broker if args.broker != "auto" else ("mosquitto" if mosquitto_path() else "embedded")
+    procs = sim_processes(args)
     with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp, BrokerProcess(kind) as broker:
-        ctl = await run_controller(broker.port, args.nodes, Path(tmp))
+        ctl = await run_controller(broker.port, args.nodes, Path(tmp), procs)
         audio = (Path(tmp) / "audio")
         data = next(audio.rglob("*.mp3")).read_bytes()
         _, frames = p.chunk_audio(data, duration_ms=int(ctl["audio_seconds"] * 1000))
-        raw = await run_baseline(broker.port, args.nodes, frames)
+        raw = await run_baseline(broker.port, args.nodes, frames, procs)
         logger.info("baseline done")
     return {
-        "bench": "fanout", "broker": kind, "nodes": args.nodes, "chunks": len(frames), **ctl,
+        "bench": "fanout", "broker": kind, "nodes": args.nodes, "sim_processes": procs,
+        "chunks": len(frames), **ctl,
         "egress_per_audio_byte": round(ctl["controller_egress_bytes"] / ctl["audio_bytes"], 4),
         "raw_fanout_seconds": round(raw, 3),
         "ratio_vs_raw": round(ctl["seconds_to_all_verified"] / raw, 2),
@@ -236,16 +296,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=200)
+    ap.add_argument("--sim-procs", type=int, default=0,
+                    help="processes running the simulated units (and the raw subscribers); "
+                         "0 = one per 250 units, at most 4")
     ap.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto")
-    ap.add_argument("--role", choices=["bench", "raw"], default="bench", help=argparse.SUPPRESS)
+    ap.add_argument("--role", choices=["bench", "raw", "sim"], default="bench", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--chunks", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.role == "raw":
-        asyncio.run(raw_subscribers(args.port, args.nodes, args.chunks))
-        return 0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.role == "raw":
+        asyncio.run(raw_subscribers(args.port, args.first, args.count, args.chunks))
+        return 0
+    if args.role == "sim":
+        asyncio.run(sim_units(args.port, args.nodes, args.first, args.count))
+        return 0
     logger.setLevel(logging.INFO)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     result = asyncio.run(main_async(args))
