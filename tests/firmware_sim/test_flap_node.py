@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from devices.mqtt import BrokerAddress
 from devices.protocol import AudioScope, NodeState, decode, now_ms
+from firmware_sim.flap import FlapPlan
+from firmware_sim.fleet import main as fleet_main
+from firmware_sim.fleet import run_fleet
 from firmware_sim.node import SimNode
 from firmware_sim.playlog import PlayLog, double_plays, read_play_log, starts
 from tests.firmware_sim import test_node
@@ -92,3 +96,22 @@ async def test_a_network_flap_keeps_the_session_and_what_plays(
     events = read_play_log(log)
     assert [(e.event, e.reason) for e in events] == [("start", ""), ("end", "played")]
     assert node.played == ["b-net"]
+
+
+async def test_run_fleet_flaps_its_share_a_bounded_number_of_times(sim_broker: BrokerAddress,
+                                                                   prefix: str, tmp_path: Path) -> None:
+    summary = await run_fleet(
+        4, sim_broker, prefix=prefix, id_prefix="fl", duration_s=4.0, handle_signals=False,
+        summary_s=1.0, play_log=tmp_path / "plays.jsonl",
+        flap=FlapPlan(0.5, every_s=1.0, mode="power", down_s=0.3, seed=2, times=1))
+    assert summary["nodes"] == 4 and summary["flaps"] == 2 and summary["connected"] == 0
+    assert read_play_log(tmp_path / "plays.jsonl") == []  # nothing was aired: nothing logged
+
+
+async def test_sim_command_refuses_an_unbounded_flap(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--flap", "1.5"], ["--flap", "0.3", "--flap-every", "0.1"],
+                 ["--flap", "0.3", "--flap-every", "5", "--flap-down", "10"]):
+        with pytest.raises(SystemExit) as exc:
+            fleet_main(argv)
+        assert exc.value.code == 2
+    assert "flap" in capsys.readouterr().err
