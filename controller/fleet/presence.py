@@ -47,6 +47,7 @@ class NodeLive:
     alarm: str = ""
     alarm_at: float = 0.0
     volume: int = 70  # desired volume (controller/fleet/commands.py), sent in the retained config
+    name: str = ""  # the unit's name as staff gave it (POST/PATCH /api/nodes), sent in the config
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Presence:
                     live.session, live.last_heard, live.status = seen[0], seen[1], "online"
                     live.last_seen_ms = p.now_ms()
             live.groups = ["all", *sorted(groups.get(node.id, []))]
+            live.name = node.name
             live.alarm = live.alarm or node.alarm
 
     def forget(self, node_id: str) -> None:
@@ -192,7 +194,7 @@ class Presence:
             return
         for node_id in node_ids or list(self._units):
             live = self._units[node_id]
-            cfg = p.NodeConfig(node_id=node_id, groups=live.groups, volume=live.volume)
+            cfg = p.NodeConfig(node_id=node_id, name=live.name, groups=live.groups, volume=live.volume)
             self.link.publish_nowait(self.link.topics.config(node_id), p.encode(cfg), retain=True)
 
     # ------------------------------------------------------------------ inbound
