@@ -79,6 +79,7 @@ class Board:
     relay_log: list[tuple[float, bool]] = field(default_factory=list)
     executed: int = 0
     retransmissions: int = 0
+    busy: int = 0  # the next this many requests are refused NAK busy (executed: none, cached: none)
     _last: tuple[int, int, bytes, Frame] | None = None
 
     def status(self) -> BoardStatus:
@@ -86,11 +87,17 @@ class Board:
                            faults=self.faults, uptime_s=int(time.monotonic() - self.booted), fw=self.fw)
 
     def handle(self, req: Frame) -> Frame:
-        """Execute a request (or replay the cached reply of a retransmission)."""
+        """Execute a request (or replay the cached reply of a retransmission).
+
+        ``NAK busy`` executes nothing and is not cached (docs/protocol.md §7.4): the gateway
+        retries it with the same frame and ``SEQ``, and that retry is executed afresh."""
         key = (req.seq, req.type, req.payload)
         if self._last is not None and self._last[:3] == key:
             self.retransmissions += 1
             return self._last[3]
+        if self.busy > 0:
+            self.busy -= 1
+            return Frame(self.addr, req.seq, Reply.NAK, bytes((NakCode.BUSY,)))
         code = self._execute(req)
         self.executed += 1
         if code is None:

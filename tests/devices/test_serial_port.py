@@ -12,8 +12,8 @@ import pytest
 from devices.broker import free_port
 from devices.serial.master import BusMaster, BusTimeout
 from devices.serial.port import SerialLink, url_opener
-from devices.serial.wire import Cmd
-from firmware_sim.serial_node import SerialFaults, SerialNodeSim
+from devices.serial.wire import BoardStatus, Cmd, NakCode, Reply, request
+from firmware_sim.serial_node import Board, SerialFaults, SerialNodeSim
 from tests.e2e.helpers import wait_for
 
 pytestmark = [pytest.mark.timeout(60)]
@@ -134,3 +134,36 @@ async def test_socket_url_server_killed_and_restarted() -> None:
             assert [up for up, _ in events] == [True, False, True]
         finally:
             await sim2.stop()
+
+
+def test_a_busy_nak_is_not_cached_and_the_same_frame_runs_afterwards() -> None:
+    # S1 (docs/protocol.md §7.4): NAK busy executes nothing and is not kept as the reply of the
+    # request, so the gateway's retry with the same frame and SEQ is executed: afterwards the
+    # board executed it once, and a further copy of the frame is a retransmission (cached ACK).
+    board = Board(5, busy=2)
+    req = request(5, 17, Cmd.VOLUME, 55)
+    naks = [board.handle(req) for _ in range(2)]
+    assert [(r.type, r.payload) for r in naks] == [(Reply.NAK, bytes((NakCode.BUSY,)))] * 2
+    assert board.executed == 0 and board.volume == 70
+    ack = board.handle(req)
+    assert ack.type == Reply.ACK and BoardStatus.unpack(ack.payload).volume == 55 and board.executed == 1
+    assert board.handle(req) == ack and (board.executed, board.retransmissions) == (1, 1)
+
+
+@pytest.mark.pty
+async def test_a_board_busy_twice_is_retried_by_the_gateway_and_succeeds() -> None:
+    # S1 over a pty: the board answers NAK busy to the first two attempts; the gateway retries
+    # the same frame after 50 ms x attempt and the third attempt succeeds: the volume is set,
+    # executed once, no NAK reported to the caller.
+    sim = SerialNodeSim([7])
+    sim.boards[7].busy = 2
+    path = sim.open_pty()
+    try:
+        async with line(path, attempts=3, reply_timeout=2.0) as (link, bus, _):
+            await asyncio.wait_for(link.up.wait(), 30)
+            status = await bus.request(7, Cmd.VOLUME, 42)
+            assert status.volume == 42 and sim.boards[7].volume == 42
+            assert (sim.boards[7].executed, sim.boards[7].busy) == (1, 0)
+            assert bus.stats.naks == 0 and bus.stats.retries >= 2 and bus.stats.ok == 1
+    finally:
+        await sim.stop()
