@@ -3,8 +3,9 @@
 Written once here and used by the firmware simulator (firmware_sim/) and the serial gateway
 (devices/serial/), which answers for its children as a node would: the command dedupe window,
 command expiry, the finished-broadcast memory, "at most once" for a repeated ``play`` (and
-``play_stream``), the repair rule (what is asked for and when: :class:`RepairPlan`), the play
-order of the priorities and the group limit of a config. Import through :mod:`devices.protocol`.
+``play_stream``), ``stop``'s arguments (:func:`stop_args`, :func:`stop_applies`), the repair
+rule (what is asked for and when: :class:`RepairPlan`), the play order of the priorities and
+the group limit of a config. Import through :mod:`devices.protocol`.
 """
 
 from __future__ import annotations
@@ -134,6 +135,28 @@ def already_answer(bc: str, state: AckState, reason: str = "") -> dict[str, Any]
     if reason:
         data["reason"] = reason
     return data
+
+
+#: §2 ``stop``: the reasons a stop may carry; the unit reports what it stopped ``failed``/<reason>.
+STOP_REASONS = ("stopped", "preempted")
+
+
+def stop_args(args: dict[str, Any]) -> tuple[str | None, str]:
+    """§2 ``stop``'s arguments: ``bc`` (optional: stop only that broadcast) and ``reason``
+    (``stopped`` by default, ``preempted`` when an emergency takes the zone). ValueError if bad."""
+    bc, reason = args.get("bc"), args.get("reason", "stopped")
+    if bc is not None and (not isinstance(bc, str) or not valid_id(bc)):
+        raise ValueError("args.bc must be a broadcast id")
+    if reason not in STOP_REASONS:
+        raise ValueError("args.reason must be 'stopped' or 'preempted'")
+    return bc, reason
+
+
+def stop_applies(bc: str | None, playing: str) -> bool:
+    """§2 ``stop``: a stop naming ``bc`` stops only that broadcast while it plays (a stop without
+    ``bc`` stops whatever plays). A stop for a broadcast the unit holds but has not started drops
+    it (``failed``/<reason>); one for a broadcast it does not hold does nothing (``stopped: ""``)."""
+    return bc is None or bc == playing
 
 
 def stream_already(url: str, relaying: str) -> bool:

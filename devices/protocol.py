@@ -80,6 +80,7 @@ from devices.node_rules import (
     REPAIR_IDLE_S,
     REPAIR_MAX_WAIT_S,
     RESUMABLE,
+    STOP_REASONS,
     FinishedLog,
     RepairBackoff,
     RepairPlan,
@@ -90,6 +91,8 @@ from devices.node_rules import (
     play_already,
     play_rank,
     repair_batch,
+    stop_applies,
+    stop_args,
     stream_already,
 )
 from devices.topics import (
@@ -128,6 +131,7 @@ __all__ = [
     "REPAIR_IDLE_S",
     "REPAIR_MAX_WAIT_S",
     "RESUMABLE",
+    "STOP_REASONS",
     "Ack",
     "AckState",
     "AudioInfo",
@@ -172,6 +176,8 @@ __all__ = [
     "play_already",
     "play_rank",
     "repair_batch",
+    "stop_applies",
+    "stop_args",
     "stream_already",
     "valid_id",
 ]

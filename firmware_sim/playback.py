@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from devices.protocol import AckState, already_answer, play_already, stream_already, valid_id
+from devices.protocol import (
+    AckState,
+    already_answer,
+    play_already,
+    stop_applies,
+    stop_args,
+    stream_already,
+    valid_id,
+)
 from firmware_sim.commands import BadArgs, CommandDesk, CommandRejected
 from firmware_sim.download import Downloads
 from firmware_sim.io import NodeIO
@@ -70,12 +78,13 @@ class PlaybackCommands:
 
     def stop(self, args: dict[str, Any]) -> dict[str, Any]:
         """Stop what plays now; with ``bc``, only if that is what plays (``reason`` preempted|stopped)."""
-        bc, reason = args.get("bc"), args.get("reason", "stopped")
-        if reason not in ("stopped", "preempted"):
-            raise BadArgs("args.reason must be 'stopped' or 'preempted'")
+        try:
+            bc, reason = stop_args(args)
+        except ValueError as exc:
+            raise BadArgs(str(exc)) from None
         player = self._player
-        if bc is not None and player.playing != bc:
-            if isinstance(bc, str) and player.cancel(bc, reason):  # queued with a start time: drop it
+        if not stop_applies(bc, player.playing):
+            if bc is not None and player.cancel(bc, reason):  # held (with a start time): drop it
                 return {"stopped": bc}
             return {"stopped": ""}
         stopped = player.stop_current(reason)

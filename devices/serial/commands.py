@@ -42,7 +42,7 @@ class LineControl(Protocol):
 
     async def stop_child(self, child: Child, reason: str) -> str: ...
 
-    async def cancel(self, child: Child, bc: str) -> bool: ...
+    async def cancel(self, child: Child, bc: str, reason: str = "cancelled") -> bool: ...
 
     def state_of(self, bc: str, child: Child) -> p.AckState | None:
         """``playing`` (relay closed for it) or ``verified`` (waiting for the line), else None."""
@@ -169,7 +169,15 @@ class GatewayCommands:
         return {"volume": level}
 
     async def _stop(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
-        return {"stopped": await self._line.stop_child(child, "stopped")}
+        """§2 stop: with ``bc``, only that broadcast (playing or waiting for the line), reported
+        ``failed``/``reason`` (``preempted`` when an emergency took the zone)."""
+        try:
+            bc, reason = p.stop_args(args)
+        except ValueError as exc:
+            raise CommandRejected(str(exc)) from None
+        if bc is not None:
+            return {"stopped": bc if await self._line.cancel(child, bc, reason) else ""}
+        return {"stopped": await self._line.stop_child(child, reason)}
 
     async def _cancel(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         bc = args.get("bc")

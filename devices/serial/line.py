@@ -108,16 +108,18 @@ class LinePlayer:
             await self._boards.disconnect(child)
         return item.bc
 
-    async def cancel(self, child: Child, bc: str) -> bool:
+    async def cancel(self, child: Child, bc: str, reason: str = "cancelled") -> bool:
+        """Take ``child`` off ``bc``, waiting or on the line (``failed``/``reason``); False if
+        ``child`` has no part in it."""
         for item in self.queue:
             if item.bc == bc and child.node_id in item.targets:
                 item.targets.discard(child.node_id)
-                self._io.ack(child, bc, p.AckState.FAILED, "cancelled")
+                self._io.ack(child, bc, p.AckState.FAILED, reason)
                 if not item.targets:
                     self.queue.remove(item)
                 return True
         if self.current is not None and self.current.bc == bc:
-            return await self.stop_child(child, "cancelled") != ""
+            return await self.stop_child(child, reason) != ""
         return False
 
     def expire_due(self) -> None:
