@@ -34,6 +34,7 @@ from controller.airing.broadcasts import mark_missed
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
 from controller.airing.repairs import RepairDesk
 from controller.airing.settings import DeliverySettings
+from controller.airing.summary import ENDED_BY_OPERATOR
 from controller.core.background import Periodic
 from controller.core.db import Database
 from controller.core.writer import DbWriter
@@ -308,6 +309,21 @@ class DeliveryService:
 
         self.writer.submit(op)
         return True
+
+    def end_waiting(self, broadcast_id: str, reason: str = ENDED_BY_OPERATOR) -> list[str] | None:
+        """Stop waiting for the units that are offline now: each unfinished delivery of such a unit
+        ends ``cancelled``/``reason`` (nothing more is sent to it; its retained manifest goes with
+        the broadcast's), and the broadcast is done at once if no online unit is still on its way.
+        The units ended, or None if the broadcast is not on its way."""
+        active = self.active.get(broadcast_id)
+        if active is None:
+            return None
+        ended = sorted(n for n, nd in active.nodes.items()
+                       if not nd.state.final and not self.presence.is_online(n))
+        for node_id in ended:
+            self._transition(active, node_id, active.nodes[node_id], S.CANCELLED, reason)
+        self._maybe_finish(active)
+        return ended
 
     def forget_node(self, node_id: str, reason: str = "unit retired") -> None:
         """A retired unit: its unfinished deliveries end now (cancelled) instead of at expiry,

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import Session, col, select
 
+from controller.accounts.audit import audit
 from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
 from controller.airing.broadcasts import create_broadcast
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
+from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, summarize
 from controller.api.deps import ServicesDep, SessionDep, UserDep
-from controller.api.responses import BroadcastPublic, DeliveryEventPublic, DeliveryPublic, iso
+from controller.api.responses import (
+    BroadcastPublic,
+    BroadcastSummaryPublic,
+    DeliveryEventPublic,
+    DeliveryPublic,
+    iso,
+)
 from controller.api.schemas import BroadcastCreate
 from controller.api.scope import (
     audit_bypass,
@@ -28,17 +37,21 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
 
-def _public(s: Session, bc: Broadcast, *, detail: bool) -> BroadcastPublic:
+def _public(s: Session, bc: Broadcast, *, detail: bool, online: Callable[[str], bool]) -> BroadcastPublic:
     deliveries = s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)
                         .order_by(col(Delivery.node_id))).all()
     tally: dict[str, int] = {}
     for d in deliveries:
         tally[d.state] = tally.get(d.state, 0) + 1
+    sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in deliveries], online, p.now_ms())
     out = BroadcastPublic(
         id=bc.id, bulletin_id=bc.bulletin_id, priority=bc.priority, status=bc.status, reason=bc.reason,
         targets=bc.targets, air_at=iso(bc.air_at), play_at=iso(bc.play_at), expires_at=iso(bc.expires_at),
         sent_at=iso(bc.sent_at),
         finished_at=iso(bc.finished_at), tally=tally,
+        summary=BroadcastSummaryPublic(state=sm.state, counts=sm.counts, groups=sm.groups,
+                                       waiting_until=iso(sm.waiting_until), waiting_nodes=sm.waiting_nodes,
+                                       text_vi=sm.text_vi, text_en=sm.text_en),
     )
     if detail:
         ids = [d.id for d in deliveries]
@@ -78,24 +91,24 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) ->
             repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
         audit_bypass(s, user, bulletin, body.priority, f"broadcast:{bc.id}")
-        out = _public(s, bc, detail=False)
+        out = _public(s, bc, detail=False, online=sv.presence.is_online)
     sv.scheduler.air_at(bc.id, bc.air_at)
     return out
 
 
 @router.get("", response_model=list[BroadcastPublic])
-def list_broadcasts(s: SessionDep, user: UserDep, limit: int = 50) -> list[BroadcastPublic]:
+def list_broadcasts(s: SessionDep, sv: ServicesDep, user: UserDep, limit: int = 50) -> list[BroadcastPublic]:
     q = select(Broadcast).order_by(col(Broadcast.created_at).desc())
     ids = visible_bulletin_ids(s, user)
     if ids is not None:
         q = q.where(col(Broadcast.bulletin_id).in_(ids))
     rows = s.exec(q.limit(max(1, min(limit, 500)))).all()
-    return [_public(s, bc, detail=False) for bc in rows]
+    return [_public(s, bc, detail=False, online=sv.presence.is_online) for bc in rows]
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastPublic)
-def get_broadcast(broadcast_id: str, s: SessionDep, user: UserDep) -> BroadcastPublic:
-    return _public(s, broadcast_for(s, user, broadcast_id), detail=True)
+def get_broadcast(broadcast_id: str, s: SessionDep, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+    return _public(s, broadcast_for(s, user, broadcast_id), detail=True, online=sv.presence.is_online)
 
 
 @router.post("/{broadcast_id}/cancel", response_model=BroadcastPublic)
@@ -114,7 +127,31 @@ async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep) ->
     with sv.db.session() as s:
         bc2 = s.get(Broadcast, broadcast_id)
         assert bc2 is not None
-        return _public(s, bc2, detail=True)
+        return _public(s, bc2, detail=True, online=sv.presence.is_online)
+
+
+@router.post("/{broadcast_id}/end-waiting", response_model=BroadcastPublic)
+async def end_waiting(broadcast_id: str, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+    """Stop waiting for the target units that are offline now: their deliveries end ``cancelled``
+    with reason ``ended_by_operator``, nothing more is sent to them, and the broadcast is ``done``
+    as soon as no online unit is still on its way (operator or admin, audited)."""
+    if user.role not in CAN_AIR:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"your role ({user.role}) may not end a broadcast's waiting")
+    with sv.db.session() as s:
+        bc = broadcast_for(s, user, broadcast_id)  # 404 / 403 (another ward's)
+        ended = sv.delivery.end_waiting(broadcast_id, ENDED_BY_OPERATOR)
+        if ended is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {bc.id} is {bc.status}, not on air")
+        if not ended:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {bc.id} waits for no offline unit")
+        audit(s, user.username, "broadcast_end_waiting", f"broadcast:{broadcast_id}",
+              f"{len(ended)} unit(s): {', '.join(ended)}")
+    await sv.writer.flush()
+    with sv.db.session() as s:
+        bc2 = s.get(Broadcast, broadcast_id)
+        assert bc2 is not None
+        return _public(s, bc2, detail=True, online=sv.presence.is_online)
 
 
 UNFINISHED = (BroadcastStatus.SCHEDULED.value, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value)

@@ -205,6 +205,19 @@ class DeliveryPublic(BaseModel):
     history: list[DeliveryEventPublic]
 
 
+class BroadcastSummaryPublic(BaseModel):
+    """What happened, for staff (controller/airing/summary.py; docs/airing.md, *What staff see*)."""
+    state: str = Field(description="scheduled | sending | airing | waiting | aired | partly_aired | "
+                                   "not_aired | cancelled | failed")
+    counts: dict[str, int] = Field(description="units per delivery state (every state, zeros included)")
+    groups: dict[str, int] = Field(description="units played / on_the_way / waiting_offline / "
+                                               "ended_by_operator / not_played")
+    waiting_until: str | None = Field(description="until when offline units are waited for (the expiry)")
+    waiting_nodes: list[str] = Field(description="the units waited for (offline now)")
+    text_vi: str
+    text_en: str
+
+
 class BroadcastPublic(BaseModel):
     id: str
     bulletin_id: int
@@ -218,6 +231,7 @@ class BroadcastPublic(BaseModel):
     sent_at: str | None
     finished_at: str | None
     tally: dict[str, int]
+    summary: BroadcastSummaryPublic | None = None
     deliveries: list[DeliveryPublic] | None = None
 
 

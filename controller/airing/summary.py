@@ -1,0 +1,134 @@
+"""What happened to a broadcast, in one line staff can read: its summary state and text.
+
+A broadcast's ``status`` says where the controller stands (``active`` until every unit is
+final); the summary says what the ward heard: "Đã phát: 4 loa đã phát, 1 loa đang chờ (mất kết
+nối) đến 09:04" / "Aired: 4 played, 1 waiting offline until 09:04". It is computed from the
+broadcast row, its delivery rows and presence (a unit whose delivery is still ``sent`` but which
+is offline now is *waiting*, not *on its way*), for the API (``summary`` of
+``GET /api/broadcasts`` and ``/{id}``) and the delivery view (docs/airing.md, *What staff see*).
+
+Summary states:
+
+* ``scheduled`` / ``sending``: not on air yet;
+* ``airing``: some online unit is still on its way (downloading, waiting for its start, playing);
+* ``waiting``: nothing is on its way any more except units that are offline; they get it if they
+  come back before ``waiting_until`` (the broadcast's expiry), or an operator ends the waiting
+  (``POST /api/broadcasts/{id}/end-waiting``: reason :data:`ENDED_BY_OPERATOR`);
+* ``aired`` (every unit played), ``partly_aired`` (some did), ``not_aired`` (none did),
+  ``cancelled``, ``failed``: finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.airing.models import Broadcast, BroadcastStatus, DeliveryState
+from scheduler import TIMEZONE
+
+S = DeliveryState
+B = BroadcastStatus
+
+#: the reason of a delivery an operator stopped waiting for (its state ``cancelled``)
+ENDED_BY_OPERATOR = "ended_by_operator"
+
+GROUPS = ("played", "on_the_way", "waiting_offline", "ended_by_operator", "not_played")
+
+_HEAD = {  # summary state → (Vietnamese, English)
+    "scheduled": ("Chờ đến giờ phát", "Scheduled"),
+    "sending": ("Đang gửi", "Sending"),
+    "airing": ("Đang phát", "Airing"),
+    "waiting": ("Đã phát", "Aired"),
+    "waiting_none": ("Đang chờ", "Waiting"),
+    "aired": ("Đã phát xong", "Aired"),
+    "partly_aired": ("Đã phát xong một phần", "Partly aired"),
+    "not_aired": ("Không phát được", "Not aired"),
+    "cancelled": ("Đã hủy", "Cancelled"),
+    "failed": ("Lỗi, không gửi được", "Failed"),
+}
+_PART = {  # group → (Vietnamese, English) with {n} (and {until} for the waiting ones)
+    "played": ("{n} loa đã phát", "{n} played"),
+    "on_the_way": ("{n} loa đang nhận hoặc đang phát", "{n} on the way"),
+    "waiting_offline": ("{n} loa đang chờ (mất kết nối) đến {until}", "{n} waiting offline until {until}"),
+    "ended_by_operator": ("{n} loa thôi chờ (người vận hành kết thúc)",
+                          "{n} no longer waited for (ended by an operator)"),
+    "not_played": ("{n} loa không phát được", "{n} not played"),
+}
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One unit's delivery as the summary needs it."""
+
+    node_id: str
+    state: str
+    reason: str = ""
+
+
+@dataclass
+class Summary:
+    state: str
+    counts: dict[str, int]  # per delivery state (every state, zeros included)
+    groups: dict[str, int]  # per group of GROUPS
+    waiting_until: int | None  # epoch ms: the expiry the offline units are waited for until
+    text_vi: str
+    text_en: str
+    waiting_nodes: list[str] = field(default_factory=list)
+
+
+def group_of(row: DeliveryRow, online: Callable[[str], bool]) -> str:
+    """Which of :data:`GROUPS` a delivery is in now."""
+    st = S(row.state)
+    if st == S.PLAYED:
+        return "played"
+    if st.final:
+        return "ended_by_operator" if row.reason == ENDED_BY_OPERATOR else "not_played"
+    if st == S.OFFLINE or not online(row.node_id):
+        return "waiting_offline"
+    return "on_the_way"
+
+
+def clock(ms: int, now_ms: int) -> str:
+    """``HH:MM`` ward time, with ``dd/mm`` when it is not today."""
+    at = datetime.fromtimestamp(ms / 1000, tz=TIMEZONE)
+    today = datetime.fromtimestamp(now_ms / 1000, tz=TIMEZONE).date()
+    return at.strftime("%H:%M") if at.date() == today else at.strftime("%H:%M %d/%m")
+
+
+def _state(status: str, groups: dict[str, int]) -> str:
+    if status in (B.SCHEDULED.value, B.SENDING.value, B.CANCELLED.value, B.FAILED.value):
+        return status
+    if groups["on_the_way"]:
+        return "airing"
+    if groups["waiting_offline"]:
+        return "waiting"
+    if groups["played"] and groups["played"] == sum(groups.values()):
+        return "aired"
+    return "partly_aired" if groups["played"] else "not_aired"
+
+
+def summarize(bc: Broadcast, rows: Iterable[DeliveryRow], online: Callable[[str], bool],
+              now_ms: int) -> Summary:
+    """The summary of ``bc`` with its delivery ``rows``; ``online(node_id)`` is presence's answer."""
+    counts = {st.value: 0 for st in S}
+    groups = dict.fromkeys(GROUPS, 0)
+    waiting: list[str] = []
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+        g = group_of(row, online)
+        groups[g] += 1
+        if g == "waiting_offline":
+            waiting.append(row.node_id)
+    state = _state(bc.status, groups)
+    until = bc.expires_at if waiting and state not in ("cancelled", "failed") else None
+    at = clock(until, now_ms) if until is not None else ""
+    head = _HEAD["waiting_none" if state == "waiting" and not groups["played"] else state]
+    if state == "scheduled":
+        when = clock(bc.play_at or bc.air_at, now_ms)
+        return Summary(state, counts, groups, None, f"{head[0]} {when}", f"{head[1]} for {when}")
+    texts = []
+    for lang in (0, 1):
+        parts = [_PART[g][lang].format(n=n, until=at) for g, n in groups.items() if n]
+        texts.append(f"{head[lang]}: {', '.join(parts)}" if parts else head[lang])
+    return Summary(state, counts, groups, until, texts[0], texts[1], sorted(waiting))

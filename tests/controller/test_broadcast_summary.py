@@ -1,0 +1,125 @@
+"""What staff see of a broadcast (controller/airing/summary.py) and ending the waiting for offline
+units (DeliveryService.end_waiting), without a broker: the Ward of test_delivery_fake (FakeUnitBus,
+SQLite in tmp_path). Each test says what the summary and the rows must say afterwards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlmodel import select
+
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery
+from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, clock, summarize
+from devices import protocol as p
+from scheduler import TIMEZONE
+from tests.controller.test_delivery_fake import Ward, ward  # noqa: F401  (the fixture)
+from tests.fakes import until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def summary_of(w: Ward, bid: str) -> Summary:
+    with w.db.session() as s:
+        bc = s.get(Broadcast, bid)
+        assert bc is not None
+        rows = [DeliveryRow(d.node_id, d.state, d.reason)
+                for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))]
+        return summarize(bc, rows, w.presence.is_online, p.now_ms())
+
+
+def reasons(w: Ward, bid: str) -> dict[str, tuple[str, str]]:
+    with w.db.session() as s:
+        return {d.node_id: (d.state, d.reason)
+                for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))}
+
+
+async def test_an_offline_unit_is_waited_for_until_an_operator_ends_the_waiting(ward: Ward) -> None:  # noqa: F811
+    ward.bus.heartbeat("z-1")  # z-2 offline (never heard of)
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await until(lambda: ward.states(bid) == {"z-1": "sent", "z-2": "offline"}, "z-1 sent, z-2 offline")
+    assert summary_of(ward, bid).state == "airing"
+
+    ward.bus.ack("z-1", bid, p.AckState.VERIFIED)
+    ward.bus.ack("z-1", bid, p.AckState.PLAYING)
+    ward.bus.ack("z-1", bid, p.AckState.PLAYED)
+    await until(lambda: ward.states(bid)["z-1"] == "played", "z-1 played")
+    sm = summary_of(ward, bid)
+    with ward.db.session() as s:
+        bc = s.get(Broadcast, bid)
+        assert bc is not None and bc.status == BroadcastStatus.ACTIVE.value  # z-2 is still waited for
+        expires = bc.expires_at
+    at = clock(expires, p.now_ms())
+    assert sm.state == "waiting" and sm.waiting_until == expires and sm.waiting_nodes == ["z-2"]
+    assert sm.groups == {"played": 1, "on_the_way": 0, "waiting_offline": 1, "ended_by_operator": 0,
+                         "not_played": 0}
+    assert sm.counts["played"] == 1 and sm.counts["offline"] == 1 and sm.counts["sent"] == 0
+    assert sm.text_vi == f"Đã phát: 1 loa đã phát, 1 loa đang chờ (mất kết nối) đến {at}"
+    assert sm.text_en == f"Aired: 1 played, 1 waiting offline until {at}"
+
+    published, plays = len(ward.bus.published), len(ward.bus.sent("play"))
+    assert ward.delivery.end_waiting(bid) == ["z-2"]
+    await until(lambda: ward.status(bid) == "done", "the broadcast done once nothing is waited for")
+    assert reasons(ward, bid) == {"z-1": ("played", ""), "z-2": ("cancelled", ENDED_BY_OPERATOR)}
+    assert ward.history(bid, "z-2") == ["queued", "offline", "cancelled"]
+    after = ward.bus.published[published:]
+    assert [m.payload for m in after] == [b""] and after[0].retain  # only the manifest withdrawn
+    assert ward.bus.sent("cancel") == [] and ward.delivery.active_count() == 0
+    sm = summary_of(ward, bid)
+    assert sm.state == "partly_aired" and sm.waiting_until is None
+    assert sm.text_vi == "Đã phát xong một phần: 1 loa đã phát, 1 loa thôi chờ (người vận hành kết thúc)"
+
+    ward.bus.heartbeat("z-2")  # back now: nothing more for it
+    ward.bus.ack("z-2", bid, p.AckState.VERIFIED)
+    await until(lambda: ward.presence.is_online("z-2"), "z-2 online")
+    assert len(ward.bus.published) == published + 1 and len(ward.bus.sent("play")) == plays
+    assert reasons(ward, bid)["z-2"] == ("cancelled", ENDED_BY_OPERATOR)
+    assert ward.delivery.end_waiting(bid) is None  # no longer on its way
+
+
+async def test_end_waiting_leaves_online_units_on_their_way(ward: Ward) -> None:  # noqa: F811
+    ward.bus.heartbeat("z-1")
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await until(lambda: ward.states(bid) == {"z-1": "sent", "z-2": "offline"}, "z-1 sent, z-2 offline")
+    assert ward.delivery.end_waiting(bid) == ["z-2"]
+    await until(lambda: ward.states(bid)["z-2"] == "cancelled", "z-2 ended")
+    assert ward.status(bid) == "active" and summary_of(ward, bid).state == "airing"  # z-1 still going
+    assert ward.delivery.end_waiting(bid) == []  # nobody else to stop waiting for
+    ward.bus.ack("z-1", bid, p.AckState.PLAYED)
+    await until(lambda: ward.status(bid) == "done", "done the instant z-1 is final")
+
+
+async def test_done_as_soon_as_every_unit_is_final_and_aired_says_so(ward: Ward) -> None:  # noqa: F811
+    for n in ("z-1", "z-2"):
+        ward.bus.heartbeat(n)
+    bid = ward.broadcast(zones=["z"])  # valid an hour: nothing may wait for a timer
+    await ward.delivery.air(bid)
+    for n in ("z-1", "z-2"):
+        ward.bus.ack(n, bid, p.AckState.VERIFIED)
+        ward.bus.ack(n, bid, p.AckState.PLAYED)
+    await until(lambda: ward.status(bid) == "done", "done once both units played", timeout_s=30)
+    sm = summary_of(ward, bid)
+    assert sm.state == "aired" and sm.text_vi == "Đã phát xong: 2 loa đã phát"
+    assert sm.text_en == "Aired: 2 played" and sm.waiting_until is None and sm.waiting_nodes == []
+
+
+def test_summary_of_rows_states_and_a_unit_offline_behind_a_sent_row() -> None:
+    now = int(datetime(2026, 12, 2, 8, 0, tzinfo=TIMEZONE).timestamp() * 1000)
+    bc = Broadcast(id="b", bulletin_id=1, audio_sha256="x", status="active", air_at=now,
+                   expires_at=now + 3_840_000, created_at=now)  # 09:04 ward time
+    rows = [DeliveryRow(f"n{i}", "played") for i in range(4)] + [DeliveryRow("n9", "sent")]
+    sm = summarize(bc, rows, lambda n: n != "n9", now)  # n9 went offline after its send
+    assert sm.state == "waiting" and sm.waiting_nodes == ["n9"]
+    assert sm.text_vi == "Đã phát: 4 loa đã phát, 1 loa đang chờ (mất kết nối) đến 09:04"
+    assert sm.text_en == "Aired: 4 played, 1 waiting offline until 09:04"
+    assert summarize(bc, rows, lambda n: True, now).state == "airing"
+    bc.status = "scheduled"
+    bc.play_at = now + 86_400_000
+    sm = summarize(bc, [DeliveryRow("n1", "queued")], lambda n: True, now)
+    assert (sm.state, sm.text_vi, sm.text_en) == ("scheduled", "Chờ đến giờ phát 08:00 03/12",
+                                                  "Scheduled for 08:00 03/12")
+    bc.status = "expired"
+    sm = summarize(bc, [DeliveryRow("n1", "expired"), DeliveryRow("n2", "failed")], lambda n: True, now)
+    assert sm.state == "not_aired" and sm.text_en == "Not aired: 2 not played"
