@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
+from controller.airing.delivery_rows import insert_deliveries
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
 from controller.airing.rules import airing_refusal
 from controller.bulletins.binding import audio_refusal
@@ -54,12 +55,7 @@ def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: li
     )
     s.add(bc)
     s.flush()
-    for node_id in target.nodes:
-        d = Delivery(broadcast_id=bc.id, node_id=node_id, state=DeliveryState.QUEUED.value, updated_at=now)
-        s.add(d)
-        s.flush()
-        assert d.id is not None
-        s.add(DeliveryEvent(delivery_id=d.id, state=DeliveryState.QUEUED.value, at=now))
+    insert_deliveries(s, bc.id, list(target.nodes), now)  # one batch, not a flush per unit
     s.commit()
     s.refresh(bc)
     logger.info("broadcast %s of bulletin %d for %d node(s) in %d scope(s), airs at %d",

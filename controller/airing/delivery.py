@@ -31,6 +31,7 @@ from controller.airing.active import (
 from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
 from controller.airing.broadcasts import mark_missed
+from controller.airing.delivery_rows import DeliveryChange, apply_changes
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
 from controller.airing.repairs import RepairDesk
 from controller.airing.settings import DeliverySettings
@@ -252,17 +253,8 @@ class DeliveryService:
     def _transition(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery,
                     state: DeliveryState, reason: str = "") -> None:
         nd.state, nd.reason, nd.changed = state, reason, time.monotonic()
-        at, did = p.now_ms(), nd.delivery_id
-
-        def op(s: Session) -> None:
-            d = s.get(Delivery, did)
-            if d is None:
-                return
-            d.state, d.reason, d.updated_at = state.value, reason, at
-            s.add(d)
-            s.add(DeliveryEvent(delivery_id=did, state=state.value, reason=reason, at=at))
-
-        self.writer.submit(op)
+        # one row of a bulk write: the batch's changes go in one UPDATE and one INSERT
+        self.writer.submit_row(apply_changes, DeliveryChange(nd.delivery_id, state.value, reason, p.now_ms()))
         for fn in self._listeners:
             try:
                 fn(active.id)

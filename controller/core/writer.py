@@ -3,11 +3,23 @@
 Per-node acknowledgements arrive in bursts (a thousand nodes acking one broadcast); SQLite
 manages tens of commits per second but tens of thousands of inserts per transaction. So
 services submit small write operations here and one task applies them together every
-``interval`` seconds in a worker thread.
+``interval`` seconds in a worker thread, in one transaction per batch.
+
+Two kinds of operation:
+
+* :meth:`DbWriter.submit` — a function of a session (an ORM lookup, an update, ...), applied in
+  submission order;
+* :meth:`DbWriter.submit_row` — one row of a bulk writer (``apply(session, rows)``, e.g. one
+  ``executemany`` UPDATE and one INSERT for every delivery change of the batch). The rows of one
+  bulk writer are gathered and written together; a plain operation submitted after some rows sees
+  them written first (rows are flushed before it runs), so the order that matters — what was
+  submitted before a plain operation is in the database when it runs — is kept. A per-row ORM
+  write costs ~1 ms of CPU here, one bulk write of 1,000 rows ~0.02 s (docs/FACTS).
 
 If the database is unavailable the batch is kept and retried (nothing is lost while the
 backlog stays under ``max_backlog``); an operation that fails on its own (bad data) is
-logged and dropped without taking the rest of the batch with it.
+logged and dropped without taking the rest of the batch with it (a failing bulk batch is
+retried row by row).
 """
 
 from __future__ import annotations
@@ -15,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
@@ -25,6 +39,36 @@ from controller.core.db import Database
 logger = logging.getLogger(__name__)
 
 WriteOp = Callable[[Session], None]
+BulkApply = Callable[[Session, list[Any]], None]
+"""``apply(session, rows)``: write every row of a batch at once (rows in submission order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    apply: BulkApply
+    row: Any
+
+
+Queued = WriteOp | _Row
+
+
+def _run(s: Session, ops: list[Queued]) -> None:
+    """Apply ``ops`` in one session: bulk rows gathered per writer, flushed before a plain op."""
+    pending: dict[BulkApply, list[Any]] = {}
+
+    def flush_rows() -> None:
+        for apply, rows in pending.items():
+            apply(s, rows)
+        pending.clear()
+
+    for op in ops:
+        if isinstance(op, _Row):
+            pending.setdefault(op.apply, []).append(op.row)
+            continue
+        if pending:
+            flush_rows()
+        op(s)
+    flush_rows()
 
 
 class DbWriter:
@@ -32,15 +76,24 @@ class DbWriter:
         self.db = db
         self.interval = interval
         self.max_backlog = max_backlog
-        self._ops: list[WriteOp] = []
+        self._ops: list[Queued] = []
         self._flusher = Periodic("db-writer", interval, self.flush)
         self._lock = asyncio.Lock()
         self.failed_ops = 0
         self.dropped_ops = 0
         self.db_errors = 0
+        self.batches = 0
         self.last_error = ""
 
     def submit(self, op: WriteOp) -> None:
+        """Queue ``op(session)``."""
+        self._queue(op)
+
+    def submit_row(self, apply: BulkApply, row: Any) -> None:
+        """Queue one ``row`` for the bulk writer ``apply`` (the same function object every time)."""
+        self._queue(_Row(apply, row))
+
+    def _queue(self, op: Queued) -> None:
         if len(self._ops) >= self.max_backlog:
             self.dropped_ops += 1
             logger.error("database write backlog full (%d); dropping a write", self.max_backlog)
@@ -69,13 +122,13 @@ class DbWriter:
                 self._ops = left + self._ops  # keep order; retry next round
             return not left
 
-    def _apply(self, ops: list[WriteOp]) -> list[WriteOp]:
+    def _apply(self, ops: list[Queued]) -> list[Queued]:
         """Apply ops; return those not applied because the database is unavailable."""
         try:
             with self.db.session() as s:
-                for op in ops:
-                    op(s)
+                _run(s, ops)
                 s.commit()
+            self.batches += 1
             if self.last_error:
                 logger.info("database writes recovered")
                 self.last_error = ""
@@ -90,10 +143,13 @@ class DbWriter:
             logger.warning("batch write failed (%s); applying one by one", exc.orig)
         except Exception:
             logger.exception("batch write failed; applying one by one")
+        return self._one_by_one(ops)
+
+    def _one_by_one(self, ops: list[Queued]) -> list[Queued]:
         for i, op in enumerate(ops):
             try:
                 with self.db.session() as s:
-                    op(s)
+                    _run(s, [op])
                     s.commit()
             except OperationalError:
                 return ops[i:]
