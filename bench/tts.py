@@ -128,9 +128,13 @@ def bench_online(reps: int) -> dict[str, Any]:
     return out
 
 
-def _corpus() -> list[tuple[str, str]]:
+def _corpus(unseen: bool = False) -> list[tuple[str, str]]:
+    """The tuned and held-out corpus, or (``unseen``) the evaluation set never tuned on."""
+    folder = ROOT / "tests" / "tts" / "corpus"
+    paths = sorted((folder / "unseen").glob("*.tsv")) if unseen else [
+        p for p in sorted(folder.rglob("*.tsv")) if p.parent.name != "unseen"]
     rows = []
-    for path in sorted((ROOT / "tests" / "tts" / "corpus").rglob("*.tsv")):
+    for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
                 written, spoken = line.split("\t")
@@ -148,11 +152,14 @@ def bench_normalize(reps: int) -> dict[str, Any]:
     cs, _ = best(lambda: [normalize(w) for w, _ in corpus], reps)
     floor, _ = best(lambda: tidy(join_lines(clean_unicode(joined))), reps)
     exact = sum(normalize(w).text == spoken for w, spoken in corpus)
+    unseen = _corpus(unseen=True)
+    unseen_exact = sum(normalize(w).text == spoken for w, spoken in unseen)
     logger.info("normalise: %d chars in %.4f s; corpus %d sentences (%d chars) in %.4f s, %d as expected",
                 len(text), s, len(corpus), len(joined), cs, exact)
     return {"chars": len(text), "seconds": round(s, 4), "chars_per_s": round(len(text) / s),
             "corpus_sentences": len(corpus), "corpus_chars_per_s": round(len(joined) / cs),
             "corpus_read_as_expected": round(exact / len(corpus), 4),
+            "unseen_sentences": len(unseen), "unseen_read_as_expected": round(unseen_exact / len(unseen), 4),
             "baseline_cleanup_chars_per_s": round(len(joined) / floor)}
 
 
