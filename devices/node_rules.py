@@ -36,6 +36,16 @@ FINAL_STATES = frozenset({AckState.PLAYED, AckState.FAILED})
 #: pre-empted (the controller's restart / resume policy), from the unit's kept verified file.
 RESUMABLE = (AckState.FAILED, "preempted")
 
+#: §2: commands never dropped for expiry: ``sync_time`` is how a wrong clock gets right (it
+#: starts a sync burst and reports the offset; answering a late one harms nothing), so judging it
+#: on that same clock would lock a unit out of sync exactly when its clock is wrong.
+NEVER_EXPIRE = frozenset({"sync_time"})
+#: §2: commands not dropped for expiry before the unit's first clock-sync sample: those that act
+#: on no instant and only report (``ping``: is the unit reachable), besides :data:`NEVER_EXPIRE`.
+#: Every other command (``play``, ``stop``, ``volume`` ...) is checked also before the first
+#: sample; a unit has one within a second or so of connecting (its burst at connect).
+UNSYNCED_NO_EXPIRY = frozenset({"ping"}) | NEVER_EXPIRE
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -44,9 +54,16 @@ def play_rank(priority: Priority) -> int:
     return PRIORITY_RANK[priority]
 
 
-def command_expired(cmd: Command, controller_now_ms: float) -> bool:
-    """§2: a command whose ``expires_at`` (controller clock) has passed is dropped unanswered."""
-    return cmd.expires_at is not None and cmd.expires_at < controller_now_ms
+def command_expired(cmd: Command, controller_now_ms: float, *, synced: bool) -> bool:
+    """§2: a command whose ``expires_at`` (controller clock, as the unit estimates it) has passed
+    is dropped unanswered — except :data:`NEVER_EXPIRE` always, and :data:`UNSYNCED_NO_EXPIRY`
+    while the unit has no clock-sync sample yet (``synced`` False): its estimate is then its own
+    clock, which may be any amount off (D4: a unit 20 s fast dropped ``sync_time`` itself)."""
+    if cmd.expires_at is None or cmd.name in NEVER_EXPIRE:
+        return False
+    if not synced and cmd.name in UNSYNCED_NO_EXPIRY:
+        return False
+    return cmd.expires_at < controller_now_ms
 
 
 def config_groups(cfg: NodeConfig) -> list[str]:

@@ -1,7 +1,8 @@
 """The command desk of a simulated node (docs/protocol.md §2).
 
 :class:`CommandDesk` answers ``<prefix>/node/<id>/cmd`` and ``<prefix>/group/<g>/cmd``: it
-drops expired commands, ignores a request id answered in the dedupe window
+drops expired commands (the rule of :func:`devices.protocol.command_expired`: ``sync_time``
+never, ``ping`` not before the first clock-sync sample), ignores a request id answered in the dedupe window
 (:class:`devices.protocol.RequestDedupe`), runs the handler registered for the command name
 and publishes one response (``ok`` with data, or ``error`` with a reason) after
 ``Faults.ack_delay_s``. The desk knows no command itself: each part registers its own
@@ -70,7 +71,7 @@ class CommandDesk:
         except PayloadError as exc:
             io.bad(topic, exc)
             return
-        if command_expired(cmd, io.controller_ms()):
+        if command_expired(cmd, io.controller_ms(), synced=io.clock_synced()):
             stats.commands_expired += 1
             logger.info("%s: dropped expired command %s (%s)", io.node_id, cmd.id, cmd.name)
             return

@@ -102,6 +102,10 @@ class NodeIO(Protocol):
         """The controller's clock as this node estimates it (expiry instants are on it)."""
         ...
 
+    def clock_synced(self) -> bool:
+        """True once the node has a clock-sync sample (before it, its estimate is its own clock)."""
+        ...
+
     def uptime_s(self) -> int: ...
 
     def later(self, delay: float, fn: Callable[..., object], *args: object) -> Timer:

@@ -92,6 +92,9 @@ class NodeRuntime:
     def controller_ms(self) -> float:
         return self.sync.controller_now()
 
+    def clock_synced(self) -> bool:
+        return self.sync.offset_ms is not None
+
     def uptime_s(self) -> int:
         return int(time.monotonic() - self._boot)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from controller.core.background import Periodic
@@ -30,8 +31,17 @@ from devices.link import UnitBus
 logger = logging.getLogger(__name__)
 
 DUP_WINDOW_S = 60.0
+_NODE = Node.__table__  # type: ignore[attr-defined]
+_TELEMETRY = (update(_NODE).where(_NODE.c.id == bindparam("b_id"))
+              .values(telemetry=bindparam("b_tel"), last_seen=bindparam("b_seen")))
 DUP_SWITCHES = 3
 DUP_QUIET_S = 600.0
+
+
+def write_telemetry(s: Session, rows: list[tuple[str, dict[str, Any], int]]) -> None:
+    """The latest telemetry (and when it came) of each unit in ``rows``: one executemany UPDATE."""
+    last = {node_id: (telemetry, at) for node_id, telemetry, at in rows}
+    s.execute(_TELEMETRY, [{"b_id": n, "b_tel": t, "b_seen": at} for n, (t, at) in last.items()])
 
 
 @dataclass
@@ -247,16 +257,8 @@ class Presence:
             return
         live.telemetry = msg.model_dump(exclude={"v", "node_id"})
         live.last_heard = time.monotonic()
-        telemetry = live.telemetry
-
-        def op(s: Session) -> None:
-            node = s.get(Node, node_id)
-            if node is not None:
-                node.telemetry = telemetry
-                node.last_seen = p.now_ms()
-                s.add(node)
-
-        self.writer.submit(op)
+        # a bulk row: a batch's telemetry is one UPDATE (the latest per unit), not a lookup each
+        self.writer.submit_row(write_telemetry, (node_id, live.telemetry, p.now_ms()))
 
     def _note_session(self, node_id: str, live: NodeLive, session: str) -> None:
         if not live.session or session == live.session:

@@ -3,7 +3,8 @@
 A command on ``{p}/node/{child}/cmd`` (or on a group's cmd topic, once per member child)
 becomes one or a few serial transactions; the child's response goes to
 ``{p}/node/{child}/resp`` with the request's correlation id, once. As on any node: an
-expired request is dropped unanswered, a request id answered in the last 10 minutes is
+expired request is dropped unanswered (:func:`devices.protocol.command_expired`; the gateway
+has no clock-sync sample, so ``ping`` never is), a request id answered in the last 10 minutes is
 ignored, an unknown name is answered ``error``/``unknown command``. A board that does
 not answer after the retries gives ``error``/``serial timeout`` (so the controller learns
 the outcome sooner than its own timeout); a NAK gives ``error`` with the NAK reason.
@@ -80,7 +81,9 @@ class GatewayCommands:
         except p.PayloadError as exc:
             self._io.bad(topic, exc)
             return None
-        if p.command_expired(cmd, self._io.clock_ms()):
+        # the gateway host's clock (SNTP) is its only estimate of the controller's: it has no
+        # clock-sync sample, so ping (and sync_time) are never dropped for expiry
+        if p.command_expired(cmd, self._io.clock_ms(), synced=False):
             logger.info("%s: dropped expired command %s (%s)", self._io.gateway_id, cmd.id, cmd.name)
             return None
         return cmd

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from controller.airing.broadcasts import create_broadcast
 from controller.airing.delivery_rows import DeliveryChange, apply_changes
 from controller.airing.models import Delivery, DeliveryEvent
 from controller.core.db import Database
 from controller.core.writer import DbWriter
+from controller.fleet.models import Node
+from controller.fleet.presence import write_telemetry
 from tests.controller.test_delivery_fake import seed
 
 pytestmark = pytest.mark.timeout(120)
@@ -139,4 +141,19 @@ async def test_changes_of_a_deleted_delivery_are_skipped_not_fatal(tmp_path: Pat
     assert writer.failed_ops == 0
     states, events = counts(db)
     assert states == {"queued": UNITS - 1, "played": 1} and events == UNITS + 1
+    db.dispose()
+
+
+async def test_telemetry_of_a_batch_is_one_update_latest_wins(tmp_path: Path) -> None:
+    db, _bid, _ids = ward(tmp_path)
+    writer = DbWriter(db)
+    for round_ in range(3):  # three telemetry messages of every unit within one batch
+        for i in range(UNITS):
+            row = (f"u-{i:04d}", {"volume": round_, "power": True}, 100 + round_)
+            writer.submit_row(write_telemetry, row)
+    assert await writer.flush() is True and writer.batches == 1
+    with Session(db.engine) as s:
+        nodes = s.exec(select(Node).where(col(Node.id).like("u-%"))).all()
+    assert len(nodes) == UNITS
+    assert all(n.telemetry == {"volume": 2, "power": True} and n.last_seen == 102 for n in nodes)
     db.dispose()

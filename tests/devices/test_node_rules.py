@@ -70,8 +70,24 @@ def test_play_order_emergency_first() -> None:
 
 def test_command_expiry_is_on_the_controller_clock() -> None:
     cmd = p.Command(id="c", name="ping", expires_at=1000)
-    assert not p.command_expired(cmd, 1000) and p.command_expired(cmd, 1001)
-    assert not p.command_expired(p.Command(id="c", name="ping"), 10**15)
+    assert not p.command_expired(cmd, 1000, synced=True) and p.command_expired(cmd, 1001, synced=True)
+    assert not p.command_expired(p.Command(id="c", name="ping"), 10**15, synced=True)
+
+
+def test_sync_time_never_expires_and_ping_not_before_the_first_sync_sample() -> None:
+    """D4: a unit 20 s fast judged sync_time on the clock it was meant to fix, and dropped it."""
+    late = 10**15  # far past every expires_at below
+    def cmd(name: str) -> p.Command:
+        return p.Command(id="c", name=name, expires_at=1000)
+    assert p.NEVER_EXPIRE == {"sync_time"} and p.UNSYNCED_NO_EXPIRY == {"sync_time", "ping"}
+    for synced in (False, True):
+        assert not p.command_expired(cmd("sync_time"), late, synced=synced)
+    assert not p.command_expired(cmd("ping"), late, synced=False)
+    assert p.command_expired(cmd("ping"), late, synced=True)
+    for name in p.COMMANDS:  # everything else is checked, synced or not
+        if name not in p.UNSYNCED_NO_EXPIRY:
+            assert p.command_expired(cmd(name), late, synced=False)
+            assert p.command_expired(cmd(name), late, synced=True)
 
 
 def test_config_groups_skips_invalid_ids_and_caps_the_count() -> None:

@@ -70,6 +70,7 @@ class FakeIO:
     stats: NodeStats = field(default_factory=NodeStats)
     finished: FinishedLog = field(default_factory=FinishedLog)
     now_ms: int = NOW
+    synced: bool = True
     sent: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
     acked: list[tuple[str, AckState, str, int | None]] = field(default_factory=list)
     timers: list[FakeTimer] = field(default_factory=list)
@@ -96,6 +97,9 @@ class FakeIO:
 
     def controller_ms(self) -> float:
         return float(self.now_ms)
+
+    def clock_synced(self) -> bool:
+        return self.synced
 
     def uptime_s(self) -> int:
         return 42
@@ -179,6 +183,22 @@ async def test_desk_answers_once_drops_expired_and_counts_bad_args() -> None:
     assert (s.commands, s.commands_duplicate, s.commands_expired, s.payload_errors) == (4, 1, 1, 2)
     with pytest.raises(ValueError):
         desk.register("echo", echo)
+
+
+async def test_desk_before_the_first_sync_sample_answers_sync_time_and_ping_whatever_their_expiry() -> None:
+    io = _io()
+    io.synced = False  # no clock-sync sample: the node's estimate is its own clock (maybe 20 s fast)
+    desk = CommandDesk(io)
+    for name in ("sync_time", "ping", "volume"):
+        desk.register(name, lambda args, name=name: {"name": name})
+    topic = io.topics.cmd(io.node_id)
+    for cid, name in (("c1", "sync_time"), ("c2", "ping"), ("c3", "volume")):
+        desk.on_command(topic, _command(cid, name, expires_at=NOW - 20_000))
+    io.synced = True  # now the estimate is trusted: only sync_time is still answered late
+    for cid, name in (("c4", "sync_time"), ("c5", "ping")):
+        desk.on_command(topic, _command(cid, name, expires_at=NOW - 20_000))
+    assert [r.id for r in _responses(io)] == ["c1", "c2", "c4"]
+    assert io.stats.commands_expired == 2
 
 
 async def test_desk_delays_the_answer_by_the_ack_fault() -> None:
