@@ -32,6 +32,7 @@ from tests.security._broker_fixtures import (
     tls_files,
 )
 from tests.security.ward import broker_dir, mosquitto
+from tests.security.ward import mqtt_config as ward_mqtt_config
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]
 
@@ -62,6 +63,24 @@ async def test_generated_config_listens_only_where_asked_even_with_1883_taken(tm
         assert mqtt_config(d, tmp_path / "data", port, tls_port) == 0
         with port_1883_taken(), mosquitto(d / "mqtt" / "mosquitto.conf", (port, tls_port)) as proc:
             assert listening(proc.pid) == {("127.0.0.1", port), ("127.0.0.1", tls_port)}
+            assert proc.poll() is None
+
+
+async def test_generated_plain_config_starts_and_opens_only_its_port(tmp_path: Path) -> None:
+    # issue 13 D11, the finding's own case: a plain listener only, on a free port, while the
+    # machine's broker holds 1883. Afterwards Mosquitto 2.x runs and its process listens on
+    # 127.0.0.1:<port> and nothing else (no implicit 0.0.0.0/[::]:1883), and the listener options
+    # come after the listener line in the file.
+    with broker_dir() as d:
+        (tmp_path / "data").mkdir()
+        port = free_port()
+        assert ward_mqtt_config(d / "mqtt", tmp_path / "data", port) == 0
+        conf = (d / "mqtt" / "mosquitto.conf").read_text().splitlines()
+        listener = conf.index(f"listener {port} 127.0.0.1")
+        assert conf.index("use_username_as_clientid true") > listener
+        assert sum(line.startswith("listener") for line in conf) == 1
+        with port_1883_taken(), mosquitto(d / "mqtt" / "mosquitto.conf", (port,)) as proc:
+            assert listening(proc.pid) == {("127.0.0.1", port)}
             assert proc.poll() is None
 
 
