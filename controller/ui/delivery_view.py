@@ -1,9 +1,12 @@
-"""Server-sent events for the delivery view: one event per change of a broadcast's deliveries.
+"""Server-sent events for the delivery view: the current state at connect, then one event per change.
 
 The delivery service wakes the open streams of a broadcast on every change
 (controller/airing/delivery_events.py, built with the services). Changes are coalesced (≤ 4
-events a second per stream) and a snapshot is sent at least every 10 s, so a stream that missed
-something catches up by itself.
+events a second per stream). When nothing changed for :data:`KEEPALIVE_S` the stream sends a
+``: keep-alive`` comment (so proxies and phones keep the connection, and a client sees that the
+stream lives), and the state again if it changed meanwhile without a wake-up (a unit going
+offline changes the summary, not a delivery). A slow database delays an event, never the
+keep-alive. docs/airing.md, *What staff see*.
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import col, select
 
 from controller.airing.models import FINAL_STATES, Broadcast, BroadcastStatus, Delivery
+from controller.airing.summary import DeliveryRow, summarize
 from controller.api.deps import ServicesDep, UserDep
-from controller.api.responses import COMMON_ERRORS, errors
+from controller.api.responses import COMMON_ERRORS, errors, iso
 from controller.api.scope import broadcast_for
 from controller.services import Services
+from devices import protocol as p
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
 FINAL = {st.value for st in FINAL_STATES}
 PROGRESS = {"queued": 0, "offline": 5, "sent": 20, "receiving": 40, "verified": 60, "playing": 80}
+KEEPALIVE_S = 15.0  # at most this long without a byte on the stream
+FLUSH_WAIT_S = 2.0  # how long an event waits for the batched writes before reading the rows
+KEEPALIVE = b": keep-alive\n\n"
 _DONE = {BroadcastStatus.DONE.value, BroadcastStatus.EXPIRED.value, BroadcastStatus.CANCELLED.value,
          BroadcastStatus.FAILED.value}
 
@@ -43,36 +51,62 @@ def snapshot(sv: Services, broadcast_id: str) -> dict[str, Any]:
         final = d.state in FINAL
         units.append({"node_id": d.node_id, "state": d.state, "reason": d.reason,
                       "progress": 100 if final else PROGRESS.get(d.state, 0)})
-    return {"id": broadcast_id, "status": bc.status if bc else "", "reason": bc.reason if bc else "",
-            "tally": tally, "deliveries": units, "final": bool(bc and bc.status in _DONE)}
+    out: dict[str, Any] = {"id": broadcast_id, "status": bc.status if bc else "",
+                           "reason": bc.reason if bc else "", "tally": tally, "deliveries": units,
+                           "final": bool(bc and bc.status in _DONE)}
+    if bc is not None:
+        sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in rows], sv.presence.is_online,
+                       p.now_ms())
+        out["summary"] = {"state": sm.state, "groups": sm.groups, "waiting_until": iso(sm.waiting_until),
+                          "waiting_nodes": sm.waiting_nodes, "text_vi": sm.text_vi, "text_en": sm.text_en}
+    return out
+
+
+async def _fresh(sv: Services, broadcast_id: str) -> str:
+    """The snapshot as JSON, after the writes submitted so far (waited for at most FLUSH_WAIT_S)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(sv.writer.flush()), timeout=FLUSH_WAIT_S)
+    except TimeoutError:
+        pass  # the rows as they are; the next event brings the rest
+    snap = await asyncio.to_thread(snapshot, sv, broadcast_id)
+    return json.dumps(snap, ensure_ascii=False)
 
 
 @router.get("/{broadcast_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}, **errors(*COMMON_ERRORS, 404)})
 async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
                           user: UserDep) -> StreamingResponse:
-    """``text/event-stream``: a ``delivery`` event with the per-unit states and the tally on every
-    change, until the broadcast is finished (then one last event and the stream ends)."""
+    """``text/event-stream``: a ``delivery`` event with the per-unit states, the tally and the
+    summary at once and on every change, a ``: keep-alive`` comment after 15 s without one, until
+    the broadcast is finished (then one last event and the stream ends)."""
     with sv.db.session() as s:
         broadcast_for(s, user, broadcast_id)  # 404 / 403
     streams = sv.delivery_streams
 
     async def stream() -> AsyncIterator[bytes]:
         ev = streams.open(broadcast_id)
+        last = ""
         try:
             yield b"retry: 2000\n\n"
             while True:
-                await sv.writer.flush()
-                snap = await asyncio.to_thread(snapshot, sv, broadcast_id)
-                yield f"event: delivery\ndata: {json.dumps(snap, ensure_ascii=False)}\n\n".encode()
-                if snap["final"] or await request.is_disconnected():
-                    return
-                ev.clear()
+                ev.clear()  # before reading: a change while we read wakes us again
+                task = asyncio.ensure_future(_fresh(sv, broadcast_id))
                 try:
-                    await asyncio.wait_for(ev.wait(), timeout=10)
+                    while not (await asyncio.wait({task}, timeout=KEEPALIVE_S))[0]:
+                        yield KEEPALIVE  # the database is slow: the stream still lives
+                    body = task.result()
+                finally:
+                    task.cancel()
+                if body != last:
+                    yield f"event: delivery\ndata: {body}\n\n".encode()
+                    last = body
+                if json.loads(body)["final"] or await request.is_disconnected():
+                    return
+                try:
+                    await asyncio.wait_for(ev.wait(), timeout=KEEPALIVE_S)
+                    await asyncio.sleep(0.25)  # coalesce a burst of changes
                 except TimeoutError:
-                    pass
-                await asyncio.sleep(0.25)
+                    yield KEEPALIVE
         finally:
             streams.close(broadcast_id, ev)
 
