@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ async def ward(tmp_path: Path) -> AsyncIterator[tuple[Services, User, str]]:
             yield sv, admin, bc.id
 
 
-async def chunks(sv: Services, user: User, bid: str) -> AsyncIterator[bytes]:
+async def chunks(sv: Services, user: User, bid: str) -> AsyncGenerator[bytes, None]:
     resp = await delivery_view.delivery_events(bid, Connected(), sv, user)  # type: ignore[arg-type]
     async for chunk in resp.body_iterator:
         yield chunk if isinstance(chunk, bytes) else str(chunk).encode()
