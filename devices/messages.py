@@ -28,6 +28,10 @@ MAX_REPAIR = 256
 #: Largest audio file a node must be able to store (bytes): ~20 min at 32 kb/s.
 MAX_AUDIO_BYTES = 5 * 1024 * 1024
 
+#: The attention tone a unit keeps (config ``attention``): at most this big and this long.
+MAX_TONE_BYTES = 8 * 1024
+MAX_TONE_MS = 3000
+
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -110,6 +114,16 @@ class ControllerState(Msg):
     session: str
 
 
+class AttentionTone(BaseModel):
+    """The attention tone a unit keeps in flash and sounds at once on an emergency (§1 config)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the decoded file")
+    codec: Literal["mp3"] = "mp3"
+    duration_ms: int = Field(gt=0, le=MAX_TONE_MS)
+    data: str = Field(max_length=(MAX_TONE_BYTES + 2) // 3 * 4, description="the file, base64")
+
+
 class NodeConfig(Msg):
     """Retained on {p}/node/{id}/config. Desired state, not a command: safe to replay."""
 
@@ -117,6 +131,7 @@ class NodeConfig(Msg):
     name: str = ""
     groups: list[Id] = Field(default_factory=list, max_length=64)
     volume: int = Field(default=70, ge=0, le=100)
+    attention: AttentionTone | None = Field(default=None, description="the local attention tone")
 
 
 class Priority(enum.StrEnum):
@@ -192,6 +207,8 @@ class Ack(Msg):
     state: AckState
     reason: str = ""
     have: int | None = Field(default=None, ge=0, description="chunks held, while receiving")
+    attention: str = Field(default="", max_length=16,
+                           description="emergency: sounded | mismatch | missing (the local tone)")
 
 
 class RepairRequest(Msg):

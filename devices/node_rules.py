@@ -5,16 +5,28 @@ Written once here and used by the firmware simulator (firmware_sim/) and the ser
 command expiry, the finished-broadcast memory, "at most once" for a repeated ``play`` (and
 ``play_stream``), ``stop``'s arguments (:func:`stop_args`, :func:`stop_applies`), the repair
 rule (what is asked for and when: :class:`RepairPlan`), the play order of the priorities and
-the group limit of a config. Import through :mod:`devices.protocol`.
+the group limit of a config, the attention tone of an emergency (:func:`attention_due`,
+:func:`tone_check`). Import through :mod:`devices.protocol`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Container, Hashable
 from typing import Any, Generic, TypeVar
 
-from devices.messages import MAX_REPAIR, AckState, Command, NodeConfig, Priority, valid_id
+from devices.messages import (
+    MAX_REPAIR,
+    AckState,
+    AttentionTone,
+    Command,
+    Manifest,
+    NodeConfig,
+    Priority,
+    valid_id,
+)
 
 #: §2: a request id answered in the last 10 minutes is ignored.
 DEDUPE_WINDOW_S = 600.0
@@ -274,3 +286,40 @@ class RepairPlan:
         self.requested = set()
         self.backoff.progress(now)
         self.backoff.next_due = now
+
+
+# ---------------------------------------------------------------------- attention tone (§1 config, §3)
+
+#: An emergency's ack says what the unit's local attention tone did (``Ack.attention``):
+TONE_SOUNDED = "sounded"  # it sounded at once, the speech follows when its `play` comes
+TONE_MISMATCH = "mismatch"  # the kept file fails the config's SHA-256: no tone, the speech still plays
+TONE_MISSING = "missing"  # the config names no tone (or it never arrived): no tone, the speech plays
+#: Emergencies whose tone a unit remembers having sounded (each sounds once per broadcast).
+TONE_KEEP = 64
+
+
+def tone_bytes(tone: AttentionTone) -> bytes:
+    """§1 config ``attention``: the file carried in ``data`` (base64), b"" if it is not base64.
+    The unit keeps these bytes and checks them with :func:`tone_check` each time before sounding."""
+    try:
+        return base64.b64decode(tone.data, validate=True)
+    except ValueError:
+        return b""
+
+
+def tone_check(tone: AttentionTone | None, kept: bytes | None) -> str:
+    """§3 emergency: :data:`TONE_SOUNDED` if the kept file matches the config's SHA-256 (sound
+    it), :data:`TONE_MISMATCH` if it does not (a bad copy or flash: do not sound it),
+    :data:`TONE_MISSING` if there is no tone to sound."""
+    if tone is None or kept is None:
+        return TONE_MISSING
+    return TONE_SOUNDED if hashlib.sha256(kept).hexdigest() == tone.sha256 else TONE_MISMATCH
+
+
+def attention_due(m: Manifest, *, controller_now_ms: float, finished: FinishedLog,
+                  sounded: Container[str]) -> bool:
+    """§3 emergency: the manifest of an emergency sounds the local tone at once, while the speech
+    is still on its way; once per broadcast (not again for a re-delivered manifest, nor for a
+    finished or expired broadcast)."""
+    return (m.priority is Priority.EMERGENCY and m.bc not in finished and m.bc not in sounded
+            and m.expires_at >= controller_now_ms)
