@@ -70,6 +70,12 @@ _S: dict[str, tuple[str, str]] = {
     "created_by": ("Người soạn", "Written by"),
     "decided_by": ("Người duyệt", "Decided by"),
     "delivery": ("Tình trạng phát", "Delivery"),
+    # what happened to a broadcast (controller/airing/summary.py gives its text) and ending the waiting
+    "outcome": ("Kết quả", "Outcome"),
+    "end_waiting": ("Thôi chờ loa mất kết nối", "Stop waiting for offline units"),
+    "end_waiting_confirm": ("Thôi chờ các cụm loa đang mất kết nối? Các loa này sẽ không nhận "
+                            "lượt phát này nữa.",
+                            "Stop waiting for the offline units? They will not get this broadcast any more."),
     "tally": ("Tổng kết", "Tally"),
     "reason": ("Lý do", "Reason"),
     "played": ("Đã phát", "Played"),

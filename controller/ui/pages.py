@@ -11,9 +11,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
-from controller.accounts.roles import CAN_APPROVE
+from controller.accounts.roles import CAN_AIR, CAN_APPROVE
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from controller.airing.summary import DeliveryRow, summarize
 from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
@@ -21,6 +22,7 @@ from controller.schedules.agenda import build_agenda
 from controller.ui import relay
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones
+from devices.protocol import now_ms
 
 router = APIRouter(include_in_schema=False)
 
@@ -189,8 +191,13 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
     bc = broadcast_for(p.s, p.user, broadcast_id)
     b = p.s.get(Bulletin, bc.bulletin_id)
     t = T[p.lang]
+    rows = [DeliveryRow(d.node_id, d.state, d.reason)
+            for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
+    sm = summarize(bc, rows, p.sv.presence.is_online, now_ms())
     return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
-                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus]})
+                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus]},
+                    outcome=sm.text_vi if p.lang == "vi" else sm.text_en, can_end=p.user.role in CAN_AIR,
+                    waiting=sm.groups["waiting_offline"] > 0 and bc.status == BroadcastStatus.ACTIVE.value)
 
 
 @router.get("/emergency", response_class=HTMLResponse)
