@@ -22,6 +22,7 @@ _WEEKDAY = re.compile(rf"\b{_WEEKDAY_ABBR}\b(?=\s*[,(]?\s*(?:ngày\s+)?\d{{1,2}}
 _WEEKDAY_AFTER = re.compile(rf"(?i:\b(từ|đến|tới|vào|các ngày|ngày|sáng|chiều|tối))(\s+)"
                             rf"(?-i:{_WEEKDAY_ABBR})\b")
 _WEEKDAY_LIST = re.compile(rf"\b{_WEEKDAY_ABBR}((?:\s*(?:,|và|hoặc)\s*(?:T[2-7]|CN)\b)+)")
+_CN = re.compile(r"\bCN\b")
 _WEEKDAY_WORD = "|".join(re.escape(w) for w in WEEKDAY_WORDS)
 _WEEKDAY_WORD_RANGE = re.compile(rf"(?i:\b({_WEEKDAY_WORD}))\s*[-–]\s*(?i:({_WEEKDAY_WORD}))\b")
 
@@ -34,10 +35,16 @@ def weekdays(text: str, dialect: Dialect) -> str:
     """T2-T6 → thứ hai đến thứ sáu; "CN 22/11" → chủ nhật 22/11; "từ T2 đến CN"; thứ Hai - thứ Sáu."""
     text = _WEEKDAY_RANGE.sub(lambda m: f"{_weekday(m[1], dialect)} đến {_weekday(m[2], dialect)}", text)
     text = _WEEKDAY.sub(lambda m: _weekday(m[1], dialect), text)
-    text = _WEEKDAY_AFTER.sub(lambda m: f"{m[1]}{m[2]}{_weekday(m[3], dialect)}", text)
     text = _WEEKDAY_LIST.sub(lambda m: _weekday(m[1], dialect) + re.sub(
-        r"T[2-7]|CN", lambda w: _weekday(w.group(0), dialect), m[2]), text)
-    return _WEEKDAY_WORD_RANGE.sub(r"\1 đến \2", text)
+        r"T[2-7]|CN", lambda w: _weekday(w.group(0), dialect), m[2]), text)  # before "tối T3": T3 và T5
+    text = _WEEKDAY_AFTER.sub(lambda m: f"{m[1]}{m[2]}{_weekday(m[3], dialect)}", text)
+    return _WEEKDAY_WORD_RANGE.sub(r"\1 đến \2", _CN.sub(_sunday_after_weekday, text))
+
+
+def _sunday_after_weekday(m: re.Match[str]) -> str:
+    """ "CN" alone is a Sunday when a weekday came before it in the sentence ("từ T2 đến T7; CN nghỉ")."""
+    sentence = re.split(r"[.!?\n]", m.string[max(0, m.start() - 80): m.start()])[-1].lower()
+    return "chủ nhật" if any(w in sentence for w in WEEKDAY_WORDS[:6]) else m.group(0)
 
 
 _DAY_BEFORE_MONTH = re.compile(r"(?i:\b(?:ngày|mùng|mồng))\s+\d{1,2}\s*$")  # ngày 29 tháng 4: a date

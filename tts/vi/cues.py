@@ -16,6 +16,7 @@ __all__ = [
     "DAY_LEAD",
     "EMERGENCY",
     "EMERGENCY_BEFORE",
+    "HALF_BEFORE",
     "HOLIDAYS",
     "NAME_BEFORE",
     "NOT_SERVICE_AFTER",
@@ -56,6 +57,10 @@ PART_OF_WHOLE = frozenset({
     "chiều dài", "giá trị", "kinh phí", "vốn", "sản lượng", "dung tích", "nhân lực", "lực lượng",
     "đất", "quỹ",
 })
+
+# "1/2" before these is a half: "1/2 ngày" → nửa ngày, "1/2 buổi sáng" → nửa buổi sáng.
+HALF_BEFORE = frozenset({"ngày", "buổi", "giờ", "tiếng", "tháng", "năm", "tuần", "ca", "nhiệm kỳ", "thế kỷ",
+                         "chặng", "hiệp", "đêm"})
 
 # Holiday and commemoration names: a d/m after one is a date ("Quốc khánh 2/9").
 HOLIDAYS = (

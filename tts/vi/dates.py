@@ -6,8 +6,8 @@ The decision for a bare ``a/b`` (:func:`is_date`, see docs/speech.md) looks at t
 2. an address word right before it ("số", "hẻm", "ngõ"…) → a house number (mười hai trên ba);
    "ngày/mùng/mồng", a holiday name or a street/school word ("đường 3/2") → a date;
 3. a > b → a date (it cannot be "a out of b"), except ``24/7`` (round the clock);
-4. a count noun after it (:data:`cues.COUNT_NOUNS`) → a ratio, outweighing a weaker date word
-   before it ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
+4. a count noun or a part of a whole after it (:data:`cues.COUNT_NOUNS`, ``PART_OF_WHOLE``) → a ratio,
+   outweighing a weaker date word before it ("kết nối đến 9/9 xã, phường" → chín trên chín xã);
 5. a date word, weekday or "mai/nay/chậm nhất…" before it, "âm lịch" after it, or chained to
    another date (``10/12 và 15/12``, ``1/12 đến 15/12/2026``) → a date;
 6. otherwise a ratio (read by :func:`tts.vi.numeric.fractions`: "phần" only for a part of a whole).
@@ -27,6 +27,7 @@ from tts.vi.cues import (
     DAY_LEAD,
     HOLIDAYS,
     NAME_BEFORE,
+    PART_OF_WHOLE,
     WEEKDAY_WORDS,
 )
 from tts.vi.numbers import Dialect, read_int, roman_to_int
@@ -204,8 +205,8 @@ def is_date(d: int, mo: int, before: str, after: str, *, chained: bool = False) 
         return True  # "ngày 9/9" is a date whatever follows
     if d > mo and (d, mo) != (24, 7):
         return True  # a > b cannot be "a out of b" ("phục vụ 24/7" is round the clock)
-    if next_words_in(after, COUNT_NOUNS):
-        return False
+    if next_words_in(after, COUNT_NOUNS) or next_words_in(after, PART_OF_WHOLE):
+        return False  # "có tới 3/4 số hộ" is a part of a whole, whatever came before
     return chained or ends_with(before, _BEFORE_CUES) or next_words_in(after, DATE_AFTER) or \
         bool(_AHEAD.match(after))
 

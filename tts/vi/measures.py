@@ -80,11 +80,13 @@ CURRENCY_PREFIX: dict[str, str] = {"$": "đô la", "€": "ơ rô"}
 # "đồng/kg" → "đồng một ki lô gam": words that take "một" after a slash.
 PER_WORDS: dict[str, str] = {
     **{w: w for w in ("năm", "tháng", "tuần", "ngày", "giờ", "phút", "người", "hộ", "lượt", "suất", "lần",
-                      "ca", "buổi", "con", "cái", "chiếc", "tấn", "lít", "xe", "học sinh", "khẩu", "cây")},
+                      "ca", "buổi", "con", "cái", "chiếc", "tấn", "lít", "xe", "học sinh", "khẩu", "cây",
+                      "tạ", "sào", "vé", "chuyến", "lớp", "bao", "thùng")},
+    "kWh": "ki lô oát giờ",
     "kg": "ki lô gam", "km": "ki lô mét", "ha": "héc ta", "m2": "mét vuông", "m²": "mét vuông",
     "m3": "mét khối", "m³": "mét khối", "m": "mét", "h": "giờ",
 }
 
 # "2.000.000 đồng/tổ dân phố": after these words a slash means "per" whatever follows.
 PER_AFTER = frozenset({"đồng", "la", "Mỹ", "trăm", "lít", "gam", "mét", "ta", "tấn", "nghìn", "ngàn", "triệu",
-                       "tỷ", "khối", "vuông", "rô"})
+                       "tỷ", "khối", "vuông", "rô", "tạ", "yến"})

@@ -17,6 +17,7 @@ from tts.vi.context import ends_with, next_words_in, word_alternation
 from tts.vi.cues import (
     ADDRESS_BEFORE,
     COUNT_NOUNS,
+    HALF_BEFORE,
     PART_OF_WHOLE,
     RANK_ORDINALS,
     ROMAN_CONTEXT,
@@ -112,6 +113,8 @@ def fractions(text: str, dialect: Dialect) -> str:
         after = m.string[m.end():]
         if ends_with(m.string[: m.start()], ("thứ",)) and a.isdigit():
             return f"{read_ordinal(int(a), dialect)} trên {read_number_token(b, dialect)}"
+        if (a, b) == ("1", "2") and next_words_in(after, HALF_BEFORE):
+            return "nửa"  # 1/2 ngày → nửa ngày
         part = (next_words_in(after, PART_OF_WHOLE) or not next_words_in(after, COUNT_NOUNS)) and \
             not ends_with(m.string[: m.start()], ADDRESS_BEFORE)
         if part and a.isdigit() and b.isdigit() and 0 < int(a) < int(b) <= 10:
