@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 
 from devices import protocol as p
@@ -64,18 +63,21 @@ class Boards:
         b = child.board
         if child.online and b is not None:
             tel = p.Telemetry(node_id=child.node_id, power=b.power, volume=b.volume,
-                              playing=child.playing, uptime_s=b.uptime_s, faults=b.fault_codes)
+                              playing=child.playing, uptime_s=b.uptime_s, faults=b.fault_codes,
+                              source="bulletin" if child.playing else "idle", fw=b.fw_version)
             self._io.publish(self._io.topics.telemetry(child.node_id), p.encode(tel), qos=0)
 
     def set_status(self, child: Child, status: str, reason: str) -> None:
-        if status == "shutdown":
-            child.session = secrets.token_hex(4)  # the board reboots: a new session follows
+        """Publish the child's retained state; a ``shutdown`` still carries the session it ends
+        (the controller follows that session), the next ``online`` a new one."""
         child.status, child.reason = status, reason
         logger.info("%s: child %s (address %d) is %s %s", self._io.gateway_id, child.node_id, child.addr,
                     status, reason)
         self._io.publish(self._io.topics.state(child.node_id),
                          self.child_payload(child, _STATUS.get(status, p.NodeStatus.OFFLINE), reason),
                          qos=1, retain=True)
+        if status == "shutdown":
+            child.new_session()  # the board reboots: its next online state has a new session
         if status == "online":
             self.send_telemetry(child)
 
@@ -116,7 +118,7 @@ class Boards:
         prev, child.board, child.fails = child.board, status, 0
         if prev is not None and status.uptime_s < prev.uptime_s and child.status != "shutdown":
             logger.info("%s: child %s restarted", self._io.gateway_id, child.node_id)
-            child.session = secrets.token_hex(4)
+            child.new_session()
             child.status = "unknown"
         if not child.online:
             self.set_status(child, "online", "")

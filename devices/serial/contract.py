@@ -113,3 +113,8 @@ class Child:
     @property
     def online(self) -> bool:
         return self.status == "online"
+
+    def new_session(self) -> None:
+        """The board restarted (or is about to): a new session, heartbeats counted from 0 again."""
+        self.session = secrets.token_hex(4)
+        self.hb_seq = 0

@@ -174,6 +174,8 @@ async def test_children_are_nodes_commands_and_group_broadcast(rig: Rig) -> None
 async def test_power_off_offline_child_repair_and_emergency_preemption(rig: Rig) -> None:
     ctl, sim = rig.ctl, rig.sim
     sim.boards[3].power = False  # amplifier switched off at the board
+    # (seen by the gateway's next poll: before it, a broadcast would still find it on)
+    await wait_for(lambda: (ctl.last("gw1-a03", "telemetry") or {}).get("power") is False, 30, "seen off")
     # A normal broadcast to the whole ward, one chunk missing at first: the gateway asks for it on
     # a child's repair topic; the "controller" republishes it on that child's node topic.
     audio = os.urandom(30_000)
