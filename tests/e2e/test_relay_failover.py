@@ -18,6 +18,7 @@ from controller.relays.models import Relay
 from controller.relays.settings import RelaySettings
 from controller.settings import Settings
 from devices.broker import BrokerProcess
+from devices.messages import now_ms
 from firmware_sim.node import SimNode
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
@@ -107,8 +108,11 @@ async def test_a_controller_whose_relay_was_taken_over_lets_go(mosquitto: Broker
             rid = r.json()["id"]
             await wait_for(lambda: node.relay.state == "playing", 15, "unit relays")
             hub = app.state.services.relays
-            with app.state.services.db.session() as s:  # as if another controller had claimed it
-                s.execute(update(Relay).where(Relay.id == rid).values(owner="ctl-x"))  # type: ignore[arg-type]
+            # as if another controller had claimed it, and beat for the next minute: else ctl-a,
+            # its beat not seen for the TTL, rightly takes it back (seen on a busy machine)
+            with app.state.services.db.session() as s:
+                s.execute(update(Relay).where(Relay.id == rid)  # type: ignore[arg-type]
+                          .values(owner="ctl-x", owner_seen_at=now_ms() + 60_000))
                 s.commit()
             await wait_for(lambda: rid not in hub.sessions, 5, "ctl-a lets go of the relay")
             air = app.state.services.air
