@@ -78,6 +78,18 @@ def command_expired(cmd: Command, controller_now_ms: float, *, synced: bool) -> 
     return cmd.expires_at < controller_now_ms
 
 
+#: §2/§6: the error of a well-formed request whose arguments are wrong (``bad arguments: <why>``).
+BAD_ARGUMENTS = "bad arguments"
+
+
+def bad_arguments(why: str) -> str:
+    """§2/§6 bad input, one rule for every unit: a request whose *envelope* is bad (not JSON, a
+    wrong ``v``, a wrong type of ``id``/``name``/``args``/``expires_at``) is ignored, unanswered —
+    there is no trustworthy id to answer; a well-formed request whose *arguments* are wrong is
+    answered ``error`` with this text."""
+    return f"{BAD_ARGUMENTS}: {why}"
+
+
 def config_groups(cfg: NodeConfig) -> list[str]:
     """The groups a node joins for ``cfg``: valid ids only, at most :data:`MAX_GROUPS`."""
     return [g for g in cfg.groups if valid_id(g)][:MAX_GROUPS]

@@ -74,6 +74,7 @@ from devices.messages import (
     valid_id,
 )
 from devices.node_rules import (
+    BAD_ARGUMENTS,
     DEDUPE_MAX,
     DEDUPE_WINDOW_S,
     FINAL_STATES,
@@ -96,6 +97,7 @@ from devices.node_rules import (
     RequestDedupe,
     already_answer,
     attention_due,
+    bad_arguments,
     command_expired,
     config_groups,
     play_already,
@@ -114,6 +116,7 @@ from devices.topics import (
 )
 
 __all__ = [
+    "BAD_ARGUMENTS",
     "CHUNK_HEADER",
     "CHUNK_MAGIC",
     "COMMANDS",
@@ -185,6 +188,7 @@ __all__ = [
     "Topics",
     "already_answer",
     "attention_due",
+    "bad_arguments",
     "chunk_audio",
     "command_expired",
     "config_groups",

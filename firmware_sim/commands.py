@@ -22,6 +22,7 @@ from devices.protocol import (
     CommandResponse,
     PayloadError,
     RequestDedupe,
+    bad_arguments,
     command_expired,
     decode,
     encode,
@@ -40,7 +41,8 @@ class CommandRejected(Exception):
 
 
 class BadArgs(CommandRejected):
-    """Rejected because of its arguments (also counted as a payload error)."""
+    """Rejected because of its arguments (also counted as a payload error); answered
+    ``bad arguments: <message>`` (:func:`devices.protocol.bad_arguments`)."""
 
 
 class CommandDesk:
@@ -109,4 +111,4 @@ class CommandDesk:
         except BadArgs as exc:
             self._io.stats.payload_errors += 1
             logger.warning("%s: rejected command arguments: %s", self._io.node_id, exc)
-            raise
+            raise CommandRejected(bad_arguments(str(exc))) from None

@@ -29,7 +29,7 @@ from devices.protocol import (
     Priority,
     parse_live_frame,
 )
-from firmware_sim.commands import CommandDesk, CommandRejected
+from firmware_sim.commands import BadArgs, CommandDesk, CommandRejected
 from firmware_sim.io import NodeIO
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class LiveReceiver:
         try:
             args = LiveStartArgs.model_validate(raw)
         except ValueError as exc:
-            raise LiveRejected(f"bad live_start arguments: {exc}") from None
+            raise BadArgs(f"live_start: {exc}") from None
         why = self.ended.get(args.session)
         if why is not None and why not in REJOIN_AFTER and self.active != args.session:
             raise LiveRejected(f"ended: {why}")  # e.g. stopped by staff: the repeats do not restart it
@@ -122,7 +122,7 @@ class LiveReceiver:
         session = raw.get("session")
         reason = raw.get("reason", "stopped")
         if not isinstance(reason, str) or len(reason) > 64:
-            raise LiveRejected("args.reason must be a short string")
+            raise BadArgs("args.reason must be a short string")
         if self.session is None or (session is not None and session != self.session.args.session):
             return {"stopped": ""}
         name = self.session.args.session

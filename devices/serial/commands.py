@@ -38,6 +38,11 @@ class CommandRejected(Exception):
     """Answered with status "error" and this message."""
 
 
+class BadArgs(CommandRejected):
+    """Rejected because of its arguments: answered ``bad arguments: <message>``
+    (:func:`devices.protocol.bad_arguments`, the rule of every unit)."""
+
+
 class LineControl(Protocol):
     """What the answers need of the programme line: take one child off it."""
 
@@ -125,6 +130,8 @@ class GatewayCommands:
             if handler is None:
                 raise CommandRejected("unknown command")
             data = await handler(child, cmd.args)
+        except BadArgs as exc:
+            error = p.bad_arguments(str(exc))
         except CommandRejected as exc:
             error = str(exc)
         except BusTimeout:
@@ -158,7 +165,7 @@ class GatewayCommands:
     async def _power(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         on = args.get("on")
         if not isinstance(on, bool):
-            raise CommandRejected("args.on must be a boolean")
+            raise BadArgs("args.on must be a boolean")
         if not on:
             await self._line.stop_child(child, "power_off")
         await self._boards.request(child, Cmd.POWER, int(on))
@@ -167,7 +174,7 @@ class GatewayCommands:
     async def _volume(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         level = args.get("level")
         if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
-            raise CommandRejected("args.level must be an integer 0..100")
+            raise BadArgs("args.level must be an integer 0..100")
         await self._boards.request(child, Cmd.VOLUME, level)
         return {"volume": level}
 
@@ -185,7 +192,7 @@ class GatewayCommands:
     async def _cancel(self, child: Child, args: dict[str, Any]) -> dict[str, Any]:
         bc = args.get("bc")
         if not isinstance(bc, str) or not p.valid_id(bc):
-            raise CommandRejected("args.bc must be a broadcast id")
+            raise BadArgs("args.bc must be a broadcast id")
         found = self._downloads.cancel(child, bc) or await self._line.cancel(child, bc)
         if not found and bc not in child.finished:  # not seen yet: its manifest gets failed/cancelled
             child.finished.finish(bc, p.AckState.FAILED, "cancelled")
@@ -195,7 +202,7 @@ class GatewayCommands:
         """At most once per child; otherwise it airs on the line in its turn (``at`` is not used)."""
         bc = args.get("bc")
         if not isinstance(bc, str) or not p.valid_id(bc):
-            raise CommandRejected("args.bc must be a broadcast id")
+            raise BadArgs("args.bc must be a broadcast id")
         held = self._line.state_of(bc, child)
         known = p.play_already(bc, playing=held is p.AckState.PLAYING, finished=child.finished,
                                resumable=False)  # the line keeps no file to play it again

@@ -178,7 +178,8 @@ async def test_desk_answers_once_drops_expired_and_counts_bad_args() -> None:
     desk.on_command(topic, b"{not json")
     got = [(r.id, r.status, r.data, r.error) for r in _responses(io)]
     assert got == [("c1", "ok", {"x": 1}, ""), ("c3", "error", {}, "unknown command"),
-                   ("c4", "error", {}, "args.bad is not allowed"), ("c5", "error", {}, "busy")]
+                   ("c4", "error", {}, "bad arguments: args.bad is not allowed"),
+                   ("c5", "error", {}, "busy")]
     s = io.stats
     assert (s.commands, s.commands_duplicate, s.commands_expired, s.payload_errors) == (4, 1, 1, 2)
     with pytest.raises(ValueError):
