@@ -11,11 +11,12 @@ from typing import Any, cast
 
 from devices import protocol as p
 from devices.serial.boards import Boards
+from devices.serial.commands import GatewayCommands
 from devices.serial.contract import Child
 from devices.serial.master import BusMaster
 from devices.serial.port import SerialLink
 from devices.serial.wire import BoardStatus, Cmd
-from tests.devices.test_serial_parts import FakeGatewayIO, _config
+from tests.devices.test_serial_parts import FakeBoards, FakeGatewayIO, _config, _parts, until
 
 
 @dataclass
@@ -90,3 +91,23 @@ async def test_child_telemetry_says_source_and_firmware() -> None:
     idle, playing = _sent(io, "c-1", "telemetry", p.Telemetry)[-2:]
     assert (idle.source, idle.playing, idle.fw) == ("idle", "", "1.2")
     assert (playing.source, playing.playing, playing.fw) == ("bulletin", "b-1", "1.2")
+
+
+async def test_stop_with_nothing_playing_sends_nothing_and_a_stray_closed_relay_is_opened() -> None:
+    # S2/S3: `stop` for a child whose relay carries nothing is answered {"stopped": ""} and puts
+    # nothing on the line; a relay the board reports closed while nothing plays to it (closed by
+    # the board itself, or a lost RELAY 0) is opened at the next poll.
+    io, bus, boards, child = _boards()
+    boards.update_board(child, bus.status)
+    fake_boards = FakeBoards()
+    dl, line = _parts(io, fake_boards)
+    cmds = GatewayCommands(io, boards=fake_boards, line=line, downloads=dl)
+    cmds.on_command([child], io.topics.cmd(child.node_id), p.encode(p.Command(id="s1", name="stop")))
+    await until(lambda: cmds.handled == 1, what="stop answered")
+    [resp] = [p.decode(p.CommandResponse, b) for t, b in io.sent if t.endswith("/resp")]
+    assert (resp.status, resp.data) == ("ok", {"stopped": ""}) and fake_boards.requests == []
+
+    bus.status = BoardStatus(relay=True, uptime_s=101, fw=(1, 2))
+    bus.seen.clear()
+    await boards._poll(child)  # one round of the poll loop for this child
+    assert bus.seen == [(1, Cmd.POLL, None), (1, Cmd.RELAY, 0)]
