@@ -45,6 +45,7 @@ __all__ = [
 _BEFORE_CUES = tuple(sorted({*DATE_CONTEXT, *DATE_BEFORE, *HOLIDAYS, *WEEKDAY_WORDS}, key=len, reverse=True))
 _CHAIN_WORDS = frozenset({"đến", "tới", "và", "hoặc", "từ", "hết", "ngày"})
 _STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
+_NAMED_DAYS = ("ngày mai", "ngày hôm nay", "ngày hôm qua", "hôm nay", "hôm qua", "ngày kia")
 _DURATION = frozenset({"lần", "giờ", "tiếng", "ngày", "tuần", "tháng", "năm", "phút", "buổi", "ca", "lượt"})
 
 
@@ -54,12 +55,14 @@ def month_word(m: int, dialect: Dialect) -> str:
 
 def _lead(before: str) -> str:
     """ "ngày " unless one is written: "ngày 2/9", "Quốc khánh 2/9" (not "Quốc khánh (2/9/1945…)")."""
+    bracketed = before.rstrip()[-1:] in ("(", ",")
+    if bracketed and ends_with(before, _NAMED_DAYS):
+        return "ngày "  # "ngày mai (17/12)" → ngày mai, ngày mười bảy tháng mười hai
     if ends_with(before, DAY_LEAD) or ends_with(before, NAME_BEFORE):
         return ""  # "ngày 2/9"; "đường 3/2" is a name: đường ba tháng hai
     tail = re.split(r"[,.;:()!?]", before[-40:])[-1].lower().split()[-3:]
     if "ngày" in tail[:-1] and tail[-1] not in _CHAIN_WORDS and not any(c.isdigit() for w in tail for c in w):
         return ""  # "Ngày bầu cử 15/3/2026"
-    bracketed = before.rstrip()[-1:] in ("(", ",")
     return "" if ends_with(before, HOLIDAYS) and not bracketed else "ngày "
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tts.vi.lexicon import ABBREVIATIONS
 
-__all__ = ["DOC_CODES", "DOC_CODES_PARTY"]
+__all__ = ["DOC_CODES", "DOC_CODES_PARTY", "DOC_KIND_NAMED"]
 
 # Codes in document numbers such as 125/KH-UBND or 39/2020/TT-BTTTT.
 DOC_CODES: dict[str, str] = {
@@ -98,3 +98,7 @@ DOC_CODES_PARTY: dict[str, str] = {
     "ĐUK": "đảng ủy khối",
     "TUQ": "thay mặt ủy quyền",
 }
+
+# A kind code whose sense is the document's own name written before its number: "Quy định số 144-QĐ/TW"
+# (a regulation; the same code is a decision in "Quyết định số 99-QĐ/TW").
+DOC_KIND_NAMED: dict[str, tuple[str, ...]] = {"QĐ": ("quy định", "quyết định")}

@@ -7,7 +7,7 @@ import re
 
 from tts.vi.context import ends_with, next_words_in, word_alternation
 from tts.vi.cues import EMERGENCY, EMERGENCY_BEFORE, NOT_SERVICE_AFTER, SERVICE_BEFORE
-from tts.vi.doc_codes import DOC_CODES, DOC_CODES_PARTY
+from tts.vi.doc_codes import DOC_CODES, DOC_CODES_PARTY, DOC_KIND_NAMED
 from tts.vi.lexicon import LETTERS, VOWELS
 from tts.vi.numbers import Dialect, read_digits, read_int, read_number_string
 
@@ -114,6 +114,12 @@ _THANH_UY = re.compile(r"(?i:thành ủy|thành uỷ)")
 _TINH_UY = re.compile(r"(?i:tỉnh ủy|tỉnh uỷ)")
 
 
+def _named_kind(code: str, before: str) -> str | None:
+    """The kind named before the number ("Quy định số 144-QĐ/TW" → quy định), if the code allows it."""
+    named = re.sub(r"\s+số\s*$", "", before[-30:].rstrip()).lower()
+    return next((k for k in DOC_KIND_NAMED.get(code, ()) if named.endswith(k)), None)
+
+
 def _issuer_sense(code: str, text: str) -> str | None:
     """TU is the provincial party committee, or the city's when the bulletin speaks of a Thành ủy."""
     if code == "TU" and _THANH_UY.search(text) and not _TINH_UY.search(text):
@@ -136,7 +142,7 @@ def documents(text: str, dialect: Dialect) -> str:
 
     def party_doc(m: re.Match[str]) -> str:
         issuers = re.split(r"[-–]", m[3])
-        kind = _code(m[2], party=True)
+        kind = _named_kind(m[2], m.string[: m.start()]) or _code(m[2], party=True)
         return (f"{read_number_string(m[1], dialect)} {kind} trên "
                 + " ".join(_issuer_sense(p, m.string) or _code(p, party=True) for p in issuers))
 

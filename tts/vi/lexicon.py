@@ -218,6 +218,7 @@ ABBREVIATIONS: dict[str, str] = {
     "HCĐ": "huy chương đồng",
     "VAT": "vê a tê",
     "USD": "đô la Mỹ",
+    "SN": "sinh năm",
     # with a dot
     "TP.": "thành phố",
     "Tp.": "thành phố",

@@ -77,6 +77,7 @@ def operators(text: str, dialect: Dialect) -> str:
 # ---------------------------------------------------------------- numbers with meaning
 
 _ROMAN = re.compile(rf"(?i:\b({word_alternation(ROMAN_CONTEXT)}))(\s+)([IVXLC]+)\b")
+_ROMAN_AFTER_NUMBER = re.compile(r"(?<![\w.,])(\d+)-(I{2,3}|IV|VI{0,3}|IX|XI{0,3})\b")
 _FRACTION = re.compile(rf"(?<![\w/.,])({NUMBER})/({NUMBER})(?![\w/])")
 _RATIO = re.compile(r"(?<![\w.,:])(\d+):(\d+)(?![\w:])")  # what times() left: 1:500
 _ORDINAL = re.compile(r"\b([Tt]hứ)(\s+)(\d+)(?![\d.,]?\d)")
@@ -102,7 +103,9 @@ def romans(text: str, dialect: Dialect) -> str:
             return f"{m[1]}{m[2]}{read_ordinal(value, dialect)}"
         return f"{m[1]}{m[2]}{read_int(value, dialect)}"
 
-    return _ROMAN.sub(sub, text)
+    text = _ROMAN.sub(sub, text)
+    return _ROMAN_AFTER_NUMBER.sub(  # RON 95-III → chín mươi lăm ba (a grade after its number)
+        lambda m: f"{m[1]} {read_int(v, dialect)}" if (v := roman_to_int(m[2])) else m.group(0), text)
 
 
 def fractions(text: str, dialect: Dialect) -> str:

@@ -157,7 +157,7 @@ def web(text: str, dialect: Dialect) -> str:
 
 # ---------------------------------------------------------------- after the numbers
 
-_SLASH = re.compile(r"([^\W\d_]+)\s*/\s*([^\W\d_]+)")
+_SLASH = re.compile(r"([^\W\d_]+)\s*/\s*([^\W\d_]+(?: [^\W\d_]+)?)")
 _ACRONYM = re.compile(r"(?<![\w])[A-ZĐ]{2,6}(?![\w])")
 
 
@@ -165,11 +165,14 @@ def slashes(text: str, dialect: Dialect) -> str:
     """đồng/kg → đồng một ki lô gam; anh/chị → anh chị."""
 
     def sub(m: re.Match[str]) -> str:
-        before, word = m.group(1), m.group(2)
+        before, word, rest = m.group(1), m.group(2), ""
+        if not (PER_WORDS.get(word) or PER_WORDS.get(word.lower())):  # "tháng/học sinh": two words, or one
+            word, _, rest = word.partition(" ")
+            rest = f" {rest}" if rest else ""
         per = PER_WORDS.get(word) or PER_WORDS.get(word.lower())
         if per or before in PER_AFTER:
-            return f"{before} một {per or word}"
-        return f"{before} {word}"
+            return f"{before} một {per or word}{rest}"
+        return f"{before} {word}{rest}"
 
     for _ in range(5):  # "đồng/người/tháng": each pass resolves one slash of a chain
         text, count = _SLASH.subn(sub, text)
