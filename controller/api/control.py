@@ -8,13 +8,15 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from controller.accounts.audit import audit
 from controller.accounts.models import User
+from controller.accounts.roles import CAN_CONTROL
 from controller.accounts.scope import manages_zones, unit_zones, visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.relays import refusal, station_guard
 from controller.api.responses import CommandPublic, MqttCredentials, NodeResultPublic, iso
 from controller.api.schemas import CommandRequest
-from controller.api.scope import forbidden, node_visible
+from controller.api.scope import forbidden, node_for, node_visible, out_of_service
 from controller.fleet.broker_accounts import issue_credentials
 from controller.fleet.commands import ARGS, CommandOutcome
 from controller.fleet.models import RETIRED, Node, NodeCommand, NodeZone, Zone
@@ -141,6 +143,25 @@ def node_telemetry(node_id: str, sv: ServicesDep, s: SessionDep, _: UserDep,
         "latest": dict(latest) if latest else node.telemetry,
         "history": [{"at": iso(t.at), **t.data} for t in samples],
     }
+
+
+@router.post("/nodes/{node_id}/clear-alarm")
+async def clear_alarm(node_id: str, sv: ServicesDep, user: UserDep) -> dict[str, str]:
+    """Clear the unit's alarm (e.g. ``duplicate_id`` once the second unit is found and removed; it
+    also clears by itself after 10 min without a second unit, docs/protocol.md §1): operator or
+    admin of the unit's ward, audited. Raised again if the two units are still there."""
+    if user.role not in CAN_CONTROL:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not clear alarms")
+    with sv.db.session() as s:
+        if (missing := out_of_service(s, node_id)) is not None:
+            raise missing
+        node_for(s, user, node_id)
+        was = sv.presence.clear_alarm(node_id, f"cleared by {user.username}")
+        if not was:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"unit {node_id} has no alarm")
+        audit(s, user.username, "alarm_clear", f"node:{node_id}", was)
+    await sv.writer.flush()
+    return {"node_id": node_id, "cleared": was}
 
 
 @router.post("/nodes/{node_id}/credentials", status_code=status.HTTP_201_CREATED)

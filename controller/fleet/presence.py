@@ -4,7 +4,10 @@ A node counts as online only while the controller's broker link is up *and* the 
 retained state says online *and* it has been heard from within the heartbeat timeout.
 Changes are recorded as NodeEvents. Two units using one id are detected from their
 alternating ``session`` values and raised once as a ``duplicate_id`` alarm instead of
-following the flapping.
+following the flapping. The alarm clears by itself once no return to an earlier session has
+been seen for :data:`DUP_CLEAR_S` (the second unit is gone), or when an operator clears it
+(:meth:`Presence.clear_alarm`); it is raised again if the two units are still there
+(docs/protocol.md §1).
 
 Other services ask (:meth:`Presence.is_online`, :meth:`Presence.groups_of`,
 :meth:`Presence.members`, :meth:`Presence.view`, ...) and never read the registry itself.
@@ -36,6 +39,7 @@ _TELEMETRY = (update(_NODE).where(_NODE.c.id == bindparam("b_id"))
               .values(telemetry=bindparam("b_tel"), last_seen=bindparam("b_seen")))
 DUP_SWITCHES = 3
 DUP_QUIET_S = 600.0
+DUP_CLEAR_S = 600.0  # the duplicate_id alarm clears after this long without a return to an earlier session
 
 
 def write_telemetry(s: Session, rows: list[tuple[str, dict[str, Any], int]]) -> None:
@@ -108,7 +112,8 @@ class Presence:
                     live.last_seen_ms = p.now_ms()
             live.groups = ["all", *sorted(groups.get(node.id, []))]
             live.name = node.name
-            live.alarm = live.alarm or node.alarm
+            if node.alarm and not live.alarm:  # raised before a restart: its clearing counts from now
+                live.alarm, live.alarm_at = node.alarm, time.monotonic()
 
     def forget(self, node_id: str) -> None:
         """A retired unit: from now on its messages are those of an unknown id (ignored)."""
@@ -191,6 +196,27 @@ class Presence:
         live.volume = volume
         return True
 
+    def clear_alarm(self, node_id: str, detail: str) -> str:
+        """Clear the unit's alarm (an operator's decision, or :data:`DUP_CLEAR_S` without a second
+        unit): recorded as an ``alarm_cleared`` event. The alarm cleared, or "" if there was none."""
+        live = self._units.get(node_id)
+        if live is None or not live.alarm:
+            return ""
+        was, live.alarm, live.alarm_at = live.alarm, "", 0.0
+        live.switches.clear()  # counted afresh: raised again after DUP_SWITCHES returns
+        logger.warning("node %s: alarm %s cleared (%s)", node_id, was, detail)
+        at, text = p.now_ms(), f"{was}: {detail}"[:500]
+
+        def op(s: Session) -> None:
+            s.add(NodeEvent(node_id=node_id, kind="alarm_cleared", detail=text, at=at))
+            node = s.get(Node, node_id)
+            if node is not None and node.alarm == was:
+                node.alarm = ""
+                s.add(node)
+
+        self.writer.submit(op)
+        return was
+
     def mark_unknown(self, node_id: str, detail: str) -> None:
         """Nothing can be said of the unit now (its serial gateway is down): status ``unknown``,
         recorded as an event and told to the listeners like any change."""
@@ -241,8 +267,8 @@ class Presence:
 
     def _on_heartbeat(self, node_id: str, msg: p.Heartbeat) -> None:
         live = self._known(node_id, msg.session, True)
-        if live is None:
-            return
+        if live is None or (live.status == "shutdown" and msg.session == live.session):
+            return  # (a late heartbeat of the session that shut down cleanly: it stays shut down)
         if live.session and msg.session != live.session:
             self._note_session(node_id, live, msg.session)
         live.session = msg.session
@@ -320,9 +346,12 @@ class Presence:
         await self._sweeper.stop()
 
     def check_timeouts(self) -> None:
+        now = time.monotonic()
+        for node_id, live in list(self._units.items()):
+            if live.alarm == "duplicate_id" and now - max(live.alarm_at, *live.switches, 0.0) > DUP_CLEAR_S:
+                self.clear_alarm(node_id, f"no second unit seen for {DUP_CLEAR_S:.0f} s")
         if not self.link.connected:
             return
-        now = time.monotonic()
         for node_id, live in self._units.items():
             if live.status == "online" and now - live.last_heard > self.timeout:
                 self._set(node_id, live, "offline", f"silent for {self.timeout:.0f} s")
