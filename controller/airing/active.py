@@ -46,6 +46,9 @@ class NodeDelivery:
     changed: float = field(default_factory=time.monotonic)
     resends: int = 0
     repaired_chunks: int = 0
+    #: reconcile (controller/airing/reconcile.py): times this unit was asked again, and when next
+    asks: int = 0
+    next_ask_ms: int = 0
 
 
 @dataclass

@@ -9,8 +9,14 @@ speakers start in step):
 * a broadcast with a future ``play_at`` (a scheduled slot) is queued for that instant;
 * one to air now waits until its online units have verified the audio (at most
   ``ready_wait_s``), so a slow 4G link does not make a unit start late;
-* a unit that verifies after its broadcast started (it was offline, or slow) gets a
-  catch-up item of its own, arbitrated on its zones like anything else.
+* a unit that verifies while its broadcast sounds (it was offline, or slow) joins it in step:
+  its own ``play`` names the zone's start instant and offset (the unit starts that far further
+  into the audio); one that verifies after the broadcast ended gets a catch-up item of its own,
+  arbitrated on its zones like anything else;
+* a command that could not go out (the broker link was down) goes again once the link is back,
+  if its item still holds its zones (a ``play`` then joins in step at the current offset); and
+  delivery's reconcile (controller/airing/reconcile.py) asks one unit again, through
+  :meth:`AirControl.ask_play` / :meth:`AirControl.ask_stop`, when what it reports disagrees.
 
 A unit that refuses a ``play`` (its audio still incomplete, say) is told to the refusal
 listeners (:meth:`AirControl.on_refused`: delivery shows why); the bus routes the unit's reply
@@ -46,6 +52,21 @@ class LiveHold:
 
 Refusal = Callable[[str, str, str], None]
 """``fn(broadcast_id, node_id, why)``: a unit refused to start the broadcast."""
+Answer = Callable[[str, str, str, p.CommandResponse], None]
+"""``fn(broadcast_id, node_id, command_name, reply)``: a unit answered a play or stop."""
+
+#: A play or stop expires this long after it is sent (or after the start instant it names).
+COMMAND_TTL_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Turn:
+    """When an item of a broadcast sounds: from ``at_ms`` (controller clock), ``offset_ms`` into
+    the audio, until ``end_ms``."""
+
+    at_ms: int
+    offset_ms: int
+    end_ms: int
 
 
 @dataclass
@@ -54,6 +75,8 @@ class AirItem:
     scopes: list[p.AudioScope]
     nodes: list[str]
     started: bool = False
+    turn: Turn | None = None  # its last start (kept after it ended)
+    dropped_at: int | None = None  # pre-empted by an emergency and dropped (policy drop)
 
 
 @dataclass
@@ -82,6 +105,9 @@ class AirControl:
         self._requeued: set[str] = set()  # broadcasts pre-empted and waiting to restart/resume
         self._started: set[str] = set()  # broadcasts whose main item has started
         self._refusal_listeners: list[Refusal] = []
+        self._answer_listeners: list[Answer] = []
+        self._unsent: list[tuple[str, str, dict[str, object], list[str]]] = []  # item, name, args, scopes
+        link.on_connect(self._resend_unsent)
         self._ticker = Periodic("air-control", tick_s, self._tick)
         #: live sessions and relays held in the arbiter: item id → its callbacks
         self.live: dict[str, LiveHold] = {}
@@ -113,6 +139,34 @@ class AirControl:
         """Call ``fn(broadcast_id, node_id, why)`` when a unit refuses to start a broadcast."""
         self._refusal_listeners.append(fn)
 
+    def on_answer(self, fn: Answer) -> None:
+        """Call ``fn(broadcast_id, node_id, name, reply)`` for every unit's reply to a play or stop."""
+        self._answer_listeners.append(fn)
+
+    def started(self, bc: str) -> bool:
+        """The broadcast's main item has started (it may have ended since)."""
+        return bc in self._started
+
+    def turn(self, bc: str, node_id: str) -> Turn | None:
+        """When ``node_id``'s item of ``bc`` sounds (its catch-up item, else the broadcast's), while
+        it holds its zones; None before the start or after the end."""
+        for item_id in (f"{bc}@{node_id}", bc):
+            if item_id in self.arbiter.running and (item := self._items.get(item_id)) is not None:
+                return item.turn
+        return None
+
+    def last_turn(self, bc: str, node_id: str) -> Turn | None:
+        """The last start of ``node_id``'s item of ``bc`` (also after its end), or None."""
+        for item_id in (f"{bc}@{node_id}", bc):
+            if (item := self._items.get(item_id)) is not None and item.turn is not None:
+                return item.turn
+        return None
+
+    def dropped_at(self, bc: str, node_id: str) -> int | None:
+        """When an emergency pre-empted ``node_id``'s item of ``bc`` for good (policy drop), or None."""
+        item = self._items.get(f"{bc}@{node_id}") or self._items.get(bc)
+        return item.dropped_at if item is not None else None
+
     # ------------------------------------------------------------------ inputs
 
     def offer(self, bc: str, *, priority: p.Priority, duration_ms: int, scopes: list[p.AudioScope],
@@ -131,10 +185,32 @@ class AirControl:
             self._check_pending()
             return
         if bc in self._started and bc not in self._requeued:
-            item_id = f"{bc}@{node_id}"
-            if not self.arbiter.known(item_id):
-                self._submit(item_id, AirItem(bc, [p.AudioScope(kind="node", id=node_id)], [node_id]),
-                             priority, duration_ms, None)
+            self.ask_play(bc, node_id, priority=priority, duration_ms=duration_ms, catch_up=True)
+
+    def ask_play(self, bc: str, node_id: str, *, priority: p.Priority, duration_ms: int,
+                 catch_up: bool) -> None:
+        """Tell one unit (again) to play ``bc``: in step with its zone while the broadcast sounds
+        (the zone's ``at`` and ``offset_ms``: the unit joins mid-way); after it ended, a catch-up
+        item of its own if ``catch_up`` (from the start, when its zones are free), else the last
+        start again (a unit that plays or played it answers with its state, starting nothing)."""
+        scope = [p.AudioScope(kind="node", id=node_id)]
+        turn = self.turn(bc, node_id)
+        if turn is not None:
+            self._send_play(AirItem(bc, scope, [node_id]), turn)
+            return
+        item_id = f"{bc}@{node_id}"
+        if self.arbiter.known(item_id):
+            return  # its catch-up waits for its zones
+        last = self.last_turn(bc, node_id)
+        if catch_up or last is None:
+            self._submit(item_id, AirItem(bc, scope, [node_id]), priority, duration_ms, None)
+        else:
+            self._send_play(AirItem(bc, scope, [node_id]), last)
+
+    def ask_stop(self, bc: str, node_id: str) -> None:
+        """Tell one unit (again) to stop ``bc``, pre-empted by an emergency."""
+        item = AirItem(bc, [p.AudioScope(kind="node", id=node_id)], [node_id])
+        self._command(item, "stop", {"bc": bc, "reason": "preempted"}, p.now_ms() + COMMAND_TTL_MS)
 
     def finished(self, bc: str) -> None:
         """Every unit of the broadcast is final: free its zones."""
@@ -209,8 +285,11 @@ class AirControl:
                 if item is not None:
                     if a.requeued:
                         self._requeued.add(item.bc)
+                    else:
+                        item.dropped_at = p.now_ms()
                     # units outside the emergency's zones must stop too: the zone is free now
-                    self._command(item, "stop", {"bc": item.bc, "reason": "preempted"}, p.now_ms() + 10_000)
+                    self._command(item, "stop", {"bc": item.bc, "reason": "preempted"},
+                                  p.now_ms() + COMMAND_TTL_MS, a.item_id)
             elif isinstance(a, Ended) and a.reason != "finished":
                 self._items.pop(a.item_id, None)
 
@@ -233,22 +312,50 @@ class AirControl:
         if item is None:
             return
         item.started = True
+        item.dropped_at = None
+        item.turn = Turn(a.at_ms, a.offset_ms, self.arbiter.running[a.item_id].end_ms or a.at_ms)
         self._started.add(item.bc)
         self._requeued.discard(item.bc)
-        self._command(item, "play", {"bc": item.bc, "at": a.at_ms, "offset_ms": a.offset_ms},
-                      a.at_ms + 10_000)
+        self._send_play(item, item.turn, a.item_id)
         logger.info("%s starts at %d (+%d ms in) in %s", a.item_id, a.at_ms, a.offset_ms,
                     ", ".join(sorted(a.zones)))
 
-    def _command(self, item: AirItem, name: str, args: dict[str, object], expires_at: int) -> None:
-        """Send one command to every scope of the item (group topics fan out in the broker)."""
+    def _send_play(self, item: AirItem, turn: Turn, item_id: str = "") -> None:
+        args: dict[str, object] = {"bc": item.bc, "at": turn.at_ms, "offset_ms": turn.offset_ms}
+        self._command(item, "play", args, max(turn.at_ms, p.now_ms()) + COMMAND_TTL_MS, item_id)
+
+    def _command(self, item: AirItem, name: str, args: dict[str, object], expires_at: int,
+                 item_id: str = "") -> None:
+        """Send one command to every scope of the item (group topics fan out in the broker); the
+        scopes it could not reach get it again on reconnect if ``item_id`` still holds its zones."""
         bc = item.bc
 
         def reply(node_id: str, resp: p.CommandResponse) -> None:
             if name == "play" and resp.status != "ok":
                 self._refused(bc, node_id, resp.error)
+            for fn in self._answer_listeners:
+                try:
+                    fn(bc, node_id, name, resp)
+                except Exception:
+                    logger.exception("answer listener failed")
 
-        self.link.command(item.scopes, name, args, expires_at=expires_at, on_reply=reply)
+        sent = self.link.command(item.scopes, name, args, expires_at=expires_at, on_reply=reply)
+        if sent.unsent and item_id:
+            self._unsent.append((item_id, name, args, list(sent.unsent)))
+
+    def _resend_unsent(self) -> None:
+        """The broker link is back: what could not go out goes now, while its item holds its zones
+        (a play names its start instant: a unit past it joins in step, further into the audio)."""
+        unsent, self._unsent = self._unsent, []
+        for item_id, name, args, scope_ids in unsent:
+            item = self._items.get(item_id)
+            if item is None or (name == "play" and item_id not in self.arbiter.running):
+                continue  # over (or ended during the outage): delivery's reconcile follows each unit
+            scopes = [s for s in item.scopes if s.id in scope_ids]
+            logger.info("%s command for %s sent again after the reconnect to %d scope(s)", name, item_id,
+                        len(scopes))
+            self._command(AirItem(item.bc, scopes, item.nodes), name, args, p.now_ms() + COMMAND_TTL_MS,
+                          item_id)
 
     def _refused(self, bc: str, node_id: str, why: str) -> None:
         for fn in self._refusal_listeners:

@@ -14,7 +14,7 @@ import logging
 
 from controller.airing.active import ActiveBroadcast
 from devices import protocol as p
-from devices.link import UnitBus
+from devices.link import ReplyHandler, UnitBus
 from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
@@ -76,5 +76,10 @@ class AudioOut:
 
     def cancel(self, active: ActiveBroadcast) -> None:
         """Tell every scope to drop the broadcast (best effort: it also expires on the units)."""
-        if self.link.connected:
-            self.link.command(active.scopes, "cancel", {"bc": active.id}, expires_at=p.now_ms() + 10_000)
+        self.cancel_scopes(active.id, active.scopes, None)
+
+    def cancel_scopes(self, bc: str, scopes: list[p.AudioScope], on_reply: ReplyHandler | None) -> None:
+        """``cancel`` of ``bc`` to ``scopes``; each unit's answer to ``on_reply`` (reconcile asks
+        again those that do not answer: controller/airing/reconcile.py)."""
+        if self.link.connected and scopes:
+            self.link.command(scopes, "cancel", {"bc": bc}, expires_at=p.now_ms() + 10_000, on_reply=on_reply)

@@ -21,7 +21,6 @@ from sqlmodel import Session, col, select, update
 
 from controller.airing.active import (
     ACK_TO_STATE,
-    EXPIRY_REASON,
     ActiveBroadcast,
     NodeDelivery,
     load_active,
@@ -33,6 +32,7 @@ from controller.airing.audio_out import AudioOut
 from controller.airing.broadcasts import mark_missed
 from controller.airing.delivery_rows import DeliveryChange, apply_changes
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
+from controller.airing.reconcile import Reconciler
 from controller.airing.repairs import RepairDesk
 from controller.airing.settings import DeliverySettings
 from controller.airing.summary import ENDED_BY_OPERATOR
@@ -71,6 +71,8 @@ class DeliveryService:
         link.on_connect(self._on_link_connected)
         presence.add_listener(self._on_presence)
         air.on_refused(self._on_refused)
+        self.reconcile = Reconciler(air, self.out, presence.is_online, self.active.get, self._transition,
+                                    settings)  # asks a unit again when its reports disagree
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,6 +211,8 @@ class DeliveryService:
             return
         new = ACK_TO_STATE[ack.state]
         if nd.state.final or (new != S.FAILED and new.rank <= nd.state.rank):
+            if new == nd.state == S.VERIFIED:
+                self.reconcile.nudge(nd)  # verified again (it reconnected): asked at the next sweep
             return  # duplicate, reordered, or re-sent after a final state
         if nd.state.rank < S.SENT.rank:
             self._transition(active, node_id, nd, S.SENT, "")  # acked before our send completed
@@ -289,7 +293,7 @@ class DeliveryService:
         for node_id, nd in active.nodes.items():
             if not nd.state.final:
                 self._transition(active, node_id, nd, S.CANCELLED, reason)
-        self.out.cancel(active)
+        self.reconcile.cancel(active)  # sent until each unit answers
         self._maybe_finish(active)
         bid = broadcast_id
 
@@ -345,7 +349,7 @@ class DeliveryService:
             if now_ms >= active.expires_at:
                 for node_id, nd in active.nodes.items():
                     if not nd.state.final:
-                        self._transition(active, node_id, nd, S.EXPIRED, EXPIRY_REASON[nd.state])
+                        self._transition(active, node_id, nd, S.EXPIRED, self.reconcile.expiry_reason(nd))
                 self._maybe_finish(active, expired=True)
                 continue
             if not active.published or not self.out.connected:
@@ -355,6 +359,9 @@ class DeliveryService:
                         and now - nd.changed > self.settings.resend_after_s
                         and self.presence.is_online(node_id)):
                     self._reoffer(active, node_id, nd)
+            if self.reconcile.check(active):  # units asked again; some may be final now
+                self._maybe_finish(active)
+        self.reconcile.sweep_cancels()
 
     def _reoffer(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery) -> None:
         """Send the manifest to one silent node; it answers with its state or a repair request."""

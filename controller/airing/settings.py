@@ -23,6 +23,13 @@ class DeliverySettings(BaseModel):
     start_margin_ms: int = Field(
         1500, ge=100, le=30_000,
         description="play commands name an instant this far ahead, so units start in step")
+    reconcile_after_ms: int = Field(
+        3000, ge=500, le=60_000,
+        description="a unit short of playing this long after its start instant (or still playing "
+                    "this long after a stop) is asked again")
+    reconcile_max_wait_s: float = Field(
+        30.0, ge=1, le=600,
+        description="the wait between two asks of one unit doubles from 2 s up to this")
     ready_wait_s: float = Field(
         10.0, ge=0, le=300,
         description="air-now waits at most this long for online units to verify the audio")

@@ -1,0 +1,219 @@
+"""Reconcile without a broker (controller/airing/reconcile.py): DeliveryService, AirControl and
+Presence on a FakeUnitBus, SQLite in tmp_path, the units played by hand. A unit whose reports
+disagree with what it was told is asked again — a lost ``play``, a lost ``stop``, a lost
+``cancel``, a ``play`` that could not go out while the broker was down, a unit verified late —
+and every test says what was sent and what the database holds afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from controller.airing.aircontrol import AirControl, Turn
+from controller.airing.delivery import DeliveryService
+from controller.airing.models import Broadcast, Delivery, DeliveryState
+from controller.airing.reconcile import Ask, ask_for, next_wait_ms
+from controller.airing.settings import DeliverySettings
+from controller.core.db import Database
+from controller.core.writer import DbWriter
+from controller.fleet.presence import Presence
+from devices import protocol as p
+from tests.controller.test_delivery_fake import Ward, seed
+from tests.fakes import FakeUnitBus, until
+
+pytestmark = pytest.mark.timeout(90)
+
+S = DeliveryState
+V = p.AckState
+ZONE = p.AudioScope(kind="group", id="z")
+MARGIN_MS = 500
+
+
+def node(n: str) -> p.AudioScope:
+    return p.AudioScope(kind="node", id=n)
+
+
+@pytest.fixture
+async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+    db = Database(f"sqlite:///{tmp_path / 'ward.db'}")
+    db.migrate()
+    bulletin_id = seed(db, tmp_path / "audio", {"z-1": "z", "z-2": "z", "y-1": "y"})
+    bus = FakeUnitBus()
+    writer = DbWriter(db, interval=0.02)
+    presence = Presence(bus, writer)
+    with db.session() as s:
+        presence.load(s)
+    air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=0.3, tick_s=0.02)
+    settings = DeliverySettings(chunk_size=4096, sweep_s=0.05, resend_after_s=30,  # type: ignore[call-arg]
+                                reconcile_after_ms=MARGIN_MS, reconcile_max_wait_s=4)
+    delivery = DeliveryService(db, writer, bus, presence, settings, tmp_path / "audio", air)
+    writer.start()
+    await delivery.start()
+    air.start()
+    for n in ("z-1", "z-2", "y-1"):
+        bus.heartbeat(n)
+    try:
+        yield Ward(bus, db, writer, presence, air, delivery, bulletin_id)
+    finally:
+        await air.stop()
+        await delivery.stop()
+        await writer.stop()
+        db.dispose()
+
+
+def plays_to(ward: Ward, scope: p.AudioScope) -> list[dict[str, object]]:
+    return [c.args for c in ward.bus.sent("play") if c.scopes == (scope,)]
+
+
+async def verified(ward: Ward, bid: str, *units: str) -> None:
+    for n in units:
+        ward.bus.ack(n, bid, V.RECEIVING)
+        ward.bus.ack(n, bid, V.VERIFIED)
+
+
+def reasons_of(ward: Ward, bid: str) -> dict[str, str]:
+    with ward.db.session() as s:
+        return {d.node_id: d.reason for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))}
+
+
+async def settled(ward: Ward, bid: str, want: dict[str, str]) -> None:
+    """The database holds ``want`` (unit → state) for ``bid`` (written by the batched writer)."""
+    await until(lambda: ward.states(bid) == want, f"states {want}", timeout_s=30)
+
+
+def test_the_rule_asks_only_a_unit_whose_report_disagrees() -> None:
+    turn, now = Turn(at_ms=10_000, offset_ms=0, end_ms=20_000), 12_000
+
+    def ask(state: DeliveryState, **kw: object) -> Ask:
+        args: dict[str, object] = {"now_ms": now, "margin_ms": 1000, "started": True, "resuming": False,
+                                   "turn": turn, "last": turn, "dropped_at": None} | kw
+        return ask_for(state, **args)  # type: ignore[arg-type]
+
+    assert ask(S.VERIFIED) is Ask.PLAY  # 2 s after the start, still verified: the play was lost
+    assert ask(S.VERIFIED, now_ms=10_500) is Ask.NOTHING  # within the margin: the ack may be on its way
+    assert ask(S.VERIFIED, turn=None) is Ask.CATCH_UP  # its zone's turn is over
+    assert ask(S.VERIFIED, started=False) is Ask.NOTHING and ask(S.VERIFIED, resuming=True) is Ask.NOTHING
+    assert ask(S.PLAYING) is Ask.NOTHING  # sounding, in its turn
+    assert ask(S.PLAYING, turn=None, now_ms=20_500) is Ask.NOTHING  # just ended: `played` on its way
+    assert ask(S.PLAYING, turn=None, now_ms=21_000) is Ask.CONFIRM  # the end passed, no `played`
+    for state in (S.SENT, S.RECEIVING, S.OFFLINE):
+        assert ask(state) is Ask.NOTHING  # downloading: the manifest's re-offer is what helps
+    assert ask(S.VERIFIED, dropped_at=11_000) is Ask.PREEMPTED  # will never play it
+    assert ask(S.PLAYING, dropped_at=11_500) is Ask.NOTHING
+    assert ask(S.PLAYING, dropped_at=11_000) is Ask.STOP  # the stop was lost: it still plays
+    assert all(ask(state) is Ask.NOTHING for state in (S.PLAYED, S.FAILED, S.EXPIRED, S.CANCELLED))
+    assert [next_wait_ms(n, 30_000) for n in (1, 2, 3, 4, 5, 6, 40)] == [
+        2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]
+
+
+async def test_a_lost_play_is_sent_again_to_that_unit_in_step_until_it_plays(ward: Ward) -> None:
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1", "z-2")
+    [group] = plays_to(ward, ZONE)
+    ward.bus.ack("z-1", bid, V.PLAYING)  # z-2's play was lost (in flight while it reconnected)
+    await until(lambda: plays_to(ward, node("z-2")), "z-2 asked again", timeout_s=30)
+    assert plays_to(ward, node("z-2"))[0] == group  # the same instant and offset: it joins in step
+    assert plays_to(ward, node("z-1")) == []  # a unit that reported playing is not asked
+    # it does not answer: asked again after the backoff, not at every sweep
+    await until(lambda: len(plays_to(ward, node("z-2"))) == 2, "z-2 asked a second time", timeout_s=30)
+    assert ward.delivery.active[bid].nodes["z-2"].asks == 2
+    ward.bus.ack("z-2", bid, V.VERIFIED)  # it reconnected and got the retained manifest: asked at once
+    await until(lambda: len(plays_to(ward, node("z-2"))) == 3, "z-2 asked after its verified", timeout_s=5)
+    for n in ("z-2", "z-1"):
+        ward.bus.ack(n, bid, V.PLAYING)
+        ward.bus.ack(n, bid, V.PLAYED)
+    await settled(ward, bid, {"z-1": "played", "z-2": "played"})
+    assert len(plays_to(ward, node("z-2"))) == 3 and ward.delivery.active_count() == 0
+
+
+async def test_a_unit_verified_late_joins_its_zone_in_step(ward: Ward) -> None:
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1")
+    await until(lambda: plays_to(ward, ZONE), "the zone's play after the ready wait (0.3 s)")
+    [group] = plays_to(ward, ZONE)
+    ward.bus.ack("z-1", bid, V.PLAYING)
+    await verified(ward, bid, "z-2")  # not_ready before, verified now, while z-1 plays
+    [late] = plays_to(ward, node("z-2"))
+    assert late == group  # the zone's start instant and offset, not a new start from the top
+
+
+async def test_a_play_that_could_not_go_out_is_sent_when_the_broker_is_back(ward: Ward) -> None:
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1")
+    ward.bus.disconnect()  # the broker goes down just before the start instant
+    await verified(ward, bid, "z-2")  # (an ack queued in the client before the cut)
+    [lost] = ward.bus.sent("play")
+    assert lost.scopes == (ZONE,)
+    await ward.bus.connect()
+    again = ward.bus.sent("play")[1]  # at once on reconnect, to the same scope, the same instant
+    assert again.scopes == (ZONE,) and again.args == lost.args and again.id != lost.id
+    for n in ("z-1", "z-2"):
+        ward.bus.ack(n, bid, V.PLAYING)
+        ward.bus.ack(n, bid, V.PLAYED)
+    await settled(ward, bid, {"z-1": "played", "z-2": "played"})
+
+
+async def test_a_lost_stop_is_sent_again_and_the_preempted_are_recorded_preempted(ward: Ward) -> None:
+    normal = ward.broadcast(zones=["z", "y"])
+    await ward.delivery.air(normal)
+    await verified(ward, normal, "z-1", "z-2", "y-1")
+    ward.bus.ack("z-1", normal, V.PLAYING)
+    ward.bus.ack("y-1", normal, V.PLAYING)  # z-2 never started (its play was lost)
+    urgent = ward.broadcast(zones=["z"])
+    with ward.db.session() as s:  # the same bulletin as an emergency
+        bc = s.get(Broadcast, urgent)
+        assert bc is not None
+        bc.priority = p.Priority.EMERGENCY.value
+        s.add(bc)
+        s.commit()
+    await ward.delivery.air(urgent)
+    await verified(ward, urgent, "z-1", "z-2")
+    [stop] = ward.bus.sent("stop")
+    assert stop.args == {"bc": normal, "reason": "preempted"}
+    ward.bus.ack("y-1", normal, V.FAILED, "preempted")  # y-1 got the stop; z-1's was lost
+    await until(lambda: ward.states(normal)["z-2"] == "failed", "z-2 recorded pre-empted", timeout_s=30)
+    await until(lambda: [c for c in ward.bus.sent("stop") if c.scopes == (node("z-1"),)],
+                "the stop again to z-1", timeout_s=30)
+    again = next(c for c in ward.bus.sent("stop") if c.scopes == (node("z-1"),))
+    assert again.args == {"bc": normal, "reason": "preempted"}
+    ward.bus.answer(again.id, "z-1", stopped="")  # it plays nothing of it (its ack was lost too)
+    await settled(ward, normal, {"z-1": "failed", "z-2": "failed", "y-1": "failed"})
+    reasons = reasons_of(ward, normal)
+    assert reasons == {"z-1": "preempted", "z-2": "preempted", "y-1": "preempted"}
+    assert ward.bus.sent("play")[-1].args["bc"] == urgent  # the pre-empted one was never asked again
+    assert [c.scopes for c in ward.bus.sent("play") if c.args["bc"] == normal] == [
+        (ZONE, p.AudioScope(kind="group", id="y"))]  # once, to its zones; z-2 was not asked again
+
+
+async def test_a_cancel_is_sent_again_to_a_unit_that_does_not_answer(ward: Ward) -> None:
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1", "z-2")
+    assert ward.delivery.cancel(bid)
+    [cancel] = ward.bus.sent("cancel")
+    assert cancel.scopes == (ZONE,) and cancel.args == {"bc": bid}
+    ward.bus.answer(cancel.id, "z-1", cancelled=bid, found=True)  # z-2's cancel was lost
+    await until(lambda: len(ward.bus.sent("cancel")) == 2, "the cancel again", timeout_s=30)
+    again = ward.bus.sent("cancel")[1]
+    assert again.scopes == (node("z-2"),) and again.args == {"bc": bid}
+    ward.bus.answer(again.id, "z-2", cancelled=bid, found=True)
+    await until(lambda: ward.delivery.reconcile.cancels_open() == 0, "no cancel left to chase", timeout_s=30)
+    assert len(ward.bus.sent("cancel")) == 2
+    await settled(ward, bid, {"z-1": "cancelled", "z-2": "cancelled"})
+
+
+async def test_by_expiry_every_unit_is_final_with_how_often_it_was_asked(ward: Ward) -> None:
+    bid = ward.broadcast(zones=["z"], valid_s=5)
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1", "z-2")
+    ward.bus.ack("z-1", bid, V.PLAYING)
+    ward.bus.ack("z-1", bid, V.PLAYED)  # z-2 never answers anything
+    await settled(ward, bid, {"z-1": "played", "z-2": "expired"})
+    assert reasons_of(ward, bid)["z-2"].startswith("not played before expiry (asked again ")
+    assert len(plays_to(ward, node("z-2"))) >= 1
