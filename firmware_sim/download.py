@@ -18,7 +18,7 @@ import logging
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from devices.protocol import (
@@ -28,6 +28,7 @@ from devices.protocol import (
     Chunk,
     ChunkError,
     Manifest,
+    NodeConfig,
     PayloadError,
     Reassembler,
     RepairPlan,
@@ -36,6 +37,7 @@ from devices.protocol import (
     encode,
     parse_chunk,
 )
+from firmware_sim.attention import Attention
 from firmware_sim.io import NodeIO, Timer
 from firmware_sim.player import Player
 
@@ -90,9 +92,11 @@ class Downloads:
     """The broadcasts one node is downloading now, keyed by broadcast id."""
 
     def __init__(self, io: NodeIO, player: Player, *, repair_idle_s: float, blobs: BlobCache | None,
-                 keep_audio: bool) -> None:
+                 keep_audio: bool, config: Callable[[], NodeConfig | None] = lambda: None) -> None:
         self._io = io
         self._player = player
+        #: an emergency's manifest sounds the local attention tone of the unit's config, at once
+        self.attention = Attention(io, player, config)
         self.repair_idle_s = repair_idle_s
         self.blobs = blobs
         self.keep_audio = keep_audio
@@ -186,31 +190,32 @@ class Downloads:
             io.bad(topic, "manifest bc differs from its topic or audio.chunks is inconsistent")
             return
         io.stats.manifests += 1
+        tone = self.attention.alert(m)  # at once, before any chunk
         if bc in io.finished:  # never play twice: re-send the final ack
             state, reason = io.finished[bc]
             io.ack(bc, state, reason)
             return
         held = self._player.state_of(bc)
         if held is not None:
-            io.ack(bc, held)
+            io.ack(bc, held, attention=tone)
             return
         d = self._active.get(bc)
         if d is not None:
-            io.ack(bc, AckState.RECEIVING, have=d.reasm.have)
+            io.ack(bc, AckState.RECEIVING, have=d.reasm.have, attention=tone)
             return
         if m.expires_at < io.controller_ms():
             io.ack(bc, AckState.FAILED, "expired")
             return
         free = io.faults.storage_kb * 1024 - self.used_bytes()
         if io.faults.storage_full or a.size > free:
-            io.ack(bc, AckState.FAILED, "storage_full")
+            io.ack(bc, AckState.FAILED, "storage_full", attention=tone)
             return
         idle = self.repair_idle_s
         d = _Download(m, Reassembler(a), RepairPlan(a.chunks, idle, time.monotonic()))
         self._active[bc] = d
         d.timer = io.later(idle, self._repair_due, bc)
         logger.debug("%s: receiving %s (%d chunks)", io.node_id, bc, a.chunks)
-        io.ack(bc, AckState.RECEIVING, have=0)
+        io.ack(bc, AckState.RECEIVING, have=0, attention=tone)
 
     def on_chunk(self, bc: str, payload: bytes) -> None:
         io, stats = self._io, self._io.stats

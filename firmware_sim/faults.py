@@ -63,6 +63,8 @@ class Faults:
     claim_id: str = ""
     #: Hardware fault codes reported in telemetry (amplifier, speaker_line, storage, power_backup).
     hw_faults: list[str] = field(default_factory=list)
+    #: The kept attention tone has one byte flipped (a bad flash copy): it fails its checksum.
+    tone_corrupt: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drop_rate <= 1.0:

@@ -82,8 +82,10 @@ class NodeIO(Protocol):
         """Send now (or after the fault's network delay); False if it could not go out."""
         ...
 
-    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None) -> None:
-        """The broadcast's ack on the node's ack topic (a final state is also remembered)."""
+    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None, *,
+            attention: str = "") -> None:
+        """The broadcast's ack on the node's ack topic (a final state is also remembered);
+        ``attention``: what an emergency's local tone did (docs/protocol.md §3)."""
         ...
 
     def bad(self, topic: str, why: object) -> None:

@@ -88,7 +88,7 @@ class SimNode:
             decode_error=f.decode_error, play_dir=play_dir, play_log=play_log,
         )
         self.downloads = Downloads(io, self.player, repair_idle_s=repair_idle_s, blobs=blobs,
-                                   keep_audio=keep_audio)
+                                   keep_audio=keep_audio, config=lambda: self.membership.config)
         self.live = LiveReceiver(io, self.player)
         self.relay = RelayFetcher(node_id, io.changed)
         self.reporter = Reporter(io, rng, fw=fw, heartbeat_s=heartbeat_s, telemetry_s=telemetry_s,

@@ -94,6 +94,8 @@ class Player:
         self.played: list[str] = []
         #: bc ids whose playback started (including pre-empted / stopped ones).
         self.started: list[str] = []
+        #: bc ids of the emergencies whose local attention tone sounded, in order.
+        self.tones: list[str] = []
         #: bc -> real time (epoch ms) playback started, and the offset it started at
         self.start_times: dict[str, tuple[float, int]] = {}
         self._clock = clock
@@ -137,6 +139,19 @@ class Player:
                 self._kick()
                 return True
         return False
+
+    def sound_tone(self, manifest: Manifest, duration_ms: int) -> None:
+        """Emergency ``manifest``'s local attention tone sounds now (firmware_sim/attention.py): it
+        powers the amplifier on and stops a non-emergency broadcast that plays (``preempted``)."""
+        if self.current is not None and not self.current.emergency:
+            self._interrupt("preempted")
+        self.power = True
+        self.tones.append(manifest.bc)
+        if self.play_log is not None:
+            self.play_log.record(PlayEvent(
+                unit=self.node_id, bc=manifest.bc, event="tone", wall_ms=int(time.time() * 1000),
+                node_ms=int(self._clock()), offset_ms=duration_ms, priority=manifest.priority.value,
+                boot=self.boot))
 
     def set_power(self, on: bool) -> None:
         if on == self.power:

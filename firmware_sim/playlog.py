@@ -7,8 +7,9 @@ between (a replay, a reboot, a controller restart). One line::
     {"unit": "sim-0003", "bc": "b-20261202-0001", "event": "start", "wall_ms": 1795300200123,
      "node_ms": 1795300200120, "offset_ms": 0, "reason": "", "priority": "emergency", "boot": 2}
 
-``event`` is ``start`` or ``end``; ``offset_ms`` is where in the audio (all repeats) the unit
-started, or, on an ``end``, how far it got; ``reason`` of an ``end`` is ``played`` or why it
+``event`` is ``start`` or ``end`` (or ``tone``: an emergency's local attention tone sounded, for
+``offset_ms`` ms; it is no play of the broadcast); ``offset_ms`` is where in the audio (all repeats)
+the unit started, or, on an ``end``, how far it got; ``reason`` of an ``end`` is ``played`` or why it
 stopped (``preempted``, ``stopped``, ``cancelled``, ``power_off``, ``power_loss``); ``boot``
 counts the unit's boots. Lines are written with one ``write`` on a file opened ``O_APPEND``, so
 several simulator processes may share one log. :func:`read_play_log` reads it back and
@@ -28,7 +29,7 @@ from typing import Literal
 
 logger = logging.getLogger(__name__)
 
-Event = Literal["start", "end"]
+Event = Literal["start", "end", "tone"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ def starts(events: list[PlayEvent]) -> Counter[tuple[str, str]]:
     return Counter((e.unit, e.bc) for e in events if e.event == "start")
 
 
+def tones(events: list[PlayEvent]) -> Counter[tuple[str, str]]:
+    """(unit, bc) → how many times that unit sounded the attention tone of that emergency."""
+    return Counter((e.unit, e.bc) for e in events if e.event == "tone")
+
+
 def double_plays(events: list[PlayEvent]) -> dict[tuple[str, str], int]:
     """The (unit, bc) played more than once, with their count (empty = each at most once).
 
@@ -110,6 +116,8 @@ def double_plays(events: list[PlayEvent]) -> dict[tuple[str, str], int]:
     last_end: dict[tuple[str, str], str] = {}
     for e in events:
         key = (e.unit, e.bc)
+        if e.event == "tone":
+            continue
         if e.event == "end":
             last_end[key] = e.reason
         elif last_end.get(key) != "preempted" or key not in plays:

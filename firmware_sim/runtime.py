@@ -142,11 +142,12 @@ class NodeRuntime:
         self.stats.publish_dropped += 1
         return False
 
-    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None) -> None:
+    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None, *,
+            attention: str = "") -> None:
         if state in FINAL_STATES:
             self.finished.finish(bc, state, reason)
         payload = encode(Ack(ts=self.clock_ms(), node_id=self.node_id, bc=bc, state=state,
-                             reason=reason, have=have))
+                             reason=reason, have=have, attention=attention))
         if self.faults.ack_delay_s > 0:
             self.later(self.faults.ack_delay_s, self._send_ack, bc, state, payload)
         else:

@@ -73,6 +73,7 @@ class FakeIO:
     synced: bool = True
     sent: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
     acked: list[tuple[str, AckState, str, int | None]] = field(default_factory=list)
+    attention: list[tuple[str, str]] = field(default_factory=list)  # (bc, what the tone did)
     timers: list[FakeTimer] = field(default_factory=list)
     changes: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -81,10 +82,13 @@ class FakeIO:
         self.sent.append((topic, payload, qos, retain))
         return True
 
-    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None) -> None:
+    def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None, *,
+            attention: str = "") -> None:
         if state in (AckState.PLAYED, AckState.FAILED):
             self.finished.finish(bc, state, reason)
         self.acked.append((bc, state, reason, have))
+        if attention:
+            self.attention.append((bc, attention))
 
     def bad(self, topic: str, why: object) -> None:
         self.stats.payload_errors += 1
