@@ -26,6 +26,7 @@ _SERVICE = re.compile(rf"(?i:\b({word_alternation(SERVICE_BEFORE)}))(\s*:?\s*)"
 
 
 def _digit_groups(raw: str) -> str:
+    raw = re.sub(r"(?<=[\s)])(\d)\.(?=\d)", r"\1", raw)  # (0236) 3.821.115: "3" is no group of its own
     groups = [g for g in re.split(r"[\s.\-()]+", raw) if g]
     if len(groups) == 1 and len(groups[0]) >= 9:  # unseparated: 4-3-3 (or 4-3-4)
         d = groups[0]

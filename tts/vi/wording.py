@@ -86,6 +86,7 @@ _ABBR = re.compile(
                for k in sorted(ABBREVIATIONS, key=len, reverse=True))
     + ")"
 )
+_ABBR_DOT_NUMBER = re.compile(r"(?<![\w.])([A-ZĐ]{2,6})\.(?=\d)")  # "KP.2" is "khu phố hai", no pause
 _PLACE = re.compile(r"(?<![\w.])([PQ])\.\s?(?=[A-ZĐ\d])")
 # ĐT has two senses: "đường tỉnh" before a road number, "điện thoại" before a phone number.
 _DT_ROAD = re.compile(r"(?:(?i:đường tỉnh)\s+)?\bĐT\.?\s?(?=[1-9]\d{0,3}(?:[A-Z])?(?![\d.,]?\d))")
@@ -115,6 +116,7 @@ def abbreviations(text: str, dialect: Dialect) -> str:
         return ABBREVIATIONS[key] + (" " if key.endswith(".") else "")
 
     text = _SPELLED_OUT.sub(lambda m: m[1] if _expands_to(m[2], m[1]) else m.group(0), text)
+    text = _ABBR_DOT_NUMBER.sub(lambda m: f"{m[1]} " if m[1] in ABBREVIATIONS else m.group(0), text)  # KP.2
     text = _ABBR.sub(sub, text)
     return _PLACE.sub(lambda m: "phường " if m[1] == "P" else "quận ", text)
 
