@@ -184,7 +184,7 @@ class GatewayCommands:
         try:
             bc, reason = p.stop_args(args)
         except ValueError as exc:
-            raise CommandRejected(str(exc)) from None
+            raise BadArgs(str(exc)) from None
         if bc is not None:
             return {"stopped": bc if await self._line.cancel(child, bc, reason) else ""}
         return {"stopped": await self._line.stop_child(child, reason)}

@@ -35,6 +35,7 @@ BAD_ARGS = [
     ("b3", "power", {"on": "true"}, "args.on must be a boolean"),
     ("b4", "cancel", {"bc": "Not An Id"}, "args.bc must be a broadcast id"),
     ("b5", "play", {"bc": 7, "at": 0}, "args.bc must be a broadcast id"),
+    ("b6", "stop", {"reason": "because"}, "args.reason must be 'stopped' or 'preempted'"),
 ]
 
 
