@@ -47,6 +47,7 @@ UNITS: dict[str, str] = {
     "%": "phần trăm",
     "‰": "phần nghìn",
     "kWh": "ki lô oát giờ",
+    "kVA": "ki lô vôn ampe",
     "kW": "ki lô oát",
     "MW": "mê ga oát",
     "kV": "ki lô vôn",
