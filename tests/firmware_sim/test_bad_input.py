@@ -76,3 +76,14 @@ async def test_serial_gateway_answers_for_its_child_by_the_same_rule() -> None:
                  (p.decode(p.CommandResponse, b) for t, b in io.sent if t.endswith("/resp")))
     assert got == [(cid, "error", f"bad arguments: {why}") for cid, _, _, why in BAD_ARGS]
     assert boards.requests == []  # nothing reached the line
+
+
+async def test_expires_at_null_or_absent_means_no_expiry() -> None:
+    # D5: `"expires_at": null` (or no key) is a well-formed request that never expires: answered.
+    io = _io()
+    desk = CommandDesk(io)
+    desk.register("ping", lambda _args: {"uptime_s": 1})
+    topic = io.topics.cmd(io.node_id)
+    desk.on_command(topic, b'{"v": 1, "id": "n1", "name": "ping", "args": {}, "expires_at": null}')
+    desk.on_command(topic, b'{"v": 1, "id": "n2", "name": "ping"}')
+    assert [(r.id, r.status) for r in _responses(io)] == [("n1", "ok"), ("n2", "ok")]
