@@ -95,8 +95,8 @@ DATE_AFTER = ("âm lịch", "dương lịch", "(al)", "al", "(âl)", "hằng nă
               "năm ngoái", "vừa qua", "tới", "sắp tới")
 
 # A date after these needs no "ngày" added: "Ngày đăng 13/12/2021", "Ngày mai 7/2".
-DAY_LEAD = ("ngày", "mùng", "mồng", "các ngày", "hai ngày", "ngày đăng", "ngày ký", "ngày sinh", "ngày mai",
-            "ngày hôm nay", "ngày hôm qua", "ngày cập nhật", "ngày ban hành", "ngày hiệu lực")
+DAY_LEAD = ("ngày", "mùng", "mồng", "hôm", "các ngày", "hai ngày", "ngày đăng", "ngày ký", "ngày sinh",
+            "ngày mai", "ngày hôm nay", "ngày hôm qua", "ngày cập nhật", "ngày ban hành", "ngày hiệu lực")
 
 # Before a digit-dash-digit, these make it a score: "tỷ số 3-2" → ba hai.
 SCORE_BEFORE = ("tỷ số", "tỉ số", "tỷ số chung cuộc", "tỉ số chung cuộc", "chung cuộc", "thắng", "thua",
