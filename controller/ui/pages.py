@@ -27,10 +27,12 @@ from devices.protocol import now_ms
 router = APIRouter(include_in_schema=False)
 
 
-def tally_text(p: Page, bc: Broadcast) -> str:
-    c = Counter(d.state for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all())
-    t = T[p.lang]
-    return " · ".join(f"{t.get(k, k)}: {v}" for k, v in sorted(c.items()))
+def outcome_text(p: Page, bc: Broadcast) -> str:
+    """What happened to ``bc`` so far, in the page's language (controller/airing/summary.py)."""
+    rows = [DeliveryRow(d.node_id, d.state, d.reason)
+            for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
+    sm = summarize(bc, rows, p.sv.presence.is_online, now_ms())
+    return sm.text_vi if p.lang == "vi" else sm.text_en
 
 
 def titles(p: Page, rows: list[Broadcast]) -> dict[int, str]:
@@ -116,7 +118,7 @@ def dashboard(p: PageDep) -> Response:
     return p.render("dashboard.html", "dashboard", counts={k: counts.get(k, 0) for k in
                                                            ("online", "offline", "unknown", "shutdown")},
                     playing=[{"id": bc.id, "title": names.get(bc.bulletin_id, bc.id), "priority": bc.priority,
-                              "tally": tally_text(p, bc)} for bc in playing],
+                              "tally": outcome_text(p, bc)} for bc in playing],
                     upcoming=[{"when": w, "title": t, "zone": z} for _, w, t, z in upcoming[:8]],
                     alarms=[u for u in us if u.alarm], pending=pending)
 
