@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from controller.accounts.audit import audit
 from controller.api import apidocs, router
+from controller.api.deadlines import Deadlines
 from controller.api.deps import get_services
 from controller.api.limits import RequestLimits
 from controller.api.methods import UiMount, method_not_allowed
@@ -23,6 +24,7 @@ from controller.core.errors import ServiceError
 from controller.services import build_services, start_services, stop_services
 from controller.settings import Settings
 from controller.ui import router as ui_router
+from controller.ui.i18n import unavailable_messages
 
 logger = logging.getLogger(__name__)
 
@@ -85,4 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outermost: sizes and authentication before any body is read
     app.add_middleware(RequestLimits, max_body=settings.http.max_body_kb * 1024,  # type: ignore[arg-type]
                        larger={UPLOAD_PATH: upload_body_limit(settings.tts)})
+    # outside that: a deadline for every request, 503 when the database is down (docs/faults.md)
+    app.add_middleware(Deadlines, deadline_s=settings.http.request_deadline_s,  # type: ignore[arg-type]
+                       messages=unavailable_messages(), exempt=(UPLOAD_PATH,))
     return app

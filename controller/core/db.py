@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,20 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
+@dataclass(frozen=True)
+class DbTimeouts:
+    """How long the database may keep a caller waiting (PostgreSQL; SQLite has its busy timeout)."""
+
+    connect_s: float = 3.0
+    statement_ms: int = 5_000
+    pool_s: float = 3.0
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000, timeouts: DbTimeouts | None = None) -> Engine:
+    timeouts = timeouts or DbTimeouts()
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": busy_timeout_ms / 1000})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -39,7 +51,17 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # nothing waits for ever: a connect gives up after connect_timeout_s, a statement after
+    # statement_timeout_ms (server side), a request for a pooled connection after pool_timeout_s;
+    # TCP keepalives notice a dead peer. A black-holed link is bounded by the request deadline
+    # (controller/api/deadlines.py). See docs/faults.md.
+    args = {"connect_timeout": max(1, int(timeouts.connect_s)),
+            "options": f"-c statement_timeout={int(timeouts.statement_ms)}"
+                       f" -c lock_timeout={int(timeouts.statement_ms)}",
+            "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+            "tcp_user_timeout": int(timeouts.statement_ms)}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                         pool_timeout=timeouts.pool_s, connect_args=args)
 
 
 def alembic_config(url: str) -> Config:
@@ -61,9 +83,10 @@ def upgrade(engine: Engine) -> None:
 class Database:
     """The engine plus a session factory; one per process."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000,
+                 timeouts: DbTimeouts | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+        self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms, timeouts=timeouts)
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -56,6 +56,9 @@ class HttpSettings(BaseModel):
         description="addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed "
                     "(e.g. [\"127.0.0.1\"] behind a local nginx); default none: the socket's peer is the "
                     "client")
+    request_deadline_s: float = Field(10.0, gt=0, le=600,
+                                      description="a request whose response has not started this long "
+                                                  "after it came is answered 503 (docs/faults.md)")
 
 
 def uvicorn_proxy_options(http: HttpSettings) -> dict[str, Any]:

@@ -1,0 +1,114 @@
+"""Every HTTP request has a deadline, and a database that is down answers 503, never a traceback.
+
+Outermost ASGI middleware (controller/app.py). A request whose response has not *started* within
+``http.request_deadline_s`` is answered ``503 {"error": ...}`` (a started response, e.g. an audio
+download, runs on). A database error or timeout raised anywhere below (the authentication in
+controller/api/limits.py, a route, the audit middleware) is answered the same way, logged as one line.
+UI pages (not ``/api/``, the browser asks for HTML) get a short page in Vietnamese (English with the
+``lang=en`` cookie). WebSockets are not touched. See docs/faults.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+DB_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DBAPIError, PoolTimeout)
+DB_DOWN = "database unavailable; try again shortly"
+TOO_SLOW = "request deadline exceeded; try again shortly"
+
+
+class Deadlines:
+    """``messages``: {lang: {"db_down": ..., "too_slow": ..., "title": ...}} for UI pages."""
+
+    def __init__(self, app: ASGIApp, *, deadline_s: float,
+                 messages: Mapping[str, Mapping[str, str]] | None = None,
+                 exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.exempt = exempt  # paths whose body may take long to arrive (the audio upload)
+        self.deadline_s = deadline_s
+        self.messages = messages or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope["path"]).startswith(self.exempt or ("\0",)):
+            await self.app(scope, receive, send)
+            return
+        started = asyncio.Event()
+
+        async def tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, tracked))
+        waiter = asyncio.ensure_future(started.wait())
+        try:
+            await asyncio.wait({task, waiter}, timeout=self.deadline_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not task.done() and not started.is_set():
+            task.cancel()
+            task.add_done_callback(_consume)
+            logger.warning("%s %s: no response within %.1f s, answered 503", scope["method"],
+                           scope["path"], self.deadline_s)
+            await self._unavailable(scope, send, "too_slow")
+            return
+        try:
+            await task
+        except DB_ERRORS as exc:
+            logger.warning("%s %s: database error, answered 503: %s", scope["method"], scope["path"],
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if not started.is_set():
+                await self._unavailable(scope, send, "db_down")
+
+    async def _unavailable(self, scope: Scope, send: Send, why: str) -> None:
+        english = DB_DOWN if why == "db_down" else TOO_SLOW
+        headers: list[tuple[bytes, bytes]] = [(b"retry-after", b"5")]
+        if _wants_page(scope):
+            texts = self.messages.get(_lang(scope)) or self.messages.get("vi") or {}
+            title = html.escape(texts.get("title", "503"))
+            text = html.escape(texts.get(why, english))
+            body = (f'<!doctype html><html lang="{_lang(scope)}"><meta charset="utf-8"><title>{title}</title>'
+                    f"<h1>{title}</h1><p>{text}</p></html>").encode()
+            headers.append((b"content-type", b"text/html; charset=utf-8"))
+        else:
+            body = json.dumps({"error": english}).encode()
+            headers.append((b"content-type", b"application/json"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("a request past its deadline ended with %r", task.exception())
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def _wants_page(scope: Scope) -> bool:
+    return not str(scope["path"]).startswith("/api/") and "text/html" in _header(scope, b"accept")
+
+
+def _lang(scope: Scope) -> str:
+    cookie: Any = _header(scope, b"cookie")
+    for part in cookie.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "lang" and value == "en":
+            return "en"
+    return "vi"
