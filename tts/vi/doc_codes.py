@@ -81,6 +81,10 @@ DOC_CODES: dict[str, str] = {
     "LĐLĐ": "liên đoàn lao động",
     "CAP": "công an phường",
     "CAX": "công an xã",
+    "KHLT": "kế hoạch liên tịch",
+    "NQLT": "nghị quyết liên tịch",
+    "TTLT": "thông tư liên tịch",
+    "CTrLT": "chương trình liên tịch",
 }
 
 # Codes with another sense in party documents (a number with TW, TU, HU, ĐU...): 12-QĐ/BTC.

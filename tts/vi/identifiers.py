@@ -85,13 +85,14 @@ _PARTY_DOC = re.compile(r"(?<![\w/.,\-])(\d+)[-–]([A-ZĐ][A-Za-zĐđ]*)/"
 _PARTY_ISSUERS = frozenset({"TW", "TƯ", "TU", "HU", "ĐU", "QU", "TVTU", "BTVTU", "ĐUK", "TUQ", "BCS"})
 
 
-def _segment(code: str) -> list[str] | None:
-    """Split a run of known codes written together, longest first, or None."""
+def _segment(code: str, *, party: bool = False) -> list[str] | None:
+    """Split a run of known codes written together, longest first, or None (BTGTU: BTG, TU)."""
     if not code:
         return []
     for size in range(min(len(code), 12), 1, -1):
         head = code[:size]
-        if head in DOC_CODES and (rest := _segment(code[size:])) is not None:
+        known = head in DOC_CODES or (party and head in DOC_CODES_PARTY)
+        if known and (rest := _segment(code[size:], party=party)) is not None:
             return [head, *rest]
     return None
 
@@ -104,8 +105,8 @@ def _code(part: str, *, party: bool = False) -> str:
         return f"{_code(numbered[1], party=party)} {read_number_string(numbered[2], 'north')}"
     if part in DOC_CODES:
         return DOC_CODES[part]
-    if (pieces := _segment(part)) is not None:  # BCĐTƯVSATTP: ban chỉ đạo trung ương vệ sinh an toàn…
-        return " ".join(DOC_CODES[p] for p in pieces)
+    if (pieces := _segment(part, party=party)) is not None:  # BCĐTƯVSATTP: ban chỉ đạo trung ương…
+        return " ".join(_code(p, party=party) for p in pieces)
     if not any(ch in VOWELS for ch in part.upper()):
         return spell(part)
     return part
