@@ -2,7 +2,8 @@
 a unit switched off cleanly shows ``shutdown`` ("Đã tắt") in the API and the web app; a broadcast
 to its zone says "Đã phát: 2 loa đã phát, 1 loa đang chờ (mất kết nối) đến HH:MM" while it waits
 for that unit; an operator ends the waiting from the delivery view's API call, the broadcast is
-done at once, audited, and the unit, back later, is never told to play it."""
+done at once, audited, and the unit, back later, is never told to play it. A unit whose amplifier
+is switched off (``power`` command) stays online and says "đã tắt tăng âm"."""
 
 from __future__ import annotations
 
@@ -88,6 +89,11 @@ async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
             await back.start()
             await wait_online(client, ["t-3"], timeout=30)
             await wait_for(lambda: back.groups_subscribed == {"all", "z"}, 30, "t-3 has its groups")
+            r = await client.post("/api/nodes/t-1/commands", json={"name": "power", "args": {"on": False}})
+            assert r.status_code == 200 and r.json()["results"][0]["status"] == "ok", r.text
+            t1 = (await client.get("/api/nodes/t-1")).json()
+            assert t1["status"] == "online" and t1["telemetry"]["power"] is False  # amplifier off, unit up
+            assert 'id="status">Trực tuyến · đã tắt tăng âm<' in (await browser.get("/units/t-1")).text
             final = (await client.get(f"/api/broadcasts/{bid}")).json()
             assert bid not in back.player.start_times  # never told to play it
             assert {d["node_id"]: d["state"] for d in final["deliveries"]}["t-3"] == "cancelled"
