@@ -193,6 +193,12 @@ _S: dict[str, tuple[str, str]] = {
     "relay_what": ("Nội dung phát", "What to air"),
     "relay_view_only": ("Chỉ cán bộ vận hành hoặc quản trị được tiếp sóng.",
                         "Only operators and admins may relay."),
+    # a request past its deadline / the database down (controller/api/deadlines.py, docs/faults.md)
+    "unavailable_title": ("Hệ thống tạm thời gián đoạn", "Temporarily unavailable"),
+    "unavailable_db": ("Cơ sở dữ liệu tạm thời không truy cập được. Vui lòng thử lại sau ít phút.",
+                       "The database is unreachable for now. Please try again in a few minutes."),
+    "unavailable_slow": ("Hệ thống phản hồi quá chậm. Vui lòng thử lại sau ít phút.",
+                         "The system is answering too slowly. Please try again in a few minutes."),
 }
 
 T = {lang: {k: v[i] for k, v in _S.items()} for i, lang in enumerate(LANGS)}
@@ -203,3 +209,9 @@ def pick(cookie: str | None, query: str | None) -> str:
         if c in LANGS:
             return str(c)
     return "vi"
+
+
+def unavailable_messages() -> dict[str, dict[str, str]]:
+    """The 503 page's texts per language (controller/api/deadlines.py)."""
+    return {lang: {"title": T[lang]["unavailable_title"], "db_down": T[lang]["unavailable_db"],
+                   "too_slow": T[lang]["unavailable_slow"]} for lang in LANGS}
