@@ -20,6 +20,7 @@ __all__ = [
     "HOLIDAYS",
     "NAME_BEFORE",
     "NOT_SERVICE_AFTER",
+    "NOT_SERVICE_BEFORE",
     "PART_OF_WHOLE",
     "RANK_ORDINALS",
     "ROMAN_CONTEXT",
@@ -48,7 +49,8 @@ COUNT_NOUNS = frozenset(_COUNT_WORDS.split()) | frozenset({
     "phòng học", "tiêu chuẩn", "thành phần", "câu lạc bộ", "ổ dịch", "ca bệnh", "vụ việc", "héc ta",
     "ki lô mét", "chi đoàn", "chi hội", "trạm y tế", "ban", "ngành", "đoàn thể", "giải pháp",
     "ý kiến", "lượt người", "thí sinh", "vận động viên", "lần", "tiếng", "tuần", "phút", "công ty",
-    "cửa hàng", "suất", "suất quà", "phần quà", "bình", "thùng", "túi", "bộ", "tiết mục",
+    "cửa hàng", "suất", "suất quà", "phần quà", "bình", "thùng", "túi", "bộ", "tiết mục", "tàu", "thuyền",
+    "tàu thuyền", "tàu cá", "phương tiện", "ngư dân", "thuyền viên",
 })
 
 # After a/b these make it a part of a whole: "1/2 số hộ" → một phần hai số hộ.
@@ -119,6 +121,9 @@ NOT_SERVICE_AFTER = COUNT_NOUNS | frozenset({
     "thùng", "bao", "tin", "tin nhắn", "cuộc", "cuộc gọi", "lượt", "người", "năm", "tháng", "ngày", "giờ",
     "phút", "lần", "%",
 })
+# ... or a word before the trigger that changes its sense: "kêu gọi 215 tàu thuyền" is an appeal.
+NOT_SERVICE_BEFORE = ("kêu", "lời kêu")
+
 # Emergency numbers: always digit by digit after a trigger, even in a chain ("1022 và 115").
 EMERGENCY = frozenset({"111", "112", "113", "114", "115", "1022"})
 # ... also after these words: "cấp cứu 115", "gọi công an 113".

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tts.vi.context import ends_with, next_words_in, word_alternation
-from tts.vi.cues import EMERGENCY, EMERGENCY_BEFORE, NOT_SERVICE_AFTER, SERVICE_BEFORE
+from tts.vi.cues import EMERGENCY, EMERGENCY_BEFORE, NOT_SERVICE_AFTER, NOT_SERVICE_BEFORE, SERVICE_BEFORE
 from tts.vi.doc_codes import DOC_CODES, DOC_CODES_PARTY, DOC_KIND_NAMED
 from tts.vi.lexicon import LETTERS, VOWELS
 from tts.vi.numbers import Dialect, read_digits, read_int, read_number_string
@@ -58,6 +58,8 @@ def phones(text: str, dialect: Dialect) -> str:
     text = _HOTLINE.sub(hotline, text)
     def service(m: re.Match[str]) -> str:
         after = m.string[m.end():]
+        if ends_with(m.string[: m.start()], NOT_SERVICE_BEFORE):
+            return m.group(0)  # "kêu gọi 215 tàu thuyền" is an appeal, not a call
         if next_words_in(after, NOT_SERVICE_AFTER) or after.lstrip().startswith("%"):
             return m.group(0)
         return m.group(1) + m.group(2) + re.sub(r"\d+", lambda d: read_digits(d.group(0)), m.group(3))

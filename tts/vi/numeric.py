@@ -138,6 +138,8 @@ _ROAD_LETTER = re.compile(r"(?i:\b(quốc lộ|tỉnh lộ|đường tỉnh|đư
 _KM_POST = re.compile(r"(?<![\w.,])(?<!\d\s)K[Mm]\s?(?:(số)\s)?(\d+)(?:\s?\+\s?(\d+))?(?![\w.,]?\d)")
 _PER_UNIT = re.compile(r"(?<=[^\W\d_])\s?/\s?(m2|m3|m²|m³|km2|km²)(?![\w²³])")
 _DONG_AFTER_WORD = re.compile(r"\b(nghìn|ngàn|triệu|tỷ|tỉ|trăm)\s?đ(?=[\s/.,;:!?)]|$)")
+_WORD_UNITS = "|".join(map(re.escape, (u for u in _UNIT_WORDS if u not in ("đ", "°"))))
+_UNIT_AFTER_WORD = re.compile(rf"\b(nghìn|ngàn|triệu|tỷ|tỉ|trăm|chục|vạn)\s?({_WORD_UNITS})(?![\w²³])")
 _DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
 
 
@@ -158,6 +160,7 @@ def units(text: str, dialect: Dialect) -> str:
     text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
     text = _PER_UNIT.sub(lambda m: f" một {UNITS[m[1]]}", text)
     text = _DONG_AFTER_WORD.sub(r"\1 đồng", text)
+    text = _UNIT_AFTER_WORD.sub(lambda m: f"{m[1]} {UNITS[m[2]]}", text)  # 17 triệu m3 → … triệu mét khối
     return _DEGREE_LETTER.sub(lambda m: f"{m[1]} {'xê' if m[2] == 'C' else 'ép'}", text)
 
 
