@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,8 @@ class CommandDesk:
         self._io = io
         self._seen: RequestDedupe[str] = RequestDedupe(prune_every_s=_PRUNE_EVERY_S)
         self._handlers: dict[str, Handler] = {}
+        #: commands lost on the way by name (Faults.lose_commands)
+        self.lost: Counter[str] = Counter()
 
     def register(self, name: str, handler: Handler) -> None:
         """``handler(args)`` answers command ``name``: data, or CommandRejected."""
@@ -72,6 +75,10 @@ class CommandDesk:
             cmd = decode(Command, payload)
         except PayloadError as exc:
             io.bad(topic, exc)
+            return
+        if self.lost[cmd.name] < io.faults.lose_commands.get(cmd.name, 0):
+            self.lost[cmd.name] += 1  # Faults.lose_commands: as if lost on the way
+            logger.info("%s: lost command %s (%s) (fault)", io.node_id, cmd.id, cmd.name)
             return
         if command_expired(cmd, io.controller_ms(), synced=io.clock_synced()):
             stats.commands_expired += 1

@@ -63,6 +63,9 @@ class Faults:
     claim_id: str = ""
     #: Hardware fault codes reported in telemetry (amplifier, speaker_line, storage, power_backup).
     hw_faults: list[str] = field(default_factory=list)
+    #: Commands lost on the way, by name: the first N of each never reach the unit (a QoS 1
+    #: command in flight while a clean-session unit reconnects), e.g. ``{"play": 1}``.
+    lose_commands: dict[str, int] = field(default_factory=dict)
     #: The kept attention tone has one byte flipped (a bad flash copy): it fails its checksum.
     tone_corrupt: bool = False
 
@@ -82,6 +85,8 @@ class Faults:
         if not (self.crash_every_s == 0 or 0.5 <= self.crash_every_s <= 86400) or \
                 not 0 <= self.crash_down_s <= 3600:
             raise ValueError("crash_every_s must be 0 or 0.5..86400 and crash_down_s within 0..3600")
+        if any(not 0 <= n <= 100 or not valid_id(name) for name, n in self.lose_commands.items()):
+            raise ValueError("lose_commands: command names, each losing 0..100 copies")
         if not 0 <= self.storage_kb <= 1024 * 1024:
             raise ValueError("storage_kb must be within 0..1 GiB")
         for name in ("drop_chunks", "corrupt_chunks"):
