@@ -10,7 +10,8 @@ is offline now is *waiting*, not *on its way*), for the API (``summary`` of
 Summary states:
 
 * ``scheduled`` / ``sending``: not on air yet;
-* ``airing``: some online unit is still on its way (downloading, waiting for its start, playing);
+* ``ready``: the audio is out ahead of a future ``play_at`` and nothing sounds yet;
+* ``airing``: some online unit is still on its way (receiving, ready to start, playing);
 * ``waiting``: nothing is on its way any more except units that are offline; they get it if they
   come back before ``waiting_until`` (the broadcast's expiry), or an operator ends the waiting
   (``POST /api/broadcasts/{id}/end-waiting``: reason :data:`ENDED_BY_OPERATOR`);
@@ -33,11 +34,13 @@ B = BroadcastStatus
 #: the reason of a delivery an operator stopped waiting for (its state ``cancelled``)
 ENDED_BY_OPERATOR = "ended_by_operator"
 
-GROUPS = ("played", "on_the_way", "waiting_offline", "ended_by_operator", "not_played")
+GROUPS = ("played", "playing", "ready", "receiving", "waiting_offline", "ended_by_operator", "not_played")
+_ON_THE_WAY = ("playing", "ready", "receiving")
 
 _HEAD = {  # summary state → (Vietnamese, English)
-    "scheduled": ("Chờ đến giờ phát", "Scheduled"),
+    "scheduled": ("Chờ đến giờ phát", "Scheduled for"),
     "sending": ("Đang gửi", "Sending"),
+    "ready": ("Chờ đến giờ phát", "Due at"),
     "airing": ("Đang phát", "Airing"),
     "waiting": ("Đã phát", "Aired"),
     "waiting_none": ("Đang chờ", "Waiting"),
@@ -49,7 +52,9 @@ _HEAD = {  # summary state → (Vietnamese, English)
 }
 _PART = {  # group → (Vietnamese, English) with {n} (and {until} for the waiting ones)
     "played": ("{n} loa đã phát", "{n} played"),
-    "on_the_way": ("{n} loa đang nhận hoặc đang phát", "{n} on the way"),
+    "playing": ("{n} loa đang phát", "{n} playing"),
+    "ready": ("{n} loa đã nhận, chờ phát", "{n} ready to play"),
+    "receiving": ("{n} loa đang nhận", "{n} receiving"),
     "waiting_offline": ("{n} loa đang chờ (mất kết nối) đến {until}", "{n} waiting offline until {until}"),
     "ended_by_operator": ("{n} loa thôi chờ (người vận hành kết thúc)",
                           "{n} no longer waited for (ended by an operator)"),
@@ -86,7 +91,7 @@ def group_of(row: DeliveryRow, online: Callable[[str], bool]) -> str:
         return "ended_by_operator" if row.reason == ENDED_BY_OPERATOR else "not_played"
     if st == S.OFFLINE or not online(row.node_id):
         return "waiting_offline"
-    return "on_the_way"
+    return {S.PLAYING: "playing", S.VERIFIED: "ready"}.get(st, "receiving")
 
 
 def clock(ms: int, now_ms: int) -> str:
@@ -96,10 +101,13 @@ def clock(ms: int, now_ms: int) -> str:
     return at.strftime("%H:%M") if at.date() == today else at.strftime("%H:%M %d/%m")
 
 
-def _state(status: str, groups: dict[str, int]) -> str:
-    if status in (B.SCHEDULED.value, B.SENDING.value, B.CANCELLED.value, B.FAILED.value):
-        return status
-    if groups["on_the_way"]:
+def _state(bc: Broadcast, groups: dict[str, int], now_ms: int) -> str:
+    if bc.status in (B.SCHEDULED.value, B.SENDING.value, B.CANCELLED.value, B.FAILED.value):
+        return bc.status
+    if (bc.status == B.ACTIVE.value and bc.play_at is not None and now_ms < bc.play_at
+            and not groups["played"] and not groups["playing"]):
+        return "ready"
+    if any(groups[g] for g in _ON_THE_WAY):
         return "airing"
     if groups["waiting_offline"]:
         return "waiting"
@@ -120,13 +128,15 @@ def summarize(bc: Broadcast, rows: Iterable[DeliveryRow], online: Callable[[str]
         groups[g] += 1
         if g == "waiting_offline":
             waiting.append(row.node_id)
-    state = _state(bc.status, groups)
+    state = _state(bc, groups, now_ms)
     until = bc.expires_at if waiting and state not in ("cancelled", "failed") else None
     at = clock(until, now_ms) if until is not None else ""
     head = _HEAD["waiting_none" if state == "waiting" and not groups["played"] else state]
-    if state == "scheduled":
+    if state in ("scheduled", "ready"):
         when = clock(bc.play_at or bc.air_at, now_ms)
-        return Summary(state, counts, groups, None, f"{head[0]} {when}", f"{head[1]} for {when}")
+        head = (f"{head[0]} {when}", f"{head[1]} {when}")
+        if state == "scheduled":
+            return Summary(state, counts, groups, None, head[0], head[1])
     texts = []
     for lang in (0, 1):
         parts = [_PART[g][lang].format(n=n, until=at) for g, n in groups.items() if n]

@@ -207,11 +207,11 @@ class DeliveryPublic(BaseModel):
 
 class BroadcastSummaryPublic(BaseModel):
     """What happened, for staff (controller/airing/summary.py; docs/airing.md, *What staff see*)."""
-    state: str = Field(description="scheduled | sending | airing | waiting | aired | partly_aired | "
+    state: str = Field(description="scheduled | sending | ready | airing | waiting | aired | partly_aired | "
                                    "not_aired | cancelled | failed")
     counts: dict[str, int] = Field(description="units per delivery state (every state, zeros included)")
-    groups: dict[str, int] = Field(description="units played / on_the_way / waiting_offline / "
-                                               "ended_by_operator / not_played")
+    groups: dict[str, int] = Field(description="units played / playing / ready / receiving / waiting_offline "
+                                               "/ ended_by_operator / not_played (read with presence)")
     waiting_until: str | None = Field(description="until when offline units are waited for (the expiry)")
     waiting_nodes: list[str] = Field(description="the units waited for (offline now)")
     text_vi: str

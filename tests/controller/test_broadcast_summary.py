@@ -52,8 +52,8 @@ async def test_an_offline_unit_is_waited_for_until_an_operator_ends_the_waiting(
         expires = bc.expires_at
     at = clock(expires, p.now_ms())
     assert sm.state == "waiting" and sm.waiting_until == expires and sm.waiting_nodes == ["z-2"]
-    assert sm.groups == {"played": 1, "on_the_way": 0, "waiting_offline": 1, "ended_by_operator": 0,
-                         "not_played": 0}
+    assert sm.groups == {"played": 1, "playing": 0, "ready": 0, "receiving": 0, "waiting_offline": 1,
+                         "ended_by_operator": 0, "not_played": 0}
     assert sm.counts["played"] == 1 and sm.counts["offline"] == 1 and sm.counts["sent"] == 0
     assert sm.text_vi == f"Đã phát: 1 loa đã phát, 1 loa đang chờ (mất kết nối) đến {at}"
     assert sm.text_en == f"Aired: 1 played, 1 waiting offline until {at}"
@@ -123,3 +123,20 @@ def test_summary_of_rows_states_and_a_unit_offline_behind_a_sent_row() -> None:
     bc.status = "expired"
     sm = summarize(bc, [DeliveryRow("n1", "expired"), DeliveryRow("n2", "failed")], lambda n: True, now)
     assert sm.state == "not_aired" and sm.text_en == "Not aired: 2 not played"
+
+
+def test_summary_before_and_while_it_sounds() -> None:
+    now = int(datetime(2026, 12, 2, 16, 55, tzinfo=TIMEZONE).timestamp() * 1000)
+    bc = Broadcast(id="b", bulletin_id=1, audio_sha256="x", status="active", air_at=now - 60_000,
+                   play_at=now + 300_000, expires_at=now + 3_600_000, created_at=now)  # plays at 17:00
+    rows = [DeliveryRow("n1", "verified"), DeliveryRow("n2", "verified"), DeliveryRow("n3", "receiving"),
+            DeliveryRow("n4", "offline")]
+    sm = summarize(bc, rows, lambda n: n != "n4", now)  # pre-delivered ahead of 17:00: nothing sounds yet
+    assert sm.state == "ready"
+    assert sm.text_vi == ("Chờ đến giờ phát 17:00: 2 loa đã nhận, chờ phát, 1 loa đang nhận, "
+                          "1 loa đang chờ (mất kết nối) đến 17:55")
+    assert sm.text_en == "Due at 17:00: 2 ready to play, 1 receiving, 1 waiting offline until 17:55"
+    rows[0] = DeliveryRow("n1", "playing")
+    sm = summarize(bc, rows, lambda n: n != "n4", now + 301_000)
+    assert sm.state == "airing" and sm.groups["playing"] == 1 and sm.groups["ready"] == 1
+    assert sm.text_vi.startswith("Đang phát: 1 loa đang phát, 1 loa đã nhận, chờ phát, 1 loa đang nhận")
