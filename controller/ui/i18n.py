@@ -23,6 +23,11 @@ _S: dict[str, tuple[str, str]] = {
     "unknown": ("Chưa rõ", "Unknown"),
     "shutdown": ("Đã tắt", "Shut down"),
     "amp_off": ("đã tắt tăng âm", "amplifier off"),  # online, its amplifier switched off (power command)
+    "alarm_duplicate_id": ("Trùng mã: hai cụm loa đang dùng chung mã này",
+                           "Duplicate id: two units use this id"),
+    "clear_alarm": ("Xóa cảnh báo", "Clear the alarm"),
+    "clear_alarm_confirm": ("Xóa cảnh báo này? Nếu hai cụm loa vẫn dùng chung mã, cảnh báo sẽ hiện lại.",
+                            "Clear this alarm? If two units still use the id, it comes back."),
     "alarms": ("Cảnh báo", "Alarms"),
     "none": ("Không có", "None"),
     "now_playing": ("Đang phát", "Playing now"),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import select
 
@@ -21,7 +22,7 @@ from controller.fleet.models import Node, NodeEvent
 from controller.fleet.presence import Presence
 from devices import protocol as p
 from devices.broker import free_port
-from tests.conftest import make_settings, running_controller
+from tests.conftest import ADMIN, make_settings, running_controller
 from tests.fakes import FakeUnitBus
 
 pytestmark = pytest.mark.timeout(60)
@@ -173,11 +174,22 @@ async def test_clear_alarm_through_the_api_is_audited(tmp_path: Path) -> None:
             s.commit()
             sv.presence.load(s)
         assert (await client.get("/api/nodes/u1")).json()["alarm"] == "duplicate_id"
-        r = await client.post("/api/nodes/u1/clear-alarm")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller",
+                                     timeout=60) as browser:
+            r = await browser.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+            assert r.status_code == 200, r.text
+            page = (await browser.get("/units/u1")).text
+            assert "Trùng mã: hai cụm loa đang dùng chung mã này" in page and "Xóa cảnh báo" in page
+            for screen in ("/units", "/"):  # the list and the dashboard's alarms say it in Vietnamese too
+                assert "Trùng mã" in (await browser.get(screen)).text, screen
+            browser.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+            r = await browser.post("/api/nodes/u1/clear-alarm")  # what the page's button calls
+            assert "Trùng mã" not in (await browser.get("/units/u1")).text
+        assert r.status_code == 200 and r.json() == {"node_id": "u1", "cleared": "duplicate_id"}, r.text
         assert r.status_code == 200 and r.json() == {"node_id": "u1", "cleared": "duplicate_id"}, r.text
         assert (await client.get("/api/nodes/u1")).json()["alarm"] == ""
         assert (await client.post("/api/nodes/u1/clear-alarm")).status_code == 409
         assert (await client.post("/api/nodes/nope/clear-alarm")).status_code == 404
         with sv.db.session() as s:
             [entry] = s.exec(select(AuditEntry).where(AuditEntry.action == "alarm_clear")).all()
-            assert (entry.username, entry.target, entry.detail) == ("admin", "node:u1", "duplicate_id")
+            assert (entry.username, entry.target, entry.detail) == (ADMIN[0], "node:u1", "duplicate_id")
