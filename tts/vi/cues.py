@@ -26,6 +26,7 @@ __all__ = [
     "ROMAN_CONTEXT",
     "ROMAN_ORDINAL_CONTEXT",
     "SCORE_BEFORE",
+    "SEQUENCE_YEAR_BEFORE",
     "SERVICE_BEFORE",
     "SYNTAX_BEFORE",
     "WEEKDAY_WORDS",
@@ -150,5 +151,7 @@ ROMAN_CONTEXT = (
     "khóa", "khoá", "đại hội", "thế kỷ", "thế kỉ", "quý", "phần", "chương", "mục", "kỳ", "kì", "tập",
     "giai đoạn", "lần thứ", "hội nghị trung ương", "cấp", "vùng", "quân khu", "đợt", "thứ", "hạng", "mức độ",
     "mức", "loại", "nhóm", "bậc", "phiên thứ", "kỳ thứ", "khóa thứ", "cấp độ", "đại hội đảng bộ",
-    "đại hội đại biểu",
+    "đại hội đại biểu", "khu vực", "học kỳ", "học kì", "vòng", "phụ lục", "tiểu khu", "phân khu",
 )
+# A number/year after these is a sequence and a year, never a month: "khóa 2/2026" → khóa hai năm…
+SEQUENCE_YEAR_BEFORE = ("thứ", "khóa", "khoá", "lần", "phiên", "lớp", "tập")  # not "đợt 6/2026": June

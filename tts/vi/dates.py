@@ -28,6 +28,7 @@ from tts.vi.cues import (
     HOLIDAYS,
     NAME_BEFORE,
     PART_OF_WHOLE,
+    SEQUENCE_YEAR_BEFORE,
     WEEKDAY_WORDS,
 )
 from tts.vi.numbers import Dialect, read_int, read_ordinal, roman_to_int
@@ -182,8 +183,9 @@ def month_years(text: str, dialect: Dialect) -> str:
 
     def month_year(m: re.Match[str]) -> str:
         mo, year = int(m[2]), int(m[3])
-        if not m[1] and ends_with(m.string[: m.start()], ("thứ",)) and 1900 <= year <= 2100:
-            return f"{read_ordinal(mo, dialect)} năm {read_int(year, dialect)}"  # lần thứ 2/2026
+        if not m[1] and ends_with(m.string[: m.start()], SEQUENCE_YEAR_BEFORE) and 1900 <= year <= 2100:
+            ordinal = ends_with(m.string[: m.start()], ("thứ",))  # lần thứ 2/2026, khóa 2/2026
+            return f"{(read_ordinal if ordinal else read_int)(mo, dialect)} năm {read_int(year, dialect)}"
         if not (1 <= mo <= 12 and 1900 <= year <= 2100) or ends_with(m.string[: m.start()], ("số",)) or \
                 (not m[1] and next_words_in(m.string[m.end():], COUNT_NOUNS)):
             return m.group(0)  # "1/2000 hộ" is a ratio
