@@ -6,14 +6,16 @@ import logging
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 
 from controller.accounts.audit import audit
 from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
-from controller.airing.broadcasts import create_broadcast
+from controller.airing.broadcasts import create_broadcast, mark_missed
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, summarize
 from controller.api.deps import ServicesDep, SessionDep, UserDep
+from controller.api.idempotent import KeyHeader, Made, Post, run_post
 from controller.api.responses import (
     BroadcastPublic,
     BroadcastSummaryPublic,
@@ -35,6 +37,8 @@ from devices import protocol as p
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
+
+TIMED_OUT = "its request timed out (503) before it was answered, and had no Idempotency-Key"
 
 
 def _public(s: Session, bc: Broadcast, *, detail: bool, online: Callable[[str], bool]) -> BroadcastPublic:
@@ -69,7 +73,10 @@ def _public(s: Session, bc: Broadcast, *, detail: bool, online: Callable[[str], 
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastPublic)
-async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep,
+                       key: KeyHeader = None) -> BroadcastPublic | JSONResponse:
+    """Air a bulletin now or at ``air_at``. With an ``Idempotency-Key`` a retry gets the first
+    answer and airs nothing new (docs/faults.md)."""
     publish_at = play_at = None
     if body.air_at is not None:
         if body.air_at.tzinfo is None:
@@ -80,7 +87,8 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) ->
         # pre-delivery: the audio goes out `lead_s` ahead, the units start together at play_at
         publish_at = max(p.now_ms(), play_at - int(sv.settings.schedule.lead_s * 1000))
     valid_s = body.valid_for_s or sv.settings.delivery.default_valid_s
-    with sv.db.session() as s:
+
+    def work(s: Session) -> Made:
         bulletin = check_airing(s, user, body.bulletin_id, body.priority)  # the row that airs
         t = body.target
         all_nodes, zones, nodes = scoped_target(s, user, t.all, t.zones, t.nodes)
@@ -91,9 +99,17 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep) ->
             repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
         audit_bypass(s, user, bulletin, body.priority, f"broadcast:{bc.id}")
-        out = _public(s, bc, detail=False, online=sv.presence.is_online)
-    sv.scheduler.air_at(bc.id, bc.air_at)
-    return out
+        return Made(201, _public(s, bc, detail=False, online=sv.presence.is_online),
+                    after=lambda: sv.scheduler.air_at(bc.id, bc.air_at),
+                    undo=lambda s2: mark_missed(s2, bc.id, TIMED_OUT))
+
+    def rebuild(s: Session, ref: str) -> tuple[int, BroadcastPublic]:
+        bc = s.get(Broadcast, ref)
+        assert bc is not None
+        return 201, _public(s, bc, detail=False, online=sv.presence.is_online)
+
+    post = Post(user.username, key, "POST /api/broadcasts", body.model_dump(mode="json"))
+    return await run_post(sv.db, post, work, made=Broadcast, rebuild=rebuild)  # type: ignore[return-value]
 
 
 @router.get("", response_model=list[BroadcastPublic])

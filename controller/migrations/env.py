@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 import controller.accounts.models
 import controller.airing.models
 import controller.bulletins.models
+import controller.core.models
 import controller.fleet.models
 import controller.live.models
 import controller.relays.models  # noqa: F401

@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 import controller.accounts.models
 import controller.airing.models
 import controller.bulletins.models
+import controller.core.models
 import controller.fleet.models
 import controller.live.models
 import controller.relays.models
@@ -26,7 +27,8 @@ from tests.architecture.schema_dump import dump, migrated
 
 HERE = Path(__file__).parent
 MODELS = (controller.accounts.models, controller.airing.models, controller.bulletins.models,
-          controller.fleet.models, controller.live.models, controller.relays.models, scheduler.models)
+          controller.core.models, controller.fleet.models, controller.live.models, controller.relays.models,
+          scheduler.models)
 
 
 def _model_drift(engine: object) -> list[object]:
