@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from sqlmodel import col, select
 
 from controller.accounts.models import User
 from controller.airing.models import Broadcast, Delivery
+from controller.airing.summary import DeliveryRow, summarize
 from controller.api.deps import SessionDep, UserDep
 from controller.api.live import all_visible, session_rows, visible_node_ids
 from controller.api.responses import COMMON_ERRORS, errors
@@ -54,7 +56,10 @@ def _ms(d: date | None, end: bool = False) -> int | None:
 
 
 def history_rows(s: Any, user: User, status: str | None, zone: str | None, since: date | None,
-                 until: date | None, limit: int = 1000) -> list[dict[str, Any]]:
+                 until: date | None, limit: int = 1000,
+                 online: Callable[[str], bool] = lambda _: True) -> list[dict[str, Any]]:
+    """The broadcast log; ``_outcome_vi``/``_outcome_en`` say what happened (controller/airing/summary.py;
+    ``online`` is presence's answer for the broadcasts still on air)."""
     q = select(Broadcast).order_by(col(Broadcast.air_at).desc())
     if status:
         q = q.where(Broadcast.status == status)
@@ -73,8 +78,11 @@ def history_rows(s: Any, user: User, status: str | None, zone: str | None, since
         b = s.get(Bulletin, bc.bulletin_id)
         asset = s.get(AudioAsset, bc.audio_sha256)
         tally: dict[str, int] = {}
-        for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all():
+        deliveries = s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()
+        for d in deliveries:
             tally[d.state] = tally.get(d.state, 0) + 1
+        sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in deliveries], online,
+                       p_now_ms())
         n = sum(tally.values())
         played, failed, offline = tally.get("played", 0), tally.get("failed", 0), tally.get("offline", 0)
         out.append({"broadcast": bc.id, "bulletin": bc.bulletin_id, "title": b.title if b else "",
@@ -82,7 +90,8 @@ def history_rows(s: Any, user: User, status: str | None, zone: str | None, since
                     "zones": " ".join(bzones) or ("all" if bc.targets.get("all") else ""), "units": n,
                     "played": played, "failed": failed, "offline": offline,
                     "other": n - played - failed - offline, "created_by": bc.created_by,
-                    "_zones": bzones, "_minutes": (asset.duration_ms if asset else 0) * bc.repeat / 60000})
+                    "_zones": bzones, "_minutes": (asset.duration_ms if asset else 0) * bc.repeat / 60000,
+                    "_outcome_vi": sm.text_vi, "_outcome_en": sm.text_en})
     return out
 
 
@@ -177,7 +186,8 @@ def history_page(p: PageDep, status: str | None = None, zone: str | None = None,
     if not isinstance(p, Page):
         return p
     assert p.user is not None
-    rows = history_rows(p.s, p.user, status or None, zone or None, since, until)
+    rows = history_rows(p.s, p.user, status or None, zone or None, since, until,
+                        online=p.sv.presence.is_online)
     filters = (("status", status), ("zone", zone), ("from", since), ("to", until))
     q = urlencode({k: v for k, v in filters if v})
     return p.render("history.html", "history", rows=rows[:200], zones=zones(p), status=status or "",

@@ -70,7 +70,8 @@ async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
             assert listed_bc[0]["summary"]["state"] == "waiting"
             view = (await browser.get(f"/broadcasts/{bid}")).text
             assert sm["text_vi"] in view and '<p id="endwait">' in view  # the button, not hidden
-            assert sm["text_vi"] in (await browser.get("/")).text  # the dashboard says the same
+            for screen in ("/", "/history"):  # the dashboard and the history say the same
+                assert sm["text_vi"] in (await browser.get(screen)).text, screen
 
             r = await browser.post(f"/api/broadcasts/{bid}/end-waiting")  # what the button calls
             assert r.status_code == 200, r.text
