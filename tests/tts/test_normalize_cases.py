@@ -270,7 +270,7 @@ NORTH: list[tuple[str, str]] = [
     ("www.vinhphuc.gov.vn", "vê kép vê kép vê kép chấm vinhphuc chấm gốp chấm vê en"),
     ("phuong.ngoquyen@vinhphuc.gov.vn", "phuong chấm ngoquyen a còng vinhphuc chấm gốp chấm vê en"),
     # symbols
-    ("≥ 18 tuổi", "lớn hơn hoặc bằng mười tám tuổi"),
+    ("≥ 18 tuổi", "không dưới mười tám tuổi"),
     ("~50 hộ", "khoảng năm mươi hộ"),
     ("phòng 3x4m", "phòng ba nhân bốn mét"),
     ("5 + 3 = 8", "năm cộng ba bằng tám"),

@@ -70,6 +70,7 @@ UNITS: dict[str, str] = {
 UNITS_ATTACHED: dict[str, str] = {
     "đ": "đồng",
     "l": "lít",
+    "L": "lít",
     "g": "gam",
     "k": "nghìn",
     "W": "oát",

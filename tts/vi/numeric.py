@@ -68,8 +68,8 @@ def operators(text: str, dialect: Dialect) -> str:
     text = _KM_RANGE.sub(r"\1 đến ", text)
     for pattern, words in ((r"\s*\+\s*", "cộng"), (r"\s*[x×]\s*", "nhân"), (r"\s*=\s*", "bằng")):
         text = re.sub(rf"(?<=\d){pattern}(?=\d)", f" {words} ", text)
-    for sym, words in (("≥", "lớn hơn hoặc bằng"), ("≤", "nhỏ hơn hoặc bằng"), (">", "lớn hơn"),
-                       ("<", "nhỏ hơn"), ("~", "khoảng"), ("±", "cộng trừ"), ("#", "số")):
+    for sym, words in (("≥", "không dưới"), ("≤", "không quá"), (">", "trên"),  # as an announcer says them
+                       ("<", "dưới"), ("~", "khoảng"), ("±", "cộng trừ"), ("#", "số")):
         text = re.sub(rf"{re.escape(sym)}\s*(?=\d)", f" {words} ", text)
     return re.sub(r"(?<![\w\d])[-−](?=\d)", "âm ", text)
 
