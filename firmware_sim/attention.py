@@ -1,11 +1,11 @@
 """The attention tone of a simulated unit (docs/protocol.md §1 config ``attention``, §3 emergency).
 
 The unit keeps the tone its retained config carries ("flash": it survives a power loss, as the
-config is retained anyway; the simulator decodes it from the config it holds when it first needs
-it) and, on the manifest of an emergency, checks the kept file against the
-config's SHA-256 and sounds it at once — before a single chunk of the speech has arrived — stopping
-a non-emergency broadcast that plays (``failed``/``preempted``). The rules (once per broadcast, not
-for a finished or expired one; what the check says) are devices/node_rules.py's
+config is retained anyway; the simulator decodes it from the config it holds when it first needs it)
+and, on the manifest of an emergency, checks the kept file against the config's SHA-256 and sounds
+it at once — before a single chunk of the speech has arrived — over whatever plays (which the
+controller's ``stop``/``preempted`` ends, by its pre-emption policy). The rules (once per broadcast,
+not for a finished or expired one; what the check says) are devices/node_rules.py's
 (:func:`~devices.node_rules.attention_due`, :func:`~devices.node_rules.tone_check`); the result goes
 in the ack of that manifest (``attention``: sounded, mismatch or missing), and a unit whose tone
 fails the check sounds none but still plays the speech. What remembers the tones sounded is RAM.

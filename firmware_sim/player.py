@@ -142,9 +142,8 @@ class Player:
 
     def sound_tone(self, manifest: Manifest, duration_ms: int) -> None:
         """Emergency ``manifest``'s local attention tone sounds now (firmware_sim/attention.py): it
-        powers the amplifier on and stops a non-emergency broadcast that plays (``preempted``)."""
-        if self.current is not None and not self.current.emergency:
-            self._interrupt("preempted")
+        powers the amplifier on and sounds over what plays, which it does not end (the controller's
+        ``stop``/``preempted`` does, by its pre-emption policy: docs/protocol.md §3)."""
         self.power = True
         self.tones.append(manifest.bc)
         if self.play_log is not None:

@@ -2,7 +2,9 @@
 
 * :func:`intro_chime` / :func:`outro_chime` — the *nhạc hiệu*: four bell-like notes
   rising (C5 E5 G5 C6) before the bulletin and falling after it;
-* :func:`attention_tone` — for emergencies: a two-tone 880/660 Hz alert, three times.
+* :func:`attention_tone` — for emergencies: a two-tone 880/660 Hz alert, three times;
+* :func:`unit_attention_tone` — the short one a unit keeps in flash and sounds at once on an
+  emergency, before the speech has arrived (docs/protocol.md §1 config ``attention``).
 
 All are deterministic and generated at the speech's sample rate.
 """
@@ -16,7 +18,7 @@ from pydub.generators import Sine
 
 from tts.audio import AudioSegment
 
-__all__ = ["attention_tone", "intro_chime", "outro_chime"]
+__all__ = ["UNIT_TONE_MS", "attention_tone", "intro_chime", "outro_chime", "unit_attention_tone"]
 
 _NOTES = (523.25, 659.25, 783.99, 1046.50)  # C5 E5 G5 C6
 NOTE_MS, NOTE_STEP_MS, RING_MS = 900, 260, 900
@@ -59,3 +61,17 @@ def attention_tone(rate: int, level_dbfs: float = -18.0) -> AudioSegment:
     gap = AudioSegment.silent(duration=200, frame_rate=rate)
     out = burst + gap + burst + gap + burst
     return cast(AudioSegment, out.set_channels(1).set_sample_width(2))
+
+
+#: Length of :func:`unit_attention_tone` (ms).
+UNIT_TONE_MS = 1000
+
+
+@functools.lru_cache(maxsize=4)
+def unit_attention_tone(rate: int = 22050, level_dbfs: float = -18.0) -> AudioSegment:
+    """The unit's own attention tone: the 880/660 Hz pair of :func:`attention_tone` twice, 1 s
+    (small enough for the unit's retained config: ~4 KB of MP3)."""
+    peak = min(-1.0, level_dbfs + 3)
+    hi = Sine(880, sample_rate=rate).to_audio_segment(duration=250, volume=peak).fade_in(5).fade_out(5)
+    lo = Sine(660, sample_rate=rate).to_audio_segment(duration=250, volume=peak).fade_in(5).fade_out(5)
+    return cast(AudioSegment, ((hi + lo) * 2).set_channels(1).set_sample_width(2))

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from controller.airing.margin import StartMargin
 from controller.core.background import Periodic
 from devices import protocol as p
 from devices.link import UnitBus
@@ -94,11 +95,15 @@ class Pending:
 class AirControl:
     def __init__(self, link: UnitBus, zones_of: Callable[[str], list[str]], *,
                  policy: PreemptPolicy = PreemptPolicy.DROP, margin_ms: int = 1500,
-                 ready_wait_s: float = 10.0, tick_s: float = 0.1) -> None:
+                 margin_floor_ms: int = 250, ready_wait_s: float = 10.0,
+                 emergency_ready_wait_s: float | None = None, tick_s: float = 0.1) -> None:
         self.link = link
         self.zones_of = zones_of
-        self.arbiter = ZoneArbiter(policy=policy, margin_ms=margin_ms)
+        #: the start margin from the measured play round trips, at most ``margin_ms``
+        self.margin = StartMargin(floor_ms=margin_floor_ms, cap_ms=margin_ms)
+        self.arbiter = ZoneArbiter(policy=policy, margin_ms=self.margin.current_ms())
         self.ready_wait_s = ready_wait_s
+        self.emergency_wait_s = ready_wait_s if emergency_ready_wait_s is None else emergency_ready_wait_s
         self.tick_s = tick_s
         self._items: dict[str, AirItem] = {}
         self._pending: dict[str, Pending] = {}
@@ -175,8 +180,10 @@ class AirControl:
         if bc in self._items or bc in self._pending:
             return
         loop = asyncio.get_running_loop()
+        # an emergency waits for no straggler: the tone sounds at once, late units join in step
+        wait = self.emergency_wait_s if priority == p.Priority.EMERGENCY else self.ready_wait_s
         self._pending[bc] = Pending(bc, priority, duration_ms, scopes, nodes, play_at,
-                                   loop.time() + self.ready_wait_s, ready)
+                                   loop.time() + wait, ready)
         self._check_pending()
 
     def unit_ready(self, bc: str, node_id: str, *, priority: p.Priority, duration_ms: int) -> None:
@@ -254,6 +261,7 @@ class AirControl:
 
     def _tick(self) -> None:
         self._check_pending()
+        self.arbiter.margin_ms = self.margin.current_ms()
         self._apply(self.arbiter.tick(p.now_ms()))
 
     def _check_pending(self) -> None:
@@ -269,6 +277,7 @@ class AirControl:
                 play_at: int | None) -> None:
         self._items[item_id] = item
         arb_item = Item(item_id, self.zones(item.nodes), priority, max(1, duration_ms), play_at or 0)
+        self.arbiter.margin_ms = self.margin.current_ms()
         self._apply(self.arbiter.submit(arb_item, p.now_ms()))
 
     def _apply(self, actions: list[Start | Preempted | Ended]) -> None:
@@ -328,9 +337,11 @@ class AirControl:
                  item_id: str = "") -> None:
         """Send one command to every scope of the item (group topics fan out in the broker); the
         scopes it could not reach get it again on reconnect if ``item_id`` still holds its zones."""
-        bc = item.bc
+        bc, sent_at = item.bc, asyncio.get_running_loop().time()
 
         def reply(node_id: str, resp: p.CommandResponse) -> None:
+            if name == "play":  # the fleet's latency: what the start margin is made of
+                self.margin.observe((asyncio.get_running_loop().time() - sent_at) * 1000)
             if name == "play" and resp.status != "ok":
                 self._refused(bc, node_id, resp.error)
             for fn in self._answer_listeners:

@@ -178,9 +178,13 @@ class DeliveryService:
 
     def _offer(self, active: ActiveBroadcast, scopes: list[p.AudioScope]) -> None:
         """Hand the broadcast to air control: it decides when the units start."""
+        waiting = list(active.nodes.items())  # asked at every verified ack: O(units) in all, not each
+
         def ready() -> bool:
-            return all(nd.state.rank >= S.VERIFIED.rank or not self.presence.is_online(n)
-                       for n, nd in active.nodes.items())
+            while waiting and (waiting[-1][1].state.rank >= S.VERIFIED.rank
+                               or not self.presence.is_online(waiting[-1][0])):
+                waiting.pop()
+            return not waiting
 
         nodes = [n for n, nd in active.nodes.items() if not nd.state.final]
         self.aircontrol.offer(active.id, priority=active.manifest.priority,

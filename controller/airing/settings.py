@@ -22,7 +22,14 @@ class DeliverySettings(BaseModel):
         description="what an emergency does to the item it interrupts: drop | restart | resume")
     start_margin_ms: int = Field(
         1500, ge=100, le=30_000,
-        description="play commands name an instant this far ahead, so units start in step")
+        description="play commands name an instant at most this far ahead (the cap of the margin "
+                    "derived from the measured play round trips: controller/airing/margin.py)")
+    start_margin_floor_ms: int = Field(
+        250, ge=0, le=30_000, description="the start margin is never shorter than this")
+    emergency_ready_wait_s: float = Field(
+        1.5, ge=0, le=300,
+        description="an emergency waits at most this long for its online units to verify the "
+                    "audio (the rest join in step, further into it); the attention tone sounds at once")
     reconcile_after_ms: int = Field(
         3000, ge=500, le=60_000,
         description="a unit short of playing this long after its start instant (or still playing "

@@ -77,9 +77,11 @@ class UnitView:
 
 
 class Presence:
-    def __init__(self, link: UnitBus, writer: DbWriter, *, heartbeat_timeout_s: float = 45.0) -> None:
+    def __init__(self, link: UnitBus, writer: DbWriter, *, heartbeat_timeout_s: float = 45.0,
+                 attention: p.AttentionTone | None = None) -> None:
         self.link = link
         self.writer = writer
+        self.attention = attention  # the tone every config carries (controller/fleet/attention.py)
         self.timeout = heartbeat_timeout_s
         self._units: dict[str, NodeLive] = {}
         self.unknown_ids: dict[str, int] = {}
@@ -230,7 +232,8 @@ class Presence:
             return
         for node_id in node_ids or list(self._units):
             live = self._units[node_id]
-            cfg = p.NodeConfig(node_id=node_id, name=live.name, groups=live.groups, volume=live.volume)
+            cfg = p.NodeConfig(node_id=node_id, name=live.name, groups=live.groups, volume=live.volume,
+                               attention=self.attention)
             self.link.publish_nowait(self.link.topics.config(node_id), p.encode(cfg), retain=True)
 
     # ------------------------------------------------------------------ inbound
