@@ -3,7 +3,8 @@ a unit switched off cleanly shows ``shutdown`` ("Đã tắt") in the API and the
 to its zone says "Đã phát: 2 loa đã phát, 1 loa đang chờ (mất kết nối) đến HH:MM" while it waits
 for that unit; an operator ends the waiting from the delivery view's API call, the broadcast is
 done at once, audited, and the unit, back later, is never told to play it. A unit whose amplifier
-is switched off (``power`` command) stays online and says "đã tắt tăng âm"."""
+is switched off (``power`` command) stays online and says "đã tắt tăng âm". Two units on one id raise
+``duplicate_id``; once the second is gone an operator clears it (D12)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,30 @@ async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
         finally:
             await browser.aclose()
             await asyncio.gather(*(n.stop() for n in nodes.values()))
+
+
+async def test_duplicate_id_alarm_is_cleared_by_an_operator_once_the_twin_is_gone(
+        mosquitto: BrokerProcess, tmp_path: Path) -> None:
+    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+        await provision(client, {"z": ["twin-1"]})
+        a = sim("twin-1", mosquitto.port, session="aaaa1111")
+        b = sim("twin-1", mosquitto.port, session="bbbb2222")
+        await a.start()
+        await wait_online(client, ["twin-1"], timeout=30)
+        await b.start(wait=False)  # the broker hands the session back and forth
+        try:
+            async def alarmed() -> bool:
+                return bool((await client.get("/api/nodes/twin-1")).json()["alarm"] == "duplicate_id")
+
+            await wait_for(alarmed, 90, "duplicate_id alarm", every=0.5)
+            await b.stop()  # the second unit found and taken away
+            r = await client.post("/api/nodes/twin-1/clear-alarm")
+            assert r.status_code == 200 and r.json()["cleared"] == "duplicate_id", r.text
+            await wait_online(client, ["twin-1"], timeout=60)  # the one left comes back
+            await app.state.services.writer.flush()
+            node = (await client.get("/api/nodes/twin-1")).json()
+            assert node["alarm"] == "" and node["status"] == "online"
+            kinds = [e["kind"] for e in node["events"]]  # newest first
+            assert "alarm_cleared" in kinds and kinds.count("duplicate_id") == 1
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
