@@ -146,6 +146,11 @@ _DEGREE_LETTER = re.compile(r"\b(độ)\s+([CF])\b")
 _HEIGHT = re.compile(r"(?i:\b(cao|dưới|trên|chiều cao|thấp hơn|cao hơn))(\s+)(\d)m(\d{1,2})(?!\w)")
 
 
+def _said(words: str, dialect: Dialect) -> str:
+    """A unit's words in the dialect: "phần nghìn" is "phần ngàn" in the centre and the south."""
+    return words if dialect == "north" else words.replace("nghìn", "ngàn")
+
+
 def units(text: str, dialect: Dialect) -> str:
     """50.000đ → năm mươi nghìn đồng; 13400 m3/s → … mét khối trên giây; Km 12+500 → ki lô mét mười hai
     cộng năm trăm."""
@@ -156,8 +161,9 @@ def units(text: str, dialect: Dialect) -> str:
     text = _HEIGHT.sub(lambda m: f"{m[1]}{m[2]}{read_int(int(m[3]), dialect)} mét "
                        f"{read_number_string(m[4], dialect)}", text)  # "dưới 1m2" is a height: một mét hai
     text = _PREFIX.sub(lambda m: f"{read_number_token(m[2], dialect)} {CURRENCY_PREFIX[m[1]]}", text)
-    text = _UNIT.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS[m[2]]}", text)
-    text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} {UNITS_ATTACHED[m[2]]}", text)
+    text = _UNIT.sub(lambda m: f"{read_number_token(m[1], dialect)} {_said(UNITS[m[2]], dialect)}", text)
+    text = _ATTACHED.sub(lambda m: f"{read_number_token(m[1], dialect)} "
+                         f"{_said(UNITS_ATTACHED[m[2]], dialect)}", text)
     text = _PER_UNIT.sub(lambda m: f" một {UNITS[m[1]]}", text)
     text = _DONG_AFTER_WORD.sub(r"\1 đồng", text)
     text = _UNIT_AFTER_WORD.sub(lambda m: f"{m[1]} {UNITS[m[2]]}", text)  # 17 triệu m3 → … triệu mét khối
