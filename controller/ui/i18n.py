@@ -95,7 +95,7 @@ _S: dict[str, tuple[str, str]] = {
     "cancelled": ("Đã hủy", "Cancelled"),
     "scheduled": ("Đã lên lịch", "Scheduled"),
     "sending": ("Đang gửi", "Sending"),
-    "active": ("Đang phát", "Active"),
+    "active": ("Đang thực hiện", "In progress"),  # published, some unit not final yet: see the summary
     "done": ("Hoàn tất", "Done"),
     "live": ("Cập nhật trực tiếp", "Live"),
     "live_broadcast": ("Phát trực tiếp", "Live broadcast"),
