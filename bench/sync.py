@@ -8,7 +8,10 @@ controller: ``synced`` — clocks off by up to ±30 s, drifting ±50 ppm, behind
 50 ms delay and up to 200 ms jitter per message and direction, with NTP-style clock sync;
 ``unsynced`` — the same units with sync switched off (the baseline the sync must beat);
 ``ideal`` — perfect clocks and links (the floor set by timers on this machine).
-Skew = latest − earliest real start time across the units of one broadcast.
+Skew = latest − earliest real instant at which the units' audio begins, for one broadcast: the
+start instant less how far into the audio a unit started (a unit whose ``play`` came after the
+instant joins mid-way, in step); ``start_spread_p99_ms`` is the spread of the start instants
+themselves, ``late_joins`` how many started mid-way.
 The last line printed is one JSON object.
 """
 
@@ -57,7 +60,8 @@ async def scenario(name: str, port: int, nodes: int, broadcasts: int, data_dir: 
     sims = [SimNode(n, BrokerAddress(port=port), heartbeat_s=15, faults=faults_for(i),
                     log_link_failures=False) for i, n in enumerate(ids)]
     skews: list[float] = []
-    missing = 0
+    spreads: list[float] = []  # of the start instants themselves (late joiners included as late)
+    missing = late = 0
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c",
                                      auth=("admin", "bench-password"), timeout=120) as client:
@@ -73,15 +77,22 @@ async def scenario(name: str, port: int, nodes: int, broadcasts: int, data_dir: 
                 deadline = time.monotonic() + 20
                 while not all(bid in s.player.start_times for s in sims) and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
-                starts = [s.player.start_times[bid][0] for s in sims if bid in s.player.start_times]
-                missing += len(sims) - len(starts)
+                got = [s.player.start_times[bid] for s in sims if bid in s.player.start_times]
+                missing += len(sims) - len(got)
+                # where each unit's audio begins on the real clock: a unit whose play came after the
+                # instant joins mid-way (offset_ms into the audio), in step with the others
+                origins = [start - offset for start, offset in got]
+                late += sum(1 for _, offset in got if offset > 0)
                 # a unit that never started (its clock put the command past expiry) counts as
                 # starting 20 s late: it is not in step with anyone
-                skews.append(max(starts) - min(starts) if len(starts) == len(sims) else 20_000.0)
+                full = len(got) == len(sims)
+                skews.append(max(origins) - min(origins) if full else 20_000.0)
+                spreads.append(max(g[0] for g in got) - min(g[0] for g in got) if full else 20_000.0)
                 await asyncio.sleep(b["audio"]["duration_ms"] * 0.1 / 1000 + 1)
             await asyncio.gather(*(s.stop() for s in sims))
     return {"p50_ms": round(statistics.median(skews), 1), "p99_ms": round(pct(skews, 0.99), 1),
-            "max_ms": round(max(skews), 1), "units_not_started": missing}
+            "max_ms": round(max(skews), 1), "units_not_started": missing, "late_joins": late,
+            "start_spread_p99_ms": round(pct(spreads, 0.99), 1)}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

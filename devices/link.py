@@ -83,6 +83,11 @@ class UnitBus(Protocol):
         """Queue a publish (raises MqttError when not connected)."""
         ...
 
+    def reply_now(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 0 and write it to the socket at once (a time reply: its ``t2`` stamp is
+        true only if nothing queues after it). Raises MqttError when not connected."""
+        ...
+
     def command(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
                 expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
         """Send command ``name`` once per scope (QoS 1, never retained) with a new correlation id;
@@ -155,6 +160,10 @@ class ControllerLink:
     def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         self._count(topic, payload)
         return self.client.publish_nowait(topic, payload, qos=qos, retain=retain)
+
+    def reply_now(self, topic: str, payload: bytes) -> None:
+        self.client.publish_nowait(topic, payload, qos=0)
+        self.client.flush_soon()
 
     def command(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
                 expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:

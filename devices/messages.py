@@ -183,12 +183,14 @@ class TimeRequest(Msg):
 
 
 class TimeReply(Msg):
-    """Controller → node on {p}/node/{id}/clock: t1 = controller clock at receipt, t2 at reply."""
+    """Controller → node on {p}/node/{id}/clock: t1 = controller clock at receipt, t2 at reply;
+    ``poll_ms``: ask again no sooner than this (the controller's budget for a large fleet)."""
 
     node_id: str
     t0: int
     t1: int
     t2: int
+    poll_ms: int | None = None
 
 
 class AckState(enum.StrEnum):

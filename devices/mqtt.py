@@ -70,6 +70,7 @@ class AsyncMqttClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock: Any = None  # socket.socket, or ssl.SSLSocket with TLS
         self._writing = False
+        self._flush_after_read = False
         self._connecting = False
         self._stopping = False
         self._lost = asyncio.Event()
@@ -256,11 +257,19 @@ class AsyncMqttClient:
         # TLS: bytes already decrypted into the SSL buffer never wake the selector again
         while self._sock is not None and isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
             self._client.loop_read()
+        if self._flush_after_read:
+            self._flush_after_read = False
+            self._flush()
         if self._sock is not None and self._client.socket() is None:
             self._lost.set()
 
     def _writable(self) -> None:
         self._client.loop_write()
+
+    def flush_soon(self) -> None:
+        """Write what is queued to the socket as soon as the packet being handled is done (not at
+        the loop's next turn); paho cannot write from inside its own message callback."""
+        self._flush_after_read = True
 
     def _flush(self) -> None:
         if self._sock is not None:

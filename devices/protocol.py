@@ -14,6 +14,7 @@ feature is required.
 
 from __future__ import annotations
 
+from devices.clock_filter import ClockFilter, PollPlan
 from devices.framing import (
     CHUNK_HEADER,
     CHUNK_MAGIC,
@@ -162,6 +163,7 @@ __all__ = [
     "AudioScope",
     "Chunk",
     "ChunkError",
+    "ClockFilter",
     "Command",
     "CommandResponse",
     "ControllerState",
@@ -176,6 +178,7 @@ __all__ = [
     "NodeState",
     "NodeStatus",
     "PayloadError",
+    "PollPlan",
     "Priority",
     "Reassembler",
     "RepairBackoff",

@@ -1,46 +1,35 @@
-"""Node clock and its offset to the controller (docs/protocol.md §2 "clock sync").
+"""Node clock and its offset to the controller (docs/protocol.md §1 "clock sync").
 
 The simulated hardware clock runs at ``real + Faults.clock_offset_ms`` and gains
 ``Faults.clock_drift_ppm`` per second of uptime. :class:`ClockSync` estimates the offset
 ``controller − node`` NTP-style: it sends its clock ``t0`` on ``{p}/node/{id}/time``; the
-controller answers ``t1``/``t2`` on ``{p}/node/{id}/clock``; at arrival ``t3``
-
-    offset = ((t1 − t0) + (t2 − t3)) / 2      delay = (t3 − t0) − (t2 − t1)
-
-Queueing delay only ever adds to ``delay`` and skews that sample's offset, so only the
-recent samples with the lower half of delays are used, and of those the median offset
-(:func:`estimate`). A burst of requests at connect gives a first estimate within a second;
-one request every ``interval_s`` refines it and keeps up with drift.
+controller answers ``t1``/``t2`` (and a ``poll_ms`` hint) on ``{p}/node/{id}/clock``; with
+``t3`` at arrival the exchange goes to the wire contract's filter
+(:class:`devices.protocol.ClockFilter`: intersection of the offset intervals, drift tracked) and
+the next request is due when :class:`devices.protocol.PollPlan` says (fast after a connect until
+the estimate stops improving, then every ``interval_s``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from devices.protocol import PayloadError, TimeReply, TimeRequest, decode, encode, now_ms
+from devices.protocol import (
+    ClockFilter,
+    PayloadError,
+    PollPlan,
+    TimeReply,
+    TimeRequest,
+    decode,
+    encode,
+    now_ms,
+)
 from firmware_sim.commands import BadArgs, CommandDesk
 
 logger = logging.getLogger(__name__)
-
-BURST = 10
-BURST_GAP_S = 0.1
-KEEP = 32  # samples considered: the burst, then the last few minutes of periodic ones
-SETTLE_S = 120.0  # after this long connected, sample every 3 x interval_s
-
-
-def estimate(samples: list[tuple[float, float]]) -> tuple[float, float]:
-    """(delay, offset) from (delay, offset) samples: the samples of the lower half of delays
-    (those least disturbed by queueing), then the median of their offsets (robust to the
-    asymmetric ones that remain)."""
-    low = sorted(samples)[: max(1, len(samples) // 2)]
-    offsets = sorted(o for _, o in low)
-    mid = len(offsets) // 2
-    offset = offsets[mid] if len(offsets) % 2 else (offsets[mid - 1] + offsets[mid]) / 2
-    return low[0][0], offset
 
 
 class NodeClock:
@@ -69,29 +58,47 @@ class ClockSync:
         self.clock = clock
         self._send = send
         self._later = later
-        self.interval_s = interval_s
-        self.samples: deque[tuple[float, float]] = deque(maxlen=KEEP)  # (delay, offset)
-        self.offset_ms: float | None = None
-        self.delay_ms: float | None = None
+        self.filter = ClockFilter()
+        self.plan = PollPlan(interval_s)
         self._next = 0.0
-        self._since = 0.0
+        self._chain = 0  # generation of the fast-polling timer chain
+
+    @property
+    def samples(self) -> list[tuple[float, float, float]]:
+        """(t3, low, high) of the samples kept."""
+        return list(self.filter.samples)
+
+    @property
+    def offset_ms(self) -> float | None:
+        return self.filter.offset_ms
+
+    @property
+    def delay_ms(self) -> float | None:
+        """The least round trip seen (the filter's interval width)."""
+        return self.filter.width_ms
 
     def restart(self) -> None:
-        """After (re)connecting, or on a ``sync_time`` command: a burst of requests."""
-        for i in range(BURST):
-            self._later(i * BURST_GAP_S, self.request)
-        self._since = time.monotonic()
-        self._next = self._since + self.interval_s
+        """After (re)connecting, or on a ``sync_time`` command: fast polling, starting now."""
+        now = time.monotonic()
+        self.plan.connected(now)
+        self._chain += 1
+        self._fast_step(self._chain)
+
+    def _fast_step(self, chain: int) -> None:
+        if chain != self._chain or not self.plan.fast:
+            return
+        self.request()
+        wait = self.plan.wait_s(time.monotonic())
+        self._next = time.monotonic() + wait
+        self._later(wait, lambda: self._fast_step(chain))
 
     def tick(self, now: float) -> None:
-        if now >= self._next:
-            # every interval_s for the first minutes after (re)connecting, then 3x slower:
-            # keeps the estimate fresh for drift without flooding the controller
-            settled = now - self._since > SETTLE_S
-            self._next = now + self.interval_s * (3 if settled else 1)
+        if now >= self._next and not self.plan.fast:
+            self._next = now + self.plan.wait_s(now)
             self.request()
 
     def request(self) -> None:
+        self.plan.asked()
         t0 = int(self.clock.now_ms())
         self._send(encode(TimeRequest(ts=t0, node_id=self.node_id, t0=t0)))
 
@@ -102,19 +109,19 @@ class ClockSync:
         except PayloadError as exc:
             logger.warning("%s: bad clock reply: %s", self.node_id, exc)
             return False
-        delay = (t3 - r.t0) - (r.t2 - r.t1)
-        if delay < 0 or delay > 30_000:
+        if not self.filter.add(r.t0, r.t1, r.t2, t3):
             return False  # a reply to a request from before a reboot, or nonsense
-        self.samples.append((delay, ((r.t1 - r.t0) + (r.t2 - t3)) / 2))
-        self.delay_ms, self.offset_ms = estimate(list(self.samples))
+        self.plan.answered(self.filter.width_ms, r.poll_ms)
         return True
 
     def controller_to_node(self, controller_ms: float) -> float:
         """A controller instant on this node's clock (unsynchronised: assume equal clocks)."""
-        return controller_ms - (self.offset_ms or 0.0)
+        guess = controller_ms - (self.offset_ms or 0.0)
+        return controller_ms - (self.filter.offset_at(guess) or 0.0)
 
     def controller_now(self) -> float:
-        return self.clock.now_ms() + (self.offset_ms or 0.0)
+        now = self.clock.now_ms()
+        return now + (self.filter.offset_at(now) or 0.0)
 
     def register(self, desk: CommandDesk) -> None:
         desk.register("sync_time", self.sync_time)

@@ -75,6 +75,9 @@ class FakeUnitBus:
         self.published.append(Published(topic, payload, qos, retain))
         return len(self.published)
 
+    def reply_now(self, topic: str, payload: bytes) -> None:
+        self.publish_nowait(topic, payload, qos=0)
+
     def command(self, scopes: Sequence[p.AudioScope], name: str, args: Mapping[str, Any], *,
                 expires_at: int, on_reply: ReplyHandler | None = None) -> SentCommand:
         cmd_id, close = self.router.open(expires_at, on_reply)

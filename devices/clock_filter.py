@@ -1,0 +1,153 @@
+"""The unit's clock-sync filter (docs/protocol.md §1 *clock sync*): one rule for every firmware.
+
+Each NTP-style exchange (``t0`` node send, ``t1`` controller receipt, ``t2`` controller reply,
+``t3`` node receipt) bounds the offset θ = controller − node whatever the delays were::
+
+    t2 − t3  ≤  θ  ≤  t1 − t0          (the reply and the request each took ≥ 0 ms)
+
+Queueing, jitter and a busy controller only widen one sample's interval; they never move the
+truth out of it. So the filter intersects the intervals of its samples (the tightest lower bound
+comes from the reply that travelled fastest, the tightest upper one from the fastest request, in
+whichever samples they happen to be) and takes the middle: on a link whose two directions have
+the same least delay the error is half the difference of the two least jitters, which shrinks as
+1/N with N samples (a median of offsets shrinks as 1/√N). Drift is tracked: the offsets found
+over the last minutes give the rate (a least-squares line); older samples are moved along it
+and widened by :data:`PHI` per ms of age for what the rate may still be off. Intervals that no
+longer intersect mean the clock stepped: the filter starts again from the newest sample.
+
+:class:`PollPlan` says when to ask: fast (:data:`FAST_POLL_S`, :data:`FAST_MAX` requests) after
+every connect unless the interval is already narrower than :data:`FINE_MS`, then every
+``interval_s`` (3× that once settled), never more often than the controller's ``poll_ms`` hint
+(which keeps a large fleet's requests within its budget: fast polling costs it nothing more).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+#: Replies with a round trip (minus the controller's time) outside 0..this are discarded.
+MAX_DELAY_MS = 30_000.0
+#: Samples kept (the newest), and forgotten after this age (node ms).
+KEEP = 256
+MAX_AGE_MS = 900_000.0
+#: What the rate may still be off by: an old sample is widened by this per ms of its age
+#: (15 ppm, as NTP's PHI).
+PHI = 15e-6
+#: Rates beyond this are not believed (cheap crystals are within ±100 ppm).
+MAX_DRIFT = 500e-6
+#: One offset is noted per this long for the drift line; the line needs this span at least.
+DRIFT_EVERY_MS = 20_000.0
+DRIFT_SPAN_MS = 120_000.0
+DRIFT_POINTS = 48
+#: Fast polling after a connect: one request per this, FAST_MAX of them, unless the interval is
+#: already narrower than FINE_MS (the error is at most half the width: a LAN, loopback).
+FAST_POLL_S = 0.25
+FAST_MAX = 200
+FINE_MS = 4.0
+#: The slowest poll a controller hint may ask for.
+MAX_POLL_S = 300.0
+
+
+class ClockFilter:
+    """Offset controller − node (ms) from exchanges (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, float, float]] = deque(maxlen=KEEP)  # (t3, low, high)
+        self.offset_ms: float | None = None
+        #: the width (ms) of the intersection: least request + least reply delay
+        self.width_ms: float | None = None
+        #: rate of the offset (ms per node ms); 0 until DRIFT_SPAN_MS of offsets are known
+        self.drift = 0.0
+        self.ref_ms = 0.0  # node instant of offset_ms
+        self._points: deque[tuple[float, float]] = deque(maxlen=DRIFT_POINTS)
+
+    def add(self, t0: float, t1: float, t2: float, t3: float) -> bool:
+        """One exchange; False (and ignored) if its delay is negative or absurd."""
+        delay = (t3 - t0) - (t2 - t1)
+        if not 0 <= delay <= MAX_DELAY_MS:
+            return False
+        self.samples.append((t3, t2 - t3, t1 - t0))
+        while self.samples and t3 - self.samples[0][0] > MAX_AGE_MS:
+            self.samples.popleft()
+        low, high = self._bounds(t3)
+        if low > high:  # no common offset: the clock stepped (or drifted beyond belief)
+            newest = self.samples[-1]
+            self.samples.clear()
+            self.samples.append(newest)
+            self._points.clear()
+            self.drift = 0.0
+            low, high = newest[1], newest[2]
+        self.offset_ms, self.width_ms, self.ref_ms = (low + high) / 2, high - low, t3
+        self._track_drift(t3)
+        return True
+
+    def offset_at(self, node_ms: float) -> float | None:
+        """The offset at node instant ``node_ms`` (None before the first sample)."""
+        if self.offset_ms is None:
+            return None
+        return self.offset_ms + self.drift * (node_ms - self.ref_ms)
+
+    def _bounds(self, now: float) -> tuple[float, float]:
+        low, high, drift = -math.inf, math.inf, self.drift
+        for t3, lo, hi in self.samples:
+            age = now - t3
+            shift, slack = drift * age, PHI * age
+            low = max(low, lo + shift - slack)
+            high = min(high, hi + shift + slack)
+        return low, high
+
+    def _track_drift(self, now: float) -> None:
+        points = self._points
+        if points and now - points[-1][0] < DRIFT_EVERY_MS:
+            return
+        assert self.offset_ms is not None
+        points.append((now, self.offset_ms))
+        if len(points) < 4 or points[-1][0] - points[0][0] < DRIFT_SPAN_MS:
+            return
+        n = len(points)
+        mx = sum(x for x, _ in points) / n
+        my = sum(y for _, y in points) / n
+        sxx = sum((x - mx) ** 2 for x, _ in points)
+        rate = sum((x - mx) * (y - my) for x, y in points) / sxx
+        self.drift = max(-MAX_DRIFT, min(MAX_DRIFT, rate))
+
+
+class PollPlan:
+    """When a unit asks for the time (see the module docstring); times are monotonic seconds."""
+
+    def __init__(self, interval_s: float = 5.0, settle_s: float = 120.0) -> None:
+        self.interval_s = interval_s
+        self.settle_s = settle_s
+        self.hint_s = 0.0  # the controller's poll_ms hint
+        self._since = 0.0
+        self._fast_left = 0
+        self._width: float | None = None
+
+    def connected(self, now: float) -> None:
+        """After a (re)connect or a ``sync_time``: fast polling again."""
+        self._since = now
+        self._fast_left = FAST_MAX
+
+    @property
+    def fast(self) -> bool:
+        return self._fast_left > 0 and (self._width is None or self._width > FINE_MS)
+
+    def asked(self) -> None:
+        if self._fast_left > 0:
+            self._fast_left -= 1
+
+    def answered(self, width_ms: float | None, poll_ms: int | None) -> None:
+        """A reply was filed: the filter's interval width now, and the controller's hint."""
+        if poll_ms is not None:
+            self.hint_s = min(MAX_POLL_S, max(0.0, poll_ms / 1000.0))
+        if width_ms is not None:
+            self._width = width_ms
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until the next request."""
+        if self.fast:
+            base = FAST_POLL_S
+        else:
+            base = self.interval_s * (3 if now - self._since > self.settle_s else 1)
+        return max(base, self.hint_s)
