@@ -112,6 +112,12 @@ class LiveHub:
                     s.stats.frames_out, len(s.nodes))
         s.notify({"type": "state", **s.public()})
 
+    def close(self) -> None:
+        """At shutdown, before the writer stops: every open session ends ``shutdown`` (recorded
+        through the observer), not left to a WebSocket handler that may run after the writer."""
+        for s in list(self.sessions.values()):
+            self.end(s, "shutdown")
+
     # ------------------------------------------------------------------ internals
 
     def _started(self, s: LiveSession) -> None:
