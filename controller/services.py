@@ -41,6 +41,7 @@ from controller.live.log import LiveRecorder
 from controller.relays.pull import PullRelayHub
 from controller.schedules.airer import ScheduleAirer
 from controller.schedules.engine import scheduler_engine
+from controller.schedules.lateness import LateAirings
 from controller.settings import Settings
 from devices.link import ControllerLink
 from devices.mqtt import BrokerAddress
@@ -207,6 +208,7 @@ def build_services(settings: Settings) -> Services:
     delivery = DeliveryService(db, writer, link, presence, d, settings.audio_dir, air)
     streams = DeliveryStreams()
     delivery.add_listener(streams.changed)
+    delivery.add_listener(LateAirings(db).changed)  # a slot aired late after a restart says so
 
     def missed(broadcast_id: str, reason: str) -> None:
         with db.session() as s:

@@ -19,8 +19,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, inspect
-from sqlmodel import Session
+from sqlalchemy import delete, event, inspect
+from sqlmodel import Session, col
 
 from controller.core.errors import ServiceError
 from controller.core.models import IdempotencyKey
@@ -100,10 +100,9 @@ def answer(s: Session, row: IdempotencyKey, status: int, body: Any) -> None:
 
 def forget_expired(s: Session) -> int:
     """Delete the keys older than 24 h; returns how many."""
-    old = s.query(IdempotencyKey).filter(IdempotencyKey.created_at < now_ms() - KEEP_MS)  # type: ignore[arg-type]
-    n = old.delete(synchronize_session=False)
+    gone = s.execute(delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < now_ms() - KEEP_MS))
     s.commit()
-    return int(n)
+    return int(gone.rowcount)  # type: ignore[attr-defined]
 
 
 class Abandoned(Exception):
