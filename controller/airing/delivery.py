@@ -88,7 +88,8 @@ class DeliveryService:
         return len(self.active)
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
-        """``fn(broadcast_id)`` whenever a delivery of that broadcast changes."""
+        """``fn(broadcast_id)`` whenever a delivery of that broadcast changes, or the presence of one
+        of its unfinished units (the summary staff see reads presence)."""
         self._listeners.append(fn)
 
     def _restore(self) -> None:
@@ -254,6 +255,8 @@ class DeliveryService:
                 continue
             if online and nd.state == S.OFFLINE and active.published:
                 self._transition(active, node_id, nd, S.SENT, "node back online")
+            else:
+                self._changed(active.id)  # what staff see reads presence (a unit waited for, or back)
             nd.changed = time.monotonic()
 
     # ------------------------------------------------------------------ transitions
@@ -263,9 +266,12 @@ class DeliveryService:
         nd.state, nd.reason, nd.changed = state, reason, time.monotonic()
         # one row of a bulk write: the batch's changes go in one UPDATE and one INSERT
         self.writer.submit_row(apply_changes, DeliveryChange(nd.delivery_id, state.value, reason, p.now_ms()))
+        self._changed(active.id)
+
+    def _changed(self, broadcast_id: str) -> None:
         for fn in self._listeners:
             try:
-                fn(active.id)
+                fn(broadcast_id)
             except Exception:
                 logger.exception("delivery listener failed")
 

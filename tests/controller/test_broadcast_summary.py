@@ -140,3 +140,17 @@ def test_summary_before_and_while_it_sounds() -> None:
     sm = summarize(bc, rows, lambda n: n != "n4", now + 301_000)
     assert sm.state == "airing" and sm.groups["playing"] == 1 and sm.groups["ready"] == 1
     assert sm.text_vi.startswith("Đang phát: 1 loa đang phát, 1 loa đã nhận, chờ phát, 1 loa đang nhận")
+
+
+async def test_a_unit_going_offline_wakes_the_delivery_view(ward: Ward) -> None:  # noqa: F811
+    for n in ("z-1", "z-2"):
+        ward.bus.heartbeat(n)
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await until(lambda: ward.states(bid) == {"z-1": "sent", "z-2": "sent"}, "both sent")
+    woken: list[str] = []
+    ward.delivery.add_listener(woken.append)
+    will = p.NodeState(node_id="z-2", status=p.NodeStatus.OFFLINE, session="fake0001")  # its last-will
+    ward.bus.deliver("state", "z-2", will)
+    assert woken == [bid]  # no delivery changed, but what staff see did
+    assert summary_of(ward, bid).groups["waiting_offline"] == 1 and ward.states(bid)["z-2"] == "sent"
