@@ -30,6 +30,7 @@ from controller.airing.models import Broadcast, BroadcastStatus
 from controller.core.db import Database
 from controller.core.netguard import Guard
 from controller.core.writer import DbWriter
+from controller.fleet.attention import attention_tone
 from controller.fleet.commands import CommandService
 from controller.fleet.directory import NodeDirectory
 from controller.fleet.gateway_presence import GatewayPresence
@@ -200,11 +201,13 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.db_url)
     writer = DbWriter(db, interval=d.flush_s)
     link = _link(settings)
-    presence = Presence(link, writer, heartbeat_timeout_s=d.heartbeat_timeout_s)
+    presence = Presence(link, writer, heartbeat_timeout_s=d.heartbeat_timeout_s,
+                        attention=attention_tone(settings.data_dir))
     # after Presence: a dead gateway's children become unknown (only its provisioned children)
     gateways = GatewayPresence(link, presence, settings.gateways)
-    air = AirControl(link, presence.groups_of,
-                     policy=d.preempt_policy, margin_ms=d.start_margin_ms, ready_wait_s=d.ready_wait_s)
+    air = AirControl(link, presence.groups_of, policy=d.preempt_policy, margin_ms=d.start_margin_ms,
+                     margin_floor_ms=d.start_margin_floor_ms, ready_wait_s=d.ready_wait_s,
+                     emergency_ready_wait_s=d.emergency_ready_wait_s)
     delivery = DeliveryService(db, writer, link, presence, d, settings.audio_dir, air)
     streams = DeliveryStreams()
     delivery.add_listener(streams.changed)
