@@ -131,8 +131,8 @@ def bench_online(reps: int) -> dict[str, Any]:
 def _corpus(unseen: bool = False) -> list[tuple[str, str]]:
     """The tuned and held-out corpus, or (``unseen``) the evaluation set never tuned on."""
     folder = ROOT / "tests" / "tts" / "corpus"
-    paths = sorted((folder / "unseen").glob("*.tsv")) if unseen else [
-        p for p in sorted(folder.rglob("*.tsv")) if p.parent.name != "unseen"]
+    paths = sorted((folder / "unseen").rglob("*.tsv")) if unseen else [
+        p for p in sorted(folder.rglob("*.tsv")) if "unseen" not in p.relative_to(folder).parts]
     rows = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
