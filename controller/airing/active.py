@@ -98,10 +98,11 @@ def load_active(s: Session, bc: Broadcast, audio_dir: Path, chunk_size: int) -> 
         audio=info, play_at=getattr(bc, "play_at", None), expires_at=bc.expires_at, repeat=bc.repeat,
         hold=True,
     )
-    nodes = {
-        d.node_id: NodeDelivery(delivery_id=d.id or 0, state=S(d.state), reason=d.reason)
-        for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()
-    }
+    # columns, not ORM rows: an emergency to 1,000 units loads them on its way to the wire
+    rows = s.exec(select(Delivery.id, Delivery.node_id, Delivery.state, Delivery.reason)
+                  .where(Delivery.broadcast_id == bc.id)).all()
+    nodes = {node_id: NodeDelivery(delivery_id=did or 0, state=S(state), reason=reason)
+             for did, node_id, state, reason in rows}
     scopes = [p.AudioScope.model_validate(sc) for sc in bc.scopes]
     return ActiveBroadcast(id=bc.id, manifest=manifest, frames=frames, scopes=scopes, nodes=nodes)
 
