@@ -55,6 +55,7 @@ async def _cut_and_black_hole(proxy: TcpCut, tmp_path: Path, port: int, pg_url: 
         proxy.cut()  # the database refuses: answered at once
         for path in ("/api/health", "/api/broadcasts", "/api/nodes"):
             unavailable(await client.get(path))
+        assert (await client.get("/api/livez")).status_code == 200  # the process itself lives
         page = await client.get("/", headers={"accept": "text/html"}, auth=None)
         assert page.status_code == 503, page.text  # a page: the notice in Vietnamese, no traceback
         assert "Cơ sở dữ liệu tạm thời không truy cập được" in page.text, page.text
