@@ -156,6 +156,9 @@ async def end_waiting(broadcast_id: str, sv: ServicesDep, user: UserDep) -> Broa
                             f"your role ({user.role}) may not end a broadcast's waiting")
     with sv.db.session() as s:
         bc = broadcast_for(s, user, broadcast_id)  # 404 / 403 (another ward's)
+        if not sv.link.connected:  # every unit looks offline then: none is known to be
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                "the controller has no broker link now: which units are offline is not known")
         ended = sv.delivery.end_waiting(broadcast_id, ENDED_BY_OPERATOR)
         if ended is None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {bc.id} is {bc.status}, not on air")
