@@ -108,6 +108,7 @@ class AirControl:
         self._items: dict[str, AirItem] = {}
         self._pending: dict[str, Pending] = {}
         self._requeued: set[str] = set()  # broadcasts pre-empted and waiting to restart/resume
+        self._resumed: set[str] = set()  # broadcasts pre-empted that restarted/resumed since
         self._started: set[str] = set()  # broadcasts whose main item has started
         self._refusal_listeners: list[Refusal] = []
         self._answer_listeners: list[Answer] = []
@@ -137,7 +138,13 @@ class AirControl:
         return bc in self._pending or bc in self._started
 
     def will_resume(self, bc: str) -> bool:
-        """The broadcast was pre-empted and waits to restart or resume (policy ``requeue``)."""
+        """A unit's ``failed``/``preempted`` of the broadcast is not its end: it was pre-empted and
+        waits to restart or resume (policy restart / resume), or has done so already (a report
+        that arrives after the restart)."""
+        return bc in self._requeued or bc in self._resumed
+
+    def waiting_to_resume(self, bc: str) -> bool:
+        """The broadcast was pre-empted and waits to restart or resume (policy restart / resume)."""
         return bc in self._requeued
 
     def on_refused(self, fn: Refusal) -> None:
@@ -223,6 +230,7 @@ class AirControl:
         """Every unit of the broadcast is final: free its zones."""
         self._pending.pop(bc, None)
         self._requeued.discard(bc)
+        self._resumed.discard(bc)
         self._started.discard(bc)
         now = p.now_ms()
         for item_id in [i for i, it in self._items.items() if it.bc == bc]:
@@ -324,7 +332,9 @@ class AirControl:
         item.dropped_at = None
         item.turn = Turn(a.at_ms, a.offset_ms, self.arbiter.running[a.item_id].end_ms or a.at_ms)
         self._started.add(item.bc)
-        self._requeued.discard(item.bc)
+        if item.bc in self._requeued:
+            self._requeued.discard(item.bc)
+            self._resumed.add(item.bc)
         self._send_play(item, item.turn, a.item_id)
         logger.info("%s starts at %d (+%d ms in) in %s", a.item_id, a.at_ms, a.offset_ms,
                     ", ".join(sorted(a.zones)))

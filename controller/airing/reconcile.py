@@ -126,7 +126,7 @@ class Reconciler:
             if nd.state.final or nd.next_ask_ms > now or not self.is_online(node_id):
                 continue
             ask = ask_for(nd.state, now_ms=now, margin_ms=self.margin_ms,
-                          started=self.air.started(active.id), resuming=self.air.will_resume(active.id),
+                          started=self.air.started(active.id), resuming=self.air.waiting_to_resume(active.id),
                           turn=self.air.turn(active.id, node_id),
                           last=self.air.last_turn(active.id, node_id),
                           dropped_at=self.air.dropped_at(active.id, node_id))

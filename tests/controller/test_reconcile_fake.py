@@ -21,6 +21,8 @@ from controller.core.db import Database
 from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
 from devices import protocol as p
+from scheduler.arbiter import PreemptPolicy
+from tests.controller.test_aircontrol_fake import control
 from tests.controller.test_delivery_fake import Ward, seed
 from tests.fakes import FakeUnitBus, until
 
@@ -217,3 +219,19 @@ async def test_by_expiry_every_unit_is_final_with_how_often_it_was_asked(ward: W
     await settled(ward, bid, {"z-1": "played", "z-2": "expired"})
     assert reasons_of(ward, bid)["z-2"].startswith("not played before expiry (asked again ")
     assert len(plays_to(ward, node("z-2"))) >= 1
+
+
+async def test_a_preempted_report_arriving_after_the_restart_is_not_the_end() -> None:
+    """Policy restart: a unit's failed/preempted that reaches the controller after the broadcast
+    restarted (a busy link) still means "will continue"; reconcile waits only while it waits."""
+    bus, air = control(PreemptPolicy.RESTART)
+    air.offer("normal", priority=p.Priority.NORMAL, duration_ms=60_000, scopes=[ZONE], nodes=["z-1"],
+              play_at=None, ready=lambda: True)
+    air.offer("urgent", priority=p.Priority.EMERGENCY, duration_ms=1, scopes=[ZONE], nodes=["z-1"],
+              play_at=None, ready=lambda: True)
+    assert air.will_resume("normal") and air.waiting_to_resume("normal")
+    air.finished("urgent")  # the emergency is over: the normal one starts again from the top
+    assert [c.args["bc"] for c in bus.sent("play")] == ["normal", "urgent", "normal"]
+    assert air.will_resume("normal") and not air.waiting_to_resume("normal")
+    air.finished("normal")
+    assert not air.will_resume("normal")
