@@ -47,6 +47,9 @@ from devices.mqtt import MqttError
 logger = logging.getLogger(__name__)
 
 S = DeliveryState
+#: The row's reason for what an emergency's ack says of the unit's attention tone (protocol §3).
+ATTENTION = {p.TONE_SOUNDED: "attention tone sounded", p.TONE_MISSING: "no attention tone kept: speech only",
+             p.TONE_MISMATCH: "attention tone failed its checksum: speech only"}
 
 
 class DeliveryService:
@@ -224,7 +227,8 @@ class DeliveryService:
         if new == S.FAILED and ack.reason == "preempted" and self.aircontrol.will_resume(active.id):
             self._transition(active, node_id, nd, S.VERIFIED, "pre-empted by an emergency; will continue")
             return
-        self._transition(active, node_id, nd, new, ack.reason[:200])
+        # an emergency's first ack says what the unit's local attention tone did
+        self._transition(active, node_id, nd, new, (ack.reason or ATTENTION.get(ack.attention, ""))[:200])
         if new == S.VERIFIED:
             self.aircontrol.unit_ready(active.id, node_id, priority=active.manifest.priority,
                                        duration_ms=active.duration_ms)
