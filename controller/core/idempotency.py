@@ -76,6 +76,8 @@ def claim(s: Session, username: str, key: str, route: str, fp: str,
     """Add the key's row to the session's transaction (committed with the work, or not at all).
     ``made``: the table of what the request creates (its primary key set before the insert, as the
     string ids are); the first such row inserted in this session becomes the key's ``ref``."""
+    s.execute(delete(IdempotencyKey).where(col(IdempotencyKey.username) == username)
+              .where(col(IdempotencyKey.created_at) < now_ms() - KEEP_MS))  # this account's old keys go
     row = IdempotencyKey(username=username, key=key, route=route, fingerprint=fp)
     s.add(row)
     s.flush()  # a concurrent first request with the same key waits here, then fails (IntegrityError)

@@ -6,17 +6,31 @@ function say(text, bad) {
   const m = document.getElementById("msg");
   if (m) { m.textContent = text; m.className = bad ? "err" : ""; }
 }
+// Airing is retried with the same Idempotency-Key (docs/faults.md): a retry after a 503 or a lost
+// answer gets the first answer and airs nothing twice. Other state changes are tried once.
+const IDEMPOTENT = new Set(["/api/broadcasts"]);
+function newKey() {
+  return window.crypto && crypto.randomUUID ? crypto.randomUUID() :
+    Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+}
 async function api(method, url, body, tries) {
-  tries = tries || (method === "GET" ? 3 : 1);
+  const key = method === "POST" && IDEMPOTENT.has(url) ? newKey() : null;
+  tries = tries || (method === "GET" || key ? 3 : 1);
   for (let i = 0; ; i++) {
     try {
       const r = await fetch(url, {method, credentials: "same-origin",
-        headers: Object.assign({"X-CSRF-Token": CSRF}, body ? {"content-type": "application/json"} : {}),
+        headers: Object.assign({"X-CSRF-Token": CSRF}, body ? {"content-type": "application/json"} : {},
+                               key ? {"Idempotency-Key": key} : {}),
         body: body ? JSON.stringify(body) : undefined});
       if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return null; }
+      if (r.status === 503 && i + 1 < tries && (method === "GET" || key)) {
+        const wait = Math.min(5, parseInt(r.headers.get("retry-after") || "2", 10) || 2);
+        await new Promise(ok => setTimeout(ok, 1000 * wait));
+        continue;
+      }
       const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
       if (!r.ok) {
-        const d = data.detail;
+        const d = data.detail || data.error;
         // a validation error (422) is a list: show its messages, not JSON
         throw new Error(typeof d === "string" ? d : Array.isArray(d) ?
           d.map(x => (x.loc ? x.loc.slice(1).join(".") + ": " : "") + x.msg).join("; ") : JSON.stringify(d || r.status));

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from controller.api.idempotent import _RUNNING, REPLAYED, Made, Post, run_post
 from controller.core.db import Database
 from controller.core.errors import ServiceError
-from controller.core.idempotency import KEEP_MS
+from controller.core.idempotency import KEEP_MS, forget_expired
 from controller.core.models import IdempotencyKey
 from controller.live.models import LiveLog
 from tests.fakes import until
@@ -117,11 +117,22 @@ async def test_a_key_older_than_a_day_is_forgotten_and_a_bad_key_refused(tmp_pat
         s.commit()
     assert (await post(ward, "old", {"x": 2}))[2] is False  # a new request, not a 422
     assert ward.rows() == ["made-1", "made-2"]
+    await post(ward, "other", {"x": 3}, user="op2")
+    with ward.db.session() as s:  # age every key: the account's next keyed POST drops its old ones
+        for row in s.exec(select(IdempotencyKey)).all():
+            row.created_at -= KEEP_MS + 1000
+            s.add(row)
+        s.commit()
+    await post(ward, "new", {"x": 4})
+    assert sorted((k.username, k.key) for k in ward.keys()) == [("op1", "new"), ("op2", "other")]
+    with ward.db.session() as s:
+        assert forget_expired(s) == 1  # what the purge of every account drops
+    assert [k.key for k in ward.keys()] == ["new"]
     for bad in ("", "ké", "a\nb", "x" * 256):
         with pytest.raises(ServiceError) as refused:
             await post(ward, bad, {"x": 1})
         assert refused.value.status == 422
-    assert ward.rows() == ["made-1", "made-2"]
+    assert len(ward.rows()) == 4
 
 
 async def test_an_answer_never_stored_is_rebuilt_from_what_was_made(tmp_path: Path) -> None:
