@@ -67,7 +67,10 @@ class DemoStation(ThreadingHTTPServer):
                 "-c:a", "aac", "-b:a", f"{MP3_KBPS}k", "-f", "segment", "-segment_time", str(SEG_S),
                 "-segment_format", "adts"])
             self.mp3 = mp3.read_bytes()
-            self.segments = [f.read_bytes() for f in sorted(seg.iterdir())]
+            # the segmenter's last file is the programme's remainder (tens of ms): served in the
+            # loop it would be a blip, and a client asking for the newest segment could get it
+            files = sorted(seg.iterdir())
+            self.segments = [f.read_bytes() for f in (files[:-1] if len(files) > 1 else files)]
         super().__init__((host, port), _Handler)
         self.t0 = time.monotonic() - WINDOW * SEG_S  # a full window from the start
         self.up = threading.Event()
