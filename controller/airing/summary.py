@@ -82,6 +82,13 @@ class Summary:
     waiting_nodes: list[str] = field(default_factory=list)
 
 
+def online_from(status: Callable[[str], str]) -> Callable[[str], bool]:
+    """The ``online`` of :func:`summarize` from presence's ``status(node_id)``: a unit is taken as
+    offline only when presence knows it is (``offline``, ``shutdown``); while nothing is known
+    (``unknown``: no broker link, or never heard since the start) the delivery row says."""
+    return lambda node_id: status(node_id) not in ("offline", "shutdown")
+
+
 def group_of(row: DeliveryRow, online: Callable[[str], bool]) -> str:
     """Which of :data:`GROUPS` a delivery is in now."""
     st = S(row.state)

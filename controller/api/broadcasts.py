@@ -13,7 +13,7 @@ from controller.accounts.audit import audit
 from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
 from controller.airing.broadcasts import create_broadcast, mark_missed
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
-from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, summarize
+from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, online_from, summarize
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.idempotent import KeyHeader, Made, Post, run_post
 from controller.api.responses import (
@@ -99,14 +99,14 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep,
             repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
         audit_bypass(s, user, bulletin, body.priority, f"broadcast:{bc.id}")
-        return Made(201, _public(s, bc, detail=False, online=sv.presence.is_online),
+        return Made(201, _public(s, bc, detail=False, online=online_from(sv.presence.status)),
                     after=lambda: sv.scheduler.air_at(bc.id, bc.air_at),
                     undo=lambda s2: mark_missed(s2, bc.id, TIMED_OUT))
 
     def rebuild(s: Session, ref: str) -> tuple[int, BroadcastPublic]:
         bc = s.get(Broadcast, ref)
         assert bc is not None
-        return 201, _public(s, bc, detail=False, online=sv.presence.is_online)
+        return 201, _public(s, bc, detail=False, online=online_from(sv.presence.status))
 
     post = Post(user.username, key, "POST /api/broadcasts", body.model_dump(mode="json"))
     return await run_post(sv.db, post, work, made=Broadcast, rebuild=rebuild)  # type: ignore[return-value]
@@ -119,12 +119,13 @@ def list_broadcasts(s: SessionDep, sv: ServicesDep, user: UserDep, limit: int = 
     if ids is not None:
         q = q.where(col(Broadcast.bulletin_id).in_(ids))
     rows = s.exec(q.limit(max(1, min(limit, 500)))).all()
-    return [_public(s, bc, detail=False, online=sv.presence.is_online) for bc in rows]
+    return [_public(s, bc, detail=False, online=online_from(sv.presence.status)) for bc in rows]
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastPublic)
 def get_broadcast(broadcast_id: str, s: SessionDep, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
-    return _public(s, broadcast_for(s, user, broadcast_id), detail=True, online=sv.presence.is_online)
+    bc = broadcast_for(s, user, broadcast_id)
+    return _public(s, bc, detail=True, online=online_from(sv.presence.status))
 
 
 @router.post("/{broadcast_id}/cancel", response_model=BroadcastPublic)
@@ -143,7 +144,7 @@ async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep) ->
     with sv.db.session() as s:
         bc2 = s.get(Broadcast, broadcast_id)
         assert bc2 is not None
-        return _public(s, bc2, detail=True, online=sv.presence.is_online)
+        return _public(s, bc2, detail=True, online=online_from(sv.presence.status))
 
 
 @router.post("/{broadcast_id}/end-waiting", response_model=BroadcastPublic)
@@ -170,7 +171,7 @@ async def end_waiting(broadcast_id: str, sv: ServicesDep, user: UserDep) -> Broa
     with sv.db.session() as s:
         bc2 = s.get(Broadcast, broadcast_id)
         assert bc2 is not None
-        return _public(s, bc2, detail=True, online=sv.presence.is_online)
+        return _public(s, bc2, detail=True, online=online_from(sv.presence.status))
 
 
 UNFINISHED = (BroadcastStatus.SCHEDULED.value, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value)

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import col, select
 
 from controller.airing.models import FINAL_STATES, Broadcast, BroadcastStatus, Delivery
-from controller.airing.summary import DeliveryRow, summarize
+from controller.airing.summary import DeliveryRow, online_from, summarize
 from controller.api.deps import ServicesDep, UserDep
 from controller.api.responses import COMMON_ERRORS, errors, iso
 from controller.api.scope import broadcast_for
@@ -55,8 +55,8 @@ def snapshot(sv: Services, broadcast_id: str) -> dict[str, Any]:
                            "reason": bc.reason if bc else "", "tally": tally, "deliveries": units,
                            "final": bool(bc and bc.status in _DONE)}
     if bc is not None:
-        sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in rows], sv.presence.is_online,
-                       p.now_ms())
+        sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in rows],
+                       online_from(sv.presence.status), p.now_ms())
         out["summary"] = {"state": sm.state, "groups": sm.groups, "waiting_until": iso(sm.waiting_until),
                           "waiting_nodes": sm.waiting_nodes, "text_vi": sm.text_vi, "text_en": sm.text_en}
     return out

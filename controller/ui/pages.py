@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from controller.accounts.roles import CAN_AIR, CAN_APPROVE
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
-from controller.airing.summary import DeliveryRow, summarize
+from controller.airing.summary import DeliveryRow, online_from, summarize
 from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
@@ -31,7 +31,7 @@ def outcome_text(p: Page, bc: Broadcast) -> str:
     """What happened to ``bc`` so far, in the page's language (controller/airing/summary.py)."""
     rows = [DeliveryRow(d.node_id, d.state, d.reason)
             for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
-    sm = summarize(bc, rows, p.sv.presence.is_online, now_ms())
+    sm = summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
     return sm.text_vi if p.lang == "vi" else sm.text_en
 
 
@@ -195,7 +195,7 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
     t = T[p.lang]
     rows = [DeliveryRow(d.node_id, d.state, d.reason)
             for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
-    sm = summarize(bc, rows, p.sv.presence.is_online, now_ms())
+    sm = summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
     return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
                     states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus]},
                     outcome=sm.text_vi if p.lang == "vi" else sm.text_en, can_end=p.user.role in CAN_AIR,

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from controller.accounts.models import User
 from controller.airing.models import Broadcast, Delivery
-from controller.airing.summary import DeliveryRow, summarize
+from controller.airing.summary import DeliveryRow, online_from, summarize
 from controller.api.deps import SessionDep, UserDep
 from controller.api.live import all_visible, session_rows, visible_node_ids
 from controller.api.responses import COMMON_ERRORS, errors
@@ -187,7 +187,7 @@ def history_page(p: PageDep, status: str | None = None, zone: str | None = None,
         return p
     assert p.user is not None
     rows = history_rows(p.s, p.user, status or None, zone or None, since, until,
-                        online=p.sv.presence.is_online)
+                        online=online_from(p.sv.presence.status))
     filters = (("status", status), ("zone", zone), ("from", since), ("to", until))
     q = urlencode({k: v for k, v in filters if v})
     return p.render("history.html", "history", rows=rows[:200], zones=zones(p), status=status or "",

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery
-from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, clock, summarize
+from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, clock, online_from, summarize
 from devices import protocol as p
 from scheduler import TIMEZONE
 from tests.controller.test_delivery_fake import Ward, ward  # noqa: F401  (the fixture)
@@ -154,3 +154,16 @@ async def test_a_unit_going_offline_wakes_the_delivery_view(ward: Ward) -> None:
     ward.bus.deliver("state", "z-2", will)
     assert woken == [bid]  # no delivery changed, but what staff see did
     assert summary_of(ward, bid).groups["waiting_offline"] == 1 and ward.states(bid)["z-2"] == "sent"
+
+
+def test_only_a_unit_known_offline_is_waited_for() -> None:
+    now = int(datetime(2026, 12, 2, 8, 0, tzinfo=TIMEZONE).timestamp() * 1000)
+    bc = Broadcast(id="b", bulletin_id=1, audio_sha256="x", status="active", air_at=now,
+                   expires_at=now + 3_840_000, created_at=now)
+    rows = [DeliveryRow(n, "sent") for n in "abc"] + [DeliveryRow("d", "offline")]
+    status = {"a": "online", "b": "offline", "c": "shutdown", "d": "unknown"}
+    sm = summarize(bc, rows, online_from(status.__getitem__), now)
+    assert sm.waiting_nodes == ["b", "c", "d"]  # d: its row says offline
+    no_link = online_from(lambda n: "unknown")  # the controller's broker link is down: nothing is known
+    sm = summarize(bc, rows, no_link, now)
+    assert sm.state == "airing" and sm.groups["receiving"] == 3 and sm.waiting_nodes == ["d"]
