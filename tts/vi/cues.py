@@ -14,6 +14,7 @@ __all__ = [
     "DATE_BEFORE",
     "DATE_CONTEXT",
     "DAY_LEAD",
+    "DOCUMENT_NAMES",
     "EMERGENCY",
     "EMERGENCY_BEFORE",
     "HALF_BEFORE",
@@ -96,6 +97,10 @@ NAME_BEFORE = ("đường", "phố", "trường", "cầu", "chợ", "công viên
 # Right after a d/m these make it a date: "10/3 âm lịch".
 DATE_AFTER = ("âm lịch", "dương lịch", "(al)", "al", "(âl)", "hằng năm", "hàng năm", "năm nay", "năm sau",
               "năm ngoái", "vừa qua", "tới", "sắp tới")
+
+# A number with a leading zero after these is a name, read with its zero: "Đề án 06" → đề án không sáu.
+DOCUMENT_NAMES = ("đề án", "nghị quyết", "chỉ thị", "kết luận", "quyết định", "kế hoạch", "chương trình",
+                  "thông tư", "nghị định", "công văn", "thông báo", "hướng dẫn", "quy định", "công điện")
 
 # A date after these needs no "ngày" added: "Ngày đăng 13/12/2021", "Ngày mai 7/2".
 DAY_LEAD = ("ngày", "mùng", "mồng", "hôm", "các ngày", "hai ngày", "ngày đăng", "ngày ký", "ngày sinh",

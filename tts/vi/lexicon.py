@@ -227,6 +227,8 @@ ABBREVIATIONS: dict[str, str] = {
     "OCOP": "ô cốp",
     "ASEAN": "a xê an",
     "LED": "led",
+    "OTP": "ô tê pê",
+    "MTQG": "mục tiêu quốc gia",
     "PM2.5": "pê em hai chấm năm",
     "PM10": "pê em mười",
     # the long tail of ward and province news: business, health, security, elections, titles

@@ -17,6 +17,7 @@ from tts.vi.context import ends_with, next_words_in, word_alternation
 from tts.vi.cues import (
     ADDRESS_BEFORE,
     COUNT_NOUNS,
+    DOCUMENT_NAMES,
     HALF_BEFORE,
     PART_OF_WHOLE,
     RANK_ORDINALS,
@@ -228,7 +229,8 @@ def numbers(text: str, dialect: Dialect) -> str:
 
     def sub(m: re.Match[str]) -> str:
         token = m[1]
-        if len(token) == 2 and token[0] == "0" and token[1] != "0" and (
+        if len(token) == 2 and token[0] == "0" and token[1] != "0" and not ends_with(
+                m.string[: m.start()], DOCUMENT_NAMES) and (
                 _COUNTED_NEXT.match(m.string, m.end()) or next_words_in(m.string[m.end():], COUNT_NOUNS) or (
                     ends_with(m.string[: m.start()], ("số",)) and _NAME_NEXT.match(m.string, m.end()))):
             return read_int(int(token), dialect)  # "02 khẩu trang", "số 04 Phạm Ngọc Thạch": a count, a house
