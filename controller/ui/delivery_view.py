@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from controller.airing.models import FINAL_STATES, Broadcast, BroadcastStatus, Delivery
@@ -27,6 +29,8 @@ from controller.api.responses import COMMON_ERRORS, errors, iso
 from controller.api.scope import broadcast_for
 from controller.services import Services
 from devices import protocol as p
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 
@@ -95,12 +99,15 @@ async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
                     while not (await asyncio.wait({task}, timeout=KEEPALIVE_S))[0]:
                         yield KEEPALIVE  # the database is slow: the stream still lives
                     body = task.result()
+                except SQLAlchemyError as exc:  # the database is down: keep the stream, read again later
+                    logger.warning("delivery stream of %s: cannot read the state now (%s)", broadcast_id, exc)
+                    body = last
                 finally:
                     task.cancel()
                 if body != last:
                     yield f"event: delivery\ndata: {body}\n\n".encode()
                     last = body
-                if json.loads(body)["final"] or await request.is_disconnected():
+                if (body and json.loads(body)["final"]) or await request.is_disconnected():
                     return
                 try:
                     await asyncio.wait_for(ev.wait(), timeout=KEEPALIVE_S)

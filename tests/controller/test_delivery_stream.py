@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from controller.accounts.models import User
@@ -103,4 +104,27 @@ async def test_a_slow_database_delays_the_event_not_the_keepalive(ward: tuple[Se
         before.append(c)
     assert before, "keep-alive comments while the state was being read"
     assert event(c)["status"] == "scheduled"
+    await it.aclose()
+
+
+async def test_a_database_error_keeps_the_stream_and_it_catches_up(ward: tuple[Services, User, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sv, user, bid = ward
+    real = delivery_view.snapshot
+    calls: list[int] = []
+
+    def flaky(sv_: Services, bid_: str) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real(sv_, bid_)
+
+    monkeypatch.setattr(delivery_view, "KEEPALIVE_S", 0.2)
+    monkeypatch.setattr(delivery_view, "snapshot", flaky)
+    it = chunks(sv, user, bid)
+    assert await anext(it) == b"retry: 2000\n\n"
+    assert await asyncio.wait_for(anext(it), 30) == delivery_view.KEEPALIVE  # nothing readable: still alive
+    while (c := await asyncio.wait_for(anext(it), 30)) == delivery_view.KEEPALIVE:
+        pass
+    assert event(c)["status"] == "scheduled" and len(calls) >= 2  # read again, and sent
     await it.aclose()
