@@ -19,23 +19,53 @@ from devices.mqtt import MqttError
 
 logger = logging.getLogger(__name__)
 
+#: Chunks of a non-emergency broadcast in the link's queue at a time (an emergency's are not paced).
+WINDOW = 8
+
 
 class AudioOut:
     def __init__(self, link: UnitBus) -> None:
         self.link = link
+        self._urgent = 0  # emergencies being sent now
+        self._clear = asyncio.Event()  # set while none is
+        self._clear.set()
 
     @property
     def connected(self) -> bool:
         return self.link.connected
 
     async def publish(self, active: ActiveBroadcast) -> None:
-        """Manifest (retained) and every chunk to every scope, acknowledged (raises MqttError)."""
+        """Every scope's manifest (retained), then every chunk to every scope, acknowledged (raises
+        MqttError). An emergency goes before everything else: its manifests first (each is the
+        units' alarm: their attention tone sounds on it, docs/protocol.md §3), then all its chunks at
+        once; other broadcasts' chunks go :data:`WINDOW` at a time and wait between windows while an
+        emergency is being sent, so it is queued behind at most one window of theirs."""
+        if active.manifest.priority != p.Priority.EMERGENCY:
+            await self._send(active, WINDOW)
+            return
+        self._urgent += 1
+        self._clear.clear()  # other broadcasts wait between their windows
+        try:
+            await self._send(active, len(active.frames))
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._clear.set()
+
+    async def _send(self, active: ActiveBroadcast, window: int) -> None:
+        urgent = window >= len(active.frames)
         manifest = p.encode(active.manifest)
         topics = self.link.topics
+        if not urgent:
+            await self._clear.wait()
+        await asyncio.gather(*(self.link.publish(topics.manifest(scope, active.id), manifest, retain=True)
+                               for scope in active.scopes))
         for scope in active.scopes:
-            await self.link.publish(topics.manifest(scope, active.id), manifest, retain=True)
             data_topic = topics.data(scope, active.id)
-            await asyncio.gather(*(self.link.publish(data_topic, f) for f in active.frames))
+            for i in range(0, len(active.frames), max(1, window)):
+                if not urgent:
+                    await self._clear.wait()  # an emergency being sent goes first
+                await asyncio.gather(*(self.link.publish(data_topic, f) for f in active.frames[i:i + window]))
 
     def republish_manifests(self, active: ActiveBroadcast) -> None:
         """After a reconnect: the retained manifests again (a restarted broker may have lost them)."""
