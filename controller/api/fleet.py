@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlmodel import Session, col, delete, select
 
 from controller.accounts.audit import audit
@@ -74,13 +74,21 @@ def _zones_of(s: Session, node_id: str | None = None) -> dict[str, list[str]]:
     return out
 
 
+#: The most units one ``GET /api/nodes`` returns (also without ``limit``): a bigger ``limit`` is
+#: served this many, the rest on the next pages (``Link: <...>; rel="next"``).
+MAX_PAGE = 1000
+
+
 @router.get("/nodes", response_model=list[NodePublic])
 def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, zone: str | None = None,
-               state: str | None = None, limit: int | None = Query(None, ge=1, le=10_000),
-               offset: int = Query(0, ge=0)) -> JSONResponse:
-    """Units in id order (filtered by zone / state; ``limit`` + ``offset`` page through them, the
-    total is in ``X-Total-Count``). Built from the cached static rows and the live registry: no
-    per-request table scan, no per-unit model validation (see controller/fleet/directory.py)."""
+               state: str | None = None, limit: int | None = Query(None, ge=1),
+               offset: int = Query(0, ge=0)) -> Response:
+    """Units in id order, filtered by zone / state, one page: ``limit`` units (at most and by
+    default 1,000 — a larger ``limit`` gets 1,000) from ``offset``. The total is in
+    ``X-Total-Count``; when more follow, ``Link: </api/nodes?...&offset=N>; rel="next"``.
+    Built from the cached static rows, the live registry and each unit's cached JSON: no
+    per-request table scan or model validation, only changed units re-serialised
+    (controller/fleet/directory.py)."""
     presence = sv.presence
     picked = []
     mine = visible_zones(s, user)
@@ -93,18 +101,20 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
         if state and st != state:
             continue
         picked.append((row, st))
-    page = picked[offset: offset + limit if limit else None]
+    size = min(limit or MAX_PAGE, MAX_PAGE)
+    directory = sv.node_directory
     out = []
-    for row, st in page:
+    for row, st in picked[offset: offset + size]:
         live = presence.view(row.id)
-        out.append({
-            "id": row.id, "name": row.name, "zones": row.zones, "status": st,
-            "alarm": (live.alarm if live else "") or row.alarm,
-            "last_seen": iso(live.last_seen_ms if live and live.last_seen_ms else row.last_seen),
-            "telemetry": live.telemetry if live and live.telemetry else row.telemetry,
-            "lat": row.lat, "lon": row.lon,
-        })
-    return JSONResponse(out, headers={"X-Total-Count": str(len(picked))})
+        out.append(directory.row_json(
+            row, st, (live.alarm if live else "") or row.alarm,
+            live.last_seen_ms if live and live.last_seen_ms else row.last_seen,
+            live.telemetry if live and live.telemetry else row.telemetry, iso))
+    headers = {"X-Total-Count": str(len(picked))}
+    if offset + size < len(picked):
+        nxt = request.url.include_query_params(offset=offset + size)
+        headers["Link"] = f'<{nxt.path}?{nxt.query}>; rel="next"'
+    return Response(b"[" + b",".join(out) + b"]", media_type="application/json", headers=headers)
 
 
 def _check_zones(s: Session, user: User, zones: list[str]) -> None:
@@ -188,6 +198,7 @@ async def update_node(node_id: str, body: NodeUpdate, sv: ServicesDep, user: Adm
                 setattr(node, key, getattr(body, key))
         s.add(node)
         s.commit()
+        sv.node_directory.changed()
         sv.presence.load(s)
         audit(s, user.username, "node_update", node_id, body.model_dump_json(exclude_none=True))
         zones = unit_zones(s, node_id)

@@ -5,11 +5,19 @@ and validating a pydantic model per unit took ~0.5 s per request at 5,000 units 
 The static part changes only when units or zone memberships are added or removed, so it is
 rebuilt only when a cheap signature (row counts, newest ``created_at``) changes; the live part
 (status, telemetry, alarm, last seen) comes from the presence registry at every request.
+
+Each unit's JSON is cached too (:meth:`NodeDirectory.row_json`), keyed by everything it is made
+of (the static row and the live values, compared by identity first): a page of units that did
+not change since the last request is a join of cached bytes, and one that did is re-serialised
+alone (a heartbeat changes ``last_seen``: 5,000 units at one per 15 s re-serialise ~330 a second
+of the rows asked for, not all of them at every request).
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +46,30 @@ class NodeDirectory:
         self._rows: list[NodeRow] = []
         self._lock = threading.Lock()  # sync routes run in a thread pool
         self.rebuilds = 0
+        self._json: dict[str, tuple[tuple[Any, ...], bytes]] = {}  # id -> (what it was made of, JSON)
+        self.serialised = 0
+
+    def row_json(self, row: NodeRow, status: str, alarm: str, last_seen: int | None,
+                 telemetry: Mapping[str, Any], fmt_time: Callable[[int | None], str | None]) -> bytes:
+        """The unit's JSON object (``NodePublic``'s fields), from the cache when nothing changed."""
+        key = (row, status, alarm, last_seen, telemetry)
+        hit = self._json.get(row.id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        body = json.dumps({
+            "id": row.id, "name": row.name, "zones": row.zones, "status": status, "alarm": alarm,
+            "last_seen": fmt_time(last_seen), "telemetry": telemetry, "lat": row.lat, "lon": row.lon,
+        }, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        if len(self._json) > 4 * max(1, len(self._rows)):  # units retired meanwhile: start afresh
+            self._json.clear()
+        self._json[row.id] = (key, body)
+        self.serialised += 1
+        return body
+
+    def changed(self) -> None:
+        """A unit was renamed, moved or re-zoned (which the signature does not see): reload."""
+        with self._lock:
+            self._sig = None
 
     def rows(self, s: Session) -> list[NodeRow]:
         nodes = s.exec(select(func.count(), func.max(Node.created_at)).select_from(Node)

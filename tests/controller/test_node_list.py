@@ -41,3 +41,36 @@ async def test_node_list_pages_filters_and_sees_new_units_at_once(tmp_path: Path
         assert directory.rebuilds == rebuilds + 1
         for bad in ({"limit": 0}, {"offset": -1}, {"limit": "x"}):
             assert (await client.get("/api/nodes", params=bad)).status_code == 422
+
+
+async def test_node_list_pages_are_bounded_linked_and_rows_serialised_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.api import fleet
+
+    monkeypatch.setattr(fleet, "MAX_PAGE", 3)  # 1,000 in service: 3 keeps the test small
+    async with running_controller(make_settings(tmp_path, free_port())) as (app, client):
+        assert (await client.post("/api/zones", json={"id": "z", "name": "z"})).status_code == 201
+        for i in range(7):
+            assert (await client.post("/api/nodes", json={"id": f"n-{i}", "zones": ["z"]})).status_code == 201
+        seen: list[str] = []
+        url = "/api/nodes?limit=50"  # more than the page: served a full page, the rest linked
+        while url:
+            r = await client.get(url)
+            assert r.status_code == 200 and r.headers["x-total-count"] == "7"
+            page = [n["id"] for n in r.json()]
+            assert 1 <= len(page) <= 3
+            seen += page
+            link = r.headers.get("link", "")
+            url = link[1:link.index(">")] if link else ""
+            assert not link or link.endswith('; rel="next"')
+        assert seen == [f"n-{i}" for i in range(7)]
+        assert [n["id"] for n in (await client.get("/api/nodes")).json()] == ["n-0", "n-1", "n-2"]
+        directory = app.state.services.node_directory
+        before = directory.serialised
+        again = (await client.get("/api/nodes", params={"offset": 3})).json()
+        assert [n["id"] for n in again] == ["n-3", "n-4", "n-5"]
+        assert directory.serialised == before  # nothing changed: the cached JSON of each unit
+        r = await client.patch("/api/nodes/n-4", json={"name": "Loa mới"})
+        assert r.status_code == 200, r.text
+        again = (await client.get("/api/nodes", params={"offset": 3})).json()
+        assert again[1]["name"] == "Loa mới"  # a changed unit is serialised again, at once
