@@ -28,6 +28,8 @@ from controller.ui.i18n import unavailable_messages
 
 logger = logging.getLogger(__name__)
 
+RENDERING = ("/api/bulletins", "/api/speech")  # their writes may render speech: http.render_deadline_s
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -89,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        larger={UPLOAD_PATH: upload_body_limit(settings.tts)})
     # outside that: a deadline for every request, 503 when the database is down (docs/faults.md)
     app.add_middleware(Deadlines, deadline_s=settings.http.request_deadline_s,  # type: ignore[arg-type]
-                       messages=unavailable_messages(), exempt=(UPLOAD_PATH,))
+                       messages=unavailable_messages(), exempt=(UPLOAD_PATH,), slow=RENDERING,
+                       slow_deadline_s=settings.http.render_deadline_s)
     return app

@@ -1,9 +1,10 @@
 """Every HTTP request has a deadline, and a database that is down answers 503, never a traceback.
 
 Outermost ASGI middleware (controller/app.py). A request whose response has not *started* within
-``http.request_deadline_s`` is answered ``503 {"error": ...}`` (a started response, e.g. an audio
-download, runs on). A database error or timeout raised anywhere below (the authentication in
-controller/api/limits.py, a route, the audit middleware) is answered the same way, logged as one line.
+``http.request_deadline_s`` (``http.render_deadline_s`` for the writes that render speech) is
+answered ``503 {"error": ...}`` (a started response, e.g. an audio download, runs on). A database
+error or timeout raised anywhere below (the authentication in controller/api/limits.py, a route,
+the audit middleware) is answered the same way, logged as one line.
 UI pages (not ``/api/``, the browser asks for HTML) get a short page in Vietnamese (English with the
 ``lang=en`` cookie). WebSockets are not touched. See docs/faults.md.
 """
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 DB_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DBAPIError, PoolTimeout)
 DB_DOWN = "database unavailable; try again shortly"
 TOO_SLOW = "request deadline exceeded; try again shortly"
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
 class Deadlines:
@@ -33,11 +35,20 @@ class Deadlines:
 
     def __init__(self, app: ASGIApp, *, deadline_s: float,
                  messages: Mapping[str, Mapping[str, str]] | None = None,
-                 exempt: tuple[str, ...] = ()) -> None:
+                 exempt: tuple[str, ...] = (), slow: tuple[str, ...] = (),
+                 slow_deadline_s: float = 0) -> None:
         self.app = app
         self.exempt = exempt  # paths whose body may take long to arrive (the audio upload)
+        self.slow = slow  # paths that render speech (a long gTTS text takes minutes): slow_deadline_s
         self.deadline_s = deadline_s
+        self.slow_deadline_s = max(deadline_s, slow_deadline_s)
         self.messages = messages or {}
+
+    def deadline_of(self, method: str, path: str) -> float:
+        """A state change under a ``slow`` path may render speech; a read never does."""
+        if self.slow and method in _WRITES and path.startswith(self.slow):
+            return self.slow_deadline_s
+        return self.deadline_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or str(scope["path"]).startswith(self.exempt or ("\0",)):
@@ -50,17 +61,18 @@ class Deadlines:
                 started.set()
             await send(message)
 
+        deadline_s = self.deadline_of(str(scope["method"]), str(scope["path"]))
         task = asyncio.ensure_future(self.app(scope, receive, tracked))
         waiter = asyncio.ensure_future(started.wait())
         try:
-            await asyncio.wait({task, waiter}, timeout=self.deadline_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, waiter}, timeout=deadline_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
         if not task.done() and not started.is_set():
             task.cancel()
             task.add_done_callback(_consume)
             logger.warning("%s %s: no response within %.1f s, answered 503", scope["method"],
-                           scope["path"], self.deadline_s)
+                           scope["path"], deadline_s)
             await self._unavailable(scope, send, "too_slow")
             return
         try:

@@ -19,7 +19,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, event, inspect
+from sqlalchemy import delete, event, inspect, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from controller.core.errors import ServiceError
@@ -74,8 +75,8 @@ def stored(s: Session, username: str, key: str, route: str, fp: str) -> Answer |
 def claim(s: Session, username: str, key: str, route: str, fp: str,
           made: type | None = None) -> IdempotencyKey:
     """Add the key's row to the session's transaction (committed with the work, or not at all).
-    ``made``: the table of what the request creates (its primary key set before the insert, as the
-    string ids are); the first such row inserted in this session becomes the key's ``ref``."""
+    ``made``: the table of what the request creates; the first such row inserted in this session
+    becomes the key's ``ref`` (written in the same flush)."""
     s.execute(delete(IdempotencyKey).where(col(IdempotencyKey.username) == username)
               .where(col(IdempotencyKey.created_at) < now_ms() - KEEP_MS))  # this account's old keys go
     row = IdempotencyKey(username=username, key=key, route=route, fingerprint=fp)
@@ -84,12 +85,19 @@ def claim(s: Session, username: str, key: str, route: str, fp: str,
     if made is not None:
         keys: list[str] = [str(c.key) for c in inspect(made).primary_key]  # type: ignore[var-annotated]
 
-        def caught(session: Session, _ctx: Any, _instances: Any) -> None:
-            for obj in session.new:  # before the flush: ref is written with the row it names
-                if isinstance(obj, made) and row.ref is None:
-                    row.ref = ":".join(str(getattr(obj, k)) for k in keys)
+        def caught(session: Session, _ctx: Any) -> None:
+            if row.ref is not None:
+                return
+            obj = next((o for o in session.new if isinstance(o, made)), None)
+            if obj is None:
+                return
+            ref = ":".join(str(getattr(obj, k)) for k in keys)  # known now, autoincrement ids too
+            session.connection().execute(update(IdempotencyKey)  # in the flush's own transaction
+                                         .where(col(IdempotencyKey.username) == username)
+                                         .where(col(IdempotencyKey.key) == key).values(ref=ref))
+            set_committed_value(row, "ref", ref)
 
-        event.listen(s, "before_flush", caught)
+        event.listen(s, "after_flush", caught)
     return row
 
 
