@@ -78,6 +78,7 @@ _S: dict[str, tuple[str, str]] = {
     "delivery": ("Tình trạng phát", "Delivery"),
     # what happened to a broadcast (controller/airing/summary.py gives its text) and ending the waiting
     "outcome": ("Kết quả", "Outcome"),
+    "ended_by_operator": ("thôi chờ (người vận hành kết thúc)", "no longer waited for (by an operator)"),
     "end_waiting": ("Thôi chờ loa mất kết nối", "Stop waiting for offline units"),
     "end_waiting_confirm": ("Thôi chờ các cụm loa đang mất kết nối? Các loa này sẽ không nhận "
                             "lượt phát này nữa.",

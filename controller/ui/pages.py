@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from controller.accounts.roles import CAN_AIR, CAN_APPROVE
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
-from controller.airing.summary import DeliveryRow, online_from, summarize
+from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, online_from, summarize
 from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
@@ -197,7 +197,7 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
             for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
     sm = summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
     return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
-                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus]},
+                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus, ENDED_BY_OPERATOR]},
                     outcome=sm.text_vi if p.lang == "vi" else sm.text_en, can_end=p.user.role in CAN_AIR,
                     waiting=sm.groups["waiting_offline"] > 0 and bc.status == BroadcastStatus.ACTIVE.value)
 

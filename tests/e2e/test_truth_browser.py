@@ -78,6 +78,7 @@ async def test_delivery_view_waits_then_the_button_ends_the_waiting(
                 "() => document.getElementById('outcome').textContent.startsWith('Đã phát xong một phần')")
             assert asked and asked[0].startswith("Thôi chờ các cụm loa đang mất kết nối?")
             await page.wait_for_selector("#endwait", state="hidden")
+            await page.wait_for_selector("#rows tr[data-node=w-2] >> text=thôi chờ (người vận hành kết thúc)")
             done = await wait_broadcast(api, bid, 30)
             assert done["status"] == "done"
             assert {d["node_id"]: d["reason"] for d in done["deliveries"]}["w-2"] == "ended_by_operator"
