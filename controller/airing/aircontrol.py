@@ -70,6 +70,17 @@ class Turn:
     end_ms: int
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a unit's item of a broadcast stands: ``turn`` while it holds its zones (None before its
+    start and after its end), ``last`` its last start, ``dropped_at`` when an emergency pre-empted
+    it for good (policy drop)."""
+
+    turn: Turn | None
+    last: Turn | None
+    dropped_at: int | None
+
+
 @dataclass
 class AirItem:
     bc: str
@@ -159,25 +170,17 @@ class AirControl:
         """The broadcast's main item has started (it may have ended since)."""
         return bc in self._started
 
-    def turn(self, bc: str, node_id: str) -> Turn | None:
-        """When ``node_id``'s item of ``bc`` sounds (its catch-up item, else the broadcast's), while
-        it holds its zones; None before the start or after the end."""
-        for item_id in (f"{bc}@{node_id}", bc):
-            if item_id in self.arbiter.running and (item := self._items.get(item_id)) is not None:
-                return item.turn
-        return None
+    def standing(self, bc: str) -> tuple[Standing, dict[str, Standing]]:
+        """Where the broadcast's main item stands, and each unit's catch-up item by unit id."""
+        own = {item_id.partition("@")[2]: self._standing(item_id)
+               for item_id, item in self._items.items() if item.bc == bc and item_id != bc}
+        return self._standing(bc), own
 
-    def last_turn(self, bc: str, node_id: str) -> Turn | None:
-        """The last start of ``node_id``'s item of ``bc`` (also after its end), or None."""
-        for item_id in (f"{bc}@{node_id}", bc):
-            if (item := self._items.get(item_id)) is not None and item.turn is not None:
-                return item.turn
-        return None
-
-    def dropped_at(self, bc: str, node_id: str) -> int | None:
-        """When an emergency pre-empted ``node_id``'s item of ``bc`` for good (policy drop), or None."""
-        item = self._items.get(f"{bc}@{node_id}") or self._items.get(bc)
-        return item.dropped_at if item is not None else None
+    def _standing(self, item_id: str) -> Standing:
+        item = self._items.get(item_id)
+        if item is None:
+            return Standing(None, None, None)
+        return Standing(item.turn if item_id in self.arbiter.running else None, item.turn, item.dropped_at)
 
     # ------------------------------------------------------------------ inputs
 
@@ -207,19 +210,26 @@ class AirControl:
         (the zone's ``at`` and ``offset_ms``: the unit joins mid-way); after it ended, a catch-up
         item of its own if ``catch_up`` (from the start, when its zones are free), else the last
         start again (a unit that plays or played it answers with its state, starting nothing)."""
-        scope = [p.AudioScope(kind="node", id=node_id)]
-        turn = self.turn(bc, node_id)
-        if turn is not None:
-            self._send_play(AirItem(bc, scope, [node_id]), turn)
+        scope, item_id = [p.AudioScope(kind="node", id=node_id)], f"{bc}@{node_id}"
+        st = self._standing(item_id) if item_id in self._items else self._standing(bc)
+        if st.turn is not None:
+            self._send_play(AirItem(bc, scope, [node_id]), st.turn)
             return
-        item_id = f"{bc}@{node_id}"
         if self.arbiter.known(item_id):
             return  # its catch-up waits for its zones
-        last = self.last_turn(bc, node_id)
+        last = st.last
         if catch_up or last is None:
             self._submit(item_id, AirItem(bc, scope, [node_id]), priority, duration_ms, None)
         else:
             self._send_play(AirItem(bc, scope, [node_id]), last)
+
+    def ask_play_all(self, bc: str) -> bool:
+        """The broadcast's play again to all its scopes, in step (many of its units missed it: the
+        broker was down, say); False if it does not hold its zones now."""
+        item, st = self._items.get(bc), self._standing(bc)
+        if item is not None and st.turn is not None:
+            self._send_play(item, st.turn)
+        return st.turn is not None
 
     def ask_stop(self, bc: str, node_id: str) -> None:
         """Tell one unit (again) to stop ``bc``, pre-empted by an emergency."""

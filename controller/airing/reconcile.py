@@ -44,6 +44,12 @@ S = DeliveryState
 #: The first wait between two asks of one unit; it doubles up to ``reconcile_max_wait_s``.
 FIRST_WAIT_MS = 2000
 PREEMPTED = "preempted"
+#: More units than this missing the play of their broadcast's turn get it once on its scopes.
+GROUP_ASK_MIN = 8
+#: Units asked one by one in one check of a broadcast at most (the others at the next check).
+MAX_ASKS = 200
+#: The states in which a unit may be asked again (others only when its item was dropped).
+_ASKABLE = frozenset({S.VERIFIED, S.PLAYING})
 
 Transition = Callable[[ActiveBroadcast, str, NodeDelivery, DeliveryState, str], None]
 """``fn(active, node_id, delivery, state, reason)``: delivery records a new state."""
@@ -120,28 +126,45 @@ class Reconciler:
 
     def check(self, active: ActiveBroadcast) -> bool:
         """Ask again every unit of ``active`` whose report disagrees with what it was told; True if
-        a unit became final here (the broadcast may be done)."""
-        now, final = p.now_ms(), False
+        a unit became final here (the broadcast may be done). More than :data:`GROUP_ASK_MIN` units
+        missing the play of the broadcast's own turn get it once on its scopes instead of one each;
+        at most :data:`MAX_ASKS` units are asked one by one per check (the rest at the next)."""
+        bc, now, final = active.id, p.now_ms(), False
+        started, resuming = self.air.started(bc), self.air.waiting_to_resume(bc)
+        main, own = self.air.standing(bc)
+        plays: list[tuple[str, NodeDelivery]] = []
+        asks = 0
         for node_id, nd in active.nodes.items():
-            if nd.state.final or nd.next_ask_ms > now or not self.is_online(node_id):
+            st = own.get(node_id, main)
+            if (nd.state not in _ASKABLE and st.dropped_at is None) or nd.state.final \
+                    or nd.next_ask_ms > now or not self.is_online(node_id):
                 continue
-            ask = ask_for(nd.state, now_ms=now, margin_ms=self.margin_ms,
-                          started=self.air.started(active.id), resuming=self.air.waiting_to_resume(active.id),
-                          turn=self.air.turn(active.id, node_id),
-                          last=self.air.last_turn(active.id, node_id),
-                          dropped_at=self.air.dropped_at(active.id, node_id))
-            if ask is Ask.NOTHING:
-                continue
+            ask = ask_for(nd.state, now_ms=now, margin_ms=self.margin_ms, started=started, resuming=resuming,
+                          turn=st.turn, last=st.last, dropped_at=st.dropped_at)
             if ask is Ask.PREEMPTED:
                 self.transition(active, node_id, nd, S.FAILED, PREEMPTED)
                 final = True
-                continue
-            self._ask(active, node_id, nd, ask, now)
+            elif ask is Ask.PLAY and st is main:
+                plays.append((node_id, nd))
+            elif ask is not Ask.NOTHING and asks < MAX_ASKS:
+                asks += 1
+                self._ask(active, node_id, nd, ask, now)
+        if len(plays) > GROUP_ASK_MIN and self.air.ask_play_all(bc):
+            self.asked["play_group"] = self.asked.get("play_group", 0) + 1
+            logger.info("reconcile: %d units of %s missed its play; sent again to its scopes", len(plays), bc)
+            for _, nd in plays:
+                self._backoff(nd, now)
+        else:
+            for node_id, nd in plays[:max(0, MAX_ASKS - asks)]:
+                self._ask(active, node_id, nd, Ask.PLAY, now)
         return final
 
-    def _ask(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery, ask: Ask, now: int) -> None:
+    def _backoff(self, nd: NodeDelivery, now: int) -> None:
         nd.asks += 1
         nd.next_ask_ms = now + next_wait_ms(nd.asks, self.cap_ms)
+
+    def _ask(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery, ask: Ask, now: int) -> None:
+        self._backoff(nd, now)
         self.asked[ask.value] += 1
         logger.info("reconcile: %s is %s; asked again (%s, %d)", node_id, nd.state.value, ask.value, nd.asks)
         if ask is Ask.STOP:
@@ -158,8 +181,12 @@ class Reconciler:
         if name == "play" and resp.error == "unknown broadcast":
             self.out.reoffer(active, node_id)  # it lost the file: the manifest again, it downloads
         elif (name == "stop" and resp.status == "ok" and resp.data.get("stopped") != bc
-              and nd.state == S.PLAYING and self.air.dropped_at(bc, node_id) is not None):
+              and nd.state == S.PLAYING and self._dropped(bc, node_id)):
             self.transition(active, node_id, nd, S.FAILED, PREEMPTED)  # it plays nothing of it
+
+    def _dropped(self, bc: str, node_id: str) -> bool:
+        main, own = self.air.standing(bc)
+        return own.get(node_id, main).dropped_at is not None
 
     # ------------------------------------------------------------------ cancel
 

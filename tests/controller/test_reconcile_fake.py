@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from controller.airing.active import ActiveBroadcast, NodeDelivery
 from controller.airing.aircontrol import AirControl, Turn
+from controller.airing.audio_out import AudioOut
 from controller.airing.delivery import DeliveryService
 from controller.airing.models import Broadcast, Delivery, DeliveryState
-from controller.airing.reconcile import Ask, ask_for, next_wait_ms
+from controller.airing.reconcile import Ask, Reconciler, ask_for, next_wait_ms
 from controller.airing.settings import DeliverySettings
 from controller.core.db import Database
 from controller.core.writer import DbWriter
@@ -235,3 +237,25 @@ async def test_a_preempted_report_arriving_after_the_restart_is_not_the_end() ->
     assert air.will_resume("normal") and not air.waiting_to_resume("normal")
     air.finished("normal")
     assert not air.will_resume("normal")
+
+
+async def test_many_units_missing_the_play_get_it_once_on_the_group_topic() -> None:
+    """Reconcile alone (no database): 12 units of one zone all still verified 0.5 s after the start
+    instant get one play on the zone's topic, not twelve; then each waits for its backoff."""
+    bus = FakeUnitBus()
+    air = AirControl(bus, lambda node_id: ["z"], margin_ms=0)
+    info, frames = p.chunk_audio(b"x" * 1000, duration_ms=60_000, chunk_size=4096)
+    manifest = p.Manifest(bc="b-1", audio=info, expires_at=p.now_ms() + 600_000, hold=True)
+    nodes = {f"u-{i:02d}": NodeDelivery(i, S.VERIFIED) for i in range(12)}
+    active = ActiveBroadcast("b-1", manifest, frames, [ZONE], nodes, published=True)
+    rec = Reconciler(air, AudioOut(bus), lambda node_id: True, {"b-1": active}.get, lambda *a: None,
+                     DeliverySettings(reconcile_after_ms=MARGIN_MS))  # type: ignore[call-arg]
+    air.offer("b-1", priority=p.Priority.NORMAL, duration_ms=60_000, scopes=[ZONE], nodes=list(nodes),
+              play_at=None, ready=lambda: True)
+    [first] = bus.sent("play")
+    await until(lambda: p.now_ms() >= first.args["at"] + MARGIN_MS, "the margin after the start")  # type: ignore[operator]
+    rec.check(active)
+    assert [(c.scopes, c.args) for c in bus.sent("play")] == [((ZONE,), first.args)] * 2
+    rec.check(active)  # within every unit's backoff: nothing more
+    assert len(bus.sent("play")) == 2 and rec.asked["play_group"] == 1 and rec.asked["play"] == 0
+    assert all(nd.asks == 1 for nd in nodes.values())
