@@ -112,7 +112,8 @@ SCORE_BEFORE = ("tỷ số", "tỉ số", "tỷ số chung cuộc", "tỉ số c
 
 # Short and service numbers after these are read digit by digit (gọi 114, soạn tin UH gửi 1409).
 SERVICE_BEFORE = (
-    "gọi", "gọi số", "gọi ngay", "gọi ngay số", "gọi điện", "gọi điện đến", "gọi đến", "gọi đến số",
+    "gọi", "gọi số", "gọi ngay", "gọi ngay số", "gọi điện", "gọi điện đến", "gọi điện đến số", "gọi điện tới",
+    "gọi điện tới số", "gọi tới", "gọi tới số", "gọi đến", "gọi đến số",
     "gọi vào số", "hãy gọi", "bấm", "bấm số", "quay số", "gửi", "gửi về", "gửi về số", "gửi đến",
     "gửi đến số", "gửi tới", "nhắn", "nhắn tin", "nhắn tin đến", "nhắn tin đến số", "nhắn đến", "soạn tin",
     "đầu số", "số máy", "tổng đài", "hệ thống tổng đài", "đường dây nóng", "đường dây khẩn cấp",

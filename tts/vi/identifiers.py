@@ -22,7 +22,11 @@ def spell(letters: str) -> str:
 _PHONE = re.compile(r"(?<![\w.,/+])(\+84|\(0\d{1,3}(?: \d{1,2})?\)|0)((?:[.\-]\s?|\s)?\d){6,10}(?![\w.,]?\d)")
 _HOTLINE = re.compile(r"(?<![\w.,])1[89]00(?:[\s.]?\d{2,4}){1,3}(?![\w.,]?\d)")
 _SERVICE = re.compile(rf"(?i:\b({word_alternation(SERVICE_BEFORE)}))(\s*:?\s*)"
-                      r"(\d{3,8}(?:\s*(?:,|hoặc|và)\s*\d{3,5})*)(?![\w.,]?\d)")
+                      r"(0\d{2,3}[.\s]\d{3,4}(?:[.\s]\d{3,4})?|\d{3,8}(?:\s*(?:,|hoặc|và)\s*\d{3,5})*)"
+                      r"(?![\w.,]?\d)")  # 0236.1022: a short landline written in groups
+# An emergency number later in a clause that names a hotline: "Tổng đài bảo vệ trẻ em quốc gia 111"
+_EMERGENCY_IN_CLAUSE = re.compile(rf"(?i:\b(tổng đài|đường dây nóng|đường dây|gọi))([^\d.,;:!?\n]{{1,40}}?\s)"
+                                  rf"({'|'.join(sorted(EMERGENCY))})(?![\w.,]?\d)")
 
 
 def _digit_groups(raw: str) -> str:
@@ -62,9 +66,14 @@ def phones(text: str, dialect: Dialect) -> str:
             return m.group(0)  # "kêu gọi 215 tàu thuyền" is an appeal, not a call
         if next_words_in(after, NOT_SERVICE_AFTER) or after.lstrip().startswith("%"):
             return m.group(0)
+        if m.group(3).startswith("0") and re.search(r"[.\s]", m.group(3)):
+            return m.group(1) + m.group(2) + _digit_groups(m.group(3))
         return m.group(1) + m.group(2) + re.sub(r"\d+", lambda d: read_digits(d.group(0)), m.group(3))
 
     text = _SERVICE.sub(service, text)
+    text = _EMERGENCY_IN_CLAUSE.sub(
+        lambda m: m.group(0) if next_words_in(m.string[m.end():], NOT_SERVICE_AFTER)
+        else m[1] + m[2] + read_digits(m[3]), text)
     return _EMERGENCY.sub(lambda m: m[1] + m[2] + read_digits(m[3]), text)
 
 
