@@ -28,7 +28,8 @@ from controller.ui.i18n import unavailable_messages
 
 logger = logging.getLogger(__name__)
 
-RENDERING = ("/api/bulletins", "/api/speech")  # their writes may render speech: http.render_deadline_s
+# writes that render speech or wait for units' replies (commands: up to 120 s): http.long_deadline_s
+LONG_WRITES = r"/api/(bulletins|speech)(/|$)|/api/(nodes|zones)/[^/]+/commands$|/api/relays$"
 
 STATIC = Path(__file__).parent / "static"
 
@@ -91,6 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        larger={UPLOAD_PATH: upload_body_limit(settings.tts)})
     # outside that: a deadline for every request, 503 when the database is down (docs/faults.md)
     app.add_middleware(Deadlines, deadline_s=settings.http.request_deadline_s,  # type: ignore[arg-type]
-                       messages=unavailable_messages(), exempt=(UPLOAD_PATH,), slow=RENDERING,
-                       slow_deadline_s=settings.http.render_deadline_s)
+                       messages=unavailable_messages(), exempt=(UPLOAD_PATH,), long=LONG_WRITES,
+                       long_deadline_s=settings.http.long_deadline_s)
     return app

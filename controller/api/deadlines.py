@@ -1,7 +1,7 @@
 """Every HTTP request has a deadline, and a database that is down answers 503, never a traceback.
 
 Outermost ASGI middleware (controller/app.py). A request whose response has not *started* within
-``http.request_deadline_s`` (``http.render_deadline_s`` for the writes that render speech) is
+``http.request_deadline_s`` (``http.long_deadline_s`` for the writes that render speech or wait) is
 answered ``503 {"error": ...}`` (a started response, e.g. an audio download, runs on). A database
 error or timeout raised anywhere below (the authentication in controller/api/limits.py, a route,
 the audit middleware) is answered the same way, logged as one line.
@@ -15,6 +15,7 @@ import asyncio
 import html
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,19 +36,19 @@ class Deadlines:
 
     def __init__(self, app: ASGIApp, *, deadline_s: float,
                  messages: Mapping[str, Mapping[str, str]] | None = None,
-                 exempt: tuple[str, ...] = (), slow: tuple[str, ...] = (),
-                 slow_deadline_s: float = 0) -> None:
+                 exempt: tuple[str, ...] = (), long: str = "", long_deadline_s: float = 0) -> None:
         self.app = app
         self.exempt = exempt  # paths whose body may take long to arrive (the audio upload)
-        self.slow = slow  # paths that render speech (a long gTTS text takes minutes): slow_deadline_s
+        # writes whose path matches ``long`` (a regex) render speech or wait for units' replies
+        self.long = re.compile(long) if long else None
         self.deadline_s = deadline_s
-        self.slow_deadline_s = max(deadline_s, slow_deadline_s)
+        self.long_deadline_s = max(deadline_s, long_deadline_s)
         self.messages = messages or {}
 
     def deadline_of(self, method: str, path: str) -> float:
-        """A state change under a ``slow`` path may render speech; a read never does."""
-        if self.slow and method in _WRITES and path.startswith(self.slow):
-            return self.slow_deadline_s
+        """A write matching ``long`` gets the long deadline; a read never does."""
+        if self.long is not None and method in _WRITES and self.long.match(path):
+            return self.long_deadline_s
         return self.deadline_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -59,10 +59,10 @@ class HttpSettings(BaseModel):
     request_deadline_s: float = Field(10.0, gt=0, le=600,
                                       description="a request whose response has not started this long "
                                                   "after it came is answered 503 (docs/faults.md)")
-    render_deadline_s: float = Field(300.0, gt=0, le=3600,
-                                     description="the same for the routes that render speech (POST/PATCH "
-                                                 "/api/bulletins..., /api/speech/...): a long text through "
-                                                 "gTTS takes minutes")
+    long_deadline_s: float = Field(300.0, gt=0, le=3600,
+                                   description="the same for the writes that render speech (POST/PATCH "
+                                               "/api/bulletins..., /api/speech/...: a long text through gTTS "
+                                               "takes minutes) or wait for units (commands, up to 120 s)")
 
 
 def uvicorn_proxy_options(http: HttpSettings) -> dict[str, Any]:

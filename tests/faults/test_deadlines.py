@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from controller.api.deadlines import DB_DOWN, TOO_SLOW, Deadlines
+from controller.app import LONG_WRITES
 from controller.ui.i18n import unavailable_messages
 
 NEVER = asyncio.Event()  # never set: a hung database
@@ -48,7 +49,7 @@ def client(deadline_s: float = 0.05) -> httpx.AsyncClient:
     # as in controller/app.py: a user middleware, inside Starlette's error middleware (which would
     # answer 500 to an exception it sees first)
     deadlines = Middleware(Deadlines, deadline_s=deadline_s, messages=unavailable_messages(),  # type: ignore[arg-type]
-                           slow=("/api/render",), slow_deadline_s=30)
+                           long=r"/api/render/", long_deadline_s=30)
     app = Starlette(routes=[Route("/api/hang", hang), Route("/api/render/x", slow, methods=["GET", "POST"]),
                             Route("/api/db", db_down), Route("/page", db_down), Route("/api/stream", stream)],
                     middleware=[deadlines])
@@ -80,3 +81,16 @@ async def test_a_started_response_is_not_cut() -> None:
     async with client() as c:
         r = await c.get("/api/stream")
         assert (r.status_code, r.content) == (200, b"start end")
+
+
+def test_the_controllers_long_writes() -> None:
+    d = Deadlines(Starlette(), deadline_s=10, long=LONG_WRITES, long_deadline_s=300)
+    for method, path in [("POST", "/api/bulletins"), ("PATCH", "/api/bulletins/7"),
+                         ("POST", "/api/speech/preview"), ("POST", "/api/nodes/n-1/commands"),
+                         ("POST", "/api/zones/tdp1/commands"),
+                         ("POST", "/api/relays")]:
+        assert d.deadline_of(method, path) == 300, (method, path)
+    for method, path in [("GET", "/api/bulletins"), ("POST", "/api/broadcasts"), ("GET", "/api/nodes/n-1"),
+                         ("POST", "/api/nodes"), ("POST", "/api/relays/r1/stop"),
+                         ("POST", "/api/bulletinsx")]:
+        assert d.deadline_of(method, path) == 10, (method, path)
