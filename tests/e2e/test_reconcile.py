@@ -10,6 +10,7 @@ it did not play) — here every unit plays, as each fault leaves it time to.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,8 @@ from tests.e2e.helpers import (
     wait_for,
     wait_online,
 )
+
+logger = logging.getLogger(__name__)
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -200,3 +203,32 @@ async def test_the_broker_down_around_the_start_instant(mosquitto: BrokerProcess
         bc = await wait_broadcast(w.client, bid, 60)
     first = played_once_each(w, bc, units)
     assert all(e.offset_ms >= 2000 for e in first), [(e.unit, e.offset_ms) for e in first]
+
+
+async def test_an_emergency_while_a_tenth_of_the_units_are_mid_download(mosquitto: BrokerProcess,
+                                                                       tmp_path: Path) -> None:
+    """Ten units; one loses most chunks of the normal bulletin (it is still repairing when the
+    emergency comes). Every unit plays the emergency once; every delivery of both ends final, with
+    a reason when it did not play; no unit starts either broadcast twice."""
+    units = [f"md-{i}" for i in range(10)]
+    faults = {"md-0": Faults(drop_chunks=set(range(1, 40)), time_scale=SCALE)}
+    async with ward(mosquitto, tmp_path, {"z": units}, faults) as w:
+        b = await bulletin(w.client, LONG)
+        normal = await air(w.client, b["id"], {"zones": ["z"]}, valid_for_s=60)
+
+        async def slow_unit_receiving() -> bool:
+            got = states((await w.client.get(f"/api/broadcasts/{normal}")).json())
+            ready = sum(s == "verified" for s in got.values())
+            return got.get("md-0") in ("sent", "receiving") and ready >= 5
+
+        await wait_for(slow_unit_receiving, 30, "md-0 mid-download while others verified")
+        storm = await air(w.client, b["id"], {"zones": ["z"]}, priority="emergency", valid_for_s=60)
+        em = await wait_broadcast(w.client, storm, 60)
+        bc = await wait_broadcast(w.client, normal, 60)
+    assert states(em) == {n: "played" for n in units}
+    logger.info("normal: %s", {d["node_id"]: (d["state"], d["reason"]) for d in bc["deliveries"]})
+    for d in bc["deliveries"]:
+        assert d["state"] == "played" or d["reason"], d
+    events = w.events()
+    assert double_plays(events) == {}
+    assert all(starts(events)[(n, storm)] == 1 for n in units)
