@@ -12,8 +12,9 @@ log's ``wall_ms`` is on the same clock):
 * ``tone_s``: each unit's local attention tone sounding (its play log's ``tone`` line) — p50,
   p99, max and how many of the N; nothing on this path waits for speech, the database or a
   straggler (the tone comes with the emergency's manifest);
-* ``speech_s``: each unit starting the speech (its play log's ``start``), p50 / p99 / max, and
-  ``speech_spread_ms``: the spread of those starts (in step: the units aim at one instant);
+* ``speech_s``: each unit starting the speech (its play log's ``start``), p50 / p99 / max;
+  ``speech_spread_ms``: the spread of those starts, ``in_step_ms``: the p1..p99 spread of where
+  each unit's audio began (start − offset: a unit that got its ``play`` late joins further in);
 * ``margin_ms``: the start margin air control named (derived from the play round trips it
   measured: controller/airing/margin.py); ``cpu_s``: this process's CPU (the controller and its
   database writer) from the tap until every unit started.
@@ -21,13 +22,15 @@ log's ``wall_ms`` is on the same clock):
 The first run is cold (no play measured yet: the margin is its initial value), later ones warm.
 Measured in the same run, as the baseline: the same bytes (manifest + chunks) published by one
 plain client to N plain subscribers in as many processes, time until every subscriber has all of
-them (bench/fanout.py's raw fan-out). The last line printed is one JSON object.
+them (bench/fanout.py's raw fan-out). The last line printed is one JSON object. With
+``LP_BENCH_PROFILE=FILE`` the controller process's last run is profiled (cProfile) into FILE.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fanout import run_baseline, split, stop, units_online, until_told_to_stop  # noqa: E402
 from bench.raw_mqtt import subscriber  # noqa: E402
+from devices import protocol as p  # noqa: E402
 from devices.broker import BrokerProcess, mosquitto_path  # noqa: E402
 from devices.mqtt import BrokerAddress  # noqa: E402
 
@@ -56,19 +60,38 @@ TEXT = "Khẩn cấp: bão số 9 đổ bộ trong đêm nay. Đề nghị bà c
 # ----------------------------------------------------------------------------- child processes
 
 
+async def spawn_child(port: int, role: str, *args: str) -> Process:
+    """A child of this script in ``role``, once it is ready (it printed READY)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", role, "--port", str(port), *args,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    assert child.stdout is not None
+    line = await asyncio.wait_for(child.stdout.readline(), 300)
+    assert line.strip() == b"READY", line
+    return child
+
+
 async def spawn_sims(port: int, nodes: int, procs: int, play_log: Path) -> list[Process]:
-    """``procs`` simulator children of this script sharing ``nodes`` units, each ready."""
-    children = []
-    for first, count in split(nodes, procs):
-        children.append(await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--role", "sim", "--port", str(port), "--nodes", str(nodes),
-            "--first", str(first), "--count", str(count), "--play-log", str(play_log),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT))
-    for child in children:
-        assert child.stdout is not None
-        line = await asyncio.wait_for(child.stdout.readline(), 300)
-        assert line.strip() == b"READY", line
-    return children
+    """``procs`` simulator children sharing ``nodes`` units, each ready."""
+    return [await spawn_child(port, "sim", "--nodes", str(nodes), "--first", str(first), "--count",
+                              str(count), "--play-log", str(play_log))
+            for first, count in split(nodes, procs)]
+
+
+def same_bytes(sv: Any, data_dir: Path, bid: str) -> list[bytes]:
+    """What the controller sent of broadcast ``bid`` to one scope: its manifest and its chunks."""
+    from sqlmodel import select
+
+    from controller.airing.models import Broadcast
+
+    with sv.db.session() as s:
+        bc = s.exec(select(Broadcast).where(Broadcast.id == bid)).one()
+        expires_at = bc.expires_at
+    data = next((data_dir / "audio").rglob("*.mp3")).read_bytes()
+    info, frames = p.chunk_audio(data, duration_ms=1000)
+    manifest = p.Manifest(bc=bid, title="x" * 20, priority=p.Priority.EMERGENCY, audio=info,
+                          expires_at=expires_at, hold=True)
+    return [p.encode(manifest), *frames]
 
 
 async def sim_units(port: int, nodes: int, first: int, count: int, play_log: Path) -> None:
@@ -100,42 +123,73 @@ def spread(name: str, seconds: list[float], nodes: int) -> dict[str, Any]:
             f"{name}_missing": nodes - len(seconds)}
 
 
-class WireWatch:
-    """A plain subscriber of every broadcast's manifest and data topics: when each first appeared."""
+async def watch_wire(port: int, out: Path) -> None:
+    """Child process: a plain subscriber of every broadcast's manifest and data topics (in a process
+    of its own: the controller's busy loop must not delay its clock); the first arrival of each
+    (bc, manifest|data) is appended to ``out`` as one JSON line."""
+    seen: set[tuple[str, str]] = set()
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def __init__(self, port: int) -> None:
-        self.first: dict[tuple[str, str], float] = {}  # (bc, manifest|data) -> wall s
-        self.payloads: dict[str, list[bytes]] = {}  # bc -> manifest then chunks, as first seen
+    def on_message(topic: str, payload: bytes, retained: bool) -> None:
+        parts = topic.split("/")
+        key = (parts[-2], parts[-1]) if len(parts) >= 6 else ("", "")
+        if key[0] and not retained and payload and key not in seen:
+            seen.add(key)
+            os.write(fd, (json.dumps({"bc": key[0], "kind": key[1], "wall": time.time()}) + "\n").encode())
 
-        def on_message(topic: str, payload: bytes, retained: bool) -> None:
-            parts = topic.split("/")
-            if len(parts) < 6 or retained or not payload:
-                return
-            key = (parts[-2], parts[-1])
-            self.first.setdefault(key, time.time())
-            self.payloads.setdefault(parts[-2], []).append(payload)
-
-        self.client = subscriber("bench-wire", BrokerAddress(port=port), "lp/group/+/bcast/+/+", qos=0,
-                                 on_message=on_message)
-
-    async def start(self) -> None:
-        self.client.start()
-        await self.client.connected.wait()
+    client = subscriber("bench-wire", BrokerAddress(port=port), "lp/group/+/bcast/+/+", qos=0,
+                        on_message=on_message)
+    client.start()
+    await client.connected.wait()
+    await until_told_to_stop()
+    await client.stop()
+    os.close(fd)
 
 
-async def all_started(log: Path, bid: str, nodes: int, within_s: float) -> list[Any]:
+def wire_seen(path: Path) -> dict[tuple[str, str], float]:
+    """What :func:`watch_wire` saw first: (bc, kind) → wall seconds."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return {(d["bc"], d["kind"]): d["wall"] for d in map(json.loads, lines)}
+
+
+class LogTail:
+    """The play log read incrementally (only what was appended since the last read): polling the
+    whole file every 0.1 s would load the controller's process it measures."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.events: list[Any] = []
+
+    def read(self) -> list[Any]:
+        from firmware_sim.playlog import PlayEvent
+
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return self.events
+        complete = data[:data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        self.events += [PlayEvent(**json.loads(line)) for line in complete.splitlines() if line.strip()]
+        return self.events
+
+
+async def all_started(log: LogTail, bid: str, nodes: int, within_s: float) -> list[Any]:
     """The play log's events of ``bid`` once every unit has started it (or ``within_s`` passed)."""
-    from firmware_sim.playlog import read_play_log
-
     deadline = time.monotonic() + within_s
     while True:
-        events = [e for e in read_play_log(log) if e.bc == bid]
+        events = [e for e in log.read() if e.bc == bid]
         if len({e.unit for e in events if e.event == "start"}) >= nodes or time.monotonic() > deadline:
             return events
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.25)
 
 
-async def one_emergency(sv: Any, client: Any, watch: WireWatch, log: Path, bulletin_id: int,
+async def one_emergency(sv: Any, client: Any, watch: Path, log: LogTail, bulletin_id: int,
                         nodes: int) -> dict[str, Any]:
     """POST one emergency to zone1 and time it (see the module docstring)."""
     cpu0, t0 = time.process_time(), time.time()
@@ -146,18 +200,23 @@ async def one_emergency(sv: Any, client: Any, watch: WireWatch, log: Path, bulle
     bid = r.json()["id"]
     events = await all_started(log, bid, nodes, 120)
     cpu_s = time.process_time() - cpu0
+    seen = wire_seen(watch)
     first_start: dict[str, float] = {}
     tone: dict[str, float] = {}
+    origin: dict[str, float] = {}  # where each unit's audio began (start - offset): in step = equal
     for e in events:
         target = tone if e.event == "tone" else first_start if e.event == "start" else None
         if target is not None:
             target.setdefault(e.unit, e.wall_ms / 1000 - t0)
-    speech = list(first_start.values())
+        if e.event == "start":
+            origin.setdefault(e.unit, e.wall_ms - e.offset_ms)
+    speech, origins = list(first_start.values()), list(origin.values())
     out = {"bc": bid, "post_s": round(post_s, 3), "margin_ms": sv.air.margin.current_ms(),
-           "first_manifest_s": round(watch.first.get((bid, "manifest"), float("nan")) - t0, 3),
-           "first_chunk_s": round(watch.first.get((bid, "data"), float("nan")) - t0, 3),
+           "first_manifest_s": round(seen.get((bid, "manifest"), float("nan")) - t0, 3),
+           "first_chunk_s": round(seen.get((bid, "data"), float("nan")) - t0, 3),
            **spread("tone", list(tone.values()), nodes), **spread("speech", speech, nodes),
            "speech_spread_ms": round((max(speech) - min(speech)) * 1000) if speech else None,
+           "in_step_ms": round(pct(origins, 0.99) - pct(origins, 0.01)) if origins else None,
            "cpu_s": round(cpu_s, 3), "writer_batches": sv.writer.batches}
     await wait_done(sv, bid)
     return out
@@ -178,32 +237,40 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int, runs
     import httpx
 
     from controller.app import create_app
+    from controller.core.web_settings import HttpSettings
     from controller.fleet.settings import MqttSettings
     from controller.settings import Settings
     from firmware_sim.fleet import fleet_specs
 
     log = data_dir / "play.jsonl"
     settings = Settings(data_dir=data_dir, mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
+                        http=HttpSettings(request_deadline_s=300),  # type: ignore[call-arg]
                         admin_password="bench-password")
     app = create_app(settings)
     sims = await spawn_sims(port, nodes, procs, log)
-    watch = WireWatch(port)
-    await watch.start()
+    watch = data_dir / "wire.jsonl"
+    watcher = await spawn_child(port, "watch", "--play-log", str(watch))
     async with app.router.lifespan_context(app):
         sv = app.state.services
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c",
                                      auth=("admin", "bench-password"), timeout=300) as client:
-            await units_online(sv, client, [spec.node_id for spec in fleet_specs(nodes, id_prefix="fan")])
+            # pre-rendered: the speech is made before the tap (and before the units load the machine)
             r = await client.post("/api/bulletins", json={"text": TEXT, "priority": "emergency"})
             assert r.status_code == 201, r.text
             b = r.json()
-            results = []
+            await units_online(sv, client, [spec.node_id for spec in fleet_specs(nodes, id_prefix="fan")])
+            results, tail = [], LogTail(log)
             for i in range(runs):
-                results.append(await one_emergency(sv, client, watch, log, b["id"], nodes))
+                prof = cProfile.Profile() if os.environ.get("LP_BENCH_PROFILE") and i == runs - 1 else None
+                if prof is not None:
+                    prof.enable()
+                results.append(await one_emergency(sv, client, watch, tail, b["id"], nodes))
+                if prof is not None:
+                    prof.disable()
+                    prof.dump_stats(os.environ["LP_BENCH_PROFILE"])
                 logger.info("run %d: %s", i + 1, results[-1])
-            await stop(sims)
-    await watch.client.stop()
-    frames = watch.payloads.get(results[0]["bc"], [])
+            await stop([*sims, watcher])
+            frames = same_bytes(sv, data_dir, results[0]["bc"])
     return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
             "runs": results, "frames": frames}
 
@@ -211,8 +278,8 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int, runs
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """min / median over the runs of each timed figure."""
     out: dict[str, Any] = {}
-    for key in ("post_s", "first_chunk_s", "tone_p99_s", "speech_p99_s", "speech_spread_ms", "cpu_s",
-                "margin_ms"):
+    for key in ("post_s", "first_chunk_s", "tone_p99_s", "speech_p99_s", "speech_spread_ms", "in_step_ms",
+                "cpu_s", "margin_ms"):
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
         if values:
             out[key] = {"min": min(values), "median": round(statistics.median(values), 3)}
@@ -244,7 +311,7 @@ def main() -> int:
                     help="processes running the simulated units (and the raw subscribers); "
                          "0 = one per 250 units, at most 4")
     ap.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto")
-    ap.add_argument("--role", choices=["bench", "sim"], default="bench", help=argparse.SUPPRESS)
+    ap.add_argument("--role", choices=["bench", "sim", "watch"], default="bench", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -254,6 +321,9 @@ def main() -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.role == "sim":
         asyncio.run(sim_units(args.port, args.nodes, args.first, args.count, args.play_log))
+        return 0
+    if args.role == "watch":
+        asyncio.run(watch_wire(args.port, args.play_log))
         return 0
     logger.setLevel(logging.INFO)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -69,8 +69,16 @@ class ActiveBroadcast:
         """How long it sounds: the audio times its repeats."""
         return self.manifest.audio.duration_ms * self.manifest.repeat
 
+    _rest: list[NodeDelivery] | None = field(default=None, repr=False)  # not yet seen final
+
     def done(self) -> bool:
-        return all(nd.state.final for nd in self.nodes.values())
+        """Every unit is final. Asked at every ack: a final state is never left, so the units seen
+        final are dropped from ``_rest`` (O(units) over the broadcast, not O(units) each time)."""
+        rest = self._rest if self._rest is not None else list(self.nodes.values())
+        while rest and rest[-1].state.final:
+            rest.pop()
+        self._rest = rest
+        return not rest
 
 
 def on_the_way(s: Session) -> list[Broadcast]:
