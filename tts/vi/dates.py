@@ -46,6 +46,7 @@ __all__ = [
 _BEFORE_CUES = tuple(sorted({*DATE_CONTEXT, *DATE_BEFORE, *HOLIDAYS, *WEEKDAY_WORDS}, key=len, reverse=True))
 _CHAIN_WORDS = frozenset({"đến", "tới", "và", "hoặc", "từ", "hết", "ngày"})
 _STRONG_BEFORE = tuple(sorted({"ngày", "mùng", "mồng", "các ngày", *HOLIDAYS}, key=len, reverse=True))
+_DAY_NAME = re.compile(r"\bNgày(?: [^\W\d_]+){0,7} [A-ZĐ][^\W\d_]*\s*$")  # … Việt Nam 21/4
 _NAMED_DAYS = ("ngày mai", "ngày hôm nay", "ngày hôm qua", "hôm nay", "hôm qua", "ngày kia")
 _DURATION = frozenset({"lần", "giờ", "tiếng", "ngày", "tuần", "tháng", "năm", "phút", "buổi", "ca", "lượt"})
 
@@ -64,6 +65,8 @@ def _lead(before: str) -> str:
     tail = re.split(r"[,.;:()!?]", before[-40:])[-1].lower().split()[-3:]
     if "ngày" in tail[:-1] and tail[-1] not in _CHAIN_WORDS and not any(c.isdigit() for w in tail for c in w):
         return ""  # "Ngày bầu cử 15/3/2026"
+    if _DAY_NAME.search(re.split(r"[,.;:()!?]", before[-70:])[-1]):
+        return ""  # "Ngày Sách và Văn hóa đọc Việt Nam 21/4": the name of a day, then its date
     return "" if ends_with(before, HOLIDAYS) and not bracketed else "ngày "
 
 
