@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, HTTPException, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlmodel import Session
 
 import tts
@@ -13,6 +13,7 @@ from controller.accounts.models import User
 from controller.accounts.roles import CAN_EMERGENCY, CAN_WRITE_BULLETINS
 from controller.api.broadcasts import withdraw
 from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
+from controller.api.idempotent import KeyHeader, Made, Post, run_post
 from controller.api.responses import BulletinSpeechPublic, iso
 from controller.api.schemas import BulletinEdit, BulletinSpeechCreate
 from controller.api.scope import bulletin_for
@@ -61,12 +62,13 @@ def bulletin_public(s: Session, b: Bulletin) -> BulletinSpeechPublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BulletinSpeechPublic)
-async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
-                          user: UserDep) -> BulletinSpeechPublic:
+async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep, user: UserDep,
+                          key: KeyHeader = None) -> BulletinSpeechPublic | JSONResponse:
     """Normalise and render the text through the ward's engine chain; warnings say what happened.
 
     An editor's bulletin starts as a draft that an approver must approve before it can air; one
-    written by an approver or an admin is approved by its author (recorded as such)."""
+    written by an approver or an admin is approved by its author (recorded as such). With an
+    ``Idempotency-Key`` a retry gets the first answer and makes no second bulletin (docs/faults.md)."""
     emergency_ok = body.priority == "emergency" and user.role in CAN_EMERGENCY
     if user.role not in CAN_WRITE_BULLETINS and not emergency_ok:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not write bulletins")
@@ -78,16 +80,21 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep,
     except tts.EngineError as exc:
         raise ServiceError(422, str(exc)) from None
 
-    def work() -> BulletinSpeechPublic:
-        with sv.db.session() as s:
-            b = render_bulletin(
-                s, title=body.title or default_title(body.text), text=body.text, priority=body.priority,
-                audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
-                org_unit_id=user.org_unit_id, prepare=lambda b: initial_approval(b, user), **opts,
-            )  # read with the dictionary of the author's org unit, approval state set before storing
-            return bulletin_public(s, b)
+    def work(s: Session) -> Made:
+        b = render_bulletin(
+            s, title=body.title or default_title(body.text), text=body.text, priority=body.priority,
+            audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
+            org_unit_id=user.org_unit_id, prepare=lambda b: initial_approval(b, user), **opts,
+        )  # read with the dictionary of the author's org unit, approval state set before storing
+        return Made(201, bulletin_public(s, b))
 
-    return await asyncio.to_thread(work)
+    def rebuild(s: Session, ref: str) -> tuple[int, BulletinSpeechPublic]:
+        b = s.get(Bulletin, int(ref))
+        assert b is not None
+        return 201, bulletin_public(s, b)
+
+    post = Post(user.username, key, "POST /api/bulletins", body.model_dump(mode="json"))
+    return await run_post(sv.db, post, work, made=Bulletin, rebuild=rebuild)  # type: ignore[return-value]
 
 
 @router.get("/{bulletin_id:int}", response_model=BulletinSpeechPublic)  # :int — not /recordings (POST)
