@@ -6,9 +6,9 @@ function say(text, bad) {
   const m = document.getElementById("msg");
   if (m) { m.textContent = text; m.className = bad ? "err" : ""; }
 }
-// Airing is retried with the same Idempotency-Key (docs/faults.md): a retry after a 503 or a lost
-// answer gets the first answer and airs nothing twice. Other state changes are tried once.
-const IDEMPOTENT = new Set(["/api/broadcasts"]);
+// Airing and writing a bulletin are retried with the same Idempotency-Key (docs/faults.md): a retry
+// after a 503 or a lost answer gets the first answer and makes nothing twice. Other writes: once.
+const IDEMPOTENT = new Set(["/api/broadcasts", "/api/bulletins"]);
 function newKey() {
   return window.crypto && crypto.randomUUID ? crypto.randomUUID() :
     Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
