@@ -198,6 +198,9 @@ class DeliveryService:
     async def _on_link_connected(self) -> None:
         """After a (re)connect: republish retained manifests; finish interrupted sends."""
         for active in list(self.active.values()):
+            if active.published and active.done():  # every unit final before a restart: done now
+                self._maybe_finish(active)
+                continue
             if not active.published:
                 task = asyncio.create_task(self._publish(active))
                 self._bg.add(task)

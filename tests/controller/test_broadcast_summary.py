@@ -5,16 +5,22 @@ SQLite in tmp_path). Each test says what the summary and the rows must say after
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from controller.airing.aircontrol import AirControl
+from controller.airing.delivery import DeliveryService
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery
+from controller.airing.settings import DeliverySettings
 from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, clock, online_from, summarize
+from controller.core.writer import DbWriter
+from controller.fleet.presence import Presence
 from devices import protocol as p
 from scheduler import TIMEZONE
 from tests.controller.test_delivery_fake import Ward, ward  # noqa: F401  (the fixture)
-from tests.fakes import until
+from tests.fakes import FakeUnitBus, until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -167,3 +173,34 @@ def test_only_a_unit_known_offline_is_waited_for() -> None:
     no_link = online_from(lambda n: "unknown")  # the controller's broker link is down: nothing is known
     sm = summarize(bc, rows, no_link, now)
     assert sm.state == "airing" and sm.groups["receiving"] == 3 and sm.waiting_nodes == ["d"]
+
+
+async def test_restored_with_every_unit_final_it_is_done_at_once(ward: Ward, tmp_path: Path) -> None:  # noqa: F811
+    bid = ward.broadcast(zones=["z"])
+    with ward.db.session() as s:  # a controller stopped between the last unit's row and the broadcast's
+        bc = s.get(Broadcast, bid)
+        assert bc is not None
+        bc.status = BroadcastStatus.ACTIVE.value
+        s.add(bc)
+        for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid)):
+            d.state = "played"
+            s.add(d)
+        s.commit()
+    bus = FakeUnitBus(connected=False)
+    writer = DbWriter(ward.db, interval=0.02)
+    presence = Presence(bus, writer)
+    with ward.db.session() as s:
+        presence.load(s)
+    air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=30)
+    settings = DeliverySettings(chunk_size=4096, sweep_s=0.05)  # type: ignore[call-arg]
+    restarted = DeliveryService(ward.db, writer, bus, presence, settings, tmp_path / "audio", air)
+    writer.start()
+    await restarted.start()  # valid an hour: expiry is far
+    try:
+        assert restarted.active_count() == 1
+        await bus.connect()
+        await until(lambda: ward.status(bid) == "done", "done once the link is up, not at expiry")
+        assert restarted.active_count() == 0 and summary_of(ward, bid).state == "aired"
+    finally:
+        await restarted.stop()
+        await writer.stop()
