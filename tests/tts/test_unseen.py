@@ -61,3 +61,14 @@ def test_unseen_sentences_leave_no_digit_or_symbol(dialect: str) -> None:
     for written, _ in ROWS:
         out = normalize(written, dialect=dialect).text  # type: ignore[arg-type]
         assert not STRAY.search(out), f"{written!r} → {out!r}"
+
+
+FORBIDDEN = re.compile(r"\bmươi (?:bốn|một)\b|\btháng bốn\b|\bphần bốn\b|\bthứ bốn\b")
+
+
+def test_expected_forms_follow_the_number_rules() -> None:
+    """The expected forms of the evaluation set and the corpus never use a reading the number rules
+    forbid (24 is hai mươi tư, 21 hai mươi mốt, April tháng tư): a check of the annotation itself."""
+    corpus = UNSEEN.parent
+    rows = ROWS + _rows(corpus, "*.tsv") + _rows(corpus / "heldout", "*.tsv")
+    assert not [s for _, s in rows if FORBIDDEN.search(s)]
