@@ -184,3 +184,18 @@ async def test_committed_after_it_was_abandoned(tmp_path: Path, key: str | None)
         assert ward.after == ["made-1"] and ward.undone == []
         assert await post(ward, "k", {"x": 1}) == (201, {"id": "made-1", "n": 1}, True)
         assert ward.rows() == ["made-1"]
+
+
+async def test_two_requests_with_one_key_at_once_make_one(tmp_path: Path) -> None:
+    ward = Ward(tmp_path / "w.db")
+    hold = threading.Event()
+    first = asyncio.ensure_future(run_post(ward.db, Post("op1", "same", ROUTE, {"x": 1}),
+                                           lambda s: ward.work(s, hold=hold), made=LiveLog,
+                                           rebuild=lambda s, ref: (201, Out(id=ref, n=0))))
+    await until(ward.entered.is_set, "the first request's work to start (its key claimed)", 30)
+    second = asyncio.ensure_future(post(ward, "same", {"x": 1}))  # the double tap, while the first works
+    hold.set()
+    one, two = body_of(await first), await second
+    assert one == (201, {"id": "made-1", "n": 1}, False)
+    assert two == (201, {"id": "made-1", "n": 1}, True) or two == (201, {"id": "made-1", "n": 0}, True)
+    assert ward.rows() == ["made-1"] and ward.after == ["made-1"]
