@@ -117,13 +117,54 @@ def air_slot(engine: Engine, cfg: FireConfig, airer: SlotAirer, *, schedule_id: 
     return result
 
 
-def slot_of(sc: Schedule, slot_ms: int, now: int) -> Slot:
+def air_slots(engine: Engine, cfg: FireConfig, airer: SlotAirer, items: list[tuple[int, int, int]], *,
+              may_fire: Callable[[], bool]) -> list[SlotResult] | None:
+    """Air several slots due together, (schedule id, version, slot ms) each, in one transaction:
+    the runs claimed in one flush, the broadcasts made, one commit. None (nothing written) when
+    any of them is not a plain "air now" — gone, changed, late beyond grace, an exception date,
+    already claimed — or we may not fire: the caller then takes each through :func:`air_slot`."""
+    with Session(engine, expire_on_commit=False) as s:
+        ids = sorted({sid for sid, _, _ in items})
+        found = {sc.id: sc for sc in s.exec(select(Schedule).where(col(Schedule.id).in_(ids))).all()}
+        now = cfg.clock()
+        claims: list[tuple[Schedule, int, ScheduleRun]] = []
+        for sid, version, slot_ms in items:
+            sc = found.get(sid)
+            if sc is None or sc.deleted or not sc.enabled or sc.version != version:
+                return None
+            if _verdict(sc, slot_ms, now, cfg.grace_ms)[0] is not RunStatus.FIRING:
+                return None
+            claims.append((sc, slot_ms, ScheduleRun(schedule_id=sid, slot_at=slot_ms, version=version,
+                                                    status=RunStatus.FIRING.value, reason="",
+                                                    fired_by=cfg.holder, late_ms=max(0, now - slot_ms))))
+        if not may_fire():
+            return None
+        s.add_all(run for _, _, run in claims)
+        try:
+            s.flush()
+        except IntegrityError:
+            s.rollback()
+            return None
+        for sc, slot_ms, _ in claims:
+            _advance(s, sid_of(sc), slot_ms)
+        results = [_air(s, airer, slot_of(sc, slot_ms, now, batched=True), run, cfg.clock)
+                   for sc, slot_ms, run in claims]
+        s.commit()
+    return results
+
+
+def sid_of(sc: Schedule) -> int:
+    assert sc.id is not None
+    return sc.id
+
+
+def slot_of(sc: Schedule, slot_ms: int, now: int, *, batched: bool = False) -> Slot:
     """The slot ``slot_ms`` of schedule ``sc``, handled at ``now``, as the airer sees it."""
     assert sc.id is not None
     return Slot(schedule_id=sc.id, slot_ms=slot_ms, now_ms=now, bulletin_id=sc.bulletin_id,
                 relay=dict(sc.relay) if sc.relay else None, targets=dict(sc.targets), priority=sc.priority,
                 repeat=sc.repeat, interval_s=sc.interval_s, valid_for_s=sc.valid_for_s,
-                created_by=sc.created_by)
+                created_by=sc.created_by, batched=batched)
 
 
 def _air(s: Session, airer: SlotAirer, slot: Slot, run: ScheduleRun, clock: Callable[[], int]) -> SlotResult:

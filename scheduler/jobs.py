@@ -7,11 +7,19 @@ APScheduler 3 does not tell a job its scheduled run time; the executor's extensi
 Every run time is passed on (``coalesce=False``) and APScheduler's own misfire check is off
 (``misfire_grace_time=None``): the runner decides per slot whether it airs late or is
 recorded missed, so no slot disappears without a row saying so.
+
+A burst (a ward schedules on round times: 1,000 slots on one second) must not cost a commit per
+job: :class:`BatchedJobStore` writes the job updates and removals of one scheduler round in one
+transaction, before the store is next read (a crash before it hands the jobs out again, and the
+unique run row refuses their slots), and :class:`SlotExecutor` hands the runner every slot
+queued when a worker gets to them as one batch (``on_batch``), which it airs together.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -22,6 +30,8 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 
 from scheduler.clock import TIMEZONE
@@ -29,7 +39,8 @@ from scheduler.triggers import LeadTrigger
 
 logger = logging.getLogger(__name__)
 
-SlotHandler = Callable[[int, int, list[datetime]], None]
+SlotBatch = list[tuple[int, int, list[datetime]]]  # (schedule id, version, slots) per due job
+BatchHandler = Callable[[SlotBatch], None]
 JOB_PREFIX = "schedule:"
 
 
@@ -43,15 +54,96 @@ def fire_job(schedule_id: int, version: int) -> None:
                  schedule_id, version)
 
 
-class SlotExecutor(BaseExecutor):
-    """Runs ``on_slots`` for each due job in a small thread pool (database work, off the event loop)."""
+class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """The job store whose updates and removals made by the scheduler thread in one round are
+    written in one transaction, before the next read (see the module docstring)."""
 
-    def __init__(self, on_slots: SlotHandler, workers: int) -> None:
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.round_thread: int | None = None  # the scheduler thread while it processes a round
+        self._held: dict[str, tuple[float, bytes] | None] = {}  # id -> (next run, state) | removed
+        self._held_lock = threading.Lock()
+        self.flushes = 0
+
+    def _buffering(self) -> bool:
+        return self.round_thread == threading.get_ident()
+
+    def update_job(self, job: Job) -> None:
+        if not self._buffering():
+            self.flush()
+            super().update_job(job)
+            return
+        state = pickle.dumps(job.__getstate__(), self.pickle_protocol)
+        with self._held_lock:
+            self._held[job.id] = (datetime_to_utc_timestamp(job.next_run_time), state)
+
+    def remove_job(self, job_id: str) -> None:
+        if not self._buffering():
+            self.flush()
+            super().remove_job(job_id)
+            return
+        with self._held_lock:
+            self._held[job_id] = None
+
+    def flush(self) -> None:
+        """Write what the round held back, in one transaction (a job gone meanwhile is skipped)."""
+        with self._held_lock:
+            held, self._held = self._held, {}
+        if not held:
+            return
+        updates = [{"jid": k, "nrt": v[0], "st": v[1]} for k, v in held.items() if v is not None]
+        removed = [{"jid": k} for k, v in held.items() if v is None]
+        t, c = self.jobs_t, self.jobs_t.c
+        try:
+            with self.engine.begin() as conn:
+                if updates:
+                    conn.execute(t.update().where(c.id == bindparam("jid"))
+                                 .values(next_run_time=bindparam("nrt"), job_state=bindparam("st")), updates)
+                if removed:
+                    conn.execute(t.delete().where(c.id == bindparam("jid")), removed)
+        except Exception:
+            with self._held_lock:
+                self._held = {**held, **self._held}  # kept for the next try
+            raise
+        self.flushes += 1
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        self.flush()
+        return super().lookup_job(job_id)
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        self.flush()
+        return list(super().get_due_jobs(now))
+
+    def get_next_run_time(self) -> datetime | None:
+        self.flush()
+        return super().get_next_run_time()  # type: ignore[no-any-return]
+
+    def get_all_jobs(self) -> list[Job]:
+        self.flush()
+        return list(super().get_all_jobs())
+
+    def add_job(self, job: Job) -> None:
+        self.flush()
+        super().add_job(job)
+
+    def remove_all_jobs(self) -> None:
+        self.flush()
+        super().remove_all_jobs()
+
+
+class SlotExecutor(BaseExecutor):
+    """Hands due slots to ``on_batch`` in a small thread pool (database work, off the event loop):
+    a worker takes every slot queued by then, so a burst becomes a few batches, not 1,000 tasks."""
+
+    def __init__(self, on_batch: BatchHandler, workers: int) -> None:
         super().__init__()
-        self._on_slots = on_slots
+        self._on_batch = on_batch
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._pending: set[Future[None]] = set()
+        self._queue: list[tuple[str, int, int, list[datetime]]] = []
+        self._queue_lock = threading.Lock()
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
@@ -71,20 +163,25 @@ class SlotExecutor(BaseExecutor):
         assert self._pool is not None
         lead = job.trigger.lead if isinstance(job.trigger, LeadTrigger) else timedelta(0)
         schedule_id, version = job.args
-        slots = [rt + lead for rt in run_times]
-        fut = self._pool.submit(self._on_slots, schedule_id, version, slots)
+        with self._queue_lock:
+            self._queue.append((job.id, schedule_id, version, [rt + lead for rt in run_times]))
+        fut = self._pool.submit(self._run_queued)
         self._pending.add(fut)
-        jid = job.id
+        fut.add_done_callback(self._pending.discard)
 
-        def done(f: Future[None]) -> None:
-            self._pending.discard(f)
-            exc = f.exception() if not f.cancelled() else None
-            if exc is not None:
+    def _run_queued(self) -> None:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        if not batch:
+            return  # an earlier worker took these slots along with its own
+        try:
+            self._on_batch([(sid, version, slots) for _, sid, version, slots in batch])
+        except Exception as exc:  # noqa: BLE001 - reported per job, as APScheduler would
+            for jid, *_ in batch:
                 self._run_job_error(jid, exc, exc.__traceback__)
-            else:
-                self._run_job_success(jid, [])
-
-        fut.add_done_callback(done)
+            return
+        for jid, *_ in batch:
+            self._run_job_success(jid, [])
 
 
 class ResilientScheduler(BackgroundScheduler):
@@ -97,21 +194,30 @@ class ResilientScheduler(BackgroundScheduler):
     """
 
     def _process_jobs(self) -> float | None:
+        stores = [s for s in self._jobstores.values() if isinstance(s, BatchedJobStore)]
+        for store in stores:
+            store.round_thread = threading.get_ident()
         try:
             wait: float | None = super()._process_jobs()
+            for store in stores:
+                store.round_thread = None
+                store.flush()
         except Exception as exc:  # noqa: BLE001 - keep the thread alive whatever the store does
             self._logger.warning("job store error (%s); retrying in %.1f s", exc,
                                  self.jobstore_retry_interval)
             return float(self.jobstore_retry_interval)
+        finally:
+            for store in stores:
+                store.round_thread = None
         return wait
 
 
-def make_scheduler(engine: Engine, on_slots: SlotHandler, *, workers: int,
+def make_scheduler(engine: Engine, on_batch: BatchHandler, *, workers: int,
                    retry_s: float) -> tuple[ResilientScheduler, SlotExecutor]:
-    executor = SlotExecutor(on_slots, workers)
+    executor = SlotExecutor(on_batch, workers)
     sched = ResilientScheduler(
         timezone=TIMEZONE,
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+        jobstores={"default": BatchedJobStore(engine=engine, tablename="apscheduler_jobs")},
         executors={"default": executor},
         job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000},
         jobstore_retry_interval=retry_s,

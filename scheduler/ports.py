@@ -33,6 +33,9 @@ class Slot:
     interval_s: int  # 0: the repeats play back to back (one broadcast)
     valid_for_s: int | None  # None: the controller's default
     created_by: str
+    #: aired with other slots due together, in one transaction: the airer adds its rows and does
+    #: not commit (the firing commits them all at once)
+    batched: bool = False
 
     @property
     def spaced(self) -> bool:

@@ -25,8 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from devices.protocol import now_ms
 from scheduler.clock import local
-from scheduler.firing import FireConfig, SlotResult, air_slot
-from scheduler.jobs import make_scheduler
+from scheduler.firing import FireConfig, SlotResult, air_slot, air_slots
+from scheduler.jobs import SlotBatch, make_scheduler
 from scheduler.lease import Lease, default_holder
 from scheduler.ports import SlotAirer
 from scheduler.reconcile import Reconciler
@@ -51,7 +51,7 @@ class ScheduleService:
         self.lead = timedelta(seconds=settings.lead_s)
         self.fire_cfg = FireConfig(grace_ms=int(settings.grace_s * 1000), holder=self.holder, clock=clock)
         self.airer = airer
-        self.sched, self.executor = make_scheduler(self.engine, self._on_slots, workers=settings.workers,
+        self.sched, self.executor = make_scheduler(self.engine, self._on_batch, workers=settings.workers,
                                                    retry_s=min(10.0, settings.renew_s))
         self.reconciler = Reconciler(self.engine, self.sched, self.lead, self.holder)
         self.leading = False
@@ -201,14 +201,35 @@ class ScheduleService:
 
     # ------------------------------------------------------------------ slots (executor threads)
 
-    def _on_slots(self, schedule_id: int, version: int, slots: list[datetime]) -> None:
-        for slot in slots:
-            self._fire(schedule_id, version, slot)
+    def _on_batch(self, batch: SlotBatch) -> None:
+        """The slots due together (a burst on a round time): one transaction for all of them when
+        each simply airs; else, or on any error, one by one (each its own transaction, retried)."""
+        items = [(sid, version, slot) for sid, version, slots in batch for slot in slots]
+        if len(items) > 1 and not self._stopping and self.lease.valid():
+            for sid, _, slot in items:
+                self._note_fire(sid, slot)
+            try:
+                results = air_slots(self.engine, self.fire_cfg, self.airer,
+                                    [(sid, v, int(slot.timestamp() * 1000)) for sid, v, slot in items],
+                                    may_fire=self.lease.valid)
+            except Exception:  # the one-by-one path retries and reports each slot
+                logger.exception("a batch of %d slots failed; airing them one by one", len(items))
+                results = None
+            if results is not None:
+                for res in results:
+                    self._done(res, None)
+                return
+        for sid, version, slot in items:
+            self._fire(sid, version, slot, noted=len(items) > 1)
 
-    def _fire(self, schedule_id: int, version: int, slot: datetime) -> None:
-        slot_ms = int(slot.timestamp() * 1000)
+    def _note_fire(self, schedule_id: int, slot: datetime) -> None:
         if self.on_fire is not None:
             self.on_fire(schedule_id, slot, time.time() - (slot - self.lead).timestamp())
+
+    def _fire(self, schedule_id: int, version: int, slot: datetime, *, noted: bool = False) -> None:
+        slot_ms = int(slot.timestamp() * 1000)
+        if not noted:
+            self._note_fire(schedule_id, slot)
         delay = 0.2
         while True:
             if self._stopping or not self.lease.valid():
@@ -224,8 +245,11 @@ class ScheduleService:
                                local(slot_ms).isoformat(), str(exc).splitlines()[0])
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        self._done(res, schedule_id)
+
+    def _done(self, res: SlotResult, schedule_id: int | None) -> None:
         self.results = [*self.results[-999:], res]
-        if res.outcome in ("stale", "gone"):
+        if res.outcome in ("stale", "gone") and schedule_id is not None:
             self._loop_call(self.changed, schedule_id)
         if res.broadcasts or res.relays:
             self._loop_call(self.airer.handoff, res.aired())

@@ -118,8 +118,8 @@ class ScheduleAirer:
                     air_at=None, play_at=play if play > slot.now_ms else None,  # a late slot plays on arrival
                     valid_s=math.ceil(max(0, play - slot.now_ms) / 1000) + valid_for_s,
                     repeat=1 if slot.spaced else slot.repeat,
-                    created_by=_made_by(slot),
-                )  # commits: the run claim is committed with the first broadcast
+                    created_by=_made_by(slot), commit=not slot.batched,
+                )  # commits: the run claim is committed with the first broadcast (a batch: all at the end)
                 made.append((bc.id, bc.air_at))
                 progress([b for b, _ in made])
         except ServiceError as exc:
