@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from controller.accounts import auth
 from controller.airing.settings import DeliverySettings
 from controller.app import create_app
+from controller.core.web_settings import HttpSettings
 from controller.fleet.settings import MqttSettings
 from controller.settings import Settings
 from devices.broker import BrokerProcess, mosquitto_path, nats_path
@@ -86,6 +87,9 @@ def make_settings(data_dir: Path, port: int, **delivery: Any) -> Settings:
         mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
         delivery=DeliverySettings(**delivery),  # type: ignore[arg-type]
         admin_password=ADMIN[1],
+        # the request deadline (10 s) is tested in tests/faults; elsewhere a request on a busy
+        # machine (the suite in 6 workers beside a CPU hog) may take longer and is not what is tested
+        http=HttpSettings(request_deadline_s=120),  # type: ignore[call-arg]
     )
 
 

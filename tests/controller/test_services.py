@@ -27,7 +27,7 @@ from tests.conftest import ADMIN, make_settings
 pytestmark = pytest.mark.timeout(60)
 
 DECLARED = ["database", "registry", "writer", "presence", "telemetry", "delivery", "air control",
-            "broker link", "air scheduler", "relays", "schedules", "live recorder"]
+            "broker link", "air scheduler", "relays", "schedules", "live recorder", "live"]
 
 
 class Recorded:
