@@ -259,3 +259,27 @@ async def test_many_units_missing_the_play_get_it_once_on_the_group_topic() -> N
     rec.check(active)  # within every unit's backoff: nothing more
     assert len(bus.sent("play")) == 2 and rec.asked["play_group"] == 1 and rec.asked["play"] == 0
     assert all(nd.asks == 1 for nd in nodes.values())
+
+
+async def test_a_lost_played_is_asked_for_and_a_unit_without_the_file_gets_the_manifest(ward: Ward) -> None:
+    """z-1's `played` is lost: after the end (3 s of audio) + the margin it gets the last play
+    again and answers with its state. z-2 answers a play `unknown broadcast` (it lost the file):
+    the manifest goes to it again so it downloads it anew."""
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1", "z-2")
+    [group] = plays_to(ward, ZONE)
+    ward.bus.ack("z-1", bid, V.PLAYING)
+    await until(lambda: plays_to(ward, node("z-2")), "z-2 asked again", timeout_s=30)
+    again = next(c for c in ward.bus.sent("play") if c.scopes == (node("z-2"),))
+    offers = len(ward.bus.on_topic(f"/node/z-2/bcast/{bid}/manifest"))
+    ward.bus.answer(again.id, "z-2", status="error", error="unknown broadcast")
+    assert len(ward.bus.on_topic(f"/node/z-2/bcast/{bid}/manifest")) == offers + 1
+    await until(lambda: plays_to(ward, node("z-1")), "z-1 asked after the end", timeout_s=30)
+    confirm = next(c for c in ward.bus.sent("play") if c.scopes == (node("z-1"),))
+    assert confirm.args == group  # the last start again: a unit that played it only answers
+    assert p.now_ms() >= int(str(group["at"])) + 3000 + MARGIN_MS
+    ward.bus.answer(confirm.id, "z-1", bc=bid, already="played")
+    ward.bus.ack("z-1", bid, V.PLAYED)  # the ack it re-sends with that answer
+    ward.bus.ack("z-2", bid, V.FAILED, "checksum")
+    await settled(ward, bid, {"z-1": "played", "z-2": "failed"})
