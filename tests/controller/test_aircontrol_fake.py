@@ -21,6 +21,9 @@ class _NoWriter:
     def submit(self, op: object) -> None:  # presence writes nothing these tests read
         pass
 
+    def submit_row(self, apply: object, row: object) -> None:  # (telemetry is a bulk row)
+        pass
+
 
 def control(policy: PreemptPolicy = PreemptPolicy.DROP,
             ready_wait_s: float = 10.0) -> tuple[FakeUnitBus, AirControl]:

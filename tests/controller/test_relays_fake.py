@@ -25,6 +25,9 @@ class _NoWriter:
     def submit(self, op: object) -> None:
         pass
 
+    def submit_row(self, apply: object, row: object) -> None:  # (telemetry is a bulk row)
+        pass
+
 
 def hub() -> tuple[FakeUnitBus, Presence, AirControl, RelayHub]:
     bus = FakeUnitBus()
