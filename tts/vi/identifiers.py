@@ -89,7 +89,8 @@ def plates(text: str, dialect: Dialect) -> str:
 
 
 _CODE = r"[A-ZĐ][A-Za-zĐđƯƠÂĂÊÔươâăêô&]*\d*"
-_DOC = re.compile(rf"(?<![\w/.,])(\d+)((?:/\d{{4}})?)/({_CODE}(?:[-–]{_CODE})*)(?![\w/])")
+# 125/KH-UBND, 39/2020/TT-BTTTT, 168a/QĐ-UBND, 04/2021/TT- TTCP
+_DOC = re.compile(rf"(?<![\w/.,])(\d+[a-z]?)((?:/\d{{4}})?)/({_CODE}(?:[-–] ?{_CODE})*)(?![\w/])")
 # Party documents: 10-NQ/TU, 45-KL/HU, 15-QĐ/ĐU, 57-NQ/TW
 _PARTY_DOC = re.compile(r"(?<![\w/.,\-])(\d+)[-–]([A-ZĐ][A-Za-zĐđ]*)/"
                         r"([A-ZĐ][A-Za-zĐđ]*(?:[-–][A-ZĐ][A-Za-zĐđ]*)*)(?![\w/])")
@@ -147,11 +148,13 @@ def documents(text: str, dialect: Dialect) -> str:
     def doc(m: re.Match[str]) -> str:
         if len(m[3]) < 2:
             return m.group(0)
-        parts = re.split(r"[-–]", m[3])
+        parts = re.split(r"[-–] ?", m[3])
         party = any(p in _PARTY_ISSUERS for p in parts)
         year = f" trên {read_int(int(m[2][1:]), dialect)}" if m[2] else ""
         codes = " ".join(_issuer_sense(p, m.string) or _code(p, party=party) for p in parts)
-        return f"{read_number_string(m[1], dialect)}{year} trên {codes}"
+        number = read_number_string(m[1].rstrip("abcdefghijklmnopqrstuvwxyz"), dialect)
+        suffix = f" {spell(m[1][-1])}" if m[1][-1].isalpha() else ""
+        return f"{number}{suffix}{year} trên {codes}"
 
     def party_doc(m: re.Match[str]) -> str:
         issuers = re.split(r"[-–]", m[3])

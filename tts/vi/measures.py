@@ -5,7 +5,7 @@ Read by :func:`tts.vi.numeric.units` and :func:`tts.vi.wording.slashes`.
 
 from __future__ import annotations
 
-__all__ = ["CURRENCY_PREFIX", "PER_AFTER", "PER_WORDS", "UNITS", "UNITS_ATTACHED"]
+__all__ = ["COMPASS", "CURRENCY_PREFIX", "PER_AFTER", "PER_WORDS", "UNITS", "UNITS_ATTACHED"]
 
 # Unit after a number → spoken words. Longest keys are tried first.
 UNITS: dict[str, str] = {
@@ -92,3 +92,6 @@ PER_WORDS: dict[str, str] = {
 # "2.000.000 đồng/tổ dân phố": after these words a slash means "per" whatever follows.
 PER_AFTER = frozenset({"đồng", "la", "Mỹ", "trăm", "lít", "gam", "mét", "ta", "tấn", "nghìn", "ngàn", "triệu",
                        "tỷ", "khối", "vuông", "rô", "tạ", "yến"})
+
+# A latitude or longitude written with a compass letter (20,5°N; 117,4°E; 22,2N-118,2E).
+COMPASS: dict[str, str] = {"N": "độ vĩ bắc", "S": "độ vĩ nam", "E": "độ kinh đông", "W": "độ kinh tây"}

@@ -28,7 +28,7 @@ from tts.vi.cues import (
 from tts.vi.dates import date_ranges, day_month, full_dates, month_years, shared_months
 from tts.vi.identifiers import documents, phones, plates, spell
 from tts.vi.lexicon import ABBREVIATIONS
-from tts.vi.measures import CURRENCY_PREFIX, UNITS, UNITS_ATTACHED
+from tts.vi.measures import COMPASS, CURRENCY_PREFIX, UNITS, UNITS_ATTACHED
 from tts.vi.numbers import (
     NUMBER,
     Dialect,
@@ -54,6 +54,21 @@ _KM_RANGE = re.compile(r"(\d)\s*[-–—]\s*(?=K[Mm]\s?\d)")  # Km 5+200 - Km 7+
 _MEASURE_RANGE = re.compile(rf"(\d\s?(?:{_MEASURE_WORDS}))\s*[-–—]\s*(?=\d)")
 _SCORE = re.compile(rf"(?i:\b({word_alternation(SCORE_BEFORE)}))(\s+)"
                     r"(\d{1,2})\s*[-–:]\s*(\d{1,2})(?![\d/])")
+
+
+_COORD = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{1,2})?)\s?(?:°\s?([NSEW])|([NSEW]))(?![\w])")
+_COORD_PAIR = re.compile(r"(?<=\d)(°?\s?[NS])\s*[-–]\s*(?=\d{1,3}(?:,\d{1,2})?\s?°?\s?[EW]\b)")
+
+
+def coordinates(text: str, dialect: Dialect) -> str:
+    """20,5°N; 117,4°E → hai mươi phẩy năm độ vĩ bắc; …; 22,2N-118,2E → … độ vĩ bắc, … độ kinh đông."""
+
+    def sub(m: re.Match[str]) -> str:
+        if not (m[2] or "," in m[1]):
+            return m.group(0)  # "5E" alone is no coordinate
+        return f"{read_number_token(m[1], dialect)} {COMPASS[m[2] or m[3]]}"
+
+    return _COORD.sub(sub, _COORD_PAIR.sub(r"\1, ", text))
 
 
 def scores(text: str, dialect: Dialect) -> str:
@@ -243,6 +258,7 @@ def numbers(text: str, dialect: Dialect) -> str:
 NUMERIC_EARLY: tuple[tuple[str, Rule], ...] = (("document number", documents),)
 NUMERIC_RULES: tuple[tuple[str, Rule], ...] = (
     ("phone or service number", phones),
+    ("coordinates", coordinates),
     ("list of numbers", comma_lists),
     ("hours ratio", hour_ratio),
     ("vehicle plate", plates),
