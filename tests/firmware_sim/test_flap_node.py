@@ -90,7 +90,9 @@ async def test_a_network_flap_keeps_the_session_and_what_plays(
     session, connects = node.session, node.stats.connects
     await node.drop_network(1.0)
     await until(lambda: node.stats.connects > connects and node.connected, what="reconnected")
-    assert "offline" in _statuses(ctl, "loa-3") and _statuses(ctl, "loa-3")[-1] == "online"
+    # its retained "online" comes after the reconnect: waited for, not looked at the instant of it
+    await until(lambda: _statuses(ctl, "loa-3")[-1] == "online", what="online again")
+    assert "offline" in _statuses(ctl, "loa-3")
     assert node.session == session and node.player.playing == "b-net"
     await until(lambda: "played" in ctl.states("loa-3", "b-net"), within=20, what="played")
     events = read_play_log(log)
