@@ -198,7 +198,7 @@ def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.audio_dir.mkdir(parents=True, exist_ok=True)
     d = settings.delivery
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, timeouts=settings.database.timeouts())
     writer = DbWriter(db, interval=d.flush_s)
     link = _link(settings)
     presence = Presence(link, writer, heartbeat_timeout_s=d.heartbeat_timeout_s,

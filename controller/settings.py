@@ -17,6 +17,7 @@ from controller.airing.settings import DeliverySettings
 from controller.bulletins.speech_settings import (
     TtsSettings,
 )
+from controller.core.db_settings import DatabaseSettings
 from controller.core.web_settings import HttpSettings, LoginSettings
 from controller.fleet.gateway_settings import Gateways
 from controller.fleet.settings import MqttSettings
@@ -31,6 +32,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path("data"), description="SQLite database, audio and cache live here")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     environment: str = Field("development", description="development | production")
     ward_name: str = Field("Phường mẫu", description="shown in the UI")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
