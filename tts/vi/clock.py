@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tts.vi.cues import WEEKDAY_WORDS
+from tts.vi.context import next_words_in
+from tts.vi.cues import COUNT_NOUNS, WEEKDAY_WORDS
 from tts.vi.dates import month_word
 from tts.vi.numbers import Dialect, read_int, read_ordinal
 
@@ -84,11 +85,30 @@ def hour_ratio(text: str, dialect: Dialect) -> str:
     return _HOUR_RATIO.sub(sub, text)
 
 
+_NOT_HOUR_AFTER = COUNT_NOUNS | frozenset({"tuổi", "giờ", "tiếng", "phút", "ngày", "tháng", "năm", "độ", "km",
+                                             "mét", "người", "phần", "triệu", "nghìn", "đồng", "ki"})
 _STUCK_UNIT = re.compile(r"(\d)(giờ|phút|giây|ngày|tháng|năm|tuổi|người|hộ)(?!\w)")
 _ZERO_MINUTES = re.compile(r"(\d\s?giờ)\s?00(?:\s?phút)?(?!\w)")
 
 
+# "21g ngày 7/9", "lúc 7g": a bare g is an hour next to a day word or after lúc/tới/đến (else 7g is gram)
+_HOUR_G = re.compile(r"(?i:\b(lúc|tới|đến|từ|trước|sau|vào)\s+)?(?<![\w.,])([01]?\d|2[0-4])g(?!\w)"
+                     r"(?=(\s+(?:ngày|sáng|trưa|chiều|tối|đêm|hôm|hằng|hàng)\b)?)")
+# "từ 7h đến 12": the hour word of a time range is written once
+_BARE_RANGE_END = re.compile(r"(\b(?i:từ)\s+(?:[01]?\d|2[0-4])h\d{0,2}\s+(?:đến|tới)\s+)([01]?\d|2[0-4])"
+                             r"(?![\w:/]|[.,]\d|\s*[-–])")
+
+
+def _hour_g(m: re.Match[str]) -> str:
+    if not (m[1] or m[3]):
+        return m.group(0)
+    return f"{m[1] + ' ' if m[1] else ''}{m[2]} giờ"
+
+
 def times(text: str, dialect: Dialect) -> str:
+    text = _HOUR_G.sub(_hour_g, text)
+    text = _BARE_RANGE_END.sub(lambda m: m.group(0) if next_words_in(m.string[m.end():], _NOT_HOUR_AFTER)
+                               else f"{m[1]}{m[2]}h", text)
     text = _STUCK_UNIT.sub(r"\1 \2", text)  # 22giờ → 22 giờ
     text = _ZERO_MINUTES.sub(r"\1", text)  # 08 giờ 00 phút → tám giờ
     text = _TIME_H.sub(lambda m: _clock(int(m[1]), int(m[2] or m[3] or 0), 0, dialect), text)

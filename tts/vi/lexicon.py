@@ -228,6 +228,7 @@ ABBREVIATIONS: dict[str, str] = {
     "ASEAN": "a xê an",
     "LED": "led",
     "OTP": "ô tê pê",
+    "GMT+7": "giê em tê cộng bảy",
     "MTQG": "mục tiêu quốc gia",
     "PM2.5": "pê em hai chấm năm",
     "PM10": "pê em mười",
