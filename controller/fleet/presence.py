@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 from controller.core.background import Periodic
 from controller.core.writer import DbWriter
 from controller.fleet.models import RETIRED, Node, NodeEvent, NodeZone
+from controller.fleet.presence_rows import PresenceChange, write_changes
 from devices import protocol as p
 from devices.link import UnitBus
 
@@ -325,20 +326,9 @@ class Presence:
                     logger.exception("presence listener failed")
 
     def _record(self, node_id: str, kind: str, detail: str, **fields: Any) -> None:
-        at = p.now_ms()
-
-        def op(s: Session) -> None:
-            s.add(NodeEvent(node_id=node_id, kind=kind, detail=detail[:500], at=at))
-            node = s.get(Node, node_id)
-            if node is None or node.status == RETIRED:  # retired meanwhile: stays retired
-                return
-            for key, value in fields.items():
-                if value is not None:
-                    setattr(node, key, value)
-            node.last_seen = at
-            s.add(node)
-
-        self.writer.submit(op)
+        """An event of the unit, and its row's ``fields`` (a retired unit stays retired): a bulk row."""
+        change = PresenceChange(node_id, kind, detail, p.now_ms(), tuple(fields.items()))
+        self.writer.submit_row(write_changes, change)
 
     # ------------------------------------------------------------------ timeouts
 

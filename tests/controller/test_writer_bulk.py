@@ -19,8 +19,9 @@ from controller.airing.delivery_rows import DeliveryChange, apply_changes
 from controller.airing.models import Delivery, DeliveryEvent
 from controller.core.db import Database
 from controller.core.writer import DbWriter
-from controller.fleet.models import Node
+from controller.fleet.models import RETIRED, Node, NodeEvent
 from controller.fleet.presence import write_telemetry
+from controller.fleet.presence_rows import PresenceChange, write_changes
 from tests.controller.test_delivery_fake import seed
 
 pytestmark = pytest.mark.timeout(120)
@@ -156,4 +157,33 @@ async def test_telemetry_of_a_batch_is_one_update_latest_wins(tmp_path: Path) ->
         nodes = s.exec(select(Node).where(col(Node.id).like("u-%"))).all()
     assert len(nodes) == UNITS
     assert all(n.telemetry == {"volume": 2, "power": True} and n.last_seen == 102 for n in nodes)
+    db.dispose()
+
+
+async def test_presence_changes_are_bulk_rows_in_order_a_retired_unit_stays_retired(tmp_path: Path) -> None:
+    db, _bid, _ids = ward(tmp_path)
+    with db.session() as s:
+        retired = s.get(Node, "u-0005")
+        assert retired is not None
+        retired.status = RETIRED
+        s.add(retired)
+        s.commit()
+    writer = DbWriter(db)
+    for i in range(UNITS):  # a fleet comes up: every unit's birth
+        row = PresenceChange(f"u-{i:04d}", "online", "birth", 200, (("status", "online"), ("session", "s1"),
+                                                                    ("fw", "1.0")))
+        writer.submit_row(write_changes, row)
+    writer.submit_row(write_changes, PresenceChange("u-0001", "offline", "will", 300,
+                                                    (("status", "offline"), ("session", "s1"), ("fw", None))))
+    writer.submit_row(write_changes, PresenceChange("u-0001", "online", "birth", 400,
+                                                    (("status", "online"), ("session", "s2"), ("fw", "1.1"))))
+    assert await writer.flush() is True and writer.batches == 1
+    with Session(db.engine) as s:
+        nodes = {n.id: n for n in s.exec(select(Node).where(col(Node.id).like("u-%"))).all()}
+        events = s.exec(select(func.count()).select_from(NodeEvent)).one()
+    assert events == UNITS + 2
+    assert (nodes["u-0001"].status, nodes["u-0001"].session, nodes["u-0001"].fw) == ("online", "s2", "1.1")
+    assert nodes["u-0001"].last_seen == 400  # the last change of a unit wins
+    assert nodes["u-0005"].status == RETIRED  # retired meanwhile: stays retired
+    assert sum(n.status == "online" and n.last_seen == 200 for n in nodes.values()) == UNITS - 2
     db.dispose()
