@@ -60,12 +60,14 @@ def settle(db: Database, broadcast_id: str) -> bool:
     started playing (look again later), True when there is nothing more to do."""
     with db.session() as s:
         bc = s.get(Broadcast, broadcast_id)
-        run = run_of(s, bc) if bc is not None else None
-        if bc is None or run is None or run.status != RunStatus.AIRED.value:
+        if bc is None:
             return True
-        started = first_playing(s, broadcast_id)
+        started = first_playing(s, broadcast_id)  # indexed: cheap while it has not started
         if started is None:
             return False
+        run = run_of(s, bc)  # looked for once, when it has started
+        if run is None or run.status != RunStatus.AIRED.value:
+            return True
         late = started - intended_ms(s, bc, run)
         if late > ON_TIME_MS and late > (run.late_ms or 0):
             run.late_ms = late

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from controller.airing.models import Delivery, DeliveryEvent, DeliveryState
+from controller.airing.models import Broadcast, Delivery, DeliveryEvent, DeliveryState
 from controller.core.db import Database
 from controller.schedules.airer import ScheduleAirer
 from controller.schedules.lateness import LateAirings, settle
@@ -88,4 +88,10 @@ async def test_on_time_slots_and_other_broadcasts_keep_late_0(tmp_path: Path) ->
     assert settle(db, bc_id) is True
     assert runs(db, sid)[0].late_ms == 0 and runs(db, sid)[0].reason == ""
     assert settle(db, "b-not-a-slot") is True  # unknown broadcast: nothing to do
+    with db.session() as s:  # a broadcast no slot made (the API's), playing late: no run to correct
+        s.add(Broadcast(id="b-api", bulletin_id=1, audio_sha256="a" * 64, air_at=slot_ms, play_at=slot_ms,
+                        expires_at=slot_ms + 60_000))
+        s.commit()
+    units_report_playing(db, "b-api", slot_ms + 60_000)
+    assert settle(db, "b-api") is True and runs(db, sid)[0].late_ms == 0
     db.dispose()
