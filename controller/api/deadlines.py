@@ -19,13 +19,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-DB_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DBAPIError, PoolTimeout)
+DB_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, PoolTimeout)
+
+
+def database_away(exc: BaseException) -> bool:
+    """The database is unreachable, slow or restarting (connection refused or lost, a statement or
+    lock timeout, no pooled connection): 503. A bug that reaches the database (an integrity or a
+    programming error) is no outage: it stays a 500, with its traceback in the log."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 DB_DOWN = "database unavailable; try again shortly"
 TOO_SLOW = "request deadline exceeded; try again shortly"
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
@@ -79,6 +88,8 @@ class Deadlines:
         try:
             await task
         except DB_ERRORS as exc:
+            if not database_away(exc):
+                raise
             logger.warning("%s %s: database error, answered 503: %s", scope["method"], scope["path"],
                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             if not started.is_set():

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from sqlalchemy.exc import OperationalError
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -36,6 +37,10 @@ async def db_down(_: Request) -> Response:
     raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
 
+async def db_bug(_: Request) -> Response:
+    raise IntegrityError("INSERT ...", {}, Exception("duplicate key value violates unique constraint"))
+
+
 async def stream(_: Request) -> Response:
     async def body():  # type: ignore[no-untyped-def]
         yield b"start "
@@ -51,7 +56,8 @@ def client(deadline_s: float = 0.05) -> httpx.AsyncClient:
     deadlines = Middleware(Deadlines, deadline_s=deadline_s, messages=unavailable_messages(),  # type: ignore[arg-type]
                            long=r"/api/render/", long_deadline_s=30)
     app = Starlette(routes=[Route("/api/hang", hang), Route("/api/render/x", slow, methods=["GET", "POST"]),
-                            Route("/api/db", db_down), Route("/page", db_down), Route("/api/stream", stream)],
+                            Route("/api/db", db_down), Route("/page", db_down),
+                            Route("/api/bug", db_bug), Route("/api/stream", stream)],
                     middleware=[deadlines])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60)
 
@@ -75,6 +81,12 @@ async def test_database_error_503_json_or_the_vietnamese_page() -> None:
         assert "Cơ sở dữ liệu tạm thời không truy cập được" in page.text and 'lang="vi"' in page.text
         en = await c.get("/page", headers={"accept": "text/html", "cookie": "lang=en"})
         assert "The database is unreachable for now" in en.text
+
+
+async def test_a_bug_that_reaches_the_database_is_no_outage() -> None:
+    async with client(30) as c:
+        with pytest.raises(IntegrityError):  # the server's error middleware answers it 500
+            await c.get("/api/bug")
 
 
 async def test_a_started_response_is_not_cut() -> None:
