@@ -87,7 +87,7 @@ def hour_ratio(text: str, dialect: Dialect) -> str:
 
 _NOT_HOUR_AFTER = COUNT_NOUNS | frozenset({"tuổi", "giờ", "tiếng", "phút", "ngày", "tháng", "năm", "độ", "km",
                                              "mét", "người", "phần", "triệu", "nghìn", "đồng", "ki"})
-_STUCK_UNIT = re.compile(r"(\d)(giờ|phút|giây|ngày|tháng|năm|tuổi|người|hộ)(?!\w)")
+_STUCK_UNIT = re.compile(r"(\d)(giờ|phút|giây|ngày|tháng|năm|tuổi|người|hộ|đồng|lượt|suất|lần)(?!\w)")
 _ZERO_MINUTES = re.compile(r"(\d\s?giờ)\s?00(?:\s?phút)?(?!\w)")
 
 

@@ -50,6 +50,7 @@ _RANGE = re.compile(r"(\d(?:[hH]\d{0,2}|g\d\d|%|')?)\s*[-–—]\s*(?=\d)")
 _MEASURE_WORDS = "|".join(re.escape(u) for u in sorted({*UNITS, "giờ", "phút", "ngày", "tháng", "năm", "tuổi",
                                                         "độ", "tấn", "tạ", "lít", "mét", "người", "hộ"},
                                                        key=len, reverse=True))
+_CODE_RANGE = re.compile(r"(?<![\w])([A-ZĐa-zđ]{1,3})\s?(\d{1,3})\s*[-–]\s*\1\s?(?=\d)")
 _KM_RANGE = re.compile(r"(\d)\s*[-–—]\s*(?=K[Mm]\s?\d)")  # Km 5+200 - Km 7+500
 _MEASURE_RANGE = re.compile(rf"(\d\s?(?:{_MEASURE_WORDS}))\s*[-–—]\s*(?=\d)")
 _SCORE = re.compile(rf"(?i:\b({word_alternation(SCORE_BEFORE)}))(\s+)"
@@ -82,6 +83,7 @@ def operators(text: str, dialect: Dialect) -> str:
     text = _RANGE.sub(r"\1 đến ", text)
     text = _MEASURE_RANGE.sub(r"\1 đến ", text)
     text = _KM_RANGE.sub(r"\1 đến ", text)
+    text = _CODE_RANGE.sub(r"\1\2 đến \1", text)  # BĐ2-BĐ3 → BĐ2 đến BĐ3
     for pattern, words in ((r"\s*\+\s*", "cộng"), (r"\s*[x×]\s*", "nhân"), (r"\s*=\s*", "bằng")):
         text = re.sub(rf"(?<=\d){pattern}(?=\d)", f" {words} ", text)
     for sym, words in (("≥", "không dưới"), ("≤", "không quá"), (">", "trên"),  # as an announcer says them
