@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.airing.margin import StartMargin
+from controller.airing.margin import StartMargin, reach_ms
 from controller.core.background import Periodic
 from devices import protocol as p
 from devices.link import UnitBus
@@ -357,11 +357,12 @@ class AirControl:
                  item_id: str = "") -> None:
         """Send one command to every scope of the item (group topics fan out in the broker); the
         scopes it could not reach get it again on reconnect if ``item_id`` still holds its zones."""
-        bc, sent_at = item.bc, asyncio.get_running_loop().time()
+        bc, sent_at, sent_ms = item.bc, asyncio.get_running_loop().time(), p.now_ms()
 
         def reply(node_id: str, resp: p.CommandResponse) -> None:
             if name == "play":  # the fleet's latency: what the start margin is made of
-                self.margin.observe((asyncio.get_running_loop().time() - sent_at) * 1000)
+                rtt = (asyncio.get_running_loop().time() - sent_at) * 1000
+                self.margin.observe(reach_ms(args, resp, sent_ms, rtt))
             if name == "play" and resp.status != "ok":
                 self._refused(bc, node_id, resp.error)
             for fn in self._answer_listeners:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from controller.airing.aircontrol import AirControl
-from controller.airing.margin import StartMargin
+from controller.airing.margin import StartMargin, reach_ms
 from controller.fleet.presence import Presence
 from devices import protocol as p
 from tests.fakes import FakeUnitBus, until
@@ -39,6 +39,18 @@ def test_the_margin_is_the_p99_round_trip_plus_headroom_within_floor_and_cap() -
         m.observe(5000.0)  # a congested moment cannot push starts beyond the cap
     assert m.current_ms() == 1500
     assert StartMargin(floor_ms=250, cap_ms=0).current_ms() == 0  # the floor never exceeds the cap
+
+
+def test_a_plays_reach_comes_from_the_units_answer_not_the_controllers_queue() -> None:
+    def resp(ts: int, **data: object) -> p.CommandResponse:
+        return p.CommandResponse(id="c", node_id="u", status="ok", ts=ts, data=data)
+
+    # a unit 20 s fast handled the play 80 ms after it was sent; its answer was handled 900 ms after
+    args = {"bc": "b-1", "at": 3000, "offset_ms": 0}
+    assert reach_ms(args, resp(21_080, bc="b-1", at_local=23_000), 1000, 900.0) == 80
+    assert reach_ms(args, resp(21_080, bc="b-1", already="played"), 1000, 900.0) == 900  # no at_local
+    assert reach_ms(args, resp(0, at_local=23_000), 1000, 900.0) == 0  # a clock estimate off: not < 0
+    assert reach_ms(args, resp(99_999, at_local=23_000), 1000, 900.0) == 900  # never beyond the round trip
 
 
 def control(**kw: object) -> tuple[FakeUnitBus, AirControl]:
