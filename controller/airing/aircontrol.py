@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.airing.margin import StartMargin, reach_ms
+from controller.airing.turns import Standing, Turn
 from controller.core.background import Periodic
 from devices import protocol as p
 from devices.link import UnitBus
@@ -58,27 +59,6 @@ Answer = Callable[[str, str, str, p.CommandResponse], None]
 
 #: A play or stop expires this long after it is sent (or after the start instant it names).
 COMMAND_TTL_MS = 10_000
-
-
-@dataclass(frozen=True)
-class Turn:
-    """When an item of a broadcast sounds: from ``at_ms`` (controller clock), ``offset_ms`` into
-    the audio, until ``end_ms``."""
-
-    at_ms: int
-    offset_ms: int
-    end_ms: int
-
-
-@dataclass(frozen=True)
-class Standing:
-    """Where a unit's item of a broadcast stands: ``turn`` while it holds its zones (None before its
-    start and after its end), ``last`` its last start, ``dropped_at`` when an emergency pre-empted
-    it for good (policy drop)."""
-
-    turn: Turn | None
-    last: Turn | None
-    dropped_at: int | None
 
 
 @dataclass
@@ -172,9 +152,19 @@ class AirControl:
 
     def standing(self, bc: str) -> tuple[Standing, dict[str, Standing]]:
         """Where the broadcast's main item stands, and each unit's catch-up item by unit id."""
-        own = {item_id.partition("@")[2]: self._standing(item_id)
-               for item_id, item in self._items.items() if item.bc == bc and item_id != bc}
+        own: dict[str, Standing] = {}
+        for item_id, item in self._items.items():
+            if item.bc == bc and item_id != bc:
+                own.update(dict.fromkeys(item.nodes, self._standing(item_id)))
         return self._standing(bc), own
+
+    def _item_of(self, bc: str, node_id: str) -> str:
+        """The id of ``node_id``'s latest catch-up item of ``bc``, else the broadcast's own."""
+        found = bc
+        for item_id, item in self._items.items():
+            if item.bc == bc and item_id != bc and node_id in item.nodes:
+                found = item_id
+        return found
 
     def _standing(self, item_id: str) -> Standing:
         item = self._items.get(item_id)
@@ -210,18 +200,25 @@ class AirControl:
         (the zone's ``at`` and ``offset_ms``: the unit joins mid-way); after it ended, a catch-up
         item of its own if ``catch_up`` (from the start, when its zones are free), else the last
         start again (a unit that plays or played it answers with its state, starting nothing)."""
-        scope, item_id = [p.AudioScope(kind="node", id=node_id)], f"{bc}@{node_id}"
-        st = self._standing(item_id) if item_id in self._items else self._standing(bc)
-        if st.turn is not None:
-            self._send_play(AirItem(bc, scope, [node_id]), st.turn)
-            return
-        if self.arbiter.known(item_id):
-            return  # its catch-up waits for its zones
-        last = st.last
-        if catch_up or last is None:
-            self._submit(item_id, AirItem(bc, scope, [node_id]), priority, duration_ms, None)
-        else:
-            self._send_play(AirItem(bc, scope, [node_id]), last)
+        scope, item_id = p.AudioScope(kind="node", id=node_id), self._item_of(bc, node_id)
+        st = self._standing(item_id)
+        turn = st.turn or (None if catch_up else st.last)
+        if turn is not None:
+            self._send_play(AirItem(bc, [scope], [node_id]), turn)
+        elif item_id == bc or item_id not in self.arbiter.waiting:  # (else its catch-up waits)
+            self._catch_up(bc, scope, priority, duration_ms)
+
+    def _catch_up(self, bc: str, scope: p.AudioScope, priority: p.Priority, duration_ms: int) -> None:
+        """A turn from the start for a unit that missed its broadcast's: with the catch-up of that
+        broadcast still waiting for the same zones (one turn for all), else one of its own."""
+        zones = self.zones([scope.id])
+        for item_id, item in self._items.items():
+            waiting = self.arbiter.waiting.get(item_id)
+            if item.bc == bc and item_id != bc and waiting is not None and zones <= waiting.zones:
+                item.nodes.append(scope.id)
+                item.scopes.append(scope)
+                return
+        self._submit(f"{bc}@{scope.id}", AirItem(bc, [scope], [scope.id]), priority, duration_ms, None)
 
     def ask_play_all(self, bc: str) -> bool:
         """The broadcast's play again to all its scopes, in step (many of its units missed it: the

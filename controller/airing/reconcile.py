@@ -32,10 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.airing.active import EXPIRY_REASON, ActiveBroadcast, NodeDelivery
-from controller.airing.aircontrol import AirControl, Turn
+from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
 from controller.airing.models import DeliveryState
 from controller.airing.settings import DeliverySettings
+from controller.airing.turns import Turn
 from devices import protocol as p
 
 logger = logging.getLogger(__name__)

@@ -13,12 +13,13 @@ import pytest
 from sqlmodel import select
 
 from controller.airing.active import ActiveBroadcast, NodeDelivery
-from controller.airing.aircontrol import AirControl, Turn
+from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
 from controller.airing.delivery import DeliveryService
 from controller.airing.models import Broadcast, Delivery, DeliveryState
 from controller.airing.reconcile import Ask, Reconciler, ask_for, next_wait_ms
 from controller.airing.settings import DeliverySettings
+from controller.airing.turns import Turn
 from controller.core.db import Database
 from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
@@ -283,3 +284,27 @@ async def test_a_lost_played_is_asked_for_and_a_unit_without_the_file_gets_the_m
     ward.bus.ack("z-1", bid, V.PLAYED)  # the ack it re-sends with that answer
     ward.bus.ack("z-2", bid, V.FAILED, "checksum")
     await settled(ward, bid, {"z-1": "played", "z-2": "failed"})
+
+
+async def test_units_that_missed_their_broadcast_catch_up_in_one_turn() -> None:
+    """Two units verify b-1 after its turn ended while b-2 holds their zone: their catch-ups share
+    one turn (one play to both, when the zone is free), not one turn each, one after the other."""
+    bus, air = control()
+    air.start()
+    try:
+        air.offer("b-1", priority=p.Priority.NORMAL, duration_ms=1, scopes=[ZONE], nodes=["z-1", "z-2"],
+                  play_at=None, ready=lambda: True)
+        air.offer("b-2", priority=p.Priority.NORMAL, duration_ms=60_000, scopes=[ZONE], nodes=["z-1", "z-2"],
+                  play_at=None, ready=lambda: True)
+        await until(lambda: [c.args["bc"] for c in bus.sent("play")] == ["b-1", "b-2"], "b-2 after b-1")
+        for n in ("z-1", "z-2"):
+            air.unit_ready("b-1", n, priority=p.Priority.NORMAL, duration_ms=1)
+        assert len(bus.sent("play")) == 2  # the zone is b-2's
+        air.finished("b-2")
+        await until(lambda: len(bus.sent("play")) == 3, "the catch-up's start")
+        catch_up = bus.sent("play")[2]
+        assert catch_up.args["bc"] == "b-1" and catch_up.scopes == (node("z-1"), node("z-2"))
+        main, own = air.standing("b-1")
+        assert main.turn is None and own["z-1"] == own["z-2"] and own["z-1"].last is not None
+    finally:
+        await air.stop()
