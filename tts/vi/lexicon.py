@@ -230,6 +230,7 @@ ABBREVIATIONS: dict[str, str] = {
     "OTP": "ô tê pê",
     "GMT+7": "giê em tê cộng bảy",
     "GĐVH": "gia đình văn hóa",
+    "RON": "rôn",
     "GDVH": "gia đình văn hóa",
     "CT-XH": "chính trị xã hội",
     "MTQG": "mục tiêu quốc gia",

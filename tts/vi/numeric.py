@@ -95,7 +95,7 @@ def operators(text: str, dialect: Dialect) -> str:
 # ---------------------------------------------------------------- numbers with meaning
 
 _ROMAN = re.compile(rf"(?i:\b({word_alternation(ROMAN_CONTEXT)}))(\s+)([IVXLC]+)\b")
-_ROMAN_AFTER_NUMBER = re.compile(r"(?<![\w.,])(\d+)-(I{2,3}|IV|VI{0,3}|IX|XI{0,3})\b")
+_ROMAN_AFTER_NUMBER = re.compile(r"(?<![\d.,])(\d+)-(I{2,3}|IV|VI{0,3}|IX|XI{0,3})\b")
 _FRACTION = re.compile(rf"(?<![\w/.,])({NUMBER})/({NUMBER})(?![\w/])")
 _RATIO = re.compile(r"(?<![\w.,:])(\d+):(\d+)(?![\w:])")  # what times() left: 1:500
 _ORDINAL = re.compile(r"\b([Tt]hứ)(\s+)(\d+)(?![\d.,]?\d)")

@@ -87,7 +87,9 @@ _ABBR = re.compile(
     + ")"
 )
 _ABBR_DOT_NUMBER = re.compile(r"(?<![\w.])([A-ZĐ]{2,6})\.(?=\d)")  # "KP.2" is "khu phố hai", no pause
-_PLACE = re.compile(r"(?<![\w.])([PQ])\.\s?(?=[A-ZĐ\d])")
+# P./Q. before a name is phường/quận, but not the initial of a person's name ("bà P.T.C.", "anh Q. H.")
+_PLACE = re.compile(r"(?<![\w.])([PQ])\.\s?(?=[A-ZĐ\d])(?![A-ZĐ]\.)")
+_PERSON_BEFORE = ("ông", "bà", "anh", "chị", "em", "cụ", "cháu", "đồng chí", "đ/c", "bị can", "bị cáo")
 # ĐT has two senses: "đường tỉnh" before a road number, "điện thoại" before a phone number.
 _DT_ROAD = re.compile(r"(?:(?i:đường tỉnh)\s+)?\bĐT\.?\s?(?=[1-9]\d{0,3}(?:[A-Z])?(?![\d.,]?\d))")
 
@@ -118,7 +120,8 @@ def abbreviations(text: str, dialect: Dialect) -> str:
     text = _SPELLED_OUT.sub(lambda m: m[1] if _expands_to(m[2], m[1]) else m.group(0), text)
     text = _ABBR_DOT_NUMBER.sub(lambda m: f"{m[1]} " if m[1] in ABBREVIATIONS else m.group(0), text)  # KP.2
     text = _ABBR.sub(sub, text)
-    return _PLACE.sub(lambda m: "phường " if m[1] == "P" else "quận ", text)
+    return _PLACE.sub(lambda m: m.group(0) if ends_with(m.string[: m.start()], _PERSON_BEFORE)
+                      else "phường " if m[1] == "P" else "quận ", text)
 
 
 # ---------------------------------------------------------------- web addresses
