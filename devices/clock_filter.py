@@ -47,6 +47,10 @@ FAST_MAX = 200
 FINE_MS = 4.0
 #: The slowest poll a controller hint may ask for.
 MAX_POLL_S = 300.0
+#: At most this many requests in flight: another waits for a reply, or REPLY_WAIT_S without one
+#: (a slow controller or link slows the polling down instead of piling requests up).
+IN_FLIGHT = 2
+REPLY_WAIT_S = 2.0
 
 
 class ClockFilter:
@@ -123,6 +127,7 @@ class PollPlan:
         self._since = 0.0
         self._fast_left = 0
         self._width: float | None = None
+        self._in_flight: list[float] = []  # when the requests not yet answered went (monotonic s)
 
     def connected(self, now: float) -> None:
         """After a (re)connect or a ``sync_time``: fast polling again."""
@@ -133,12 +138,20 @@ class PollPlan:
     def fast(self) -> bool:
         return self._fast_left > 0 and (self._width is None or self._width > FINE_MS)
 
-    def asked(self) -> None:
+    def may_ask(self, now: float) -> bool:
+        """Fewer than IN_FLIGHT requests unanswered (overdue ones given up): one may go out now."""
+        self._in_flight = [t for t in self._in_flight if now - t < REPLY_WAIT_S]
+        return len(self._in_flight) < IN_FLIGHT
+
+    def asked(self, now: float = 0.0) -> None:
+        self._in_flight.append(now)
         if self._fast_left > 0:
             self._fast_left -= 1
 
     def answered(self, width_ms: float | None, poll_ms: int | None) -> None:
-        """A reply was filed: the filter's interval width now, and the controller's hint."""
+        """A reply came (its sample kept or not): the filter's width now, the controller's hint."""
+        if self._in_flight:
+            self._in_flight.pop(0)
         if poll_ms is not None:
             self.hint_s = min(MAX_POLL_S, max(0.0, poll_ms / 1000.0))
         if width_ms is not None:

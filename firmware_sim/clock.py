@@ -87,18 +87,20 @@ class ClockSync:
     def _fast_step(self, chain: int) -> None:
         if chain != self._chain or not self.plan.fast:
             return
-        self.request()
-        wait = self.plan.wait_s(time.monotonic())
-        self._next = time.monotonic() + wait
+        now = time.monotonic()
+        if self.plan.may_ask(now):
+            self.request()
+        wait = self.plan.wait_s(now)
+        self._next = now + wait
         self._later(wait, lambda: self._fast_step(chain))
 
     def tick(self, now: float) -> None:
-        if now >= self._next and not self.plan.fast:
+        if now >= self._next and not self.plan.fast and self.plan.may_ask(now):
             self._next = now + self.plan.wait_s(now)
             self.request()
 
     def request(self) -> None:
-        self.plan.asked()
+        self.plan.asked(time.monotonic())
         t0 = int(self.clock.now_ms())
         self._send(encode(TimeRequest(ts=t0, node_id=self.node_id, t0=t0)))
 
@@ -109,9 +111,9 @@ class ClockSync:
         except PayloadError as exc:
             logger.warning("%s: bad clock reply: %s", self.node_id, exc)
             return False
-        if not self.filter.add(r.t0, r.t1, r.t2, t3):
-            return False  # a reply to a request from before a reboot, or nonsense
-        self.plan.answered(self.filter.width_ms, r.poll_ms)
+        # a reply to a request from before a reboot, or 30 s late, is no sample (add says False)
+        self.filter.add(r.t0, r.t1, r.t2, t3)
+        self.plan.answered(self.filter.width_ms, r.poll_ms)  # the hint counts whatever the sample
         return True
 
     def controller_to_node(self, controller_ms: float) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from devices import protocol as p
-from devices.clock_filter import FAST_MAX, FAST_POLL_S, FINE_MS
+from devices.clock_filter import FAST_MAX, FAST_POLL_S, FINE_MS, REPLY_WAIT_S
 
 TRUE_OFFSET = 20_000.0  # controller − node, ms
 
@@ -104,3 +104,16 @@ def test_poll_plan_never_polls_faster_than_the_controllers_hint() -> None:
     assert plan.fast and plan.wait_s(1.0) == 25.0
     plan.answered(None, 10**9)
     assert plan.wait_s(1.0) == 300.0  # capped
+
+
+def test_two_requests_in_flight_at_most_a_slow_reply_slows_the_polling() -> None:
+    plan = p.PollPlan()
+    plan.connected(0.0)
+    assert plan.may_ask(0.0)
+    plan.asked(0.0)
+    assert plan.may_ask(0.0)
+    plan.asked(0.0)
+    assert not plan.may_ask(1.0)  # no reply yet: the next request waits (a busy controller)
+    assert plan.may_ask(REPLY_WAIT_S)  # ... at most this long: a lost reply (QoS 0) is given up
+    plan.answered(None, 500)  # a reply whose sample was refused still brings the hint
+    assert plan.may_ask(0.1) and plan.wait_s(0.1) == 0.5
