@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
@@ -16,6 +17,8 @@ class User(SQLModel, table=True):
     active: bool = True
     created_at: int = ms_column(nullable=False)
     org_unit_id: str | None = Field(default=None, max_length=63)  # None: the whole tree (0005)
+    #: a one-time password (made by an admin or the CLI) is in use: the web app asks for a new one (0011)
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 # --------------------------------------------------------------------------- accounts (0005)

@@ -27,8 +27,10 @@ def add_user(s: Session, username: str, role: str, org_unit_id: str | None = Non
         raise ValueError(f"user {username!r} already exists")
     if password is not None and (problem := password_problem(password, username)):
         raise ValueError(problem)
+    one_time = password is None
     password = password or secrets.token_urlsafe(12)
-    user = User(username=username, password_hash=hash_password(password), role=role, org_unit_id=org_unit_id)
+    user = User(username=username, password_hash=hash_password(password), role=role, org_unit_id=org_unit_id,
+                must_change_password=one_time)
     s.add(user)
     s.commit()
     s.refresh(user)

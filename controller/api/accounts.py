@@ -33,7 +33,8 @@ router = APIRouter(prefix="/api", tags=["accounts"])
 
 def _user(u: User) -> UserPublic:
     assert u.id is not None
-    return UserPublic(id=u.id, username=u.username, role=u.role, org_unit_id=u.org_unit_id, active=u.active)
+    return UserPublic(id=u.id, username=u.username, role=u.role, org_unit_id=u.org_unit_id, active=u.active,
+                      must_change_password=u.must_change_password)
 
 
 @router.post("/login", response_model=LoginPublic)
@@ -86,6 +87,7 @@ def change_password(body: PasswordChange, request: Request, response: Response, 
         raise HTTPException(422, "the new password must differ from the current one")
     assert user.id is not None
     user.password_hash = hash_password(body.new)
+    user.must_change_password = False
     s.add(user)
     s.commit()
     end_sessions(s, user.id)
@@ -172,6 +174,7 @@ def reset_password(user_id: int, s: SessionDep, admin: AdminDep) -> UserCreated:
     user = _managed(s, admin, user_id)
     password = secrets.token_urlsafe(12)
     user.password_hash = hash_password(password)
+    user.must_change_password = True  # one-time: the web app asks for a new one at the next login
     s.add(user)
     s.commit()
     end_sessions(s, user_id)

@@ -96,6 +96,7 @@ class UserPublic(BaseModel):
     role: str
     org_unit_id: str | None
     active: bool
+    must_change_password: bool = Field(False, description="a one-time password is in use (the web app asks for a new one)")
 
 
 class LoginPublic(BaseModel):

@@ -2,9 +2,32 @@
 "use strict";
 const CSRF = (document.querySelector('meta[name="csrf"]') || {}).content || "";
 const L = JSON.parse((document.getElementById("strings") || {}).textContent || "{}");
-function say(text, bad) {
-  const m = document.getElementById("msg");
-  if (m) { m.textContent = text; m.className = bad ? "err" : ""; }
+// A result or an error is shown next to the action that caused it (the last button pressed, or
+// ``near``) and announced (aria-live); #msg at the top is only the fallback.
+let lastAction = null;
+document.addEventListener("click", ev => {
+  const b = ev.target instanceof Element && ev.target.closest("button, .btn");
+  if (b) lastAction = b;
+}, true);
+function say(text, bad, near) {
+  const at = near || lastAction;
+  let m = at && at.isConnected ? at.nextElementSibling : null;
+  if (at && at.isConnected && !(m && m.classList.contains("note"))) {
+    m = document.createElement("p");
+    m.setAttribute("role", bad ? "alert" : "status");
+    m.setAttribute("aria-live", bad ? "assertive" : "polite");
+    at.insertAdjacentElement("afterend", m);
+  }
+  m = m || document.getElementById("msg");
+  if (m) { m.textContent = text; m.className = "note" + (bad ? " err" : " ok"); m.setAttribute("role", bad ? "alert" : "status"); }
+}
+// The page's sentence for an API error: ``byStatus`` (status → text) first, then the general ones.
+function errText(e, byStatus) {
+  const st = e && e.status;
+  const t = (byStatus || {})[st] || {401: L.login_wrong, 403: L.forbidden, 422: L.invalid_input}[st];
+  if (st === 429) return (L.too_many || "").replace("{s}", e.retry || "30");
+  if (t) return t;
+  return st ? (L.error_generic || "") + " (" + st + ")" : (e && e.message) || L.error_generic;
 }
 // Airing and writing a bulletin are retried with the same Idempotency-Key (docs/faults.md): a retry
 // after a 503 or a lost answer gets the first answer and makes nothing twice. Other writes: once.
@@ -22,7 +45,7 @@ async function api(method, url, body, tries) {
         headers: Object.assign({"X-CSRF-Token": CSRF}, body ? {"content-type": "application/json"} : {},
                                key ? {"Idempotency-Key": key} : {}),
         body: body ? JSON.stringify(body) : undefined});
-      if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return null; }
+      if (r.status === 401 && !url.startsWith("/api/login") && !url.startsWith("/api/me/password")) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return null; }
       if (r.status === 503 && i + 1 < tries && (method === "GET" || key)) {
         const wait = Math.min(5, parseInt(r.headers.get("retry-after") || "2", 10) || 2);
         await new Promise(ok => setTimeout(ok, 1000 * wait));
@@ -32,8 +55,10 @@ async function api(method, url, body, tries) {
       if (!r.ok) {
         const d = data.detail || data.error;
         // a validation error (422) is a list: show its messages, not JSON
-        throw new Error(typeof d === "string" ? d : Array.isArray(d) ?
+        const err = new Error(typeof d === "string" ? d : Array.isArray(d) ?
           d.map(x => (x.loc ? x.loc.slice(1).join(".") + ": " : "") + x.msg).join("; ") : JSON.stringify(d || r.status));
+        err.status = r.status; err.detail = d; err.retry = r.headers.get("retry-after");
+        throw err;
       }
       return data;
     } catch (e) {
@@ -43,6 +68,7 @@ async function api(method, url, body, tries) {
     }
   }
 }
+function setLang(code) { lang(code); }  // an inline onclick="lang()" would find the element's own lang attribute
 function lang(code) { document.cookie = "lang=" + code + ";path=/;max-age=31536000;samesite=strict"; location.reload(); }
 async function logout() { try { await api("POST", "/api/logout"); } finally { location.href = "/login"; } }
 function checked(name) { return [...document.querySelectorAll('input[name="' + name + '"]:checked')].map(e => e.value); }

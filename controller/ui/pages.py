@@ -19,7 +19,7 @@ from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.schedules.agenda import build_agenda
-from controller.ui import relay
+from controller.ui import accounts, relay
 from controller.ui.i18n import T, pick
 from controller.ui.render import Page, PageDep, templates, units, when, zones
 from devices.protocol import now_ms
@@ -86,7 +86,8 @@ def login_page(request: Request, sv: ServicesDep, next: str = "/") -> Response:
                 return Response(status_code=303, headers={"Location": safe_next})
     return templates.TemplateResponse(request, "login.html", {
         "t": t, "lang": lang, "user": None, "csrf": "", "page": "login", "next": safe_next,
-        "js_strings": {"network_error": t["network_error"]}})
+        "js_strings": {k: t[k] for k in ("network_error", "login_wrong", "too_many", "error_generic",
+                                         "forbidden", "invalid_input")}})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -210,3 +211,4 @@ def emergency_page(p: PageDep) -> Response:
 
 
 router.include_router(relay.router)  # the relay screen (tiếp sóng): /relay, /relay/items
+router.include_router(accounts.router)  # tài khoản (/accounts) and đổi mật khẩu (/password)

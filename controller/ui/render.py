@@ -26,7 +26,8 @@ from scheduler import TIMEZONE
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")  # autoescape on for .html
 
 _JS_KEYS = ("network_error", "waiting_unit", "confirmed", "not_confirmed", "reconnecting",
-            "emergency_confirm", "saved", "retry", "approved", "rejected", "submitted", "draft", "live")
+            "emergency_confirm", "saved", "retry", "approved", "rejected", "submitted", "draft", "live",
+            "login_wrong", "too_many", "error_generic", "forbidden", "invalid_input")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -39,11 +40,12 @@ class Page:
     csrf: str
     lang: str
 
-    def render(self, name: str, page: str, **ctx: Any) -> HTMLResponse:
+    def render(self, name: str, page: str, extra: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
+        """``name`` rendered; ``extra``: more strings for the page's script (beside :data:`_JS_KEYS`)."""
         t = T[self.lang]
         return templates.TemplateResponse(self.request, name, {
             "t": t, "lang": self.lang, "user": self.user, "csrf": self.csrf, "page": page,
-            "js_strings": {k: t[k] for k in _JS_KEYS}, **ctx}, headers=_NO_STORE)
+            "js_strings": {**{k: t[k] for k in _JS_KEYS}, **(extra or {})}, **ctx}, headers=_NO_STORE)
 
 
 def _page(request: Request, sv: ServicesDep) -> Iterator[Page | Response]:
@@ -57,6 +59,11 @@ def _page(request: Request, sv: ServicesDep) -> Iterator[Page | Response]:
             yield RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
             return
         user, row = found
+        if user.must_change_password and request.url.path != "/password":
+            # a one-time password: a new one before anything else (docs/ui.md, Accounts)
+            nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            yield RedirectResponse("/password?" + urlencode({"next": nxt}), status_code=303)
+            return
         yield Page(request, sv, s, user, row.csrf, lang)
 
 

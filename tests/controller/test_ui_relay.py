@@ -33,7 +33,11 @@ async def login(app: Any, admin: httpx.AsyncClient, name: str, role: str,
     r = await admin.post("/api/users", json={"username": name, "role": role, "org_unit_id": org})
     assert r.status_code == 201, r.text
     c = client(app)
-    r = await c.post("/api/login", json={"username": name, "password": r.json()["password"]})
+    one_time = r.json()["password"]
+    r = await c.post("/api/login", json={"username": name, "password": one_time})
+    assert r.status_code == 200, r.text
+    r = await c.post("/api/me/password", json={"current": one_time, "new": "Chosen-pass-4812x"},
+                     headers={"X-CSRF-Token": r.json()["csrf_token"]})  # the pages ask for it first
     assert r.status_code == 200, r.text
     c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
     return c

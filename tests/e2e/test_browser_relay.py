@@ -91,7 +91,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.fill("#ru", "http://127.0.0.1:9/off.mp3")
     await op.select_option("#rm", "republish")
     await op.click("#rgo")
-    await op.wait_for_selector("#msg.err >> text=the station could not be reached")
+    await op.wait_for_selector(".note.err >> text=the station could not be reached")
     await op.select_option("#rm", "node_fetch")
 
     # --- at a set time (ward time, +07:00), for 30 minutes: scheduled, then cancelled
@@ -145,7 +145,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.fill("#rtimes", "05:45")
     await op.fill("#rd", "30")
     await op.click("#rgo")
-    await op.wait_for_selector("#msg >> text=Đã tạo lịch tiếp sóng hằng ngày.")
+    await op.wait_for_selector(".note >> text=Đã tạo lịch tiếp sóng hằng ngày.")
     await op.click("nav >> text=Lịch phát")
     await op.wait_for_selector(f"tr:has-text('05:45') >> text=📡 Tiếp sóng / relay: {station.url}")
 
