@@ -118,6 +118,18 @@ class ZoneArbiter:
         self.waiting[item.id] = item
         return actions + self.tick(now_ms)
 
+    def adopt(self, item: Item, at_ms: int) -> bool:
+        """Take back an item that was already sounding since ``at_ms`` (a restarted controller
+        rebuilding what is on air): running at once, ending at ``at_ms + duration``; False (nothing
+        changed) if one of its zones is held by another running item or it is known already."""
+        held = set().union(*(i.zones for i in self.running.values())) if self.running else set()
+        if self.known(item.id) or item.zones & held or not item.zones or item.duration_ms <= 0:
+            return False
+        item.seq = next(self._seq)
+        item.at_ms, item.end_ms = at_ms, at_ms + item.duration_ms - item.offset_ms
+        self.running[item.id] = item
+        return True
+
     def cancel(self, item_id: str, now_ms: int, reason: str = "cancelled") -> list[Action]:
         item = self.waiting.pop(item_id, None) or self.running.pop(item_id, None)
         if item is None:

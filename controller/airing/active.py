@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
 from controller.airing.rules import airing_refusal, bypass_refusal, is_bypass
 from controller.bulletins.binding import audio_refusal
 from controller.bulletins.models import AudioAsset, Bulletin
@@ -59,6 +59,9 @@ class ActiveBroadcast:
     scopes: list[p.AudioScope]
     nodes: dict[str, NodeDelivery]
     published: bool = False
+    #: when its first unit reported ``playing`` (restored from the database: a restarted controller
+    #: lets the units that have not started join in step)
+    started_at_ms: int | None = None
 
     @property
     def expires_at(self) -> int:
@@ -112,7 +115,11 @@ def load_active(s: Session, bc: Broadcast, audio_dir: Path, chunk_size: int) -> 
     nodes = {node_id: NodeDelivery(delivery_id=did or 0, state=S(state), reason=reason)
              for did, node_id, state, reason in rows}
     scopes = [p.AudioScope.model_validate(sc) for sc in bc.scopes]
-    return ActiveBroadcast(id=bc.id, manifest=manifest, frames=frames, scopes=scopes, nodes=nodes)
+    first_playing = s.exec(select(func.min(DeliveryEvent.at)).join(  # type: ignore[arg-type]
+        Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id)).where(
+        Delivery.broadcast_id == bc.id, DeliveryEvent.state == S.PLAYING.value)).one()
+    return ActiveBroadcast(id=bc.id, manifest=manifest, frames=frames, scopes=scopes, nodes=nodes,
+                           started_at_ms=first_playing)
 
 
 def refusal(s: Session, broadcast_id: str) -> str | None:

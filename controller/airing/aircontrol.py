@@ -9,14 +9,13 @@ speakers start in step):
 * a broadcast with a future ``play_at`` (a scheduled slot) is queued for that instant;
 * one to air now waits until its online units have verified the audio (at most
   ``ready_wait_s``), so a slow 4G link does not make a unit start late;
-* a unit that verifies while its broadcast sounds (it was offline, or slow) joins it in step:
-  its own ``play`` names the zone's start instant and offset (the unit starts that far further
-  into the audio); one that verifies after the broadcast ended gets a catch-up item of its own,
-  arbitrated on its zones like anything else;
-* a command that could not go out (the broker link was down) goes again once the link is back,
-  if its item still holds its zones (a ``play`` then joins in step at the current offset); and
-  delivery's reconcile (controller/airing/reconcile.py) asks one unit again, through
-  :meth:`AirControl.ask_play` / :meth:`AirControl.ask_stop`, when what it reports disagrees.
+* a unit that verifies while its broadcast sounds joins it in step (its ``play`` names the zone's
+  start instant and offset); one that verifies after the end gets a catch-up, arbitrated on its
+  zones like anything else (units of the same zones share one);
+* a command that could not go out (broker down) goes again once the link is back, while its item
+  holds its zones; delivery's reconcile (controller/airing/reconcile.py) asks a unit again through
+  :meth:`AirControl.ask_play` / :meth:`AirControl.ask_stop`; a restarted controller takes back a
+  broadcast that was sounding with :meth:`AirControl.rejoin`.
 
 A unit that refuses a ``play`` (its audio still incomplete, say) is told to the refusal
 listeners (:meth:`AirControl.on_refused`: delivery shows why); the bus routes the unit's reply
@@ -31,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.airing.margin import StartMargin, reach_ms
-from controller.airing.turns import Standing, Turn
+from controller.airing.turns import COMMAND_TTL_MS, Answer, Refusal, Standing, Turn
 from controller.core.background import Periodic
 from devices import protocol as p
 from devices.link import UnitBus
@@ -50,15 +49,6 @@ class LiveHold:
 
     started: Callable[[], None]
     ended: Callable[[str], None]  # reason: preempted | cleared | cancelled
-
-
-Refusal = Callable[[str, str, str], None]
-"""``fn(broadcast_id, node_id, why)``: a unit refused to start the broadcast."""
-Answer = Callable[[str, str, str, p.CommandResponse], None]
-"""``fn(broadcast_id, node_id, command_name, reply)``: a unit answered a play or stop."""
-
-#: A play or stop expires this long after it is sent (or after the start instant it names).
-COMMAND_TTL_MS = 10_000
 
 
 @dataclass
@@ -219,6 +209,21 @@ class AirControl:
                 item.scopes.append(scope)
                 return
         self._submit(f"{bc}@{scope.id}", AirItem(bc, [scope], [scope.id]), priority, duration_ms, None)
+
+    def rejoin(self, bc: str, *, at_ms: int, priority: p.Priority, duration_ms: int,
+               scopes: list[p.AudioScope], nodes: list[str]) -> bool:
+        """After a controller restart: ``bc`` was sounding since ``at_ms``; its units that have not
+        started it get a play naming that instant (they join in step). False if its turn is over or
+        its zones are taken (then it is offered as usual)."""
+        turn = Turn(at_ms, 0, at_ms + duration_ms)
+        item = AirItem(bc, scopes, nodes, started=True, turn=turn)
+        if at_ms + duration_ms <= p.now_ms() or not self.arbiter.adopt(
+                Item(bc, self.zones(nodes), priority, max(1, duration_ms)), at_ms):
+            return False
+        self._items[bc] = item
+        self._started.add(bc)
+        self._send_play(item, turn, bc)
+        return True
 
     def ask_play_all(self, bc: str) -> bool:
         """The broadcast's play again to all its scopes, in step (many of its units missed it: the

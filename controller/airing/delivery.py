@@ -210,7 +210,11 @@ class DeliveryService:
             if not self.aircontrol.airing(active.id):
                 # restored after a controller restart: units that have not started get their turn
                 waiting = [n for n, nd in active.nodes.items() if nd.state.rank < S.PLAYING.rank]
-                self._offer(active, [p.AudioScope(kind="node", id=n) for n in waiting])
+                scopes = [p.AudioScope(kind="node", id=n) for n in waiting]
+                if active.started_at_ms is None or not self.aircontrol.rejoin(  # in step if it sounds
+                        active.id, at_ms=active.started_at_ms, priority=active.manifest.priority,
+                        duration_ms=active.duration_ms, scopes=scopes, nodes=waiting):
+                    self._offer(active, scopes)
 
     # ------------------------------------------------------------------ node reports
 

@@ -1,9 +1,20 @@
 """When an item of a broadcast sounds, as air control (controller/airing/aircontrol.py) tells
-delivery's reconcile (controller/airing/reconcile.py)."""
+delivery's reconcile (controller/airing/reconcile.py), and what air control calls back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from devices import protocol as p
+
+Refusal = Callable[[str, str, str], None]
+"""``fn(broadcast_id, node_id, why)``: a unit refused to start the broadcast."""
+Answer = Callable[[str, str, str, p.CommandResponse], None]
+"""``fn(broadcast_id, node_id, command_name, reply)``: a unit answered a play or stop."""
+
+#: A play or stop expires this long after it is sent (or after the start instant it names).
+COMMAND_TTL_MS = 10_000
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlmodel import select
 from controller.airing.active import ActiveBroadcast, NodeDelivery
 from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
+from controller.airing.broadcasts import create_broadcast
 from controller.airing.delivery import DeliveryService
 from controller.airing.models import Broadcast, Delivery, DeliveryState
 from controller.airing.reconcile import Ask, Reconciler, ask_for, next_wait_ms
@@ -308,3 +309,36 @@ async def test_units_that_missed_their_broadcast_catch_up_in_one_turn() -> None:
         assert main.turn is None and own["z-1"] == own["z-2"] and own["z-1"].last is not None
     finally:
         await air.stop()
+
+
+async def test_a_restarted_controller_lets_the_units_not_started_join_in_step(ward: Ward,
+                                                                            tmp_path: Path) -> None:
+    """The controller restarts while its broadcast sounds (z-1 plays it, z-2's play was lost): the
+    new one takes the broadcast back at the instant its first unit reported playing, and sends z-2
+    a play naming that instant (it joins mid-way, in step), not a start from the top."""
+    with ward.db.session() as s:
+        bid = create_broadcast(s, bulletin_id=ward.bulletin_id, all_nodes=False, zones=["z"], nodes=[],
+                               priority=None, air_at=None, valid_s=600, repeat=10, created_by="test").id
+    await ward.delivery.air(bid)  # 10 x 3 s of audio
+    await verified(ward, bid, "z-1", "z-2")
+    [group] = plays_to(ward, ZONE)
+    ward.bus.ack("z-1", bid, V.PLAYING)
+    await settled(ward, bid, {"z-1": "playing", "z-2": "verified"})
+    bus = FakeUnitBus(connected=False)  # the restarted controller, on the same database
+    presence = Presence(bus, ward.writer)
+    with ward.db.session() as s:
+        presence.load(s)
+    air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=0.3, tick_s=0.02)
+    settings = DeliverySettings(chunk_size=4096, sweep_s=0.05, resend_after_s=30,  # type: ignore[call-arg]
+                                reconcile_after_ms=MARGIN_MS)
+    delivery = DeliveryService(ward.db, ward.writer, bus, presence, settings, tmp_path / "audio", air)
+    await delivery.start()
+    try:
+        await bus.connect()
+        for n in ("z-1", "z-2"):
+            bus.heartbeat(n)
+        [again] = [c for c in bus.sent("play") if c.args["bc"] == bid]
+        assert again.scopes == (node("z-2"),) and again.args["offset_ms"] == 0
+        assert int(str(group["at"])) <= int(str(again.args["at"])) <= int(str(group["at"])) + 2000
+    finally:
+        await delivery.stop()
