@@ -90,24 +90,19 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
     per-request table scan or model validation, only changed units re-serialised
     (controller/fleet/directory.py)."""
     presence = sv.presence
-    picked = []
     mine = visible_zones(s, user)
-    for row in sv.node_directory.rows(s):
-        if zone and zone not in row.zones:
-            continue
-        if mine is not None and not mine.intersection(row.zones):
-            continue
-        st = presence.status(row.id)
-        if state and st != state:
-            continue
-        picked.append((row, st))
+    picked = sv.node_directory.rows(s)
+    if zone or mine is not None or state:  # else every unit: no pass over them all
+        picked = [row for row in picked if (not zone or zone in row.zones)
+                  and (mine is None or not mine.isdisjoint(row.zones))
+                  and (not state or presence.status(row.id) == state)]
     size = min(limit or MAX_PAGE, MAX_PAGE)
     directory = sv.node_directory
     out = []
-    for row, st in picked[offset: offset + size]:
+    for row in picked[offset: offset + size]:
         live = presence.view(row.id)
         out.append(directory.row_json(
-            row, st, (live.alarm if live else "") or row.alarm,
+            row, live.status if live else "unknown", (live.alarm if live else "") or row.alarm,
             live.last_seen_ms if live and live.last_seen_ms else row.last_seen,
             live.telemetry if live and live.telemetry else row.telemetry, iso))
     headers = {"X-Total-Count": str(len(picked))}
