@@ -28,6 +28,9 @@ class Ops:
     def submit(self, op: Callable[..., Any]) -> None:
         self.ops.append(op)
 
+    def submit_row(self, apply: Callable[..., Any], row: object) -> None:  # a bulk row: one op
+        self.ops.append(lambda s: apply(s, [row]))
+
 
 def service() -> tuple[FakeUnitBus, Presence, CommandService, Ops]:
     bus, ops = FakeUnitBus(), Ops()

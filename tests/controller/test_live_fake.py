@@ -25,6 +25,9 @@ class _NoWriter:
     def submit(self, op: object) -> None:
         pass
 
+    def submit_row(self, apply: object, row: object) -> None:  # (presence changes are bulk rows)
+        pass
+
 
 def hub(**kw: Any) -> tuple[FakeUnitBus, AirControl, LiveHub]:
     bus = FakeUnitBus()

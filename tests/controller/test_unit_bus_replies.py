@@ -37,6 +37,9 @@ class Writer:
     def submit(self, op: Callable[..., None]) -> None:
         self.ops.append(op)
 
+    def submit_row(self, apply: Callable[..., None], row: object) -> None:  # a bulk row: one op
+        self.ops.append(lambda s: apply(s, [row]))
+
 
 def fleet(*units: tuple[str, list[str]]) -> tuple[Bus, Presence]:
     bus = Bus()

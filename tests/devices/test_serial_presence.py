@@ -47,6 +47,9 @@ class FakeWriter:
     def submit(self, op: object) -> None:
         self.ops.append(op)
 
+    def submit_row(self, apply: object, row: object) -> None:  # a bulk row (presence changes)
+        self.ops.append((apply, row))
+
 
 def make_presence(link: Any, nodes: list[str]) -> tuple[Presence, GatewayPresence, list[tuple[str, bool]]]:
     presence = Presence(link, FakeWriter(), heartbeat_timeout_s=45)  # type: ignore[arg-type]
