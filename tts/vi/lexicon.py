@@ -231,6 +231,8 @@ ABBREVIATIONS: dict[str, str] = {
     "GMT+7": "giê em tê cộng bảy",
     "GĐVH": "gia đình văn hóa",
     "RON": "rôn",
+    "T.Ư": "trung ương",
+    "T.W": "trung ương",
     "GDVH": "gia đình văn hóa",
     "CT-XH": "chính trị xã hội",
     "MTQG": "mục tiêu quốc gia",
