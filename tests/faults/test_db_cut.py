@@ -5,7 +5,6 @@ traceback or a hang; a UI page gets the Vietnamese notice; after the restore eve
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
@@ -14,20 +13,13 @@ import pytest
 from controller.core.web_settings import HttpSettings
 from devices.broker import BrokerProcess
 from tests.conftest import ADMIN, make_settings, running_controller
+from tests.e2e.helpers import wait_for
+from tests.faults.helpers import get_ok
 from tests.faults.tcp_cut import TcpCut, tcp_cut
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
 
-DEADLINE_S = 3.0
-
-
-async def until_ok(client: httpx.AsyncClient, path: str, within_s: float) -> httpx.Response:
-    end = time.monotonic() + within_s
-    while True:
-        r = await client.get(path)
-        if r.status_code == 200 or time.monotonic() > end:
-            return r
-        await asyncio.sleep(0.2)
+DEADLINE_S = 10.0  # a black-holed request is answered 503 at this deadline
 
 
 def unavailable(r: httpx.Response) -> None:
@@ -47,10 +39,15 @@ async def _cut_and_black_hole(proxy: TcpCut, tmp_path: Path, port: int, pg_url: 
     settings.database_url = pg_url.replace(":5432/", f":{proxy.port}/")
     settings.http = HttpSettings(request_deadline_s=DEADLINE_S)  # type: ignore[call-arg]
     async with running_controller(settings) as (_, client):
-        assert (await client.get("/api/health")).status_code == 200
-        before = (await client.get("/api/broadcasts")).json()
-        login = await client.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-        assert login.status_code == 200, login.text  # the browser's session cookie, kept by the client
+        await get_ok(client, "/api/health")
+        before = (await get_ok(client, "/api/broadcasts")).json()
+
+        async def logged_in() -> bool:  # the browser's session cookie, kept by the client
+            login = await client.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+            assert login.status_code in (200, 503), login.text
+            return login.status_code == 200
+
+        await wait_for(logged_in, 60, "a login")
 
         proxy.cut()  # the database refuses: answered at once
         for path in ("/api/health", "/api/broadcasts", "/api/nodes"):
@@ -61,7 +58,7 @@ async def _cut_and_black_hole(proxy: TcpCut, tmp_path: Path, port: int, pg_url: 
         assert "Cơ sở dữ liệu tạm thời không truy cập được" in page.text, page.text
 
         proxy.restore()
-        r = await until_ok(client, "/api/health", 30)
+        r = await get_ok(client, "/api/health")
         assert r.status_code == 200, r.text
 
         proxy.black_hole()  # a dead route: nothing answers; the deadline does
@@ -71,7 +68,7 @@ async def _cut_and_black_hole(proxy: TcpCut, tmp_path: Path, port: int, pg_url: 
             unavailable(r)
 
         proxy.restore()
-        r = await until_ok(client, "/api/broadcasts", 30)
+        r = await get_ok(client, "/api/broadcasts")
         assert r.status_code == 200, r.text
         assert r.json() == before  # nothing lost nor made while the database was away
-        assert (await until_ok(client, "/api/health", 30)).json()["database"]["ok"] is True
+        assert (await get_ok(client, "/api/health")).json()["database"]["ok"] is True
