@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from tts.vi.context import ends_with, next_words_in
+from tts.vi.context import ends_with, next_words_in, word_alternation
 from tts.vi.cues import (
     ADDRESS_BEFORE,
     COUNT_NOUNS,
@@ -94,6 +94,10 @@ _DASH_DAY = re.compile(r"(?i:\b(ngày|mùng|mồng|sáng|trưa|chiều|tối|đ�
                        r"(\s*\(?\s*)(\d{1,2})[-.](\d{1,2})(?![\d/\-.,]?\d)")  # "hôm qua 2.6", "nay (16.3)"
 
 
+_DASH_HOLIDAY = re.compile(rf"(?i:\b({word_alternation(h for h in HOLIDAYS if ' ' in h)}))(\s+)"
+                           r"(\d{1,2})-(\d{1,2})(?![\d/\-.,]?\d)")
+
+
 def date_ranges(text: str, dialect: Dialect) -> str:
     """Dashes between dates are "đến"; 2h/21/7 is "2h ngày 21/7"; d-m after a day word is d/m."""
     text = _TIME_SLASH.sub(r"\1 ngày ", text)
@@ -114,6 +118,8 @@ def date_ranges(text: str, dialect: Dialect) -> str:
         return f"{m[1]}{m[2]}{m[3]}/{m[4]}"
 
     text = _DASH_PAIR_RANGE.sub(pair, text)
+    text = _DASH_HOLIDAY.sub(lambda m: f"{m[1]}{m[2]}{m[3]}/{m[4]}" if _valid(int(m[3]), int(m[4]))
+                             else m.group(0), text)  # "Quốc khánh 2-9" is a date
     return _DASH_DAY.sub(dash_day, text)
 
 

@@ -232,6 +232,8 @@ ABBREVIATIONS: dict[str, str] = {
     "GĐVH": "gia đình văn hóa",
     "RON": "rôn",
     "T.Ư": "trung ương",
+    "CAP": "công an phường",
+    "CAX": "công an xã",
     "T.W": "trung ương",
     "GDVH": "gia đình văn hóa",
     "CT-XH": "chính trị xã hội",
