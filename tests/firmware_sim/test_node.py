@@ -293,7 +293,7 @@ async def test_repair_backoff_and_256_index_limit(ctl: Ctl, nodes: Callable[...,
     assert gaps[1] >= 150 and gaps[2] >= 1.5 * gaps[1]  # 2, 2, 4, 8 ... (scaled to 0.2 s)
     ctl.frames[m.bc] = frames
     ctl.auto_repair = True  # answer the next request: the node then asks for the rest at once
-    await until(lambda: "played" in ctl.states("loa-1", "b-many"), what="played after repairs")
+    await until(lambda: "played" in ctl.states("loa-1", "b-many"), within=30, what="played after repairs")
     assert ctl.repairs("loa-1")[-1].missing == list(range(256, 300))
     assert node.audio["b-many"] == audio
 
