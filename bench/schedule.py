@@ -112,7 +112,9 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
         while not svc.leading:
             await asyncio.sleep(0.02)
         takeover_s = time.monotonic() - t0
-        first = (datetime.now(tz=TIMEZONE) + timedelta(seconds=LEAD_S + 4)).replace(microsecond=0)
+        probes = window_s * (1 + burst)  # each created through the API's code, one transaction each
+        ahead = timedelta(seconds=LEAD_S + 4 + 0.03 * probes)
+        first = (datetime.now(tz=TIMEZONE) + ahead).replace(microsecond=0)
         plan = [(first + timedelta(seconds=i), "single") for i in range(window_s)]
         plan += [(first + timedelta(seconds=window_s + 1 + i // burst), "burst")
                  for i in range(window_s * burst)]
@@ -125,7 +127,7 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
                 assert row.id is not None
                 phase[row.id] = kind
                 svc.changed(row.id)
-        deadline = time.monotonic() + 2 * window_s + LEAD_S + 30
+        deadline = time.monotonic() + 2 * window_s + LEAD_S + 30 + 0.03 * probes
         while len(handoff) < len(plan) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         with db.session() as s:

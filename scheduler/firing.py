@@ -80,9 +80,10 @@ def record_run(engine: Engine, *, schedule_id: int, version: int, slot_ms: int, 
 
 
 def _advance(s: Session, schedule_id: int, slot_ms: int) -> None:
+    # no "evaluate" of the criteria over every Schedule in the session (O(n²) in a batch of n)
     s.execute(update(Schedule).where(col(Schedule.id) == schedule_id)
               .where((col(Schedule.last_slot_at).is_(None)) | (col(Schedule.last_slot_at) < slot_ms))
-              .values(last_slot_at=slot_ms))
+              .values(last_slot_at=slot_ms), execution_options={"synchronize_session": False})
 
 
 def air_slot(engine: Engine, cfg: FireConfig, airer: SlotAirer, *, schedule_id: int, version: int,

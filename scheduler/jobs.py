@@ -144,6 +144,9 @@ class SlotExecutor(BaseExecutor):
         self._pending: set[Future[None]] = set()
         self._queue: list[tuple[str, int, int, list[datetime]]] = []
         self._queue_lock = threading.Lock()
+        # one batch at a time: SQLite has one writer, and the slots queued while a batch airs make
+        # the next batch (PostgreSQL would allow more; one keeps the order of a burst anyway)
+        self._batch_lock = threading.Lock()
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
@@ -170,6 +173,10 @@ class SlotExecutor(BaseExecutor):
         fut.add_done_callback(self._pending.discard)
 
     def _run_queued(self) -> None:
+        with self._batch_lock:
+            self._run_batch()
+
+    def _run_batch(self) -> None:
         with self._queue_lock:
             batch, self._queue = self._queue, []
         if not batch:

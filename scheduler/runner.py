@@ -34,6 +34,10 @@ from scheduler.settings import ScheduleSettings
 
 logger = logging.getLogger(__name__)
 
+#: Slots aired in one transaction at most (bounds how long a burst holds SQLite's write lock:
+#: the lease must still renew meanwhile).
+BATCH_MAX = 250
+
 
 def _retrieve(f: asyncio.Future[bool]) -> None:
     if not f.cancelled():
@@ -202,9 +206,14 @@ class ScheduleService:
     # ------------------------------------------------------------------ slots (executor threads)
 
     def _on_batch(self, batch: SlotBatch) -> None:
-        """The slots due together (a burst on a round time): one transaction for all of them when
-        each simply airs; else, or on any error, one by one (each its own transaction, retried)."""
+        """The slots due together (a burst on a round time), in chunks of :data:`BATCH_MAX`: one
+        transaction per chunk when each slot simply airs; else, or on any error, one by one (each
+        its own transaction, retried)."""
         items = [(sid, version, slot) for sid, version, slots in batch for slot in slots]
+        for i in range(0, len(items), BATCH_MAX):
+            self._air_chunk(items[i:i + BATCH_MAX])
+
+    def _air_chunk(self, items: list[tuple[int, int, datetime]]) -> None:
         if len(items) > 1 and not self._stopping and self.lease.valid():
             for sid, _, slot in items:
                 self._note_fire(sid, slot)
