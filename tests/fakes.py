@@ -138,7 +138,7 @@ def _is_a_unit_bus(bus: FakeUnitBus) -> UnitBus:
     return bus  # type-checked: the fake keeps the Protocol's shape
 
 
-async def until(cond: Callable[[], Any], what: str, timeout_s: float = 10.0, every_s: float = 0.01) -> None:
+async def until(cond: Callable[[], Any], what: str, timeout_s: float = 30.0, every_s: float = 0.01) -> None:
     """Wait until ``cond()`` is true, polling every ``every_s``; fail after ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s

@@ -125,7 +125,7 @@ def _bcast(bc: str, priority: p.Priority = p.Priority.NORMAL,
     return p.Manifest(bc=bc, audio=info, priority=priority, expires_at=p.now_ms() + 60_000), frames
 
 
-async def until(pred: Callable[[], object], within: float = 5.0, what: str = "condition") -> None:
+async def until(pred: Callable[[], object], within: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if pred():

@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.asyncio, pytest.mark.timeout(60)]
 ALL = AudioScope(kind="group", id="all")
 
 
-async def until(pred: Callable[[], Any], within: float = 10.0, what: str = "condition") -> Any:
+async def until(pred: Callable[[], Any], within: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         value = pred()

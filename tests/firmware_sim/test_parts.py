@@ -303,7 +303,7 @@ def _held(io: FakeIO, dl: Downloads, bc: str) -> None:
     assert io.acked[-1] == (bc, AckState.VERIFIED, "", None)
 
 
-async def until(pred: Callable[[], object], what: str, within: float = 10.0) -> None:
+async def until(pred: Callable[[], object], what: str, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while not pred():
         assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
