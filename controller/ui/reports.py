@@ -30,6 +30,7 @@ from controller.bulletins.models import AudioAsset, Bulletin
 from controller.fleet.availability import zone_availability
 from controller.relays.models import Relay
 from controller.schedules.agenda import build_agenda
+from controller.ui.i18n import T
 from controller.ui.render import Page, PageDep, units, when, zones
 from devices.protocol import now_ms as p_now_ms
 from scheduler import TIMEZONE
@@ -215,7 +216,9 @@ def schedule_page(p: PageDep) -> Response:
     approved = [b for b in p.s.exec(q).all() if ids is None or b.id in ids]
     return p.render("schedule.html", "schedule", agenda=per_zone, weekdays=WEEKDAYS[p.lang],
                     conflicts=agenda["conflicts"], problems=agenda["problems"], bulletins=approved,
-                    zones=zones(p))
+                    zones=zones(p), zone_names={z.id: z.name for z in zones(p)},
+                    extra={k: v for k, v in T[p.lang].items() if k.startswith(("sch_", "run_"))
+                           or k in ("whole_ward", "nothing", "new_schedule")})
 
 
 # what an XLSX cell (XML 1.0) cannot hold: C0 controls but tab/newline/CR, lone surrogates, U+FFFE/F
