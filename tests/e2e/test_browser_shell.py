@@ -1,0 +1,50 @@
+"""The app's shell on a phone (issue 14), in Chromium at 360 × 740: the English button switches
+the language (it threw "lang is not a function"), there is a favicon (it was a 404), and the
+header's buttons are tap targets of at least 44 × 44 px (they were 36 px high)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.broker import BrokerProcess
+from tests.conftest import ADMIN, make_settings
+from tests.e2e.chromium import chromium
+from tests.e2e.phonecheck import assert_fits, login, new_phone
+from tests.e2e.test_browser import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
+    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with chromium() as b:
+        yield b
+
+
+async def test_language_button_favicon_and_header_targets(server: Server, browser: Any) -> None:
+    page, errors = await new_phone(browser)
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    await login(page, server.url, *ADMIN)
+    await page.wait_for_url(server.url + "/")
+    assert await page.text_content("nav a[href='/']") == "Tổng quan"
+    await assert_fits(page, ["header button", "header a.em"], errors)
+    await page.click("header button:has-text('English')")
+    await page.wait_for_function("() => document.documentElement.lang === 'en'")
+    assert await page.text_content("nav a[href='/']") == "Dashboard"
+    await page.click("header button:has-text('Tiếng Việt')")
+    await page.wait_for_function("() => document.documentElement.lang === 'vi'")
+    icon = await page.evaluate("fetch('/favicon.svg').then(r => r.status)")
+    assert icon == 200 and not missing, missing  # no 404, the favicon included
+    await assert_fits(page, ["header button", "header a.em"], errors)
+    await page.context.close()
