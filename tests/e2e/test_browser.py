@@ -175,6 +175,8 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     await op.click("nav >> text=Lịch phát")
     await op.select_option("#kind", "daily")
     await op.fill("#times", "06:00, 17:30")
+    for box in await op.query_selector_all("input[name=sz]"):  # nothing is pre-checked
+        await box.check()
     await op.click("button:has-text('Lưu')")
     await op.wait_for_selector("tr >> text=Thông báo", timeout=20_000)  # the agenda after the reload
     await shot(op, "7-schedule")

@@ -155,6 +155,8 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.fill("#sdur", "15")
     await op.select_option("#kind", "daily")
     await op.fill("#times", "21:10")
+    for box in await op.query_selector_all("input[name=sz]"):  # nothing is pre-checked (issue 14)
+        await box.check()
     await op.click("button:has-text('Lưu')")
     await op.wait_for_selector(f"tr:has-text('21:10') >> text=📡 Tiếp sóng / relay: {radio.base}/live.mp3",
                                timeout=20_000)  # after the reload

@@ -71,6 +71,14 @@ async def test_schedules_listed_edited_paused_deleted_with_their_runs(server: Se
         await page.select_option("#kind", "daily")
         assert await page.is_hidden("#cr") and await page.is_hidden("#at") and await page.is_visible("#sd")
         first, last = date.today() + timedelta(days=1), date.today() + timedelta(days=30)
+        assert await page.input_value("#times") == ""  # nothing pre-filled, no zone pre-checked
+        assert not await page.is_checked("input[name=sz][value=tdp1]")
+        assert "cron" not in (await page.text_content("#kind") or "")  # no jargon
+        await page.click("#savesched")
+        assert await page.text_content("#savesched + .note") == "Chọn ít nhất một khu vực."
+        await page.check("input[name=sz][value=tdp1]")
+        await page.click("#savesched")
+        assert await page.text_content("#savesched + .note") == "Nhập giờ phát, ví dụ 06:00, 17:30."
         await page.fill("#times", "06:00")
         await page.fill("#sd", first.isoformat())
         await page.fill("#ed", last.isoformat())
