@@ -27,7 +27,7 @@ class DeliverySettings(BaseModel):
     start_margin_floor_ms: int = Field(
         250, ge=0, le=30_000, description="the start margin is never shorter than this")
     emergency_ready_wait_s: float = Field(
-        1.5, ge=0, le=300,
+        1.0, ge=0, le=300,
         description="an emergency waits at most this long for its online units to verify the "
                     "audio (the rest join in step, further into it); the attention tone sounds at once")
     reconcile_after_ms: int = Field(
