@@ -183,7 +183,26 @@ def bulletins_page(p: PageDep) -> Response:
     rows = list(p.s.exec(q).all())
     said = {x.bulletin_id: x.spoken_text for x in p.s.exec(
         select(BulletinSpeech).where(col(BulletinSpeech.bulletin_id).in_([b.id for b in rows]))).all()}
-    return p.render("bulletins.html", "bulletins", bulletins=rows, spoken=said, zones=zones(p))
+    return p.render("bulletins.html", "bulletins", bulletins=rows, spoken=said, zones=zones(p),
+                    zone_units=zone_units(p), extra=_air_strings(p))
+
+
+_AIR_KEYS = ("air_confirm", "air_need_zone", "units_count", "emergency_need_text", "reject_reason",
+             "reject_need_reason")
+
+
+def _air_strings(p: Page) -> dict[str, str]:
+    return {k: T[p.lang][k] for k in _AIR_KEYS}
+
+
+def zone_units(p: Page) -> dict[str, list[str]]:
+    """Each visible zone's units (what a confirmation counts before airing)."""
+    out: dict[str, list[str]] = {z.id: [] for z in zones(p)}
+    for u in units(p):
+        for z in u.zones:
+            if z in out:
+                out[z].append(u.id)
+    return out
 
 
 @router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
@@ -207,7 +226,8 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
 def emergency_page(p: PageDep) -> Response:
     if not isinstance(p, Page):
         return p
-    return p.render("emergency.html", "emergency", zones=zones(p))
+    return p.render("emergency.html", "emergency", zones=zones(p), zone_units=zone_units(p),
+                    extra=_air_strings(p))
 
 
 router.include_router(relay.router)  # the relay screen (tiếp sóng): /relay, /relay/items

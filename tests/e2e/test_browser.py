@@ -152,9 +152,21 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     op = await phone(browser, server, "vanhanh", pw["vanhanh"])
     await op.click("nav >> text=Bản tin")
     await op.click("summary >> nth=0")
+    await op.click("button:has-text('Phát ngay') >> nth=0")  # no zone checked: it says so, airs nothing
+    await op.wait_for_selector("button:has-text('Phát ngay') + .note"
+                               " >> text=Chọn ít nhất một khu vực để phát.")
+    for box in await op.query_selector_all("section >> nth=0 >> input[type=checkbox]"):
+        await box.check()
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+    op.on("dialog", accept)
     await op.click("button:has-text('Phát ngay') >> nth=0")
     await op.wait_for_url("**/broadcasts/*")
     await wait_rows(op, 4, {"queued", "sent", "receiving", "verified", "playing", "played"}, 30)
+    assert asked[-1].startswith("Phát “") and "(4 cụm loa)" in asked[-1], asked  # zones and units named
     await wait_rows(op, 4, {"played"})
     assert "Đã phát: 4" in (await op.text_content("#tally") or "")
     await shot(op, "4-delivery")
@@ -187,9 +199,9 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     await op.click("nav >> text=Khẩn cấp")
     await op.fill("#text", "Khẩn cấp: nước sông đang lên nhanh, đề nghị bà con di chuyển lên chỗ cao.")
     await shot(op, "9-emergency")
-    op.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
-    await op.click("#fire")
+    await op.click("#fire")  # the handler above accepts the confirmation
     await op.wait_for_url("**/broadcasts/*")
+    assert "Tổ dân phố tdp1, Tổ dân phố tdp2 (4 cụm loa)" in asked[-1], asked
     await wait_rows(op, 4, {"played"})
     await shot(op, "10-emergency-delivery")
     audit = (await admin.get("/api/audit")).json()

@@ -1,0 +1,72 @@
+"""Deciding and airing from the phone (issue 14), in Chromium at 360 × 740: a rejection needs a
+reason (the writer sees it), an emergency with no text says so in Vietnamese next to the button
+(it showed "?"), and airing names the zones and unit count before anything goes out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devices.broker import BrokerProcess
+from tests.conftest import ADMIN, make_settings
+from tests.e2e.chromium import chromium
+from tests.e2e.helpers import provision
+from tests.e2e.phonecheck import assert_fits, login, new_phone
+from tests.e2e.test_browser import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
+    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with chromium() as b:
+        yield b
+
+
+async def test_reject_needs_a_reason_and_emergency_needs_text(server: Server, browser: Any) -> None:
+    async with httpx.AsyncClient(base_url=server.url, auth=ADMIN, timeout=60) as api:
+        await provision(api, {"tdp1": ["tdp1-01", "tdp1-02"]})
+        r = await api.post("/api/users", json={"username": "bientap", "role": "editor"})
+        ed = (r.json()["username"], r.json()["password"])
+        async with httpx.AsyncClient(base_url=server.url, auth=ed, timeout=60) as editor:
+            b = (await editor.post("/api/bulletins", json={"text": "Họp tổ dân phố lúc 19 giờ."})).json()
+            assert (await editor.post(f"/api/bulletins/{b['id']}/submit")).status_code == 200
+        page, errors = await new_phone(browser)
+        answers = iter(["", "Sai giờ họp, đề nghị sửa thành 19 giờ 30."])
+        asked: list[str] = []
+
+        async def answer(dialog: Any) -> None:
+            asked.append(dialog.message)
+            await dialog.accept(next(answers, ""))
+        page.on("dialog", answer)
+        await login(page, server.url, *ADMIN)
+        await page.wait_for_url(server.url + "/")
+        await page.goto(server.url + "/bulletins")
+        await page.click(f"#b{b['id']} .reject")  # an empty reason: refused here, nothing sent
+        await page.locator(f"#b{b['id']} .reject + .note >> text=Cần ghi lý do từ chối.").wait_for()
+        assert (await api.get(f"/api/bulletins/{b['id']}")).json()["approval"] == "submitted"
+        await assert_fits(page, [f"#b{b['id']} button"], errors)
+        await page.click(f"#b{b['id']} .reject")
+        await page.locator(f"#b{b['id']} >> text=Bị từ chối").wait_for()
+        got = (await api.get(f"/api/bulletins/{b['id']}")).json()
+        assert got["approval"] == "rejected"
+        assert got["decision_note"] == "Sai giờ họp, đề nghị sửa thành 19 giờ 30."  # the writer sees why
+        assert asked[0].startswith("Lý do từ chối")
+
+        await page.goto(server.url + "/emergency")
+        await page.click("#fire")
+        await page.locator("#fire + .note >> text=Nhập nội dung tin khẩn cấp.").wait_for()
+        assert len(asked) == 2  # no confirmation was asked: nothing to send
+        assert (await api.get("/api/broadcasts")).json() == []
+        await assert_fits(page, ["#fire", "label.inl"], errors)  # a zone's whole label is its target
+        await page.context.close()
