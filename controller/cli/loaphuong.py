@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write Mosquitto passwd/acl/conf for the units (see 'mqtt-config --help')")
     sub.add_parser("gateway", add_help=False,
                    help="bridge serial-attached relay/FM boards to MQTT (see 'gateway --help')")
+    sub.add_parser("conformance", add_help=False,
+                   help="check a unit against docs/protocol.md (see 'conformance --help')")
     return ap
 
 
@@ -350,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         from devices.serial import main as gateway_main
 
         return gateway_main(argv[1:])
+    if argv and argv[0] == "conformance":
+        from devices.conformance import main as conformance_main
+
+        return conformance_main(argv[1:])
     args = build_parser().parse_args(argv)
     _logging(args.verbose)
     if args.cmd in ("normalize", "say"):

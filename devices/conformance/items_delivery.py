@@ -1,0 +1,182 @@
+"""Items of docs/protocol.md §3: manifest and chunks, CRC and SHA-256 checks, repair, acks and
+their order, `play` at an instant and *at most once*."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from devices.conformance.audio import crc_broken, sha_broken
+from devices.conformance.context import Context, Item, clip
+from devices.conformance.harness import Bcast
+from devices.conformance.report import Result
+from devices.conformance.shape import ACK, REPAIR, problems
+from devices.messages import now_ms
+
+
+def _ack_problems(ctx: Context, b: Bcast) -> list[str]:
+    return [p for a in ctx.h.acks(b.bc) for p in problems(a, ACK, ctx.h.unit)]
+
+
+async def _offered(ctx: Context, **kw: object) -> Bcast:
+    b = ctx.h.make_bcast(**kw)  # type: ignore[arg-type]
+    ctx.offered.append(b)
+    return b
+
+
+async def deliver(ctx: Context, r: Result) -> None:
+    """Manifest + every chunk: `receiving` (have 0) then `verified`, nothing asked for."""
+    h = ctx.h
+    b = await _offered(ctx)
+    await h.offer(b)
+    done = await h.wait(lambda: {"verified", "failed"} & set(h.states(b.bc)))
+    acks = h.acks(b.bc)
+    r.note(f"{b.bc}: {len(b.frames)} chunks of {b.manifest['audio']['chunk_size']} B, "
+           f"sha256 {b.manifest['audio']['sha256'][:16]}…; acks {[a.get('state') for a in acks]}")
+    bad = _ack_problems(ctx, b)
+    states = h.states(b.bc)
+    if not done:
+        r.failed(f"no `verified` within {h.timeout_s:.0f} s")
+    elif states[:2] != ["receiving", "verified"]:
+        r.failed(f"acks {states}, expected receiving then verified")
+    elif acks[0].get("have") != 0 or acks[1].get("have") is not None:
+        r.failed(f"`have` is {acks[0].get('have')!r} on receiving (expected 0) and "
+                 f"{acks[1].get('have')!r} on verified (expected null)")
+    elif bad:
+        r.failed("; ".join(bad))
+    elif h.objs("repair", bc=b.bc):
+        r.failed(f"asked for chunks it had: {clip(json.dumps(h.objs('repair', bc=b.bc)))}")
+    else:
+        ctx.verified = b
+        r.passed(f"verified: {clip(json.dumps(acks[1]))}")
+
+
+async def crc(ctx: Context, r: Result) -> None:
+    """A chunk whose CRC is wrong is discarded and asked for again (only that one)."""
+    h = ctx.h
+    b = await _offered(ctx)
+    await h.offer(b, frames={1: crc_broken(b.frames[1])})
+    reqs = await h.wait(lambda: h.objs("repair", bc=b.bc))
+    if not reqs:
+        r.failed(f"no repair for the corrupted chunk 1 within {h.timeout_s:.0f} s; acks {h.states(b.bc)}")
+        return
+    first = reqs[0]
+    r.note(f"repair: {clip(json.dumps(first))}")
+    await h.send_chunks(b, [i for i in first.get("missing", []) if isinstance(i, int) and i < len(b.frames)])
+    done = await h.wait(lambda: {"verified", "failed"} & set(h.states(b.bc)))
+    r.note(f"acks {h.states(b.bc)}")
+    bad = problems(first, REPAIR, h.unit)
+    if bad:
+        r.failed("; ".join(bad))
+    elif first.get("missing") == list(range(len(b.frames))):
+        r.failed("it asked for every chunk: the CRC was not checked (the file's SHA-256 caught it)")
+    elif first.get("missing") != [1]:
+        r.failed(f"asked for {first.get('missing')}, expected [1]")
+    elif not done or "verified" not in h.states(b.bc):
+        r.failed("not verified after the repair")
+    else:
+        r.passed("chunk 1 asked for again, then verified")
+
+
+async def sha256(ctx: Context, r: Result) -> None:
+    """Chunks with valid CRCs but a wrong file: all asked for again once, then failed/checksum."""
+    h = ctx.h
+    b = await _offered(ctx)
+    bad = {1: sha_broken(b.frames[1])}
+    await h.offer(b, frames=bad)
+    reqs = await h.wait(lambda: h.objs("repair", bc=b.bc) or "failed" in h.states(b.bc))
+    asked = h.objs("repair", bc=b.bc)
+    if asked:
+        r.note(f"after the mismatch: repair {clip(json.dumps(asked[0]))}")
+        await h.send_chunks(b, list(range(len(b.frames))), bad)  # the same wrong file again
+    fails = await h.wait(lambda: [a for a in h.acks(b.bc) if a.get("state") == "failed"])
+    states = h.states(b.bc)
+    r.note(f"acks {states}")
+    if "verified" in states:
+        r.failed("verified a file whose SHA-256 does not match the manifest")
+    elif not reqs or not asked or asked[0].get("missing") != list(range(len(b.frames))):
+        r.failed("did not ask for every chunk again after the first mismatch")
+    elif not fails or fails[0].get("reason") != "checksum":
+        r.failed(f"no failed/checksum after the second mismatch: {clip(json.dumps(fails))}")
+    else:
+        r.passed("asked for all chunks again once, then failed/checksum")
+
+
+async def repair(ctx: Context, r: Result) -> None:
+    """A withheld chunk is asked for (only it), and the file is verified once it comes."""
+    h = ctx.h
+    b = await _offered(ctx)
+    await h.offer(b, skip=frozenset({2}))
+    reqs = await h.wait(lambda: h.objs("repair", bc=b.bc))
+    if not reqs:
+        r.failed(f"chunk 2 withheld: no repair within {h.timeout_s:.0f} s; acks {h.states(b.bc)}")
+        return
+    r.note(f"repair: {clip(json.dumps(reqs[0]))}")
+    await h.send_chunks(b, [2])
+    done = await h.wait(lambda: {"verified", "failed"} & set(h.states(b.bc)))
+    r.note(f"acks {h.states(b.bc)}")
+    if reqs[0].get("missing") != [2]:
+        r.failed(f"asked for {reqs[0].get('missing')}, expected [2]")
+    elif not done or "verified" not in h.states(b.bc):
+        r.failed("not verified after the repair")
+    else:
+        r.passed()
+
+
+async def play(ctx: Context, r: Result) -> None:
+    """`play` at an instant 2 s ahead: answered ok, then acks playing and played."""
+    h, b = ctx.h, ctx.verified
+    if b is None:
+        r.not_tested("no verified broadcast to play (item deliver did not pass)")
+        return
+    at = now_ms() + 2000
+    start = time.monotonic()
+    cmd_id, resp = await h.call("play", {"bc": b.bc, "at": at, "offset_ms": 0})
+    r.note(f"play at {at}: response {clip(json.dumps(resp))}")
+    done = await h.wait(lambda: {"played", "failed"} & set(h.states(b.bc)),
+                        within=h.timeout_s + b.duration_ms / 1000)
+    acks = h.acks(b.bc)
+    playing = next((a for a in acks if a.get("state") == "playing"), None)
+    if playing and isinstance(playing.get("ts"), int):
+        r.note(f"`playing` ack ts − at = {playing['ts'] - at} ms (the unit's clock)")
+    states = h.states(b.bc)
+    r.note(f"acks {states}; {time.monotonic() - start:.1f} s")
+    if not resp or resp.get("status") != "ok" or resp.get("data", {}).get("bc") != b.bc:
+        r.failed("the play was not answered ok with data.bc")
+    elif not done or states[-2:] != ["playing", "played"]:
+        r.failed("no playing then played")
+    else:
+        r.passed()
+
+
+async def play_once(ctx: Context, r: Result) -> None:
+    """A second `play` (new id) for a played broadcast: `already: played`, its ack re-sent, no replay."""
+    h, b = ctx.h, ctx.verified
+    if b is None or "played" not in h.states(b.bc):
+        r.not_tested("no played broadcast (item play did not pass)")
+        return
+    before = len(h.acks(b.bc))
+    _, resp = await h.call("play", {"bc": b.bc, "at": now_ms() + 500, "offset_ms": 0})
+    await h.quiet()
+    new = h.states(b.bc)[before:]
+    r.note(f"response {clip(json.dumps(resp))}; acks after it {new}")
+    if not resp or resp.get("status") != "ok" or resp.get("data", {}).get("already") != "played":
+        r.failed("not answered ok with already: played")
+    elif "playing" in new:
+        r.failed("played it a second time")
+    elif "played" not in new:
+        r.failed("the final ack was not re-sent")
+    else:
+        r.passed()
+
+
+ITEMS: list[Item] = [
+    ("deliver", "§3 manifest, data chunks, acknowledgements", "manifest + chunks: receiving, verified",
+     deliver),
+    ("crc", "§3 data chunks", "a chunk with a wrong CRC is discarded and repaired", crc),
+    ("sha256", "§3 data chunks", "a file with a wrong SHA-256: all chunks again once, then failed/checksum",
+     sha256),
+    ("repair", "§3 repair", "a withheld chunk is asked for", repair),
+    ("play", "§3 starting in step", "play at an instant: playing then played", play),
+    ("play_once", "§3 when a command is lost (reconcile)", "a broadcast is played at most once", play_once),
+]
