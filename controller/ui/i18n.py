@@ -79,6 +79,13 @@ _S: dict[str, tuple[str, str]] = {
     # what happened to a broadcast (controller/airing/summary.py gives its text) and ending the waiting
     "outcome": ("Kết quả", "Outcome"),
     "ended_by_operator": ("thôi chờ (người vận hành kết thúc)", "no longer waited for (by an operator)"),
+    "bc_stop": ("Dừng phát", "Stop the broadcast"),
+    "bc_stop_confirm": ("Dừng lượt phát này trên mọi cụm loa? Loa đang phát sẽ dừng ngay; lượt đã hẹn giờ "
+                        "sẽ bị hủy.",
+                        "Stop this broadcast on every unit? Units playing it stop at once; a later one is "
+                        "cancelled."),
+    "bc_stopped": ("Đã dừng lượt phát.", "Broadcast stopped."),
+    "bc_already_over": ("Lượt phát này đã kết thúc.", "This broadcast is already over."),
     "end_waiting": ("Thôi chờ loa mất kết nối", "Stop waiting for offline units"),
     "end_waiting_confirm": ("Thôi chờ các cụm loa đang mất kết nối? Các loa này sẽ không nhận "
                             "lượt phát này nữa.",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
-from controller.accounts.roles import CAN_AIR, CAN_APPROVE
+from controller.accounts.roles import CAN_AIR, CAN_APPROVE, CAN_EMERGENCY
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
 from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, online_from, summarize
@@ -219,6 +219,8 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
     return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
                     states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus, ENDED_BY_OPERATOR]},
                     outcome=sm.text_vi if p.lang == "vi" else sm.text_en, can_end=p.user.role in CAN_AIR,
+                    can_stop=p.user.role in CAN_AIR | CAN_EMERGENCY,
+                    extra={k: t[k] for k in ("bc_stop_confirm", "bc_stopped", "bc_already_over")},
                     waiting=sm.groups["waiting_offline"] > 0 and bc.status == BroadcastStatus.ACTIVE.value)
 
 

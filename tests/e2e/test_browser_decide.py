@@ -1,10 +1,12 @@
 """Deciding and airing from the phone (issue 14), in Chromium at 360 × 740: a rejection needs a
 reason (the writer sees it), an emergency with no text says so in Vietnamese next to the button
-(it showed "?"), and airing names the zones and unit count before anything goes out."""
+(it showed "?"), and a broadcast is stopped from its own page (there was no button), confirmed.
+Airing naming the zones and unit count is in test_browser.py's flow."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,10 @@ import httpx
 import pytest
 
 from devices.broker import BrokerProcess
+from scheduler import TIMEZONE
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.chromium import chromium
-from tests.e2e.helpers import provision
+from tests.e2e.helpers import air, bulletin, provision
 from tests.e2e.phonecheck import assert_fits, login, new_phone
 from tests.e2e.test_browser import Server
 
@@ -69,4 +72,31 @@ async def test_reject_needs_a_reason_and_emergency_needs_text(server: Server, br
         assert len(asked) == 2  # no confirmation was asked: nothing to send
         assert (await api.get("/api/broadcasts")).json() == []
         await assert_fits(page, ["#fire", "label.inl"], errors)  # a zone's whole label is its target
+        await page.context.close()
+
+
+async def test_a_broadcast_set_for_later_is_stopped_from_its_page(server: Server, browser: Any) -> None:
+    async with httpx.AsyncClient(base_url=server.url, auth=ADMIN, timeout=60) as api:
+        await provision(api, {"tdp1": ["tdp1-01"]})
+        b = await bulletin(api, "Lịch tiêm chủng tuần sau.")
+        later = (datetime.now(TIMEZONE) + timedelta(hours=1)).replace(microsecond=0).isoformat()
+        bid = await air(api, b["id"], {"zones": ["tdp1"]}, air_at=later)
+        page, errors = await new_phone(browser)
+        asked: list[str] = []
+
+        async def accept(dialog: Any) -> None:
+            asked.append(dialog.message)
+            await dialog.accept()
+        page.on("dialog", accept)
+        await login(page, server.url, *ADMIN)
+        await page.wait_for_url(server.url + "/")
+        await page.goto(f"{server.url}/broadcasts/{bid}")
+        await assert_fits(page, ["#stopbc"], errors)
+        await page.click("#stopbc")
+        await page.locator("#stopbox + .note >> text=Đã dừng lượt phát.").wait_for()
+        assert asked and asked[0].startswith("Dừng lượt phát này trên mọi cụm loa?")
+        assert await page.is_hidden("#stopbc")
+        assert await page.text_content("#bcstatus") == "Đã hủy"
+        assert (await api.get(f"/api/broadcasts/{bid}")).json()["status"] == "cancelled"
+        await assert_fits(page, [], errors)
         await page.context.close()
