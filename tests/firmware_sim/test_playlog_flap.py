@@ -147,7 +147,9 @@ async def test_flapper_flaps_only_its_share_each_period_at_most_times_then_leave
     for u in chosen:
         assert [w for w, _ in u.log] == ["kill", "start", "kill", "start"] and u.up
         (_, k1), (_, s1), (_, k2), _ = u.log
-        assert s1 - k1 >= 0.19 and k2 - k1 >= 0.99  # down for down_s, once per period
+        # down for down_s; once per period (the first kill may come late on a busy machine and
+        # the next on its phase: two in one period would be under half a period apart)
+        assert s1 - k1 >= 0.19 and k2 - k1 >= 0.5
     assert all(u.log == [] for u in units if u not in chosen)
     assert sum(flapper.flaps.values()) == 6
 
