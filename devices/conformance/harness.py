@@ -37,6 +37,7 @@ class Seen:
     retained: bool
     at: float  # time.monotonic() on arrival
     obj: dict[str, Any] | None
+    wall_ms: int = 0  # the kit's clock on arrival (the controller's clock, for the unit)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Harness:
         self.group = group
         self.run = secrets.token_hex(3)
         self.seen: list[Seen] = []
+        self.sent_ms: dict[str, int] = {}  # command id -> the kit's clock when it was sent
         self.time_answered = 0
         self.client = AsyncMqttClient(f"lp-conformance-{self.run}", broker, on_message=self._on)
         self._bcasts = 0
@@ -80,12 +82,31 @@ class Harness:
     async def stop(self) -> None:
         await self.client.stop()
 
+    async def retained(self, topic: str, within: float = 5.0) -> bytes | None:
+        """What the broker keeps retained on ``topic``, read by a fresh subscription (a message to
+        an established one never carries the retain flag, MQTT 3.1.1 §3.3.1.3); None if nothing."""
+        got: list[bytes] = []
+        probe = AsyncMqttClient(f"lp-conformance-{self.run}-r{secrets.token_hex(2)}", self.client.broker,
+                                on_message=lambda _t, p, r: got.append(p) if r else None)
+        probe.start()
+        try:
+            await asyncio.wait_for(probe.connected.wait(), self.timeout_s)
+            fut = probe.subscribe([topic])
+            if fut is not None:
+                await asyncio.wait_for(fut, self.timeout_s)
+            await self.wait(lambda: got, within=within)
+        except TimeoutError:
+            return None
+        finally:
+            await probe.stop()
+        return got[0] if got else None
+
     def _on(self, topic: str, payload: bytes, retained: bool) -> None:
         parsed = self.t.parse_node_topic(topic)
         if parsed is None or parsed[0] != self.unit or parsed[1] not in NODE_LEAVES:
             return
         obj = parse(payload)
-        self.seen.append(Seen(parsed[1], payload, retained, time.monotonic(), obj))
+        self.seen.append(Seen(parsed[1], payload, retained, time.monotonic(), obj, now_ms()))
         if parsed[1] == "time" and obj is not None and isinstance(obj.get("t0"), int):
             t1 = now_ms()  # as the request comes off the socket; no queue before the reply
             reply = {"v": 1, "ts": t1, "node_id": self.unit, "t0": obj["t0"], "t1": t1, "t2": now_ms()}
@@ -111,6 +132,15 @@ class Harness:
 
     def responses(self, cmd_id: str) -> list[dict[str, Any]]:
         return self.objs("resp", id=cmd_id)
+
+    def offset_bounds(self) -> tuple[int, int] | None:
+        """Bounds of the unit's offset (kit clock − unit clock) from the ``ts`` of what it sent:
+        a message arrives after it was sent (offset ≤ arrival − ts) and a response after its
+        command (offset ≥ sent − ts). None without both kinds."""
+        ups = [s.wall_ms - s.obj["ts"] for s in self.seen if s.obj and isinstance(s.obj.get("ts"), int)]
+        downs = [self.sent_ms[s.obj["id"]] - s.obj["ts"] for s in self.of("resp")
+                 if s.obj and isinstance(s.obj.get("ts"), int) and s.obj.get("id") in self.sent_ms]
+        return (max(downs), min(ups)) if ups and downs else None
 
     async def wait(self, pred: Callable[[], T], within: float | None = None) -> T | None:
         """``pred()`` once it is truthy, or None after ``within`` s (default: the kit's timeout)."""
@@ -147,6 +177,7 @@ class Harness:
         cmd_id = cmd_id or self.new_id()
         body = {"v": 1, "ts": now_ms(), "id": cmd_id, "name": name, "args": args or {},
                 "expires_at": None if expires_in_s is None else now_ms() + int(expires_in_s * 1000)}
+        self.sent_ms.setdefault(cmd_id, now_ms())
         await self.publish(topic or self.t.cmd(self.unit), json.dumps(body).encode(), retain=retain)
         return cmd_id
 

@@ -190,7 +190,7 @@ async def shutdown(ctx: Context, r: Result) -> None:
         if not hb or hb[0].get("seq") != 0:
             r.failed(f"the first heartbeat of the new session has seq {hb[0].get('seq') if hb else None}")
         else:
-            r.passed("shutdown retained, back online with a new session, heartbeat seq 0")
+            r.passed("shutdown with the old session, back online with a new one, heartbeat seq 0")
 
 
 async def last_will(ctx: Context, r: Result) -> None:

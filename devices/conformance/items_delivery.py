@@ -13,6 +13,10 @@ from devices.conformance.report import Result
 from devices.conformance.shape import ACK, REPAIR, problems
 from devices.messages import now_ms
 
+#: A `playing` ack arriving this long before `at` means the unit started early; this long after, late
+#: (wide on purpose: the kit measures arrival, so a busy broker or machine adds its delay).
+EARLY_MS, LATE_MS = 100, 10_000
+
 
 def _ack_problems(ctx: Context, b: Bcast) -> list[str]:
     return [p for a in ctx.h.acks(b.bc) for p in problems(a, ACK, ctx.h.unit)]
@@ -135,16 +139,22 @@ async def play(ctx: Context, r: Result) -> None:
     r.note(f"play at {at}: response {clip(json.dumps(resp))}")
     done = await h.wait(lambda: {"played", "failed"} & set(h.states(b.bc)),
                         within=h.timeout_s + b.duration_ms / 1000)
-    acks = h.acks(b.bc)
-    playing = next((a for a in acks if a.get("state") == "playing"), None)
-    if playing and isinstance(playing.get("ts"), int):
-        r.note(f"`playing` ack ts − at = {playing['ts'] - at} ms (the unit's clock)")
+    playing = next((s for s in h.of("ack") if s.obj and s.obj.get("bc") == b.bc
+                    and s.obj.get("state") == "playing"), None)
+    early = playing is not None and playing.wall_ms - at < -EARLY_MS
+    late = playing is not None and playing.wall_ms - at > LATE_MS
+    if playing is not None and playing.obj is not None:
+        r.note(f"`playing` ack arrived {playing.wall_ms - at} ms after `at` (kit clock); "
+               f"its ts − at = {playing.obj.get('ts', 0) - at} ms (unit clock)")
     states = h.states(b.bc)
     r.note(f"acks {states}; {time.monotonic() - start:.1f} s")
     if not resp or resp.get("status") != "ok" or resp.get("data", {}).get("bc") != b.bc:
         r.failed("the play was not answered ok with data.bc")
     elif not done or states[-2:] != ["playing", "played"]:
         r.failed("no playing then played")
+    elif early or late:
+        r.failed(f"started {'before' if early else 'long after'} the instant "
+                 "(its clock is off: see clock_sync)")
     else:
         r.passed()
 

@@ -9,7 +9,8 @@ import time
 
 from devices.conformance.context import Context, Item, clip
 from devices.conformance.report import Result
-from devices.conformance.shape import HEARTBEAT, STATE, problems, telemetry_problems
+from devices.conformance.shape import HEARTBEAT, STATE, TIME, parse, problems, telemetry_problems
+from devices.messages import now_ms
 
 
 async def birth(ctx: Context, r: Result) -> None:
@@ -25,8 +26,11 @@ async def birth(ctx: Context, r: Result) -> None:
     bad = problems(s.obj, STATE, h.unit)
     if s.obj.get("proto") != 1:
         bad.append(f"proto {s.obj.get('proto')!r}, expected 1")
-    if not s.retained:
-        bad.append("the birth is not retained (QoS 1, retained)")
+    if not s.retained:  # it came live (the kit subscribed first): ask the broker what it keeps
+        kept = parse(await h.retained(h.t.state(h.unit)) or b"")
+        r.note(f"retained copy: {clip(json.dumps(kept))}")
+        if not kept or kept.get("status") != "online" or kept.get("session") != s.obj.get("session"):
+            bad.append("the birth is not retained (QoS 1, retained)")
     ctx.session = str(s.obj.get("session", ""))
     if bad:
         r.failed("; ".join(bad))
@@ -148,10 +152,54 @@ async def retained_command(ctx: Context, r: Result) -> None:
         r.passed("no response, volume unchanged")
 
 
+#: The slowest steady clock-sync polling of §1 *When to ask*.
+POLL_S = 15
+
+
+async def clock_sync(ctx: Context, r: Result) -> None:
+    """The unit asks for the time, follows `sync_time`, and reports an offset the kit can bound."""
+    h = ctx.h
+    polled = await h.wait(lambda: h.of("time"), within=POLL_S + h.timeout_s)
+    start = time.monotonic()
+    _, resp = await h.call("sync_time", {"server_ms": now_ms()})
+    asked = await h.wait(lambda: h.of("time", start))
+    await h.quiet()
+    nudge = time.monotonic()  # a change of volume sends a telemetry now, carrying clock_offset_ms
+    await h.call("volume", {"level": ctx.volume - 1})
+    tel = await h.wait(lambda: h.objs("telemetry", nudge, volume=ctx.volume - 1)) or h.objs("telemetry")
+    await h.call("volume", {"level": ctx.volume})
+    data = (resp or {}).get("data", {})
+    bounds = h.offset_bounds()
+    reported = tel[-1].get("clock_offset_ms") if tel else None
+    r.note(f"sync_time: {clip(json.dumps(resp))}; {len(h.of('time'))} time requests in all, "
+           f"{len(h.of('time', start))} after it, {h.time_answered} answered")
+    r.note(f"offset (kit − unit) bounded by the messages' ts: {bounds} ms; "
+           f"telemetry clock_offset_ms {reported}")
+    bad_time = [p for s in h.of("time") for p in problems(s.obj, TIME, h.unit)][:3]
+    if not polled:
+        r.failed(f"no clock-sync request on its own in {POLL_S + h.timeout_s:.0f} s (§1 *When to ask*: "
+                 f"a burst after connecting, then every 5 s, then every {POLL_S} s)")
+    elif not resp or resp.get("status") != "ok" or data.get("method") not in ("ntp", "one-way") \
+            or not isinstance(data.get("offset_ms"), int):
+        r.failed("sync_time not answered ok with offset_ms and method ntp|one-way")
+    elif not asked:
+        r.failed("no clock-sync request on {p}/node/{id}/time after sync_time")
+    elif bad_time:
+        r.failed("; ".join(bad_time))
+    elif bounds is None or not isinstance(reported, int):
+        r.failed("no offset in telemetry (clock_offset_ms)" if bounds else "too few messages to bound it")
+    elif not bounds[0] - 50 <= reported <= bounds[1] + 50:
+        r.failed(f"the reported offset {reported} ms is outside what its own messages allow {bounds}")
+    else:
+        r.passed()
+
+
 ITEMS: list[Item] = [
     ("birth", "§1 Connecting, state", "birth: retained online state with a session", birth),
     ("heartbeat", "§1 heartbeat", "heartbeat every period, seq +1, same session", heartbeat),
     ("config", "§1 config", "retained config: volume applied, groups subscribed and unsubscribed", config),
     ("telemetry", "§1 telemetry", "telemetry shape and types", telemetry),
     ("retained_command", "§2 Commands", "a retained command is not executed", retained_command),
+    ("clock_sync", "§1 clock sync", "time requests, sync_time, an offset consistent with its messages",
+     clock_sync),
 ]

@@ -26,6 +26,7 @@ TELEMETRY: Spec = ENVELOPE | {
 ACK: Spec = ENVELOPE | {"node_id": "str", "bc": "str", "state": "str", "reason": "str", "have": "int?",
                         "-attention": "str"}
 REPAIR: Spec = ENVELOPE | {"node_id": "str", "bc": "str", "missing": "list[int]"}
+TIME: Spec = ENVELOPE | {"node_id": "str", "t0": "int"}
 RESP: Spec = ENVELOPE | {"id": "str", "node_id": "str", "status": "str", "data": "dict", "error": "str"}
 
 SOURCES = {"idle", "bulletin", "relay", "live"}

@@ -104,6 +104,33 @@ async def test_unit_that_forgets_command_ids_fails_dedupe(broker: BrokerAddress,
     assert not report.ok
 
 
+async def test_unit_started_first_or_late_and_a_wrong_clock_synced(broker: BrokerAddress, prefix: str,
+                                                                    unit: Callable[..., SimNode]) -> None:
+    """The kit is up before the unit (the birth arrives live: its retained copy is read back), and
+    the unit's clock is 20 s fast: clock sync puts it right, so `play` starts at the instant."""
+    node = unit(faults=Faults(clock_offset_ms=20_000))
+    run = asyncio.create_task(kit(broker, prefix, only={"birth", "clock_sync", "deliver", "play"}))
+    await asyncio.sleep(1.0)  # not for correctness: the order only picks which birth path runs
+    await node.start()
+    report = await run
+    assert set(verdicts(report).values()) == {Status.PASS}, explain(report)
+    birth = next(r for r in report.results if r.item == "birth")
+    assert any("retained copy" in line for line in birth.evidence) or "retained=True" in birth.evidence[0]
+
+
+async def test_unit_without_clock_sync_fails_clock_and_play(broker: BrokerAddress, prefix: str,
+                                                           unit: Callable[..., SimNode]) -> None:
+    """A unit 20 s fast that never polls the time: `play` starts at the wrong instant, clock_sync FAILs."""
+    node = unit(faults=Faults(clock_offset_ms=20_000, no_clock_sync=True))
+    await node.start()
+    report = await kit(broker, prefix, only={"birth", "deliver", "play"})
+    got = verdicts(report)
+    assert got == {"birth": Status.PASS, "deliver": Status.PASS, "play": Status.FAIL}, explain(report)
+    clock = await kit(broker, prefix, only={"birth", "clock_sync"})
+    assert verdicts(clock)["clock_sync"] is Status.FAIL, explain(clock)
+    assert "no clock-sync request on its own" in " ".join(clock.results[-1].evidence)
+
+
 async def test_unit_whose_decoder_fails_fails_play(broker: BrokerAddress, prefix: str,
                                                    unit: Callable[..., SimNode]) -> None:
     node = unit(faults=Faults(decode_error=True))
