@@ -68,6 +68,10 @@ async function api(method, url, body, tries) {
     }
   }
 }
+function toggleMenu() {  // the bottom bar's "Thêm": the other screens, the language, logging out
+  const m = document.getElementById("menu"), b = document.getElementById("morebtn");
+  m.hidden = !m.hidden; b.setAttribute("aria-expanded", String(!m.hidden));
+}
 function setLang(code) { lang(code); }  // an inline onclick="lang()" would find the element's own lang attribute
 function lang(code) { document.cookie = "lang=" + code + ";path=/;max-age=31536000;samesite=strict"; location.reload(); }
 async function logout() { try { await api("POST", "/api/logout"); } finally { location.href = "/login"; } }

@@ -223,6 +223,8 @@ _S: dict[str, tuple[str, str]] = {
                          "The system is answering too slowly. Please try again in a few minutes."),
     # accounts (tài khoản, /accounts), one's own password (/password), errors shown by the pages
     "accounts": ("Tài khoản", "Accounts"),
+    "more": ("Thêm", "More"),
+    "menu": ("Các màn hình", "Screens"),
     "change_password": ("Đổi mật khẩu", "Change password"),
     "current_password": ("Mật khẩu hiện tại", "Current password"),
     "new_password": ("Mật khẩu mới", "New password"),

@@ -46,3 +46,11 @@ async def assert_fits(page: Any, selectors: list[str], errors: list[str]) -> Non
                 small.append(f"{sel}: {box['width']:.0f}×{box['height']:.0f}")
     assert not small, f"{page.url}: tap targets under 44 × 44 px: {small}"
     assert not errors, f"{page.url}: console errors {errors}"
+
+
+async def go(page: Any, label: str) -> None:
+    """Open the screen named ``label`` from the bottom bar, or from its "Thêm" menu."""
+    link = page.locator(f"nav a:has-text('{label}')").first
+    if not await link.is_visible():
+        await page.click("#morebtn")
+    await link.click()

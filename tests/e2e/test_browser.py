@@ -24,6 +24,7 @@ from devices.broker import BrokerProcess, free_port
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.chromium import chromium
 from tests.e2e.helpers import provision, sim, wait_online
+from tests.e2e.phonecheck import go
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
 
@@ -127,7 +128,7 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     # --- editor: log in, compose, preview (plays in the browser, shows the normalised text), submit
     ed = await phone(browser, server, "bientap", pw["bientap"])
     await shot(ed, "1-dashboard")
-    await ed.click("nav >> text=Soạn tin")
+    await go(ed, "Soạn tin")
     await ed.fill("#text", "Thông báo: 7h30 ngày 25/11/2026 UBND phường họp tại nhà văn hóa")
     await ed.click("#preview")
     await ed.wait_for_selector("#spokenbox:not([hidden])")
@@ -142,7 +143,7 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
 
     # --- approver: approve it
     ap = await phone(browser, server, "pheduyet", pw["pheduyet"])
-    await ap.click("nav >> text=Bản tin")
+    await go(ap, "Bản tin")
     await shot(ap, "3-approval")
     await ap.click("button:has-text('Phê duyệt') >> nth=0")
     await ap.wait_for_selector("small.approved")
@@ -150,7 +151,7 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
 
     # --- operator: air it and watch the delivery view fill in without reload
     op = await phone(browser, server, "vanhanh", pw["vanhanh"])
-    await op.click("nav >> text=Bản tin")
+    await go(op, "Bản tin")
     await op.click("summary >> nth=0")
     await op.click("button:has-text('Phát ngay') >> nth=0")  # no zone checked: it says so, airs nothing
     await op.wait_for_selector("button:has-text('Phát ngay') + .note"
@@ -172,7 +173,7 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     await shot(op, "4-delivery")
 
     # --- units: the list and map, a unit's page, switch it off and see the unit confirm
-    await op.click("nav >> text=Cụm loa")
+    await go(op, "Cụm loa")
     await shot(op, "5-units")
     await op.click("a[href='/units/tdp1-01'] >> nth=0")
     await op.wait_for_url("**/units/tdp1-01")
@@ -184,7 +185,7 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     await op.wait_for_selector("#result.ok", timeout=20_000)
 
     # --- schedule and history screens
-    await op.click("nav >> text=Lịch phát")
+    await go(op, "Lịch phát")
     await op.select_option("#kind", "daily")
     await op.fill("#times", "06:00, 17:30")
     for box in await op.query_selector_all("input[name=sz]"):  # nothing is pre-checked
@@ -192,11 +193,11 @@ async def run_flow(browser: Any, server: Server, pw: dict[str, str], admin: http
     await op.click("button:has-text('Lưu')")
     await op.wait_for_selector("tr >> text=Thông báo", timeout=20_000)  # the agenda after the reload
     await shot(op, "7-schedule")
-    await op.click("nav >> text=Lịch sử")
+    await go(op, "Lịch sử")
     await shot(op, "8-history")
 
     # --- emergency: one separated button, a confirmation, then every chosen unit plays it
-    await op.click("nav >> text=Khẩn cấp")
+    await go(op, "Khẩn cấp")
     await op.fill("#text", "Khẩn cấp: nước sông đang lên nhanh, đề nghị bà con di chuyển lên chỗ cao.")
     await shot(op, "9-emergency")
     await op.click("#fire")  # the handler above accepts the confirmation

@@ -17,7 +17,7 @@ import pytest
 from devices.broker import BrokerProcess
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.chromium import chromium
-from tests.e2e.phonecheck import assert_fits, login, new_phone
+from tests.e2e.phonecheck import assert_fits, go, login, new_phone
 from tests.e2e.test_browser import Server, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -78,7 +78,7 @@ async def test_admin_manages_an_account_and_the_first_login_asks_for_a_new_passw
         asked = await accept_dialogs(adm)
         await login(adm, server.url, *ADMIN)
         await adm.wait_for_url(server.url + "/")
-        await adm.click("nav a[href='/accounts']")
+        await go(adm, "Tài khoản")
         await adm.fill("#nu", "bientap2")
         await adm.select_option("#nr", "editor")
         await adm.select_option("#no", "ngoquyen")

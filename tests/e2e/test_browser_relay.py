@@ -26,6 +26,7 @@ from scheduler import TIMEZONE
 from tests.conftest import ADMIN, make_settings
 from tests.e2e import test_browser
 from tests.e2e.helpers import allowing, provision, sim, wait_for, wait_online
+from tests.e2e.phonecheck import go
 from tests.e2e.test_relay_sessions import Mp3Radio, serve, tone_mp3
 from tests.firmware_sim.test_relay import Radio
 
@@ -83,7 +84,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
                    station: Mp3Radio) -> None:
     zone1 = [units[n] for n in ZONES["tdp1"]]
     op = await phone(browser, server, "vanhanh", password)
-    await op.click("nav >> text=Tiếp sóng")
+    await go(op, "Tiếp sóng")
     await op.wait_for_url("**/relay")
     assert "Chưa có gì." in (await op.text_content("#rl") or "")
 
@@ -146,7 +147,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.fill("#rd", "30")
     await op.click("#rgo")
     await op.wait_for_selector(".note >> text=Đã tạo lịch tiếp sóng hằng ngày.")
-    await op.click("nav >> text=Lịch phát")
+    await go(op, "Lịch phát")
     await op.wait_for_selector(f"tr:has-text('05:45') >> text=📡 Tiếp sóng / relay: {station.url}")
 
     # --- the schedule screen makes a relay schedule too (Bản tin / Tiếp sóng)

@@ -37,14 +37,19 @@ async def test_language_button_favicon_and_header_targets(server: Server, browse
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     await login(page, server.url, *ADMIN)
     await page.wait_for_url(server.url + "/")
-    assert await page.text_content("nav a[href='/']") == "Tổng quan"
-    await assert_fits(page, ["header button", "header a.em"], errors)
-    await page.click("header button:has-text('English')")
+    assert await page.text_content("nav a[href='/'] span") == "Tổng quan"
+    await assert_fits(page, ["header a.em", "nav.tabs > a", "#morebtn"], errors)
+    await page.click("#morebtn")
+    await assert_fits(page, ["#menu a", "#menu button"], errors)
+    await page.click("#menu button:has-text('English')")
     await page.wait_for_function("() => document.documentElement.lang === 'en'")
-    assert await page.text_content("nav a[href='/']") == "Dashboard"
-    await page.click("header button:has-text('Tiếng Việt')")
+    assert await page.text_content("nav a[href='/'] span") == "Dashboard"
+    await page.click("#morebtn")
+    await page.click("#menu button:has-text('Tiếng Việt')")
     await page.wait_for_function("() => document.documentElement.lang === 'vi'")
     icon = await page.evaluate("fetch('/favicon.svg').then(r => r.status)")
     assert icon == 200 and not missing, missing  # no 404, the favicon included
-    await assert_fits(page, ["header button", "header a.em"], errors)
+    await assert_fits(page, ["header a.em", "nav.tabs > a", "#morebtn"], errors)
+    header = await page.evaluate("document.querySelector('header').getBoundingClientRect().height")
+    assert header < 70, header  # one row (was two)
     await page.context.close()
