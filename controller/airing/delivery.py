@@ -151,6 +151,9 @@ class DeliveryService:
                 logger.warning("broadcast %s waits for the MQTT broker", active.id)
             return
         self._publishing.add(active.id)
+        if active.manifest.priority == p.Priority.EMERGENCY:
+            # its wait for the units counts from now, not from the broker's last acknowledgement
+            self._offer(active, active.scopes)
         try:
             await self.out.publish(active)
         except MqttError as exc:
