@@ -1,0 +1,62 @@
+"""Every screen on a phone (issue 14), in Chromium at 360 × 740 as an admin, with zones and units
+provisioned (two placed on the map) and a broadcast: no horizontal overflow, every visible button,
+link (unit links and map dots were 18 and 13 px high), select and input a tap target of at least
+44 × 44 px, no console error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devices.broker import BrokerProcess
+from tests.conftest import ADMIN, make_settings
+from tests.e2e.chromium import chromium
+from tests.e2e.helpers import air, bulletin, provision
+from tests.e2e.phonecheck import assert_fits, login, new_phone
+from tests.e2e.test_browser import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
+
+SCREENS = ["/", "/units", "/units/tdp1-01", "/compose", "/bulletins", "/schedule", "/relay", "/history",
+           "/emergency", "/accounts", "/password"]
+TARGETS = ["main button", "main select", "main input:not([type=checkbox]):not([type=radio])",
+           "main label.inl", "main a", "main svg a", "nav.tabs > a", "#morebtn", "header a"]
+
+
+@pytest.fixture
+def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
+    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with chromium() as b:
+        yield b
+
+
+async def test_every_screen_fits_a_phone(server: Server, browser: Any) -> None:
+    async with httpx.AsyncClient(base_url=server.url, auth=ADMIN, timeout=60) as api:
+        await provision(api, {"tdp1": ["tdp1-01", "tdp1-02"], "tdp2": ["tdp2-01"]})
+        for node, (lat, lon) in {"tdp1-01": (20.86, 106.68), "tdp1-02": (20.87, 106.69)}.items():
+            assert (await api.patch(f"/api/nodes/{node}", json={"lat": lat, "lon": lon})).status_code == 200
+        b = await bulletin(api, "Thông báo kiểm tra hệ thống loa.")
+        bid = await air(api, b["id"], {"zones": ["tdp1"]})
+        page, errors = await new_phone(browser)
+        await login(page, server.url, *ADMIN)
+        await page.wait_for_url(server.url + "/")
+        failures = []
+        for path in [*SCREENS, f"/broadcasts/{bid}"]:
+            await page.goto(server.url + path)
+            await page.wait_for_load_state("networkidle")
+            try:
+                await assert_fits(page, TARGETS, errors)
+            except AssertionError as exc:
+                failures.append(str(exc))
+                errors.clear()
+        assert not failures, "\n".join(failures)
+        await page.context.close()
