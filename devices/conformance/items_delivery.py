@@ -22,8 +22,8 @@ def _ack_problems(ctx: Context, b: Bcast) -> list[str]:
     return [p for a in ctx.h.acks(b.bc) for p in problems(a, ACK, ctx.h.unit)]
 
 
-async def _offered(ctx: Context, **kw: object) -> Bcast:
-    b = ctx.h.make_bcast(**kw)  # type: ignore[arg-type]
+def _offered(ctx: Context) -> Bcast:
+    b = ctx.h.make_bcast()
     ctx.offered.append(b)
     return b
 
@@ -31,7 +31,7 @@ async def _offered(ctx: Context, **kw: object) -> Bcast:
 async def deliver(ctx: Context, r: Result) -> None:
     """Manifest + every chunk: `receiving` (have 0) then `verified`, nothing asked for."""
     h = ctx.h
-    b = await _offered(ctx)
+    b = _offered(ctx)
     await h.offer(b)
     done = await h.wait(lambda: {"verified", "failed"} & set(h.states(b.bc)))
     acks = h.acks(b.bc)
@@ -58,7 +58,7 @@ async def deliver(ctx: Context, r: Result) -> None:
 async def crc(ctx: Context, r: Result) -> None:
     """A chunk whose CRC is wrong is discarded and asked for again (only that one)."""
     h = ctx.h
-    b = await _offered(ctx)
+    b = _offered(ctx)
     await h.offer(b, frames={1: crc_broken(b.frames[1])})
     reqs = await h.wait(lambda: h.objs("repair", bc=b.bc))
     if not reqs:
@@ -85,7 +85,7 @@ async def crc(ctx: Context, r: Result) -> None:
 async def sha256(ctx: Context, r: Result) -> None:
     """Chunks with valid CRCs but a wrong file: all asked for again once, then failed/checksum."""
     h = ctx.h
-    b = await _offered(ctx)
+    b = _offered(ctx)
     bad = {1: sha_broken(b.frames[1])}
     await h.offer(b, frames=bad)
     reqs = await h.wait(lambda: h.objs("repair", bc=b.bc) or "failed" in h.states(b.bc))
@@ -109,7 +109,7 @@ async def sha256(ctx: Context, r: Result) -> None:
 async def repair(ctx: Context, r: Result) -> None:
     """A withheld chunk is asked for (only it), and the file is verified once it comes."""
     h = ctx.h
-    b = await _offered(ctx)
+    b = _offered(ctx)
     await h.offer(b, skip=frozenset({2}))
     reqs = await h.wait(lambda: h.objs("repair", bc=b.bc))
     if not reqs:
@@ -180,6 +180,97 @@ async def play_once(ctx: Context, r: Result) -> None:
         r.passed()
 
 
+async def _verified(ctx: Context, r: Result) -> Bcast | None:
+    """A fresh broadcast offered whole and verified, or None (noted)."""
+    h = ctx.h
+    b = _offered(ctx)
+    await h.offer(b)
+    if not await h.wait(lambda: "verified" in h.states(b.bc)):
+        r.not_tested(f"{b.bc} was not verified (acks {h.states(b.bc)}): see item deliver")
+        return None
+    return b
+
+
+async def not_ready(ctx: Context, r: Result) -> None:
+    """`play` while downloading: error not_ready: have/total; a withdrawal then ends it silently."""
+    h = ctx.h
+    b = _offered(ctx)
+    await h.offer(b, skip=frozenset(range(1, len(b.frames))))
+    if not await h.wait(lambda: "receiving" in h.states(b.bc)):
+        r.failed(f"no receiving ack for {b.bc}")
+        return
+    _, resp = await h.call("play", {"bc": b.bc, "at": now_ms() + 1000, "offset_ms": 0})
+    r.note(f"play with 1/{len(b.frames)} chunks: {clip(json.dumps(resp))}")
+    before = len(h.acks(b.bc))
+    await h.withdraw(b)
+    await h.quiet()
+    after = h.states(b.bc)[before:]
+    r.note(f"withdrawn (empty retained manifest): acks after it {after}")
+    if not resp or resp.get("status") != "error" or not str(resp.get("error", "")).startswith("not_ready"):
+        r.failed("not answered error not_ready: <have>/<total> chunks")
+    elif "playing" in h.states(b.bc):
+        r.failed("played a file it did not have")
+    elif after:
+        r.failed("a withdrawal while receiving must end the download silently (no ack)")
+    else:
+        r.passed()
+
+
+async def late_join(ctx: Context, r: Result) -> None:
+    """`play` whose instant passed 1 s ago: starts at once, mid-way, and ends played."""
+    h = ctx.h
+    b = await _verified(ctx, r)
+    if b is None:
+        return
+    at = now_ms() - 1000
+    _, resp = await h.call("play", {"bc": b.bc, "at": at, "offset_ms": 0})
+    done = await h.wait(lambda: {"played", "failed"} & set(h.states(b.bc)),
+                        within=h.timeout_s + b.duration_ms / 1000)
+    acks = {s.obj.get("state"): s.wall_ms for s in h.of("ack") if s.obj and s.obj.get("bc") == b.bc}
+    r.note(f"play at now − 1 s ({b.duration_ms} ms of audio): {clip(json.dumps(resp))}; "
+           f"acks {h.states(b.bc)}")
+    if "playing" in acks and "played" in acks:
+        r.note(f"played {acks['played'] - acks['playing']} ms (the whole file: {b.duration_ms} ms)")
+    if not resp or resp.get("status") != "ok":
+        r.failed("a play whose instant passed was not accepted")
+    elif not done or h.states(b.bc)[-2:] != ["playing", "played"]:
+        r.failed("no playing then played (a late play joins mid-way)")
+    else:
+        r.passed()
+
+
+async def cancel(ctx: Context, r: Result) -> None:
+    """`cancel` of a held broadcast (found, failed/cancelled once) and of one not yet offered
+    (found false, remembered: its manifest is answered failed/cancelled, never downloaded)."""
+    h = ctx.h
+    b = await _verified(ctx, r)
+    if b is None:
+        return
+    _, held = await h.call("cancel", {"bc": b.bc})
+    later = _offered(ctx)
+    _, ahead = await h.call("cancel", {"bc": later.bc})
+    await h.offer(later)
+    await h.wait(lambda: h.states(later.bc))
+    await h.quiet()
+    r.note(f"held {b.bc}: {clip(json.dumps(held))}; acks {h.states(b.bc)}")
+    r.note(f"before its manifest, {later.bc}: {clip(json.dumps(ahead))}; acks {h.states(later.bc)}")
+    cancelled = [a for a in h.acks(b.bc) if a.get("state") == "failed" and a.get("reason") == "cancelled"]
+    late_acks = h.acks(later.bc)
+    if not held or held.get("data") != {"cancelled": b.bc, "found": True}:
+        r.failed("cancel of a held broadcast not answered {cancelled: bc, found: true}")
+    elif len(cancelled) != 1:
+        r.failed(f"{len(cancelled)} failed/cancelled acks for the held broadcast, expected 1")
+    elif not ahead or ahead.get("data") != {"cancelled": later.bc, "found": False}:
+        r.failed("cancel of an unknown broadcast not answered {cancelled: bc, found: false}")
+    elif not late_acks or any((a.get("state"), a.get("reason")) != ("failed", "cancelled")
+                              for a in late_acks):
+        r.failed("the manifest of a cancelled broadcast was not answered failed/cancelled alone")
+    elif h.objs("repair", bc=later.bc):
+        r.failed("it asked for chunks of a cancelled broadcast")
+    else:
+        r.passed()
+
+
 ITEMS: list[Item] = [
     ("deliver", "§3 manifest, data chunks, acknowledgements", "manifest + chunks: receiving, verified",
      deliver),
@@ -189,4 +280,8 @@ ITEMS: list[Item] = [
     ("repair", "§3 repair", "a withheld chunk is asked for", repair),
     ("play", "§3 starting in step", "play at an instant: playing then played", play),
     ("play_once", "§3 when a command is lost (reconcile)", "a broadcast is played at most once", play_once),
+    ("not_ready", "§3 starting in step, acknowledgements",
+     "play while downloading: not_ready; withdrawal silent", not_ready),
+    ("late_join", "§3 starting in step", "a play whose instant passed joins mid-way", late_join),
+    ("cancel", "§2 Commands (cancel)", "cancel a held broadcast, and one before its manifest", cancel),
 ]
