@@ -271,6 +271,42 @@ async def cancel(ctx: Context, r: Result) -> None:
         r.passed()
 
 
+async def stop_power(ctx: Context, r: Result) -> None:
+    """`stop` (nothing playing; a bad reason; a held broadcast) and `power` off / on."""
+    h = ctx.h
+    _, idle = await h.call("stop")
+    _, bogus = await h.call("stop", {"reason": "bogus"})
+    r.note(f"stop, nothing playing: {clip(json.dumps(idle))}; "
+           f"reason \"bogus\": {clip(json.dumps(bogus))}")
+    b = await _verified(ctx, r)
+    if b is None:
+        return
+    _, held = await h.call("stop", {"bc": b.bc})
+    stopped = await h.wait(lambda: [a for a in h.acks(b.bc) if a.get("state") == "failed"])
+    r.note(f"stop of the held {b.bc}: {clip(json.dumps(held))}; acks {h.states(b.bc)}")
+    start = time.monotonic()
+    _, off = await h.call("power", {"on": False})
+    tel_off = await h.wait(lambda: h.objs("telemetry", start, power=False))
+    _, on = await h.call("power", {"on": True})
+    r.note(f"power off: {clip(json.dumps(off))}, telemetry power false: {bool(tel_off)}; "
+           f"power on: {clip(json.dumps((on or {}).get('data')))}")
+    if not idle or idle.get("status") != "ok" or idle.get("data") != {"stopped": ""}:
+        r.failed("stop with nothing playing not answered {stopped: ''}")
+    elif not bogus or bogus.get("status") != "error" \
+            or not str(bogus.get("error")).startswith("bad arguments"):
+        r.failed("stop with an unknown reason not answered error bad arguments")
+    elif not held or held.get("status") != "ok" or held.get("data", {}).get("stopped") != b.bc:
+        r.failed("stop of a held broadcast not answered {stopped: bc}")
+    elif not stopped or stopped[0].get("reason") != "stopped":
+        r.failed("the held broadcast did not end failed/stopped")
+    elif not off or off.get("data") != {"power": False} or not on or on.get("data") != {"power": True}:
+        r.failed("power not answered {power: false} / {power: true}")
+    elif not tel_off:
+        r.failed("no telemetry with power false at once (on change)")
+    else:
+        r.passed()
+
+
 ITEMS: list[Item] = [
     ("deliver", "§3 manifest, data chunks, acknowledgements", "manifest + chunks: receiving, verified",
      deliver),
@@ -284,4 +320,6 @@ ITEMS: list[Item] = [
      "play while downloading: not_ready; withdrawal silent", not_ready),
     ("late_join", "§3 starting in step", "a play whose instant passed joins mid-way", late_join),
     ("cancel", "§2 Commands (cancel)", "cancel a held broadcast, and one before its manifest", cancel),
+    ("stop_power", "§2 Commands (stop, power)", "stop idle / held / bad reason; power off and on",
+     stop_power),
 ]
