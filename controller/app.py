@@ -10,11 +10,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from controller.accounts.audit import audit
-from controller.api import apidocs, router
+from controller.api import apidocs, error_codes, router
 from controller.api.deadlines import Deadlines
 from controller.api.deps import get_services
 from controller.api.limits import RequestLimits
@@ -71,7 +73,9 @@ async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
 
 
 async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content={"detail": exc.message})
+    code = error_codes.code_for(exc.message)
+    return JSONResponse(status_code=exc.status, content={"detail": exc.message,
+                                                        **({"code": code} if code else {})})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(_audit)
     app.exception_handler(OverflowError)(_overflow)
     app.exception_handler(ServiceError)(_service_error)
+    app.add_exception_handler(HTTPException, error_codes.http_error)  # + a stable `code` (issue 14)
+    app.add_exception_handler(RequestValidationError, error_codes.invalid_request)
     app.add_exception_handler(405, method_not_allowed)  # the path's Allow, not the static files'
     app.include_router(router)
     app.include_router(apidocs.router)

@@ -96,7 +96,8 @@ class UserPublic(BaseModel):
     role: str
     org_unit_id: str | None
     active: bool
-    must_change_password: bool = Field(False, description="a one-time password is in use (the web app asks for a new one)")
+    must_change_password: bool = Field(False, description="a one-time password is in use (the web app asks "
+                                                          "for a new one)")
 
 
 class LoginPublic(BaseModel):
@@ -312,6 +313,8 @@ class Liveness(BaseModel):
 class ErrorPublic(BaseModel):
     """Every refusal: one English sentence saying what was wrong (and what to do)."""
     detail: str
+    code: str | None = Field(None, description="stable, for the pages' own sentence "
+                                               "(controller/api/error_codes.py)")
 
 
 class FieldError(BaseModel):
@@ -326,6 +329,7 @@ class InvalidPublic(BaseModel):
     """422: a sentence (the request is well-formed but cannot be done), or one entry per field
     that does not match the schema."""
     detail: str | list[FieldError]
+    code: str | None = Field(None, description="`invalid` when `detail` is a list of fields")
 
 
 ERROR_TEXT = {

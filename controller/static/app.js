@@ -24,8 +24,8 @@ function say(text, bad, near) {
 // The page's sentence for an API error: ``byStatus`` (status → text) first, then the general ones.
 function errText(e, byStatus) {
   const st = e && e.status;
-  const t = (byStatus || {})[st] || {401: L.login_wrong, 403: L.forbidden, 422: L.invalid_input}[st];
   if (st === 429) return (L.too_many || "").replace("{s}", e.retry || "30");
+  const t = (e.code && L["err_" + e.code]) || (byStatus || {})[st] || {401: L.login_wrong, 403: L.forbidden, 422: L.invalid_input}[st];
   if (t) return t;
   return st ? (L.error_generic || "") + " (" + st + ")" : (e && e.message) || L.error_generic;
 }
@@ -57,7 +57,8 @@ async function api(method, url, body, tries) {
         // a validation error (422) is a list: show its messages, not JSON
         const err = new Error(typeof d === "string" ? d : Array.isArray(d) ?
           d.map(x => (x.loc ? x.loc.slice(1).join(".") + ": " : "") + x.msg).join("; ") : JSON.stringify(d || r.status));
-        err.status = r.status; err.detail = d; err.retry = r.headers.get("retry-after");
+        err.status = r.status; err.detail = d; err.code = data.code; err.retry = r.headers.get("retry-after");
+        if (data.code && L["err_" + data.code] && !(r.status === 429 && L.too_many)) err.message = L["err_" + data.code];
         throw err;
       }
       return data;

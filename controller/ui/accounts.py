@@ -10,7 +10,7 @@ from controller.accounts.models import OrgUnit, User
 from controller.accounts.roles import ROLE_RANK, ROLES
 from controller.accounts.scope import subtree
 from controller.ui.i18n import T
-from controller.ui.render import Page, PageDep
+from controller.ui.render import Page, PageDep, same_site_path
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,8 +28,6 @@ def _strings(p: Page) -> dict[str, str]:
 def password_page(p: PageDep, next: str = "/") -> Response:
     if not isinstance(p, Page):
         return p
-    from controller.ui.pages import same_site_path  # pages includes this router
-
     assert p.user is not None
     return p.render("password.html", "password", forced=p.user.must_change_password,
                     next=same_site_path(next), extra=_strings(p))

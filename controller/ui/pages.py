@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,7 +19,7 @@ from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.schedules.agenda import build_agenda
 from controller.ui import accounts, relay
 from controller.ui.i18n import T, pick
-from controller.ui.render import Page, PageDep, templates, units, when, zones
+from controller.ui.render import Page, PageDep, errors_text, same_site_path, templates, units, when, zones
 from devices.protocol import now_ms
 
 router = APIRouter(include_in_schema=False)
@@ -54,26 +52,6 @@ def visible_broadcasts(p: Page, *statuses: str, limit: int = 20) -> list[Broadca
     return list(p.s.exec(q.order_by(col(Broadcast.air_at)).limit(limit)).all())
 
 
-def same_site_path(target: str) -> str:
-    """``target`` when it is a path on this site, else ``/`` (no open redirect after login).
-
-    Browsers drop tabs and newlines inside a URL, read ``\\`` as ``/`` and ignore leading
-    control characters, so ``/%09/evil.example`` (a tab) or ``/\\evil.example`` would leave the site: any
-    control character, space or backslash refuses the target, as does anything with a scheme or
-    a host (``//evil``, ``https://evil``)."""
-    if not target.startswith("/") or target.startswith("//") or len(target) > 2000:
-        return "/"
-    if any(ch <= " " or ch in "\\\x7f" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs")
-           for ch in target):
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
-        return "/"
-    if any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):  # /.//evil is //evil
-        return "/"
-    return target
-
-
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, sv: ServicesDep, next: str = "/") -> Response:
     lang = pick(request.cookies.get("lang"), request.query_params.get("lang"))
@@ -86,8 +64,8 @@ def login_page(request: Request, sv: ServicesDep, next: str = "/") -> Response:
                 return Response(status_code=303, headers={"Location": safe_next})
     return templates.TemplateResponse(request, "login.html", {
         "t": t, "lang": lang, "user": None, "csrf": "", "page": "login", "next": safe_next,
-        "js_strings": {k: t[k] for k in ("network_error", "login_wrong", "too_many", "error_generic",
-                                         "forbidden", "invalid_input")}})
+        "js_strings": {**{k: t[k] for k in ("network_error", "login_wrong", "too_many", "error_generic",
+                                            "forbidden", "invalid_input")}, **errors_text(t)}})
 
 
 @router.get("/", response_class=HTMLResponse)

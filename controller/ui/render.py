@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -45,7 +46,13 @@ class Page:
         t = T[self.lang]
         return templates.TemplateResponse(self.request, name, {
             "t": t, "lang": self.lang, "user": self.user, "csrf": self.csrf, "page": page,
-            "js_strings": {**{k: t[k] for k in _JS_KEYS}, **(extra or {})}, **ctx}, headers=_NO_STORE)
+            "js_strings": {**{k: t[k] for k in _JS_KEYS}, **errors_text(t), **(extra or {})}, **ctx},
+            headers=_NO_STORE)
+
+
+def errors_text(t: dict[str, str]) -> dict[str, str]:
+    """The sentences for the API's error codes (``err_<code>``), for the pages' scripts."""
+    return {k: v for k, v in t.items() if k.startswith("err_")}
 
 
 def _page(request: Request, sv: ServicesDep) -> Iterator[Page | Response]:
@@ -120,3 +127,23 @@ def when(ms: int | None) -> str:
 
 
 templates.env.filters["when"] = when
+
+
+def same_site_path(target: str) -> str:
+    """``target`` when it is a path on this site, else ``/`` (no open redirect after login).
+
+    Browsers drop tabs and newlines inside a URL, read ``\\`` as ``/`` and ignore leading
+    control characters, so ``/%09/evil.example`` (a tab) or ``/\\evil.example`` would leave the site: any
+    control character, space or backslash refuses the target, as does anything with a scheme or
+    a host (``//evil``, ``https://evil``)."""
+    if not target.startswith("/") or target.startswith("//") or len(target) > 2000:
+        return "/"
+    if any(ch <= " " or ch in "\\\x7f" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs")
+           for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return "/"
+    if any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):  # /.//evil is //evil
+        return "/"
+    return target

@@ -100,3 +100,17 @@ async def test_a_broadcast_set_for_later_is_stopped_from_its_page(server: Server
         assert (await api.get(f"/api/broadcasts/{bid}")).json()["status"] == "cancelled"
         await assert_fits(page, [], errors)
         await page.context.close()
+
+
+async def test_api_refusals_are_said_in_vietnamese(server: Server, browser: Any) -> None:
+    page, errors = await new_phone(browser)
+    await login(page, server.url, *ADMIN)
+    await page.wait_for_url(server.url + "/")
+    await page.goto(server.url + "/compose")
+    await page.fill("#text", "🙂 !!!")  # nothing to read aloud: was the API's English sentence
+    await page.click("#preview")
+    note = page.locator("#preview + .note.err")
+    await note.wait_for()
+    assert await note.text_content() == "Nội dung chưa có chữ nào để đọc. Hãy nhập ít nhất một từ."
+    await assert_fits(page, ["#preview"], errors)
+    await page.context.close()

@@ -88,11 +88,11 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.wait_for_url("**/relay")
     assert "Chưa có gì." in (await op.text_content("#rl") or "")
 
-    # --- the API's refusal is shown as it is: a station that cannot be reached (republish)
+    # --- the API's refusal is shown in Vietnamese (by its code): a station that cannot be reached (republish)
     await op.fill("#ru", "http://127.0.0.1:9/off.mp3")
     await op.select_option("#rm", "republish")
     await op.click("#rgo")
-    await op.wait_for_selector(".note.err >> text=the station could not be reached")
+    await op.wait_for_selector(".note.err >> text=Không lấy được luồng phát từ địa chỉ này.")
     await op.select_option("#rm", "node_fetch")
 
     # --- at a set time (ward time, +07:00), for 30 minutes: scheduled, then cancelled
