@@ -90,6 +90,17 @@ _S: dict[str, tuple[str, str]] = {
     "end_waiting_confirm": ("Thôi chờ các cụm loa đang mất kết nối? Các loa này sẽ không nhận "
                             "lượt phát này nữa.",
                             "Stop waiting for the offline units? They will not get this broadcast any more."),
+    # why a unit's delivery is where it is (controller/airing: delivery.py, active.py), keyed by the reason
+    "node offline at send time": ("cụm loa mất kết nối lúc gửi", "unit offline at send time"),
+    "node offline until expiry": ("cụm loa mất kết nối đến hết hạn", "unit offline until expiry"),
+    "never sent": ("chưa gửi được", "never sent"),
+    "no answer from node before expiry": ("cụm loa không trả lời trước khi hết hạn",
+                                          "no answer from the unit before expiry"),
+    "audio incomplete at expiry": ("nhận chưa đủ âm thanh khi hết hạn", "audio incomplete at expiry"),
+    "not played before expiry": ("chưa phát trước khi hết hạn", "not played before expiry"),
+    "end of playback not confirmed": ("không xác nhận đã phát xong", "end of playback not confirmed"),
+    "unit retired": ("cụm loa đã ngừng sử dụng", "unit retired"),
+    "node back online": ("cụm loa đã kết nối lại", "unit back online"),
     "tally": ("Tổng kết", "Tally"),
     "reason": ("Lý do", "Reason"),
     "played": ("Đã phát", "Played"),
@@ -344,6 +355,11 @@ _S: dict[str, tuple[str, str]] = {
 }
 
 T = {lang: {k: v[i] for k, v in _S.items()} for i, lang in enumerate(LANGS)}
+#: the delivery reasons above, for the delivery view's script
+DELIVERY_REASONS = ("node offline at send time", "node offline until expiry", "never sent",
+                    "no answer from node before expiry", "audio incomplete at expiry",
+                    "not played before expiry", "end of playback not confirmed", "unit retired",
+                    "node back online")
 
 
 def pick(cookie: str | None, query: str | None) -> str:

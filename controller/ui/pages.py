@@ -18,7 +18,7 @@ from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.schedules.agenda import build_agenda
 from controller.ui import accounts, relay
-from controller.ui.i18n import T, pick
+from controller.ui.i18n import DELIVERY_REASONS, T, pick
 from controller.ui.render import Page, PageDep, errors_text, same_site_path, templates, units, when, zones
 from devices.protocol import now_ms
 
@@ -195,7 +195,8 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
             for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
     sm = summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
     return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
-                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus, ENDED_BY_OPERATOR]},
+                    states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus, ENDED_BY_OPERATOR,
+                                                      *DELIVERY_REASONS]},
                     outcome=sm.text_vi if p.lang == "vi" else sm.text_en, can_end=p.user.role in CAN_AIR,
                     can_stop=p.user.role in CAN_AIR | CAN_EMERGENCY,
                     extra={k: t[k] for k in ("bc_stop_confirm", "bc_stopped", "bc_already_over")},

@@ -59,4 +59,7 @@ async def test_every_screen_fits_a_phone(server: Server, browser: Any) -> None:
                 failures.append(str(exc))
                 errors.clear()
         assert not failures, "\n".join(failures)
+        # the delivery view says why in Vietnamese (the units never came online)
+        await page.wait_for_selector("#rows >> text=cụm loa mất kết nối lúc gửi")
+        assert "offline" not in (await page.text_content("#rows") or "")
         await page.context.close()
