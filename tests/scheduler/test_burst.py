@@ -27,21 +27,22 @@ async def test_a_burst_of_slots_on_one_second_airs_each_once_in_few_batches(tmp_
     slot = in_s(6)  # time to write the schedules and hand them to the runner first
     with Session(setup, expire_on_commit=False) as s:
         rows = [Schedule(bulletin_id=1, targets={"all": True}, kind="once",
-                         spec={"kind": "once", "at": slot.isoformat()}, created_by="op") for _ in range(BURST)]
+                         spec={"kind": "once", "at": slot.isoformat()}, created_by="op")
+                for _ in range(BURST)]
         s.add_all(rows)
         s.commit()
         ids = [r.id for r in rows]
     airer = FakeAirer()
     svc = ScheduleService(lambda: scheduler_db(url), FAST, airer=airer, holder="burst")
     batches: list[int] = []
-    on_batch = svc._on_batch  # noqa: SLF001 - count what the executor hands over
+    on_batch = svc._on_batch
 
     def counting(batch: list[tuple[int, int, list[object]]]) -> None:
         batches.append(len(batch))
         on_batch(batch)  # type: ignore[arg-type]
 
-    svc.executor._on_batch = counting  # type: ignore[assignment]  # noqa: SLF001
-    store = svc.sched._jobstores["default"]  # noqa: SLF001
+    svc.executor._on_batch = counting  # type: ignore[assignment]
+    store = svc.sched._jobstores["default"]
     assert isinstance(store, BatchedJobStore)
     await svc.start()
     try:

@@ -19,7 +19,7 @@ from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import allowing, provision, sim, states, wait_broadcast, wait_online
 from tests.scheduler.ward import fast, in_s, today, wait_until
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(150)
 
 Client = tuple[Any, httpx.AsyncClient]
 
@@ -145,9 +145,9 @@ async def test_crud_agenda_conflicts_and_exceptions(api: tuple[Any, httpx.AsyncC
 
 async def test_runs_show_what_happened_to_each_slot(api: tuple[Any, httpx.AsyncClient, int]) -> None:
     _, client, bid = api
-    # 4-5 s ahead: in the future when the request is received (the API judges "past" at receipt)
+    # 14-15 s ahead: in the future when the request is received, on a busy machine too
     r = await client.post("/api/schedules", json={"bulletin_id": bid, "target": {"zones": ["z1"]},
-                                                  "when": {"kind": "once", "at": in_s(5).isoformat()}})
+                                                  "when": {"kind": "once", "at": in_s(15).isoformat()}})
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
 
@@ -155,7 +155,7 @@ async def test_runs_show_what_happened_to_each_slot(api: tuple[Any, httpx.AsyncC
         got = (await client.get(f"/api/schedules/{sid}/runs")).json()
         return bool(got) and got[0]["status"] == "aired"
 
-    await poll(aired, 20, "the slot to air")
+    await poll(aired, 45, "the slot to air")
     [run] = (await client.get(f"/api/schedules/{sid}/runs")).json()
     assert run["slot_at"].endswith("+07:00") and run["late_ms"] == 0 and len(run["broadcast_ids"]) == 1
     bc = (await client.get(f"/api/broadcasts/{run['broadcast_ids'][0]}")).json()
@@ -178,14 +178,14 @@ async def test_a_scheduled_bulletin_is_played_by_the_units(mosquitto: BrokerProc
             b = (await client.post("/api/bulletins", json={"text": "Thông báo lịch tiêm phòng."})).json()
             r = await client.post("/api/schedules", json={
                 "bulletin_id": b["id"], "target": {"zones": ["z"]},
-                "when": {"kind": "once", "at": in_s(5).isoformat()}})
+                "when": {"kind": "once", "at": in_s(15).isoformat()}})
             assert r.status_code == 201, r.text
             runs_url = f"/api/schedules/{r.json()['id']}/runs"
 
             async def fired() -> bool:
                 return bool((await client.get(runs_url)).json())
 
-            await poll(fired, 20, "the slot to fire")
+            await poll(fired, 45, "the slot to fire")
             [run] = (await client.get(runs_url)).json()
             assert run["status"] == "aired", run
             bc = await wait_broadcast(client, run["broadcast_ids"][0], 40)
