@@ -15,6 +15,7 @@ class Context:
     heartbeat_s: float = 15.0
     reboot: bool = True
     session: str = ""  # the session of the unit's birth
+    gateway: str = ""  # the unit is a child of this serial gateway (§7.5: its birth names it)
     volume: int = 70  # the volume the kit's config sets
     verified: Bcast | None = None  # a broadcast the unit verified and holds (for `play`)
     offered: list[Bcast] = field(default_factory=list)  # withdrawn at the end

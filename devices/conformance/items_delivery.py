@@ -152,6 +152,9 @@ async def play(ctx: Context, r: Result) -> None:
         r.failed("the play was not answered ok with data.bc")
     elif not done or states[-2:] != ["playing", "played"]:
         r.failed("no playing then played")
+    elif ctx.gateway:
+        r.passed("§7.5: a gateway's child airs in its turn on the line, `at` is not used "
+                 "(timing not checked)")
     elif early or late:
         r.failed(f"started {'before' if early else 'long after'} the instant "
                  "(its clock is off: see clock_sync)")

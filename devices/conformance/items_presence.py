@@ -32,6 +32,9 @@ async def birth(ctx: Context, r: Result) -> None:
         if not kept or kept.get("status") != "online" or kept.get("session") != s.obj.get("session"):
             bad.append("the birth is not retained (QoS 1, retained)")
     ctx.session = str(s.obj.get("session", ""))
+    ctx.gateway = str(s.obj.get("gateway") or "")
+    if ctx.gateway:
+        r.note(f"a child of the serial gateway {ctx.gateway} (§7.5): its own rules apply where they differ")
     if bad:
         r.failed("; ".join(bad))
     else:
@@ -159,6 +162,10 @@ POLL_S = 15
 async def clock_sync(ctx: Context, r: Result) -> None:
     """The unit asks for the time, follows `sync_time`, and reports an offset the kit can bound."""
     h = ctx.h
+    if ctx.gateway:
+        r.not_tested("§7.5: a serial gateway's child has no clock sync (its gateway's host clock is its "
+                     "estimate; sync_time is not in a child's commands)")
+        return
     polled = await h.wait(lambda: h.of("time"), within=POLL_S + h.timeout_s)
     start = time.monotonic()
     _, resp = await h.call("sync_time", {"server_ms": now_ms()})

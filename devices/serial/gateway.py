@@ -189,6 +189,9 @@ class SerialGateway:
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         self.stats.msgs_in += 1
+        if retained and topic.endswith("/cmd"):  # §2: a command is never replayed from a retained copy
+            logger.warning("%s: ignored a retained command on %s", self.gw, topic)
+            return
         try:
             self._dispatch(topic, payload)
         except Exception:  # one bad message must never take the gateway down
