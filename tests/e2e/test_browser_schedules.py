@@ -100,7 +100,7 @@ async def test_schedules_listed_edited_paused_deleted_with_their_runs(server: Se
         assert (await page.text_content("#formtitle") or "").startswith("Sửa lịch phát")
         assert await page.input_value("#times") == "06:00"
         assert await page.input_value("#sd") == first.isoformat()
-        await page.fill("#times", "07:15, 17:30")
+        await page.fill("#times", "7h15, 17 giờ 30")  # as a ward writes times
         await page.click("#savesched")
         await page.locator("#savesched + .note >> text=Đã lưu").wait_for()
         await page.wait_for_load_state("load")
