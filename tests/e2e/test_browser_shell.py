@@ -52,4 +52,13 @@ async def test_language_button_favicon_and_header_targets(server: Server, browse
     await assert_fits(page, ["header a.em", "nav.tabs > a", "#morebtn"], errors)
     header = await page.evaluate("document.querySelector('header').getBoundingClientRect().height")
     assert header < 70, header  # one row (was two)
+
+    # the live page: a way back, Vietnamese only (it explained HTTPS half in English)
+    await page.goto(server.url + "/live.html")
+    await page.wait_for_function("() => !document.getElementById('zones').textContent.includes('Đang tải')")
+    text = await page.text_content("body") or ""
+    assert "needs HTTPS" not in text and "(hold to talk)" not in text and "https://" in text
+    await assert_fits(page, ["a.back", "#talk", "label"], errors)
+    await page.click("a.back")
+    await page.wait_for_url(server.url + "/")
     await page.context.close()
