@@ -162,9 +162,10 @@ class Harness:
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
         await self.client.publish(topic, payload, qos=qos, retain=retain, timeout=self.timeout_s)
 
-    async def config(self, groups: list[str], volume: int = 70) -> None:
+    async def config(self, groups: list[str], volume: int = 70,
+                     attention: dict[str, Any] | None = None) -> None:
         cfg = {"v": 1, "ts": now_ms(), "node_id": self.unit, "name": "loaphuong conformance",
-               "groups": groups, "volume": volume}
+               "groups": groups, "volume": volume, "attention": attention}
         await self.publish(self.t.config(self.unit), json.dumps(cfg).encode(), retain=True)
 
     def new_id(self, tag: str = "c") -> str:
@@ -193,12 +194,12 @@ class Harness:
         return (await self.call("ping"))[1]
 
     def make_bcast(self, *, duration_ms: int = 2000, chunk_size: int = 2048, hold: bool = True,
-                   expires_in_s: float = 600.0) -> Bcast:
+                   expires_in_s: float = 600.0, priority: str = "normal") -> Bcast:
         self._bcasts += 1
         audio, exact_ms = silent_mp3(duration_ms, salt=self._bcasts)
         info, frames = chunk_audio(audio, duration_ms=exact_ms, chunk_size=chunk_size)
         bc = f"conf-{self.run}-{self._bcasts}"
-        manifest = {"v": 1, "ts": now_ms(), "bc": bc, "title": "conformance", "priority": "normal",
+        manifest = {"v": 1, "ts": now_ms(), "bc": bc, "title": "conformance", "priority": priority,
                     "play_at": None, "expires_at": now_ms() + int(expires_in_s * 1000), "repeat": 1,
                     "hold": hold, "audio": info.model_dump()}
         return Bcast(bc, manifest, frames, exact_ms)

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-from devices.conformance import items_commands, items_delivery, items_presence
+from devices.conformance import items_commands, items_delivery, items_emergency, items_presence
 from devices.conformance.context import Check, Context, Item
 from devices.conformance.harness import Harness
 from devices.conformance.report import Report, Result, Status, render
@@ -16,7 +16,7 @@ from devices.mqtt import BrokerAddress
 logger = logging.getLogger(__name__)
 
 #: Every item, in the order it runs (presence first: later items need a unit that is online).
-ITEMS: list[Item] = items_presence.ITEMS + items_delivery.ITEMS + items_commands.ITEMS
+ITEMS: list[Item] = items_presence.ITEMS + items_delivery.ITEMS + items_emergency.ITEMS + items_commands.ITEMS
 
 
 async def run_kit(broker: BrokerAddress, unit: str, *, prefix: str = "lp", timeout_s: float = 30.0,
