@@ -218,8 +218,6 @@ ITEMS: list[Item] = [
     ("last_will", "§1 Connecting", "last-will offline on power loss", last_will),
     ("credentials", "§1 Connecting", "client id = node id, wrong credentials, reconnect backoff",
      _later("needs the broker's own view of the unit's login (its log or $SYS)")),
-    ("preemption", "§3 playback order", "an emergency pre-empts what plays",
-     _later("stop/preempted of what plays, the emergency at its instant")),
     ("relay", "§2 play_stream", "relay streams and what a unit fetches", _later("needs a test station")),
     ("live", "§6a Live audio", "live_start, live frames, live_stop", _later("live frames")),
 ]

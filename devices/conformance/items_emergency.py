@@ -78,6 +78,42 @@ async def emergency(ctx: Context, r: Result) -> None:
         r.passed()
 
 
+async def _verify(ctx: Context, b: Bcast) -> bool:
+    ctx.offered.append(b)
+    await ctx.h.offer(b)
+    return bool(await ctx.h.wait(lambda: "verified" in ctx.h.states(b.bc)))
+
+
+async def preemption(ctx: Context, r: Result) -> None:
+    """An emergency whose instant comes while a normal broadcast plays stops it (failed/preempted)."""
+    h = ctx.h
+    if ctx.gateway:
+        r.not_tested("not driven on a gateway's child in this version (the line plays for every child)")
+        return
+    normal = h.make_bcast(duration_ms=60_000, chunk_size=16384)
+    urgent = h.make_bcast(priority="emergency")
+    if not (await _verify(ctx, normal) and await _verify(ctx, urgent)):
+        r.not_tested(f"not verified: {normal.bc} {h.states(normal.bc)}, {urgent.bc} {h.states(urgent.bc)}")
+        return
+    await h.call("play", {"bc": normal.bc, "at": now_ms() + 300, "offset_ms": 0})
+    if not await h.wait(lambda: "playing" in h.states(normal.bc)):
+        r.not_tested(f"the normal broadcast did not start: {h.states(normal.bc)}")
+        return
+    _, resp = await h.call("play", {"bc": urgent.bc, "at": now_ms() + 300, "offset_ms": 0})
+    done = await h.wait(lambda: "played" in h.states(urgent.bc) and "failed" in h.states(normal.bc),
+                        within=h.timeout_s + urgent.duration_ms / 1000)
+    ended = [a for a in h.acks(normal.bc) if a.get("state") == "failed"]
+    r.note(f"normal {normal.bc} (60 s) playing, then play of emergency {urgent.bc}: {clip(json.dumps(resp))}")
+    r.note(f"acks: normal {h.states(normal.bc)}, emergency {h.states(urgent.bc)}")
+    if not done:
+        r.failed("the emergency did not stop the normal broadcast and play")
+    elif ended[0].get("reason") != "preempted":
+        r.failed(f"the normal broadcast ended failed/{ended[0].get('reason')}, expected preempted")
+    else:
+        r.passed()
+
+
 ITEMS: list[Item] = [
     ("emergency", "§3 emergency: the attention tone", "the tone on an emergency's manifest, once", emergency),
+    ("preemption", "§3 playback order", "an emergency stops what plays (failed/preempted)", preemption),
 ]
