@@ -45,9 +45,9 @@ async def dedupe(ctx: Context, r: Result) -> None:
     start = time.monotonic()
     await h.command("volume", {"level": second}, cmd_id=cmd_id)
     await h.quiet()
+    alive = await h.alive()  # a barrier too: the unit answers in order, so whatever it did is in
     again = h.responses(cmd_id)[1:]
     applied = h.objs("telemetry", start, volume=second)
-    alive = await h.alive()
     await h.call("volume", {"level": ctx.volume})  # back to the config's level
     r.note(f"same id, volume {second}: {len(again)} more response(s), telemetry volume {second}: "
            f"{bool(applied)}; a ping after it {'answered' if alive else 'NOT answered'}")
@@ -66,9 +66,9 @@ async def expiry(ctx: Context, r: Result) -> None:
     start = time.monotonic()
     cmd_id = await h.command("volume", {"level": level}, expires_in_s=-60)
     await h.quiet()
+    alive = await h.alive()  # also a barrier: what the unit did with the expired one came before
     resp = h.responses(cmd_id)
     applied = h.objs("telemetry", start, volume=level)
-    alive = await h.alive()
     r.note(f"volume {level} expired 60 s ago ({cmd_id}): responses {clip(json.dumps(resp))}, "
            f"telemetry volume {level}: {bool(applied)}; "
            f"a ping after it {'answered' if alive else 'NOT answered'}")
@@ -119,8 +119,8 @@ async def bad_envelope(ctx: Context, r: Result) -> None:
     for _, payload in cases:
         await h.publish(h.t.cmd(h.unit), payload)
     await h.quiet()
-    answered = h.responses(cmd_id) + h.responses("x" * 65)
     alive = await h.alive()
+    answered = h.responses(cmd_id) + h.responses("x" * 65)
     r.note(f"{len(cases)} bad envelopes ({', '.join(w for w, _ in cases)}): {len(answered)} answered; "
            f"a ping after them {'answered' if alive else 'NOT answered'}")
     if not alive:
