@@ -31,6 +31,8 @@ async def run_kit(broker: BrokerAddress, unit: str, *, prefix: str = "lp", timeo
                           for i, s, t, _ in ITEMS if only is None or i in only]
         report.results[0:0] = [Result("connect", "§1 Connecting", "the kit reaches the broker")
                                .failed(f"no connection to {broker} within {timeout_s:.0f} s")]
+        if echo:
+            sys.stdout.write("".join(render(r) + "\n" for r in report.results))
         return report
     ctx = Context(h, heartbeat_s=heartbeat_s, reboot=reboot)
     try:
