@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--heartbeat-s", type=float, default=15.0, help="the unit's heartbeat period (§1: 15 s)")
     ap.add_argument("--no-reboot", action="store_true",
                     help="do not send `reboot` (item shutdown: NOT TESTED)")
+    ap.add_argument("--station-host", default="",
+                    help="the address the unit reaches this machine at, for the relay item's test station "
+                         "(default: this machine's address toward the broker)")
     ap.add_argument("--only", default=None,
                     help=f"comma-separated items to run (default all): {','.join(i for i, *_ in ITEMS)}")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     report = asyncio.run(run_kit(broker, args.unit, prefix=args.prefix, timeout_s=args.timeout,
                                  quiet_s=args.quiet, heartbeat_s=args.heartbeat_s, reboot=not args.no_reboot,
-                                 only=only, echo=True))
+                                 only=only, echo=True, station_host=args.station_host))
     sys.stdout.write(summary(report) + "\n")
     sys.stdout.flush()
     if args.json is not None:

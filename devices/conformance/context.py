@@ -15,6 +15,7 @@ class Context:
     heartbeat_s: float = 15.0
     reboot: bool = True
     session: str = ""  # the session of the unit's birth
+    station_host: str = ""  # the address the unit reaches the kit's test station at ('' = guess)
     gateway: str = ""  # the unit is a child of this serial gateway (§7.5: its birth names it)
     volume: int = 70  # the volume the kit's config sets
     verified: Bcast | None = None  # a broadcast the unit verified and holds (for `play`)

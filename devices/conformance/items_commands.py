@@ -218,6 +218,5 @@ ITEMS: list[Item] = [
     ("last_will", "§1 Connecting", "last-will offline on power loss", last_will),
     ("credentials", "§1 Connecting", "client id = node id, wrong credentials, reconnect backoff",
      _later("needs the broker's own view of the unit's login (its log or $SYS)")),
-    ("relay", "§2 play_stream", "relay streams and what a unit fetches", _later("needs a test station")),
     ("live", "§6a Live audio", "live_start, live frames, live_stop", _later("live frames")),
 ]

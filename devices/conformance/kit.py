@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-from devices.conformance import items_commands, items_delivery, items_emergency, items_presence
+from devices.conformance import items_commands, items_delivery, items_emergency, items_presence, items_relay
 from devices.conformance.context import Check, Context, Item
 from devices.conformance.harness import Harness
 from devices.conformance.report import Report, Result, Status, render
@@ -16,12 +16,13 @@ from devices.mqtt import BrokerAddress
 logger = logging.getLogger(__name__)
 
 #: Every item, in the order it runs (presence first: later items need a unit that is online).
-ITEMS: list[Item] = items_presence.ITEMS + items_delivery.ITEMS + items_emergency.ITEMS + items_commands.ITEMS
+ITEMS: list[Item] = (items_presence.ITEMS + items_delivery.ITEMS + items_emergency.ITEMS + items_relay.ITEMS
+                     + items_commands.ITEMS)
 
 
 async def run_kit(broker: BrokerAddress, unit: str, *, prefix: str = "lp", timeout_s: float = 30.0,
                   quiet_s: float = 3.0, heartbeat_s: float = 15.0, reboot: bool = True,
-                  only: set[str] | None = None, echo: bool = False) -> Report:
+                  only: set[str] | None = None, echo: bool = False, station_host: str = "") -> Report:
     """Drive every item (or those in ``only``) and return the report; ``echo`` prints each result."""
     report = Report(unit=unit, broker=str(broker), prefix=prefix, started_ms=now_ms())
     h = Harness(broker, unit, prefix=prefix, timeout_s=timeout_s, quiet_s=quiet_s)
@@ -34,7 +35,7 @@ async def run_kit(broker: BrokerAddress, unit: str, *, prefix: str = "lp", timeo
         if echo:
             sys.stdout.write("".join(render(r) + "\n" for r in report.results))
         return report
-    ctx = Context(h, heartbeat_s=heartbeat_s, reboot=reboot)
+    ctx = Context(h, heartbeat_s=heartbeat_s, reboot=reboot, station_host=station_host)
     try:
         for item, section, title, check in ITEMS:
             if only is not None and item not in only:
