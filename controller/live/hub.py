@@ -77,6 +77,10 @@ class LiveHub:
         self._started(s)
         return s
 
+    def on_air(self) -> list[LiveSession]:
+        """The sessions on air now (state ``live``; not those waiting for their zones)."""
+        return [s for s in self.sessions.values() if s.state == "live"]
+
     def units(self, s: LiveSession) -> list[str]:
         """Units whose telemetry says they play this session."""
         out = []

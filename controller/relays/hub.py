@@ -216,6 +216,10 @@ class RelayHub:
         """The relay if this controller runs it (or ended it recently), else None."""
         return self.sessions.get(relay_id)
 
+    def on_air(self) -> list[RelaySession]:
+        """The relays this controller has on air now (state ``playing``), oldest first."""
+        return [s for s in self.sessions.values() if s.state == "playing"]
+
     def units(self, s: RelaySession, state: str = "playing") -> list[str]:
         """Units whose telemetry says their relay is in ``state`` (playing, interrupted, refused)."""
         return [n for n in s.nodes if self.presence.telemetry_of(n).get("relay") == state]

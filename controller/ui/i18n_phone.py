@@ -5,6 +5,17 @@ Vietnamese first (with diacritics), English second."""
 from __future__ import annotations
 
 PHONE: dict[str, tuple[str, str]] = {
+    # the dashboard's "Đang phát" and "Cảnh báo" (controller/ui/dashboard.py)
+    "dash_relay": ("Tiếp sóng", "Relay"),
+    "dash_live": ("Phát trực tiếp", "Live"),
+    "dash_whole_ward": ("Toàn phường", "The whole ward"),
+    "dash_units_n": ("{n} cụm loa", "{n} units"),
+    "dash_units_playing": ("{n}/{total} cụm loa đang phát", "{n} of {total} units playing"),
+    "dash_offline_since": ("Mất kết nối từ {at}", "Offline since {at}"),
+    "dash_offline_never": ("Mất kết nối (chưa kết nối lần nào)", "Offline (never connected)"),
+    "dash_failed": ("Không phát được ở {n}/{total} cụm loa", "Not played on {n} of {total} units"),
+    "dash_send_failed": ("Không gửi được", "Could not be sent"),
+    "dash_failed_head": ("Lượt phát lỗi (24 giờ qua)", "Failed broadcasts (last 24 h)"),
     # accounts (tài khoản, /accounts), one's own password (/password), errors shown by the pages
     "accounts": ("Tài khoản", "Accounts"),
     "more": ("Thêm", "More"),

@@ -12,12 +12,13 @@ from sqlmodel import col, select
 from controller.accounts.roles import CAN_AIR, CAN_APPROVE, CAN_EMERGENCY
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
-from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, online_from, summarize
+from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, online_from, summarize
 from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.schedules.agenda import build_agenda
 from controller.ui import accounts, relay
+from controller.ui import dashboard as dash
 from controller.ui.i18n import DELIVERY_REASONS, T, pick
 from controller.ui.render import Page, PageDep, errors_text, same_site_path, templates, units, when, zones
 from devices.protocol import now_ms
@@ -25,11 +26,16 @@ from devices.protocol import now_ms
 router = APIRouter(include_in_schema=False)
 
 
-def outcome_text(p: Page, bc: Broadcast) -> str:
-    """What happened to ``bc`` so far, in the page's language (controller/airing/summary.py)."""
+def summary_of(p: Page, bc: Broadcast) -> Summary:
+    """What happened to ``bc`` so far (controller/airing/summary.py)."""
     rows = [DeliveryRow(d.node_id, d.state, d.reason)
             for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
-    sm = summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
+    return summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
+
+
+def outcome_text(p: Page, bc: Broadcast) -> str:
+    """What happened to ``bc`` so far, in the page's language."""
+    sm = summary_of(p, bc)
     return sm.text_vi if p.lang == "vi" else sm.text_en
 
 
@@ -75,13 +81,17 @@ def dashboard(p: PageDep) -> Response:
     assert p.user is not None
     us = units(p)
     counts = Counter(u.status for u in us)
-    playing = visible_broadcasts(p, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value)
+    active = [(bc, summary_of(p, bc)) for bc in visible_broadcasts(
+        p, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value, limit=50)]
+    playing = [(bc, sm) for bc, sm in active if sm.groups["playing"]]  # a unit sounds it now
     scheduled = visible_broadcasts(p, BroadcastStatus.SCHEDULED.value, limit=5)
-    names = titles(p, playing + scheduled)
+    waiting = [(bc, sm) for bc, sm in active if sm.state == "waiting"]  # aired; offline units waited for
+    names = titles(p, [bc for bc, _ in playing + waiting] + scheduled)
+    znames = dash.zone_names(p)
     mine = {z.id for z in zones(p)}
     upcoming: list[tuple[float, str, str, str]] = [
         ((bc.play_at or bc.air_at) / 1000, when(bc.play_at or bc.air_at), names.get(bc.bulletin_id, ""),
-         ", ".join(bc.targets.get("zones") or []) or ("*" if bc.targets.get("all") else ""))
+         dash.where_text(p, bc.targets, bc.targets.get("nodes") or [], znames))
         for bc in scheduled]
     for z in build_agenda(p.s, days=1)["zones"]:
         if z["zone"] in mine:
@@ -97,7 +107,12 @@ def dashboard(p: PageDep) -> Response:
     return p.render("dashboard.html", "dashboard", counts={k: counts.get(k, 0) for k in
                                                            ("online", "offline", "unknown", "shutdown")},
                     playing=[{"id": bc.id, "title": names.get(bc.bulletin_id, bc.id), "priority": bc.priority,
-                              "tally": outcome_text(p, bc)} for bc in playing],
+                              "zones": dash.where_text(p, bc.targets, bc.targets.get("nodes") or [], znames),
+                              "tally": sm.text_vi if p.lang == "vi" else sm.text_en} for bc, sm in playing],
+                    on_air=dash.on_air(p, {u.id for u in us}), offline=dash.offline_units(p, us),
+                    failed=dash.failed_broadcasts(p),
+                    waiting=[{"id": bc.id, "title": names.get(bc.bulletin_id, bc.id),
+                              "tally": sm.text_vi if p.lang == "vi" else sm.text_en} for bc, sm in waiting],
                     upcoming=[{"when": w, "title": t, "zone": z} for _, w, t, z in upcoming[:8]],
                     alarms=[u for u in us if u.alarm], pending=pending)
 
