@@ -50,6 +50,15 @@ def nats_path() -> str | None:
 
 
 KINDS = ("mosquitto", "embedded", "nats")
+_PR_SET_PDEATHSIG = 1
+
+
+def _term_with_parent() -> None:
+    """In the forked child before exec: ask Linux for SIGTERM when the starting thread dies, so a
+    killed ``loaphuong demo`` leaves no broker behind."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 class BrokerProcess:
@@ -57,13 +66,14 @@ class BrokerProcess:
     (nats-server's MQTT 3.1.1 gateway, QoS 0/1 only, backed by JetStream)."""
 
     def __init__(self, kind: str = "embedded", port: int | None = None, *, conf_extra: str = "",
-                 persistence_dir: Path | None = None) -> None:
+                 persistence_dir: Path | None = None, die_with_parent: bool = False) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown broker kind {kind!r}")
         self.kind = kind
         self.port = port or free_port()
         self.conf_extra = conf_extra
         self.persistence_dir = persistence_dir
+        self.die_with_parent = die_with_parent  # Linux: the broker gets SIGTERM when we die
         self.proc: subprocess.Popen[bytes] | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="lp-broker-")
 
@@ -92,7 +102,9 @@ class BrokerProcess:
             cmd = [exe, "-c", str(conf)]
         else:
             cmd = [sys.executable, "-m", "devices.broker", "--port", str(self.port), "--quiet"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pre = _term_with_parent if self.die_with_parent and sys.platform == "linux" else None
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=pre)
         if not wait_port("127.0.0.1", self.port):
             self.stop()
             raise RuntimeError(f"{self.kind} broker did not start on port {self.port}")

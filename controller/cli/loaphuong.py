@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -76,41 +77,65 @@ async def _demo(args: argparse.Namespace) -> None:
     kind = args.broker
     if kind == "auto":
         kind = "mosquitto" if mosquitto_path() else "embedded"
-    broker = BrokerProcess(kind, args.broker_port or free_port())
+    broker = BrokerProcess(kind, args.broker_port or free_port(), die_with_parent=True)
+    _cancel_on_sigterm()
     broker.start()
-    station = (await asyncio.to_thread(DemoStation)).start()
-    data_dir = Path(args.data_dir or "data/demo")
-    settings = demo_settings(data_dir, broker.port, station.base)
-    migrate_and_seed(settings, data_dir)
-    app = create_app(settings)
-    tls = _tls(args, settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
-                                           ssl_certfile=tls[0] if tls else None,
-                                           ssl_keyfile=tls[1] if tls else None,
-                                           **uvicorn_proxy_options(settings.http)))
-    fleet = Fleet([NodeSpec(node_id=n) for n in demo_node_ids()], BrokerAddress(port=broker.port),
-                  play_dir=data_dir / "played")
-    serve = asyncio.create_task(server.serve())
-    while not server.started and not serve.done():
-        await asyncio.sleep(0.1)
-    await fleet.start()
-    pw = app.state.services.admin_password or \
-        "(unchanged: the admin account already existed in this data directory)"
-    web = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
-    sys.stderr.write(demo_banner(web, pw, f"{kind} on 127.0.0.1:{broker.port}", data_dir / "played",
-                                 station.base))
+    station: DemoStation | None = None
+    fleet: Fleet | None = None
     try:
+        station = (await asyncio.to_thread(DemoStation)).start()
+        data_dir = Path(args.data_dir or "data/demo")
+        settings = demo_settings(data_dir, broker.port, station.base)
+        migrate_and_seed(settings, data_dir)
+        app = create_app(settings)
+        tls = _tls(args, settings)
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                                               ssl_certfile=tls[0] if tls else None,
+                                               ssl_keyfile=tls[1] if tls else None,
+                                               **uvicorn_proxy_options(settings.http)))
+        fleet = Fleet([NodeSpec(node_id=n) for n in demo_node_ids()], BrokerAddress(port=broker.port),
+                      play_dir=data_dir / "played")
+        serve = asyncio.create_task(server.serve())
+        while not server.started and not serve.done():
+            await asyncio.sleep(0.1)
+        await fleet.start()
+        pw = app.state.services.admin_password or \
+            "(unchanged: the admin account already existed in this data directory)"
+        web = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+        sys.stderr.write(demo_banner(web, pw, f"{kind} on 127.0.0.1:{broker.port}", data_dir / "played",
+                                     station.base))
         await serve
     finally:
-        station.stop()
-        await fleet.stop()
-        broker.stop()
+        try:
+            if station is not None:
+                station.stop()
+            if fleet is not None:
+                await fleet.stop()
+        finally:
+            broker.stop()
+
+
+def _cancel_on_sigterm() -> None:
+    """SIGTERM stops the demo as Ctrl+C does: the main task is cancelled once, so its cleanup runs.
+    (uvicorn catches SIGTERM while it serves and raises it again once it has shut down; without
+    this handler that second SIGTERM killed the process before the broker was stopped.)"""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    done = False
+
+    def cancel() -> None:
+        nonlocal done
+        if not done and main is not None:
+            done = True
+            main.cancel()
+
+    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(cancel))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_demo(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl+C, SIGTERM
         pass
     return 0
 
