@@ -36,7 +36,8 @@ def section(page: str, sid: str) -> str:
     return m.group(1)
 
 
-async def test_dashboard_lists_what_sounds_and_what_is_wrong(mosquitto: BrokerProcess, tmp_path: Path) -> None:
+async def test_dashboard_lists_what_sounds_and_what_is_wrong(mosquitto: BrokerProcess,
+                                                             tmp_path: Path) -> None:
     settings = allowing(make_settings(tmp_path, mosquitto.port), "http://radio.example")
     async with running_controller(settings) as (app, client):
         await provision(client, {"z1": ["d-1"], "z2": ["d-2"]})
