@@ -1,10 +1,12 @@
 """The dashboard (``/``) tells the truth (issue 14), with one real Mosquitto and simulated units:
 "Đang phát" lists a relay on air with its zone by name and never a broadcast only scheduled;
 "Cảnh báo" lists a unit that went offline (by name, with since when), and a broadcast that failed
-on a unit in the last 24 h, linking to its delivery view."""
+on a unit in the last 24 h, linking to its delivery view; a broadcast with a unit playing and a
+live session on air are listed with their zones by name, and the session no longer once ended."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,9 @@ import pytest
 from sqlmodel import select
 
 from controller.airing.models import Delivery
+from devices import protocol as p
 from devices.broker import BrokerProcess
+from firmware_sim.faults import Faults
 from tests.conftest import ADMIN, make_settings, running_controller
 from tests.e2e.helpers import air, allowing, bulletin, provision, sim, wait_for, wait_online
 
@@ -105,3 +109,49 @@ async def test_dashboard_lists_what_sounds_and_what_is_wrong(mosquitto: BrokerPr
             for n in nodes.values():
                 if n.running:
                     await n.stop()
+
+
+async def test_dashboard_lists_a_broadcast_playing_and_a_live_session(mosquitto: BrokerProcess,
+                                                                      tmp_path: Path) -> None:
+    async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
+        await provision(client, {"z3": ["d-3"], "z4": ["d-4"]})
+        nodes = {"d-3": sim("d-3", mosquitto.port, faults=Faults(time_scale=40.0)),  # plays for minutes
+                 "d-4": sim("d-4", mosquitto.port)}
+        for n in nodes.values():
+            await n.start()
+        browser = await logged_in(app)
+        hub = app.state.services.live_hub
+        hub.no_audio_s = math.inf  # no phone feeds it here: the session stays on air until ended
+        session = None
+        try:
+            await wait_online(client, list(nodes), timeout=30)
+            b = await bulletin(client, "Mời bà con họp tổ dân phố tối nay.", title="Họp tổ")
+            bid = await air(client, b["id"], {"zones": ["z3"]})
+            session = hub.open(user="admin", priority=p.Priority.NORMAL, nodes=["d-4"],
+                               scopes=[p.AudioScope(kind="node", id="d-4")], notify=lambda _: None,
+                               target={"zones": ["z4"]})
+
+            async def shown() -> bool:
+                now = section((await browser.get("/")).text, "now-playing")
+                return f'href="/broadcasts/{bid}"' in now and "Phát trực tiếp: admin" in now
+
+            await wait_for(shown, 90, "the broadcast playing and the live session shown", every=0.5)
+            now = section((await browser.get("/")).text, "now-playing")
+            assert "Họp tổ" in now and "Tổ dân phố z3" in now and "loa đang phát" in now
+            assert "Tổ dân phố z4" in now
+        finally:
+            if session is not None:
+                hub.end(session, "stopped")
+            await browser.aclose()
+            for n in nodes.values():
+                await n.stop()
+        now = section((await logged_in_page(app)), "now-playing")
+        assert "Phát trực tiếp" not in now  # ended: no longer listed
+
+
+async def logged_in_page(app: Any) -> str:
+    c = await logged_in(app)
+    try:
+        return (await c.get("/")).text
+    finally:
+        await c.aclose()
