@@ -2,7 +2,8 @@
 "Đang phát" lists a relay on air with its zone by name and never a broadcast only scheduled;
 "Cảnh báo" lists a unit that went offline (by name, with since when), and a broadcast that failed
 on a unit in the last 24 h, linking to its delivery view; a broadcast with a unit playing and a
-live session on air are listed with their zones by name, and the session no longer once ended."""
+live session on air are listed with their zones by name, and the session no longer once ended;
+units switched off cleanly are counted under "Đã tắt"."""
 
 from __future__ import annotations
 
@@ -145,8 +146,13 @@ async def test_dashboard_lists_a_broadcast_playing_and_a_live_session(mosquitto:
             await browser.aclose()
             for n in nodes.values():
                 await n.stop()
-        now = section((await logged_in_page(app)), "now-playing")
-        assert "Phát trực tiếp" not in now  # ended: no longer listed
+        async def switched_off() -> bool:  # stopped cleanly: "Đã tắt", not offline nor online
+            return '<b id="n-shutdown">2</b>' in await logged_in_page(app)
+
+        await wait_for(switched_off, 30, "both units counted under Đã tắt")
+        home = await logged_in_page(app)
+        assert '<b id="n-online">0</b>' in home and '<b id="n-offline">0</b>' in home
+        assert "Phát trực tiếp" not in section(home, "now-playing")  # ended: no longer listed
 
 
 async def logged_in_page(app: Any) -> str:
