@@ -12,8 +12,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
 
 from controller.accounts.audit import audit
 from controller.api import apidocs, error_codes, router
@@ -22,6 +22,7 @@ from controller.api.deps import get_services
 from controller.api.limits import RequestLimits
 from controller.api.methods import UiMount, method_not_allowed
 from controller.api.recordings import UPLOAD_PATH, upload_body_limit
+from controller.api.static_cache import GZIP_MIN_BYTES, NOT_COMPRESSED, CachedStaticFiles
 from controller.core.errors import ServiceError
 from controller.services import build_services, start_services, stop_services
 from controller.settings import Settings
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="loaphuong", version="0.1.0", lifespan=_lifespan(settings),
                   description="Ward public-address controller (loa phường)",
                   docs_url=None, redoc_url=None, openapi_url=None)  # behind login: controller/api/apidocs.py
+    # text answers gzip-compressed, not audio or event streams (controller/api/static_cache.py);
+    # inside the audit middleware, which would turn every answer into a stream (no minimum size)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, exclude_content_types=NOT_COMPRESSED)
     app.middleware("http")(_audit)
     app.exception_handler(OverflowError)(_overflow)
     app.exception_handler(ServiceError)(_service_error)
@@ -92,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(apidocs.router)
     app.include_router(ui_router)
-    app.router.routes.append(UiMount("/", app=StaticFiles(directory=STATIC, html=True), name="ui"))
+    app.router.routes.append(UiMount("/", app=CachedStaticFiles(directory=STATIC, html=True), name="ui"))
     # outermost: sizes and authentication before any body is read
     app.add_middleware(RequestLimits, max_body=settings.http.max_body_kb * 1024,  # type: ignore[arg-type]
                        larger={UPLOAD_PATH: upload_body_limit(settings.tts)})
