@@ -7,16 +7,12 @@ what was typed. Every screen fits the phone (no overflow, 44 px targets, no cons
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devices.broker import BrokerProcess
-from tests.conftest import ADMIN, make_settings
-from tests.e2e.chromium import chromium
+from tests.conftest import ADMIN
 from tests.e2e.phonecheck import assert_fits, go, login, new_phone
 from tests.e2e.test_browser import Server, shot
 
@@ -24,18 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
 
 CONTROLS = ["#create", "#nu", "#nr", "#no", ".acct .save", ".acct .toggle", ".acct .reset", ".acct select",
             "nav a[href='/accounts']", "nav a[href='/password']"]
-
-
-@pytest.fixture
-def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
-    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as b:
-        yield b
 
 
 async def accept_dialogs(page: Any) -> list[str]:

@@ -5,35 +5,19 @@ Airing naming the zones and unit count is in test_browser.py's flow."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devices.broker import BrokerProcess
 from scheduler import TIMEZONE
-from tests.conftest import ADMIN, make_settings
-from tests.e2e.chromium import chromium
+from tests.conftest import ADMIN
 from tests.e2e.helpers import air, bulletin, provision
 from tests.e2e.phonecheck import assert_fits, login, new_phone
 from tests.e2e.test_browser import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
-    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_reject_needs_a_reason_and_emergency_needs_text(server: Server, browser: Any) -> None:

@@ -8,18 +8,14 @@ confirmation. Every control fits the phone (no overflow, 44 px targets, no conso
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devices.broker import BrokerProcess
 from scheduler import TIMEZONE
-from tests.conftest import ADMIN, make_settings
-from tests.e2e.chromium import chromium
+from tests.conftest import ADMIN
 from tests.e2e.helpers import bulletin, provision, wait_for
 from tests.e2e.phonecheck import assert_fits, login, new_phone
 from tests.e2e.test_browser import Server, shot
@@ -28,18 +24,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
 
 CONTROLS = [".sched .runsbtn", ".sched .edit", ".sched .pause", ".sched .del", "#savesched", "#kind",
             "#times"]
-
-
-@pytest.fixture
-def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
-    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_schedules_listed_edited_paused_deleted_with_their_runs(server: Server, browser: Any) -> None:

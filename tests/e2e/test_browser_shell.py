@@ -4,31 +4,15 @@ header's buttons are tap targets of at least 44 × 44 px (they were 36 px high).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devices.broker import BrokerProcess
-from tests.conftest import ADMIN, make_settings
-from tests.e2e.chromium import chromium
+from tests.conftest import ADMIN
 from tests.e2e.phonecheck import assert_fits, login, new_phone
 from tests.e2e.test_browser import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
-    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_language_button_favicon_and_header_targets(server: Server, browser: Any) -> None:

@@ -6,8 +6,6 @@ keep-alive comments while nothing changes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,24 +13,11 @@ import pytest
 
 from controller.ui import delivery_view
 from devices.broker import BrokerProcess
-from tests.conftest import ADMIN, make_settings
-from tests.e2e.chromium import chromium
+from tests.conftest import ADMIN
 from tests.e2e.helpers import air, bulletin, provision, sim, wait_broadcast, wait_online
 from tests.e2e.test_browser import Server, phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
-    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_delivery_view_waits_then_the_button_ends_the_waiting(
