@@ -86,6 +86,9 @@ def dashboard(p: PageDep) -> Response:
     playing = [(bc, sm) for bc, sm in active if sm.groups["playing"]]  # a unit sounds it now
     scheduled = visible_broadcasts(p, BroadcastStatus.SCHEDULED.value, limit=5)
     waiting = [(bc, sm) for bc, sm in active if sm.state == "waiting"]  # aired; offline units waited for
+    coming = [bc for bc, sm in active
+              if not sm.groups["playing"] and sm.state in ("sending", "ready", "airing")]
+    scheduled += coming  # sent ahead of its play_at or still on its way: next, not on air
     names = titles(p, [bc for bc, _ in playing + waiting] + scheduled)
     znames = dash.zone_names(p)
     mine = {z.id for z in zones(p)}
