@@ -6,16 +6,13 @@ link (unit links and map dots were 18 and 13 px high), select and input a tap ta
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from devices.broker import BrokerProcess
-from tests.conftest import ADMIN, make_settings
-from tests.e2e.chromium import chromium
+from tests.conftest import ADMIN
 from tests.e2e.helpers import air, bulletin, provision, sim, wait_for, wait_online
 from tests.e2e.phonecheck import assert_fits, login, new_phone
 from tests.e2e.test_browser import Server
@@ -26,18 +23,6 @@ SCREENS = ["/", "/units", "/units/tdp1-01", "/compose", "/bulletins", "/schedule
            "/emergency", "/accounts", "/password"]
 TARGETS = ["main button", "main select", "main input:not([type=checkbox]):not([type=radio])",
            "main label.inl", "main a", "main svg a", "nav.tabs > a", "#morebtn", "header a"]
-
-
-@pytest.fixture
-def server(mosquitto: BrokerProcess, tmp_path: Path) -> Iterator[Server]:
-    with Server(make_settings(tmp_path, mosquitto.port)) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_every_screen_fits_a_phone(server: Server, browser: Any, mosquitto: BrokerProcess) -> None:
