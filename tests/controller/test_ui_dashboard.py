@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import select
 
@@ -21,18 +20,10 @@ from controller.airing.models import Delivery
 from devices import protocol as p
 from devices.broker import BrokerProcess
 from firmware_sim.faults import Faults
-from tests.conftest import ADMIN, make_settings, running_controller
-from tests.e2e.helpers import air, allowing, bulletin, provision, sim, wait_for, wait_online
+from tests.conftest import make_settings, running_controller
+from tests.e2e.helpers import air, allowing, bulletin, logged_in, provision, sim, wait_for, wait_online
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
-
-
-async def logged_in(app: Any) -> httpx.AsyncClient:
-    c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller", timeout=60)
-    r = await c.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
 
 
 def section(page: str, sid: str) -> str:

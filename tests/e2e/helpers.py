@@ -15,11 +15,21 @@ from controller.settings import Settings
 from devices.mqtt import BrokerAddress
 from firmware_sim.faults import Faults
 from firmware_sim.node import SimNode
+from tests.conftest import ADMIN
 
 TEXT = "Thông báo: sáng mai phường tổ chức tiêm phòng tại nhà văn hóa"
 FINAL = {"played", "failed", "expired", "cancelled"}
 #: A broadcast still at work; any other status is where it ended (done, expired, cancelled, failed).
 RUNNING = {"scheduled", "sending", "active"}
+
+
+async def logged_in(app: Any) -> httpx.AsyncClient:
+    """A browser's session on the in-process app: its cookie and CSRF token, as the web app uses the API."""
+    c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller", timeout=60)
+    r = await c.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c
 
 
 def allowing(settings: Settings, *stations: str) -> Settings:

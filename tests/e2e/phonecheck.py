@@ -24,6 +24,22 @@ async def new_phone(browser: Any) -> tuple[Any, list[str]]:
     return page, errors
 
 
+async def confirming_phone(browser: Any, url: str, user: str,
+                           password: str) -> tuple[Any, list[str], list[str]]:
+    """A phone logged in whose confirmations are all accepted: (page, console errors, the
+    confirmations' texts, in order)."""
+    page, errors = await new_phone(browser)
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+    page.on("dialog", accept)
+    await login(page, url, user, password)
+    await page.wait_for_url(url + "/")
+    return page, errors, asked
+
+
 async def login(page: Any, url: str, user: str, password: str) -> None:
     await page.goto(url + "/login")
     await page.fill("#u", user)

@@ -14,7 +14,7 @@ import pytest
 from scheduler import TIMEZONE
 from tests.conftest import ADMIN
 from tests.e2e.helpers import air, bulletin, provision
-from tests.e2e.phonecheck import assert_fits, login, new_phone
+from tests.e2e.phonecheck import assert_fits, confirming_phone, login, new_phone
 from tests.e2e.test_browser import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -65,15 +65,7 @@ async def test_a_broadcast_set_for_later_is_stopped_from_its_page(server: Server
         b = await bulletin(api, "Lịch tiêm chủng tuần sau.")
         later = (datetime.now(TIMEZONE) + timedelta(hours=1)).replace(microsecond=0).isoformat()
         bid = await air(api, b["id"], {"zones": ["tdp1"]}, air_at=later)
-        page, errors = await new_phone(browser)
-        asked: list[str] = []
-
-        async def accept(dialog: Any) -> None:
-            asked.append(dialog.message)
-            await dialog.accept()
-        page.on("dialog", accept)
-        await login(page, server.url, *ADMIN)
-        await page.wait_for_url(server.url + "/")
+        page, errors, asked = await confirming_phone(browser, server.url, *ADMIN)
         await page.goto(f"{server.url}/broadcasts/{bid}")
         await assert_fits(page, ["#stopbc"], errors)
         await page.click("#stopbc")

@@ -17,7 +17,7 @@ import pytest
 from scheduler import TIMEZONE
 from tests.conftest import ADMIN
 from tests.e2e.helpers import bulletin, provision, wait_for
-from tests.e2e.phonecheck import assert_fits, login, new_phone
+from tests.e2e.phonecheck import assert_fits, confirming_phone
 from tests.e2e.test_browser import Server, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -40,15 +40,7 @@ async def test_schedules_listed_edited_paused_deleted_with_their_runs(server: Se
             return bool((await api.get(f"/api/schedules/{once_id}/runs")).json())
         await wait_for(ran, 60, "the one-off schedule's run")
 
-        page, errors = await new_phone(browser)
-        asked: list[str] = []
-
-        async def accept(dialog: Any) -> None:
-            asked.append(dialog.message)
-            await dialog.accept()
-        page.on("dialog", accept)
-        await login(page, server.url, *ADMIN)
-        await page.wait_for_url(server.url + "/")
+        page, errors, asked = await confirming_phone(browser, server.url, *ADMIN)
         await page.goto(server.url + "/schedule")
 
         # --- a daily schedule with its dates, made from the form: only that kind's fields show

@@ -12,25 +12,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import select
 
 from controller.accounts.models import AuditEntry
 from devices.broker import BrokerProcess
-from tests.conftest import ADMIN, make_settings, running_controller
-from tests.e2e.helpers import air, bulletin, provision, sim, wait_broadcast, wait_for, wait_online
+from tests.conftest import make_settings, running_controller
+from tests.e2e.helpers import air, bulletin, logged_in, provision, sim, wait_broadcast, wait_for, wait_online
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
-
-
-async def logged_in(app: Any) -> httpx.AsyncClient:
-    """A browser's session: cookie and CSRF token, as the web app uses the API."""
-    c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://controller", timeout=60)
-    r = await c.post("/api/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
 
 
 async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
