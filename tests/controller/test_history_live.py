@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -98,8 +98,10 @@ async def test_history_page_and_exports_show_live_sessions_and_relays(ward: tupl
         c.cookies.set("lang", "en")
         en = (await c.get("/history", params={"zone": "za"})).text
         assert "Live broadcast (2)" in en and "Relays (1)" in en and "Stopped" in en  # live-old: all
-        today = datetime.now(tz=TIMEZONE).date().isoformat()
-        recent = (await c.get("/history", params={"from": today, "to": today})).text
+        # from the day of 2 h ago (relay-a started an hour ago: yesterday, just after ward midnight)
+        now_vn = datetime.now(tz=TIMEZONE)
+        since, today = (now_vn - timedelta(hours=2)).date().isoformat(), now_vn.date().isoformat()
+        recent = (await c.get("/history", params={"from": since, "to": today})).text
         assert "Live broadcast (2)" in recent and "Relays (2)" in recent  # not live-old (40 days ago)
 
     r = await admin.get("/api/reports/live.csv")
