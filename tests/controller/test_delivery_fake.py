@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -90,8 +92,10 @@ def seed(db: Database, audio_dir: Path, units: dict[str, str]) -> int:
         return b.id
 
 
-@pytest.fixture
-async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+@asynccontextmanager
+async def running_ward(tmp_path: Path, settings: DeliverySettings, **air: Any) -> AsyncIterator[Ward]:
+    """Delivery and air control (``air``: AirControl's options) on a fake bus and SQLite: three
+    units, z-1 and z-2 in zone z, y-1 in zone y, and one approved bulletin."""
     db = Database(f"sqlite:///{tmp_path / 'ward.db'}")
     db.migrate()
     bulletin_id = seed(db, tmp_path / "audio", {"z-1": "z", "z-2": "z", "y-1": "y"})
@@ -100,19 +104,25 @@ async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
     presence = Presence(bus, writer)
     with db.session() as s:
         presence.load(s)
-    air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=30)
-    settings = DeliverySettings(chunk_size=4096, sweep_s=0.05, resend_after_s=0.2, max_resends=1)  # type: ignore[call-arg]
-    delivery = DeliveryService(db, writer, bus, presence, settings, tmp_path / "audio", air)
+    control = AirControl(bus, presence.groups_of, margin_ms=0, **air)
+    delivery = DeliveryService(db, writer, bus, presence, settings, tmp_path / "audio", control)
     writer.start()
     await delivery.start()
-    air.start()
+    control.start()
     try:
-        yield Ward(bus, db, writer, presence, air, delivery, bulletin_id)
+        yield Ward(bus, db, writer, presence, control, delivery, bulletin_id)
     finally:
-        await air.stop()
+        await control.stop()
         await delivery.stop()
         await writer.stop()
         db.dispose()
+
+
+@pytest.fixture
+async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+    settings = DeliverySettings(chunk_size=4096, sweep_s=0.05, resend_after_s=0.2, max_resends=1)  # type: ignore[call-arg]
+    async with running_ward(tmp_path, settings, ready_wait_s=30) as w:
+        yield w
 
 
 async def test_published_once_per_scope_then_each_unit_is_followed_to_played(ward: Ward) -> None:

@@ -21,13 +21,11 @@ from controller.airing.models import Broadcast, Delivery, DeliveryState
 from controller.airing.reconcile import Ask, Reconciler, ask_for, next_wait_ms
 from controller.airing.settings import DeliverySettings
 from controller.airing.turns import Turn
-from controller.core.db import Database
-from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
 from devices import protocol as p
 from scheduler.arbiter import PreemptPolicy
 from tests.controller.test_aircontrol_fake import control
-from tests.controller.test_delivery_fake import Ward, seed
+from tests.controller.test_delivery_fake import Ward, running_ward
 from tests.fakes import FakeUnitBus, until
 
 pytestmark = pytest.mark.timeout(90)
@@ -44,30 +42,12 @@ def node(n: str) -> p.AudioScope:
 
 @pytest.fixture
 async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
-    db = Database(f"sqlite:///{tmp_path / 'ward.db'}")
-    db.migrate()
-    bulletin_id = seed(db, tmp_path / "audio", {"z-1": "z", "z-2": "z", "y-1": "y"})
-    bus = FakeUnitBus()
-    writer = DbWriter(db, interval=0.02)
-    presence = Presence(bus, writer)
-    with db.session() as s:
-        presence.load(s)
-    air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=0.3, tick_s=0.02)
     settings = DeliverySettings(chunk_size=4096, sweep_s=0.05, resend_after_s=30,  # type: ignore[call-arg]
                                 reconcile_after_ms=MARGIN_MS, reconcile_max_wait_s=4)
-    delivery = DeliveryService(db, writer, bus, presence, settings, tmp_path / "audio", air)
-    writer.start()
-    await delivery.start()
-    air.start()
-    for n in ("z-1", "z-2", "y-1"):
-        bus.heartbeat(n)
-    try:
-        yield Ward(bus, db, writer, presence, air, delivery, bulletin_id)
-    finally:
-        await air.stop()
-        await delivery.stop()
-        await writer.stop()
-        db.dispose()
+    async with running_ward(tmp_path, settings, ready_wait_s=0.3, tick_s=0.02) as w:
+        for n in ("z-1", "z-2", "y-1"):
+            w.bus.heartbeat(n)
+        yield w
 
 
 def plays_to(ward: Ward, scope: p.AudioScope) -> list[dict[str, object]]:
