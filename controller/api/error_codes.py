@@ -33,7 +33,7 @@ CODES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I), c) 
     (r"is already (approved|rejected|done|cancelled|failed|expired)|already decided", "already_decided"),
     (r"never submitted", "not_submitted"),
     (r"^the air time is in the past", "time_past"),
-    (r"^the target has no units|^your ward has no units", "no_units"),
+    (r"^the target has no units|^(your|the) ward has no (loudspeaker )?units", "no_units"),
     (r"the upstream stream cannot be fetched|station could not be reached", "stream_unreachable"),
     (r"^(unknown|no) |does not exist", "not_found"),
     (r"has changed", "audio_changed"),

@@ -294,6 +294,8 @@ class RunPublic(BaseModel):
     status: str
     late_ms: int | None
     reason: str
+    reason_code: str | None = None  # controller/api/run_reasons.py: the page's sentence
+    reason_args: dict[str, str] = {}
     broadcast_ids: list[str]
     fired_by: str
     version: int

@@ -14,6 +14,7 @@ from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.guards import schedule_visible
 from controller.api.relays import check_station
 from controller.api.responses import RunPublic, SchedulePublic
+from controller.api.run_reasons import run_reason
 from controller.api.schemas import ScheduleCreate, ScheduleUpdate, Target
 from controller.api.scope import audit_bypass, check_airing, stored_target, visible_bulletin_ids
 from controller.bulletins.models import Bulletin
@@ -29,7 +30,7 @@ from controller.schedules.crud import (
     update_schedule,
 )
 from devices.protocol import now_ms
-from scheduler.models import RunStatus, Schedule
+from scheduler.models import RunStatus, Schedule, ScheduleRun
 
 router = APIRouter(prefix="/api", tags=["schedules"])
 
@@ -127,8 +128,13 @@ def schedule_runs(schedule_id: int, s: SessionDep, _: UserDep,
                   status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
                   ) -> list[RunPublic]:
     get_schedule(s, schedule_id, allow_deleted=True)
-    return [RunPublic.model_validate(run_view(r)) for r in list_runs(
+    return [_run(r) for r in list_runs(
         s, schedule_id, limit=limit, statuses=[x.value for x in status_] if status_ else None)]
+
+
+def _run(r: ScheduleRun) -> RunPublic:
+    code, args = run_reason(r.reason)
+    return RunPublic.model_validate({**run_view(r), "reason_code": code, "reason_args": args})
 
 
 @router.get("/agenda")

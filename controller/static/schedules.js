@@ -24,6 +24,14 @@ function describe(w) {
   return out;
 }
 function label(sc) { return sc.bulletin_title || sc.name || (sc.relay ? "📡 " + sc.relay.url : "#" + sc.id); }
+function reasonText(r) {  // the run's reason in the page's language (never the English one on a Vietnamese page)
+  const a = Object.assign({ reason: r.reason }, r.reason_args || {});
+  if (a.day) a.day = day(a.day);
+  const fill = s => s.replace(/\{(\w+)\}/g, (m, k) => a[k] != null ? a[k] : m);
+  let out = fill(L["runr_" + r.reason_code] || L[r.reason_code] || L.runr_other);
+  if (a.made != null && a.total != null) out += " " + fill(L.runr_partial);
+  return out;
+}
 async function runs(sc, box, btn) {
   if (!box.hidden) { box.hidden = true; return; }
   try {
@@ -33,7 +41,7 @@ async function runs(sc, box, btn) {
     for (const r of rows) {
       const li = el("li", "run " + r.status, (r.slot_at ? ward(r.slot_at) : "") + " · " + (L["run_" + r.status] || r.status));
       if (r.late_ms > 1000) li.append(" (" + L.run_late.replace("{s}", Math.round(r.late_ms / 1000)) + ")");
-      if (r.reason) li.append(el("small", "", " " + r.reason));
+      if (r.reason_code) li.append(el("small", "why", " " + reasonText(r)));
       for (const b of r.broadcast_ids) { const a = el("a", "", " ↗"); a.href = "/broadcasts/" + encodeURIComponent(b); li.append(a); }
       box.append(li);
     }

@@ -217,7 +217,7 @@ def schedule_page(p: PageDep) -> Response:
     return p.render("schedule.html", "schedule", agenda=per_zone, weekdays=WEEKDAYS[p.lang],
                     conflicts=agenda["conflicts"], problems=agenda["problems"], bulletins=approved,
                     zones=zones(p), zone_names={z.id: z.name for z in zones(p)},
-                    extra={k: v for k, v in T[p.lang].items() if k.startswith(("sch_", "run_"))
+                    extra={k: v for k, v in T[p.lang].items() if k.startswith(("sch_", "run_", "runr_"))
                            or k in ("whole_ward", "nothing", "new_schedule")})
 
 
