@@ -26,14 +26,21 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CRON_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # standard crontab: 0 (and 7) = Sunday
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+#: how ward staff write a time: "6h30", "6h", "17g15", "06.30", "6 giờ 30", "6 giờ 30 phút", "6 giờ"
+_VI_TIME_RE = re.compile(r"^(\d{1,2})\s*(?:h|g|giờ|\.)\s*(?:(\d{1,2})\s*(?:phút|p|')?)?$", re.I)
 
 
 def parse_time_of_day(text: str) -> time:
-    """'05:30' or '17:00:15' → time; anything else (e.g. '25:61') → ValueError with the reason."""
-    m = _TIME_RE.match(text.strip())
-    if m is None:
-        raise ValueError(f"'{text}' is not a time of day; write HH:MM or HH:MM:SS, e.g. 05:30")
-    h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    """'05:30', '17:00:15' or as staff write it ('6h30', '17g', '6 giờ 30 phút') → time; anything
+    else (e.g. '25:61') → ValueError with the reason."""
+    if (m := _TIME_RE.match(text.strip())) is not None:
+        h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    elif (v := _VI_TIME_RE.match(text.strip())) is not None:
+        if v.group(2) is not None and len(v.group(2)) == 1 and not text.strip().endswith(("phút", "p", "'")):
+            raise ValueError(f"'{text}' is not a time of day; write the minutes with two digits, e.g. 6h05")
+        h, mi, s = int(v.group(1)), int(v.group(2) or 0), 0
+    else:
+        raise ValueError(f"'{text}' is not a time of day; write HH:MM or HH:MM:SS, e.g. 05:30 (or 5h30)")
     if h > 23 or mi > 59 or s > 59:
         raise ValueError(f"'{text}' is not a time of day (hours 00-23, minutes and seconds 00-59)")
     return time(h, mi, s)

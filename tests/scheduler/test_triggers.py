@@ -33,6 +33,12 @@ def test_daily_times_are_sorted_ward_time_and_exact_utc_instants() -> None:
     assert got[1].astimezone(UTC) == datetime(2026, 11, 23, 22, 30, tzinfo=UTC)
 
 
+def test_times_as_ward_staff_write_them_are_the_same_times() -> None:
+    # what the schedule form already accepts, the API accepts too (a script, another client)
+    spec = Spec(kind="daily", times=["6h30", "17g", "6 giờ 30 phút", "06.30", "11 giờ 05", "20H15"])
+    assert spec.times == ["06:30", "11:05", "17:00", "20:15"]
+
+
 def test_no_daylight_saving_a_whole_year_of_daily_slots_is_exactly_24_h_apart() -> None:
     trig = build_trigger(Spec(kind="daily", times=["05:30"]))
     year = list(slots(trig, datetime(2026, 1, 1, tzinfo=TIMEZONE), datetime(2027, 1, 1, tzinfo=TIMEZONE)))
@@ -97,7 +103,9 @@ def test_a_once_slot_is_its_only_slot() -> None:
 
 @pytest.mark.parametrize(("spec", "needle"), [
     ({"kind": "daily", "times": ["25:61"]}, "'25:61' is not a time of day"),
-    ({"kind": "daily", "times": ["6h30"]}, "write hh:mm"),
+    ({"kind": "daily", "times": ["6h5"]}, "minutes with two digits"),
+    ({"kind": "daily", "times": ["6h61"]}, "minutes and seconds 00-59"),
+    ({"kind": "daily", "times": ["h30"]}, "write hh:mm"),
     ({"kind": "daily", "times": []}, "needs times"),
     ({"kind": "weekly", "times": ["06:00"]}, "needs weekdays"),
     ({"kind": "weekly", "times": ["06:00"], "weekdays": ["funday"]}, "'mon'"),
