@@ -13,9 +13,11 @@ class ScheduleSettings(BaseModel):
     grace_s: float = Field(900, ge=0, le=24 * 3600,
                            description="a slot found late by at most this much still airs (marked late); "
                                        "later than that it is recorded as missed")
-    lease_ttl_s: float = Field(15, gt=0, le=600,
+    # a standby takes over at most ttl + renew after the holder died (issue 16: ≤ 10 s); renewing
+    # every 2 s leaves a holder two more tries before its lease (6 s − 0.6 s margin) lapses
+    lease_ttl_s: float = Field(6, gt=0, le=600,
                                description="the firing controller's lease; a standby takes over after it")
-    renew_s: float = Field(5, gt=0, le=200, description="how often the lease is renewed (or sought)")
+    renew_s: float = Field(2, gt=0, le=200, description="how often the lease is renewed (or sought)")
     reconcile_s: float = Field(10, gt=0, le=3600,
                                description="how often the firing controller picks up changes made elsewhere")
     db_timeout_s: float = Field(3, gt=0, le=60,

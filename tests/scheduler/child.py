@@ -1,7 +1,8 @@
 """A controller's schedule runner alone, in its own process, for kill -9 tests.
 
-    python -m tests.scheduler.child DATABASE_URL HOLDER
+    python -m tests.scheduler.child DATABASE_URL HOLDER [SETTINGS_JSON]
 
+SETTINGS_JSON: ScheduleSettings fields (default: the fast test settings).
 Prints ``leading`` once it fires the schedules, then runs until it is killed.
 """
 
@@ -11,11 +12,12 @@ import asyncio
 import logging
 import sys
 
+from scheduler.settings import ScheduleSettings
 from tests.scheduler.ward import FAST, runner
 
 
-async def main(url: str, holder: str) -> None:
-    svc = runner(url, FAST, holder=holder)
+async def main(url: str, holder: str, settings: ScheduleSettings = FAST) -> None:
+    svc = runner(url, settings, holder=holder)
     await svc.start()
     while not svc.leading:
         await asyncio.sleep(0.05)
@@ -26,4 +28,5 @@ async def main(url: str, holder: str) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    given = ScheduleSettings.model_validate_json(sys.argv[3]) if len(sys.argv) > 3 else FAST
+    asyncio.run(main(sys.argv[1], sys.argv[2], given))
