@@ -31,6 +31,7 @@ from controller.core.db import Database
 from controller.core.netguard import Guard
 from controller.core.writer import DbWriter
 from controller.fleet.attention import attention_tone
+from controller.fleet.client_id import instance_client_id
 from controller.fleet.commands import CommandService
 from controller.fleet.directory import NodeDirectory
 from controller.fleet.gateway_presence import GatewayPresence
@@ -172,7 +173,8 @@ def _link(settings: Settings) -> ControllerLink:
     m = settings.mqtt
     broker = BrokerAddress(host=m.host, port=m.port, username=m.username, password=m.password,
                            tls=m.tls, ca_file=m.ca_file)
-    return ControllerLink(broker, prefix=m.prefix, client_id=m.client_id)
+    client_id = instance_client_id(m.client_id, settings.data_dir)
+    return ControllerLink(broker, prefix=m.prefix, client_id=client_id)
 
 
 def _relays(settings: Settings, link: ControllerLink, air: AirControl, presence: Presence, db: Database,

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: A connection that dies sooner than this after CONNACK counts as a flap.
 FLAP_S = 10.0
+#: connections dying young this many times in a row: another client is probably using our id
+DUPLICATE_FLAPS = 3
 
 MessageHandler = Callable[[str, bytes, bool], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
@@ -45,19 +47,10 @@ __all__ = ["AsyncMqttClient", "BrokerAddress", "ConnectHandler", "LinkStats", "M
 class AsyncMqttClient:
     """One MQTT 3.1.1 connection driven by the running asyncio loop."""
 
-    def __init__(
-        self,
-        client_id: str,
-        broker: BrokerAddress,
-        *,
-        will: Will | None = None,
-        on_message: MessageHandler | None = None,
-        on_connect: ConnectHandler | None = None,
-        clean_session: bool = True,
-        min_backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        log_failures: bool = True,
-    ) -> None:
+    def __init__(self, client_id: str, broker: BrokerAddress, *, will: Will | None = None,
+                 on_message: MessageHandler | None = None, on_connect: ConnectHandler | None = None,
+                 clean_session: bool = True, min_backoff: float = 0.5, max_backoff: float = 30.0,
+                 log_failures: bool = True) -> None:
         self.client_id = client_id
         self.broker = broker
         self.stats = LinkStats()
@@ -193,6 +186,10 @@ class AsyncMqttClient:
         sign of another client using our id, which must back off rather than flap."""
         lived = time.monotonic() - (self._connected_at or time.monotonic())
         self.flaps = self.flaps + 1 if lived < FLAP_S else 0
+        if self.flaps == DUPLICATE_FLAPS:
+            logger.error("%s: %s closed %d connections in a row right after they opened: another client is "
+                         "probably using this client id; give each controller its own", self.client_id,
+                         self.broker, self.flaps)
         delay = min(self._max_backoff, self._min_backoff * 2 ** self.flaps) * random.uniform(0.8, 1.2)
         if self._log_failures:
             logger.warning("%s: connection to %s lost after %.1f s; reconnecting in %.1f s",

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from controller.api.deps import ServicesDep, UserDep
 from controller.api.responses import Liveness
+from devices.mqtt import DUPLICATE_FLAPS
 
 router = APIRouter(prefix="/api", tags=["health"])
 
@@ -33,10 +34,11 @@ def health(sv: ServicesDep, _: UserDep) -> dict[str, object]:
         db_ok = False
     link = sv.link.client
     return {
-        "status": "ok" if db_ok and link.is_connected else "degraded",
+        "status": "ok" if db_ok and link.is_connected and not link.flaps >= DUPLICATE_FLAPS else "degraded",
         "ward": sv.settings.ward_name,
         "database": {"ok": db_ok, "pending_writes": sv.writer.backlog, "last_error": sv.writer.last_error},
         "mqtt": {"connected": link.is_connected, "broker": str(link.broker), "last_error": link.last_error,
+                 "client_id": sv.link.client_id, "duplicate_client_id": link.flaps >= DUPLICATE_FLAPS,
                  "rejected": dict(sv.link.rejected),
                  "rejected_by_node": dict(sv.link.rejected_by_node.most_common(50)),
                  "unknown_nodes": sv.presence.unknown_count(),

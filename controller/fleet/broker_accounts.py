@@ -50,7 +50,8 @@ def issue_credentials(s: Session, node_id: str, *, by: str = "") -> str:
 def reserved_ids(mqtt: MqttSettings) -> set[str]:
     """Ids no unit may have: the controller's broker user name and client id (a unit with one of
     them would collide with the controller's account or session)."""
-    return {DEFAULT_CONTROLLER_USER, mqtt.client_id, *([mqtt.username] if mqtt.username else [])}
+    return {DEFAULT_CONTROLLER_USER, *([mqtt.client_id] if mqtt.client_id else []),
+            *([mqtt.username] if mqtt.username else [])}
 
 
 def refuse_reserved(node_id: str, mqtt: MqttSettings) -> str | None:

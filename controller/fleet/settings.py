@@ -16,4 +16,5 @@ class MqttSettings(BaseModel):
     tls: bool = Field(False, description="connect with TLS (mqtts)")
     ca_file: str | None = Field(None, description="CA bundle for TLS")
     prefix: str = Field(DEFAULT_PREFIX, description="topic prefix shared with the nodes")
-    client_id: str = Field("loaphuong-controller", description="controller's MQTT client id")
+    client_id: str = Field("", description="controller's MQTT client id; empty: derived per instance from "
+                                           "the host and data directory (controller/fleet/client_id.py)")

@@ -72,7 +72,7 @@ async def test_scheduled_relay_survives_a_restart_and_ends_on_time(mosquitto: Br
             assert idle(nodes)
             await wait_for(lambda: relaying(nodes), 20, "units relay at start_at after the restart")
             got = await get(client, rid)
-            assert got["state"] == "playing" and got["owner"] == settings.mqtt.client_id
+            assert got["state"] == "playing" and got["owner"] == app.state.services.link.client_id
             await wait_for(lambda: idle(nodes), 20, "relay over at start_at + duration_s")
             await wait_for(lambda: _state_is(client, rid, "ended"), 5, "relay recorded as ended")
             got = await get(client, rid)
