@@ -18,7 +18,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,10 @@ def controller_env(out: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
+class PortTaken(Exception):
+    """Another test's process took the free port between ``free_port()`` and Mosquitto binding it."""
+
+
 @contextmanager
 def mosquitto(conf: Path, ports: tuple[int, ...]) -> Iterator[subprocess.Popen[bytes]]:
     """Mosquitto started with the generated configuration file, unchanged, listening on ``ports``
@@ -74,7 +78,10 @@ def mosquitto(conf: Path, ports: tuple[int, ...]) -> Iterator[subprocess.Popen[b
     try:
         for port in ports:
             if not wait_port("127.0.0.1", port, 10):
-                raise AssertionError(f"mosquitto did not listen on {port}: {log.read_text()[-2000:]}")
+                text = log.read_text()[-2000:]
+                if "Address already in use" in text:
+                    raise PortTaken(port)
+                raise AssertionError(f"mosquitto did not listen on {port}: {text}")
         yield proc
     finally:
         proc.terminate()
@@ -99,13 +106,20 @@ class Broker:
 @contextmanager
 def generated_broker(data_dir: Path, *extra: str) -> Iterator[Broker]:
     """Mosquitto on the configuration ``loaphuong mqtt-config`` writes for ``data_dir``'s database."""
-    port = free_port()
-    with broker_dir() as d:
-        out = d / "mqtt"
-        assert mqtt_config(out, data_dir, port, *extra) == 0, "loaphuong mqtt-config failed"
-        env = controller_env(out)
-        with mosquitto(out / "mosquitto.conf", (port,)) as proc:
+    for attempt in range(3):  # a port taken by a parallel test in the meantime: another port
+        port = free_port()
+        with broker_dir() as d, ExitStack() as stack:
+            out = d / "mqtt"
+            assert mqtt_config(out, data_dir, port, *extra) == 0, "loaphuong mqtt-config failed"
+            env = controller_env(out)
+            try:
+                proc = stack.enter_context(mosquitto(out / "mosquitto.conf", (port,)))
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                continue
             yield Broker(port, env["LOAPHUONG_MQTT__USERNAME"], env["LOAPHUONG_MQTT__PASSWORD"], out, proc)
+            return
 
 
 def on_broker(settings: Settings, broker: Broker, **update: Any) -> Settings:
