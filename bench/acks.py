@@ -35,6 +35,7 @@ from controller.airing.delivery_rows import DeliveryChange, apply_changes  # noq
 from controller.airing.models import Delivery, DeliveryEvent  # noqa: E402
 from controller.bulletins.models import Bulletin  # noqa: E402
 from controller.bulletins.render import store_audio  # noqa: E402
+from controller.core.audiostore import DbAudioStore  # noqa: E402
 from controller.core.db import Database  # noqa: E402
 from controller.core.writer import DbWriter  # noqa: E402
 from controller.fleet.models import Node, NodeZone, Zone  # noqa: E402
@@ -53,8 +54,8 @@ def seed(path: Path, audio_dir: Path, units: int) -> dict[str, int]:
         s.add_all([Node(id=f"u-{i:05d}") for i in range(units)])
         s.flush()
         s.add_all([NodeZone(node_id=f"u-{i:05d}", zone_id="z") for i in range(units)])
-        store_audio(s, audio_dir, data=AUDIO, sha256=sha, codec="mp3", duration_ms=3000, sample_rate=22050,
-                    bitrate_kbps=32, engine="bench", voice="bench")
+        store_audio(s, DbAudioStore(db, audio_dir), data=AUDIO, sha256=sha, codec="mp3", duration_ms=3000,
+                    sample_rate=22050, bitrate_kbps=32, engine="bench", voice="bench")
         b = Bulletin(title="t", text="t", voice="bench", audio_sha256=sha, approval="approved",
                      approved_sha256=sha)
         s.add(b)

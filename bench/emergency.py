@@ -46,8 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import run_baseline, split, stop, units_online, until_told_to_stop  # noqa: E402
-from bench.raw_mqtt import subscriber  # noqa: E402
+from bench.fanout import run_baseline, split, stop, units_online  # noqa: E402
+from bench.raw_mqtt import subscriber, until_told_to_stop  # noqa: E402
 from devices import protocol as p  # noqa: E402
 from devices.broker import BrokerProcess, mosquitto_path  # noqa: E402
 from devices.mqtt import BrokerAddress  # noqa: E402
@@ -78,8 +78,9 @@ async def spawn_sims(port: int, nodes: int, procs: int, play_log: Path) -> list[
             for first, count in split(nodes, procs)]
 
 
-def same_bytes(sv: Any, data_dir: Path, bid: str) -> list[bytes]:
-    """What the controller sent of broadcast ``bid`` to one scope: its manifest and its chunks."""
+def same_bytes(sv: Any, sha256: str, bid: str) -> list[bytes]:
+    """What the controller sent of broadcast ``bid`` (audio ``sha256``) to one scope: its manifest
+    and its chunks."""
     from sqlmodel import select
 
     from controller.airing.models import Broadcast
@@ -87,7 +88,7 @@ def same_bytes(sv: Any, data_dir: Path, bid: str) -> list[bytes]:
     with sv.db.session() as s:
         bc = s.exec(select(Broadcast).where(Broadcast.id == bid)).one()
         expires_at = bc.expires_at
-    data = next((data_dir / "audio").rglob("*.mp3")).read_bytes()
+    data = sv.audio.get(sha256)  # the bulletin's (the store also keeps the attention tone)
     info, frames = p.chunk_audio(data, duration_ms=1000)
     manifest = p.Manifest(bc=bid, title="x" * 20, priority=p.Priority.EMERGENCY, audio=info,
                           expires_at=expires_at, hold=True)
@@ -270,7 +271,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int, runs
                     prof.dump_stats(os.environ["LP_BENCH_PROFILE"])
                 logger.info("run %d: %s", i + 1, results[-1])
             await stop([*sims, watcher])
-            frames = same_bytes(sv, data_dir, results[0]["bc"])
+            frames = same_bytes(sv, b["audio"]["sha256"], results[0]["bc"])
     return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
             "runs": results, "frames": frames}
 

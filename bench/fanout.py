@@ -40,10 +40,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.raw_mqtt import subscriber  # noqa: E402
+from bench.raw_mqtt import raw_subscribers, subscriber, until_told_to_stop  # noqa: E402
 from devices import protocol as p  # noqa: E402
 from devices.broker import BrokerProcess, mosquitto_path  # noqa: E402
-from devices.mqtt import AsyncMqttClient, BrokerAddress  # noqa: E402
+from devices.mqtt import BrokerAddress  # noqa: E402
 
 # The controller, the simulator, the speech engine and httpx are imported in the functions that use
 # them, not here: the raw subscribers' process (--role raw) starts without them.
@@ -95,11 +95,6 @@ async def stop(children: list[Process]) -> list[dict[str, Any]]:
     return summaries
 
 
-async def until_told_to_stop() -> None:
-    print("READY", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-
-
 async def sim_units(port: int, nodes: int, first: int, count: int) -> None:
     """Child process: units ``first`` .. ``first + count - 1`` of the ``nodes`` simulated ones."""
     from firmware_sim.fleet import Fleet, fleet_specs
@@ -113,32 +108,6 @@ async def sim_units(port: int, nodes: int, first: int, count: int) -> None:
 
 
 # ----------------------------------------------------------------------------- baseline side
-
-
-async def raw_subscribers(port: int, first: int, count: int, chunks: int) -> None:
-    """Child process: ``count`` plain subscribers; each acks once it has all chunks."""
-    broker = BrokerAddress(port=port)
-    clients: list[AsyncMqttClient] = []
-    have = [0] * count
-
-    def make(i: int) -> AsyncMqttClient:
-        def on_message(topic: str, payload: bytes, retained: bool) -> None:
-            have[i] += 1
-            if have[i] == chunks:
-                clients[i].publish_nowait("bench/ack", b"%d" % (first + i), qos=1)
-
-        return subscriber(f"raw-{first + i}", broker, "bench/data", qos=1, on_message=on_message,
-                          log_failures=False)
-
-    for i in range(count):
-        clients.append(make(i))
-    for i in range(0, count, 100):
-        for c in clients[i:i + 100]:
-            c.start()
-        await asyncio.gather(*(c.connected.wait() for c in clients[i:i + 100]))
-    await asyncio.sleep(1.0)
-    await until_told_to_stop()
-    await asyncio.gather(*(c.stop() for c in clients))
 
 
 async def run_baseline(port: int, nodes: int, frames: list[bytes], procs: int) -> float:
@@ -202,24 +171,44 @@ async def units_online(sv: Any, client: Any, ids: list[str]) -> None:
     await asyncio.sleep(2.0)  # let every unit subscribe to its group
 
 
-async def all_verified(sv: Any, bid: str, t0: float) -> None:
+async def all_verified(sv: Any, bid: str, t0: float) -> dict[str, float]:
     """Wait until every unit of broadcast ``bid`` has verified its audio (or later, not failed), at
-    most 600 s after ``t0`` (perf_counter)."""
-    from controller.airing.models import DeliveryState
+    most 600 s after ``t0`` (perf_counter); when the first unit and a tenth, half, nine tenths and
+    all of them had (seconds after ``t0``, polled every 20 ms)."""
+    from controller.airing.models import Broadcast, DeliveryState
+    from controller.airing.ownership import ON_THE_WAY
 
     verified_rank = DeliveryState.VERIFIED.rank
 
-    def done() -> bool:
-        active = sv.delivery.active.get(bid)
-        if active is None:
-            return bid not in sv.scheduler.pending()
-        return all(nd.state.rank >= verified_rank and nd.state != DeliveryState.FAILED
-                   for nd in active.nodes.values())
+    def on_its_way() -> bool:
+        with sv.db.session() as s:
+            bc = s.get(Broadcast, bid)
+            return bc is not None and bc.status in ON_THE_WAY
 
-    while not done():
-        if time.perf_counter() - t0 > 600:
+    marks = {"first": 1 / 10_000, "p10": 0.1, "p50": 0.5, "p90": 0.9, "all": 1.0}
+    when: dict[str, float] = {}
+
+    def count() -> tuple[int, int]:
+        active = sv.delivery.active.get(bid)
+        if active is None:  # not yet aired, given up for a moment (its lease: custody takes it back), or over
+            return (0, 0) if bid in sv.scheduler.pending() or on_its_way() else (1, 1)
+        return sum(nd.state.rank >= verified_rank and nd.state != DeliveryState.FAILED
+                   for nd in active.nodes.values()), len(active.nodes)
+
+    while len(when) < len(marks) + 1:
+        done, total = count()
+        at = time.perf_counter() - t0
+        active = sv.delivery.active.get(bid)
+        if active is None or active.published:
+            when.setdefault("chunks_acked_by_broker", round(at, 3))
+        for name, share in marks.items():
+            if total and done >= share * total:
+                when.setdefault(name, round(at, 3))
+        if at > 600:
             raise RuntimeError("broadcast did not reach every unit in 600 s")
-        await asyncio.sleep(0.02)
+        if len(when) < len(marks) + 1:
+            await asyncio.sleep(0.02)
+    return when
 
 
 async def run_controller(port: int, nodes: int, data_dir: Path, procs: int) -> dict[str, Any]:
@@ -229,12 +218,14 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int) -> d
     from controller.airing.models import Delivery
     from controller.airing.settings import DeliverySettings
     from controller.app import create_app
+    from controller.core.web_settings import HttpSettings
     from controller.fleet.settings import MqttSettings
     from controller.settings import Settings
     from firmware_sim.fleet import fleet_specs
 
     settings = Settings(data_dir=data_dir, mqtt=MqttSettings(port=port),  # type: ignore[call-arg]
                         delivery=DeliverySettings(resend_after_s=60),  # type: ignore[call-arg]
+                        http=HttpSettings(request_deadline_s=300),  # type: ignore[call-arg]
                         admin_password="bench-password")
     app = create_app(settings)
     sims = await spawn("sim", port, nodes, procs)
@@ -252,7 +243,7 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int) -> d
             r = await client.post("/api/broadcasts",
                                   json={"bulletin_id": b["id"], "target": {"zones": ["zone1"]}})
             bid = r.json()["id"]
-            await all_verified(sv, bid, t0)
+            marks = await all_verified(sv, bid, t0)
             elapsed = time.perf_counter() - t0
             egress = sv.link.audio_bytes_out - before
             egress_total = sv.link.client.stats.bytes_out - before_total
@@ -261,8 +252,10 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int) -> d
                 states = [d.state for d in s.exec(select(Delivery).where(Delivery.broadcast_id == bid))]
             units = await stop(sims)
             logger.info("controller part done")
+            audio = sv.audio.get(b["audio"]["sha256"])  # the bulletin's (the store also keeps the tone)
     return {"audio_bytes": b["audio"]["size"], "audio_seconds": b["audio"]["duration_ms"] / 1000,
-            "seconds_to_all_verified": elapsed, "controller_egress_bytes": egress,
+            "audio": audio, "seconds_to_all_verified": elapsed, "verified_after_s": marks,
+            "controller_egress_bytes": egress,
             "controller_egress_all_bytes": egress_total,
             "verified_or_later": sum(s in ("verified", "playing", "played") for s in states),
             "repairs": {"asked_by_units": sum(u["repairs_sent"] for u in units),
@@ -278,9 +271,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     procs = sim_processes(args)
     with tempfile.TemporaryDirectory(prefix="lp-bench-") as tmp, BrokerProcess(kind) as broker:
         ctl = await run_controller(broker.port, args.nodes, Path(tmp), procs)
-        audio = (Path(tmp) / "audio")
-        data = next(audio.rglob("*.mp3")).read_bytes()
-        _, frames = p.chunk_audio(data, duration_ms=int(ctl["audio_seconds"] * 1000))
+        _, frames = p.chunk_audio(ctl.pop("audio"), duration_ms=int(ctl["audio_seconds"] * 1000))
         raw = await run_baseline(broker.port, args.nodes, frames, procs)
         logger.info("baseline done")
     return {
@@ -309,7 +300,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.role == "raw":
-        asyncio.run(raw_subscribers(args.port, args.first, args.count, args.chunks))
+        asyncio.run(raw_subscribers(BrokerAddress(port=args.port), args.first, args.count, args.chunks,
+                                    batch=100, settle_s=1.0))
         return 0
     if args.role == "sim":
         asyncio.run(sim_units(args.port, args.nodes, args.first, args.count))

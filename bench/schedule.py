@@ -2,6 +2,7 @@
 
     python bench/schedule.py                     # 10,000 schedules
     python bench/schedule.py --schedules 2000
+    python bench/schedule.py --burst 1000 --window 1    # 1,000 slots on one second
 
 Each scenario: a fresh SQLite database with a small ward, N active daily schedules (random
 times of day, none inside the measuring window) whose N jobs the runner puts into APScheduler's
@@ -9,9 +10,13 @@ SQLAlchemy job store when it takes the lease, then one-off probe schedules a few
 ``single`` — one slot per second for ``--window`` seconds; then ``burst`` — ``--burst`` slots on
 each second for ``--window`` seconds (wards schedule on round times). For every probe:
 
-* ``fire_lag``    = when the executor started the slot − when the job was due (slot − lead);
-* ``handoff_lag`` = when its broadcast was handed to delivery − when the job was due
-  (includes claiming the slot row and writing the broadcast with its deliveries).
+* ``fire_lag``    = when the slot **fired** − when its job was due (slot − lead). A slot has fired
+  when its run row is committed together with its broadcasts and their delivery rows: from then it
+  airs exactly once whatever happens to this controller (the runner's ``on_fire``);
+* ``handoff_lag`` = when its broadcast was handed to delivery (on the event loop) − when the job
+  was due: the fire plus the hop to the loop;
+* ``cpu_ms`` (burst) = this process's CPU time from a burst second's due instant to its last
+  handoff: what the burst costs, apart from waiting for a core on a busy machine.
 
 The baseline is the same run with 10 schedules. The last line printed is one JSON object.
 """
@@ -91,6 +96,25 @@ def seed(db: Database, count: int, avoid: tuple[datetime, datetime]) -> None:
         s.commit()
 
 
+def probe_schedules(db: Database, plan: list[tuple[datetime, str]]) -> dict[int, str]:
+    """The probes as once-schedules: the first through the API's code (checked), the others as the
+    same rows at their own instants, in one transaction (one commit each would take longer than the
+    burst is ahead on a busy machine). Schedule id → its phase."""
+    bodies = [ScheduleCreate.model_validate({"bulletin_id": 1, "target": {"zones": ["z1"]},
+                                             "when": {"kind": "once", "at": slot.isoformat()}})
+              for slot, _ in plan]
+    with db.session() as s:
+        row = create_schedule(s, bodies[0], created_by="bench")
+        now = now_ms()
+        rows = [Schedule(bulletin_id=1, targets=dict(row.targets), kind="once",
+                         spec=b.when.model_dump(mode="json"), version_at=now, created_at=now, updated_at=now,
+                         created_by="bench") for b in bodies[1:]]
+        s.add_all(rows)
+        s.commit()
+        ids = [row.id] + [r.id for r in rows]
+    return {sid: kind for sid, (_, kind) in zip(ids, plan, strict=True) if sid is not None}
+
+
 async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lp-bench-sched-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -100,9 +124,12 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
         seed(db, count, (start - timedelta(minutes=2), start + timedelta(minutes=15)))
         handoff: dict[str, float] = {}
         fires: dict[int, float] = {}
+        cpu_at: dict[str, float] = {}  # this process's CPU time at each handoff
+        cpu_due: dict[int, float] = {}  # ... at each burst second's due instant (slot ms -> s)
         settings = ScheduleSettings(lead_s=LEAD_S, grace_s=300, lease_ttl_s=30, renew_s=5, reconcile_s=2)
         airer = ScheduleAirer(default_valid_s=600, owner="bench",
-                              to_delivery=lambda bc, _at: handoff.__setitem__(bc, time.time()),
+                              to_delivery=lambda bc, _at: (handoff.__setitem__(bc, time.time()),
+                                                           cpu_at.__setitem__(bc, time.process_time())),
                               to_relays=lambda _relay: None)
         svc = ScheduleService(partial(scheduler_engine, url, settings.db_timeout_s), settings, airer=airer,
                               holder="bench")
@@ -112,21 +139,20 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
         while not svc.leading:
             await asyncio.sleep(0.02)
         takeover_s = time.monotonic() - t0
-        probes = window_s * (1 + burst)  # each created through the API's code, one transaction each
-        ahead = timedelta(seconds=LEAD_S + 4 + 0.03 * probes)
+        probes = window_s * (1 + burst)
+        ahead = timedelta(seconds=LEAD_S + 4 + 0.01 * probes)  # the runner adds each job meanwhile
         first = (datetime.now(tz=TIMEZONE) + ahead).replace(microsecond=0)
         plan = [(first + timedelta(seconds=i), "single") for i in range(window_s)]
         plan += [(first + timedelta(seconds=window_s + 1 + i // burst), "burst")
                  for i in range(window_s * burst)]
-        phase: dict[int, str] = {}
-        with db.session() as s:
-            for slot, kind in plan:
-                body = ScheduleCreate.model_validate({"bulletin_id": 1, "target": {"zones": ["z1"]},
-                                                     "when": {"kind": "once", "at": slot.isoformat()}})
-                row = create_schedule(s, body, created_by="bench")
-                assert row.id is not None
-                phase[row.id] = kind
-                svc.changed(row.id)
+        phase = probe_schedules(db, plan)
+        loop = asyncio.get_running_loop()
+        for slot in sorted({s for s, k in plan if k == "burst"}):
+            due = slot.timestamp() - LEAD_S - time.time()
+            at = int(slot.timestamp() * 1000)
+            loop.call_later(due, lambda at=at: cpu_due.__setitem__(at, time.process_time()))
+        for sid in phase:
+            svc.changed(sid)
         deadline = time.monotonic() + 2 * window_s + LEAD_S + 30 + 0.03 * probes
         while len(handoff) < len(plan) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -143,9 +169,21 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
         lags = [handoff[b] * 1000 - (slot_at - LEAD_S * 1000) for b, (sid, slot_at) in by_bc.items()
                 if b in handoff and phase.get(sid) == kind]
         out[kind] = {"probes": sum(1 for k in phase.values() if k == kind),
+                     **({"cpu_ms": burst_cpu(by_bc, cpu_at, cpu_due)} if kind == "burst" else {}),
                      "fire_lag_ms": stats([v for sid, v in fires.items() if phase.get(sid) == kind]),
                      "handoff_lag_ms": stats(lags)}
     return out
+
+
+def burst_cpu(by_bc: dict[str, tuple[int, int]], cpu_at: dict[str, float],
+              cpu_due: dict[int, float]) -> dict[str, float]:
+    """This process's CPU from each burst second's due instant to its last handoff (ms): the work a
+    burst costs, whatever else the machine runs (its wall-clock lag is that CPU plus waiting for a core)."""
+    last: dict[int, float] = {}
+    for b, (_, slot_at) in by_bc.items():
+        if b in cpu_at and slot_at in cpu_due:
+            last[slot_at] = max(last.get(slot_at, 0.0), cpu_at[b])
+    return stats([(c - cpu_due[at]) * 1000 for at, c in last.items()])
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,8 +4,9 @@
     python bench/ui.py --kbps 1600 --rtt 150
 
 The controller runs under uvicorn on loopback (no broker: the screens do not need one) with two
-zones, three units, a bulletin and a broadcast; Debian's Chromium (Playwright) at 360 × 740, cache
-disabled, logs in, then opens each screen with the link emulated: the bytes received (CDP
+zones, three units, a bulletin, a daily schedule, two dictionary entries and a broadcast; Debian's
+Chromium (Playwright) at 360 × 740, cache disabled and the service worker bypassed (each screen as
+a first visit), logs in, then opens each screen with the link emulated: the bytes received (CDP
 ``encodedDataLength``: what went over the wire, headers included), first contentful paint and
 the load event. Baseline in the same run, on the same link: a one-file document (/favicon.svg),
 what the round trips alone cost. Bars (issue 14): ≤ 150 KB and first render ≤ 2 s per screen.
@@ -25,8 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SCREENS = ["/login", "/", "/units", "/units/u1", "/compose", "/bulletins", "/schedule", "/relay",
-           "/history", "/emergency", "/accounts", "/password"]
+SCREENS = ["/login", "/", "/units", "/units/u1", "/zones/z1", "/compose", "/bulletins", "/schedule",
+           "/calendar", "/calendar?view=month", "/relay", "/presets", "/library", "/dictionary", "/history",
+           "/alerts", "/audit", "/emergency", "/accounts", "/password"]
 PASSWORD = "bench-password-1"
 
 
@@ -59,6 +61,11 @@ async def provision(url: str) -> str:
             for n in nodes:
                 (await c.post("/api/nodes", json={"id": n, "zones": [zid]})).raise_for_status()
         b = (await c.post("/api/bulletins", json={"text": "Thông báo lịch tiêm chủng tuần sau."})).json()
+        r = await c.post("/api/schedules", json={"bulletin_id": b["id"], "target": {"zones": ["z1", "z2"]},
+                                                 "when": {"kind": "daily", "times": ["06:00", "17:30"]}})
+        r.raise_for_status()  # the calendar shows two airings a day
+        for term, spoken in (("UBND", "ủy ban nhân dân"), ("Kẻ Sặt", "kẻ sặt")):
+            (await c.post("/api/speech/dictionary", json={"term": term, "spoken": spoken})).raise_for_status()
         r = await c.post("/api/broadcasts", json={"bulletin_id": b["id"], "target": {"zones": ["z1"]}})
         r.raise_for_status()
         return f"/broadcasts/{r.json()['id']}"
@@ -103,6 +110,8 @@ async def main(kbps: float, rtt_ms: float) -> dict[str, Any]:
                 cdp = await ctx.new_cdp_session(page)
                 await cdp.send("Network.enable")
                 await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+                # every screen as a first visit: the service worker's shell cache is not used either
+                await cdp.send("Network.setBypassServiceWorker", {"bypass": True})
                 rate = kbps * 1000 / 8
                 await cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": rtt_ms,
                                                                     "downloadThroughput": rate,
@@ -130,6 +139,6 @@ if __name__ == "__main__":
     args = ap.parse_args()
     out = asyncio.run(main(args.kbps, args.rtt))
     for path, s in out["screens"].items():
-        print(f"{path:16} {s['kb']:7.1f} KB  first render {s['first_render_ms']:5d} ms  "
+        print(f"{path:22} {s['kb']:7.1f} KB  first render {s['first_render_ms']:5d} ms  "
               f"load {s['load_ms']:5d} ms")
     print(json.dumps(out, ensure_ascii=False))

@@ -19,6 +19,7 @@ from controller.accounts.audit import audit
 from controller.api import apidocs, error_codes, router
 from controller.api.deadlines import Deadlines
 from controller.api.deps import get_services
+from controller.api.library import LIBRARY_PATH
 from controller.api.limits import RequestLimits
 from controller.api.methods import UiMount, method_not_allowed
 from controller.api.recordings import UPLOAD_PATH, upload_body_limit
@@ -54,10 +55,12 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
 
 async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Every state-changing API request by a known user goes to the audit log."""
+    """Every state-changing API request by a known user goes to the audit log (but one whose route
+    wrote a fuller entry itself, ``lp_audited``: an airing with its bulletin's title)."""
     response = await call_next(request)
     user = request.scope.get("lp_user")
-    if user and request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/"):
+    if (user and request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/")
+            and not request.scope.get("lp_audited")):  # a route that wrote its own entry (with its words)
         sv = get_services(request)
 
         def write() -> None:
@@ -99,9 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(UiMount("/", app=CachedStaticFiles(directory=STATIC, html=True), name="ui"))
     # outermost: sizes and authentication before any body is read
     app.add_middleware(RequestLimits, max_body=settings.http.max_body_kb * 1024,  # type: ignore[arg-type]
-                       larger={UPLOAD_PATH: upload_body_limit(settings.tts)})
+                       larger={UPLOAD_PATH: upload_body_limit(settings.tts),
+                               LIBRARY_PATH: upload_body_limit(settings.tts)})
     # outside that: a deadline for every request, 503 when the database is down (docs/faults.md)
     app.add_middleware(Deadlines, deadline_s=settings.http.request_deadline_s,  # type: ignore[arg-type]
-                       messages=unavailable_messages(), exempt=(UPLOAD_PATH,), long=LONG_WRITES,
+                       messages=unavailable_messages(), exempt=(UPLOAD_PATH, LIBRARY_PATH), long=LONG_WRITES,
                        long_deadline_s=settings.http.long_deadline_s)
     return app

@@ -18,7 +18,7 @@ from controller.bulletins.speech_settings import (
     TtsSettings,
 )
 from controller.core.db_settings import DatabaseSettings
-from controller.core.web_settings import HttpSettings, LoginSettings
+from controller.core.web_settings import HttpSettings, LoginSettings, MetricsSettings
 from controller.fleet.gateway_settings import Gateways
 from controller.fleet.settings import MqttSettings
 from controller.live.settings import LiveSettings
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     relay: RelaySettings = Field(default_factory=RelaySettings)  # type: ignore[arg-type]
     login: LoginSettings = Field(default_factory=LoginSettings)  # type: ignore[arg-type]
     http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
+    log_json: bool = Field(False, description="log one JSON object per line (ts, level, logger, msg, extra "
+                                              "fields) instead of text; also `loaphuong --log-json`")
     gateways: Gateways = Field(default_factory=dict)
     admin_password: str | None = Field(
         None, description="set the admin password at first start (else one is generated and printed)"

@@ -19,6 +19,10 @@ longer intersect mean the clock stepped: the filter starts again from the newest
 every connect unless the interval is already narrower than :data:`FINE_MS`, then every
 ``interval_s`` (3× that once settled), never more often than the controller's ``poll_ms`` hint
 (which keeps a large fleet's requests within its budget: fast polling costs it nothing more).
+Requests given up unanswered (:data:`REPLY_WAIT_S`) double the wait, from :data:`REPLY_WAIT_S` up
+to :data:`MAX_POLL_S`, until a reply comes: a controller (or a link) too busy to answer is not
+asked faster than it answers — a fleet connecting at once otherwise kept sending 1 request per
+unit a second to a starved controller whose late replies were refused.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class PollPlan:
         self._fast_left = 0
         self._width: float | None = None
         self._in_flight: list[float] = []  # when the requests not yet answered went (monotonic s)
+        self._unanswered = 0  # requests given up without a reply since the last reply
 
     def connected(self, now: float) -> None:
         """After a (re)connect or a ``sync_time``: fast polling again."""
@@ -140,7 +145,9 @@ class PollPlan:
 
     def may_ask(self, now: float) -> bool:
         """Fewer than IN_FLIGHT requests unanswered (overdue ones given up): one may go out now."""
-        self._in_flight = [t for t in self._in_flight if now - t < REPLY_WAIT_S]
+        kept = [t for t in self._in_flight if now - t < REPLY_WAIT_S]
+        self._unanswered += len(self._in_flight) - len(kept)
+        self._in_flight = kept
         return len(self._in_flight) < IN_FLIGHT
 
     def asked(self, now: float = 0.0) -> None:
@@ -152,6 +159,7 @@ class PollPlan:
         """A reply came (its sample kept or not): the filter's width now, the controller's hint."""
         if self._in_flight:
             self._in_flight.pop(0)
+        self._unanswered = 0
         if poll_ms is not None:
             self.hint_s = min(MAX_POLL_S, max(0.0, poll_ms / 1000.0))
         if width_ms is not None:
@@ -163,4 +171,6 @@ class PollPlan:
             base = FAST_POLL_S
         else:
             base = self.interval_s * (3 if now - self._since > self.settle_s else 1)
+        if self._unanswered:
+            base = max(base, min(MAX_POLL_S, REPLY_WAIT_S * 2 ** min(self._unanswered - 1, 16)))
         return max(base, self.hint_s)

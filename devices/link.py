@@ -29,8 +29,10 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from devices import protocol as p
-from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
+from devices.mqtt import AsyncMqttClient, Brokers, MqttError, Will
+from devices.probe import BrokerProbe
 from devices.replies import Remover, ReplyHandler, ReplyRouter, SentCommand
+from devices.subscribe import insist
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +106,8 @@ class UnitBus(Protocol):
 class ControllerLink:
     """Owns the controller's MQTT client; other services register handlers and publish through it."""
 
-    def __init__(self, broker: BrokerAddress, *, prefix: str = p.DEFAULT_PREFIX,
-                 client_id: str = "loaphuong-controller") -> None:
+    def __init__(self, broker: Brokers, *, prefix: str = p.DEFAULT_PREFIX,
+                 client_id: str = "loaphuong-controller", refuse_duplicate: bool = False) -> None:
         self.topics = p.Topics(prefix)
         self.client_id = client_id  # names this controller (owner of its relays) among several
         self.session = secrets.token_hex(4)
@@ -122,7 +124,10 @@ class ControllerLink:
             client_id, broker,
             will=Will(self.topics.controller_state(), p.encode(offline)),
             on_message=self._dispatch, on_connect=self._connected,
+            refuse_duplicate=refuse_duplicate,  # a duplicate id: stop connecting (devices/failover.py)
         )
+        self.probe = BrokerProbe(self.topics.controller_probe(client_id),
+                                 lambda t, b: self.client.publish_nowait(t, b, qos=0), lambda: self.connected)
 
     # -------------------------------------------------------------- wiring
 
@@ -142,10 +147,23 @@ class ControllerLink:
 
     def start(self) -> None:
         self.client.start()
+        self.probe.start()
 
     async def stop(self) -> None:
+        await self.probe.stop()
         bye = p.ControllerState(status=p.NodeStatus.SHUTDOWN, session=self.session)
         await self.client.stop(final=(self.topics.controller_state(), p.encode(bye)))
+
+    def broker_silent_s(self) -> float:
+        """Seconds since the broker last passed our own probe back (devices/probe.py): how long
+        this controller has not surely reached its units."""
+        return self.probe.silent_s()
+
+    def drop_outbox(self, why: str) -> int:
+        """Forget every publish not yet acknowledged and end this connection (the next one starts
+        empty): what a controller that gave its broadcasts up queued must not reach the units when
+        its broker comes back. The number of publishes dropped."""
+        return self.client.drop_outbox(why)
 
     @property
     def connected(self) -> bool:
@@ -200,7 +218,10 @@ class ControllerLink:
 
     async def _connected(self) -> None:
         birth = p.ControllerState(status=p.NodeStatus.ONLINE, session=self.session)
-        self.client.subscribe(self.topics.controller_subscriptions(), qos=1)
+        topics = self.topics.controller_subscriptions()
+        insist(self.client, topics, self.client.subscribe(topics, qos=1), "the units' topics")
+        self.probe.on_connected()
+        insist(self.client, [self.probe.topic], self.client.subscribe([self.probe.topic], qos=0), "the probe")
         await self.client.publish(self.topics.controller_state(), p.encode(birth), retain=True)
         logger.info("controller connected to %s (session %s)", self.client.broker, self.session)
         for cb in self._on_connect:
@@ -228,6 +249,9 @@ class ControllerLink:
                        f"; {more} more from {node_id} not logged" if more else "")
 
     def _dispatch(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic == self.probe.topic:
+            self.probe.echoed()
+            return
         parsed = self.topics.parse_node_topic(topic)
         if parsed is None:
             return  # our own controller/state echo, or foreign topics

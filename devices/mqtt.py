@@ -1,14 +1,13 @@
 """An asyncio driver for paho-mqtt 2.x clients (one event loop, many clients, no threads).
 
-paho's ``loop_start`` costs a thread per client and its ``select()`` fails past 1024
-descriptors, so the controller and the simulator drive paho's sockets from the asyncio
-loop instead (``add_reader``/``add_writer`` + ``loop_read``/``loop_write``/``loop_misc``),
-as aiomqtt does. This module also keeps what paho does not:
+paho's ``loop_start`` costs a thread per client and its ``select()`` fails past 1024 descriptors,
+so the controller and the simulator drive paho's sockets from the asyncio loop instead
+(``add_reader``/``add_writer`` + ``loop_read``/``loop_write``/``loop_misc``), as aiomqtt does. Also:
 
-* reconnect with capped exponential backoff and a clear log line per failure;
+* reconnect with jittered, capped exponential backoff and a clear log line per failure, going
+  round a list of brokers (the one rule of :mod:`devices.failover`);
 * publishes awaitable until the broker acknowledges them (QoS 1);
-* every message handler wrapped: one bad payload is logged and counted, never fatal;
-* counters of bytes and messages in and out (used by the benchmarks).
+* every message handler wrapped: one bad payload is logged and counted, never fatal; byte counters.
 
 Only the blocking TCP connect runs in a worker thread; every other call on the paho
 client happens on the loop thread, because paho is not fully thread-safe.
@@ -17,8 +16,8 @@ client happens on the loop thread, because paho is not fully thread-safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import random
 import socket
 import ssl
 import time
@@ -26,58 +25,59 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
-from devices.mqtt_types import BrokerAddress, LinkStats, MqttError, NotConnected, Will
+from devices.failover import DUPLICATE_FLAPS, STABLE_S, Backoff, BrokerRing
+from devices.mqtt_paho import abort_on_close, discard_outbox, paho_client
+from devices.mqtt_types import BrokerAddress, Brokers, LinkStats, MqttError, NotConnected, Will, fail_waiters
 
 logger = logging.getLogger(__name__)
 
-#: A connection that dies sooner than this after CONNACK counts as a flap.
-FLAP_S = 10.0
-#: connections dying young this many times in a row: another client is probably using our id
-DUPLICATE_FLAPS = 3
+FLAP_S = STABLE_S  # a connection that dies sooner than this after CONNACK counts as a flap
+#: how long a broker may take to answer CONNECT before the next address is tried
+CONNACK_S = 10.0
+LOGIN = (4, 5, 134, 135)  # CONNACK codes of a refused login: bad user name or password, not authorized
 
 MessageHandler = Callable[[str, bytes, bool], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
 
-__all__ = ["AsyncMqttClient", "BrokerAddress", "ConnectHandler", "LinkStats", "MessageHandler", "MqttError",
-           "NotConnected", "Will"]
+__all__ = ["DUPLICATE_FLAPS", "AsyncMqttClient", "Backoff", "BrokerAddress", "Brokers", "ConnectHandler",
+           "LinkStats", "MessageHandler", "MqttError", "NotConnected", "Will"]
 
 
 class AsyncMqttClient:
     """One MQTT 3.1.1 connection driven by the running asyncio loop."""
 
-    def __init__(self, client_id: str, broker: BrokerAddress, *, will: Will | None = None,
-                 on_message: MessageHandler | None = None, on_connect: ConnectHandler | None = None,
-                 clean_session: bool = True, min_backoff: float = 0.5, max_backoff: float = 30.0,
-                 log_failures: bool = True) -> None:
+    def __init__(self, client_id: str, broker: Brokers, *,
+                 will: Will | None = None, on_message: MessageHandler | None = None,
+                 on_connect: ConnectHandler | None = None, clean_session: bool = True,
+                 min_backoff: float = 0.5, max_backoff: float = 30.0, log_failures: bool = True,
+                 refuse_duplicate: bool = False) -> None:
         self.client_id = client_id
-        self.broker = broker
+        self.ring = BrokerRing(client_id, broker, Backoff(min_backoff, max_backoff),
+                               refuse_duplicate=refuse_duplicate)  # stop for good on a duplicate id
         self.stats = LinkStats()
         self.connected = asyncio.Event()
         self._on_message = on_message
         self._on_connect = on_connect
-        self._min_backoff = min_backoff
-        self._max_backoff = max_backoff
         self._log_failures = log_failures
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock: Any = None  # socket.socket, or ssl.SSLSocket with TLS
         self._writing = False
         self._flush_after_read = False
         self._connecting = False
-        self._stopping = False
+        self._stopping = self._leaving = False
         self._lost = asyncio.Event()
         self._connack: asyncio.Future[int] | None = None
         self._connack_reason = ""
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._subacks: dict[int, asyncio.Future[list[int]]] = {}
         self._connected_at: float | None = None
-        self.flaps = 0
         self._task: asyncio.Task[None] | None = None
         self._misc_task: asyncio.Task[None] | None = None
         self.last_error = ""
 
-        self._client = _paho_client(client_id, broker, will, clean_session)
+        self._client = paho_client(client_id, self.ring.current, will, clean_session)
         self._wire(self._client)
 
     def _wire(self, c: paho.Client) -> None:
@@ -87,7 +87,7 @@ class AsyncMqttClient:
         c.on_message = self._paho_message
         c.on_publish = self._paho_publish
         c.on_subscribe = self._paho_subscribe
-        c.on_socket_open = self._sock_open
+        c.on_socket_open = None  # the socket is attached after connect() returns, on the loop thread
         c.on_socket_close = self._sock_close
         c.on_socket_register_write = self._sock_want_write
         c.on_socket_unregister_write = self._sock_done_write
@@ -121,10 +121,8 @@ class AsyncMqttClient:
         """Drop the TCP connection without DISCONNECT: the broker publishes the last-will."""
         self._stopping = True
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         await self._cancel_tasks()
         self._detach()
         self.connected.clear()
@@ -134,16 +132,23 @@ class AsyncMqttClient:
         for t in tasks:
             t.cancel()
         for t in tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                 await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
         self._task = self._misc_task = None
-        self._fail_waiters(NotConnected("client stopped"))
+        fail_waiters(NotConnected("client stopped"), self._pending, self._subacks)
+
+    @property
+    def broker(self) -> BrokerAddress:
+        """The broker this client is on (or tries next)."""
+        return self.ring.current
+
+    @property
+    def flaps(self) -> int:
+        """Connections in a row that died young (:data:`FLAP_S`)."""
+        return self.ring.flaps
 
     async def _run(self) -> None:
         assert self._loop is not None
-        delay = self._min_backoff
         while not self._stopping:
             self._lost.clear()
             try:
@@ -151,16 +156,14 @@ class AsyncMqttClient:
             except (OSError, MqttError, TimeoutError) as exc:
                 self.stats.connect_failures += 1
                 self.last_error = str(exc) or type(exc).__name__
+                failed = self.broker
+                delay = self.ring.failed()
                 if self._log_failures:
-                    logger.warning(
-                        "%s: MQTT broker %s unavailable (%s); retrying in %.1f s",
-                        self.client_id, self.broker, self.last_error, delay,
-                    )
+                    logger.warning("%s: MQTT connect to %s failed (%s); trying %s in %.1f s", self.client_id,
+                                   failed, self.last_error, self.broker, delay)
                 self._detach()
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self._max_backoff)
+                await asyncio.sleep(delay)
                 continue
-            delay = self._min_backoff
             self.stats.connects += 1
             self.last_error = ""
             self.connected.set()
@@ -175,42 +178,39 @@ class AsyncMqttClient:
             await self._lost.wait()
             self.connected.clear()
             self._detach()
-            self._fail_waiters(NotConnected("connection lost"))
+            fail_waiters(NotConnected("connection lost"), self._pending, self._subacks)
             if self._stopping:
                 break
-            await asyncio.sleep(self._after_loss_delay())
+            delay = self._after_loss_delay()
+            if self.ring.refused:
+                self.last_error = "refused: another client uses this client id"
+                break
+            await asyncio.sleep(delay)
 
     def _after_loss_delay(self) -> float:
-        """Wait after a lost connection: short and jittered (a broker restart must not meet a
-        thundering herd), doubling up to the maximum while connections keep dying young — the
-        sign of another client using our id, which must back off rather than flap."""
+        """Wait after a lost connection: short and jittered, doubling while connections die young."""
         lived = time.monotonic() - (self._connected_at or time.monotonic())
-        self.flaps = self.flaps + 1 if lived < FLAP_S else 0
-        if self.flaps == DUPLICATE_FLAPS:
+        lost_on, ours, self._leaving = self.broker, self._leaving, False
+        delay = self.ring.lost(lived, ours=ours)
+        if self.ring.flaps == DUPLICATE_FLAPS:
             logger.error("%s: %s closed %d connections in a row right after they opened: another client is "
-                         "probably using this client id; give each controller its own", self.client_id,
-                         self.broker, self.flaps)
-        delay = min(self._max_backoff, self._min_backoff * 2 ** self.flaps) * random.uniform(0.8, 1.2)
+                         "probably using this client id; %s", self.client_id, lost_on, self.ring.flaps,
+                         "this client STOPS connecting with it: give each controller its own id "
+                         "(LOAPHUONG_MQTT__CLIENT_ID, or leave it unset) and restart" if self.ring.refused
+                         else "give each controller its own")
         if self._log_failures:
-            logger.warning("%s: connection to %s lost after %.1f s; reconnecting in %.1f s",
-                           self.client_id, self.broker, lived, delay)
+            logger.warning("%s: connection to %s lost after %.1f s; trying %s in %.1f s",
+                           self.client_id, lost_on, lived, self.broker, delay)
         return delay
-
-    def _fail_waiters(self, exc: MqttError) -> None:
-        for futs in (self._pending, self._subacks):
-            for fut in futs.values():
-                if not fut.done():
-                    fut.set_exception(exc)
-                    fut.exception()  # retrieved: nobody may be awaiting it any more
-            futs.clear()
 
     async def _connect_once(self) -> None:
         assert self._loop is not None
+        b = self.broker
+        if b.username is not None:
+            self._client.username_pw_set(b.username, b.password)
         self._connecting = True
         try:
-            await self._loop.run_in_executor(
-                None, self._client.connect, self.broker.host, self.broker.port, self.broker.keepalive
-            )
+            await self._loop.run_in_executor(None, self._client.connect, b.host, b.port, b.keepalive)
         finally:
             self._connecting = False
         sock = self._client.socket()
@@ -219,11 +219,12 @@ class AsyncMqttClient:
         self._attach(sock)
         self._connack = self._loop.create_future()
         try:
-            rc = await asyncio.wait_for(self._connack, 10)
+            rc = await asyncio.wait_for(self._connack, CONNACK_S)
         except TimeoutError:
-            raise MqttError("no CONNACK within 10 s") from None
+            raise MqttError(f"no CONNACK within {CONNACK_S:.0f} s") from None
         if rc != 0:
-            raise MqttError(f"broker refused the connection: {self._connack_reason} (code {rc})")
+            login = "; check this client's username and password, and the broker's ACL" if rc in LOGIN else ""
+            raise MqttError(f"broker refused the connection: {self._connack_reason} (code {rc}){login}")
 
     async def _misc(self) -> None:
         while True:
@@ -264,8 +265,7 @@ class AsyncMqttClient:
         self._client.loop_write()
 
     def flush_soon(self) -> None:
-        """Write what is queued to the socket as soon as the packet being handled is done (not at
-        the loop's next turn); paho cannot write from inside its own message callback."""
+        """Write what is queued once the packet being handled is done (not from paho's callback)."""
         self._flush_after_read = True
 
     def _flush(self) -> None:
@@ -274,9 +274,6 @@ class AsyncMqttClient:
                 if not self._client.want_write():
                     break
                 self._client.loop_write()
-
-    def _sock_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        pass  # attached after connect() returns, on the loop thread
 
     def _sock_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         if self._connecting:
@@ -329,6 +326,11 @@ class AsyncMqttClient:
     def is_connected(self) -> bool:
         return self.connected.is_set()
 
+    @property
+    def outbox(self) -> int:
+        """Publishes handed to paho not yet acknowledged (QoS 1 in flight or queued behind them)."""
+        return len(getattr(self._client, "_out_messages", ()))
+
     def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> int:
         """Queue a publish; returns its message id. Raises NotConnected when offline."""
         if not self.connected.is_set():
@@ -377,18 +379,22 @@ class AsyncMqttClient:
         if topics and self.connected.is_set():
             self._client.unsubscribe(topics)
 
+    def drop_outbox(self, why: str) -> int:
+        """Forget what paho holds to publish and reset the connection (nothing of it sent later)."""
+        n = discard_outbox(self._client)
+        abort_on_close(self._sock)
+        fail_waiters(NotConnected(why), self._pending)
+        self.reconnect(why)
+        return n
 
-def _paho_client(client_id: str, broker: BrokerAddress, will: Will | None,
-                 clean_session: bool) -> paho.Client:
-    """A paho MQTT 3.1.1 client for ``broker``: credentials, TLS, last-will, flow limits."""
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
-                    protocol=paho.MQTTv311)
-    if broker.username is not None:
-        c.username_pw_set(broker.username, broker.password)
-    if broker.tls:
-        c.tls_set_context(ssl.create_default_context(cafile=broker.ca_file))
-    if will is not None:
-        c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-    c.max_inflight_messages_set(64)
-    c.max_queued_messages_set(0)
-    return c
+    def reconnect(self, why: str) -> None:
+        """End this connection cleanly (DISCONNECT: no last-will) and go on as after a lost one:
+        the backoff wait, then the next broker of the ring (a broker node that refuses what a
+        client needs, e.g. a subscription, is left for another)."""
+        if self.connected.is_set() and self._sock is not None:
+            logger.warning("%s: leaving %s: %s", self.client_id, self.broker, why)
+            self.last_error, self._leaving = why, True
+            self._client.disconnect()
+            self._flush()
+            self._lost.set()
+

@@ -6,8 +6,10 @@ settings, tests and tools can name a broker without the paho machinery.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 
 class MqttError(Exception):
@@ -50,3 +52,21 @@ class BrokerAddress:
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+#: One broker, or the list of a cluster's brokers a client goes round (devices/failover.py).
+Brokers: TypeAlias = BrokerAddress | Sequence[BrokerAddress]
+
+
+def broker_list(brokers: Brokers) -> list[BrokerAddress]:
+    return [brokers] if isinstance(brokers, BrokerAddress) else list(brokers)
+
+
+def fail_waiters(exc: MqttError, *waiting: dict[int, asyncio.Future[Any]]) -> None:
+    """End every pending operation (publishes awaiting PUBACK, subscriptions awaiting SUBACK) with ``exc``."""
+    for futs in waiting:
+        for fut in futs.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: nobody may be awaiting it any more
+        futs.clear()

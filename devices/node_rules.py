@@ -44,9 +44,10 @@ MAX_GROUPS = 64
 PRIORITY_RANK = {Priority.EMERGENCY: 0, Priority.PRIORITY: 1, Priority.NORMAL: 2}
 #: Ack states after which a broadcast is finished on that node (never played again).
 FINAL_STATES = frozenset({AckState.PLAYED, AckState.FAILED})
-#: §3: the one final state after which a ``play`` may start a broadcast again: what an emergency
-#: pre-empted (the controller's restart / resume policy), from the unit's kept verified file.
-RESUMABLE = (AckState.FAILED, "preempted")
+#: §3: the final states after which a ``play`` may start a broadcast again, from the unit's kept
+#: verified file: what an emergency pre-empted (the controller's restart / resume policy), and what
+#: came too late to join its zone in step (the controller's catch-up, from the start).
+RESUMABLE = frozenset({(AckState.FAILED, "preempted"), (AckState.FAILED, "too_late")})
 
 #: §2: commands never dropped for expiry: ``sync_time`` is how a wrong clock gets right (it
 #: starts a sync burst and reports the offset; answering a late one harms nothing), so judging it
@@ -160,12 +161,13 @@ def play_already(bc: str, *, playing: bool, finished: FinishedLog,
     played, stopped, cancelled, expired, ...), never starts again, whatever the command id: the
     unit answers ``ok`` with :func:`already_answer` and re-sends this state as its ack, so a
     controller that lost track (a restart, a lost ack) learns the truth. The exception is
-    :data:`RESUMABLE` (pre-empted), unless the unit cannot play it again (``resumable=False``).
+    :data:`RESUMABLE` (pre-empted, too late), unless the unit cannot play it again
+    (``resumable=False``: it keeps no file).
     """
     if playing:
         return AckState.PLAYING, ""
     final = finished.get(bc)
-    if final is None or (resumable and final == RESUMABLE):
+    if final is None or (resumable and final in RESUMABLE):
         return None
     return final
 

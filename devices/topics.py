@@ -67,6 +67,10 @@ class Topics:
     def controller_state(self) -> str:
         return f"{self.prefix}/controller/state"
 
+    def controller_probe(self, client_id: str) -> str:
+        """A controller's own round trip through the broker (devices/probe.py); no unit reads it."""
+        return f"{self.prefix}/controller/probe/{client_id}"
+
     def config(self, node_id: str) -> str:
         return self.node(node_id, "config")
 

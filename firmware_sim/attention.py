@@ -28,6 +28,7 @@ from devices.protocol import (
     tone_bytes,
     tone_check,
 )
+from firmware_sim.flash import Flash
 from firmware_sim.io import NodeIO
 from firmware_sim.player import Player
 
@@ -37,8 +38,10 @@ logger = logging.getLogger(__name__)
 class Attention:
     """The unit's local attention tone (see the module docstring)."""
 
-    def __init__(self, io: NodeIO, player: Player, config: Callable[[], NodeConfig | None]) -> None:
+    def __init__(self, io: NodeIO, player: Player, config: Callable[[], NodeConfig | None],
+                 flash: Flash | None = None) -> None:
         self._io = io
+        self._flash = flash  # the unit agent's tone lives on its disk (firmware_sim/flash.py)
         self._player = player
         self._config = config
         self.tone: AttentionTone | None = None
@@ -49,12 +52,28 @@ class Attention:
         """The config's tone (None: the config names none): kept as it came (a new tone replaces it)."""
         if tone == self.tone:
             return
-        data = tone_bytes(tone) if tone is not None else None
+        data = self._stored(tone) if tone is not None else None
         if data and self._io.faults.tone_corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         self.tone, self.kept = tone, data
         if tone is not None and tone_check(tone, data) == TONE_MISMATCH:
             logger.warning("%s: attention tone %s... fails its checksum", self._io.node_id, tone.sha256[:12])
+
+    def _stored(self, tone: AttentionTone) -> bytes:
+        """The tone from flash if its copy there is good, else from the config (stored again)."""
+        if self._flash is None:
+            return tone_bytes(tone)
+        name = f"tone-{tone.sha256}.{tone.codec}"
+        kept = self._flash.get(name)
+        if tone_check(tone, kept) == TONE_SOUNDED and kept is not None:
+            return kept
+        if kept is not None:
+            logger.warning("%s: the stored attention tone is corrupted: fetched again from the config",
+                           self._io.node_id)
+        data = tone_bytes(tone)
+        if not self._flash.put(name, data):
+            logger.warning("%s: cannot store the attention tone (flash full or failing)", self._io.node_id)
+        return data
 
     def alert(self, m: Manifest) -> str:
         """An incoming manifest: sound the tone if it is an emergency's (once); what it did, or ''."""
@@ -70,6 +89,8 @@ class Attention:
             self.sounded.popitem(last=False)
         if result == TONE_SOUNDED and self.tone is not None:
             self._player.sound_tone(m, self.tone.duration_ms)
+            if self.kept is not None:
+                self._player.tone_audio(self.kept, self.tone.codec)
         else:
             logger.warning("%s: emergency %s without its attention tone (%s)", io.node_id, m.bc, result)
         return result

@@ -38,6 +38,7 @@ from devices.protocol import (
     parse_chunk,
 )
 from firmware_sim.attention import Attention
+from firmware_sim.flash import Flash, VerifiedInFlash
 from firmware_sim.io import NodeIO, Timer
 from firmware_sim.player import Player
 
@@ -92,11 +93,12 @@ class Downloads:
     """The broadcasts one node is downloading now, keyed by broadcast id."""
 
     def __init__(self, io: NodeIO, player: Player, *, repair_idle_s: float, blobs: BlobCache | None,
-                 keep_audio: bool, config: Callable[[], NodeConfig | None] = lambda: None) -> None:
+                 keep_audio: bool, config: Callable[[], NodeConfig | None] = lambda: None,
+                 flash: Flash | None = None) -> None:
         self._io = io
         self._player = player
         #: an emergency's manifest sounds the local attention tone of the unit's config, at once
-        self.attention = Attention(io, player, config)
+        self.attention = Attention(io, player, config, flash)
         self.repair_idle_s = repair_idle_s
         self.blobs = blobs
         self.keep_audio = keep_audio
@@ -105,6 +107,10 @@ class Downloads:
         self._active: dict[str, _Download] = {}
         #: the last verified files, kept for a ``play`` command that replays (restart / resume)
         self._verified: OrderedDict[str, tuple[Manifest, bytes]] = OrderedDict()
+        #: the unit agent keeps them on its disk (the simulator's survive its reboots in RAM)
+        self._kept = VerifiedInFlash(flash) if flash is not None else None
+        for m, audio in self._kept.load() if self._kept is not None else []:
+            self._verified[m.bc] = (m, audio)
 
     # ------------------------------------------------------------------ queries
 
@@ -296,8 +302,11 @@ class Downloads:
             while len(self.audio) > FINISHED_KEEP:
                 del self.audio[next(iter(self.audio))]
         self._verified[bc] = (d.manifest, audio)
+        dropped = []
         while len(self._verified) > KEEP_VERIFIED:
-            self._verified.popitem(last=False)
+            dropped.append(self._verified.popitem(last=False)[0])
+        if self._kept is not None:
+            self._kept.store(d.manifest, audio, list(self._verified), dropped)
         io.ack(bc, AckState.VERIFIED)
         self._player.enqueue(d.manifest, audio)
 

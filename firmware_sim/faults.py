@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
-from devices.mqtt import BrokerAddress
+from devices.failover import UNIT_BACKOFF, Backoff
+from devices.mqtt_types import BrokerAddress, Brokers, Will, broker_list
 from devices.protocol import valid_id
 
 #: Chunk index sets are capped so a typo cannot make a node hold millions of ints.
@@ -68,6 +69,12 @@ class Faults:
     lose_commands: dict[str, int] = field(default_factory=dict)
     #: The kept attention tone has one byte flipped (a bad flash copy): it fails its checksum.
     tone_corrupt: bool = False
+    #: Broken firmware that tries again at once after a refused or lost connection (a tight
+    #: reconnect loop; §1 asks for its backoff).
+    reconnect_at_once: bool = False
+    #: The last-will: '' = §1's (retained `offline` on the state topic), 'none' = no will at all,
+    #: 'not_retained' = that will without the retain flag.
+    bad_will: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drop_rate <= 1.0:
@@ -89,6 +96,8 @@ class Faults:
             raise ValueError("lose_commands: command names, each losing 0..100 copies")
         if not 0 <= self.storage_kb <= 1024 * 1024:
             raise ValueError("storage_kb must be within 0..1 GiB")
+        if self.bad_will not in ("", "none", "not_retained"):
+            raise ValueError("bad_will must be '', 'none' or 'not_retained'")
         for name in ("drop_chunks", "corrupt_chunks"):
             values = getattr(self, name)
             if len(values) > MAX_FAULT_INDEXES or any(not 0 <= i <= 65534 for i in values):
@@ -98,17 +107,27 @@ class Faults:
         """The node's deterministic random source."""
         return random.Random(f"{self.seed}:{node_id}")
 
+    def backoff(self) -> Backoff:
+        """The reconnect waits: §1's, or ~10 ms for a tight-loop firmware."""
+        return Backoff(0.01, 0.01) if self.reconnect_at_once else UNIT_BACKOFF
 
-def identity(node_id: str, broker: BrokerAddress, faults: Faults) -> tuple[str, BrokerAddress]:
-    """The id a node claims and the broker login it uses (username = its real id; a
-    ``Faults.claim_id`` liar logs in as itself and claims another id)."""
+    def last_will(self, will: Will) -> Will | None:
+        """The will the node sets: ``will`` (§1's), or broken as :attr:`bad_will` says."""
+        if self.bad_will == "none":
+            return None
+        return replace(will, retain=False) if self.bad_will == "not_retained" else will
+
+
+def identity(node_id: str, brokers: Brokers, faults: Faults) -> tuple[str, list[BrokerAddress]]:
+    """The id a node claims and the broker login it uses on each of its brokers (username = its
+    real id; a ``Faults.claim_id`` liar logs in as itself and claims another id)."""
     if not valid_id(node_id):
         raise ValueError(f"invalid node id {node_id!r}")
-    if broker.username is None and broker.password is not None:
-        broker = replace(broker, username=node_id)  # username = node id by convention
-    if faults.claim_id:
-        if not valid_id(faults.claim_id):
-            raise ValueError(f"invalid claim_id {faults.claim_id!r}")
-        broker = replace(broker, username=broker.username or node_id)
-        node_id = faults.claim_id
-    return node_id, broker
+    if faults.claim_id and not valid_id(faults.claim_id):
+        raise ValueError(f"invalid claim_id {faults.claim_id!r}")
+    out = []
+    for broker in broker_list(brokers):
+        if broker.username is None and (broker.password is not None or faults.claim_id):
+            broker = replace(broker, username=node_id)  # username = node id by convention
+        out.append(broker)
+    return faults.claim_id or node_id, out

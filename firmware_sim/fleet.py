@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from devices.mqtt import BrokerAddress
+from devices.failover import add_broker_option, brokers_from
+from devices.mqtt_types import BrokerAddress, Brokers, broker_list
 from devices.protocol import DEFAULT_PREFIX, valid_id
 from firmware_sim.faultmix import KINDS, fault_mix
 from firmware_sim.faults import Faults
@@ -54,7 +55,7 @@ class Fleet:
     def __init__(
         self,
         nodes: list[NodeSpec],
-        broker: BrokerAddress,
+        broker: Brokers,
         prefix: str = DEFAULT_PREFIX,
         *,
         heartbeat_s: float = 15.0,
@@ -69,7 +70,7 @@ class Fleet:
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
-        self.broker = broker
+        self.brokers = brokers = broker_list(broker)  # each node starts on its own place of the ring
         self.prefix = prefix
         self.batch = batch
         self.blobs = BlobCache()
@@ -79,9 +80,9 @@ class Fleet:
         for spec in nodes:
             if spec.node_id in self.nodes:
                 raise ValueError(f"duplicate node id {spec.node_id!r}")
-            address = broker
+            address = brokers
             if spec.password is not None:
-                address = replace(broker, username=spec.node_id, password=spec.password)
+                address = [replace(b, username=spec.node_id, password=spec.password) for b in brokers]
             self.nodes[spec.node_id] = SimNode(
                 spec.node_id, address, prefix=prefix, heartbeat_s=heartbeat_s,
                 telemetry_s=telemetry_s, fw=fw, faults=spec.faults, play_dir=play_dir,
@@ -112,7 +113,8 @@ class Fleet:
                                    node.node_id, wait_s, type(res).__name__)
                 else:
                     ready += 1
-        logger.info("fleet: %d/%d nodes ready on %s in %.1f s", ready, len(nodes), self.broker,
+        logger.info("fleet: %d/%d nodes ready on %s in %.1f s", ready, len(nodes),
+                    ",".join(map(str, self.brokers)),
                     time.monotonic() - t0)
         return ready
 
@@ -175,7 +177,7 @@ def fleet_specs(count: int, *, id_prefix: str = "sim", zones: int = 1,
 
 async def run_fleet(
     count: int,
-    broker: BrokerAddress,
+    broker: Brokers,
     *,
     prefix: str = DEFAULT_PREFIX,
     id_prefix: str = "sim",
@@ -269,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
                "  loaphuong sim --count 10 --flap 0.3 --flap-every 20 --flap-mode network --seed 7")
     ap.add_argument("--host", default="127.0.0.1", help="broker host (%(default)s)")
     ap.add_argument("--port", type=int, default=1883, help="broker port (%(default)s)")
+    add_broker_option(ap)
     ap.add_argument("--count", type=int, default=10, help="number of units (%(default)s)")
     ap.add_argument("--zones", type=int, default=1,
                     help="initial groups zone1..zoneN (plus 'all'; %(default)s)")
@@ -320,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         flap = FlapPlan(args.flap, args.flap_every, args.flap_mode, args.flap_down, args.seed,
                         args.flap_times) if args.flap > 0 else None
         asyncio.run(run_fleet(
-            args.count, BrokerAddress(host=args.host, port=args.port), prefix=args.prefix,
+            args.count, brokers_from(args.brokers, BrokerAddress(host=args.host, port=args.port)),
+            prefix=args.prefix,
             id_prefix=args.id_prefix, zones=args.zones,
             password_for=(lambda _id: password) if password else None,
             duration_s=args.duration, play_dir=args.play_dir, heartbeat_s=args.heartbeat,

@@ -30,6 +30,7 @@ from devices.protocol import (
     parse_live_frame,
 )
 from firmware_sim.commands import BadArgs, CommandDesk, CommandRejected
+from firmware_sim.hardware import AudioOutput, Sink
 from firmware_sim.io import NodeIO
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,10 @@ class _Session:
 class LiveReceiver:
     """One node's live session: commands, jitter buffer and playout (see the module docstring)."""
 
-    def __init__(self, io: NodeIO, amplifier: Amplifier) -> None:
+    def __init__(self, io: NodeIO, amplifier: Amplifier, output: AudioOutput | None = None) -> None:
         self._io = io
         self._amp = amplifier
+        self._out = output  # a real unit's sound card (firmware_sim/hardware.py); None: frames are kept only
         self.session: _Session | None = None
         self.output: list[tuple[float, int, bytes]] = []
         self.ended: dict[str, str] = {}
@@ -165,6 +167,7 @@ class LiveReceiver:
         a = s.args
         frame_s, jitter_s, idle_s = a.frame_ms / 1000, a.jitter_ms / 1000, a.idle_timeout_ms / 1000
         silence = bytes(a.sample_rate * a.frame_ms // 1000 * 2)
+        sink: Sink | None = None
         try:
             while not s.buffer:  # wait for the first frame
                 if time.monotonic() - s.last_frame_at > idle_s:
@@ -172,6 +175,7 @@ class LiveReceiver:
                     return
                 await asyncio.sleep(0.005)
             await asyncio.sleep(jitter_s)
+            sink = self._out.pcm_sink(a.sample_rate, a.session) if self._out is not None else None
             s.next_seq = min(s.buffer)
             tick = time.monotonic()
             keep = max(1, a.jitter_ms // a.frame_ms)
@@ -196,6 +200,8 @@ class LiveReceiver:
                     self.stats.underruns += 1
                     pcm, seq = silence, -1
                 self.stats.played += 1
+                if sink is not None:
+                    sink.write(pcm)
                 self.output.append((now, seq, pcm))
                 if len(self.output) > OUTPUT_KEEP:
                     del self.output[: len(self.output) - OUTPUT_KEEP]
@@ -206,3 +212,6 @@ class LiveReceiver:
                 await asyncio.sleep(max(0.0, tick - time.monotonic()))
         except asyncio.CancelledError:
             pass
+        finally:
+            if sink is not None:
+                sink.close()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from devices.mqtt import AsyncMqttClient
 from devices.protocol import NodeConfig, PayloadError, config_groups, decode, valid_id
+from devices.subscribe import insist
 from firmware_sim.io import NodeIO
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ class Membership:
         """Subscribe the node's topics and its groups; returns the SUBACK futures."""
         self._link = link
         io = self._io
-        waits = [link.subscribe(io.topics.node_subscriptions(io.node_id))]
+        own = io.topics.node_subscriptions(io.node_id)
+        waits = [link.subscribe(own)]
+        insist(link, own, waits[0], "its own topics")
         self.requested.clear()
         self.subscribed.clear()
         groups = self.config.groups if self.config is not None else self.initial_groups
@@ -68,22 +71,19 @@ class Membership:
             self.requested -= removed
             self.subscribed -= removed
         for g in added:
-            fut = link.subscribe(topics.group_subscriptions(g))
+            wanted_topics = topics.group_subscriptions(g)
+            fut = link.subscribe(wanted_topics)
             self.requested.add(g)
-            if fut is not None:
-                fut.add_done_callback(functools.partial(self._group_acked, g))
+            insist(link, wanted_topics, fut, f"group {g}", on_granted=functools.partial(self._granted, g))
             futs.append(fut)
         if added or removed:
             logger.debug("%s: groups +%s -%s", self._io.node_id, added, sorted(removed))
         return futs
 
-    def _group_acked(self, group: str, fut: asyncio.Future[list[int]]) -> None:
-        if fut.cancelled() or fut.exception() is not None or group not in self.requested:
-            return
-        if all(code < 0x80 for code in fut.result()):
+    def _granted(self, group: str) -> None:
+        """Every topic of ``group`` granted (refusals are retried: devices/unit_link.py insist)."""
+        if group in self.requested:
             self.subscribed.add(group)
-        else:
-            logger.warning("%s: broker refused the subscription to group %s", self._io.node_id, group)
 
     def on_config(self, topic: str, payload: bytes) -> None:
         io = self._io

@@ -24,10 +24,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
+from devices.mqtt import AsyncMqttClient, Brokers, MqttError, Will
 from devices.protocol import (
     AckState,
     ControllerState,
@@ -39,12 +38,15 @@ from devices.protocol import (
     Topics,
     decode,
     encode,
-    valid_id,
 )
+from devices.unit_link import unit_client
 from firmware_sim.clock import ClockSync
 from firmware_sim.commands import CommandDesk
 from firmware_sim.download import BlobCache, Downloads
 from firmware_sim.faults import Faults, identity
+from firmware_sim.flash import FinishedInFlash
+from firmware_sim.hardware import Hardware
+from firmware_sim.inbox import Inbox
 from firmware_sim.io import NodeStats
 from firmware_sim.live_audio import LiveReceiver
 from firmware_sim.membership import Membership, SubAck
@@ -64,36 +66,41 @@ class SimNode:
     """One simulated loudspeaker unit (see the module docstring)."""
 
     def __init__(
-        self, node_id: str, broker: BrokerAddress, *, prefix: str = "lp", heartbeat_s: float = 15.0,
+        self, node_id: str, broker: Brokers, *, prefix: str = "lp", heartbeat_s: float = 15.0,
         telemetry_s: float = 60.0, fw: str = "sim-1.0", faults: Faults | None = None,
         play_dir: Path | None = None, session: str | None = None, groups: list[str] | None = None,
         time_scale: float | None = None, repair_idle_s: float = 2.0, own_ticker: bool = True,
         keep_audio: bool = True, blobs: BlobCache | None = None, log_link_failures: bool = True,
-        play_log: PlayLog | None = None,
+        play_log: PlayLog | None = None, hardware: Hardware | None = None,
     ) -> None:
         if heartbeat_s <= 0 or telemetry_s <= 0 or repair_idle_s <= 0:
             raise ValueError("heartbeat_s, telemetry_s and repair_idle_s must be positive")
         self.faults = f = faults if faults is not None else Faults()
-        node_id, broker = identity(node_id, broker, f)
-        self.node_id, self.broker = node_id, broker
+        self.node_id, self.brokers = identity(node_id, broker, f)  # §1 "Several brokers": a ring
+        node_id = self.node_id
         self.topics, self.fw, self.session = Topics(prefix), fw, session or secrets.token_hex(4)
         self.time_scale = time_scale if time_scale is not None else f.time_scale
         self.own_ticker, self.log_link_failures = own_ticker, log_link_failures
         self.controller_status = "unknown"
         rng = f.rng_for(node_id)
-        self._rt = io = NodeRuntime(node_id, self.topics, f, rng)
+        self._rt = io = NodeRuntime(node_id, self.topics, f, rng,
+                                    FinishedInFlash(hardware.flash) if hardware else None)
         self.player = Player(
             node_id, clock=io.clock.now_ms, controller_clock=io.controller_ms, on_ack=io.ack,
             on_change=io.changed, time_scale=self.time_scale, power=f.power_on,
             decode_error=f.decode_error, play_dir=play_dir, play_log=play_log,
+            output=hardware.output if hardware else None, amp=hardware.amp if hardware else None,
         )
+        self.hw = hardware.hw if hardware else "sim"
         self.downloads = Downloads(io, self.player, repair_idle_s=repair_idle_s, blobs=blobs,
-                                   keep_audio=keep_audio, config=lambda: self.membership.config)
-        self.live = LiveReceiver(io, self.player)
-        self.relay = RelayFetcher(node_id, io.changed)
+                                   keep_audio=keep_audio, config=lambda: self.membership.config,
+                                   flash=hardware.flash if hardware else None)
+        self.live = LiveReceiver(io, self.player, hardware.output if hardware else None)
+        self.relay = RelayFetcher(node_id, io.changed, hardware.output if hardware else None)
         self.reporter = Reporter(io, rng, fw=fw, heartbeat_s=heartbeat_s, telemetry_s=telemetry_s,
                                  player=self.player, live=self.live, relay=self.relay,
-                                 storage_used=self.downloads.used_bytes, sync=io.sync)
+                                 storage_used=self.downloads.used_bytes, sync=io.sync,
+                                 board=hardware.board if hardware else None)
         io.on_change = lambda: self.reporter.telemetry(time.monotonic())
         self.membership = Membership(io, initial_groups=groups or [], on_volume=self.player.set_volume)
         self.commands = desk = CommandDesk(io)
@@ -106,12 +113,12 @@ class SimNode:
         self._ready = asyncio.Event()
         self._boots = 0
         self._ticker_task: asyncio.Task[None] | None = None
-        self._exact_topics: dict[str, Callable[[str, bytes], None]] = {
+        self._inbox = Inbox(node_id, self.topics, io.stats, {
             self.topics.config(node_id): self.membership.on_config,
             self.topics.cmd(node_id): desk.on_command,
             self.topics.controller_state(): self._on_controller_state,
             self.topics.clock(node_id): self._on_clock,
-        }
+        }, self)
         self._last_in = 0.0  # delivery time of the last delayed incoming message (keeps order)
 
     # ------------------------------------------------------------------ what a test reads
@@ -171,6 +178,12 @@ class SimNode:
         return self._rt.connected
 
     @property
+    def link_error(self) -> str:
+        """Why the last connection attempt failed ('' once connected), e.g. the broker's refusal."""
+        link = self._rt.link
+        return link.last_error if link is not None else ""
+
+    @property
     def running(self) -> bool:
         return self._rt.link is not None
 
@@ -193,16 +206,15 @@ class SimNode:
             return
         if self._boots:
             self.session = secrets.token_hex(4)  # a new session at every boot
-            self.downloads.restore()  # verified files kept in flash wait for their play again
+        self.downloads.restore()  # verified files kept in flash wait for their play again
         self._boots += 1
         self.reporter.boot()
         self._ready = asyncio.Event()
-        will = Will(self.topics.state(self.node_id), self._state_payload(NodeStatus.OFFLINE))
-        link = AsyncMqttClient(  # §1: reconnect backoff 1 s .. 60 s
-            self.node_id, self.broker, will=will, on_message=self._on_message,
-            on_connect=self._on_connect, log_failures=self.log_link_failures,
-            min_backoff=1.0, max_backoff=60.0,
-        )
+        will = self.faults.last_will(Will(self.topics.state(self.node_id),
+                                          self._state_payload(NodeStatus.OFFLINE)))
+        link = unit_client(self.node_id, self.brokers, will=will, on_message=self._on_message,
+                           on_connect=self._on_connect, log_failures=self.log_link_failures,
+                           backoff=self.faults.backoff())
         self._rt.boot(link)
         link.start()
         if self.own_ticker:
@@ -306,7 +318,7 @@ class SimNode:
     def _state_payload(self, status: NodeStatus, reason: str = "") -> bytes:
         return encode(NodeState(
             ts=self.clock_ms(), node_id=self.node_id, status=status, session=self.session,
-            fw=self.fw, hw="sim", reason=reason,
+            fw=self.fw, hw=self.hw, reason=reason,
         ))
 
     # ------------------------------------------------------------------ incoming
@@ -324,43 +336,28 @@ class SimNode:
             return
         if self.faults.net_delay_ms or self.faults.jitter_ms:
             self._last_in = self._rt.net_delay(self._last_in)
-            self._rt.later(self._last_in - time.monotonic(), self._handle, topic, payload)
+            self._rt.at(self._last_in, self._handle, topic, payload)
             return
         self._handle(topic, payload)
 
     def _handle(self, topic: str, payload: bytes) -> None:
-        try:
-            self._dispatch(topic, payload)
-        except Exception:  # one bad message must never take the node down
-            self.stats.handler_errors += 1
-            logger.exception("%s: failed to handle a message on %s", self.node_id, topic)
+        self._inbox.handle(topic, payload)
 
-    def _dispatch(self, topic: str, payload: bytes) -> None:
-        handler = self._exact_topics.get(topic)
-        if handler is not None:
-            handler(topic, payload)
-            return
-        head = self.topics.prefix + "/"
-        parts = topic[len(head):].split("/") if topic.startswith(head) else []
-        in_group = len(parts) > 1 and parts[0] == "group" and self.membership.in_group(parts[1])
-        if len(parts) == 3 and parts[0] == "group" and parts[2] == "cmd":
-            if in_group:
-                self.commands.on_command(topic, payload)
-            return
-        mine = len(parts) == 5 and (parts[0], parts[1]) in (("node", self.node_id), ("group", parts[1]))
-        if mine and parts[2] == "bcast" and valid_id(parts[3]):
-            bc, kind = parts[3], parts[4]
-            if kind == "manifest":
-                self.downloads.on_manifest(topic, bc, payload)
-                return
-            if kind == "data":
-                self.downloads.on_chunk(bc, payload)
-                return
-            if kind == "live" and (parts[0] == "node" or in_group):
-                self.live.on_frame(bc, payload)
-                return
-        self.stats.unknown_topics += 1
-        logger.debug("%s: message on unexpected topic %s", self.node_id, topic)
+    # the inbox's parts (firmware_sim/inbox.py)
+    def on_group_command(self, topic: str, payload: bytes) -> None:
+        self.commands.on_command(topic, payload)
+
+    def in_group(self, group: str) -> bool:
+        return self.membership.in_group(group)
+
+    def on_manifest(self, topic: str, bc: str, payload: bytes) -> None:
+        self.downloads.on_manifest(topic, bc, payload)
+
+    def on_chunk(self, bc: str, payload: bytes) -> None:
+        self.downloads.on_chunk(bc, payload)
+
+    def on_live(self, session: str, payload: bytes) -> None:
+        self.live.on_frame(session, payload)
 
     def _on_clock(self, topic: str, payload: bytes) -> None:
         if not self._rt.sync.on_reply(payload):

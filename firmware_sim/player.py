@@ -6,7 +6,11 @@ arrival order. An emergency stops a non-emergency broadcast that is playing (rep
 ``failed``/``preempted``) and powers the amplifier on; other classes fail with
 ``power_off`` while the amplifier is off. Nothing starts after its ``expires_at``.
 
-"Playing" is a sleep of ``duration_ms * repeat * time_scale``; when a ``play_dir`` is
+Where the sound goes is the :class:`~firmware_sim.hardware.AudioOutput` port: the simulator's
+"playing" is a sleep of ``duration_ms * repeat * time_scale`` (:class:`~firmware_sim.hardware.SleepOutput`),
+``loaphuong unit``'s is a sound card, handed each job ``lead_ms`` before its instant so that the
+sound starts at the instant itself; the amplifier's power line is the
+:class:`~firmware_sim.hardware.PowerDriver` port. When a ``play_dir`` is
 given the file is also written to ``play_dir/<node_id>/<bc>.mp3`` so a human (or a test)
 can listen to what a node would have played; with a :class:`~firmware_sim.playlog.PlayLog`
 every start and end is also appended to it (a second start of the same broadcast shows).
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.protocol import AckState, Manifest, Priority, play_rank
+from firmware_sim.hardware import AudioOutput, NoPower, OutputFault, PlayJob, PowerDriver, SleepOutput
 from firmware_sim.playlog import Event, PlayEvent, PlayLog
 
 logger = logging.getLogger(__name__)
@@ -78,9 +83,14 @@ class Player:
         decode_error: bool = False,
         play_dir: Path | None = None,
         play_log: PlayLog | None = None,
+        output: AudioOutput | None = None,
+        amp: PowerDriver | None = None,
     ) -> None:
         self.node_id = node_id
+        self.output: AudioOutput = output if output is not None else SleepOutput(time_scale)
+        self.amp: PowerDriver = amp if amp is not None else NoPower()
         self.power = power
+        self.amp.set(power)
         self.volume = 70
         self.time_scale = time_scale
         self.decode_error = decode_error
@@ -144,7 +154,7 @@ class Player:
         """Emergency ``manifest``'s local attention tone sounds now (firmware_sim/attention.py): it
         powers the amplifier on and sounds over what plays, which it does not end (the controller's
         ``stop``/``preempted`` does, by its pre-emption policy: docs/protocol.md §3)."""
-        self.power = True
+        self._power(True)
         self.tones.append(manifest.bc)
         if self.play_log is not None:
             self.play_log.record(PlayEvent(
@@ -152,18 +162,31 @@ class Player:
                 node_ms=int(self._clock()), offset_ms=duration_ms, priority=manifest.priority.value,
                 boot=self.boot))
 
+    def tone_audio(self, audio: bytes, codec: str) -> None:
+        """The kept attention tone's file, sounded by the output over what plays."""
+        self.output.tone(audio, codec)
+
+    def _power(self, on: bool) -> None:
+        self.power = on
+        self.amp.set(on)
+
     def set_power(self, on: bool) -> None:
         if on == self.power:
             return
-        self.power = on
+        self._power(on)
         if not on and self.current is not None:
             self._interrupt("power_off")
         self._on_change()
         self._kick()
 
+    def hardware_changed(self) -> None:
+        """The output or the amplifier changed state (a fault came or went): telemetry now."""
+        self._on_change()
+
     def set_volume(self, level: int) -> None:
         if level != self.volume:
             self.volume = level
+            self.output.set_volume(level)
             self._on_change()
 
     def stop_current(self, reason: str = "stopped") -> str:
@@ -225,7 +248,8 @@ class Player:
         self._on_change()
 
     def _eligible(self, now: float) -> list[QueueItem]:
-        ready = [i for i in self.queue if i.due is not None and i.due <= now]
+        soon = now + self.output.lead_ms
+        ready = [i for i in self.queue if i.due is not None and i.due <= soon]
         return sorted(ready, key=lambda i: (i.rank, i.seq))
 
     def _kick(self) -> None:
@@ -255,7 +279,7 @@ class Player:
                     self._on_ack(item.bc, AckState.FAILED, "power_off")
                     continue
                 logger.info("%s: emergency %s powers the amplifier on", self.node_id, item.bc)
-                self.power = True
+                self._power(True)
             if self.decode_error:
                 self._on_ack(item.bc, AckState.FAILED, "decode_error")
                 continue
@@ -263,32 +287,43 @@ class Player:
             self.started.append(item.bc)
             self.start_times[item.bc] = (time.time() * 1000, item.offset_ms)
             self._log("start", item, "")
+            start_in = max(0.0, ((item.due or now) - now) / 1000.0)
             self._task = asyncio.get_running_loop().create_task(
-                self._play(item), name=f"play-{self.node_id}-{item.bc}"
+                self._play(item, start_in), name=f"play-{self.node_id}-{item.bc}"
             )
             self._on_change()
             break
         self._arm_timer(now)
 
     def _arm_timer(self, now: float) -> None:
-        waiting = [d for d in (i.due for i in self.queue) if d is not None and d > now]
+        lead = self.output.lead_ms
+        waiting = [d - lead for d in (i.due for i in self.queue) if d is not None and d - lead > now]
         if waiting:
             delay = (min(waiting) - now) / 1000.0
             self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
 
-    async def _play(self, item: QueueItem) -> None:
+    async def _play(self, item: QueueItem, start_in: float) -> None:
         m = item.manifest
+        job = PlayJob(bc=item.bc, audio=item.audio, codec=m.audio.codec, duration_ms=m.audio.duration_ms,
+                      repeat=m.repeat, offset_ms=item.offset_ms, start_in_s=start_in)
         try:
-            self._on_ack(item.bc, AckState.PLAYING, "")
             if self.play_dir is not None:
                 try:
                     await asyncio.to_thread(self._write, item)
                 except OSError as exc:
                     logger.warning("%s: cannot write %s: %s", self.node_id, item.bc, exc)
-            seconds = (m.audio.duration_ms * m.repeat - item.offset_ms) * self.time_scale / 1000.0
-            await asyncio.sleep(seconds)
+            await self.output.play(job, lambda: self._on_ack(item.bc, AckState.PLAYING, ""))
         except asyncio.CancelledError:
             raise  # the interrupter already acked failed/<reason>
+        except OutputFault as exc:
+            if self.current is item:
+                logger.warning("%s: %s could not play to its end: %s", self.node_id, item.bc, exc)
+                self.current, self._task = None, None
+                self._log("end", item, exc.reason)
+                self._on_ack(item.bc, AckState.FAILED, exc.reason)
+                self._on_change()
+                self._kick()
+            return
         if self.current is not item:
             return
         self.current = None

@@ -3,8 +3,9 @@
 ``play_stream`` hands the URL here. An HTTP(S) stream (MP3/AAC, Icecast) is read as it comes;
 an HLS playlist (``.m3u8``, parsed by devices/hls.py) is polled and its new segments fetched
 in sequence order (a master playlist: its lowest-bandwidth variant; live: from near the live
-edge). Bytes are counted, not
-decoded. When the stream drops (connection refused or reset, HTTP error, nothing for
+edge). Bytes are counted; a real
+unit's output (firmware_sim/hardware.py ``stream_sink``) also decodes and plays them as they come.
+When the stream drops (connection refused or reset, HTTP error, nothing for
 ``READ_TIMEOUT_S``) the state becomes ``interrupted`` — reported in telemetry, so the
 controller shows "relay interrupted" — and the node retries with backoff (0.5 s doubling to
 30 s) until it plays again or is told to stop.
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 
 from devices import hls
 from devices.netguard import unit_fetch_refusal
+from firmware_sim.hardware import AudioOutput, Sink
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +48,11 @@ class Refused(Exception):
 
 
 class RelayFetcher:
-    def __init__(self, node_id: str, on_change: Callable[[], None]) -> None:
+    def __init__(self, node_id: str, on_change: Callable[[], None],
+                 output: AudioOutput | None = None) -> None:
         self.node_id = node_id
+        self._out = output  # a real unit decodes and plays what it fetches (firmware_sim/hardware.py)
+        self._sink: Sink | None = None
         self.on_change = on_change
         self.url = ""
         self.state = ""  # '' | connecting | playing | interrupted
@@ -67,8 +72,23 @@ class RelayFetcher:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._close_sink()
         self.url = ""
         self._set("")
+
+    def _close_sink(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    def _play(self, data: bytes) -> None:
+        """A real unit's output decodes and plays the stream's bytes as they come."""
+        if self._out is None:
+            return
+        if self._sink is None:
+            self._sink = self._out.stream_sink(f"relay-{self.node_id}")
+        if self._sink is not None:
+            self._sink.write(data)
 
     def _set(self, state: str) -> None:
         if state != self.state:
@@ -81,8 +101,9 @@ class RelayFetcher:
             state = "interrupted"
             try:
                 reader = self._hls(url) if urlsplit(url).path.endswith(".m3u8") else self._stream(url)
-                async for n in reader:
-                    self.bytes_in += n
+                async for data in reader:
+                    self.bytes_in += len(data)
+                    self._play(data)
                     if self.state != "playing":
                         logger.info("%s: relay %s playing", self.node_id, url)
                         self._set("playing")
@@ -94,24 +115,25 @@ class RelayFetcher:
             except _ERRORS as exc:
                 self.last_error = str(exc)[:200]
             self.retries += 1
+            self._close_sink()  # the next connection's stream is decoded afresh
             if self.state != state:
                 logger.warning("%s: relay %s %s (%s); retrying", self.node_id, url, state, self.last_error)
             self._set(state)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    async def _stream(self, url: str) -> AsyncIterator[int]:
+    async def _stream(self, url: str) -> AsyncIterator[bytes]:
         resp = await asyncio.to_thread(_open, url, url)
         try:
             while True:
                 data = await asyncio.to_thread(resp.read1, READ_SIZE)
                 if not data:
                     return
-                yield len(data)
+                yield data
         finally:
             await asyncio.to_thread(resp.close)
 
-    async def _hls(self, url: str) -> AsyncIterator[int]:
+    async def _hls(self, url: str) -> AsyncIterator[bytes]:
         """New segments of an HLS playlist, in sequence order (devices/hls.py parses it): a master
         playlist's cheapest variant is followed, a live one starts near its live edge."""
         sent = url  # the controller's URL: its origin is the one not re-checked
@@ -131,8 +153,8 @@ class RelayFetcher:
                     continue
                 if pl.init_uri and pl.init_uri != init:
                     init = pl.init_uri
-                    yield len(await asyncio.to_thread(_get, init, sent))
-                yield len(await asyncio.to_thread(_get, seg.uri, sent))
+                    yield await asyncio.to_thread(_get, init, sent)
+                yield await asyncio.to_thread(_get, seg.uri, sent)
                 next_seq = seg.sequence + 1
             if pl.ended:
                 return

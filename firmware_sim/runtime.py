@@ -41,12 +41,13 @@ class _Timer:
 class NodeRuntime:
     """Implements :class:`~firmware_sim.io.NodeIO` for one node (see the module docstring)."""
 
-    def __init__(self, node_id: str, topics: Topics, faults: Faults, rng: random.Random) -> None:
+    def __init__(self, node_id: str, topics: Topics, faults: Faults, rng: random.Random,
+                 finished: FinishedLog | None = None) -> None:
         self.node_id = node_id
         self.topics = topics
         self.faults = faults
         self.stats = NodeStats()
-        self.finished = FinishedLog()
+        self.finished = finished if finished is not None else FinishedLog()
         #: (bc, state) of every ack in send order (for tests).
         self.acks: list[tuple[str, str]] = []
         #: The MQTT link of the current boot; None while powered down.
@@ -112,6 +113,10 @@ class NodeRuntime:
         task.add_done_callback(self._tasks.discard)
 
     def later(self, delay: float, fn: Callable[..., object], *args: object) -> _Timer:
+        return self.at(asyncio.get_running_loop().time() + delay, fn, *args)
+
+    def at(self, when: float, fn: Callable[..., object], *args: object) -> _Timer:
+        """``fn(*args)`` at the loop's (monotonic) time ``when``: timers set so run in ``when`` order."""
         loop = asyncio.get_running_loop()
         holder: list[asyncio.TimerHandle] = []
 
@@ -119,20 +124,22 @@ class NodeRuntime:
             self._handles.discard(holder[0])
             fn(*args)
 
-        holder.append(loop.call_later(delay, run))
+        holder.append(loop.call_at(when, run))
         self._handles.add(holder[0])
         return _Timer(holder[0], self._handles)
 
     def net_delay(self, last: float) -> float:
-        """Real time (monotonic) at which a message sent now arrives: delay + jitter, in order."""
+        """The loop's time at which a message sent now arrives: delay + jitter, in order (a link
+        is one TCP stream). Strictly after ``last``: two timers due at the same instant may run in
+        either order (asyncio's heap is not stable), and a chunk handled before its manifest is lost."""
         f = self.faults
-        t = time.monotonic() + (f.net_delay_ms + self._rng.uniform(0, f.jitter_ms)) / 1000.0
-        return max(t, last)
+        t = asyncio.get_running_loop().time() + (f.net_delay_ms + self._rng.uniform(0, f.jitter_ms)) / 1000.0
+        return max(t, last + 1e-6)
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
         if (self.faults.net_delay_ms or self.faults.jitter_ms) and self.link is not None:
             self._last_out = self.net_delay(self._last_out)
-            self.later(self._last_out - time.monotonic(), self._publish_now, topic, payload, qos, retain)
+            self.at(self._last_out, self._publish_now, topic, payload, qos, retain)
             return True
         return self._publish_now(topic, payload, qos, retain)
 

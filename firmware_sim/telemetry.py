@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from devices.protocol import Heartbeat, Telemetry, encode
+from firmware_sim.hardware import Board
 from firmware_sim.io import NodeIO
 from firmware_sim.player import Player
 from firmware_sim.relay import RelayFetcher
@@ -33,8 +34,9 @@ class Reporter:
 
     def __init__(self, io: NodeIO, rng: random.Random, *, fw: str, heartbeat_s: float,
                  telemetry_s: float, player: Player, live: LiveSource, relay: RelayFetcher,
-                 storage_used: Callable[[], int], sync: ClockOffset) -> None:
+                 storage_used: Callable[[], int], sync: ClockOffset, board: Board | None = None) -> None:
         self._io = io
+        self._board = board  # a real board reports its own faults, flash, address, temperature
         self._rng = rng
         self.fw = fw
         self.heartbeat_s = heartbeat_s
@@ -76,21 +78,28 @@ class Reporter:
         self._next_hb = now + self.heartbeat_s
 
     def telemetry(self, now: float) -> None:
-        io, rng, faults = self._io, self._rng, self._io.faults
+        io, rng = self._io, self._rng
         self._rssi = max(-110, min(-50, self._rssi + rng.randint(-2, 2)))
         self._temp = round(max(20.0, min(70.0, self._temp + rng.uniform(-0.5, 0.5))), 1)
         offset = self._sync.offset_ms
         tel = Telemetry(
             ts=io.clock_ms(), node_id=io.node_id, power=self._player.power, volume=self._player.volume,
-            rssi_dbm=self._rssi, temp_c=self._temp,
-            storage_free_kb=max(0, faults.storage_kb * 1024 - self._storage_used()) // 1024,
-            ip=self._ip, uptime_s=io.uptime_s(), faults=list(faults.hw_faults),
-            clock_offset_ms=None if offset is None else round(offset),
-            fw=self.fw, relay=self._relay.state, **self._source(),
+            uptime_s=io.uptime_s(), clock_offset_ms=None if offset is None else round(offset),
+            fw=self.fw, relay=self._relay.state, **self._source(), **self._board_values(),
         )
         if io.publish(io.topics.telemetry(io.node_id), encode(tel), qos=0):
             io.stats.telemetry += 1
         self._next_tel = now + self.telemetry_s
+
+    def _board_values(self) -> dict[str, Any]:
+        b, faults = self._board, self._io.faults
+        if b is None:  # the simulator's made-up radio, temperature and flash
+            return {"rssi_dbm": self._rssi, "temp_c": self._temp, "ip": self._ip,
+                    "storage_free_kb": max(0, faults.storage_kb * 1024 - self._storage_used()) // 1024,
+                    "faults": list(faults.hw_faults)}
+        out = [*b.faults(), *self._player.output.faults(), *self._player.amp.faults()]
+        return {"temp_c": b.temp_c(), "ip": b.ip(), "storage_free_kb": b.storage_free_kb(),
+                "faults": sorted(set(out))}
 
     def _source(self) -> dict[str, str]:
         """Telemetry ``playing``/``source``: live, else a bulletin, else the relay stream, else idle."""

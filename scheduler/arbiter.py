@@ -83,6 +83,9 @@ class ZoneArbiter:
     margin_ms: int = 1500
     waiting: dict[str, Item] = field(default_factory=dict)
     running: dict[str, Item] = field(default_factory=dict)
+    #: zones on air through another controller (zone → the priority sounding there): they hold
+    #: back every waiting item of theirs, except an emergency over a non-emergency
+    foreign: dict[str, Priority] = field(default_factory=dict)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
     # ------------------------------------------------------------------ queries
@@ -130,6 +133,30 @@ class ZoneArbiter:
         self.running[item.id] = item
         return True
 
+    def requeue(self, item_id: str) -> None:
+        """A started item could not take its zones after all (another controller has them): it
+        waits again, first of its class as before."""
+        item = self.running.pop(item_id, None)
+        if item is not None:
+            item.at_ms = item.end_ms = None
+            self.waiting[item_id] = item
+
+    def forget(self, item_id: str) -> None:
+        """Drop the item without an action (another controller took its broadcast over)."""
+        self.running.pop(item_id, None)
+        self.waiting.pop(item_id, None)
+
+    def preempt_by(self, item_id: str, by: str, now_ms: int) -> list[Action]:
+        """An emergency of another controller took the item's zones."""
+        if item_id not in self.running:
+            return []
+        return [self._preempt(self.running[item_id], by, now_ms), *self.tick(now_ms)]
+
+    def _foreign_block(self, item: Item) -> frozenset[str]:
+        emergency = item.priority == Priority.EMERGENCY
+        return frozenset(z for z in item.zones & self.foreign.keys()
+                         if not emergency or self.foreign[z] == Priority.EMERGENCY)
+
     def cancel(self, item_id: str, now_ms: int, reason: str = "cancelled") -> list[Action]:
         item = self.waiting.pop(item_id, None) or self.running.pop(item_id, None)
         if item is None:
@@ -166,7 +193,7 @@ class ZoneArbiter:
         for item in sorted(self.waiting.values(), key=Item.order):
             if item.not_before_ms > now_ms + self.margin_ms:
                 continue  # not due yet: it holds nothing back
-            if item.zones & (held | claimed):
+            if item.zones & (held | claimed) or (self.foreign and self._foreign_block(item)):
                 claimed |= item.zones
                 continue
             at = max(now_ms + self.margin_ms, item.not_before_ms)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Row, bindparam, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -28,6 +29,17 @@ from scheduler.models import RunStatus, Schedule, ScheduleRun
 from scheduler.ports import Aired, Slot, SlotAirer
 
 logger = logging.getLogger(__name__)
+
+_RUN = ScheduleRun.__table__  # type: ignore[attr-defined]
+_SCHEDULE = Schedule.__table__  # type: ignore[attr-defined]
+#: what a burst reads of each schedule (not its spec: the trigger already applied it)
+_SLOT_COLUMNS = [_SCHEDULE.c[n] for n in ("id", "bulletin_id", "relay", "targets", "priority", "repeat",
+                                           "interval_s", "valid_for_s", "created_by", "exceptions", "enabled",
+                                           "deleted", "version")]
+#: a burst's ``last_slot_at`` advance (never backwards), one executemany
+_ADVANCE = (update(_SCHEDULE).where(_SCHEDULE.c.id == bindparam("b_id"))
+            .where(_SCHEDULE.c.last_slot_at.is_(None) | (_SCHEDULE.c.last_slot_at < bindparam("b_slot")))
+            .values(last_slot_at=bindparam("b_slot")))
 
 
 @dataclass
@@ -49,7 +61,7 @@ class SlotResult:
         return Aired(broadcasts=list(self.broadcasts), relays=list(self.relays))
 
 
-def _verdict(sc: Schedule, slot_ms: int, now: int, grace_ms: int) -> tuple[RunStatus, str]:
+def _verdict(sc: Schedule | Row[Any], slot_ms: int, now: int, grace_ms: int) -> tuple[RunStatus, str]:
     day = local(slot_ms).date().isoformat()
     if day in sc.exceptions:
         return RunStatus.SKIPPED, f"{day} is an exception date of this schedule"
@@ -121,51 +133,78 @@ def air_slot(engine: Engine, cfg: FireConfig, airer: SlotAirer, *, schedule_id: 
 def air_slots(engine: Engine, cfg: FireConfig, airer: SlotAirer, items: list[tuple[int, int, int]], *,
               may_fire: Callable[[], bool]) -> list[SlotResult] | None:
     """Air several slots due together, (schedule id, version, slot ms) each, in one transaction:
-    the runs claimed in one flush, the broadcasts made, one commit. None (nothing written) when
-    any of them is not a plain "air now" — gone, changed, late beyond grace, an exception date,
-    already claimed — or we may not fire: the caller then takes each through :func:`air_slot`."""
+    the schedules read in one query, every slot's broadcasts made by the airer's ``air_many`` (one
+    INSERT per table), every run written with its outcome in one INSERT — the claim, UNIQUE
+    schedule + slot — and the schedules' ``last_slot_at`` in one UPDATE, one commit. None (nothing
+    written) when any of them is not a plain "air now" — gone, changed, late beyond grace, an
+    exception date, already claimed — or we may not fire: the caller then takes each through
+    :func:`air_slot`."""
     with Session(engine, expire_on_commit=False) as s:
-        ids = sorted({sid for sid, _, _ in items})
-        found = {sc.id: sc for sc in s.exec(select(Schedule).where(col(Schedule.id).in_(ids))).all()}
+        found = _schedules(s, sorted({sid for sid, _, _ in items}))
         now = cfg.clock()
-        claims: list[tuple[Schedule, int, ScheduleRun]] = []
+        slots: list[Slot] = []
         for sid, version, slot_ms in items:
             sc = found.get(sid)
             if sc is None or sc.deleted or not sc.enabled or sc.version != version:
                 return None
             if _verdict(sc, slot_ms, now, cfg.grace_ms)[0] is not RunStatus.FIRING:
                 return None
-            claims.append((sc, slot_ms, ScheduleRun(schedule_id=sid, slot_at=slot_ms, version=version,
-                                                    status=RunStatus.FIRING.value, reason="",
-                                                    fired_by=cfg.holder, late_ms=max(0, now - slot_ms))))
+            slots.append(slot_of(sc, slot_ms, now))
         if not may_fire():
             return None
-        s.add_all(run for _, _, run in claims)
+        results = [_outcome(slot, a) for slot, a in zip(slots, airer.air_many(s, slots), strict=True)]
+        at, made = cfg.clock(), now_ms()
+        runs = [{"schedule_id": sid, "slot_at": slot_ms, "version": version, "status": res.outcome,
+                 "late_ms": max(0, now - slot_ms), "reason": res.reason, "broadcast_ids": res.aired().ids,
+                 "fired_by": cfg.holder, "created_at": made, "updated_at": at}
+                for (sid, version, slot_ms), res in zip(items, results, strict=True)]
         try:
-            s.flush()
+            s.execute(insert(_RUN), runs)
         except IntegrityError:
             s.rollback()
             return None
-        for sc, slot_ms, _ in claims:
-            _advance(s, sid_of(sc), slot_ms)
-        results = [_air(s, airer, slot_of(sc, slot_ms, now, batched=True), run, cfg.clock)
-                   for sc, slot_ms, run in claims]
+        s.execute(_ADVANCE, [{"b_id": sl.schedule_id, "b_slot": sl.slot_ms} for sl in slots])
         s.commit()
+    _log_batch(slots, results)
     return results
 
 
-def sid_of(sc: Schedule) -> int:
-    assert sc.id is not None
-    return sc.id
+def _schedules(s: Session, ids: list[int]) -> dict[int, Row[Any]]:
+    """The schedule rows ``ids`` (plain rows: no ORM objects to build for a burst)."""
+    out: dict[int, Row[Any]] = {}
+    for i in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+        part = ids[i:i + 900]
+        out.update((r.id, r) for r in s.execute(select(*_SLOT_COLUMNS).where(_SCHEDULE.c.id.in_(part))))
+    return out
 
 
-def slot_of(sc: Schedule, slot_ms: int, now: int, *, batched: bool = False) -> Slot:
+def _outcome(slot: Slot, aired: Aired) -> SlotResult:
+    if aired.failure:
+        return SlotResult(RunStatus.FAILED.value, aired.broadcasts, aired.failure[:500], aired.relays)
+    return SlotResult(RunStatus.AIRED.value, aired.broadcasts, _late_note(slot), aired.relays)
+
+
+def _log_batch(slots: list[Slot], results: list[SlotResult]) -> None:
+    each = logger.isEnabledFor(logging.DEBUG)  # one line per slot only when asked (1,000 on a second)
+    for slot, res in zip(slots, results, strict=True):
+        if res.outcome == RunStatus.FAILED.value:
+            logger.error("schedule %d slot %s failed: %s", slot.schedule_id, local(slot.slot_ms).isoformat(),
+                         res.reason)
+        elif each:
+            logger.debug("schedule %d slot %s aired: %s", slot.schedule_id, local(slot.slot_ms).isoformat(),
+                         ",".join(res.aired().ids))
+    aired = sum(1 for r in results if r.outcome == RunStatus.AIRED.value)
+    logger.info("%d slot(s) due together fired in one transaction: %d aired, %d failed", len(results), aired,
+                len(results) - aired)
+
+
+def slot_of(sc: Schedule | Row[Any], slot_ms: int, now: int) -> Slot:
     """The slot ``slot_ms`` of schedule ``sc``, handled at ``now``, as the airer sees it."""
     assert sc.id is not None
     return Slot(schedule_id=sc.id, slot_ms=slot_ms, now_ms=now, bulletin_id=sc.bulletin_id,
                 relay=dict(sc.relay) if sc.relay else None, targets=dict(sc.targets), priority=sc.priority,
                 repeat=sc.repeat, interval_s=sc.interval_s, valid_for_s=sc.valid_for_s,
-                created_by=sc.created_by, batched=batched)
+                created_by=sc.created_by)
 
 
 def _air(s: Session, airer: SlotAirer, slot: Slot, run: ScheduleRun, clock: Callable[[], int]) -> SlotResult:

@@ -12,7 +12,9 @@ A burst (a ward schedules on round times: 1,000 slots on one second) must not co
 job: :class:`BatchedJobStore` writes the job updates and removals of one scheduler round in one
 transaction, before the store is next read (a crash before it hands the jobs out again, and the
 unique run row refuses their slots), and :class:`SlotExecutor` hands the runner every slot
-queued when a worker gets to them as one batch (``on_batch``), which it airs together.
+of one scheduler round (every job due at that instant) as one batch (``on_batch``), handed out as
+soon as the round has submitted them all (while the round's job writes go on); the runner airs it
+together.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
         self._held: dict[str, tuple[float, bytes] | None] = {}  # id -> (next run, state) | removed
         self._held_lock = threading.Lock()
         self.flushes = 0
+        #: called once a round has submitted its due jobs, before its writes (the executor's
+        #: ``release``: the burst airs while the job removals are written, not after)
+        self.on_round_submitted: Callable[[], None] | None = None
 
     def _buffering(self) -> bool:
         return self.round_thread == threading.get_ident()
@@ -116,6 +121,8 @@ class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
         return list(super().get_due_jobs(now))
 
     def get_next_run_time(self) -> datetime | None:
+        if self._buffering() and self.on_round_submitted is not None:
+            self.on_round_submitted()  # the round asks this last, after handing out its due jobs
         self.flush()
         return super().get_next_run_time()  # type: ignore[no-any-return]
 
@@ -134,7 +141,9 @@ class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 
 class SlotExecutor(BaseExecutor):
     """Hands due slots to ``on_batch`` in a small thread pool (database work, off the event loop):
-    a worker takes every slot queued by then, so a burst becomes a few batches, not 1,000 tasks."""
+    the slots a scheduler round submits are held until the round ends and go out as one batch (a
+    burst of 1,000 on one second is one batch, not 1,000 tasks); a worker takes every slot queued
+    by then."""
 
     def __init__(self, on_batch: BatchHandler, workers: int) -> None:
         super().__init__()
@@ -147,6 +156,19 @@ class SlotExecutor(BaseExecutor):
         # one batch at a time: SQLite has one writer, and the slots queued while a batch airs make
         # the next batch (PostgreSQL would allow more; one keeps the order of a burst anyway)
         self._batch_lock = threading.Lock()
+        self._round: int | None = None  # the scheduler thread while its round submits (held back)
+
+    def hold(self) -> None:
+        """The scheduler thread starts a round: its submissions are queued, not yet handed out."""
+        self._round = threading.get_ident()
+
+    def release(self) -> None:
+        """The round is over: every slot it queued goes to one worker as one batch."""
+        self._round = None
+        with self._queue_lock:
+            queued = bool(self._queue)
+        if queued:
+            self._submit()
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
@@ -163,11 +185,15 @@ class SlotExecutor(BaseExecutor):
             self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        assert self._pool is not None
         lead = job.trigger.lead if isinstance(job.trigger, LeadTrigger) else timedelta(0)
         schedule_id, version = job.args
         with self._queue_lock:
             self._queue.append((job.id, schedule_id, version, [rt + lead for rt in run_times]))
+        if self._round != threading.get_ident():
+            self._submit()
+
+    def _submit(self) -> None:
+        assert self._pool is not None
         fut = self._pool.submit(self._run_queued)
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
@@ -202,8 +228,11 @@ class ResilientScheduler(BackgroundScheduler):
 
     def _process_jobs(self) -> float | None:
         stores = [s for s in self._jobstores.values() if isinstance(s, BatchedJobStore)]
+        executors = [e for e in self._executors.values() if isinstance(e, SlotExecutor)]
         for store in stores:
             store.round_thread = threading.get_ident()
+        for executor in executors:
+            executor.hold()
         try:
             wait: float | None = super()._process_jobs()
             for store in stores:
@@ -216,15 +245,19 @@ class ResilientScheduler(BackgroundScheduler):
         finally:
             for store in stores:
                 store.round_thread = None
+            for executor in executors:
+                executor.release()  # the round's slots as one batch (the unique run row refuses repeats)
         return wait
 
 
 def make_scheduler(engine: Engine, on_batch: BatchHandler, *, workers: int,
                    retry_s: float) -> tuple[ResilientScheduler, SlotExecutor]:
     executor = SlotExecutor(on_batch, workers)
+    store = BatchedJobStore(engine=engine, tablename="apscheduler_jobs")
+    store.on_round_submitted = executor.release
     sched = ResilientScheduler(
         timezone=TIMEZONE,
-        jobstores={"default": BatchedJobStore(engine=engine, tablename="apscheduler_jobs")},
+        jobstores={"default": store},
         executors={"default": executor},
         job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000},
         jobstore_retry_interval=retry_s,

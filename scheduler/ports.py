@@ -33,9 +33,6 @@ class Slot:
     interval_s: int  # 0: the repeats play back to back (one broadcast)
     valid_for_s: int | None  # None: the controller's default
     created_by: str
-    #: aired with other slots due together, in one transaction: the airer adds its rows and does
-    #: not commit (the firing commits them all at once)
-    batched: bool = False
 
     @property
     def spaced(self) -> bool:
@@ -74,6 +71,12 @@ class SlotAirer(Protocol):
         worker thread). It may commit ``s`` (the claim then commits with the first broadcast);
         after each broadcast it calls ``progress`` with the ids made so far. A refusal (bulletin
         rejected, no units, ...) is returned as ``Aired.failure``, not raised."""
+        ...
+
+    def air_many(self, s: Session, slots: list[Slot]) -> list[Aired]:
+        """Make what each of ``slots`` (due together) airs in ``s`` (blocking, a worker thread),
+        without committing: the firing commits every slot's run with them, in one transaction.
+        One ``Aired`` per slot, in order; each slot's refusal is its own ``Aired.failure``."""
         ...
 
     def handoff(self, aired: Aired) -> None:

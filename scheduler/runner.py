@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,15 +29,20 @@ from scheduler.clock import local
 from scheduler.firing import FireConfig, SlotResult, air_slot, air_slots
 from scheduler.jobs import SlotBatch, make_scheduler
 from scheduler.lease import Lease, default_holder
-from scheduler.ports import SlotAirer
+from scheduler.models import RunStatus
+from scheduler.ports import Aired, SlotAirer
 from scheduler.reconcile import Reconciler
 from scheduler.settings import ScheduleSettings
 
 logger = logging.getLogger(__name__)
 
 #: Slots aired in one transaction at most (bounds how long a burst holds SQLite's write lock:
-#: the lease must still renew meanwhile).
-BATCH_MAX = 250
+#: the lease must still renew meanwhile; 1,000 slots hold it ~0.1 s here).
+BATCH_MAX = 1000
+#: Attempts at a batch's transaction after a database error before taking its slots one by one.
+BATCH_TRIES = 3
+#: Outcomes that wrote the slot's run (the slot fired: aired, failed, missed or skipped here).
+RUN_WRITTEN = frozenset(s.value for s in RunStatus)
 
 
 def _retrieve(f: asyncio.Future[bool]) -> None:
@@ -46,9 +52,13 @@ def _retrieve(f: asyncio.Future[bool]) -> None:
 
 class ScheduleService:
     def __init__(self, engine: Callable[[], Engine], settings: ScheduleSettings, *, airer: SlotAirer,
-                 holder: str | None = None, clock: Callable[[], int] = now_ms) -> None:
-        """``clock`` (epoch ms) judges how late a slot is; tests may hand in a fixed one."""
+                 holder: str | None = None, clock: Callable[[], int] = now_ms,
+                 reach: Callable[[], bool] | None = None) -> None:
+        """``clock`` (epoch ms) judges how late a slot is; tests may hand in a fixed one. ``reach()``:
+        can this controller reach its units now (else it does not hold the lease)?"""
         self.settings = settings
+        self.reach = reach or (lambda: True)
+        self.cut_off = False  # the broker is out of reach: the lease is handed back, not sought
         self.holder = holder or default_holder()
         self.engine = engine()
         self.lease = Lease(self.engine, self.holder, settings.lease_ttl_s)
@@ -59,8 +69,9 @@ class ScheduleService:
                                                    retry_s=min(10.0, settings.renew_s))
         self.reconciler = Reconciler(self.engine, self.sched, self.lead, self.holder)
         self.leading = False
-        self.results: list[SlotResult] = []  # the most recent outcomes (diagnostics, tests)
-        self.on_fire: Callable[[int, datetime, float], None] | None = None  # (schedule, slot, lag s)
+        self.results: deque[SlotResult] = deque(maxlen=1000)  # the most recent outcomes (diagnostics)
+        #: told (schedule, slot, lag s) when a slot fired: its run committed; lag from when its job was due
+        self.on_fire: Callable[[int, datetime, float], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -106,7 +117,7 @@ class ScheduleService:
     def status(self) -> dict[str, Any]:
         lease = self.lease.current()
         return {"me": self.holder, "leading": self.leading and self.lease.valid(), "lease": lease,
-                "last_error": self._db_error}
+                "last_error": self._db_error, "broker_lost": self.cut_off}
 
     # ------------------------------------------------------------------ the lease loop
 
@@ -128,11 +139,12 @@ class ScheduleService:
         while not self._stopping:
             self._wake.clear()
             try:
-                held = self.lease.valid()
+                held = self.lease.valid() and not self.cut_off
                 if held and not self.leading:
                     await self._take_over()
                 elif not held and self.leading:
-                    self._stand_down(f"database: {self._db_error}" if self._db_error else "lost the lease")
+                    self._stand_down("lost the broker" if self.cut_off else
+                                     f"database: {self._db_error}" if self._db_error else "lost the lease")
                 elif held and (self.reconciler.has_dirty or self._sync_due()):
                     await self._sync()
             except Exception:
@@ -149,6 +161,11 @@ class ScheduleService:
         return time.monotonic() - self._last_sync > self.settings.reconcile_s
 
     async def _renew(self) -> bool:
+        if not self.reach():
+            return await self._cut_off()
+        if self.cut_off:
+            self.cut_off = False
+            logger.warning("controller %s reaches its broker again: it seeks the schedule lease", self.holder)
         loop = asyncio.get_running_loop()
         if self._renewal is None or self._renewal.done():
             self._renewal = loop.run_in_executor(self._lease_pool, self.lease.try_acquire)
@@ -167,6 +184,20 @@ class ScheduleService:
             logger.info("scheduler database reachable again")
             self._db_error = ""
         return got and self.lease.valid()
+
+    async def _cut_off(self) -> bool:
+        """No broker: stop firing now and hand the lease back (another controller takes it at once)."""
+        if not self.cut_off:
+            self.cut_off = True
+            logger.error("controller %s cannot reach its broker: it hands the schedule lease back for "
+                         "another controller to fire the schedules", self.holder)
+        self.lease.drop()  # before the database answers: no slot fires here from now on
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                self._lease_pool, self.lease.release), self.settings.db_timeout_s)
+        except (TimeoutError, SQLAlchemyError) as exc:
+            self._note_db_error(f"handing the lease back failed: {str(exc).splitlines()[0]}")
+        return False
 
     def _note_db_error(self, msg: str) -> None:
         if msg != self._db_error:
@@ -206,39 +237,52 @@ class ScheduleService:
     # ------------------------------------------------------------------ slots (executor threads)
 
     def _on_batch(self, batch: SlotBatch) -> None:
-        """The slots due together (a burst on a round time), in chunks of :data:`BATCH_MAX`: one
-        transaction per chunk when each slot simply airs; else, or on any error, one by one (each
-        its own transaction, retried)."""
-        items = [(sid, version, slot) for sid, version, slots in batch for slot in slots]
+        """The slots due together (one scheduler round: a burst on a round time), in the order of
+        their slot, then schedule id (the arrival order the zone arbiter keeps among them), in
+        chunks of :data:`BATCH_MAX`: one transaction per chunk when each slot simply airs; else, or
+        on any error, one by one (each its own transaction, retried)."""
+        items = sorted(((sid, version, slot) for sid, version, slots in batch for slot in slots),
+                       key=lambda it: (it[2], it[0]))
         for i in range(0, len(items), BATCH_MAX):
             self._air_chunk(items[i:i + BATCH_MAX])
 
     def _air_chunk(self, items: list[tuple[int, int, datetime]]) -> None:
-        if len(items) > 1 and not self._stopping and self.lease.valid():
-            for sid, _, slot in items:
-                self._note_fire(sid, slot)
+        results = self._air_together(items) if len(items) > 1 else None
+        if results is not None:
+            for (sid, _, slot), res in zip(items, results, strict=True):
+                self._noted(res, slot, sid)
+            made = [res.aired() for res in results if res.broadcasts or res.relays]
+            self._loop_call(self._handoff_all, made)  # one wake-up of the loop for the whole chunk
+            return
+        for sid, version, slot in items:
+            self._fire(sid, version, slot)
+
+    def _air_together(self, items: list[tuple[int, int, datetime]]) -> list[SlotResult] | None:
+        """``air_slots`` of the chunk, tried again on a database error (a write lock held by a lease
+        renewal) while we hold the lease; None: take them one by one."""
+        for attempt in range(BATCH_TRIES):
+            if self._stopping or not self.lease.valid():
+                return None
             try:
-                results = air_slots(self.engine, self.fire_cfg, self.airer,
-                                    [(sid, v, int(slot.timestamp() * 1000)) for sid, v, slot in items],
-                                    may_fire=self.lease.valid)
+                return air_slots(self.engine, self.fire_cfg, self.airer,
+                                 [(sid, v, int(slot.timestamp() * 1000)) for sid, v, slot in items],
+                                 may_fire=self.lease.valid)
+            except SQLAlchemyError as exc:
+                logger.warning("a batch of %d slots: database error (%s); %s", len(items),
+                               str(exc).splitlines()[0],
+                               "retrying" if attempt + 1 < BATCH_TRIES else "airing them one by one")
+                time.sleep(0.05 * (attempt + 1))
             except Exception:  # the one-by-one path retries and reports each slot
                 logger.exception("a batch of %d slots failed; airing them one by one", len(items))
-                results = None
-            if results is not None:
-                for res in results:
-                    self._done(res, None)
-                return
-        for sid, version, slot in items:
-            self._fire(sid, version, slot, noted=len(items) > 1)
+                return None
+        return None
 
     def _note_fire(self, schedule_id: int, slot: datetime) -> None:
         if self.on_fire is not None:
             self.on_fire(schedule_id, slot, time.time() - (slot - self.lead).timestamp())
 
-    def _fire(self, schedule_id: int, version: int, slot: datetime, *, noted: bool = False) -> None:
+    def _fire(self, schedule_id: int, version: int, slot: datetime) -> None:
         slot_ms = int(slot.timestamp() * 1000)
-        if not noted:
-            self._note_fire(schedule_id, slot)
         delay = 0.2
         while True:
             if self._stopping or not self.lease.valid():
@@ -254,14 +298,25 @@ class ScheduleService:
                                local(slot_ms).isoformat(), str(exc).splitlines()[0])
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        self._done(res, schedule_id)
+        self._done(res, schedule_id, slot, schedule_id)
 
-    def _done(self, res: SlotResult, schedule_id: int | None) -> None:
-        self.results = [*self.results[-999:], res]
-        if res.outcome in ("stale", "gone") and schedule_id is not None:
-            self._loop_call(self.changed, schedule_id)
+    def _done(self, res: SlotResult, changed: int | None, slot: datetime, schedule_id: int) -> None:
+        """A slot handled: its run committed (``on_fire`` is told: it fired), what it made handed
+        over; ``changed``: the schedule to look at again if it changed meanwhile."""
+        self._noted(res, slot, schedule_id)
+        if res.outcome in ("stale", "gone") and changed is not None:
+            self._loop_call(self.changed, changed)
         if res.broadcasts or res.relays:
             self._loop_call(self.airer.handoff, res.aired())
+
+    def _noted(self, res: SlotResult, slot: datetime, schedule_id: int) -> None:
+        self.results.append(res)
+        if res.outcome in RUN_WRITTEN:
+            self._note_fire(schedule_id, slot)
+
+    def _handoff_all(self, made: list[Aired]) -> None:
+        for aired in made:
+            self.airer.handoff(aired)
 
     def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():

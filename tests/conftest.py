@@ -20,10 +20,11 @@ from controller.core.web_settings import HttpSettings
 from controller.fleet.settings import MqttSettings
 from controller.settings import Settings
 from devices.broker import BrokerProcess, mosquitto_path, nats_path
+from devices.broker_cluster import NatsCluster
 
 ADMIN = ("admin", "test-password-1")
 
-for _k in [k for k in os.environ if k.startswith("LOAPHUONG_")]:
+for _k in [k for k in os.environ if k.startswith("LOAPHUONG_") or k == "DATABASE_URL"]:
     del os.environ[_k]  # tests must not pick up a developer's settings
 
 # Argon2id at the production cost (64 MiB, 3 passes, 4 lanes) is a quarter of a second of CPU per
@@ -81,6 +82,43 @@ def pg_url() -> Iterator[str]:
         admin.close()
 
 
+def _databases() -> list[str]:
+    """``LP_DATABASES``: the databases a ``both_databases`` test runs on (default both; CI runs both)."""
+    names = [n.strip() for n in os.environ.get("LP_DATABASES", "sqlite,postgresql").split(",") if n.strip()]
+    unknown = set(names) - {"sqlite", "postgresql"}
+    if unknown or not names:
+        raise pytest.UsageError(f"LP_DATABASES: sqlite and/or postgresql, not {sorted(unknown) or names}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``both_databases`` runs once per database of :func:`_databases`."""
+    if metafunc.definition.get_closest_marker("both_databases") is not None:
+        if "database" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("database")
+        pg = pytest.mark.postgres
+        params = [pytest.param(n, marks=pg) if n == "postgresql" else n for n in _databases()]
+        metafunc.parametrize("database", params, indirect=True)
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The database of a ``both_databases`` test: ``sqlite`` (the file in the data directory, as
+    without this fixture) or a fresh PostgreSQL database of its own (:func:`pg_url`, dropped after),
+    handed to every controller the test starts through ``DATABASE_URL`` as a deployment does.
+    Afterwards the PostgreSQL database must hold the migrated schema: the test really ran on it."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    url = str(request.getfixturevalue("pg_url"))
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(url, connect_timeout=3) as conn:
+        used = conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
+    assert used is not None and used[0], f"no controller of this test used {url}"
+
+
 def make_settings(data_dir: Path, port: int, **delivery: Any) -> Settings:
     return Settings(
         data_dir=data_dir,
@@ -102,3 +140,12 @@ async def running_controller(settings: Settings) -> AsyncIterator[tuple[Any, htt
         async with httpx.AsyncClient(transport=transport, base_url="http://controller", auth=ADMIN,
                                      timeout=60) as client:
             yield app, client
+
+
+@pytest.fixture
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three nats-server nodes in one cluster, MQTT + JetStream replicated on all three."""
+    if nats_path() is None:
+        pytest.fail("nats-server is not installed; tests/run.sh installs it (apt-get install nats-server)")
+    with NatsCluster(3) as c:
+        yield c

@@ -7,6 +7,10 @@
 #   LP_WORKERS=N     pytest workers (default 6; 0 runs in this process, as before)
 #   LP_STRESS=1      keep both cores busy while pytest runs (stress-ng --cpu 2, else a bounded
 #                    Python busy loop), to prove no test depends on timing
+#   LP_DATABASES=..  the databases the tests marked both_databases run on (default sqlite,postgresql:
+#                    a representative set of tests/e2e, each PostgreSQL run on a fresh database of
+#                    its own on 127.0.0.1:5432); without a reachable PostgreSQL those runs and the
+#                    postgres tests are skipped, and this script says so before pytest starts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +29,11 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 # the browser tests drive Debian's Chromium through Playwright (no Playwright browser download)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+# tests/ops/test_deploy.py checks and runs the nginx example of docs/deploy/ (skipped without nginx)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# the unit agent's tests play through a real user-space PulseAudio (null sinks) and read it with pactl
+command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+command -v pactl >/dev/null 2>&1 || need+=(pulseaudio-utils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   apt_install "${need[@]}"
@@ -60,6 +69,10 @@ while time.monotonic() < end: pass' & hog_pids+=($!)
     done
   fi
   echo "== LP_STRESS=1: CPU hog running (pids ${hog_pids[*]})"
+fi
+
+if ! .venv/bin/python -c 'import psycopg; psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3).close()' 2>/dev/null; then
+  echo "== WARNING: PostgreSQL is not reachable on 127.0.0.1:5432 (db test, trust): its tests will be SKIPPED" >&2
 fi
 
 workers=${LP_WORKERS:-6}

@@ -12,11 +12,17 @@
 * An IPv6 client counts as its /64 network (one subscriber's privacy addresses are one client).
 * Every table is bounded (``max_entries``, least recently touched dropped first) and entries
   expire after ``window_s`` of silence; a request that is only checked creates nothing.
+* Several controllers behind one proxy count together: each failure and success is told to the
+  others through the change feed (kind :data:`LOGIN`, :func:`shared_key`), which apply it with
+  :meth:`LoginLimiter.apply_shared`; a guesser spreading attempts over them gains at most what
+  arrives within one writer batch (~0.2 s).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +33,7 @@ from typing import TypeVar
 from controller.core.web_settings import LoginSettings
 
 _KEY_CHARS = 100  # user names are at most 100 characters; a longer one names nobody
+LOGIN = "login"  # the change feed's kind (ephemeral): a failure or success elsewhere, shared_key()
 _KNOWN_TTL_S = 30 * 86400.0
 V = TypeVar("V")
 
@@ -126,8 +133,9 @@ class LoginLimiter:
 
     # ------------------------------------------------------------------ updates
 
-    def failed(self, username: str, client: str) -> str | None:
-        """Count a failure; return the detail for its audit row, or None when over budget."""
+    def failed(self, username: str, client: str, *, elsewhere: bool = False) -> str | None:
+        """Count a failure; return the detail for its audit row, or None when over budget (or
+        ``elsewhere``: another controller saw it and audits it; the budgets stay untouched)."""
         c, now, seen = self.cfg, self._clock(), client
         client = _client_key(client)
         key = (username[:_KEY_CHARS], client)
@@ -141,6 +149,8 @@ class LoginLimiter:
             self._addrs.touch(client, addr)
             rate = c.address_limit / c.window_s
             addr.failures.level = addr.failures.drain(now, rate) + 1
+            if elsewhere:
+                return None
             a_rate, g_rate = c.audit_per_address / c.window_s, c.audit_total / c.window_s
             if (addr.audits.drain(now, a_rate) + 1 > c.audit_per_address
                     or self._global.drain(now, g_rate) + 1 > c.audit_total):
@@ -156,11 +166,30 @@ class LoginLimiter:
                 addr.unaudited = 0
             return detail
 
-    def succeeded(self, username: str, client: str) -> None:
-        key = (username[:_KEY_CHARS], _client_key(client))
+    def succeeded(self, username: str, client: str) -> bool:
+        """Forget the pair's failures, remember the pair as known; True if that changed anything
+        worth telling the other controllers (failures dropped, or a pair not known for a day)."""
+        key, now = (username[:_KEY_CHARS], _client_key(client)), self._clock()
         with self._lock:
-            self._pairs.pop(key, None)
-            self._known.touch(key, self._clock())
+            had = self._pairs.pop(key, None) is not None
+            seen = self._known.get(key)
+            self._known.touch(key, now)
+        return had or seen is None or now - seen > 86400.0
+
+    def apply_shared(self, keys: frozenset[str] | None) -> None:
+        """Failures and successes another controller saw (:func:`shared_key`), in their order."""
+        events = []
+        for key in keys or ():
+            try:
+                at, _, ok, username, client = json.loads(key)
+                events.append((float(at), bool(ok), str(username), str(client)))
+            except (ValueError, TypeError):
+                continue
+        for _, ok, username, client in sorted(events):
+            if ok:
+                self.succeeded(username, client)
+            else:
+                self.failed(username, client, elsewhere=True)
 
     # ------------------------------------------------------------------ internals
 
@@ -182,3 +211,9 @@ class LoginLimiter:
             self._addrs.popitem(last=False)
         while self._known and now - next(iter(self._known.values())) > _KNOWN_TTL_S:
             self._known.popitem(last=False)
+
+
+def shared_key(ok: bool, username: str, client: str) -> str:
+    """One login outcome as the change feed carries it (unique, ordered by its time)."""
+    return json.dumps([round(time.time(), 3), secrets.token_hex(3), ok, username[:_KEY_CHARS],
+                       _client_key(client)[:50]], separators=(",", ":"), ensure_ascii=False)

@@ -51,3 +51,13 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=64)
     target: str = Field(default="", max_length=200)
     detail: str = Field(default="", max_length=1000)
+
+
+class AlertAck(SQLModel, table=True):
+    """An in-app alert a user has acknowledged (0014); ``key`` names the alert and its occurrence
+    (``offline:<unit>:<since ms>``, ``failed:<broadcast>``, ``alarm:<unit>:<alarm>``), so a new
+    occurrence shows again."""
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(primary_key=True, max_length=200)
+    at: int = ms_column(nullable=False)

@@ -2,7 +2,7 @@
 
 Delivery (controller/airing/delivery.py) keeps one :class:`ActiveBroadcast` per broadcast still
 on its way (its chunks, scopes and per-unit state, docs/protocol.md §4); this module builds one
-from its ``broadcast`` row, its audio file and its ``delivery`` rows (at air time, and after a
+from its ``broadcast`` row, its audio (the audio store) and its ``delivery`` rows (at air time, and after a
 controller restart), and says why a broadcast waiting to air may no longer air.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlmodel import Session, col, func, select
 
@@ -18,6 +17,7 @@ from controller.airing.models import Broadcast, BroadcastStatus, Delivery, Deliv
 from controller.airing.rules import airing_refusal, bypass_refusal, is_bypass
 from controller.bulletins.binding import audio_refusal
 from controller.bulletins.models import AudioAsset, Bulletin
+from controller.core.audiostore import AudioStore
 from devices import protocol as p
 
 S = DeliveryState
@@ -28,6 +28,9 @@ ACK_TO_STATE = {
     p.AckState.PLAYED: S.PLAYED,
     p.AckState.FAILED: S.FAILED,
 }
+#: The row's reason for what an emergency's ack says of the unit's attention tone (protocol §3).
+ATTENTION = {p.TONE_SOUNDED: "attention tone sounded", p.TONE_MISSING: "no attention tone kept: speech only",
+             p.TONE_MISMATCH: "attention tone failed its checksum: speech only"}
 EXPIRY_REASON = {
     S.QUEUED: "never sent",
     S.OFFLINE: "node offline until expiry",
@@ -45,10 +48,17 @@ class NodeDelivery:
     reason: str = ""
     changed: float = field(default_factory=time.monotonic)
     resends: int = 0
+    #: repair (controller/airing/repairs.py): chunks re-sent to it in the budget window begun at
     repaired_chunks: int = 0
+    repair_window_at: float = 0.0
+    #: its ``too_late`` answers turned into a catch-up (controller/airing/late.py)
+    late: int = 0
     #: reconcile (controller/airing/reconcile.py): times this unit was asked again, and when next
     asks: int = 0
     next_ask_ms: int = 0
+    #: offline when the broadcast was sent, or went off / came back since: nothing of its sending can
+    #: still be queued in the broker for it (controller/airing/repairs.py)
+    rejoined: bool = False
 
 
 @dataclass
@@ -59,9 +69,17 @@ class ActiveBroadcast:
     scopes: list[p.AudioScope]
     nodes: dict[str, NodeDelivery]
     published: bool = False
+    #: when the broker acknowledged its last chunk (monotonic s; None before, or restored):
+    #: chunks may still be queued in the broker for a while after (controller/airing/repairs.py)
+    published_at: float | None = None
     #: when its first unit reported ``playing`` (restored from the database: a restarted controller
     #: lets the units that have not started join in step)
     started_at_ms: int | None = None
+    #: rebuilt from the database after a controller restart or a takeover (controller/airing/takeover.py)
+    restored: bool = False
+    #: given up by this controller (controller/airing/custody.py): nothing more is sent of this object
+    #: (a publish on its way stops at its next window); taken back, the broadcast is a new object
+    gone: bool = False
 
     @property
     def expires_at(self) -> int:
@@ -83,19 +101,28 @@ class ActiveBroadcast:
         self._rest = rest
         return not rest
 
+    _ready: tuple[float, float] = field(default=(0.0, -1.0), repr=False)  # (share, when counted)
 
-def on_the_way(s: Session) -> list[Broadcast]:
-    """Broadcasts being sent or on air (to rebuild after a restart)."""
-    wanted = [BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value]
-    return list(s.exec(select(Broadcast).where(col(Broadcast.status).in_(wanted))).all())
+    def ready_share(self) -> float:
+        """The share of its units that have verified it (or played it); counted at most every 0.25 s
+        (asked at repair requests: O(units) a quarter second, not per request)."""
+        share, at = self._ready
+        now = time.monotonic()
+        if now - at >= 0.25:
+            rank = S.VERIFIED.rank
+            ready = sum(1 for nd in self.nodes.values() if nd.state.rank >= rank and nd.state != S.FAILED)
+            share = ready / len(self.nodes) if self.nodes else 1.0
+            self._ready = (share, now)
+        return share
 
 
-def load_active(s: Session, bc: Broadcast, audio_dir: Path, chunk_size: int) -> ActiveBroadcast:
-    """The in-memory broadcast of row ``bc``: its audio chunked again (its checksum checked)."""
+def load_active(s: Session, bc: Broadcast, store: AudioStore, chunk_size: int) -> ActiveBroadcast:
+    """The in-memory broadcast of row ``bc``: its audio, from the audio store (whichever controller
+    rendered it; this one's cache first), chunked again (its checksum checked)."""
     asset = s.get(AudioAsset, bc.audio_sha256)
     if asset is None:
         raise ValueError(f"audio {bc.audio_sha256} missing")
-    audio = (audio_dir / asset.path).read_bytes()
+    audio = store.get(asset.sha256)
     info, frames = p.chunk_audio(
         audio, duration_ms=asset.duration_ms, chunk_size=chunk_size,
         codec="opus" if asset.codec == "opus" else "mp3", sample_rate=asset.sample_rate,
@@ -120,6 +147,18 @@ def load_active(s: Session, bc: Broadcast, audio_dir: Path, chunk_size: int) -> 
         Delivery.broadcast_id == bc.id, DeliveryEvent.state == S.PLAYING.value)).one()
     return ActiveBroadcast(id=bc.id, manifest=manifest, frames=frames, scopes=scopes, nodes=nodes,
                            started_at_ms=first_playing)
+
+
+def load_on_the_way(s: Session, broadcast_id: str, store: AudioStore,
+                    chunk_size: int) -> ActiveBroadcast | None:
+    """:func:`load_active` of a broadcast still being sent or on air (None otherwise): a restart,
+    or a takeover of a dead controller's broadcast (controller/airing/custody.py)."""
+    bc = s.get(Broadcast, broadcast_id)
+    if bc is None or bc.status not in (BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value):
+        return None
+    active = load_active(s, bc, store, chunk_size)
+    active.published = bc.status == BroadcastStatus.ACTIVE.value
+    return active
 
 
 def refusal(s: Session, broadcast_id: str) -> str | None:

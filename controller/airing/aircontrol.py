@@ -17,9 +17,8 @@ speakers start in step):
   :meth:`AirControl.ask_play` / :meth:`AirControl.ask_stop`; a restarted controller takes back a
   broadcast that was sounding with :meth:`AirControl.rejoin`.
 
-A unit that refuses a ``play`` (its audio still incomplete, say) is told to the refusal
-listeners (:meth:`AirControl.on_refused`: delivery shows why); the bus routes the unit's reply
-here by its correlation id.
+A unit's refusal of a ``play`` (audio still incomplete, say) goes to :meth:`AirControl.on_refused`
+listeners (delivery shows why); the bus routes the unit's reply here by its correlation id.
 """
 
 from __future__ import annotations
@@ -27,11 +26,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from controller.airing.margin import StartMargin, reach_ms
-from controller.airing.turns import COMMAND_TTL_MS, Answer, Refusal, Standing, Turn
+from controller.airing.turns import (
+    COMMAND_TTL_MS,
+    LIVE_HOLD_MS,
+    AirItem,
+    Answer,
+    LiveHold,
+    Pending,
+    Refusal,
+    Standing,
+    Turn,
+    tell_live,
+)
+from controller.airing.zone_claims import LocalZones, ZoneGate
+from controller.airing.zone_guard import ZoneGuard
 from controller.core.background import Periodic
+from controller.core.listeners import notify_all
 from devices import protocol as p
 from devices.link import UnitBus
 from scheduler.arbiter import Ended, Item, Preempted, PreemptPolicy, Start, ZoneArbiter
@@ -39,45 +51,12 @@ from scheduler.arbiter import Ended, Item, Preempted, PreemptPolicy, Start, Zone
 logger = logging.getLogger(__name__)
 
 
-LIVE_HOLD_MS = 24 * 3600 * 1000
-"""Arbiter duration of a live session: its zones are held until the session is released."""
-
-
-@dataclass
-class LiveHold:
-    """What the arbiter's decisions about a live session call back into."""
-
-    started: Callable[[], None]
-    ended: Callable[[str], None]  # reason: preempted | cleared | cancelled
-
-
-@dataclass
-class AirItem:
-    bc: str
-    scopes: list[p.AudioScope]
-    nodes: list[str]
-    started: bool = False
-    turn: Turn | None = None  # its last start (kept after it ended)
-    dropped_at: int | None = None  # pre-empted by an emergency and dropped (policy drop)
-
-
-@dataclass
-class Pending:
-    bc: str
-    priority: p.Priority
-    duration_ms: int
-    scopes: list[p.AudioScope]
-    nodes: list[str]
-    play_at: int | None
-    deadline: float  # loop time after which we air without waiting for more units
-    ready: Callable[[], bool] = field(default=lambda: False)
-
-
 class AirControl:
     def __init__(self, link: UnitBus, zones_of: Callable[[str], list[str]], *,
                  policy: PreemptPolicy = PreemptPolicy.DROP, margin_ms: int = 1500,
                  margin_floor_ms: int = 250, ready_wait_s: float = 10.0,
-                 emergency_ready_wait_s: float | None = None, tick_s: float = 0.1) -> None:
+                 emergency_ready_wait_s: float | None = None, tick_s: float = 0.1,
+                 gate: ZoneGate | None = None) -> None:
         self.link = link
         self.zones_of = zones_of
         #: the start margin from the measured play round trips, at most ``margin_ms``
@@ -98,6 +77,9 @@ class AirControl:
         self._ticker = Periodic("air-control", tick_s, self._tick)
         #: live sessions and relays held in the arbiter: item id → its callbacks
         self.live: dict[str, LiveHold] = {}
+        #: the zones cluster-wide (controller/airing/zone_claims.py): a start takes them first
+        self.guard = ZoneGuard(gate or LocalZones(), self.arbiter, apply=self._apply,
+                               bc_of=lambda i: it.bc if (it := self._items.get(i)) is not None else None)
 
     def start(self) -> None:
         self._ticker.start()
@@ -160,7 +142,8 @@ class AirControl:
         item = self._items.get(item_id)
         if item is None:
             return Standing(None, None, None)
-        return Standing(item.turn if item_id in self.arbiter.running else None, item.turn, item.dropped_at)
+        return Standing(item.turn if item_id in self.arbiter.running else None, item.turn, item.dropped_at,
+                        item.stopped_at)
 
     # ------------------------------------------------------------------ inputs
 
@@ -222,7 +205,9 @@ class AirControl:
             return False
         self._items[bc] = item
         self._started.add(bc)
-        self._send_play(item, turn, bc)
+        self.guard.adopted(bc, bc, self.zones(nodes), priority)
+        if priority == p.Priority.EMERGENCY or not self.emergency_on(nodes):  # else it is pre-empted
+            self._send_play(item, turn, bc)  # at once: its waiting units are not told to play it first
         return True
 
     def ask_play_all(self, bc: str) -> bool:
@@ -250,8 +235,28 @@ class AirControl:
                         else self.arbiter.cancel(item_id, now, "finished"))
             self._items.pop(item_id, None)
 
-    def cancel(self, bc: str) -> None:
-        self.finished(bc)
+    cancel = finished
+
+    def forget(self, bc: str) -> None:
+        """Another controller delivers ``bc`` now (or this one lost the database): drop it here and
+        send nothing; its zones go back."""
+        self._pending.pop(bc, None)
+        for kept in (self._requeued, self._resumed, self._started):
+            kept.discard(bc)
+        gone = [i for i, it in self._items.items() if it.bc == bc]
+        for item_id in gone:
+            self.arbiter.forget(item_id)
+            self._items.pop(item_id, None)
+            self.guard.ended(item_id)
+        self._unsent = [u for u in self._unsent if u[0] not in gone]
+
+    def adopt_dropped(self, bc: str, *, scopes: list[p.AudioScope], nodes: list[str]) -> None:
+        """After a restart: an emergency had dropped ``bc`` (a unit said ``failed``/``preempted``): held
+        as dropped, no zones; reconcile stops its units (the stop may have been lost)."""
+        self.forget(bc)
+        now = p.now_ms()
+        self._items[bc] = AirItem(bc, scopes, nodes, started=True, dropped_at=now, stopped_at=now)
+        self._started.add(bc)
 
     def hold(self, item_id: str, nodes: list[str], priority: p.Priority, hooks: LiveHold) -> None:
         """Hold the zones of ``nodes`` for a live session of unknown length, until :meth:`release`."""
@@ -272,10 +277,16 @@ class AirControl:
         return [i.id for i in self.arbiter.running.values() if i.zones & zones]
 
     def emergency_on(self, nodes: list[str]) -> bool:
-        """An emergency sounds or waits in a zone of ``nodes``."""
+        """An emergency sounds or waits (for its start, or for its units) in a zone of ``nodes``."""
         zones = self.zones(nodes)
         items = (*self.arbiter.running.values(), *self.arbiter.waiting.values())
-        return any(i.priority == p.Priority.EMERGENCY and i.zones & zones for i in items)
+        return any(i.priority == p.Priority.EMERGENCY and i.zones & zones for i in items) or any(
+            pend.priority == p.Priority.EMERGENCY and self.zones(pend.nodes) & zones
+            for pend in self._pending.values())
+
+    def drops_preempted(self) -> bool:
+        """The pre-emption policy is drop (what an emergency stops is not aired again)."""
+        return self.arbiter.policy is PreemptPolicy.DROP
 
     # ------------------------------------------------------------------ machinery
 
@@ -302,20 +313,25 @@ class AirControl:
 
     def _apply(self, actions: list[Start | Preempted | Ended]) -> None:
         for a in actions:
+            if not isinstance(a, Start):
+                self.guard.ended(a.item_id)
             hooks = self.live.get(a.item_id)
             if hooks is not None:
-                self._apply_live(a, hooks)
+                if not isinstance(a, Start) or self.guard.admit(a):  # a relay / live: zones cluster-wide too
+                    self._apply_live(a, hooks)
             elif isinstance(a, Start):
-                self._start(a)
+                if self.guard.admit(a):  # (else once its zones are taken cluster-wide)
+                    self._start(a)
             elif isinstance(a, Preempted):
                 item = self._items.get(a.item_id)
                 logger.warning("%s pre-empted by emergency %s after %.1f s (%s)", a.item_id, a.by,
                                a.played_ms / 1000, "will continue" if a.requeued else "dropped")
                 if item is not None:
+                    item.stopped_at = p.now_ms()  # a unit still playing it after the margin: stop again
                     if a.requeued:
                         self._requeued.add(item.bc)
                     else:
-                        item.dropped_at = p.now_ms()
+                        item.dropped_at = item.stopped_at
                     # units outside the emergency's zones must stop too: the zone is free now
                     self._command(item, "stop", {"bc": item.bc, "reason": "preempted"},
                                   p.now_ms() + COMMAND_TTL_MS, a.item_id)
@@ -323,25 +339,17 @@ class AirControl:
                 self._items.pop(a.item_id, None)
 
     def _apply_live(self, a: Start | Preempted | Ended, hooks: LiveHold) -> None:
-        if isinstance(a, Start):
-            hooks.started()
-            return
-        self.live.pop(a.item_id, None)
-        if isinstance(a, Preempted):
-            if a.requeued:  # a live session is never resumed later: drop it whatever the policy
-                hooks.ended("preempted")
-                self._apply(self.arbiter.cancel(a.item_id, p.now_ms(), "preempted"))
-                return
-            hooks.ended("preempted")
-        elif a.reason != "finished":
-            hooks.ended(a.reason)
+        if not isinstance(a, Start):
+            self.live.pop(a.item_id, None)
+        if tell_live(a, hooks):  # a live session is never resumed later: drop it whatever the policy
+            self._apply(self.arbiter.cancel(a.item_id, p.now_ms(), "preempted"))
 
     def _start(self, a: Start) -> None:
         item = self._items.get(a.item_id)
         if item is None:
             return
         item.started = True
-        item.dropped_at = None
+        item.dropped_at = item.stopped_at = None
         item.turn = Turn(a.at_ms, a.offset_ms, self.arbiter.running[a.item_id].end_ms or a.at_ms)
         self._started.add(item.bc)
         if item.bc in self._requeued:
@@ -367,11 +375,7 @@ class AirControl:
                 self.margin.observe(reach_ms(args, resp, sent_ms, rtt))
             if name == "play" and resp.status != "ok":
                 self._refused(bc, node_id, resp.error)
-            for fn in self._answer_listeners:
-                try:
-                    fn(bc, node_id, name, resp)
-                except Exception:
-                    logger.exception("answer listener failed")
+            notify_all(self._answer_listeners, bc, node_id, name, resp, what="answer listener")
 
         sent = self.link.command(item.scopes, name, args, expires_at=expires_at, on_reply=reply)
         if sent.unsent and item_id:
@@ -392,8 +396,5 @@ class AirControl:
                           item_id)
 
     def _refused(self, bc: str, node_id: str, why: str) -> None:
-        for fn in self._refusal_listeners:
-            try:
-                fn(bc, node_id, why)
-            except Exception:
-                logger.exception("refusal listener failed")
+        notify_all(self._refusal_listeners, bc, node_id, why, what="refusal listener")
+

@@ -65,6 +65,8 @@ class AudioOut:
             for i in range(0, len(active.frames), max(1, window)):
                 if not urgent:
                     await self._clear.wait()  # an emergency being sent goes first
+                if active.gone:  # given up meanwhile (controller/airing/custody.py): its owner sends
+                    return
                 await asyncio.gather(*(self.link.publish(data_topic, f) for f in active.frames[i:i + window]))
 
     def republish_manifests(self, active: ActiveBroadcast) -> None:

@@ -23,28 +23,41 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------- broadcasts
 
 
-def new_broadcast_id() -> str:
+def id_stamp() -> str:
+    """The UTC second a broadcast id carries."""
+    return datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def new_broadcast_id(stamp: str | None = None) -> str:
     """``b-<UTC second>-<8 hex>``: 32 random bits, so a burst of 1,000 in one second (schedules on
-    a round time) collides with odds of ~1 in 10,000 (16 bits: nearly always)."""
-    stamp = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
-    return f"b-{stamp}-{secrets.token_hex(4)}"
+    a round time) collides with odds of ~1 in 10,000 (16 bits: nearly always). ``stamp``: the
+    second (:func:`id_stamp`) when many are made at once."""
+    return f"b-{stamp or id_stamp()}-{secrets.token_hex(4)}"
 
 
-def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: list[str], nodes: list[str],
-                     priority: str | None, air_at: int | None, valid_s: int, repeat: int,
-                     created_by: str, play_at: int | None = None, commit: bool = True) -> Broadcast:
-    """A broadcast and its queued deliveries, committed (``commit=False``: added and flushed
-    only, for a caller that commits several together: a burst of schedule slots)."""
+def airable(s: Session, bulletin_id: int, priority: str | None) -> Bulletin:
+    """The bulletin if it may air at ``priority`` now (the airing rule, its bound audio), else a
+    ``ServiceError`` saying why: checked for every broadcast, API or schedule."""
     bulletin = s.get(Bulletin, bulletin_id)
     if bulletin is None:
         raise ServiceError(404, f"bulletin {bulletin_id} does not exist")
-    if (why := airing_refusal(bulletin, priority)) is not None:  # every broadcast, API or schedule
+    if (why := airing_refusal(bulletin, priority)) is not None:
         raise ServiceError(409, why)
     if bulletin.audio_sha256 is None:
         raise ServiceError(409, f"bulletin {bulletin_id} has no audio")
     unbound = audio_refusal(bulletin, bulletin.audio_sha256)
     if unbound is not None:
         raise ServiceError(409, unbound)
+    return bulletin
+
+
+def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: list[str], nodes: list[str],
+                     priority: str | None, air_at: int | None, valid_s: int, repeat: int,
+                     created_by: str, play_at: int | None = None) -> Broadcast:
+    """A broadcast and its queued deliveries, committed (many at once, uncommitted: a burst of
+    schedule slots, controller/airing/burst.py)."""
+    bulletin = airable(s, bulletin_id, priority)
+    assert bulletin.audio_sha256 is not None  # airable refuses a bulletin without audio
     now = p.now_ms()
     start = now if air_at is None else air_at
     if start < now - 60_000:
@@ -60,9 +73,8 @@ def create_broadcast(s: Session, *, bulletin_id: int, all_nodes: bool, zones: li
     s.add(bc)
     s.flush()
     insert_deliveries(s, bc.id, list(target.nodes), now)  # one batch, not a flush per unit
-    if commit:
-        s.commit()
-        s.refresh(bc)
+    s.commit()
+    s.refresh(bc)
     logger.info("broadcast %s of bulletin %d for %d node(s) in %d scope(s), airs at %d",
                 bc.id, bulletin_id, len(target.nodes), len(target.scopes), start)
     return bc

@@ -1,12 +1,10 @@
 """Broadcast delivery: publish audio once per scope, follow every node to a final state.
 
-State machine per (broadcast, node) is described in docs/protocol.md §4. In memory we keep
-the broadcasts that are still active (their chunks, scopes and per-node state); every
-transition is also written (batched) to the database with its time. After a restart the
-active broadcasts are rebuilt from the database and the audio files on disk
-(controller/airing/active.py). Publishing is :class:`controller.airing.audio_out.AudioOut`'s job;
-this module follows what the units report (acks, repair requests, refusals to start told by air
-control, presence) and finishes, cancels and expires broadcasts.
+State machine per (broadcast, node): docs/protocol.md §4. In memory: the active broadcasts (chunks,
+scopes, per-node state); every transition is written (batched) with its time; after a restart or a
+takeover they are rebuilt from the database (controller/airing/active.py). Publishing is
+:class:`controller.airing.audio_out.AudioOut`'s job; this module follows what the units report
+(acks, repairs, refusals, presence) and finishes, cancels and expires broadcasts.
 """
 
 from __future__ import annotations
@@ -15,27 +13,31 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session
 
 from controller.airing.active import (
     ACK_TO_STATE,
+    ATTENTION,
     ActiveBroadcast,
     NodeDelivery,
     load_active,
-    on_the_way,
-    refusal,
+    load_on_the_way,
 )
 from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
-from controller.airing.broadcasts import mark_missed
-from controller.airing.delivery_rows import DeliveryChange, apply_changes
-from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
+from controller.airing.claim import claim_to_air
+from controller.airing.custody import Custody
+from controller.airing.delivery_rows import DeliveryChange, apply_changes, cancel_queued
+from controller.airing.late import plays_later
+from controller.airing.models import Broadcast, BroadcastStatus, DeliveryState
+from controller.airing.ownership import ON_THE_WAY, Ownership
 from controller.airing.reconcile import Reconciler
 from controller.airing.repairs import RepairDesk
 from controller.airing.settings import DeliverySettings
 from controller.airing.summary import ENDED_BY_OPERATOR
+from controller.airing.takeover import PREEMPTED, reported_preempted, take_back
+from controller.core.audiostore import AudioStore
 from controller.core.background import Periodic
 from controller.core.db import Database
 from controller.core.writer import DbWriter
@@ -47,26 +49,25 @@ from devices.mqtt import MqttError
 logger = logging.getLogger(__name__)
 
 S = DeliveryState
-#: The row's reason for what an emergency's ack says of the unit's attention tone (protocol §3).
-ATTENTION = {p.TONE_SOUNDED: "attention tone sounded", p.TONE_MISSING: "no attention tone kept: speech only",
-             p.TONE_MISMATCH: "attention tone failed its checksum: speech only"}
 
 
 class DeliveryService:
     def __init__(self, db: Database, writer: DbWriter, link: UnitBus, presence: Presence,
-                 settings: DeliverySettings, audio_dir: Path, air: AirControl) -> None:
+                 settings: DeliverySettings, audio: AudioStore, air: AirControl, owner: Ownership, *,
+                 on_broker_lost: Callable[[], object] | None = None) -> None:
         self.aircontrol = air
+        self.owner = owner  # one controller delivers each broadcast (controller/airing/ownership.py)
         self.db = db
         self.writer = writer
         self.out = AudioOut(link)
         self.repairs = RepairDesk(self.out, presence.groups_of)  # one re-send of a chunk per scope
         self.presence = presence
         self.settings = settings
-        self.audio_dir = audio_dir
+        self.audio = audio
         self.active: dict[str, ActiveBroadcast] = {}
         self.ignored_acks = 0
         self._sweeper = Periodic("delivery-sweep", settings.sweep_s, self.sweep)
-        self._publishing: set[str] = set()
+        self._publishing: set[int] = set()  # the objects being published (by id(): see abandon)
         self._bg: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[str], None]] = []
         link.on("ack", self._on_ack)
@@ -76,38 +77,62 @@ class DeliveryService:
         air.on_refused(self._on_refused)
         self.reconcile = Reconciler(air, self.out, presence.is_online, self.active.get, self._transition,
                                     settings)  # asks a unit again when its reports disagree
+        self.custody = Custody(owner, self.active.keys, adopt=self.adopt, abandon=self.abandon,
+                               renew_s=settings.owner_renew_s, on_broker_lost=on_broker_lost)  # (the orphans)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._restore)
+        await self.custody.start()  # ours back (a restart), and any broadcast whose owner is gone
         self._sweeper.start()
 
     async def stop(self) -> None:
         await self._sweeper.stop()
+        await self.custody.stop(release=True)
+
+    def owns(self, broadcast_id: str) -> bool:
+        """This controller delivers the broadcast now (it holds its owner row)."""
+        return broadcast_id in self.active and self.owner.valid()
 
     def active_count(self) -> int:
         """Broadcasts still on their way to their units."""
         return len(self.active)
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
-        """``fn(broadcast_id)`` whenever a delivery of that broadcast changes, or the presence of one
-        of its unfinished units (the summary staff see reads presence)."""
+        """``fn(broadcast_id)`` on every change of its deliveries or of its unfinished units' presence."""
         self._listeners.append(fn)
 
-    def _restore(self) -> None:
-        with self.db.session() as s:
-            for bc in on_the_way(s):
-                try:
-                    self.active[bc.id] = self._load(s, bc)
-                    self.active[bc.id].published = bc.status == BroadcastStatus.ACTIVE.value
-                except (OSError, ValueError) as exc:
-                    logger.error("cannot restore broadcast %s: %s", bc.id, exc)
-        if self.active:
-            logger.info("restored %d active broadcasts", len(self.active))
+    async def adopt(self, broadcast_id: str) -> bool:
+        """A broadcast just taken (ours after a restart, or a dead owner's): rebuilt, delivered on."""
+        def load() -> ActiveBroadcast | None:
+            with self.db.session() as s:
+                return load_on_the_way(s, broadcast_id, self.audio, self.settings.chunk_size)
+        await self.writer.flush()  # what this controller wrote of it before is read back
+        try:
+            active = await asyncio.to_thread(load)
+        except (OSError, ValueError) as exc:
+            logger.error("cannot restore broadcast %s: %s", broadcast_id, exc)
+            return False
+        if active is None or broadcast_id in self.active:
+            return active is not None
+        self.active[broadcast_id] = active
+        active.restored = True  # (controller/airing/takeover.py)
+        logger.info("delivering broadcast %s on from where it stands (%d units)", broadcast_id,
+                    len(active.nodes))
+        if self.out.connected:
+            self._resume(active)
+        return True
+
+    def abandon(self, broadcast_id: str, why: str) -> None:
+        """We no longer own the broadcast (taken over, or the database lost): forget it, send nothing."""
+        if (active := self.active.pop(broadcast_id, None)) is not None:
+            active.gone = True  # its publish stops at the next window; adopted again, a new object
+            self.repairs.forget(broadcast_id)
+            self.aircontrol.forget(broadcast_id)
+            self._changed(broadcast_id)
 
     def _load(self, s: Session, bc: Broadcast) -> ActiveBroadcast:
-        return load_active(s, bc, self.audio_dir, self.settings.chunk_size)
+        return load_active(s, bc, self.audio, self.settings.chunk_size)
 
     # ------------------------------------------------------------------ airing
 
@@ -115,58 +140,37 @@ class DeliveryService:
         """Publish a scheduled broadcast now. Safe to call twice."""
         if broadcast_id in self.active:
             return
-        with self.db.session() as s:
-            if (why := refusal(s, broadcast_id)) is not None:  # rejected since it was set
-                mark_missed(s, broadcast_id, f"not aired: {why}")
-                logger.warning("broadcast %s not aired: %s", broadcast_id, why)
-                return
-            # compare-and-set: with several controllers on one database only one airs it
-            claimed = s.exec(update(Broadcast).where(  # type: ignore[call-overload]
-                col(Broadcast.id) == broadcast_id, col(Broadcast.status) == BroadcastStatus.SCHEDULED.value,
-            ).values(status=BroadcastStatus.SENDING.value)).rowcount
-            s.commit()
-            bc = s.get(Broadcast, broadcast_id)
-            if bc is None or claimed != 1:
-                logger.warning("broadcast %s is not waiting to air (here); not airing", broadcast_id)
-                return
-            if bc.expires_at <= p.now_ms():
-                bc.status, bc.reason = BroadcastStatus.EXPIRED.value, "air time passed its validity"
-                s.add(bc)
-                s.commit()
-                return
-            try:
-                active = self._load(s, bc)
-            except (OSError, ValueError) as exc:
-                bc.status, bc.reason = BroadcastStatus.FAILED.value, f"cannot load its audio: {exc}"[:500]
-                s.add(bc)
-                s.commit()
-                logger.error("broadcast %s failed: %s", broadcast_id, exc)
-                return
+        with self.db.session() as s:  # the row claimed (compare-and-set) with its owner row
+            active = claim_to_air(s, broadcast_id, self.owner, self.audio, self.settings.chunk_size)
+        if active is None:
+            return
         self.active[broadcast_id] = active
         await self._publish(active)
 
     async def _publish(self, active: ActiveBroadcast) -> None:
-        if active.id in self._publishing or not self.out.connected:
+        if active.gone or id(active) in self._publishing or not self.out.connected:
             if not self.out.connected:
                 logger.warning("broadcast %s waits for the MQTT broker", active.id)
             return
-        self._publishing.add(active.id)
+        self._publishing.add(id(active))
         if active.manifest.priority == p.Priority.EMERGENCY:
             # its wait for the units counts from now, not from the broker's last acknowledgement
             self._offer(active, active.scopes)
         try:
             await self.out.publish(active)
         except MqttError as exc:
-            logger.warning("broadcast %s: publishing interrupted (%s); will resume on reconnect",
-                           active.id, exc)
+            logger.warning("broadcast %s: publishing interrupted (%s); resumes on reconnect", active.id, exc)
             return
         finally:
-            self._publishing.discard(active.id)
-        active.published = True
+            self._publishing.discard(id(active))
+        if active.gone:  # given up while it was being published: its new owner goes on
+            return
+        active.published, active.published_at = True, time.monotonic()
         sent_at = p.now_ms()
         for node_id, nd in active.nodes.items():
             if nd.state in (S.QUEUED, S.OFFLINE):
                 online = self.presence.is_online(node_id)
+                nd.rejoined = nd.rejoined or not online
                 self._transition(active, node_id, nd, S.SENT if online else S.OFFLINE,
                                  "" if online else "node offline at send time")
         bid = active.id
@@ -200,31 +204,32 @@ class DeliveryService:
 
     async def _on_link_connected(self) -> None:
         """After a (re)connect: republish retained manifests; finish interrupted sends."""
-        for active in list(self.active.values()):
-            if active.published and active.done():  # every unit final before a restart: done now
-                self._maybe_finish(active)
-                continue
-            if not active.published:
-                task = asyncio.create_task(self._publish(active))
-                self._bg.add(task)
-                task.add_done_callback(self._bg.discard)
-                continue
-            self.out.republish_manifests(active)
-            if not self.aircontrol.airing(active.id):
-                # restored after a controller restart: units that have not started get their turn
-                waiting = [n for n, nd in active.nodes.items() if nd.state.rank < S.PLAYING.rank]
-                scopes = [p.AudioScope(kind="node", id=n) for n in waiting]
-                if active.started_at_ms is None or not self.aircontrol.rejoin(  # in step if it sounds
-                        active.id, at_ms=active.started_at_ms, priority=active.manifest.priority,
-                        duration_ms=active.duration_ms, scopes=scopes, nodes=waiting):
-                    self._offer(active, scopes)
+        # emergencies first: one restored after a restart takes its zones back before what it pre-empted
+        for active in sorted(self.active.values(), key=lambda a: p.play_rank(a.manifest.priority)):
+            self._resume(active)
+
+    def _resume(self, active: ActiveBroadcast) -> None:
+        """Go on with a broadcast restored or reconnected: finish, publish, or give units their turn."""
+        if active.published and active.done():  # every unit final before a restart: done now
+            self._maybe_finish(active)
+            return
+        if not active.published:
+            if active.manifest.priority == p.Priority.EMERGENCY:  # known to air control before
+                self._offer(active, active.scopes)  # what it pre-empts is taken back below
+            task = asyncio.create_task(self._publish(active))
+            self._bg.add(task)
+            task.add_done_callback(self._bg.discard)
+            return
+        self.out.republish_manifests(active)
+        if not self.aircontrol.airing(active.id):  # restored after a restart, or taken over
+            take_back(active, self.aircontrol, self._offer)
 
     # ------------------------------------------------------------------ node reports
 
     def _on_ack(self, node_id: str, ack: p.Ack) -> None:
         active = self.active.get(ack.bc)
         nd = active.nodes.get(node_id) if active else None
-        if active is None or nd is None:
+        if active is None or nd is None or not self.owner.valid():  # (another controller's broadcast)
             self.ignored_acks += 1
             return
         new = ACK_TO_STATE[ack.state]
@@ -234,11 +239,14 @@ class DeliveryService:
             return  # duplicate, reordered, or re-sent after a final state
         if nd.state.rank < S.SENT.rank:
             self._transition(active, node_id, nd, S.SENT, "")  # acked before our send completed
-        if new == S.FAILED and ack.reason == "preempted" and self.aircontrol.will_resume(active.id):
-            self._transition(active, node_id, nd, S.VERIFIED, "pre-empted by an emergency; will continue")
+        if new == S.FAILED and (later := plays_later(active, nd, ack.reason, self.aircontrol)):
+            self._transition(active, node_id, nd, S.VERIFIED, later)  # it plays it later (late.py)
+            self.reconcile.nudge(nd)  # too late: its catch-up is asked for at the next sweep
             return
         # an emergency's first ack says what the unit's local attention tone did
         self._transition(active, node_id, nd, new, (ack.reason or ATTENTION.get(ack.attention, ""))[:200])
+        if new == S.FAILED and ack.reason == PREEMPTED:
+            reported_preempted(active, node_id, self.aircontrol)  # dropped before a restart?
         if new == S.VERIFIED:
             self.aircontrol.unit_ready(active.id, node_id, priority=active.manifest.priority,
                                        duration_ms=active.duration_ms)
@@ -267,6 +275,7 @@ class DeliveryService:
             nd = active.nodes.get(node_id)
             if nd is None or nd.state.final:
                 continue
+            nd.rejoined = True
             if online and nd.state == S.OFFLINE and active.published:
                 self._transition(active, node_id, nd, S.SENT, "node back online")
             else:
@@ -293,6 +302,7 @@ class DeliveryService:
         if not active.done():
             return
         self.active.pop(active.id, None)
+        self.custody.finishing(active.id)  # not taken back as an orphan before its end is written
         self.aircontrol.finished(active.id)
         status = BroadcastStatus.EXPIRED if expired else BroadcastStatus.DONE
         self.out.withdraw(active)
@@ -303,9 +313,10 @@ class DeliveryService:
 
         def op(s: Session) -> None:
             bc = s.get(Broadcast, bid)
-            if bc is not None and bc.status in (BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value):
+            if bc is not None and bc.status in ON_THE_WAY:
                 bc.status, bc.finished_at = status.value, at
                 s.add(bc)
+            self.owner.release_in(s, bid)
 
         self.writer.submit(op)
         logger.info("broadcast %s %s: %s", active.id, status.value, tally)
@@ -353,17 +364,7 @@ class DeliveryService:
             if nd is not None and not nd.state.final:
                 self._transition(active, node_id, nd, S.CANCELLED, reason)
                 self._maybe_finish(active)
-        on_air, at = set(self.active), p.now_ms()
-
-        def op(s: Session) -> None:
-            q = select(Delivery).where(Delivery.node_id == node_id, Delivery.state == S.QUEUED.value)
-            for d in s.exec(q).all():
-                if d.broadcast_id not in on_air and d.id is not None:
-                    d.state, d.reason, d.updated_at = S.CANCELLED.value, reason, at
-                    s.add(d)
-                    s.add(DeliveryEvent(delivery_id=d.id, state=S.CANCELLED.value, reason=reason, at=at))
-
-        self.writer.submit(op)
+        self.writer.submit(cancel_queued(node_id, set(self.active), reason))  # the ones not on air yet
 
     # ------------------------------------------------------------------ timeouts
 

@@ -3,11 +3,17 @@
 The delivery service calls :meth:`DeliveryStreams.changed` (a delivery listener) on every change
 of a broadcast's deliveries; each open stream of that broadcast is woken and re-reads the
 snapshot (controller/ui/delivery_view.py). Built once in controller/services.py.
+
+With several controllers the broadcast may be delivered by another one: its changes come through
+the change feed (kind :data:`DELIVERY`, notified after the rows are committed), so a stream on
+any controller follows any broadcast.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+DELIVERY = "delivery"  # the change feed's kind (ephemeral): key = the broadcast id
 
 
 class DeliveryStreams:
@@ -18,6 +24,11 @@ class DeliveryStreams:
         """Wake every stream following ``broadcast_id`` (called in the event loop)."""
         for ev in self._streams.get(broadcast_id, ()):
             ev.set()
+
+    def changed_elsewhere(self, broadcast_ids: frozenset[str] | None) -> None:
+        """Another controller changed these broadcasts' deliveries (None: any broadcast)."""
+        for bc in list(self._streams) if broadcast_ids is None else broadcast_ids:
+            self.changed(bc)
 
     def open(self, broadcast_id: str) -> asyncio.Event:
         """A new stream of ``broadcast_id``: its event is set on each change."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
+from controller.core.metrics import Histogram
 from devices import protocol as p
 
 #: Round trips kept (the most recent; older ones describe a network that may have changed).
@@ -46,11 +47,14 @@ class StartMargin:
         self.initial_ms = initial_ms
         self.headroom_ms = headroom_ms
         self._rtts: deque[float] = deque(maxlen=window)
+        #: every measured reach since the start, in seconds (``GET /metrics``)
+        self.histogram = Histogram()
 
     def observe(self, rtt_ms: float) -> None:
         """One ``play`` answered ``rtt_ms`` after it was sent."""
         if rtt_ms >= 0:
             self._rtts.append(rtt_ms)
+            self.histogram.observe(rtt_ms / 1000)
 
     @property
     def samples(self) -> int:

@@ -94,3 +94,42 @@ class DeliveryEvent(SQLModel, table=True):
     state: str = Field(max_length=16)  # DeliveryState
     reason: str = Field(default="", max_length=200)
     at: int = ms_column(nullable=False)
+
+
+class BroadcastOwner(SQLModel, table=True):
+    """Which controller delivers a broadcast on its way: a lease on the database clock
+    (controller/airing/ownership.py). The owner renews it; another takes it once it expired."""
+
+    __tablename__ = "broadcast_owner"
+    broadcast_id: str = Field(primary_key=True, max_length=63, foreign_key="broadcast.id", ondelete="CASCADE")
+    holder: str = Field(max_length=120)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))  # database clock, ms
+    epoch: int = Field(default=0)  # + 1 at each change of holder
+
+
+class ZoneClaim(SQLModel, table=True):
+    """A zone on air, cluster-wide: the item sounding in it (a broadcast, or one unit's catch-up of
+    it), its priority and the controller that owns it (controller/airing/zone_claims.py)."""
+
+    __tablename__ = "zone_claim"
+    zone: str = Field(primary_key=True, max_length=100)
+    item_id: str = Field(max_length=140)
+    broadcast_id: str = Field(max_length=63)
+    priority: str = Field(max_length=16)
+    holder: str = Field(max_length=120)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))  # database clock, ms
+
+
+class AiringRequest(SQLModel, table=True):
+    """Staff's command to a broadcast another controller delivers (cancel, end waiting): written by
+    the controller that got the request, carried out by the owner (controller/airing/requests.py)."""
+
+    __tablename__ = "airing_request"
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: str = Field(max_length=63, index=True)
+    action: str = Field(max_length=16)  # cancel | end_waiting
+    reason: str = Field(default="", max_length=200)
+    origin: str = Field(default="", max_length=120)
+    created_at: int = ms_column(nullable=False)
+    done_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    outcome: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -12,10 +12,12 @@ unit still short of a final state, while the broker link is up and the unit onli
   twice: one it plays or has finished is answered ``already`` and its ack re-sent). Once its zone's
   turn is over it gets a catch-up of its own, from the start, when its zones are free. A unit still
   ``playing`` that long after the end is asked the same way, and answers with its final state.
-* **stop**: a broadcast an emergency pre-empted for good (policy ``drop``) ends ``failed`` /
-  ``preempted`` at once for its units that had not started it; a unit still ``playing`` it
-  ``reconcile_after_ms`` after the ``stop`` gets the stop again; one that answers it played
-  nothing of it is recorded ``failed``/``preempted``.
+* **stop**: a broadcast an emergency pre-empted for good (policy ``drop``; or, after a controller
+  restart, one a unit reported ``failed``/``preempted``) ends ``failed`` / ``preempted`` at once
+  for its units that had not started it; a unit still ``playing`` it ``reconcile_after_ms`` after
+  the ``stop`` gets the stop again — also under policy ``restart``/``resume``, where the broadcast
+  waits to continue; one that answers it played nothing of it is recorded ``failed``/``preempted``
+  (``verified``, to continue, under restart/resume).
 * **cancel**: every unit of a cancelled broadcast is sent ``cancel`` until it answers, or until the
   broadcast's validity ends.
 
@@ -45,6 +47,8 @@ S = DeliveryState
 #: The first wait between two asks of one unit; it doubles up to ``reconcile_max_wait_s``.
 FIRST_WAIT_MS = 2000
 PREEMPTED = "preempted"
+#: The reason of a unit pre-empted by an emergency that will restart / resume the broadcast later.
+RESUMES = "pre-empted by an emergency; will continue"
 #: More units than this missing the play of their broadcast's turn get it once on its scopes.
 GROUP_ASK_MIN = 8
 #: Units asked one by one in one check of a broadcast at most (the others at the next check).
@@ -66,15 +70,19 @@ class Ask(enum.Enum):
 
 
 def ask_for(state: DeliveryState, *, now_ms: int, margin_ms: int, started: bool, resuming: bool,
-            turn: Turn | None, last: Turn | None, dropped_at: int | None) -> Ask:
+            turn: Turn | None, last: Turn | None, dropped_at: int | None,
+            stopped_at: int | None = None) -> Ask:
     """The rule: what a unit in ``state`` is asked now (see the module docstring). ``turn`` is its
-    item's turn while it holds its zones, ``last`` the last one (also after its end)."""
+    item's turn while it holds its zones, ``last`` the last one (also after its end); ``stopped_at``
+    when an emergency last pre-empted its item (any policy)."""
     if state.final:
         return Ask.NOTHING
     if dropped_at is not None:
         if state.rank < S.PLAYING.rank:
             return Ask.PREEMPTED
         return Ask.STOP if state == S.PLAYING and now_ms >= dropped_at + margin_ms else Ask.NOTHING
+    if resuming and state == S.PLAYING and stopped_at is not None and now_ms >= stopped_at + margin_ms:
+        return Ask.STOP  # pre-empted, to restart / resume later, but its stop was lost: it plays on
     if not started or resuming:
         return Ask.NOTHING  # before its start, or pre-empted and waiting to restart / resume
     if state == S.VERIFIED:
@@ -141,7 +149,7 @@ class Reconciler:
                     or nd.next_ask_ms > now or not self.is_online(node_id):
                 continue
             ask = ask_for(nd.state, now_ms=now, margin_ms=self.margin_ms, started=started, resuming=resuming,
-                          turn=st.turn, last=st.last, dropped_at=st.dropped_at)
+                          turn=st.turn, last=st.last, dropped_at=st.dropped_at, stopped_at=st.stopped_at)
             if ask is Ask.PREEMPTED:
                 self.transition(active, node_id, nd, S.FAILED, PREEMPTED)
                 final = True
@@ -182,8 +190,11 @@ class Reconciler:
         if name == "play" and resp.error == "unknown broadcast":
             self.out.reoffer(active, node_id)  # it lost the file: the manifest again, it downloads
         elif (name == "stop" and resp.status == "ok" and resp.data.get("stopped") != bc
-              and nd.state == S.PLAYING and self._dropped(bc, node_id)):
-            self.transition(active, node_id, nd, S.FAILED, PREEMPTED)  # it plays nothing of it
+              and nd.state == S.PLAYING):
+            if self._dropped(bc, node_id):  # it plays nothing of it
+                self.transition(active, node_id, nd, S.FAILED, PREEMPTED)
+            elif self.air.waiting_to_resume(bc):
+                self.transition(active, node_id, nd, S.VERIFIED, RESUMES)
 
     def _dropped(self, bc: str, node_id: str) -> bool:
         main, own = self.air.standing(bc)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from devices.protocol import DEFAULT_CHUNK_SIZE
 from scheduler.arbiter import PreemptPolicy
@@ -40,3 +40,25 @@ class DeliverySettings(BaseModel):
     ready_wait_s: float = Field(
         10.0, ge=0, le=300,
         description="air-now waits at most this long for online units to verify the audio")
+    # a standby takes a dead owner's broadcasts at most ttl + renew after its last renewal (≤ 10 s)
+    owner_ttl_s: float = Field(
+        6.0, gt=0, le=600,
+        description="a broadcast's owner lease (database clock): another controller takes it over "
+                    "once its owner has not renewed it for this long")
+    owner_renew_s: float = Field(
+        2.0, gt=0, le=200,
+        description="how often the owner renews its broadcasts and the others look for orphaned ones")
+    broker_lost_s: float | None = Field(
+        None, ge=0, le=600,
+        description="a controller whose broker has not passed its own probe back for this long gives "
+                    "its broadcasts up for another controller to take over (0: never); default: 4 s on "
+                    "PostgreSQL (several controllers), never on SQLite (one controller)")
+    cluster_zones: bool | None = Field(
+        None, description="take zones on air in the database (several controllers); default: on "
+                          "PostgreSQL, off on SQLite (one controller)")
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> DeliverySettings:
+        if self.owner_renew_s * 2 > self.owner_ttl_s:
+            raise ValueError("owner_renew_s must be at most half of owner_ttl_s")
+        return self

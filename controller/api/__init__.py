@@ -12,18 +12,24 @@ from fastapi import APIRouter, Depends
 
 from controller.api import (
     accounts,
+    alerts,
     approval,
     broadcasts,
+    bulletin_edits,
     bulletins,
     control,
     fleet,
     guards,
     health,
+    library,
     live,
+    metrics,
+    presets,
     recordings,
     relays,
     schedules,
     speech,
+    windows,
 )
 from controller.api.responses import COMMON_ERRORS, errors
 
@@ -31,9 +37,11 @@ COMMON = errors(*COMMON_ERRORS)
 
 router = APIRouter(responses=COMMON)
 router.include_router(health.router)
-for _r in (accounts.router, approval.router, fleet.router, live.router):
+router.include_router(metrics.router)  # /metrics: bearer token or loopback only (not the JSON API)
+for _r in (accounts.router, alerts.router, approval.router, fleet.router, live.router, presets.router):
     router.include_router(_r, responses=errors(404, 409))
-for _r in (bulletins.router, recordings.router, relays.router, broadcasts.router):
+for _r in (bulletins.router, bulletin_edits.router, recordings.router, library.router, relays.router,
+           broadcasts.router, windows.router):
     router.include_router(_r, responses=errors(404, 409, 503))
 # routers whose handlers only take UserDep get their role and ward checks here (controller/api/guards.py)
 router.include_router(control.router, dependencies=[Depends(guards.control_guard)],

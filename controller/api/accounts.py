@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlmodel import col, select
 
 from controller.accounts.audit import audit
+from controller.accounts.audit_query import MAX_PAGE, AuditFilter, audit_rows, day_ms
 from controller.accounts.auth import hash_password
-from controller.accounts.models import AuditEntry, OrgUnit, User
+from controller.accounts.models import OrgUnit, User
 from controller.accounts.passwords import password_problem
 from controller.accounts.roles import ROLES, may_grant_role
 from controller.accounts.scope import manages_user, scope_refusal, subtree
@@ -25,8 +27,16 @@ from controller.api.deps import (
     cross_site,
 )
 from controller.api.responses import AuditPublic, LoginPublic, OrgUnitPublic, UserCreated, UserPublic, iso
-from controller.api.schemas import LoginRequest, OrgUnitCreate, PasswordChange, UserCreate, UserUpdate
+from controller.api.schemas import (
+    LoginRequest,
+    OrgUnitCreate,
+    PasswordChange,
+    QueryDay,
+    UserCreate,
+    UserUpdate,
+)
 from controller.api.scope import forbidden
+from controller.core.errors import ServiceError
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -208,16 +218,23 @@ def create_org_unit(body: OrgUnitCreate, s: SessionDep, admin: AdminDep) -> dict
 
 
 @router.get("/audit", response_model=list[AuditPublic])
-def list_audit(s: SessionDep, admin: AdminDep, limit: int = 200) -> list[AuditPublic]:
-    """The audit log, newest first. An admin with an org unit sees exactly the entries made by
-    (or, for failed logins, in the name of) accounts of their subtree: every entry names who
-    acted, so the rule needs no guessing about what a free-text target refers to. Entries by
-    province-level accounts, the CLI or unknown names stay with admins without an org unit."""
-    q = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(max(1, min(limit, 2000)))
-    if admin.org_unit_id is not None:
-        mine = subtree(s, admin.org_unit_id)
-        names = select(User.username).where(col(User.org_unit_id).in_(mine))
-        q = q.where(col(AuditEntry.username).in_(names))
-    rows = s.exec(q).all()
+def list_audit(s: SessionDep, admin: AdminDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
+               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+               username: Annotated[str | None, Query(max_length=100, description="who acted")] = None,
+               action: Annotated[str | None, Query(max_length=64, description="e.g. login")] = None,
+               first: Annotated[QueryDay | None, Query(alias="from", description="first day")] = None,
+               last: Annotated[QueryDay | None, Query(alias="to", description="last day, included")] = None,
+               ) -> list[AuditPublic]:
+    """The audit log, newest first, filtered and paged (``offset``). An admin with an org unit sees
+    exactly the entries made by (or, for failed logins, in the name of) accounts of their subtree:
+    every entry names who acted, so the rule needs no guessing about what a free-text target refers
+    to. Entries by province-level accounts, the CLI or unknown names stay with admins without an
+    org unit."""
+    if first is not None and last is not None and last < first:
+        raise ServiceError(422, f"the audit period's end {last} is before its start {first}")
+    f = AuditFilter(username=username or None, actions=(action.replace("%", ""),) if action else (),
+                    since_ms=day_ms(first), until_ms=day_ms(last, after=True))
+    rows = audit_rows(s, admin, f, offset=offset, limit=limit)
     return [AuditPublic(at=iso(r.at), username=r.username, action=r.action, target=r.target, detail=r.detail)
             for r in rows]
+

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
-from controller.accounts.audit import audit
+from controller.accounts.audit import audit, details
 from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
 from controller.airing.broadcasts import create_broadcast, mark_missed
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
+from controller.airing.ownership import ON_THE_WAY
+from controller.airing.requests import CANCEL, END_WAITING
 from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, online_from, summarize
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.idempotent import KeyHeader, Made, Post, run_post
@@ -73,10 +76,11 @@ def _public(s: Session, bc: Broadcast, *, detail: bool, online: Callable[[str], 
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastPublic)
-async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep,
+async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep, request: Request,
                        key: KeyHeader = None) -> BroadcastPublic | JSONResponse:
     """Air a bulletin now or at ``air_at``. With an ``Idempotency-Key`` a retry gets the first
-    answer and airs nothing new (docs/faults.md)."""
+    answer and airs nothing new (docs/faults.md). Audited as ``broadcast_air`` with the bulletin's
+    title and the zones (instead of the bare request entry)."""
     publish_at = play_at = None
     if body.air_at is not None:
         if body.air_at.tzinfo is None:
@@ -99,8 +103,15 @@ async def air_bulletin(body: BroadcastCreate, sv: ServicesDep, user: UserDep,
             repeat=body.repeat, created_by=user.username, play_at=play_at,
         )
         audit_bypass(s, user, bulletin, body.priority, f"broadcast:{bc.id}")
-        return Made(201, _public(s, bc, detail=False, online=online_from(sv.presence.status)),
-                    after=lambda: sv.scheduler.air_at(bc.id, bc.air_at),
+        audit(s, user.username, "broadcast_air", f"broadcast:{bc.id}", details(
+            bulletin=bulletin.id, title=bulletin.title, all=all_nodes, zones=zones, nodes=nodes,
+            priority=bc.priority, at=play_at))
+
+        def after() -> None:
+            request.scope["lp_audited"] = True  # its own entry is written: no bare "POST /api/broadcasts"
+            sv.scheduler.air_at(bc.id, bc.air_at)
+
+        return Made(201, _public(s, bc, detail=False, online=online_from(sv.presence.status)), after=after,
                     undo=lambda s2: mark_missed(s2, bc.id, TIMED_OUT))
 
     def rebuild(s: Session, ref: str) -> tuple[int, BroadcastPublic]:
@@ -128,18 +139,46 @@ def get_broadcast(broadcast_id: str, s: SessionDep, sv: ServicesDep, user: UserD
     return _public(s, bc, detail=True, online=online_from(sv.presence.status))
 
 
-@router.post("/{broadcast_id}/cancel", response_model=BroadcastPublic)
-async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+@router.post("/{broadcast_id}/cancel", response_model=BroadcastPublic,
+             responses={202: {"description": "asked of the controller that delivers it, not answered yet"}})
+async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep,
+                           response: Response) -> BroadcastPublic:
+    """Cancel a broadcast: one waiting for its time does not air; one on its way is cancelled on
+    its units by the controller that delivers it (whichever controller is asked: 202 when that one
+    has not answered within 8 s; it does it when it can, or the one that takes it over does)."""
     if user.role not in CAN_AIR | CAN_EMERGENCY:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"your role ({user.role}) may not cancel broadcasts")
     with sv.db.session() as s:
         bc = broadcast_for(s, user, broadcast_id)
-        if bc.status == BroadcastStatus.SCHEDULED.value and sv.scheduler.cancel(broadcast_id):
-            bc.status, bc.reason = BroadcastStatus.CANCELLED.value, "cancelled before airing"
-            s.add(bc)
+        state = bc.status
+        if state == BroadcastStatus.SCHEDULED.value:
+            sv.scheduler.cancel(broadcast_id)  # its timer may be another controller's: its claim then fails
+            done = s.exec(update(Broadcast).where(  # type: ignore[call-overload]
+                col(Broadcast.id) == broadcast_id, col(Broadcast.status) == state,
+            ).values(status=BroadcastStatus.CANCELLED.value, reason="cancelled before airing")).rowcount == 1
             s.commit()
-        elif not sv.delivery.cancel(broadcast_id):
-            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {broadcast_id} is already {bc.status}")
+        else:
+            done = sv.delivery.cancel(broadcast_id)
+    if not done:
+        outcome = await _by_owner(sv, response, broadcast_id, state, CANCEL, "cancelled by staff")
+        if outcome is not None and not outcome["ok"]:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {broadcast_id} is already {state}")
+    return await _answer(sv, broadcast_id)
+
+
+async def _by_owner(sv: Services, response: Response, broadcast_id: str, state: str, action: str,
+                    reason: str) -> dict[str, Any] | None:
+    """``action`` carried out by the controller that delivers the broadcast (not this one): its
+    outcome, or None (and the answer 202) if it has not answered in time."""
+    if state not in ON_THE_WAY:
+        return {"ok": False, "on_air": False, "ended": []}
+    outcome = await sv.airing_requests.ask(broadcast_id, action, reason)
+    if outcome is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return outcome
+
+
+async def _answer(sv: Services, broadcast_id: str) -> BroadcastPublic:
     await sv.writer.flush()
     with sv.db.session() as s:
         bc2 = s.get(Broadcast, broadcast_id)
@@ -147,11 +186,14 @@ async def cancel_broadcast(broadcast_id: str, sv: ServicesDep, user: UserDep) ->
         return _public(s, bc2, detail=True, online=online_from(sv.presence.status))
 
 
-@router.post("/{broadcast_id}/end-waiting", response_model=BroadcastPublic)
-async def end_waiting(broadcast_id: str, sv: ServicesDep, user: UserDep) -> BroadcastPublic:
+@router.post("/{broadcast_id}/end-waiting", response_model=BroadcastPublic,
+             responses={202: {"description": "asked of the controller that delivers it, not answered yet"}})
+async def end_waiting(broadcast_id: str, sv: ServicesDep, user: UserDep,
+                      response: Response) -> BroadcastPublic:
     """Stop waiting for the target units that are offline now: their deliveries end ``cancelled``
     with reason ``ended_by_operator``, nothing more is sent to them, and the broadcast is ``done``
-    as soon as no online unit is still on its way (operator or admin, audited)."""
+    as soon as no online unit is still on its way (operator or admin, audited; carried out by the
+    controller that delivers it, whichever controller is asked)."""
     if user.role not in CAN_AIR:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"your role ({user.role}) may not end a broadcast's waiting")
@@ -161,17 +203,20 @@ async def end_waiting(broadcast_id: str, sv: ServicesDep, user: UserDep) -> Broa
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                                 "the controller has no broker link now: which units are offline is not known")
         ended = sv.delivery.end_waiting(broadcast_id, ENDED_BY_OPERATOR)
-        if ended is None:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {bc.id} is {bc.status}, not on air")
-        if not ended:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {bc.id} waits for no offline unit")
+        state = bc.status
+    if ended is None:
+        outcome = await _by_owner(sv, response, broadcast_id, state, END_WAITING, ENDED_BY_OPERATOR)
+        if outcome is None:
+            return await _answer(sv, broadcast_id)  # 202: its owner has not answered yet
+        ended = list(outcome["ended"]) if outcome["on_air"] else None
+    if ended is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {broadcast_id} is {state}, not on air")
+    if not ended:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"broadcast {broadcast_id} waits for no offline unit")
+    with sv.db.session() as s:
         audit(s, user.username, "broadcast_end_waiting", f"broadcast:{broadcast_id}",
               f"{len(ended)} unit(s): {', '.join(ended)}")
-    await sv.writer.flush()
-    with sv.db.session() as s:
-        bc2 = s.get(Broadcast, broadcast_id)
-        assert bc2 is not None
-        return _public(s, bc2, detail=True, online=online_from(sv.presence.status))
+    return await _answer(sv, broadcast_id)
 
 
 UNFINISHED = (BroadcastStatus.SCHEDULED.value, BroadcastStatus.SENDING.value, BroadcastStatus.ACTIVE.value)
@@ -182,6 +227,7 @@ async def withdraw(sv: Services, bulletin_id: int, reason: str) -> list[str]:
     waiting for its time is cancelled, one already sent to the units (which hold it until its
     play time) or playing is cancelled on the units. Returns the broadcast ids stopped."""
     stopped: list[str] = []
+    elsewhere: list[str] = []
     with sv.db.session() as s:
         rows = s.exec(select(Broadcast).where(Broadcast.bulletin_id == bulletin_id)
                       .where(col(Broadcast.status).in_(UNFINISHED))).all()
@@ -193,7 +239,12 @@ async def withdraw(sv: Services, bulletin_id: int, reason: str) -> list[str]:
                 stopped.append(bc.id)
             elif sv.delivery.cancel(bc.id, reason):
                 stopped.append(bc.id)
+            else:
+                elsewhere.append(bc.id)  # delivered by another controller
         s.commit()
+    for bid in elsewhere:
+        if await sv.airing_requests.ask(bid, CANCEL, reason) is not None:
+            stopped.append(bid)  # (unanswered: its owner, or who takes it over, still cancels it)
     await sv.writer.flush()
     if stopped:
         logger.warning("bulletin %d: %s; stopped broadcast(s) %s", bulletin_id, reason, ", ".join(stopped))

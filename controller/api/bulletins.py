@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -24,7 +25,10 @@ from controller.bulletins.dictionary import load_dictionary
 from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech
 from controller.bulletins.render import render_bulletin
 from controller.bulletins.reread import RECORDING_VOICE, use_audio
+from controller.core.audiostore import AudioStoreError
 from controller.core.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
 
@@ -83,7 +87,7 @@ async def create_bulletin(body: BulletinSpeechCreate, sv: ServicesDep, user: Use
     def work(s: Session) -> Made:
         b = render_bulletin(
             s, title=body.title or default_title(body.text), text=body.text, priority=body.priority,
-            audio_dir=sv.settings.audio_dir, cache_dir=sv.settings.cache_dir, created_by=user.username,
+            store=sv.audio, cache_dir=sv.settings.cache_dir, created_by=user.username,
             org_unit_id=user.org_unit_id, prepare=lambda b: initial_approval(b, user), **opts,
         )  # read with the dictionary of the author's org unit, approval state set before storing
         return Made(201, bulletin_public(s, b))
@@ -135,7 +139,7 @@ def _edit(sv: ServicesDep, user: User, bulletin_id: int,
                 raise ServiceError(422, str(exc)) from None
             except tts.TTSError as exc:
                 raise ServiceError(503, f"speech synthesis failed: {exc}") from None
-            use_audio(s, b, speech, audio, sv.settings.audio_dir)
+            use_audio(s, b, speech, audio, sv.audio)
             speech.speed = speed
         for k in ("title", "text", "voice", "priority"):
             if k in changes:
@@ -169,5 +173,10 @@ def get_audio(bulletin_id: int, sv: ServicesDep, s: SessionDep, user: UserDep) -
     asset = s.get(AudioAsset, b.audio_sha256) if b.audio_sha256 else None
     if asset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"bulletin {bulletin_id} has no audio")
-    return FileResponse(sv.settings.audio_dir / asset.path,
-                        media_type=MEDIA_TYPES.get(asset.codec, "application/octet-stream"))
+    try:  # from the audio store, whichever controller made it (kept in this one's cache)
+        path = sv.audio.file(asset.sha256)
+    except AudioStoreError as exc:
+        logger.error("bulletin %s: %s", bulletin_id, exc)
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"bulletin {bulletin_id} has no audio: {exc}") from None
+    return FileResponse(path, media_type=MEDIA_TYPES.get(asset.codec, "application/octet-stream"))

@@ -20,6 +20,7 @@ from controller.api.scope import forbidden, node_for, node_visible, out_of_servi
 from controller.fleet.broker_accounts import issue_credentials
 from controller.fleet.commands import ARGS, CommandOutcome
 from controller.fleet.models import RETIRED, Node, NodeCommand, NodeZone, Zone
+from controller.fleet.registry import UNIT_ALARM
 
 router = APIRouter(prefix="/api", tags=["control"])
 
@@ -159,6 +160,7 @@ async def clear_alarm(node_id: str, sv: ServicesDep, user: UserDep) -> dict[str,
         was = sv.presence.clear_alarm(node_id, f"cleared by {user.username}")
         if not was:
             raise HTTPException(status.HTTP_409_CONFLICT, f"unit {node_id} has no alarm")
+        sv.feed.later(UNIT_ALARM, node_id)  # with the clearing's write: the other controllers drop it too
         audit(s, user.username, "alarm_clear", f"node:{node_id}", was)
     await sv.writer.flush()
     return {"node_id": node_id, "cleared": was}

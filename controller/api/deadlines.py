@@ -2,9 +2,11 @@
 
 Outermost ASGI middleware (controller/app.py). A request whose response has not *started* within
 ``http.request_deadline_s`` (``http.long_deadline_s`` for the writes that render speech or wait) is
-answered ``503 {"error": ...}`` (a started response, e.g. an audio download, runs on). A database
-error or timeout raised anywhere below (the authentication in controller/api/limits.py, a route,
-the audit middleware) is answered the same way, logged as one line.
+answered 503 (a started response, e.g. an audio download, runs on). A database error or timeout
+raised anywhere below (the authentication in controller/api/limits.py, a route, the audit
+middleware) is answered the same way, logged as one line. The JSON body: a stable ``code``
+(``database_unavailable``, ``deadline_exceeded``), ``message`` in Vietnamese, ``message_en``, and
+the short English ``error`` scripts have read since issue 13.
 UI pages (not ``/api/``, the browser asks for HTML) get a short page in Vietnamese (English with the
 ``lang=en`` cookie). WebSockets are not touched. See docs/faults.md.
 """
@@ -37,6 +39,8 @@ def database_away(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 DB_DOWN = "database unavailable; try again shortly"
 TOO_SLOW = "request deadline exceeded; try again shortly"
+#: the stable code of each 503 (``err_<code>`` in controller/ui/i18n_phone.py); never changed once given
+CODES = {"db_down": "database_unavailable", "too_slow": "deadline_exceeded"}
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -105,12 +109,18 @@ class Deadlines:
             body = (f'<!doctype html><html lang="{_lang(scope)}"><meta charset="utf-8"><title>{title}</title>'
                     f"<h1>{title}</h1><p>{text}</p></html>").encode()
             headers.append((b"content-type", b"text/html; charset=utf-8"))
-        else:
-            body = json.dumps({"error": english}).encode()
-            headers.append((b"content-type", b"application/json"))
+        else:  # the code, the sentence in Vietnamese then English, the short English kept for scripts
+            body = json.dumps({"code": CODES[why], "message": self._text("vi", why, english),
+                               "message_en": self._text("en", why, english), "error": english},
+                              ensure_ascii=False).encode()
+            headers.append((b"content-type", b"application/json; charset=utf-8"))
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+    def _text(self, lang: str, why: str, english: str) -> str:
+        return self.messages.get(lang, {}).get(why, english)
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

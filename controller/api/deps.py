@@ -14,6 +14,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlmodel import Session
 
 from controller.accounts.audit import audit
+from controller.accounts.loginlimit import LOGIN, shared_key
 from controller.accounts.models import User
 from controller.accounts.roles import CAN_ADMIN, CAN_AIR, CAN_APPROVE, CAN_CONTROL, CAN_WRITE_BULLETINS
 from controller.accounts.sessions import COOKIE, CSRF_HEADER, find_session
@@ -76,11 +77,13 @@ def check_password(sv: Services, s: Session, request: HTTPConnection, username: 
     user = sv.verifier.check(s, username, password)
     if user is None:
         detail = lim.failed(username, client)
+        sv.feed.later(LOGIN, shared_key(False, username, client), durable=False)  # the others count it
         if detail is not None:
             action = "password_change_failed" if how == "password change" else "login_failed"
             audit(s, username[:100], action, detail=f"{how} from {detail}")
         return None
-    lim.succeeded(username, client)
+    if lim.succeeded(username, client):
+        sv.feed.later(LOGIN, shared_key(True, username, client), durable=False)
     return user
 
 

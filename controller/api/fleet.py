@@ -25,6 +25,7 @@ from controller.api.schemas import NodeCreate, NodeUpdate, ZoneCreate
 from controller.api.scope import forbidden, node_for
 from controller.fleet.broker_accounts import issue_credentials, refuse_reserved
 from controller.fleet.models import RETIRED, Node, NodeCredential, NodeEvent, NodeZone, Zone
+from controller.fleet.registry import UNIT
 
 router = APIRouter(prefix="/api", tags=["fleet"])
 
@@ -169,6 +170,7 @@ async def create_node(body: NodeCreate, sv: ServicesDep, user: AdminDep) -> Node
         for z in dict.fromkeys(body.zones):
             s.add(NodeZone(node_id=body.id, zone_id=z))
         password = issue_credentials(s, body.id, by=user.username)  # its own broker account
+        sv.feed.emit(s, UNIT, body.id)  # the other controllers learn it at commit
         s.commit()
         sv.presence.load(s)
         audit(s, user.username, "node_add", body.id, f"zones={','.join(body.zones)}")
@@ -192,6 +194,7 @@ async def update_node(node_id: str, body: NodeUpdate, sv: ServicesDep, user: Adm
             if getattr(body, key) is not None:
                 setattr(node, key, getattr(body, key))
         s.add(node)
+        sv.feed.emit(s, UNIT, node_id)
         s.commit()
         sv.node_directory.changed()
         sv.presence.load(s)
@@ -218,6 +221,7 @@ async def retire_node(node_id: str, sv: ServicesDep, user: AdminDep) -> NodeReti
         s.add(node)
         record = json.dumps({"zones": zones, "by": user.username})
         s.add(NodeEvent(node_id=node_id, kind=RETIRED, detail=record[:500]))
+        sv.feed.emit(s, UNIT, node_id)
         s.commit()
         sv.presence.forget(node_id)
         sv.delivery.forget_node(node_id)

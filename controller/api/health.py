@@ -38,11 +38,15 @@ def health(sv: ServicesDep, _: UserDep) -> dict[str, object]:
         "ward": sv.settings.ward_name,
         "database": {"ok": db_ok, "pending_writes": sv.writer.backlog, "last_error": sv.writer.last_error},
         "mqtt": {"connected": link.is_connected, "broker": str(link.broker), "last_error": link.last_error,
+                 "brokers": [str(b) for b in link.ring.brokers], "broker_moves": link.ring.moves,
                  "client_id": sv.link.client_id, "duplicate_client_id": link.flaps >= DUPLICATE_FLAPS,
+                 # it stopped connecting: another client uses its configured id (docs/deploy.md)
+                 "client_id_refused": link.ring.refused,
                  "rejected": dict(sv.link.rejected),
                  "rejected_by_node": dict(sv.link.rejected_by_node.most_common(50)),
                  "unknown_nodes": sv.presence.unknown_count(),
                  "bytes_out": link.stats.bytes_out, "msgs_in": link.stats.msgs_in},
+        "feed": sv.feed.status(),  # how the other controllers' changes reach this one
         "active_broadcasts": sv.delivery.active_count(),
         "scheduled": len(sv.scheduler.pending()),
     }

@@ -39,7 +39,8 @@ class _BodyTooLarge(Exception):
 
 def _too_large(limit: int) -> JSONResponse:
     size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{max(1, limit // 1024)} KB"
-    return JSONResponse({"detail": f"the request body is larger than the limit of {size}"}, status_code=413)
+    return JSONResponse({"detail": f"the request body is larger than the limit of {size}",
+                         "code": "file_too_big"}, status_code=413)  # the code: controller/api/error_codes.py
 
 
 class RequestLimits:

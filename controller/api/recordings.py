@@ -69,7 +69,7 @@ async def upload_recording(
     def store() -> BulletinSpeechPublic:
         with sv.db.session() as s:
             b = store_recording(s, rec, title=(title.strip() or name or "Bản tin ghi âm")[:200],
-                                text=text, priority=priority, audio_dir=sv.settings.audio_dir,
+                                text=text, priority=priority, store=sv.audio,
                                 created_by=user.username, prepare=lambda b: initial_approval(b, user))
             return bulletin_public(s, b)  # an editor's recording waits for approval too
 

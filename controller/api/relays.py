@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -27,7 +28,8 @@ from controller.core.errors import ServiceError
 from controller.core.netguard import UNREACHABLE, Guard
 from controller.fleet.targets import resolve_targets
 from controller.relays import store
-from controller.relays.hub import RelayHub
+from controller.relays.hub import STOP_RELAY, RelayHub
+from controller.relays.models import Relay
 from controller.relays.pull import probe
 from controller.relays.session import RelaySession
 from controller.services import Services
@@ -63,8 +65,12 @@ def relay_hub(request: Request) -> RelayHub:
     return get_services(request).relays
 
 
-def _public(h: RelayHub, sess: RelaySession) -> dict[str, Any]:
-    return h.describe(sess)
+def _public(h: RelayHub, sess: RelaySession, row: Relay | None = None) -> dict[str, Any]:
+    """A relay this controller runs, as it is now; its row's ``owner_seen_at`` (our last renewal)."""
+    out = h.describe(sess)
+    if row is not None:
+        out["owner_seen_at"] = store.iso(row.owner_seen_at)
+    return out
 
 
 def _visible(s: Session, user: User, nodes: list[str]) -> bool:
@@ -78,7 +84,7 @@ def _find(h: RelayHub, s: Session, user: User, relay_id: str) -> dict[str, Any]:
     sess = h.session(relay_id)
     if sess is not None:
         if _visible(s, user, sess.nodes):
-            return _public(h, sess)
+            return _public(h, sess, store.load(s, relay_id))
     else:
         row = store.load(s, relay_id)
         if row is not None and _visible(s, user, row.nodes):
@@ -142,7 +148,7 @@ async def list_relays(request: Request, s: SessionDep, user: UserDep,
         if not _visible(s, user, row.nodes):
             continue
         sess = h.session(row.id)
-        out.append(_public(h, sess) if sess is not None else store.public_row(row))
+        out.append(_public(h, sess, row) if sess is not None else store.public_row(row))
     return out
 
 
@@ -152,14 +158,18 @@ async def get_relay(relay_id: str, request: Request, s: SessionDep, user: UserDe
 
 
 @router.delete("/{relay_id}", response_model=RelayPublic)
-async def stop_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> dict[str, Any]:
+async def stop_relay(relay_id: str, request: Request, s: SessionDep, user: UserDep) -> Any:
     h = relay_hub(request)
     found = _find(h, s, user, relay_id)
     sess = h.session(relay_id)
-    if sess is None:
-        if found["state"] in store.ACTIVE:
-            raise HTTPException(409, f"relay {relay_id} is run by controller {found['owner']!r}; "
-                                     "stop it there")
-        return found  # already ended
+    if sess is None or sess.state == "ended":
+        if found["state"] not in store.ACTIVE:
+            return found  # already ended
+        # another controller runs it: its owner (or whoever takes it over) stops it; answered from the row
+        done = await get_services(request).relay_requests.ask(relay_id, STOP_RELAY, "stopped")
+        found = _find(h, s, user, relay_id) if done is not None else found
+        if done is None or found["state"] in store.ACTIVE:
+            return JSONResponse(found, status_code=status.HTTP_202_ACCEPTED)  # (the request stays)
+        return found
     h.end(sess, "stopped")
     return _public(h, sess)

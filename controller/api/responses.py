@@ -253,7 +253,12 @@ class RelayPublic(BaseModel):
     started_at: str | None
     ended_at: str | None
     owner: str | None = Field(None, description="the controller that runs it")
-    owner_seen_at: str | None = None
+    owner_seen_at: str | None = Field(None, description=(
+        "its owner's last renewal of the relay's lease (every relay.beat_s while it runs); a relay "
+        "whose owner stopped renewing is taken over by another controller"))
+    taken_over: int | None = Field(None, description="times another controller took it over (its owner gone)")
+    takeover_s: float | None = Field(None, description=(
+        "the last takeover: seconds from the dead owner's last renewal to the new owner's taking it"))
     schedule_id: int | None = None
     units_playing: list[str] = Field(default_factory=list, description="node_fetch: units that say so")
     units_interrupted: list[str] = Field(default_factory=list)
@@ -364,3 +369,32 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 class LiveToken(BaseModel):
     csrf_token: str | None = Field(description="send it as 'csrf' in the start message of /api/live/ws; "
                                                "null without a session cookie (HTTP Basic needs none)")
+
+
+# ------------------------------------- relay presets, zone windows, audio library (issue 14)
+
+
+class PresetPublic(BaseModel):
+    id: int
+    name: str
+    url: str
+    mode: str
+    org_unit_id: str | None
+
+
+class WindowPublic(BaseModel):
+    id: int
+    zone_id: str
+    on_at: str
+    off_at: str
+    days: list[int]
+    enabled: bool
+
+
+class AudioItemPublic(BaseModel):
+    id: int
+    title: str
+    duration_ms: int
+    source_format: str
+    created_by: str
+    created_at: str | None

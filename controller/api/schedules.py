@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -15,10 +16,11 @@ from controller.api.guards import schedule_visible
 from controller.api.relays import check_station
 from controller.api.responses import RunPublic, SchedulePublic
 from controller.api.run_reasons import run_reason
-from controller.api.schemas import ScheduleCreate, ScheduleUpdate, Target
+from controller.api.schemas import QueryDay, ScheduleCreate, ScheduleUpdate, Target
 from controller.api.scope import audit_bypass, check_airing, stored_target, visible_bulletin_ids
 from controller.bulletins.models import Bulletin
-from controller.schedules.agenda import build_agenda
+from controller.core.errors import ServiceError
+from controller.schedules.agenda import build_agenda, day_range
 from controller.schedules.crud import (
     airing_after,
     create_schedule,
@@ -29,6 +31,7 @@ from controller.schedules.crud import (
     schedule_view,
     update_schedule,
 )
+from controller.services import SCHEDULE
 from devices.protocol import now_ms
 from scheduler.models import RunStatus, Schedule, ScheduleRun
 
@@ -52,6 +55,7 @@ def public(s: Session, row: Schedule) -> SchedulePublic:
 def _changed(sv: ServicesDep, schedule_id: int | None) -> None:
     if schedule_id is not None:
         sv.schedules.changed(schedule_id)
+        sv.feed.later(SCHEDULE, str(schedule_id))  # the leader may be another controller
 
 
 def _may_air(s: Session, user: User, bulletin_id: int | None, priority: str | None,
@@ -138,8 +142,23 @@ def _run(r: ScheduleRun) -> RunPublic:
 
 
 @router.get("/agenda")
-def agenda(s: SessionDep, user: UserDep, days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict[str, Any]:
-    out = build_agenda(s, days=days)
+def agenda(s: SessionDep, user: UserDep, days: Annotated[int, Query(ge=1, le=31)] = 7,
+           first: Annotated[QueryDay | None, Query(alias="from", description="first day (ward time), "
+                                                "with `to`: a calendar's week or month")] = None,
+           last: Annotated[QueryDay | None, Query(alias="to", description="last day, included")] = None,
+           ) -> dict[str, Any]:
+    """What airs in each zone: the next ``days`` days from now, or the days ``from``..``to``
+    (at most 62; ``to`` alone is refused, ``from`` alone means 7 days from it)."""
+    if first is None and last is not None:
+        raise ServiceError(422, "the agenda's range needs a start date (from) with its end date (to)")
+    if first is not None:
+        try:
+            start, end = day_range(first, last or first + timedelta(days=6))
+        except ValueError as exc:
+            raise ServiceError(422, str(exc)) from None
+        out = build_agenda(s, start=start, end=end)
+    else:
+        out = build_agenda(s, days=days)
     if (mine := visible_zones(s, user)) is not None:  # a ward user: their ward's zones only
         out["zones"] = [z for z in out["zones"] if z["zone"] in mine]
     return out

@@ -5,11 +5,13 @@ What it gets back (the ``*Public`` models, the error bodies) is in :mod:`control
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from controller.accounts.roles import ROLES
 from controller.core.ids import DbId, Flag
@@ -17,9 +19,29 @@ from controller.fleet.commands import ARGS, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 from controller.schedules.crud import ONE_OF
 from devices.protocol import valid_id
 from devices.security import RESERVED_PREFIX, reserved_id
-from scheduler.triggers import Spec
+from scheduler.triggers import Spec, parse_time_of_day
 
 Priority = Literal["normal", "priority", "emergency"]
+#: A calendar day as JSON gives it, "2026-12-24" (strict: a number is not read as a Unix time)
+def _iso_day(value: object) -> object:
+    """A date given as text "YYYY-MM-DD" (or already a date); a number or a boolean is refused."""
+    if isinstance(value, str) or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    raise ValueError("expected a date written YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, pydantic.BeforeValidator(_iso_day)]
+
+
+def _query_day(value: object) -> object:
+    """A query's day: exactly "YYYY-MM-DD" ("0" would be read as a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("expected a date written YYYY-MM-DD")
+    return _iso_day(value)
+
+
+#: a day in a query string (``?from=2026-12-01``), strictly written YYYY-MM-DD
+QueryDay = Annotated[date, pydantic.BeforeValidator(_query_day)]
 
 
 # what valid_id() accepts, documented in the schema (the validators give the friendlier message)
@@ -186,10 +208,15 @@ class EntryCreate(Strict):
     @field_validator("term", "spoken")
     @classmethod
     def _text(cls, v: str) -> str:
-        v = " ".join(unicodedata.normalize("NFC", v).split())
-        if not any(unicodedata.category(ch)[0] in ("L", "N") for ch in v):
-            raise ValueError("must contain at least one letter or digit")
-        return v
+        return entry_text(v)
+
+
+def entry_text(v: str) -> str:
+    """A dictionary term or spoken form: NFC, single spaces, some letter or digit."""
+    v = " ".join(unicodedata.normalize("NFC", v).split())
+    if not any(unicodedata.category(ch)[0] in ("L", "N") for ch in v):
+        raise ValueError("must contain at least one letter or digit")
+    return v
 
 
 # --------------------------------------------------------------------------- schedules
@@ -206,6 +233,22 @@ class RelaySpec(Strict):
                                                              "relay ends at slot + duration_s")
 
 
+class EntryUpdate(Strict):
+    spoken: str | None = Field(None, min_length=1, max_length=300, description="how it is read aloud")
+    note: str | None = Field(None, max_length=200)
+
+    @field_validator("spoken")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        return None if v is None else entry_text(v)
+
+    @model_validator(mode="after")
+    def _something(self) -> EntryUpdate:
+        if self.spoken is None and self.note is None:
+            raise ValueError("give the new spoken form (spoken) or note")
+        return self
+
+
 class ScheduleCreate(Strict):
     name: str = Field("", max_length=200)
     bulletin_id: DbId | None = Field(None, description="the bulletin to air (a JSON integer); or give "
@@ -214,12 +257,12 @@ class ScheduleCreate(Strict):
     target: Target
     when: Spec
     priority: Priority | None = Field(None, description="default: the bulletin's class")
-    repeat: int = Field(1, ge=1, le=10, description="airings per slot (1-10)")
-    interval_s: int = Field(0, ge=0, le=86_400,
+    repeat: StrictInt = Field(1, ge=1, le=10, description="airings per slot (1-10)")
+    interval_s: StrictInt = Field(0, ge=0, le=86_400,
                             description="seconds from one repeat's start to the next; 0 = back to back")
-    exceptions: list[date] = Field(default_factory=list, max_length=366,
+    exceptions: list[IsoDate] = Field(default_factory=list, max_length=366,
                                    description="dates (ward time) on which the schedule does not air")
-    valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600,
+    valid_for_s: StrictInt | None = Field(None, ge=5, le=7 * 24 * 3600,
                                     description="after its play time, how long a unit may still play it")
     enabled: Flag = True
 
@@ -237,10 +280,10 @@ class ScheduleUpdate(Strict):
     target: Target | None = None
     when: Spec | None = None
     priority: Priority | None = None
-    repeat: int | None = Field(None, ge=1, le=10)
-    interval_s: int | None = Field(None, ge=0, le=86_400)
-    exceptions: list[date] | None = Field(None, max_length=366)
-    valid_for_s: int | None = Field(None, ge=5, le=7 * 24 * 3600)
+    repeat: StrictInt | None = Field(None, ge=1, le=10)
+    interval_s: StrictInt | None = Field(None, ge=0, le=86_400)
+    exceptions: list[IsoDate] | None = Field(None, max_length=366)
+    valid_for_s: StrictInt | None = Field(None, ge=5, le=7 * 24 * 3600)
     enabled: Flag | None = None
 
 
@@ -272,3 +315,62 @@ class RelayRequest(Strict):
     start_at: datetime | None = Field(None, description="ISO 8601 with an offset; omitted: now. With "
                                                         "start_at the relay ends at start_at + duration_s")
     duration_s: float | None = Field(None, gt=0, le=24 * 3600, description="omitted: until stopped")
+
+
+# ------------------------------------- relay presets, zone windows, alerts (issue 14)
+
+
+class PresetCreate(Strict):
+    """A station offered by name on the relay screen (the province station, VOV1, VOV2)."""
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$", description="http:// or https://")
+    mode: Literal["node_fetch", "republish"] = "node_fetch"
+
+
+class PresetUpdate(Strict):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s/]+[^\s]*$")
+    mode: Literal["node_fetch", "republish"] | None = None
+
+
+def _hhmm(v: str | None) -> str | None:
+    return None if v is None else parse_time_of_day(v).strftime("%H:%M")  # "6h30" → "06:30"
+
+
+class WindowCreate(Strict):
+    """A zone's timed power window: on at ``on_at``, off at ``off_at`` (ward time) on ``days``."""
+    on_at: str = Field(max_length=20, description="'06:00' or as staff write it ('6h', '6h30')")
+    off_at: str = Field(max_length=20)
+    days: list[int] = Field(default_factory=lambda: list(range(7)), min_length=1, max_length=7,
+                            description="0 = Monday … 6 = Sunday")
+    enabled: Flag = True
+
+    _t = field_validator("on_at", "off_at")(_hhmm)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if any(d not in range(7) for d in v):
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _differ(self) -> WindowCreate:
+        if self.on_at == self.off_at:
+            raise ValueError("on_at and off_at must differ")
+        return self
+
+
+class WindowUpdate(Strict):
+    enabled: Flag
+
+
+class AlertAckRequest(Strict):
+    keys: list[str] = Field(min_length=1, max_length=200, description="the alerts' keys (GET /alerts/items)")
+
+
+class LibraryUse(Strict):
+    """A bulletin made from an audio library item."""
+    title: str = Field("", max_length=200, description="default: the item's title")
+    text: str = Field("", max_length=5000, description="what the audio says (optional)")
+    priority: Priority = "normal"

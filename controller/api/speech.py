@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -23,14 +24,17 @@ from controller.airing.models import Broadcast
 from controller.api.broadcasts import withdraw
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.responses import EntryPublic, NormalizePublic, PreviewPublic, iso
-from controller.api.schemas import EntryCreate, NormalizeRequest, PreviewRequest
+from controller.api.schemas import EntryCreate, EntryUpdate, NormalizeRequest, PreviewRequest
 from controller.bulletins.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
 from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech, PronunciationEntry
 from controller.bulletins.reread import Reread, recheck_after_dictionary_change
 from controller.bulletins.speech_settings import TtsSettings
+from controller.core.audiostore import AudioStoreError
 from controller.core.errors import ServiceError
 from controller.settings import Settings
 from tts.cache import AudioCache, CacheEntry
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/speech", tags=["speech"])
 
@@ -169,10 +173,14 @@ def audio(sha256: str, sv: ServicesDep, s: SessionDep, user: UserDep) -> Respons
         codec = str(entry.metadata.get("codec", "mp3"))
         return Response(entry.data, media_type=MEDIA_TYPES.get(codec, "application/octet-stream"))
     asset = s.get(AudioAsset, sha256)
-    path = sv.settings.audio_dir / asset.path if asset else None
-    if asset is None or path is None or not path.is_file() or not _may_hear_stored(s, user, sha256):
+    if asset is None or not _may_hear_stored(s, user, sha256):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NO_AUDIO)
-    return Response(path.read_bytes(), media_type=MEDIA_TYPES.get(asset.codec, "application/octet-stream"))
+    try:  # from the audio store, whichever controller rendered it
+        data = sv.audio.get(sha256)
+    except AudioStoreError as exc:
+        logger.error("stored audio %s: %s", sha256[:12], exc)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NO_AUDIO) from None
+    return Response(data, media_type=MEDIA_TYPES.get(asset.codec, "application/octet-stream"))
 
 
 @router.get("/dictionary", response_model=list[EntryPublic])
@@ -198,7 +206,7 @@ async def _recheck(sv: ServicesDep, org: str | None, by: str, change: str) -> li
     def work() -> Reread:
         with sv.db.session() as s:
             return recheck_after_dictionary_change(s, org_unit_id=org, options_for=options_for,
-                                                   audio_dir=sv.settings.audio_dir, by=by, change=change)
+                                                   store=sv.audio, by=by, change=change)
 
     done = await asyncio.to_thread(work)
     for bid in done.reopened:
@@ -248,14 +256,41 @@ def _add(s: Session, body: EntryCreate, user: User, org: str | None) -> Pronunci
     return entry
 
 
+@router.patch("/dictionary/{entry_id}", response_model=EntryPublic)
+async def update_entry(entry_id: int, body: EntryUpdate, sv: ServicesDep, user: UserDep) -> EntryPublic:
+    """A new spoken form or note for an entry (the term stays; to change it, delete the entry and add
+    one). Bulletins it reaches whose spoken text changes are read again, as for a new entry."""
+    with sv.db.session() as s:
+        entry = _editable(s, user, entry_id)
+        org, was = entry.org_unit_id, entry.spoken
+        entry.spoken = body.spoken if body.spoken is not None else entry.spoken
+        entry.note = body.note if body.note is not None else entry.note
+        s.add(entry)
+        s.commit()
+        s.refresh(entry)
+        audit(s, user.username, "dictionary_update", f"dictionary:{org or 'top'}",
+              f"{entry.term}: {was} → {entry.spoken}")
+    changed: list[int] = []
+    if entry.spoken != was:
+        why = (f"the pronunciation entry '{entry.term}' now read '{entry.spoken}' (was '{was}', "
+               f"by {user.username})")
+        changed = await _recheck(sv, org, user.username, why)
+    return _entry(entry, rerendered=changed)
+
+
+def _editable(s: Session, user: User, entry_id: int) -> PronunciationEntry:
+    entry = s.get(PronunciationEntry, entry_id)
+    if entry is None or not may_view(s, user, entry.org_unit_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dictionary entry {entry_id} does not exist")
+    _refuse_edit(s, user, entry.org_unit_id)
+    return entry
+
+
 @router.delete("/dictionary/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_entry(entry_id: int, sv: ServicesDep, user: UserDep) -> Response:
     with sv.db.session() as s:
-        entry = s.get(PronunciationEntry, entry_id)
-        if entry is None or not may_view(s, user, entry.org_unit_id):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"dictionary entry {entry_id} does not exist")
+        entry = _editable(s, user, entry_id)
         org, term = entry.org_unit_id, entry.term
-        _refuse_edit(s, user, org)
         s.delete(entry)
         s.commit()
         audit(s, user.username, "dictionary_delete", f"dictionary:{org or 'top'}", term)

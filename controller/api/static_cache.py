@@ -1,7 +1,8 @@
 """HTTP caching and compression for the web app (issue 14: a phone on a slow link).
 
-The static files (controller/static/) are linked without a version in their URL (``/app.css``),
-so they get a short ``max-age`` and are revalidated with the ETag/Last-Modified that
+The pages link the static files by a content hash (``/v/<hash>/app.css``, controller/ui/assets.py:
+cached a year, immutable). Under their plain paths (``/app.css``, ``/live.html``) they get a short
+``max-age`` and are revalidated with the ETag/Last-Modified that
 :class:`StaticFiles` already sends (a 304 without a body). Text answers (HTML, JSON, JS, CSS, CSV)
 are gzip-compressed when the client accepts it; audio, event streams, partial answers and
 already-compressed files are not (see :data:`NOT_COMPRESSED`).

@@ -10,7 +10,8 @@ from controller.core.columns import ms_column
 
 
 class AudioAsset(SQLModel, table=True):
-    """Rendered audio in node format, stored content-addressed under data_dir/audio."""
+    """Rendered audio in node format: its bytes in the audio store (controller/core/audiostore.py),
+    by ``sha256``; ``path`` is where a controller's local cache keeps the file."""
 
     sha256: str = Field(primary_key=True, max_length=64)
     size: int
@@ -86,3 +87,17 @@ class BulletinSpeech(SQLModel, table=True):
     voice: str = Field(max_length=64)
     dictionary_hits: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     speed: float | None = None  # the speed it was rendered at (0009; None: the ward's default)
+
+
+class AudioItem(SQLModel, table=True):
+    """An item of the ward's audio library (0014): an uploaded or recorded file, prepared in the
+    node format, reused as the audio of any number of bulletins."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    audio_sha256: str = Field(foreign_key="audioasset.sha256", max_length=64)
+    duration_ms: int
+    source_format: str = Field(default="", max_length=16)
+    org_unit_id: str | None = Field(default=None, max_length=63, index=True)
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = ms_column(nullable=False)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlmodel import Session
 
 from controller.bulletins.models import Bulletin
 from controller.bulletins.render import store_audio
+from controller.core.audiostore import AudioStore
 from tts.recording import PreparedRecording
 
 logger = logging.getLogger(__name__)
@@ -22,12 +22,12 @@ RECORDING_VOICE = "recording"
 
 
 def store_recording(s: Session, rec: PreparedRecording, *, title: str, text: str, priority: str,
-                    audio_dir: Path, created_by: str,
+                    store: AudioStore, created_by: str,
                     prepare: Callable[[Bulletin], None] | None = None) -> Bulletin:
-    """Write the audio content-addressed under ``audio_dir`` and add the bulletin (commits);
+    """Put the audio in the audio store and add the bulletin (commits);
     ``prepare`` sets its approval state before it is first written (controller/bulletins/approval.py
     ``initial_approval``: an editor's recording is never stored as approved, not even briefly)."""
-    store_audio(s, audio_dir, data=rec.data, sha256=rec.sha256, codec=rec.codec,
+    store_audio(s, store, data=rec.data, sha256=rec.sha256, codec=rec.codec,
                 duration_ms=rec.duration_ms, sample_rate=rec.sample_rate, bitrate_kbps=rec.bitrate_kbps,
                 engine=RECORDING_VOICE, voice=rec.source_format)
     bulletin = Bulletin(title=title, text=text, voice=RECORDING_VOICE, priority=priority,

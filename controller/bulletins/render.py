@@ -1,4 +1,4 @@
-"""Bulletin text → audio asset (speech engines, the content-addressed audio store)."""
+"""Bulletin text → audio asset (speech engines; the bytes go to controller/core/audiostore.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlmodel import Session
 import tts
 from controller.bulletins.dictionary import load_dictionary
 from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech
+from controller.core.audiostore import AudioMismatch, AudioStore
 from controller.core.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -19,25 +20,25 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------- bulletins
 
 
-def store_audio(s: Session, audio_dir: Path, *, data: bytes, sha256: str, codec: str, duration_ms: int,
+def store_audio(s: Session, store: AudioStore, *, data: bytes, sha256: str, codec: str, duration_ms: int,
                 sample_rate: int, bitrate_kbps: int, engine: str, voice: str) -> None:
-    """Write audio content-addressed under ``audio_dir`` (atomically) and add its AudioAsset row,
-    unless the same audio is already stored."""
+    """Put the audio in the audio store (every controller reads it from there) and add its
+    AudioAsset row, unless the same audio is already stored: both in ``s``'s transaction, committed
+    by the caller. Bytes that do not hash to ``sha256`` are refused (422)."""
+    try:
+        store.put(data, sha256=sha256, codec=codec, duration_ms=duration_ms, session=s)
+    except AudioMismatch as exc:
+        raise ServiceError(422, str(exc)) from None
     if s.get(AudioAsset, sha256) is not None:
         return
-    rel = Path(sha256[:2]) / f"{sha256}.{codec}"
-    dest = audio_dir / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(dest)
+    rel = Path(sha256[:2]) / f"{sha256}.{codec}"  # where the local cache keeps it (as before the store)
     s.add(AudioAsset(sha256=sha256, size=len(data), duration_ms=duration_ms, codec=codec,
                      sample_rate=sample_rate, bitrate_kbps=bitrate_kbps, engine=engine, voice=voice,
                      path=str(rel)))
 
 
 def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: str, engine: str,
-                    bitrate_kbps: int, audio_dir: Path, cache_dir: Path | None,
+                    bitrate_kbps: int, store: AudioStore, cache_dir: Path | None,
                     created_by: str, fallback: Sequence[str] = (), speed: float = 1.0,
                     codec: str = "mp3", audio: tts.AudioOptions | None = None,
                     cache_max_bytes: int | None = None, org_unit_id: str | None = None,
@@ -59,7 +60,7 @@ def render_bulletin(s: Session, *, title: str, text: str, voice: str, priority: 
         raise ServiceError(503, f"speech synthesis failed: {exc}") from None
     for warning in rendered.warnings:
         logger.warning("bulletin speech: %s", warning)
-    store_audio(s, audio_dir, data=rendered.data, sha256=rendered.sha256, codec=rendered.codec,
+    store_audio(s, store, data=rendered.data, sha256=rendered.sha256, codec=rendered.codec,
                 duration_ms=rendered.duration_ms, sample_rate=rendered.sample_rate,
                 bitrate_kbps=rendered.bitrate_kbps, engine=rendered.engine, voice=rendered.voice)
     bulletin = Bulletin(title=title, text=text, voice=voice, priority=priority,

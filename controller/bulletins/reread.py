@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -21,6 +20,7 @@ from controller.bulletins.binding import reopen
 from controller.bulletins.dictionary import load_dictionary, reached_by
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.bulletins.render import store_audio
+from controller.core.audiostore import AudioStore
 from tts.vi.numbers import Dialect
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,9 @@ class Reread:
 
 
 def use_audio(s: Session, b: Bulletin, speech: BulletinSpeech, audio: tts.RenderedAudio,
-              audio_dir: Path) -> None:
+              store: AudioStore) -> None:
     """Store newly rendered audio and make it the bulletin's (no commit; approval unchanged)."""
-    store_audio(s, audio_dir, data=audio.data, sha256=audio.sha256, codec=audio.codec,
+    store_audio(s, store, data=audio.data, sha256=audio.sha256, codec=audio.codec,
                 duration_ms=audio.duration_ms, sample_rate=audio.sample_rate,
                 bitrate_kbps=audio.bitrate_kbps, engine=audio.engine, voice=audio.voice)
     b.audio_sha256, b.warnings = audio.sha256, list(audio.warnings)
@@ -60,7 +60,7 @@ def _dialect(speech: BulletinSpeech) -> Dialect:
 
 
 def recheck_after_dictionary_change(s: Session, *, org_unit_id: str | None, options_for: OptionsFor,
-                                    audio_dir: Path, by: str, change: str) -> Reread:
+                                    store: AudioStore, by: str, change: str) -> Reread:
     """Re-read the bulletins a changed dictionary of ``org_unit_id`` reaches; re-render those whose
     spoken text changes, and send the approved ones among them back for approval (blocking:
     synthesis; run in a thread). The caller withdraws the broadcasts of the reopened ones."""
@@ -90,7 +90,7 @@ def recheck_after_dictionary_change(s: Session, *, org_unit_id: str | None, opti
             continue
         s.refresh(b)
         old = b.audio_sha256
-        use_audio(s, b, speech, audio, audio_dir)
+        use_audio(s, b, speech, audio, store)
         s.commit()
         assert b.id is not None
         out.changed.append(b.id)

@@ -65,7 +65,7 @@ def migrate_and_seed(settings: Settings, data_dir: Path) -> None:
     """Migrate the demo's database and add its ward (zones, units) when missing."""
     db = Database(settings.db_url)
     data_dir.mkdir(parents=True, exist_ok=True)
-    db.migrate()
+    db.migrate(settings.data_dir)
     with db.session() as s:
         seed_demo(s)
     db.dispose()

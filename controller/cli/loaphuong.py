@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from controller.cli.own_parser import OWN_PARSER, own_parser
+from controller.core.jsonlog import configure_logging, json_from_env
+from devices.failover import add_broker_option
+
 if TYPE_CHECKING:  # imported where used: `loaphuong normalize` must start fast (issue 15); so are
     # the lazy imports inside the commands below (start-up speed, not a cycle)
     from controller.settings import Settings
@@ -20,11 +24,10 @@ if TYPE_CHECKING:  # imported where used: `loaphuong normalize` must start fast 
 logger = logging.getLogger(__name__)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("amqtt", "transitions", "apscheduler.executors", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _logging(verbose: bool, json_lines: bool = False) -> None:
+    """Text lines, or JSON lines with ``--log-json`` / ``LOAPHUONG_LOG_JSON`` (controller/core/jsonlog.py)."""
+    env = json_from_env(os.environ.get("LOAPHUONG_LOG_JSON"))
+    configure_logging(verbose=verbose, json_lines=json_lines or env)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -33,7 +36,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
     base = Settings()
     mqtt = base.mqtt.model_copy(update={k: v for k, v in (
-        ("host", args.mqtt_host), ("port", args.mqtt_port)) if v is not None})
+        ("host", args.mqtt_host), ("port", args.mqtt_port),
+        ("brokers", getattr(args, "brokers", None) or None)) if v is not None})
+    mqtt = type(mqtt).model_validate(mqtt.model_dump())  # the --broker entries checked as the settings are
     update: dict[str, object] = {"mqtt": mqtt}
     if args.data_dir:
         update["data_dir"] = Path(args.data_dir)
@@ -49,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from controller.core.web_settings import uvicorn_proxy_options
 
     settings = _settings(args)
+    if settings.log_json:
+        _logging(args.verbose, True)
     tls = _tls(args, settings)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
                 ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
@@ -138,24 +145,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl+C, SIGTERM
         pass
     return 0
-
-
-def cmd_sim(rest: list[str]) -> int:
-    from firmware_sim.fleet import main as sim_main
-
-    return sim_main(rest)
-
-
-def cmd_broker(rest: list[str]) -> int:
-    from devices.broker import main as broker_main
-
-    return broker_main(rest)
-
-
-def cmd_mqtt_config(rest: list[str]) -> int:
-    from controller.cli.mqtt_config import main as mqtt_config_main
-
-    return mqtt_config_main(rest)
 
 
 def _ward_dictionary(settings: Settings) -> dict[str, str]:
@@ -325,6 +314,8 @@ def _speech_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="loaphuong", description="Loa phường: ward public-address controller")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--log-json", action="store_true",
+                    help="log one JSON object per line (also accepted after serve/demo)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, helptext in (("serve", "run the controller"), ("demo", "controller + broker + simulated ward")):
         sp = sub.add_parser(name, help=helptext)
@@ -338,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--tls-key", default=None, help="the certificate's PEM private key")
         sp.add_argument("--tls-self-signed", action="store_true",
                         help="HTTPS with a self-signed certificate kept in <data-dir>/tls (docs/live.md)")
+        sp.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS,
+                        help="log one JSON object per line (ts, level, logger, msg, extra fields)")
+        if name == "serve":
+            add_broker_option(sp)
         if name == "demo":
             sp.add_argument("--broker", choices=["auto", "embedded", "mosquitto"], default="embedded",
                             help="embedded = pip-installed amqtt (default); mosquitto = system binary")
@@ -354,35 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write Mosquitto passwd/acl/conf for the units (see 'mqtt-config --help')")
     sub.add_parser("gateway", add_help=False,
                    help="bridge serial-attached relay/FM boards to MQTT (see 'gateway --help')")
+    sub.add_parser("unit", add_help=False,
+                   help="the unit agent for Linux boards: unit setup | run | doctor | install-service")
     sub.add_parser("conformance", add_help=False,
                    help="check a unit against docs/protocol.md (see 'conformance --help')")
+    sub.add_parser("backup", add_help=False, help="database + audio to a portable archive: backup FILE")
+    sub.add_parser("restore", add_help=False, help="an archive into an EMPTY database: restore FILE")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("sim", "broker"):
-        _logging(False)
-        return cmd_sim(argv[1:]) if argv[0] == "sim" else cmd_broker(argv[1:])
-    if argv and argv[0] in ("user", "org"):
-        from controller.cli.users import org_main, user_main
-
-        _logging(False)
-        logging.getLogger().setLevel(logging.WARNING)
-        return user_main(argv[1:]) if argv[0] == "user" else org_main(argv[1:])
-    if argv and argv[0] == "mqtt-config":
-        _logging(False)
-        return cmd_mqtt_config(argv[1:])
-    if argv and argv[0] == "gateway":
-        from devices.serial import main as gateway_main
-
-        return gateway_main(argv[1:])
-    if argv and argv[0] == "conformance":
-        from devices.conformance import main as conformance_main
-
-        return conformance_main(argv[1:])
+    json_lines = argv[:1] == ["--log-json"]  # `loaphuong --log-json CMD ...`: any command
+    argv = argv[json_lines:]
+    if argv and argv[0] in OWN_PARSER:
+        if argv[0] not in ("unit", "gateway", "conformance"):
+            _logging(False, json_lines)
+        return own_parser(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
-    _logging(args.verbose)
+    _logging(args.verbose, json_lines or args.log_json)
     if args.cmd in ("normalize", "say"):
         if not args.verbose:
             logging.getLogger().setLevel(logging.WARNING)

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
     db = Database(settings.db_url)
     try:
-        db.migrate()
+        db.migrate(settings.data_dir)
         with db.session() as s:
             report = write_mqtt_config(s, settings.mqtt, settings.gateways, args.out,
                                        issue_missing=args.issue_missing,

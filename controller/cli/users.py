@@ -32,7 +32,7 @@ def _db(args: argparse.Namespace) -> Database:
     settings = Settings().model_copy(update=update)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
-    db.migrate()
+    db.migrate(settings.data_dir)
     return db
 
 

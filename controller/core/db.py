@@ -71,9 +71,12 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+def upgrade(engine: Engine, data_dir: Path | None = None) -> None:
+    """Bring the schema to the newest migration (idempotent). ``data_dir``: the controller's data
+    directory, whose audio files a migration may import (0013, the audio store)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    if data_dir is not None:
+        cfg.attributes["data_dir"] = data_dir
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":  # a migration may rewrite a big table: no statement timeout
             conn.execute(text("SET LOCAL statement_timeout = 0"))
@@ -90,8 +93,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms, timeouts=timeouts)
 
-    def migrate(self) -> None:
-        upgrade(self.engine)
+    def migrate(self, data_dir: Path | None = None) -> None:
+        upgrade(self.engine, data_dir)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class LoginSettings(BaseModel):
@@ -63,6 +63,22 @@ class HttpSettings(BaseModel):
                                    description="the same for the writes that render speech (POST/PATCH "
                                                "/api/bulletins..., /api/speech/...: a long text through gTTS "
                                                "takes minutes) or wait for units (commands, up to 120 s)")
+
+
+class MetricsSettings(BaseModel):
+    """Who may read ``GET /metrics`` (the Prometheus format; docs/deploy.md "Monitoring")."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: SecretStr | None = Field(
+        None, description="bearer token the Prometheus server sends (Authorization: Bearer ...); when set "
+                          "it is required from every client. Unset (default): only requests from this "
+                          "machine (loopback) that no proxy forwarded are answered")
+
+    @model_validator(mode="after")
+    def _long_token(self) -> MetricsSettings:
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("metrics.token must be at least 16 characters")
+        return self
 
 
 def uvicorn_proxy_options(http: HttpSettings) -> dict[str, Any]:

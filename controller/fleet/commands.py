@@ -31,9 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, select
 
 from controller.core.errors import ServiceError
+from controller.core.feed import Changes, NoChanges
+from controller.core.metrics import Histogram
 from controller.core.writer import DbWriter
 from controller.fleet.models import NodeCommand, NodeSetting
 from controller.fleet.presence import Presence
+from controller.fleet.registry import UNIT_SETTING
 from devices import protocol as p
 from devices.link import UnitBus
 from devices.mqtt import MqttError
@@ -131,11 +134,14 @@ class CommandOutcome:
 
 
 class CommandService:
-    def __init__(self, link: UnitBus, presence: Presence, writer: DbWriter) -> None:
+    def __init__(self, link: UnitBus, presence: Presence, writer: DbWriter,
+                 changes: Changes | None = None) -> None:
         self.link = link
+        self.changes = changes or NoChanges()  # tells the other controllers of a new desired volume
         self.presence = presence
         self.writer = writer
         self.stats: Counter[str] = Counter()
+        self.latency = Histogram()  # sent → each unit's answer, seconds (``GET /metrics``)
 
     def load(self, s: Session) -> None:
         """Desired volumes into the presence records (published in each node's config)."""
@@ -236,6 +242,7 @@ class CommandService:
             logger.warning("reply from %s to command %s that was not sent to it; ignored", node_id, resp.id)
             return
         ms = int((time.monotonic() - pending.sent_at) * 1000)
+        self.latency.observe(ms / 1000)
         pending.replies[node_id] = NodeResult(node_id, resp.status, dict(resp.data), resp.error[:500], ms)
         self.stats["replies"] += 1
         if resp.status == "ok":
@@ -276,6 +283,7 @@ class CommandService:
             row = s.get(NodeSetting, node_id) or NodeSetting(node_id=node_id)
             row.volume, row.updated_at = volume, p.now_ms()
             s.add(row)
+            self.changes.emit(s, UNIT_SETTING, node_id)  # in the same transaction
 
         self.writer.submit(op)
         task = asyncio.get_running_loop().create_task(self.presence.publish_configs([node_id]))

@@ -97,3 +97,20 @@ class TelemetrySample(SQLModel, table=True):
     node_id: str = Field(max_length=63)
     at: int = Field(sa_column=Column(BigInteger, nullable=False))
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ZoneWindow(SQLModel, table=True):
+    """A zone's timed power window (0014): its units are switched on at ``on_at`` and off at
+    ``off_at`` (ward time, "HH:MM") on ``days`` (0 = Monday … 6 = Sunday) by the controller
+    (controller/fleet/windows.py). ``done_at``: the last switch applied (ms of its minute), so a
+    switch is sent once, by one controller."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    zone_id: str = Field(foreign_key="zone.id", index=True, ondelete="CASCADE", max_length=63)
+    on_at: str = Field(max_length=5)
+    off_at: str = Field(max_length=5)
+    days: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
+    done_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_by: str = Field(default="", max_length=100)
+    created_at: int = ms_column(nullable=False)

@@ -18,17 +18,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from controller.core.background import Periodic
 from controller.core.writer import DbWriter
-from controller.fleet.models import RETIRED, Node, NodeEvent, NodeZone
+from controller.fleet.models import Node, NodeEvent
 from controller.fleet.presence_rows import PresenceChange, write_changes
+from controller.fleet.registry import UnitRecord, read_units
 from devices import protocol as p
 from devices.link import UnitBus
 
@@ -97,26 +98,45 @@ class Presence:
 
     # ------------------------------------------------------------------ registry
 
+    def use_attention(self, tone: p.AttentionTone | None) -> None:
+        """The tone every config carries from now on (loaded from the audio store at start)."""
+        self.attention = tone
+
     def load(self, s: Session) -> None:
         """(Re)load the node list and group membership from the database."""
-        groups: dict[str, list[str]] = {}
-        for nz in s.exec(select(NodeZone)).all():
-            groups.setdefault(nz.node_id, []).append(nz.zone_id)
-        for node in s.exec(select(Node)).all():
-            if node.status == RETIRED:
-                self.forget(node.id)
+        self.apply(read_units(s))
+
+    def apply(self, units: Iterable[UnitRecord]) -> list[str]:
+        """Units as the database has them now (every unit, or those changed elsewhere: the change
+        feed, controller/fleet/sync.py). Returns the ids retired by it (known until now)."""
+        retired = []
+        for unit in units:
+            if unit.retired:
+                if unit.id in self._units:
+                    retired.append(unit.id)
+                self.forget(unit.id)
                 continue
-            live = self._units.get(node.id)
+            live = self._units.get(unit.id)
             if live is None:
-                live = self._units[node.id] = NodeLive(status="unknown")
-                seen = self._unknown_seen.pop(node.id, None)
+                live = self._units[unit.id] = NodeLive(status="unknown")
+                seen = self._unknown_seen.pop(unit.id, None)
                 if seen is not None and time.monotonic() - seen[1] < self.timeout:
                     live.session, live.last_heard, live.status = seen[0], seen[1], "online"
                     live.last_seen_ms = p.now_ms()
-            live.groups = ["all", *sorted(groups.get(node.id, []))]
-            live.name = node.name
-            if node.alarm and not live.alarm:  # raised before a restart: its clearing counts from now
-                live.alarm, live.alarm_at = node.alarm, time.monotonic()
+            live.groups = ["all", *unit.zones]
+            live.name = unit.name
+            if unit.volume is not None:
+                live.volume = unit.volume
+            if unit.alarm and not live.alarm:  # raised before a restart: its clearing counts from now
+                live.alarm, live.alarm_at = unit.alarm, time.monotonic()
+        return retired
+
+    def alarm_cleared(self, node_id: str) -> None:
+        """Another controller cleared the unit's alarm (and recorded it): drop it here too."""
+        live = self._units.get(node_id)
+        if live is not None and live.alarm:
+            live.alarm, live.alarm_at = "", 0.0
+            live.switches.clear()
 
     def forget(self, node_id: str) -> None:
         """A retired unit: from now on its messages are those of an unknown id (ignored)."""
@@ -144,6 +164,12 @@ class Presence:
         return live.status
 
     # ------------------------------------------------------------------ questions
+
+    def online_count(self) -> int:
+        """How many units are online now (O(units): asked every few seconds, not per message)."""
+        if not self.link.connected:
+            return 0
+        return sum(1 for live in self._units.values() if live.status == "online")
 
     def knows(self, node_id: str) -> bool:
         """The unit is provisioned (and not retired)."""

@@ -8,15 +8,19 @@ offset intervals ``[t2 − t3, t1 − t0]`` of its samples (devices/clock_filter
 controller instants of ``play`` commands into its own clock (docs/protocol.md §1, §3).
 
 Every reply carries ``poll_ms``, the shortest wait before the unit asks again: the units heard
-from in the last :data:`ACTIVE_WINDOW_S` share :data:`BUDGET_PER_S` answers a second, so a
-small ward syncs fast (every :data:`MIN_POLL_MS`) and 5,000 units cost the controller as much as
-:data:`BUDGET_PER_S` requests a second.
+from in the last :data:`ACTIVE_WINDOW_S`, or the units online if more (counted every
+:data:`_PRUNE_EVERY_S`), share :data:`BUDGET_PER_S` answers a second, so a small ward syncs fast
+(every :data:`MIN_POLL_MS`) and 5,000 units cost the controller as much as :data:`BUDGET_PER_S`
+requests a second. Counting the units online matters when a whole fleet connects at once: counted
+only as they asked, the first thousand replies told units to poll every 250 ms while the rest were
+still connecting, and 1,000 units then sent 1,300-1,800 requests a second for seconds on end.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from devices import protocol as p
 from devices.link import UnitBus
@@ -34,9 +38,12 @@ _PRUNE_EVERY_S = 5.0
 
 
 class TimeResponder:
-    def __init__(self, link: UnitBus, *, budget_per_s: int = BUDGET_PER_S) -> None:
+    def __init__(self, link: UnitBus, *, budget_per_s: int = BUDGET_PER_S,
+                 online: Callable[[], int] = lambda: 0) -> None:
         self.link = link
         self.budget_per_s = budget_per_s
+        self._online = online  # how many units are online (presence)
+        self._fleet = 0
         self.answered = 0
         self._last: dict[str, float] = {}  # node id -> monotonic time of its last request
         self._pruned = 0.0
@@ -49,7 +56,8 @@ class TimeResponder:
             old = now - ACTIVE_WINDOW_S
             for node_id in [n for n, t in self._last.items() if t < old]:
                 del self._last[node_id]
-        return max(MIN_POLL_MS, len(self._last) * 1000 // self.budget_per_s)
+            self._fleet = self._online()
+        return max(MIN_POLL_MS, max(len(self._last), self._fleet) * 1000 // self.budget_per_s)
 
     def _on_time(self, node_id: str, req: p.TimeRequest) -> None:
         t1 = p.now_ms()

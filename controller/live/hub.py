@@ -25,7 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.airing.aircontrol import AirControl, LiveHold
+from controller.airing.custody import Custody
+from controller.airing.ownership import Ownership
 from controller.fleet.presence import Presence
+from controller.live.lease import CONTROLLER_LOST, end_orphan, stop_units
 from controller.live.session import LiveObserver, LiveSession
 from devices import protocol as p
 from devices.link import ReplyHandler, UnitBus
@@ -42,7 +45,8 @@ class LiveHub:
 
     def __init__(self, link: UnitBus, air: AirControl, presence: Presence, *,
                  no_audio_s: float = NO_AUDIO_S, silence_s: float = SILENCE_S,
-                 observer: LiveObserver | None = None) -> None:
+                 observer: LiveObserver | None = None, lease: Ownership | None = None,
+                 renew_s: float = 2.0) -> None:
         self.link = link
         self.observer = observer
         self.air = air
@@ -51,6 +55,46 @@ class LiveHub:
         self.silence_s = silence_s
         self.sessions: dict[str, LiveSession] = {}
         self._watch: asyncio.Task[None] | None = None
+        self._bg: set[asyncio.Task[Any]] = set()
+        #: the live_owner leases (controller/live/lease.py): ours renewed, a dead owner's sessions ended
+        self.lease = lease
+        self.custody = None if lease is None else Custody(
+            lease, self.sessions.keys, adopt=self._end_orphan, abandon=self._lost_lease, renew_s=renew_s,
+            name="live")
+
+    async def start(self) -> None:
+        if self.custody is not None:
+            await self.custody.start()
+
+    async def stop(self) -> None:
+        self.close()
+        if self.custody is not None:
+            await self.custody.stop(release=False)  # (ended "shutdown": their leases went with them)
+
+    async def _end_orphan(self, session_id: str) -> bool:
+        """A session whose lease we took: its owner is gone (or it was ours before a restart)."""
+        if session_id in self.sessions or self.lease is None:
+            return session_id in self.sessions
+        nodes = await asyncio.to_thread(end_orphan, self.lease.engine, self.lease, session_id)
+        stop_units(self.link, session_id, nodes)
+        return True
+
+    def _lost_lease(self, session_id: str, why: str) -> None:
+        """Our lease is gone (the database or the broker lost, or taken): the session cannot go on."""
+        s = self.sessions.get(session_id)
+        if s is not None:
+            logger.error("live session %s cannot go on: %s", session_id, why)
+            self.end(s, CONTROLLER_LOST)
+
+    def _spawn_sql(self, fn: Callable[..., Any], *args: Any) -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(fn, *args))
+        self._bg.add(task)
+        task.add_done_callback(self._sql_done)
+
+    def _sql_done(self, task: asyncio.Task[Any]) -> None:
+        self._bg.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("live lease not written (%s): it expires", task.exception())
 
     def open(self, *, user: str, priority: p.Priority, nodes: list[str], scopes: list[p.AudioScope],
              notify: Callable[[dict[str, Any]], None], target: dict[str, Any] | None = None) -> LiveSession:
@@ -59,6 +103,8 @@ class LiveHub:
                         observer=self.observer)
         self.sessions[sid] = s
         s.observe("on_open")
+        if self.lease is not None:
+            self._spawn_sql(self.lease.take, sid)  # renewed with the others from then on
         if self._watch is None or self._watch.done():
             self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="live-watchdog")
         notify({"type": "state", **s.public()})
@@ -112,6 +158,8 @@ class LiveHub:
             self._command(s, "live_stop", {"session": s.id, "reason": reason[:64]})
         self.air.release(s.id)
         s.observe("on_end")
+        if self.lease is not None:
+            self._spawn_sql(self.lease.release, s.id)
         logger.info("live %s by %s ended (%s): %d frames to %d unit(s)", s.id, s.user, reason,
                     s.stats.frames_out, len(s.nodes))
         s.notify({"type": "state", **s.public()})

@@ -4,7 +4,9 @@
 nor fails the voice: rows go through the batched :class:`controller.core.writer.DbWriter` (a locked or
 unreachable database keeps them for retry), the PCM frames sent to the units are appended to
 ``<audio_dir>/live/<session>.pcm`` (disk errors stop the archive, not the session) and, when the
-session ends, encoded off the event loop by ffmpeg to MP3 mono (``live/<YYYY-MM>/<session>.mp3``).
+session ends, encoded off the event loop by ffmpeg to MP3 mono and put in the audio store
+(controller/core/audiostore.py: every controller can serve it; ``livelog.archive`` is its SHA-256).
+Its going on air and its end (who, zones, how long, why) are written to the audit log too.
 
 A PCM file left behind by a controller that stopped mid-session (or before the encoding was
 recorded) is encoded by the next sweep; the sweep also deletes archives past the retention period
@@ -14,6 +16,7 @@ recorded) is encoded by the next sweep; the sweep also deletes archives past the
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import subprocess
 import time
@@ -25,6 +28,8 @@ from typing import IO, Any
 
 from sqlmodel import Session, col, select
 
+from controller.accounts.audit import details, record_op, where
+from controller.core.audiostore import AudioStore, AudioStoreError, is_sha256
 from controller.core.background import Periodic
 from controller.core.db import Database
 from controller.core.writer import DbWriter
@@ -54,6 +59,7 @@ class _Record:
     file: IO[bytes] | None = None
     written: int = 0
     note: str = ""
+    live_at: int = 0  # epoch ms it went on air (0: never)
 
 
 def _upsert(sid: str, fields: dict[str, Any]) -> Callable[[Session], None]:
@@ -80,10 +86,16 @@ def _ended_if_open(sid: str) -> Callable[[Session], None]:
     return op
 
 
+def _where(s: LiveSession, **more: object) -> str:
+    """The audit detail of a session: its zones (or units, or the whole ward), units, priority."""
+    return details(**where(s.target), units=len(s.nodes), priority=s.priority.value, **more)
+
+
 class LiveRecorder:
     def __init__(self, db: Database, writer: DbWriter, link: UnitBus, settings: LiveSettings,
-                 audio_dir: Path) -> None:
+                 audio_dir: Path, store: AudioStore) -> None:
         self.db = db
+        self.store = store
         self.writer = writer
         self.settings = settings
         self.audio_dir = audio_dir
@@ -118,7 +130,11 @@ class LiveRecorder:
             "state": s.state, "reason": "", "opened_at": p.now_ms(), "archive_note": rec.note}))
 
     def on_live(self, s: LiveSession) -> None:
-        self.writer.submit(_upsert(s.id, {"state": "live", "started_at": p.now_ms()}))
+        now = p.now_ms()
+        if (rec := self.records.get(s.id)) is not None:
+            rec.live_at = now
+        self.writer.submit(_upsert(s.id, {"state": "live", "started_at": now}))
+        self.writer.submit(record_op(s.user, "live_start", f"live:{s.id}", _where(s)))
 
     def on_frame(self, s: LiveSession, pcm: bytes) -> None:
         rec = self.records.get(s.id)
@@ -148,6 +164,9 @@ class LiveRecorder:
             "units_refused": dict(s.refused), "archive_note": "encoding" if encode else rec.note}))
         if encode and rec.pcm is not None:
             self._spawn(self._finish(s.id, rec.pcm, rec.note))
+        self.writer.submit(record_op(s.user, "live_end", f"live:{s.id}", _where(
+            s, reason=s.reason, seconds=round((p.now_ms() - rec.live_at) / 1000) if rec.live_at else 0,
+            heard=len(rec.heard))))
 
     # ----------------------------------------------------------------- archive
 
@@ -175,13 +194,13 @@ class LiveRecorder:
         try:
             t0 = time.monotonic()
             try:
-                rel, duration_ms = await asyncio.to_thread(self.encode, sid, pcm)
+                rel, duration_ms = await asyncio.to_thread(self.archive, sid, pcm)
                 fields: dict[str, Any] = {"archive": rel, "archive_duration_ms": duration_ms,
                                           "archive_note": note}
                 self.last_encode_s = time.monotonic() - t0
                 logger.info("live %s archived: %s, %d ms, encoded in %.2f s", sid, rel, duration_ms,
                             self.last_encode_s)
-            except (OSError, EngineError, subprocess.SubprocessError) as exc:
+            except (OSError, EngineError, subprocess.SubprocessError, AudioStoreError) as exc:
                 fields = {"archive": None, "archive_note": f"archive failed: {exc}"[:300]}
                 logger.error("live %s: archive failed: %s", sid, exc)
             self.writer.submit(_upsert(sid, fields))
@@ -213,10 +232,28 @@ class LiveRecorder:
         part.replace(dest)
         return rel, size // 2 * 1000 // p.LIVE_SAMPLE_RATE
 
+    def archive(self, sid: str, pcm: Path) -> tuple[str, int]:
+        """Encode the PCM and put the MP3 in the audio store (blocking); its SHA-256 and duration."""
+        rel, duration_ms = self.encode(sid, pcm)
+        mp3 = self.audio_dir / rel
+        data = mp3.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        self.store.put(data, sha256=sha256, codec="mp3", duration_ms=duration_ms)
+        mp3.unlink(missing_ok=True)  # the store's cache keeps a copy
+        return sha256, duration_ms
+
     def path(self, row: LiveLog) -> Path | None:
-        """The archived MP3 of a row, if it is there (and under the archive directory)."""
+        """The archived MP3 of a row (from the audio store), if it is there. An archive from before
+        the store (a path) that the migration could not import is looked for under this
+        controller's archive directory."""
         if not row.archive:
             return None
+        if is_sha256(row.archive):
+            try:
+                return self.store.file(row.archive)
+            except AudioStoreError as exc:
+                logger.error("live archive of %s: %s", row.id, exc)
+                return None
         f = (self.audio_dir / row.archive).resolve()
         if not f.is_relative_to(self.live_dir.resolve()) or not f.is_file():
             return None
@@ -258,14 +295,16 @@ class LiveRecorder:
         with self.db.session() as s:
             q = select(LiveLog).where(col(LiveLog.archive).is_not(None), col(LiveLog.opened_at) < cutoff)
             rows = [r for r in s.exec(q).all() if (r.ended_at or r.opened_at) < cutoff]
-            files = [self.path(r) for r in rows]
+            archives = [r.archive for r in rows if r.archive]
             for r in rows:
                 r.archive, r.archive_note = None, f"deleted after {days} days (retention)"
                 s.add(r)
             s.commit()
-        for f in files:  # after the commit: no row points at a deleted file
-            if f is not None:
-                f.unlink(missing_ok=True)
+        for a in archives:  # after the commit: no row points at deleted audio
+            if is_sha256(a):
+                self.store.discard(a)
+            else:
+                (self.audio_dir / a).unlink(missing_ok=True)
         if rows:
             logger.info("deleted %d live archive(s) older than %d days", len(rows), days)
         return len(rows)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from controller.accounts.audit import details, where
 from controller.airing.aircontrol import AirControl, LiveHold
-from controller.core.background import Periodic
+from controller.airing.custody import Custody
+from controller.airing.ownership import Ownership
 from controller.core.db import Database
 from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 KEEP_ENDED = 50  # ended sessions kept in memory (older ones are read from the database)
 SAVE_S = 2.0  # how often a changed state (e.g. interrupted) is written
 RESEND_S = 10.0  # node_fetch: play_stream again to an online unit that reports no relay
+STOP_RELAY = "stop_relay"  # the airing_request action: stop a relay another controller runs
 
 
 class RelayHub:
@@ -50,7 +51,7 @@ class RelayHub:
 
     def __init__(self, link: UnitBus, air: AirControl, presence: Presence, *, owner: str,
                  db: Database | None = None, writer: DbWriter | None = None,
-                 beat_s: float = 10.0, owner_ttl_s: float = 45.0) -> None:
+                 lease: Ownership | None = None, beat_s: float = 2.0) -> None:
         self.link = link
         self.air = air
         self.presence = presence
@@ -61,9 +62,15 @@ class RelayHub:
         self._watch: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._closing = False
-        self.owner_ttl_s = owner_ttl_s
-        self._owner_round = Periodic("relay-owner", beat_s, self._ownership)
+        #: the relay_owner leases (controller/relays/lease.py): renew ours, take the orphans
+        self.lease = lease
+        self.custody = None if lease is None else Custody(
+            lease, self._held, adopt=self._adopt_taken, abandon=self._lost_lease, renew_s=beat_s,
+            name="relay")
         link.on_connect(self._link_up)
+
+    def _held(self) -> list[str]:
+        return [k for k, v in self.sessions.items() if v.state != "ended"]
 
     def _link_up(self) -> None:
         """(Re)connected to the broker: commands sent while it was away are lost, so repeat them."""
@@ -74,89 +81,101 @@ class RelayHub:
     async def create(self, *, user: str, url: str, mode: str, priority: p.Priority, nodes: list[str],
                      scopes: list[p.AudioScope], start_at: datetime | None, duration_s: float | None,
                      target: dict[str, Any] | None = None) -> RelaySession:
-        """A new relay, written to the database before it is armed (raises if it cannot be)."""
+        """A new relay, written to the database with its lease before it is armed (raises if it
+        cannot be). Without the broker its lease is not taken: another controller runs it."""
         sid = f"relay-{datetime.now(tz=UTC):%H%M%S}-{secrets.token_hex(3)}"
         s = RelaySession(sid, user, url, mode, priority, nodes, scopes, start_at, duration_s,
                          target=dict(target or {}))
+        ours = True
         if self.db is not None:
-            row = s.row(self.owner)
-            row.owner_seen_at = p.now_ms()
-            await asyncio.to_thread(self._insert, row)
+            ours = await asyncio.to_thread(self._insert, s.row(self.owner))
         s.mark_saved()
-        self.sessions[sid] = s
-        self._trim()
-        self._arm(s)
+        if ours:
+            self.sessions[sid] = s
+            self._trim()
+            self._arm(s)
         return s
 
-    def _insert(self, row: Relay) -> None:
+    def _insert(self, row: Relay) -> bool:
         assert self.db is not None
         with self.db.session() as db:
-            store.insert(db, row)
+            db.add(row)
+            db.flush()
+            ours = self.lease is None or self.lease.claim(db, row.id)  # in the relay row's transaction
+            db.commit()
+            return ours
 
     async def restore(self) -> int:
-        """Controller start: re-arm this controller's relays that have not ended, and from then on
-        mark them as run here and take over those another controller stopped marking."""
-        if self.db is None:
+        """Controller start: take our relays back (our lease rows) and any relay whose owner is
+        gone, and from then on renew ours and take the orphans (controller/airing/custody.py)."""
+        if self.custody is None:
             return 0
-        self._owner_round.start()
+        await self.custody.start()
+        return len(self._held())
 
-        def rows() -> list[Relay]:
-            assert self.db is not None
-            with self.db.session() as db:
-                return store.active_of(db, self.owner)
+    async def _adopt_taken(self, relay_id: str) -> bool:
+        """A relay whose lease we just took (ours after a restart, or a dead owner's): run it on."""
+        if self.db is None:
+            return False
+        if relay_id in self.sessions:  # ours, just ended here (its end not written yet): not again
+            return True
 
-        found = await asyncio.to_thread(rows)
-        for row in found:
-            if row.id not in self.sessions:
-                self._take(RelaySession.from_row(row), restored=True)
-        if found:
-            logger.info("%d relay(s) picked up from the database", len(found))
-        return len(found)
+        row, taken_from = await asyncio.to_thread(self._take_row, relay_id)
+        if row is None or row.state not in store.ACTIVE:
+            return False
+        if taken_from is not None:
+            logger.warning("relay %s (%s) taken over from %s %.2f s after its last renewal", relay_id,
+                           row.mode, taken_from or "?", row.detail.get("takeover_s") or -1.0)
+        self._take(RelaySession.from_row(row), restored=True)
+        return True
 
-    async def _ownership(self) -> None:
-        """One round: mark ours; drop those taken over from us; claim relays left by others."""
-        recent = datetime.now(tz=UTC) - timedelta(seconds=self.owner_ttl_s)
-        # ended ones too for a while: their "ended" may not be written yet, and must not look abandoned
-        mine = [k for k, v in self.sessions.items() if v.state != "ended" or (v.ended_at or recent) > recent]
-        ttl_ms = int(self.owner_ttl_s * 1000)
+    def _take_row(self, relay_id: str) -> tuple[Relay | None, str | None]:
+        """The relay's row, now ours; and whom it was taken from (None: it was ours already). A
+        dead owner's last renewal (``owner_seen_at``) gives the takeover time on the database
+        clock (``takeover_s``), recorded with the relay beside ``taken_over`` (how many times)."""
+        assert self.db is not None
+        with self.db.session() as db:
+            row = store.load(db, relay_id)
+            if row is None or row.owner == self.owner:
+                return row, None
+            seen = row.owner_seen_at
+            now = self.lease.db_now_ms() if self.lease is not None else p.now_ms()
+            taken_from = row.owner
+            row.detail = {**row.detail, "taken_over": int(row.detail.get("taken_over", 0)) + 1,
+                          "taken_from": taken_from,
+                          "takeover_s": None if seen is None else round((now - seen) / 1000, 2)}
+            row.owner, row.owner_seen_at = self.owner, now
+            db.add(row)
+            db.commit()
+            db.refresh(row)
+            return row, taken_from
 
-        def work() -> tuple[list[str], list[Relay]]:
-            assert self.db is not None
-            now = p.now_ms()
-            with self.db.session() as db:
-                lost = store.beat(db, self.owner, mine, now)
-                taken = [row for row in store.orphans(db, self.owner, now, ttl_ms)
-                         if row.id not in self.sessions and store.claim(db, row, self.owner, now)]
-                return lost, taken
-
-        try:
-            lost, taken = await asyncio.to_thread(work)
-        except SQLAlchemyError as exc:
-            logger.warning("relay ownership round failed (database): %s", str(exc).splitlines()[0])
-            return
-        for rid in lost:
-            if self.sessions.get(rid) is not None and self.sessions[rid].state != "ended":
-                self._lost(rid)
-        for row in taken:
-            logger.warning("relay %s taken over from controller %r (not seen for %.0f s or more)", row.id,
-                           row.owner, self.owner_ttl_s)
-            s = RelaySession.from_row(row)
-            s.detail["taken_over"] = s.detail.get("taken_over", 0) + 1
-            self._take(s, restored=True)
-
-    def _lost(self, relay_id: str) -> None:
-        """Another controller took this relay over (we looked dead to it): stop running it here
-        without telling the units, which the new owner now commands."""
+    def _lost_lease(self, relay_id: str, why: str) -> None:
+        """The lease is no longer ours (taken over, the database or the broker lost): stop running the
+        relay here without telling the units, which its new owner commands."""
         s = self.sessions.pop(relay_id, None)
         if s is None or s.state == "ended":
             return
-        logger.error("relay %s was taken over by another controller; no longer run here", relay_id)
+        logger.error("relay %s no longer run here: %s", relay_id, why)
         s.cancel_timers()
         was_on = s.state in ("playing", "interrupted")
-        s.state, s.reason = "ended", "taken over by another controller"
+        s.state, s.reason = "ended", why
         if was_on and s.mode == "republish":
             self._on_stop(s)  # our own pull and frames stop (the units follow the new owner's)
         self.air.release(s.id)
+
+    def stop(self, relay_id: str, reason: str) -> bool:
+        """Stop a relay this controller runs (asked here or through another controller)."""
+        s = self.sessions.get(relay_id)
+        if s is None or s.state == "ended":
+            return False
+        self.end(s, reason)
+        return True
+
+    def runs(self, relay_id: str) -> bool:
+        """This controller runs the relay now (it holds its lease)."""
+        s = self.sessions.get(relay_id)
+        return s is not None and s.state != "ended" and (self.lease is None or self.lease.valid())
 
     def adopt(self, relay_id: str) -> None:
         """A relay row written elsewhere for this controller (a schedule slot): load and arm it."""
@@ -175,6 +194,9 @@ class RelayHub:
         if row is None or row.owner != self.owner or row.state not in store.ACTIVE:
             logger.warning("relay %s not taken: %s", relay_id, "not found" if row is None else
                            f"owner {row.owner!r}, state {row.state}")
+            return
+        if self.lease is not None and not await asyncio.to_thread(self.lease.take, relay_id):
+            logger.warning("relay %s is run by another controller (its lease)", relay_id)
             return
         if relay_id not in self.sessions:
             self._take(RelaySession.from_row(row), restored=False)
@@ -252,6 +274,9 @@ class RelayHub:
             self._on_stop(s)
         self.air.release(s.id)
         self._save(s)  # not while closing: the row keeps the state to resume from
+        lasted = (s.ended_at - s.started_at).total_seconds() if s.started_at and s.ended_at else None
+        self._audit(s, "relay_end", reason=reason, on_air=lasted is not None,
+                    seconds=None if lasted is None else round(lasted))
         logger.info("relay %s of %s ended (%s)", s.id, s.url, reason)
 
     async def close(self) -> None:
@@ -263,7 +288,8 @@ class RelayHub:
         self._closing = True
         for s in list(self.sessions.values()):
             self.end(s, "shutdown")
-        await self._owner_round.stop()
+        if self.custody is not None:  # our leases expire now: another controller takes them at once
+            await self.custody.stop(release=True)
         for task in (self._watch, self._saver):
             if task is not None:
                 task.cancel()
@@ -272,9 +298,18 @@ class RelayHub:
         if self.writer is None or self._closing:
             return
         s.mark_saved()
-        self.writer.submit(store.save_op(s.id, {
-            "state": s.state, "reason": s.reason[:500], "started_at": store.ms(s.started_at),
-            "ended_at": store.ms(s.ended_at), "detail": dict(s.detail)}))
+        fields = {"state": s.state, "reason": s.reason[:500], "started_at": store.ms(s.started_at),
+                  "ended_at": store.ms(s.ended_at), "detail": dict(s.detail)}
+        ended = self.lease.release_in if self.lease is not None and s.state == "ended" else None
+        self.writer.submit(store.save_op(s.id, fields, then=ended))  # its end and its lease go at once
+
+    def _audit(self, s: RelaySession, action: str, **more: Any) -> None:
+        """Its start or end in the audit log: what, where (zones), who (not while shutting down)."""
+        if self.writer is None or self._closing:
+            return
+        self.writer.submit(store.audit_op(action, s.id, s.user, s.schedule_id, details(
+            url=s.url, **where(s.target), units=len(s.nodes), priority=s.priority.value,
+            schedule=s.schedule_id, **more)))
 
     async def _save_loop(self) -> None:
         """State changes made by the modes (interrupted, resumed) reach the database too."""
@@ -317,6 +352,7 @@ class RelayHub:
             left = (end - datetime.now(tz=UTC)).total_seconds()
             s.add_timer(asyncio.get_running_loop().call_later(max(0.0, left), self.end, s, "finished"))
         self._save(s)
+        self._audit(s, "relay_start")
         logger.info("relay %s of %s on air in %d scope(s)", s.id, s.url, len(s.scopes))
         self._on_play(s)
 

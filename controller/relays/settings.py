@@ -11,11 +11,13 @@ class RelaySettings(BaseModel):
     """Relay sessions (tiếp sóng) when several controllers share a database (docs/live.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    beat_s: float = Field(10.0, gt=0, le=300,
-                          description="how often a controller marks its relays as still run by it")
-    owner_ttl_s: float = Field(45.0, gt=0, le=3600,
-                               description="a relay whose controller has not marked it for this long is "
-                                           "taken over by another controller")
+    # a standby takes a dead owner's relay at most owner_ttl_s + beat_s after its last renewal (≤ 10 s)
+    beat_s: float = Field(2.0, gt=0, le=300,
+                          description="how often a controller renews the leases of its relays (and the "
+                                      "others look for relays whose owner is gone)")
+    owner_ttl_s: float = Field(6.0, gt=0, le=3600,
+                               description="a relay's owner lease (database clock): another controller "
+                                           "takes it over once its owner has not renewed it for this long")
     allowed_stations: list[str] = Field(
         default_factory=list, max_length=100,
         description="stations (origins scheme://host[:port]) that may be relayed although their address "

@@ -1,25 +1,26 @@
 """Relay sessions in the database (the ``relay`` table): written when made, kept up to date as
 they wait, play, are interrupted and end, and read back when a controller starts.
 
-A relay belongs to one controller, named by its MQTT client id (``owner``): the one that made
-it through the API, or the one that fired its schedule slot. Only the owner runs it; after a
-restart the owner picks up its relays that have not ended (controller/relays/hub.py ``restore``).
-The owner marks its running relays every few seconds (``owner_seen_at``, :func:`beat`); a relay
-not marked for ``owner_ttl_s`` is claimed by another controller with a compare-and-set on
-(owner, owner_seen_at) (:func:`claim`), so exactly one takes it over.
+A relay is run by one controller, named by its MQTT client id (``owner``, shown to staff): the
+one that made it through the API, fired its schedule slot, or took it over. Who runs it is its
+``relay_owner`` lease (controller/relays/lease.py: the broadcasts' lease machinery, on the
+database clock); ``owner`` follows the lease. Its starts and ends go to the audit log too
+(:func:`audit_op`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
+from controller.accounts.audit import record
 from controller.relays.models import Relay
 from devices import protocol as p
+from scheduler.models import Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ def dt(v: int | None) -> datetime | None:
     return datetime.fromtimestamp(v / 1000, tz=UTC) if v is not None else None
 
 
+def iso(v: int | None) -> str | None:
+    t = dt(v)
+    return t.isoformat() if t else None
+
+
 def insert(s: Session, row: Relay) -> None:
     s.add(row)
     s.commit()
@@ -43,51 +49,15 @@ def load(s: Session, relay_id: str) -> Relay | None:
     return s.get(Relay, relay_id)
 
 
-def active_of(s: Session, owner: str) -> list[Relay]:
-    return list(s.exec(select(Relay).where(Relay.owner == owner)
-                        .where(col(Relay.state).in_(ACTIVE)).order_by(col(Relay.created_at))).all())
-
-
 def recent(s: Session, *, limit: int = 100, offset: int = 0) -> list[Relay]:
     q = select(Relay).order_by(col(Relay.created_at).desc()).offset(offset).limit(limit)
     return list(s.exec(q).all())
 
 
-def beat(s: Session, owner: str, ids: list[str], now: int) -> list[str]:
-    """Mark ``ids`` as still run by ``owner``; returns those that are no longer ours (taken over)."""
-    if not ids:
-        return []
-    s.execute(update(Relay).where(col(Relay.id).in_(ids)).where(col(Relay.owner) == owner)
-              .values(owner_seen_at=now))
-    s.commit()
-    still = set(s.exec(select(Relay.id).where(col(Relay.id).in_(ids)).where(col(Relay.owner) == owner)).all())
-    return [i for i in ids if i not in still]
-
-
-def orphans(s: Session, owner: str, now: int, ttl_ms: int) -> list[Relay]:
-    """Relays not ended whose controller has not marked them for ``ttl_ms``."""
-    seen = col(Relay.owner_seen_at)
-    q = (select(Relay).where(col(Relay.state).in_(ACTIVE)).where(col(Relay.owner) != owner)
-         .where(or_(seen.is_(None), seen < now - ttl_ms)))
-    return list(s.exec(q).all())
-
-
-def claim(s: Session, row: Relay, owner: str, now: int) -> bool:
-    """Take ``row`` over unless someone else did first (compare-and-set on owner + last beat)."""
-    seen = col(Relay.owner_seen_at)
-    q = (update(Relay).where(col(Relay.id) == row.id).where(col(Relay.owner) == row.owner)
-         .where(col(Relay.state).in_(ACTIVE))
-         .where(seen.is_(None) if row.owner_seen_at is None else seen == row.owner_seen_at)
-         .values(owner=owner, owner_seen_at=now))
-    won = s.execute(q).rowcount == 1  # type: ignore[attr-defined]
-    s.commit()
-    if won:
-        row.owner, row.owner_seen_at = owner, now
-    return won
-
-
-def save_op(relay_id: str, fields: dict[str, Any]) -> Any:
-    """A DbWriter operation updating one relay row (state, reason, times, detail)."""
+def save_op(relay_id: str, fields: dict[str, Any], *,
+            then: Callable[[Session, str], None] | None = None) -> Any:
+    """A DbWriter operation updating one relay row (state, reason, times, detail); ``then(s, id)``
+    in the same transaction (the lease of an ended relay given back)."""
 
     def op(s: Session) -> None:
         row = s.get(Relay, relay_id)
@@ -98,6 +68,8 @@ def save_op(relay_id: str, fields: dict[str, Any]) -> Any:
         for k, v in fields.items():
             setattr(row, k, v)
         s.add(row)
+        if then is not None:
+            then(s, relay_id)
 
     return op
 
@@ -107,13 +79,24 @@ def scopes_of(row: Relay) -> list[p.AudioScope]:
 
 
 def public_row(row: Relay) -> dict[str, Any]:
-    """The API view of a relay from its row (a relay this controller does not run, or an old one)."""
-    def iso(v: int | None) -> str | None:
-        t = dt(v)
-        return t.isoformat() if t else None
+    """The API view of a relay from its row (a relay this controller does not run, or an old one);
+    ``owner_seen_at``: its owner's last renewal of the relay's lease (controller/relays/lease.py)."""
     return {"id": row.id, "url": row.url, "mode": row.mode, "state": row.state, "reason": row.reason,
             "user": row.created_by, "priority": row.priority, "nodes": row.nodes,
             "start_at": iso(row.start_at), "duration_s": row.duration_s, "started_at": iso(row.started_at),
             "ended_at": iso(row.ended_at), "owner": row.owner, "owner_seen_at": iso(row.owner_seen_at),
             "schedule_id": row.schedule_id,
             **row.detail}
+
+
+def audit_op(action: str, relay_id: str, user: str, schedule_id: int | None, detail: str) -> Any:
+    """A DbWriter operation auditing a relay's start or end (``relay_start`` / ``relay_end``), in the
+    name of whoever made it: for a schedule's relay, the schedule's creator."""
+
+    def op(s: Session) -> None:
+        who = user
+        if schedule_id is not None and (sc := s.get(Schedule, schedule_id)) is not None:
+            who = sc.created_by
+        record(s, who, action, f"relay:{relay_id}", detail)
+
+    return op

@@ -10,7 +10,7 @@ items (never conflicting); recent missed and failed slots are listed under ``pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -25,6 +25,18 @@ from scheduler.triggers import Spec, build_trigger, slots
 
 NO_ZONE = "-"
 MAX_SLOTS_PER_SCHEDULE = 2000
+RELAY_TITLE = "Tiếp sóng / relay: "  # + the stream URL: a relay slot's title
+MAX_RANGE_DAYS = 62  # a month view with its leading and trailing weeks fits
+
+
+def day_range(first: date, last: date) -> tuple[datetime, datetime]:
+    """[first 00:00, the day after last 00:00) in ward time; ValueError for a reversed or too long range."""
+    if last < first:
+        raise ValueError(f"the agenda's end date {last} is before its start date {first}")
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        raise ValueError(f"the agenda covers at most {MAX_RANGE_DAYS} days at a time")
+    start = datetime.combine(first, time(0), TIMEZONE)
+    return start, datetime.combine(last + timedelta(days=1), time(0), TIMEZONE)
 
 
 @dataclass
@@ -73,9 +85,12 @@ def _zone_nodes(targets: dict[str, Any], members: dict[str, set[str]],
     return out
 
 
-def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
-    start = datetime.now(tz=TIMEZONE).replace(microsecond=0)
-    end = start + timedelta(days=days)
+def build_agenda(s: Session, *, days: int = 7, start: datetime | None = None,
+                 end: datetime | None = None) -> dict[str, Any]:
+    """The agenda of [start, end) (default: from now for ``days`` days); the calendar asks for a
+    week or a month (controller/ui/calendar.py), the schedule screen for the next 7 days."""
+    start = start or datetime.now(tz=TIMEZONE).replace(microsecond=0)
+    end = end or start + timedelta(days=days)
     zones = {z.id: z.name for z in s.exec(select(Zone)).all()}
     members: dict[str, set[str]] = {z: set() for z in zones}
     in_service = select(Node.id).where(col(Node.status) != RETIRED)
@@ -105,7 +120,7 @@ def build_agenda(s: Session, *, days: int) -> dict[str, Any]:
                         title=title, priority=priority, start=at,
                         duration_ms=dur, repeat_index=k, status=status, nodes=frozenset(nodes)))
     conflicts = sum(_flag_conflicts(items) for items in per_zone.values())
-    since = now_ms() - days * 86_400_000
+    since = now_ms() - int((end - start).total_seconds() * 1000)
     problems = [{"schedule_id": r.schedule_id, **run_view(r)} for r in list_runs(
         s, None, limit=200, statuses=[RunStatus.MISSED.value, RunStatus.FAILED.value], since_ms=since)]
     return {
@@ -121,7 +136,7 @@ def _what(s: Session, row: Schedule) -> tuple[str, str, int]:
     """(title, priority, duration ms) of what a schedule airs."""
     if row.relay:
         url = str(row.relay.get("url", ""))
-        return (f"Tiếp sóng / relay: {url}", row.priority or "normal",
+        return (f"{RELAY_TITLE}{url}", row.priority or "normal",
                 int(float(row.relay.get("duration_s") or 0) * 1000))
     bulletin = s.get(Bulletin, row.bulletin_id) if row.bulletin_id is not None else None
     asset = s.get(AudioAsset, bulletin.audio_sha256) if bulletin and bulletin.audio_sha256 else None

@@ -11,7 +11,8 @@ airs. Approved bulletins air whoever made the schedule.
 A relay slot becomes one ``Relay`` row (id ``relay-s<schedule>-<slot ms>``, start_at = the slot,
 owner = this controller) in the slot's transaction; the relay hub then starts it at the slot and
 ends it at slot + duration_s. Once committed, ``handoff`` gives the broadcasts to delivery and
-the relays to the relay hub.
+the relays to the relay hub. Every slot handled here is audited as ``schedule_fired`` (aired or
+failed, the bulletin's title), in the slot's transaction.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Any
 
 from sqlmodel import Session
 
-from controller.accounts.models import AuditEntry
+from controller.accounts.audit import details, record, record_many, where
 from controller.accounts.roles import CAN_AIR
 from controller.airing.broadcasts import create_broadcast
+from controller.airing.burst import BroadcastBatch
 from controller.airing.rules import bypass_refusal, is_bypass
 from controller.bulletins.models import Bulletin
 from controller.core.errors import ServiceError
@@ -65,9 +67,22 @@ class ScheduleAirer:
         self._to_relays = to_relays
 
     def air(self, s: Session, slot: Slot, progress: Progress) -> Aired:
-        if slot.relay is not None:
-            return self._relay(s, slot)
-        return self._broadcasts(s, slot, progress)
+        aired = self._relay(s, slot) if slot.relay is not None else self._broadcasts(s, slot, progress)
+        b = s.get(Bulletin, slot.bulletin_id) if slot.bulletin_id is not None else None
+        record(s, *_fired(slot, aired, b))  # committed with the run
+        return aired
+
+    def air_many(self, s: Session, slots: list[Slot]) -> list[Aired]:
+        """Slots due together, in ``s`` without a commit (the firing commits them with their runs):
+        each bulletin checked and each target resolved once, every row written in one INSERT per
+        table (controller/airing/burst.py); each slot's refusal is its own."""
+        batch = BroadcastBatch(s)
+        out = [self._relay(s, slot) if slot.relay is not None else self._in_batch(s, batch, slot)
+               for slot in slots]
+        batch.write()
+        record_many(s, [_fired(sl, a, batch.bulletin(sl.bulletin_id) if sl.bulletin_id is not None else None)
+                        for sl, a in zip(slots, out, strict=True)])
+        return out
 
     def handoff(self, aired: Aired) -> None:
         for bc_id, air_at in aired.broadcasts:
@@ -106,7 +121,7 @@ class ScheduleAirer:
 
     def _broadcasts(self, s: Session, slot: Slot, progress: Progress) -> Aired:
         assert slot.bulletin_id is not None
-        if (why := _creator_refusal(s, slot)) is not None:
+        if (why := _creator_refusal(s, slot, s.get(Bulletin, slot.bulletin_id))) is not None:
             return Aired(failure=why)
         plays = slot.plays()
         valid_for_s = slot.valid_for_s or self._default_valid_s
@@ -118,38 +133,66 @@ class ScheduleAirer:
                     air_at=None, play_at=play if play > slot.now_ms else None,  # a late slot plays on arrival
                     valid_s=math.ceil(max(0, play - slot.now_ms) / 1000) + valid_for_s,
                     repeat=1 if slot.spaced else slot.repeat,
-                    created_by=_made_by(slot), commit=not slot.batched,
-                )  # commits: the run claim is committed with the first broadcast (a batch: all at the end)
+                    created_by=_made_by(slot),
+                )  # commits: the run claim is committed with the first broadcast
                 made.append((bc.id, bc.air_at))
                 progress([b for b, _ in made])
         except ServiceError as exc:
             return Aired(broadcasts=made, failure=f"{exc.message} ({len(made)} of {len(plays)} aired)")
-        _audit_bypass(s, slot, made)
+        _audit_bypass(s, slot, made, s.get(Bulletin, slot.bulletin_id))
+        return Aired(broadcasts=made)
+
+    def _in_batch(self, s: Session, batch: BroadcastBatch, slot: Slot) -> Aired:
+        """``_broadcasts`` for one slot of a batch: the same checks and rows, added to ``batch``."""
+        assert slot.bulletin_id is not None
+        bulletin = batch.bulletin(slot.bulletin_id)
+        if (why := _creator_refusal(s, slot, bulletin)) is not None:
+            return Aired(failure=why)
+        plays = slot.plays()
+        valid_for_s = slot.valid_for_s or self._default_valid_s
+        made: list[tuple[str, int]] = []
+        try:
+            for play in plays:
+                made.append(batch.add(
+                    bulletin_id=slot.bulletin_id, **_target(slot.targets), priority=slot.priority,
+                    play_at=play if play > slot.now_ms else None,
+                    valid_s=math.ceil(max(0, play - slot.now_ms) / 1000) + valid_for_s,
+                    repeat=1 if slot.spaced else slot.repeat, created_by=_made_by(slot)))
+        except ServiceError as exc:
+            return Aired(broadcasts=made, failure=f"{exc.message} ({len(made)} of {len(plays)} aired)")
+        _audit_bypass(s, slot, made, bulletin)
         return Aired(broadcasts=made)
 
 
-def _audit_bypass(s: Session, slot: Slot, made: list[tuple[str, int]]) -> None:
+def _fired(slot: Slot, aired: Aired, b: Bulletin | None) -> tuple[str, str, str, str]:
+    """The audit entry of a slot the airer handled (``schedule_fired``): which schedule, which
+    bulletin (its title) or stream, where, and whether it aired or failed (why)."""
+    return (slot.created_by, "schedule_fired", f"schedule:{slot.schedule_id}", details(
+        schedule=slot.schedule_id, outcome="failed" if aired.failure else "aired", reason=aired.failure,
+        bulletin=slot.bulletin_id,
+        title=b.title if b is not None else None, url=str(slot.relay["url"]) if slot.relay else None,
+        broadcasts=len(aired.broadcasts), **where(slot.targets), priority=slot.priority, slot=slot.slot_ms))
+
+
+def _audit_bypass(s: Session, slot: Slot, made: list[tuple[str, int]], bulletin: Bulletin | None) -> None:
     """Each airing that skips approval is audited as ``emergency_bypass``."""
     assert slot.bulletin_id is not None
-    bulletin = s.get(Bulletin, slot.bulletin_id)
     if bulletin is None or not is_bypass(bulletin, slot.priority):
         return
     ids = ",".join(x for x, _ in made)
     detail = (f"aired as an emergency while {bulletin.approval} (schedule:{slot.schedule_id}, slot "
               f"{local(slot.slot_ms).isoformat()}, broadcast:{ids})")
-    s.add(AuditEntry(username=slot.created_by[:100], action="emergency_bypass",
-                     target=f"bulletin:{bulletin.id}", detail=detail[:1000]))
+    record(s, slot.created_by, "emergency_bypass", f"bulletin:{bulletin.id}", detail)
 
 
-def _creator_refusal(s: Session, slot: Slot) -> str | None:
+def _creator_refusal(s: Session, slot: Slot, b: Bulletin | None) -> str | None:
     """Why the emergency bypass this schedule relies on no longer holds (its creator), else None;
-    audited as ``emergency_bypass_refused``."""
+    audited as ``emergency_bypass_refused``. ``b``: the slot's bulletin row."""
     assert slot.bulletin_id is not None
-    b = s.get(Bulletin, slot.bulletin_id)
     if b is None or not is_bypass(b, slot.priority):
         return None  # approved (or refused by create_broadcast with its own reason)
     why = bypass_refusal(s, slot.created_by, b, CAN_AIR)
     if why is not None:
-        s.add(AuditEntry(username=slot.created_by[:100], action="emergency_bypass_refused",
-                         target=f"bulletin:{b.id}", detail=f"schedule:{slot.schedule_id}: {why}"[:1000]))
+        record(s, slot.created_by, "emergency_bypass_refused", f"bulletin:{b.id}",
+               f"schedule:{slot.schedule_id}: {why}")
     return why

@@ -82,9 +82,16 @@ def settle(db: Database, broadcast_id: str) -> bool:
 class LateAirings:
     """The delivery listener: one look per broadcast at a time, off the event loop."""
 
-    def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic, *,
+                 retry_s: float = 5.0, retries: int = 60) -> None:
         self._db = db
         self._clock = clock
+        # a look that found the database away is tried again every ``retry_s`` (at most ``retries``
+        # times): the reports of a delivery that ended meanwhile wait in the writer, and no change
+        # would come to ask again once they are written
+        self.retry_s = retry_s
+        self.retries = retries
+        self._tries: dict[str, int] = {}
         self._settled: dict[str, None] = {}  # insertion-ordered, bounded
         self._looked: dict[str, float] = {}  # broadcast id → when last looked (still open)
         self._busy: set[str] = set()
@@ -108,10 +115,28 @@ class LateAirings:
         if fut.cancelled():
             return
         if (exc := fut.exception()) is not None:
-            logger.warning("lateness of broadcast %s not recorded: %s", broadcast_id, exc)
+            level = logging.DEBUG if broadcast_id in self._tries else logging.WARNING  # once per outage
+            logger.log(level, "lateness of broadcast %s not recorded yet: %s", broadcast_id, exc)
+            self._again(broadcast_id)
             return
+        if not fut.result() and broadcast_id in self._tries:
+            self._again(broadcast_id)  # the database is back; what the units reported may not be yet
         if fut.result():
+            self._tries.pop(broadcast_id, None)
             self._looked.pop(broadcast_id, None)
             self._settled[broadcast_id] = None
             while len(self._settled) > FORGET_AFTER:
                 self._settled.pop(next(iter(self._settled)))
+
+    def _again(self, broadcast_id: str) -> None:
+        tries = self._tries.get(broadcast_id, 0) + 1
+        if tries > self.retries:
+            self._tries.pop(broadcast_id, None)
+            logger.warning("lateness of broadcast %s: gave up after %d tries", broadcast_id, self.retries)
+            return
+        self._tries[broadcast_id] = tries
+        asyncio.get_running_loop().call_later(self.retry_s, self._retry, broadcast_id)
+
+    def _retry(self, broadcast_id: str) -> None:
+        self._looked.pop(broadcast_id, None)
+        self.changed(broadcast_id)

@@ -78,3 +78,20 @@ function lang(code) { document.cookie = "lang=" + code + ";path=/;max-age=315360
 async function logout() { try { await api("POST", "/api/logout"); } finally { location.href = "/login"; } }
 function checked(name) { return [...document.querySelectorAll('input[name="' + name + '"]:checked')].map(e => e.value); }
 function busy(btn, on) { if (btn) btn.disabled = on; }
+// The header's alert badge (units offline, failed broadcasts, alarms not yet acknowledged), kept
+// current while the page is open.
+async function refreshBell() {
+  const bell = document.getElementById("bell");
+  if (!bell) return;
+  try {
+    const r = await fetch("/alerts/items", {credentials: "same-origin"});
+    if (!r.ok) return;
+    const d = await r.json();
+    bell.hidden = !d.n;
+    document.getElementById("belln").textContent = d.n;
+    document.getElementById("bellt").textContent = d.badge;
+  } catch (e) { /* offline: the badge stays as it was */ }
+}
+if (document.getElementById("bell")) { refreshBell(); setInterval(refreshBell, 30000); }
+// the installable app: a service worker keeps the app shell (static files) only, never data
+if ("serviceWorker" in navigator && window.isSecureContext) navigator.serviceWorker.register("/sw.js").catch(() => {});

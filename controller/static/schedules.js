@@ -5,6 +5,7 @@ const WD = JSON.parse(document.getElementById("wdnames").textContent);
 const WDKEYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const CAN = document.getElementById("schedules").dataset.can === "1";
 let editing = null;
+let exdays = new Set();  // the form's exception days (ISO dates): a repeating schedule skips them
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
 function two(n) { return String(n).padStart(2, "0"); }
 function ward(iso) {  // an ISO instant → "dd/mm/yyyy HH:MM" in ward time (+07:00)
@@ -23,7 +24,7 @@ function describe(w) {
     out += " " + L.sch_range.replace("{a}", w.start_date ? day(w.start_date) : "…").replace("{b}", w.end_date ? day(w.end_date) : "…");
   return out;
 }
-function label(sc) { return sc.bulletin_title || sc.name || (sc.relay ? "📡 " + sc.relay.url : "#" + sc.id); }
+function label(sc) { return sc.bulletin_title || sc.name || (sc.relay ? (L.sch_relay_label || "") + ": " + sc.relay.url : "#" + sc.id); }
 function reasonText(r) {  // the run's reason in the page's language (never the English one on a Vietnamese page)
   const a = Object.assign({ reason: r.reason }, r.reason_args || {});
   if (a.day) a.day = day(a.day);
@@ -57,6 +58,7 @@ function card(sc) {
   const next = el("div", "next");
   next.append(el("small", "", L.sch_next + ": "), document.createTextNode(sc.next_slots.length ? sc.next_slots.slice(0, 3).map(ward).join(" · ") : L.sch_no_next));
   c.append(next);
+  if ((sc.exceptions || []).length) c.append(el("div", "mute exdays", L.sch_ex_list.replace("{d}", sc.exceptions.map(day).join(", "))));
   const box = el("ul", "runs"); box.hidden = true;
   const bRuns = el("button", "sec runsbtn", L.sch_runs); bRuns.type = "button";
   bRuns.onclick = () => runs(sc, box, bRuns);
@@ -112,11 +114,35 @@ function edit(sc) {  // the form below, filled with the schedule; Lưu then chan
   sd.value = w.start_date || ""; ed.value = w.end_date || ""; cr.value = w.cron || "";
   setChecks("wd", w.weekdays || []); setChecks("sz", sc.target.zones || []);
   rep.value = sc.repeat;
+  exdays = new Set(sc.exceptions || []); showExceptions();
   f.scrollIntoView();
 }
 function cancelEdit() {
   editing = null;
+  exdays = new Set(); showExceptions();
   document.getElementById("formtitle").textContent = L.new_schedule;
   document.getElementById("canceledit").hidden = true;
 }
 loadSchedules();
+function showExceptions() {  // the list of days off in the form, each with its remove button
+  const list = document.getElementById("exlist");
+  if (!list) return;
+  const days = [...exdays].sort();
+  list.replaceChildren(...(days.length ? days.map(d => {
+    const li = el("li", "exday", day(d) + " "); li.dataset.day = d;
+    const b = el("button", "sec exdel", L.sch_ex_remove); b.type = "button";
+    b.setAttribute("aria-label", L.sch_ex_remove_label.replace("{d}", day(d)));
+    b.onclick = () => { exdays.delete(d); showExceptions(); say(L.sch_ex_removed.replace("{d}", day(d)), false, document.getElementById("exadd")); };
+    li.append(b);
+    return li;
+  }) : [el("li", "mute", L.sch_ex_none)]));
+}
+function addException() {
+  const input = document.getElementById("exd"), btn = document.getElementById("exadd");
+  if (!input.value) { say(L.sch_ex_need_day, true, btn); return; }
+  if (exdays.has(input.value)) { say(L.sch_ex_dup.replace("{d}", day(input.value)), true, btn); return; }
+  exdays.add(input.value); showExceptions();
+  say(L.sch_ex_added.replace("{d}", day(input.value)), false, btn);
+  input.value = "";
+}
+showExceptions();

@@ -2,7 +2,8 @@
 
 "Đang phát" is what really sounds now: broadcasts with a unit playing (the caller filters them
 with their summary), relays on air (:meth:`controller.relays.hub.RelayHub.on_air`) and live sessions
-on air (:meth:`controller.live.hub.LiveHub.on_air`), each with its zones by name. "Cảnh báo" lists
+on air (:meth:`controller.live.hub.LiveHub.on_air`), each with its zones by name, also those
+another controller on the same database runs (their rows, the units' telemetry). "Cảnh báo" lists
 the units offline (longest first, with since when), the units with an alarm, and the broadcasts of
 the last 24 h that failed on some units (failed or expired deliveries), each linking to its
 delivery view. Only what the user's ward may see is listed.
@@ -19,6 +20,8 @@ from sqlmodel import col, select
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
 from controller.api.scope import visible_bulletin_ids
 from controller.bulletins.models import Bulletin
+from controller.live.models import LiveLog
+from controller.relays.models import Relay, RelayOwner
 from controller.ui.i18n import T
 from controller.ui.render import Page, UnitRow, when, zones
 from devices.protocol import now_ms
@@ -76,6 +79,30 @@ def on_air(p: Page, unit_ids: set[str]) -> list[OnAir]:
                              where_text(p, s.target, s.nodes, names), s.priority.value, "/live.html",
                              t["dash_units_playing"].format(n=len(p.sv.live_hub.units(s)),
                                                             total=len(s.nodes))))
+    return out + _elsewhere(p, unit_ids, names)
+
+
+def _elsewhere(p: Page, unit_ids: set[str], names: dict[str, str]) -> list[OnAir]:
+    """Relays and live sessions another controller (on this database) has on air: from their rows,
+    the tally from the units' telemetry (which every controller receives). A relay counts while
+    its owner's lease is live (``relay_owner``); a live session while a unit plays it."""
+    t, tel = T[p.lang], p.sv.presence.telemetry_of
+    mine = {r.id for r in p.sv.relays.on_air()} | {s.id for s in p.sv.live_hub.on_air()}
+    out: list[OnAir] = []
+    leased = select(Relay).join(RelayOwner, col(RelayOwner.relay_id) == Relay.id).where(
+        Relay.state == "playing", col(RelayOwner.expires_at) >= now_ms())
+    for r in p.s.exec(leased).all():
+        if r.id not in mine and unit_ids.intersection(r.nodes):
+            n = sum(1 for u in r.nodes if tel(u).get("relay") == "playing")
+            out.append(OnAir("relay", f'{t["dash_relay"]}: {r.url[:80]}',
+                             where_text(p, r.target, r.nodes, names), r.priority, "/relay",
+                             t["dash_units_playing"].format(n=n, total=len(r.nodes))))
+    for s in p.s.exec(select(LiveLog).where(LiveLog.state == "live")).all():
+        n = sum(1 for u in s.nodes if tel(u).get("source") == "live" and tel(u).get("playing") == s.id)
+        if s.id not in mine and n and unit_ids.intersection(s.nodes):
+            out.append(OnAir("live", f'{t["dash_live"]}: {s.user}',
+                             where_text(p, s.target, s.nodes, names), s.priority, "/live.html",
+                             t["dash_units_playing"].format(n=n, total=len(s.nodes))))
     return out
 
 

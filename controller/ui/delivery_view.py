@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/api/broadcasts", tags=["broadcasts"])
 FINAL = {st.value for st in FINAL_STATES}
 PROGRESS = {"queued": 0, "offline": 5, "sent": 20, "receiving": 40, "verified": 60, "playing": 80}
 KEEPALIVE_S = 15.0  # at most this long without a byte on the stream
+REREAD_S = 2.0  # the change feed is not listening: another controller's changes are read this often
 FLUSH_WAIT_S = 2.0  # how long an event waits for the batched writes before reading the rows
 KEEPALIVE = b": keep-alive\n\n"
 _DONE = {BroadcastStatus.DONE.value, BroadcastStatus.EXPIRED.value, BroadcastStatus.CANCELLED.value,
@@ -76,6 +78,13 @@ async def _fresh(sv: Services, broadcast_id: str) -> str:
     return json.dumps(snap, ensure_ascii=False)
 
 
+def _quiet_s(sv: Services, sent: float) -> float:
+    """How long to wait for a wake-up: until the keep-alive is due, or REREAD_S while the change
+    feed is not listening (a change made by another controller would wake nobody)."""
+    due = max(0.01, KEEPALIVE_S - (time.monotonic() - sent))
+    return due if sv.feed.live() else min(due, REREAD_S)
+
+
 @router.get("/{broadcast_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}, **errors(*COMMON_ERRORS, 404)})
 async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
@@ -89,7 +98,7 @@ async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
 
     async def stream() -> AsyncIterator[bytes]:
         ev = streams.open(broadcast_id)
-        last = ""
+        last, sent = "", time.monotonic()
         try:
             yield b"retry: 2000\n\n"
             while True:
@@ -98,6 +107,7 @@ async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
                 try:
                     while not (await asyncio.wait({task}, timeout=KEEPALIVE_S))[0]:
                         yield KEEPALIVE  # the database is slow: the stream still lives
+                        sent = time.monotonic()
                     body = task.result()
                 except SQLAlchemyError as exc:  # the database is down: keep the stream, read again later
                     logger.warning("delivery stream of %s: cannot read the state now (%s)", broadcast_id, exc)
@@ -106,14 +116,16 @@ async def delivery_events(broadcast_id: str, request: Request, sv: ServicesDep,
                     task.cancel()
                 if body != last:
                     yield f"event: delivery\ndata: {body}\n\n".encode()
-                    last = body
+                    last, sent = body, time.monotonic()
                 if (body and json.loads(body)["final"]) or await request.is_disconnected():
                     return
                 try:
-                    await asyncio.wait_for(ev.wait(), timeout=KEEPALIVE_S)
+                    await asyncio.wait_for(ev.wait(), timeout=_quiet_s(sv, sent))
                     await asyncio.sleep(0.25)  # coalesce a burst of changes
                 except TimeoutError:
-                    yield KEEPALIVE
+                    if time.monotonic() - sent >= KEEPALIVE_S * 0.99:
+                        yield KEEPALIVE
+                        sent = time.monotonic()
         finally:
             streams.close(broadcast_id, ev)
 

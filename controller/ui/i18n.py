@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from controller.ui.i18n_audit import AUDIT_EVENTS
+from controller.ui.i18n_fleet import FLEET
 from controller.ui.i18n_phone import PHONE
+from controller.ui.i18n_plan import PLAN
+from controller.ui.i18n_records import RECORDS
 
 LANGS = ("vi", "en")
 
@@ -103,6 +107,20 @@ _S: dict[str, tuple[str, str]] = {
     "end of playback not confirmed": ("không xác nhận đã phát xong", "end of playback not confirmed"),
     "unit retired": ("cụm loa đã ngừng sử dụng", "unit retired"),
     "node back online": ("cụm loa đã kết nối lại", "unit back online"),
+    # reported by the unit (docs/protocol.md §3, the `failed` reasons) or set by reconcile / late.py
+    "preempted": ("bị ngắt để phát khẩn cấp", "pre-empted by an emergency"),
+    "pre-empted by an emergency; will continue": ("tạm dừng vì phát khẩn cấp, sẽ phát tiếp",
+                                                  "paused for an emergency; will continue"),
+    "too_late": ("nhận lệnh phát quá muộn", "the play came too late"),
+    "its play came too late; a catch-up from the start follows": (
+        "nhận lệnh phát quá muộn, sẽ phát lại từ đầu", "the play came too late; it will play from the start"),
+    "stopped": ("đã dừng", "stopped"),
+    "why_power_off": ("loa đang tắt", "amplifier off"),  # (power_off itself is the button "Tắt")
+    "checksum": ("âm thanh nhận được bị lỗi", "audio failed its checksum"),
+    "storage_full": ("bộ nhớ cụm loa đầy", "the unit's storage is full"),
+    "decode_error": ("không giải mã được âm thanh", "audio could not be decoded"),
+    "repairing": ("đang nhận lại phần bị thiếu", "fetching the missing parts again"),
+    "asked_again_n": ("đã hỏi lại {n} lần", "asked again {n} times"),
     "tally": ("Tổng kết", "Tally"),
     "reason": ("Lý do", "Reason"),
     "played": ("Đã phát", "Played"),
@@ -237,13 +255,19 @@ _S: dict[str, tuple[str, str]] = {
 }
 
 _S.update(PHONE)  # the accounts, schedules list and error sentences (issue 14)
+_S.update(PLAN)  # the calendar, exports, dictionary, audit log and installable app (issue 14)
+_S.update(FLEET)  # units, zones, relay presets, audio library, editor, alerts (issue 14)
+_S.update(RECORDS)  # the calendar, dictionary, audit log, installable app (issue 14)
+_S.update(AUDIT_EVENTS)  # the audit log's airing events (issue 14)
 
 T = {lang: {k: v[i] for k, v in _S.items()} for i, lang in enumerate(LANGS)}
 #: the delivery reasons above, for the delivery view's script
 DELIVERY_REASONS = ("node offline at send time", "node offline until expiry", "never sent",
                     "no answer from node before expiry", "audio incomplete at expiry",
                     "not played before expiry", "end of playback not confirmed", "unit retired",
-                    "node back online")
+                    "node back online", "preempted", "pre-empted by an emergency; will continue", "too_late",
+                    "its play came too late; a catch-up from the start follows", "stopped", "why_power_off",
+                    "checksum", "storage_full", "decode_error", "repairing", "asked_again_n")
 
 
 def pick(cookie: str | None, query: str | None) -> str:

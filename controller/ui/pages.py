@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
+import tts
 from controller.accounts.roles import CAN_AIR, CAN_APPROVE, CAN_EMERGENCY
 from controller.accounts.sessions import COOKIE, find_session
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
@@ -17,8 +18,9 @@ from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.schedules.agenda import build_agenda
-from controller.ui import accounts, relay
+from controller.ui import accounts, assets, audit, calendar, dictionary, fleet, relay
 from controller.ui import dashboard as dash
+from controller.ui.calendar import slot_title
 from controller.ui.i18n import DELIVERY_REASONS, T, pick
 from controller.ui.render import Page, PageDep, errors_text, same_site_path, templates, units, when, zones
 from devices.protocol import now_ms
@@ -100,7 +102,8 @@ def dashboard(p: PageDep) -> Response:
         if z["zone"] in mine:
             for it in z["items"][:5]:
                 at = datetime.fromisoformat(it["at"])
-                upcoming.append((at.timestamp(), at.strftime("%d/%m %H:%M"), it["title"], z["name"]))
+                title = slot_title(it, p.lang)
+                upcoming.append((at.timestamp(), at.strftime("%d/%m %H:%M"), title, z["name"]))
     upcoming.sort()
     pending = 0
     if p.user.role in CAN_APPROVE:
@@ -127,7 +130,8 @@ PER_PAGE = 100  # a province's 2,000 units stay well under 150 KB per screen
 def units_page(p: PageDep, zone: str | None = None, state: str | None = None, page: int = 1) -> Response:
     if not isinstance(p, Page):
         return p
-    every = units(p, zone or None, state or None)
+    every = sorted(units(p, zone or None, state or None),  # offline first, the longest gone first
+                   key=lambda u: (_STATE_ORDER.get(u.status, 1), u.last_seen or 0, u.id))
     pages = max(1, -(-len(every) // PER_PAGE))
     page = min(max(page, 1), pages)
     us = every[(page - 1) * PER_PAGE: page * PER_PAGE]
@@ -142,9 +146,15 @@ def units_page(p: PageDep, zone: str | None = None, state: str | None = None, pa
         assert box is not None and u.lat is not None and u.lon is not None
         x = 10 + 320 * ((u.lon - box[2]) / ((box[3] - box[2]) or 1))
         y = 10 + 180 * (1 - (u.lat - box[0]) / ((box[1] - box[0]) or 1))
-        points.append({"id": u.id, "x": round(x, 1), "y": round(y, 1), "status": u.status})
-    return p.render("units.html", "units", units=us, zones=zones(p), zone=zone or "", state=state or "",
-                    points=points, total=len(every), page_no=page, pages=pages)
+        points.append({"id": u.id, "name": u.name or u.id, "x": round(x, 1), "y": round(y, 1),
+                       "status": u.status})
+    assert p.user is not None
+    zs = zones(p)
+    return p.render("units.html", "units", units=us, zones=zs, zone=zone or "", state=state or "",
+                    zone_names={z.id: z.name for z in zs},
+                    points=points, total=len(every), page_no=page, pages=pages,
+                    since={u.id: fleet.ago(p.lang, u.last_seen) for u in us},
+                    is_admin=p.user.role == "admin", step=broker_step(p), extra=fleet_strings(p))
 
 
 @router.get("/units/{node_id}", response_class=HTMLResponse)
@@ -156,7 +166,36 @@ def unit_page(node_id: str, p: PageDep) -> Response:
     if not found:
         node_for(p.s, p.user, node_id)  # 403 for another ward's unit
         raise HTTPException(404, f"unknown unit {node_id}")
-    return p.render("unit.html", "units", u=found[0])
+    zs = zones(p)
+    return p.render("unit.html", "units", u=found[0], zones=zs, zone_names={z.id: z.name for z in zs},
+                    is_admin=p.user.role == "admin",
+                    since=fleet.ago(p.lang, found[0].last_seen), step=broker_step(p), extra=fleet_strings(p))
+
+
+_STATE_ORDER = {"offline": 0, "unknown": 1, "shutdown": 2, "online": 3}
+_FLEET_KEYS = ("u_created", "u_secret", "u_need_zone", "u_retire_confirm", "u_retired", "saved")
+
+
+def fleet_strings(p: Page) -> dict[str, str]:
+    return {k: T[p.lang][k] for k in _FLEET_KEYS}
+
+
+def broker_step(p: Page) -> str:
+    """The exact command that makes the broker accept a new unit's account (or forget a retired one)."""
+    st = p.sv.settings
+    db = ' --database-url "$LOAPHUONG_DATABASE_URL"' if st.database_url else ""
+    return (f"loaphuong mqtt-config --out {st.mqtt.config_dir} --data-dir {st.data_dir.resolve()}{db}"
+            ' && kill -HUP "$(pidof mosquitto)"')
+
+
+_VOICES = {"vi": ("Giọng miền Bắc", "Northern accent"),
+           "vi-vn-x-central": ("Giọng miền Trung", "Central accent"),
+           "vi-vn-x-south": ("Giọng miền Nam", "Southern accent")}
+
+
+def voice_name(voice: str, lang: str) -> str:
+    """A voice as staff know it (espeak's Vietnamese voices by region; another engine's by name)."""
+    return _VOICES[voice][0 if lang == "vi" else 1] if voice in _VOICES else voice
 
 
 @router.get("/compose", response_class=HTMLResponse)
@@ -164,7 +203,11 @@ def compose_page(p: PageDep) -> Response:
     if not isinstance(p, Page):
         return p
     cfg = p.sv.settings.tts
-    return p.render("compose.html", "compose", default_voice=cfg.voice)
+    others = [v for v in tts.get_engine(cfg.engine).voices if v != cfg.voice]
+    return p.render("compose.html", "compose", default_voice=voice_name(cfg.voice, p.lang),
+                    voices=[(v, voice_name(v, p.lang)) for v in others],
+                    extra={k: T[p.lang][k] for k in ("l_record", "l_stop_rec", "l_recording", "l_no_mic",
+                                                             "c_rec_saved")})
 
 
 @router.get("/bulletins", response_class=HTMLResponse)
@@ -184,7 +227,7 @@ def bulletins_page(p: PageDep) -> Response:
 
 
 _AIR_KEYS = ("air_confirm", "air_need_zone", "units_count", "emergency_need_text", "reject_reason",
-             "reject_need_reason")
+             "reject_need_reason", "b_delete_confirm", "b_deleted", "b_duplicated")
 
 
 def _air_strings(p: Page) -> dict[str, str]:
@@ -231,3 +274,8 @@ def emergency_page(p: PageDep) -> Response:
 
 router.include_router(relay.router)  # the relay screen (tiếp sóng): /relay, /relay/items
 router.include_router(accounts.router)  # tài khoản (/accounts) and đổi mật khẩu (/password)
+router.include_router(fleet.router)  # zones, relay presets, audio library, alerts
+router.include_router(calendar.router)  # the calendar: a week / a month of what airs where
+router.include_router(dictionary.router)  # từ điển phát âm
+router.include_router(audit.router)  # nhật ký
+router.include_router(assets.router)  # versioned static files, the manifest, the service worker

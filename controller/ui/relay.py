@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from controller.accounts.roles import CAN_AIR
 from controller.api.guards import schedule_visible
 from controller.api.live import all_visible, visible_node_ids
+from controller.api.presets import visible_presets
 from controller.fleet.models import Zone
 from controller.relays import store
 from controller.relays.models import Relay
@@ -113,7 +114,9 @@ async def relay_page(p: PageDep) -> Response:
                                  "relay_need_url", "relay_need_zone", "relay_need_time",
                                  "relay_need_duration", "relay_saved_daily", "relay_created", "units_count",
                                  "reason")}
+    presets = [{"name": x.name, "url": x.url, "mode": x.mode} for x in visible_presets(p.s, p.user)]
     return p.render("relay.html", "relays", zones=zones(p), urls=used_urls(p), items=relay_items(p),
+                    presets=presets,
                     can_air=p.user.role in CAN_AIR, relay_strings=strings)
 
 

@@ -21,6 +21,8 @@ from controller.accounts.sessions import COOKIE, find_session
 from controller.api.deps import ServicesDep
 from controller.fleet.models import RETIRED, Node, NodeZone, Zone
 from controller.services import Services
+from controller.ui.assets import asset
+from controller.ui.audit_details import reapproval_reason
 from controller.ui.i18n import T, pick
 from scheduler import TIMEZONE
 
@@ -127,6 +129,8 @@ def when(ms: int | None) -> str:
 
 
 templates.env.filters["when"] = when
+templates.env.filters["reapproval"] = reapproval_reason  # why a bulletin is back in the queue, in words
+templates.env.globals["asset"] = asset
 
 
 def same_site_path(target: str) -> str:

@@ -1,4 +1,5 @@
-"""Schedule (agenda + new schedule), history with filters, CSV / XLSX export and an SVG chart.
+"""Schedule (agenda + new schedule), history with filters and an SVG chart; the rows the exports
+(controller/ui/exports.py) write.
 
 The history holds the broadcasts, the live sessions from a phone (``livelog``) and the relays
 (``relay``); the period and zone filters apply to all three, the status filter to broadcasts.
@@ -6,10 +7,8 @@ The history holds the broadcasts, the live sessions from a phone (``livelog``) a
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -22,31 +21,23 @@ from sqlmodel import col, select
 from controller.accounts.models import User
 from controller.airing.models import Broadcast, Delivery
 from controller.airing.summary import DeliveryRow, online_from, summarize
-from controller.api.deps import SessionDep, UserDep
 from controller.api.live import all_visible, session_rows, visible_node_ids
-from controller.api.responses import COMMON_ERRORS, errors
 from controller.api.scope import visible_bulletin_ids
 from controller.bulletins.models import AudioAsset, Bulletin
 from controller.fleet.availability import zone_availability
+from controller.fleet.models import Node, Zone
 from controller.relays.models import Relay
 from controller.schedules.agenda import build_agenda
+from controller.ui.calendar import slot_title
 from controller.ui.i18n import T
 from controller.ui.render import Page, PageDep, units, when, zones
 from devices.protocol import now_ms as p_now_ms
 from scheduler import TIMEZONE
 
 router = APIRouter(include_in_schema=False)
-export_router = APIRouter(prefix="/api/reports", tags=["reports"], responses=errors(*COMMON_ERRORS))
 
 WEEKDAYS = {"vi": ["T2", "T3", "T4", "T5", "T6", "T7", "CN"],
-            "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
-COLUMNS = ("broadcast", "bulletin", "title", "class", "status", "air_at", "zones", "units", "played",
-           "failed", "offline", "other", "created_by")
-LIVE_COLUMNS = ("session", "user", "class", "zones", "units", "units_heard", "refused", "state", "reason",
-                "opened_at", "started_at", "ended_at", "duration_s", "frames", "audio", "audio_s",
-                "archive_note")
-RELAY_COLUMNS = ("relay", "url", "mode", "class", "zones", "units", "state", "reason", "started_at",
-                 "ended_at", "duration_s", "created_by")
+           "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
 
 
 def _ms(d: date | None, end: bool = False) -> int | None:
@@ -56,11 +47,35 @@ def _ms(d: date | None, end: bool = False) -> int | None:
     return int(at.timestamp() * 1000)
 
 
+@dataclass(frozen=True)
+class Names:
+    """Zone and unit names for the rows (reports show names, never ids), in one language."""
+
+    zones: dict[str, str]
+    units: dict[str, str]
+    lang: str = "vi"
+
+    @classmethod
+    def load(cls, s: Any, lang: str = "vi") -> Names:
+        return cls({z.id: z.name for z in s.exec(select(Zone)).all()},
+                   {n.id: n.name or n.id for n in s.exec(select(Node)).all()}, lang)
+
+    def where(self, target: dict[str, Any], nodes: Sequence[str] = ()) -> str:
+        """The zones of ``target`` by name ("Toàn phường" for the whole ward), else its units."""
+        if target.get("all"):
+            return T[self.lang]["whole_ward"]
+        named = [self.zones.get(z, z) for z in target.get("zones") or []]
+        return ", ".join(named) or self.of_units(list(target.get("nodes") or nodes)[:20])
+
+    def of_units(self, ids: list[str]) -> str:
+        return ", ".join(self.units.get(n, n) for n in ids)
+
+
 def history_rows(s: Any, user: User, status: str | None, zone: str | None, since: date | None,
                  until: date | None, limit: int = 1000,
-                 online: Callable[[str], bool] = lambda _: True) -> list[dict[str, Any]]:
+                 online: Callable[[str], bool] = lambda _: True, lang: str = "vi") -> list[dict[str, Any]]:
     """The broadcast log; ``_outcome_vi``/``_outcome_en`` say what happened (controller/airing/summary.py;
-    ``online`` is presence's answer for the broadcasts still on air)."""
+    ``online`` is presence's answer for the broadcasts still on air); ``zones`` by name."""
     q = select(Broadcast).order_by(col(Broadcast.air_at).desc())
     if status:
         q = q.where(Broadcast.status == status)
@@ -71,6 +86,7 @@ def history_rows(s: Any, user: User, status: str | None, zone: str | None, since
     ids = visible_bulletin_ids(s, user)
     if ids is not None:
         q = q.where(col(Broadcast.bulletin_id).in_(ids))
+    names = Names.load(s, lang)
     out = []
     for bc in s.exec(q.limit(limit)).all():
         bzones = list(bc.targets.get("zones") or [])
@@ -87,17 +103,14 @@ def history_rows(s: Any, user: User, status: str | None, zone: str | None, since
         n = sum(tally.values())
         played, failed, offline = tally.get("played", 0), tally.get("failed", 0), tally.get("offline", 0)
         out.append({"broadcast": bc.id, "bulletin": bc.bulletin_id, "title": b.title if b else "",
-                    "class": bc.priority, "status": bc.status, "air_at": when(bc.play_at or bc.air_at),
-                    "zones": " ".join(bzones) or ("all" if bc.targets.get("all") else ""), "units": n,
+                    "text": b.text if b else "", "class": bc.priority, "status": bc.status,
+                    "air_at": when(bc.play_at or bc.air_at), "_at": bc.play_at or bc.air_at,
+                    "zones": names.where(bc.targets, [d.node_id for d in deliveries]), "units": n,
                     "played": played, "failed": failed, "offline": offline,
                     "other": n - played - failed - offline, "created_by": bc.created_by,
                     "_zones": bzones, "_minutes": (asset.duration_ms if asset else 0) * bc.repeat / 60000,
                     "_outcome_vi": sm.text_vi, "_outcome_en": sm.text_en})
     return out
-
-
-def _zones_of(target: dict[str, Any], nodes: list[str]) -> str:
-    return " ".join(target.get("zones") or []) or ("all" if target.get("all") else " ".join(nodes[:20]))
 
 
 def _in_zone(target: dict[str, Any], zone: str | None) -> bool:
@@ -109,17 +122,19 @@ def _secs(start: int | None, end: int | None) -> int | str:
 
 
 def live_rows(s: Any, user: User, zone: str | None, since: date | None, until: date | None,
-              limit: int = 1000) -> list[dict[str, Any]]:
+              limit: int = 1000, lang: str = "vi") -> list[dict[str, Any]]:
     """Live sessions from a phone (the ward's own for a ward user), newest first."""
+    names = Names.load(s, lang)
     out = []
     for r in session_rows(s, user, since, until, None, limit):
         if not _in_zone(r.target, zone):
             continue
         out.append({"session": r.id, "user": r.user, "class": r.priority,
-                    "zones": _zones_of(r.target, r.nodes), "units": len(r.nodes),
-                    "units_heard": " ".join(r.units_heard), "refused": len(r.units_refused),
+                    "zones": names.where(r.target, r.nodes), "units": len(r.nodes),
+                    "units_heard": names.of_units(r.units_heard), "refused": len(r.units_refused),
                     "state": r.state, "reason": r.reason, "opened_at": when(r.opened_at),
                     "started_at": when(r.started_at), "ended_at": when(r.ended_at),
+                    "_opened": r.opened_at, "_started": r.started_at, "_ended": r.ended_at,
                     "duration_s": _secs(r.started_at, r.ended_at), "frames": r.frames,
                     "audio": f"/api/live/sessions/{r.id}/audio" if r.archive else "",
                     "audio_s": round(r.archive_duration_ms / 1000) if r.archive_duration_ms else "",
@@ -128,7 +143,7 @@ def live_rows(s: Any, user: User, zone: str | None, since: date | None, until: d
 
 
 def relay_rows(s: Any, user: User, zone: str | None, since: date | None, until: date | None,
-               limit: int = 1000) -> list[dict[str, Any]]:
+               limit: int = 1000, lang: str = "vi") -> list[dict[str, Any]]:
     """Relays (tiếp sóng) by the time they started (or were due, or were made), newest first."""
     at = func.coalesce(Relay.started_at, Relay.start_at, Relay.created_at)
     q = select(Relay).order_by(at.desc())
@@ -137,15 +152,17 @@ def relay_rows(s: Any, user: User, zone: str | None, since: date | None, until: 
     if (hi := _ms(until, end=True)) is not None:
         q = q.where(at < hi)
     seen = visible_node_ids(s, user)
+    names = Names.load(s, lang)
     out = []
     for r in s.exec(q.limit(limit if seen is None else 100_000)).all():
         if not all_visible(r.nodes, seen) or not _in_zone(r.target, zone):
             continue
         out.append({"relay": r.id, "url": r.url, "mode": r.mode, "class": r.priority,
-                    "zones": _zones_of(r.target, r.nodes), "units": len(r.nodes), "state": r.state,
+                    "zones": names.where(r.target, r.nodes), "units": len(r.nodes), "state": r.state,
                     "reason": r.reason, "started_at": when(r.started_at or r.start_at),
-                    "ended_at": when(r.ended_at), "duration_s": _secs(r.started_at, r.ended_at),
-                    "created_by": r.created_by})
+                    "ended_at": when(r.ended_at), "_started": r.started_at or r.start_at,
+                    "_ended": r.ended_at,
+                    "duration_s": _secs(r.started_at, r.ended_at), "created_by": r.created_by})
         if len(out) >= limit:
             break
     return out
@@ -188,14 +205,14 @@ def history_page(p: PageDep, status: str | None = None, zone: str | None = None,
         return p
     assert p.user is not None
     rows = history_rows(p.s, p.user, status or None, zone or None, since, until,
-                        online=online_from(p.sv.presence.status))
+                        online=online_from(p.sv.presence.status), lang=p.lang)
     filters = (("status", status), ("zone", zone), ("from", since), ("to", until))
     q = urlencode({k: v for k, v in filters if v})
     return p.render("history.html", "history", rows=rows[:200], zones=zones(p), status=status or "",
                     zone=zone or "", since=since or "", until=until or "", query=q,
                     chart=chart(p, rows, *period_ms(since, until)),
-                    live=live_rows(p.s, p.user, zone or None, since, until, limit=50),
-                    relays=relay_rows(p.s, p.user, zone or None, since, until, limit=50))
+                    live=live_rows(p.s, p.user, zone or None, since, until, limit=50, lang=p.lang),
+                    relays=relay_rows(p.s, p.user, zone or None, since, until, limit=50, lang=p.lang))
 
 
 @router.get("/schedule", response_class=HTMLResponse)
@@ -211,6 +228,7 @@ def schedule_page(p: PageDep) -> Response:
         for it in z["items"]:
             at = datetime.fromisoformat(it["at"])
             it["when"] = f"{WEEKDAYS[p.lang][at.weekday()]} {at:%d/%m %H:%M}"
+            it["title"] = slot_title(it, p.lang)
     ids = visible_bulletin_ids(p.s, p.user)
     q = select(Bulletin).where(Bulletin.approval == "approved").order_by(col(Bulletin.id).desc()).limit(50)
     approved = [b for b in p.s.exec(q).all() if ids is None or b.id in ids]
@@ -221,98 +239,3 @@ def schedule_page(p: PageDep) -> Response:
                            or k in ("whole_ward", "nothing", "new_schedule")})
 
 
-# what an XLSX cell (XML 1.0) cannot hold: C0 controls but tab/newline/CR, lone surrogates, U+FFFE/F
-_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _visible(m: re.Match[str]) -> str:
-    """A control character as its Unicode picture (U+0001 → ␁), anything else as U+FFFD."""
-    code = ord(m.group())
-    return chr(0x2400 + code) if code < 0x20 else "\ufffd"
-
-
-def _cell(v: Any) -> Any:
-    """Every cell is writable (a control character in a title or URL is shown as its picture, so
-    the export cannot break) and no formula injection: text a spreadsheet would evaluate is quoted."""
-    if not isinstance(v, str):
-        return v
-    v = _ILLEGAL.sub(_visible, v)
-    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
-
-
-def _filtered(s: Any, user: User, status: str | None, zone: str | None, since: date | None,
-              until: date | None) -> list[list[Any]]:
-    rows = history_rows(s, user, status, zone, since, until, limit=100_000)
-    return [[_cell(r[c]) for c in COLUMNS] for r in rows]
-
-
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[list[Any]]:
-    return [[_cell(r[c]) for c in columns] for r in rows]
-
-
-def _csv(name: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Response:
-    """UTF-8 with BOM (for Excel)."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(columns)
-    w.writerows(rows)
-    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-
-
-_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
-
-
-@export_router.get("/broadcasts.csv", response_class=Response, responses=_CSV)
-def export_csv(s: SessionDep, user: UserDep, status: str | None = None, zone: str | None = None,
-               since: date | None = Query(None, alias="from"),
-               until: date | None = Query(None, alias="to")) -> Response:
-    """The broadcast log (filters as on the history screen) as CSV (UTF-8 with BOM, for Excel)."""
-    return _csv("broadcasts", COLUMNS, _filtered(s, user, status, zone, since, until))
-
-
-@export_router.get("/live.csv", response_class=Response, responses=_CSV)
-def export_live_csv(s: SessionDep, user: UserDep, zone: str | None = None,
-                    since: date | None = Query(None, alias="from"),
-                    until: date | None = Query(None, alias="to")) -> Response:
-    """The live sessions from a phone (period and zone as on the history screen) as CSV."""
-    return _csv("live", LIVE_COLUMNS, _table(live_rows(s, user, zone, since, until, 100_000), LIVE_COLUMNS))
-
-
-@export_router.get("/relays.csv", response_class=Response, responses=_CSV)
-def export_relays_csv(s: SessionDep, user: UserDep, zone: str | None = None,
-                      since: date | None = Query(None, alias="from"),
-                      until: date | None = Query(None, alias="to")) -> Response:
-    """The relays (tiếp sóng) as CSV."""
-    rows = relay_rows(s, user, zone, since, until, 100_000)
-    return _csv("relays", RELAY_COLUMNS, _table(rows, RELAY_COLUMNS))
-
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-@export_router.get("/broadcasts.xlsx", response_class=Response, responses={200: {"content": {XLSX: {}}}})
-def export_xlsx(s: SessionDep, user: UserDep, status: str | None = None, zone: str | None = None,
-                since: date | None = Query(None, alias="from"),
-                until: date | None = Query(None, alias="to")) -> Response:
-    """The broadcast log as an Excel workbook; the live sessions and the relays of the period on
-    the sheets "live" and "relays"."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "broadcasts"
-    ws.append(list(COLUMNS))
-    for row in _filtered(s, user, status, zone, since, until):
-        ws.append(row)
-    for title, columns, rows in (("live", LIVE_COLUMNS, live_rows(s, user, zone, since, until, 100_000)),
-                                 ("relays", RELAY_COLUMNS, relay_rows(s, user, zone, since, until, 100_000))):
-        sheet = wb.create_sheet(title)
-        sheet.append(list(columns))
-        for row in _table(rows, columns):
-            sheet.append(row)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return Response(buf.getvalue(), media_type=XLSX,
-                    headers={"Content-Disposition": 'attachment; filename="broadcasts.xlsx"'})

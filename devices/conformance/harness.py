@@ -20,7 +20,7 @@ from devices.conformance.audio import silent_mp3
 from devices.conformance.shape import parse
 from devices.framing import chunk_audio
 from devices.messages import now_ms
-from devices.mqtt import AsyncMqttClient, BrokerAddress
+from devices.mqtt import AsyncMqttClient, Brokers
 from devices.topics import NODE_LEAVES, AudioScope, Topics
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Bcast:
 class Harness:
     """Plays the controller for one unit; every wait has a deadline and returns None on timeout."""
 
-    def __init__(self, broker: BrokerAddress, unit: str, *, prefix: str = "lp", timeout_s: float = 30.0,
+    def __init__(self, broker: Brokers, unit: str, *, prefix: str = "lp", timeout_s: float = 30.0,
                  quiet_s: float = 3.0, group: str = "lpconf") -> None:
         self.unit, self.t, self.timeout_s, self.quiet_s = unit, Topics(prefix), timeout_s, quiet_s
         self.group = group

@@ -31,9 +31,6 @@ async def emergency(ctx: Context, r: Result) -> None:
     emergency then plays as any broadcast; without a tone `missing`; a tone failing its SHA-256
     `mismatch`."""
     h = ctx.h
-    if ctx.gateway:
-        r.not_tested("§3: the serial gateway's boards keep no tone; their emergency starts with its speech")
-        return
     await h.config([h.group], volume=ctx.volume, attention=tone())
     await h.quiet(1.0)  # the unit decodes and keeps the tone (no message says it is done)
     b = h.make_bcast(priority="emergency")
@@ -87,9 +84,6 @@ async def _verify(ctx: Context, b: Bcast) -> bool:
 async def preemption(ctx: Context, r: Result) -> None:
     """An emergency whose instant comes while a normal broadcast plays stops it (failed/preempted)."""
     h = ctx.h
-    if ctx.gateway:
-        r.not_tested("not driven on a gateway's child in this version (the line plays for every child)")
-        return
     normal = h.make_bcast(duration_ms=60_000, chunk_size=16384)
     urgent = h.make_bcast(priority="emergency")
     if not (await _verify(ctx, normal) and await _verify(ctx, urgent)):

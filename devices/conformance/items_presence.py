@@ -7,7 +7,7 @@ import itertools
 import json
 import time
 
-from devices.conformance.context import Context, Item, clip
+from devices.conformance.context import Context, Item, child_lacks, clip
 from devices.conformance.report import Result
 from devices.conformance.shape import HEARTBEAT, STATE, TIME, parse, problems, telemetry_problems
 from devices.messages import now_ms
@@ -162,9 +162,10 @@ POLL_S = 15
 async def clock_sync(ctx: Context, r: Result) -> None:
     """The unit asks for the time, follows `sync_time`, and reports an offset the kit can bound."""
     h = ctx.h
-    if ctx.gateway:
-        r.not_tested("§7.5: a serial gateway's child has no clock sync (its gateway's host clock is its "
-                     "estimate; sync_time is not in a child's commands)")
+    if ctx.gateway:  # §7.5: no clock sync (the gateway's host clock is the child's estimate)
+        await child_lacks(ctx, r, "sync_time", {"server_ms": now_ms()})
+        if h.of("time"):
+            r.failed(f"the child asked for the time ({len(h.of('time'))} requests): §7.5 gives it none")
         return
     polled = await h.wait(lambda: h.of("time"), within=POLL_S + h.timeout_s)
     start = time.monotonic()

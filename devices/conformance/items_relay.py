@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devices.conformance.audio import silent_mp3
-from devices.conformance.context import Context, Item, clip
+from devices.conformance.context import Context, Item, child_lacks, clip
 from devices.conformance.report import Result
 
 
@@ -71,7 +71,7 @@ async def relay(ctx: Context, r: Result) -> None:
     """play_stream: answered, fetched, telemetry relay playing; the same URL again `already`; stop."""
     h = ctx.h
     if ctx.gateway:
-        r.not_tested("§7.5: play_stream is not one of a gateway child's commands")
+        await child_lacks(ctx, r, "play_stream", {"url": "http://127.0.0.1:9/conformance.mp3"})
         return
     host = ctx.station_host or local_address(h.client.broker.host)
     station = Station("0.0.0.0" if host != "127.0.0.1" else host)

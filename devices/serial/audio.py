@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from devices import protocol as p
@@ -24,6 +25,9 @@ from devices.serial.io import GatewayIO
 from devices.serial.line import LinePlayer
 
 logger = logging.getLogger(__name__)
+
+Alert = Callable[[p.Manifest, list[Child]], dict[str, str]]
+"""``fn(manifest, children)``: sound an emergency's attention tone; what it did, by node id."""
 
 
 @dataclass
@@ -39,9 +43,10 @@ class _Download:
 class Downloads:
     """The broadcasts the gateway is downloading for its children, keyed by broadcast id."""
 
-    def __init__(self, io: GatewayIO, line: LinePlayer) -> None:
+    def __init__(self, io: GatewayIO, line: LinePlayer, alert: Alert = lambda m, children: {}) -> None:
         self._io = io
         self._line = line
+        self._alert = alert  # an emergency's attention tone (devices/serial/attention.py)
         self.active: dict[str, _Download] = {}
         self.chunks_bad = 0
         self.repairs_sent = 0
@@ -93,24 +98,26 @@ class Downloads:
             io.bad(topic, "manifest bc differs from its topic")
             return
         d = self.active.get(bc)
+        tones = self._alert(m, targets)  # an emergency: its tone sounds now, before any chunk
         for child in targets:
+            tone = tones.get(child.node_id, "")
             if bc in child.finished:  # never play twice: re-send the final ack
                 state, reason = child.finished[bc]
                 io.ack(child, bc, state, reason)
             elif (held := line.state_of(bc, child)) is not None:
-                io.ack(child, bc, held)
+                io.ack(child, bc, held, attention=tone)
             elif d is not None:
                 d.targets.add(child.node_id)
-                io.ack(child, bc, p.AckState.RECEIVING, have=d.reasm.have)
-            elif line.join(bc, child):
+                io.ack(child, bc, p.AckState.RECEIVING, have=d.reasm.have, attention=tone)
+            elif line.join(bc, child, tone):
                 pass  # verified already (arrived on another scope): joined the queued broadcast
             elif m.expires_at < io.clock_ms():
                 io.ack(child, bc, p.AckState.FAILED, "expired")
             elif m.audio.size > io.config.storage_kb * 1024 - self.storage_bytes():
-                io.ack(child, bc, p.AckState.FAILED, "storage_full")
+                io.ack(child, bc, p.AckState.FAILED, "storage_full", attention=tone)
             else:
                 d = self._begin(m, child)
-                io.ack(child, bc, p.AckState.RECEIVING, have=0)
+                io.ack(child, bc, p.AckState.RECEIVING, have=0, attention=tone)
 
     def _begin(self, m: p.Manifest, child: Child) -> _Download:
         idle = self._io.config.repair_idle_s

@@ -19,6 +19,7 @@ import os
 import signal
 from pathlib import Path
 
+from devices.failover import add_broker_option, brokers_from
 from devices.mqtt import BrokerAddress
 from devices.serial.contract import GatewayConfig, child_id
 from devices.serial.gateway import SerialGateway
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="child addresses with default node ids, e.g. 1-8 or 1,2,5")
     ap.add_argument("--mqtt-host", default=os.environ.get("LOAPHUONG_MQTT__HOST", "127.0.0.1"))
     ap.add_argument("--mqtt-port", type=int, default=int(os.environ.get("LOAPHUONG_MQTT__PORT", "1883")))
+    add_broker_option(ap)
     ap.add_argument("--mqtt-username", default=None, help="default: the gateway id when a password is set")
     ap.add_argument("--prefix", default="lp", help="MQTT topic prefix")
     ap.add_argument("--poll", type=float, default=1.0, help="seconds between polls of each child")
@@ -77,21 +79,22 @@ async def run(gateway: SerialGateway) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    password = os.environ.get("LOAPHUONG_GATEWAY_PASSWORD")
+    username = args.mqtt_username or (args.id if password else None)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
         children = parse_children(args.id, args.child, args.children)
+        broker = brokers_from(args.brokers, BrokerAddress(host=args.mqtt_host, port=args.mqtt_port,
+                                                          username=username, password=password))
         config = GatewayConfig(gateway_id=args.id, port=args.port, children=children, baudrate=args.baud,
                                prefix=args.prefix, poll_s=args.poll, reply_timeout=args.reply_timeout,
                                play_dir=args.play_dir)
     except ValueError as exc:
         logger.error("invalid gateway settings: %s", exc)
         return 2
-    password = os.environ.get("LOAPHUONG_GATEWAY_PASSWORD")
-    username = args.mqtt_username or (args.id if password else None)
-    broker = BrokerAddress(host=args.mqtt_host, port=args.mqtt_port, username=username, password=password)
     logger.info("gateway %s on %s: children %s; MQTT %s", args.id, args.port,
-                ", ".join(f"{a}={n}" for a, n in sorted(children.items())), broker)
+                ", ".join(f"{a}={n}" for a, n in sorted(children.items())), ",".join(map(str, broker)))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(SerialGateway(config, broker)))
     return 0

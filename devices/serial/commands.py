@@ -50,6 +50,10 @@ class LineControl(Protocol):
 
     async def cancel(self, child: Child, bc: str, reason: str = "cancelled") -> bool: ...
 
+    def release(self, bc: str) -> bool:
+        """A held broadcast (§3 `hold`) takes its turn on the line; False if it is not waiting."""
+        ...
+
     def state_of(self, bc: str, child: Child) -> p.AckState | None:
         """``playing`` (relay closed for it) or ``verified`` (waiting for the line), else None."""
         ...
@@ -210,6 +214,7 @@ class GatewayCommands:
             self._io.ack(child, bc, *known)
             return p.already_answer(bc, *known)
         if held is not None:
+            self._line.release(bc)  # held (§3 `hold`): it takes its turn on the line now
             return {"bc": bc}
         progress = self._downloads.progress(child, bc)
         if progress is not None:

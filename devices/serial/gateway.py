@@ -23,7 +23,9 @@ import secrets
 import time
 
 from devices import protocol as p
-from devices.mqtt import AsyncMqttClient, BrokerAddress, MqttError, Will
+from devices.mqtt import MqttError, Will
+from devices.mqtt_types import Brokers
+from devices.serial.attention import Tones
 from devices.serial.audio import Downloads
 from devices.serial.boards import Boards
 from devices.serial.commands import GatewayCommands
@@ -39,6 +41,8 @@ from devices.serial.line import LinePlayer
 from devices.serial.master import BusMaster
 from devices.serial.port import Opener, SerialLink, url_opener
 from devices.serial.runtime import GatewayRuntime, GatewayStats
+from devices.subscribe import insist
+from devices.unit_link import unit_client
 
 __all__ = ["GatewayStats", "SerialGateway"]
 
@@ -48,7 +52,7 @@ logger = logging.getLogger(__name__)
 class SerialGateway:
     """Bridges one serial line of child boards to MQTT (see the module docstring)."""
 
-    def __init__(self, config: GatewayConfig, broker: BrokerAddress, *, opener: Opener | None = None) -> None:
+    def __init__(self, config: GatewayConfig, broker: Brokers, *, opener: Opener | None = None) -> None:
         self.cfg = config
         self.gw = config.gateway_id
         self.broker = broker
@@ -61,7 +65,8 @@ class SerialGateway:
         self.bus = BusMaster(self.link, reply_timeout=config.reply_timeout, attempts=config.attempts)
         self.boards = Boards(io, self.link, self.bus)
         self.line = LinePlayer(io, self.boards)
-        self.downloads = Downloads(io, self.line)
+        self.tones = Tones(io, self.line)  # each child's attention tone, sounded on an emergency
+        self.downloads = Downloads(io, self.line, self.tones.alert)
         self.commands = GatewayCommands(io, boards=self.boards, line=self.line, downloads=self.downloads)
         self.groups_subscribed: set[str] = set()
         self._hb_seq = 0
@@ -85,8 +90,8 @@ class SerialGateway:
 
     async def start(self) -> None:
         will = Will(self.topics.state(self.gw), self._state_payload(p.NodeStatus.OFFLINE))
-        self._rt.mqtt = AsyncMqttClient(self.gw, self.broker, will=will, on_message=self._on_message,
-                                        on_connect=self._on_connect, min_backoff=1.0, max_backoff=60.0)
+        self._rt.mqtt = unit_client(self.gw, self.broker, will=will, on_message=self._on_message,
+                                    on_connect=self._on_connect)  # §1 "Several brokers"
         self._rt.running = True
         self.link.start()
         self._rt.mqtt.start()
@@ -168,12 +173,12 @@ class SerialGateway:
         subs = [t.cmd(self.gw), t.controller_state()]
         for nid in self._rt.child_ids():
             subs += [t.config(nid), t.cmd(nid), f"{t.prefix}/node/{nid}/bcast/+/+"]
-        mqtt.subscribe(subs)
+        insist(mqtt, subs, mqtt.subscribe(subs), "its own and its children's topics")
         self.groups_subscribed.clear()
         self._apply_groups()
         self.boards.publish_states()
         self._next_hb = self._next_tel = 0.0  # heartbeats and telemetry right away
-        logger.info("%s: connected to MQTT %s (%d children)", self.gw, self.broker, len(self._rt.child_ids()))
+        logger.info("%s: connected to MQTT %s (%d children)", self.gw, mqtt.broker, len(self._rt.child_ids()))
 
     def _apply_groups(self) -> None:
         mqtt = self._rt.mqtt
@@ -184,7 +189,8 @@ class SerialGateway:
         if removed:
             mqtt.unsubscribe([x for g in removed for x in self.topics.group_subscriptions(g)])
         if added:
-            mqtt.subscribe([x for g in added for x in self.topics.group_subscriptions(g)])
+            group_topics = [x for g in added for x in self.topics.group_subscriptions(g)]
+            insist(mqtt, group_topics, mqtt.subscribe(group_topics), f"groups {', '.join(added)}")
         self.groups_subscribed = wanted
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -238,6 +244,7 @@ class SerialGateway:
             return
         child.groups = p.config_groups(cfg)
         child.volume = cfg.volume
+        self.tones.provision(child, cfg.attention)
         self._apply_groups()
         self.boards.configured(child)
 

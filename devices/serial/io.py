@@ -41,8 +41,9 @@ class GatewayIO(Protocol):
         ...
 
     def ack(self, child: Child, bc: str, state: p.AckState, reason: str = "",
-            have: int | None = None) -> None:
-        """The broadcast's ack on ``child``'s ack topic (a final state is remembered for it)."""
+            have: int | None = None, attention: str = "") -> None:
+        """The broadcast's ack on ``child``'s ack topic (a final state is remembered for it);
+        ``attention``: what an emergency's tone did, on the ack answering its manifest."""
         ...
 
     def bad(self, topic: str, why: object) -> None:

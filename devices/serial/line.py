@@ -4,7 +4,9 @@ Wired/FM boards do not play audio; the gateway does, on the amplifier line next 
 (here: the file is written to ``play_dir/<gateway>/<bc>.<codec>`` and "playing" lasts
 ``duration_ms * repeat * time_scale``). One broadcast plays at a time, in the order of
 docs/protocol.md §3: ``emergency`` first (pre-empting anything else), then ``priority``,
-then ``normal``, each in arrival order, and nothing after its ``expires_at``.
+then ``normal``, each in arrival order, and nothing after its ``expires_at``. A broadcast whose
+manifest says ``hold`` (the controller always sets it) waits, verified, for a ``play`` naming it
+to any of its children; then it takes its turn (``at`` is not used: the line is one).
 
 For each broadcast the player closes the relay of every targeted child (``playing`` per
 child once its relay is closed; ``failed``/``power_off`` when the board's amplifier is off,
@@ -37,6 +39,7 @@ class LineItem:
     targets: set[str]  # node ids still to hear it
     seq: int
     active: set[str] = field(default_factory=set)  # relays closed for it now
+    held: bool = False  # §3 `hold`: verified, waiting for a `play` before it takes its turn
 
     @property
     def bc(self) -> str:
@@ -56,6 +59,7 @@ class LinePlayer:
         self.queue: list[LineItem] = []
         self.current: LineItem | None = None
         self.played: list[str] = []  # bc ids whose audio went out on the line, in order
+        self.tones: list[tuple[str, list[str]]] = []  # emergencies' attention tones: (bc, node ids)
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._release: asyncio.Task[None] | None = None
@@ -76,19 +80,48 @@ class LinePlayer:
             return p.AckState.VERIFIED
         return None
 
-    def join(self, bc: str, child: Child) -> bool:
+    def join(self, bc: str, child: Child, attention: str = "") -> bool:
         """A verified broadcast reached another child (another scope): it waits for the line too."""
         for item in self.queue:
             if item.bc == bc:
                 item.targets.add(child.node_id)
-                self._io.ack(child, bc, p.AckState.VERIFIED)
+                self._io.ack(child, bc, p.AckState.VERIFIED, attention=attention)
                 return True
         return False
 
+    def sound_tone(self, bc: str, audio: bytes, codec: str, duration_ms: int, children: list[Child]) -> None:
+        """An emergency's attention tone, now, to ``children`` (docs/protocol.md §3): on the line,
+        over whatever plays, their amplifiers on and relays closed for the tone's duration."""
+        self.tones.append((bc, sorted(c.node_id for c in children)))
+        self._io.spawn(self._tone(bc, audio, codec, duration_ms, children), f"tone-{bc}")
+
+    async def _tone(self, bc: str, audio: bytes, codec: str, duration_ms: int, children: list[Child]) -> None:
+        on = [c for c in children if await self._boards.connect(c, bc, True) is None]  # (powers on)
+        await self._write(f"{bc}.attention.{codec}", audio)
+        logger.info("%s: attention tone of %s to %s", self._io.gateway_id, bc, [c.node_id for c in on])
+        await asyncio.sleep(duration_ms * self._io.config.time_scale / 1000)
+        item = self.current
+        for child in on:
+            if item is not None and child.node_id in item.active:
+                child.playing = item.bc  # its relay carries what plays now (the speech, say): kept closed
+            elif child.playing == bc:
+                await self._boards.disconnect(child)
+
     def enqueue(self, manifest: p.Manifest, audio: bytes, targets: list[Child]) -> None:
         if targets:
-            self.queue.append(LineItem(manifest, audio, {c.node_id for c in targets}, next(self._seq)))
+            self.queue.append(LineItem(manifest, audio, {c.node_id for c in targets}, next(self._seq),
+                                       held=manifest.hold))
             self._kick()
+
+    def release(self, bc: str) -> bool:
+        """A `play` of a held broadcast (§3 `hold`): it takes its turn on the line now, for every
+        child it targets (the line is one); False if it is not waiting."""
+        for item in self.queue:
+            if item.bc == bc and item.held:
+                item.held = False
+                self._kick()
+                return True
+        return False
 
     # ------------------------------------------------------------------ per-child control
 
@@ -168,7 +201,8 @@ class LinePlayer:
         if not self._io.running:
             return
         now = self._io.clock_ms()
-        ready = sorted((i for i in self.queue if i.manifest.play_at is None or i.manifest.play_at <= now),
+        ready = sorted((i for i in self.queue if not i.held
+                        and (i.manifest.play_at is None or i.manifest.play_at <= now)),
                        key=lambda i: (p.play_rank(i.manifest.priority), i.seq))
         if self.current is not None:
             if ready and ready[0].emergency and not self.current.emergency:
@@ -187,7 +221,8 @@ class LinePlayer:
         self._arm(now)
 
     def _arm(self, now: int) -> None:
-        waiting = [i.manifest.play_at for i in self.queue if i.manifest.play_at and i.manifest.play_at > now]
+        waiting = [i.manifest.play_at for i in self.queue
+                   if not i.held and i.manifest.play_at and i.manifest.play_at > now]
         if waiting:
             delay = (min(waiting) - now) / 1000 + 0.001
             self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
@@ -227,7 +262,7 @@ class LinePlayer:
             logger.info("%s: %s: no child could be switched on", io.gateway_id, item.bc)
             return
         self.played.append(item.bc)
-        await self._write(item)
+        await self._write(f"{item.bc}.{item.manifest.audio.codec}", item.audio)
         logger.info("%s: playing %s to %s", io.gateway_id, item.bc, sorted(item.active))
         await asyncio.sleep(m.audio.duration_ms * m.repeat * io.config.time_scale / 1000)
         for child in self._children(item.active):
@@ -254,15 +289,16 @@ class LinePlayer:
                 item.targets.discard(nid)
                 self._io.ack(child, item.bc, p.AckState.FAILED, why)
 
-    async def _write(self, item: LineItem) -> None:
-        """"The station line": the file goes to ``play_dir/<gateway>/<bc>.<codec>``."""
+    async def _write(self, name: str, audio: bytes) -> None:
+        """"The station line": the file goes to ``play_dir/<gateway>/<name>`` (``<bc>.<codec>``, or
+        ``<bc>.attention.<codec>`` for an emergency's tone)."""
         cfg = self._io.config
         if cfg.play_dir is None:
             return
         folder = cfg.play_dir / self._io.gateway_id
-        path = folder / f"{item.bc}.{item.manifest.audio.codec}"
+        path = folder / name
         try:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-            await asyncio.to_thread(path.write_bytes, item.audio)
+            await asyncio.to_thread(path.write_bytes, audio)
         except OSError as exc:
             logger.warning("%s: cannot write %s: %s", self._io.gateway_id, path, exc)

@@ -128,10 +128,11 @@ class GatewayRuntime:
         return False
 
     def ack(self, child: Child, bc: str, state: p.AckState, reason: str = "",
-            have: int | None = None) -> None:
+            have: int | None = None, attention: str = "") -> None:
         if state in p.FINAL_STATES:
             child.finished.finish(bc, state, reason)
-        msg = p.Ack(ts=self.clock_ms(), node_id=child.node_id, bc=bc, state=state, reason=reason, have=have)
+        msg = p.Ack(ts=self.clock_ms(), node_id=child.node_id, bc=bc, state=state, reason=reason, have=have,
+                    attention=attention)
         if self.publish(self.topics.ack(child.node_id), p.encode(msg), qos=1):
             self.stats.acks_sent += 1
         logger.debug("%s: ack %s %s %s %s", self.gateway_id, child.node_id, bc, state.value, reason)

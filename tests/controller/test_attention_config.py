@@ -1,5 +1,6 @@
 """Every unit's retained config carries the attention tone (controller/fleet/attention.py), made
-once and kept in the data directory; broker-free on a FakeUnitBus."""
+once and kept in the audio store, so a second controller with an empty data directory hands out the
+very same tone; broker-free on a FakeUnitBus."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import base64
 import hashlib
 from pathlib import Path
 
-from controller.fleet.attention import TONE_FILE, attention_tone
+from controller.core.audiostore import DbAudioStore
+from controller.core.db import Database
+from controller.fleet.attention import TONE_LABEL, attention_tone
 from controller.fleet.presence import Presence
 from devices import protocol as p
 from tests.fakes import FakeUnitBus
@@ -22,11 +25,19 @@ class _NoWriter:
 
 
 async def test_configs_carry_the_kept_tone_and_its_checksum(tmp_path: Path) -> None:
-    tone = attention_tone(tmp_path)
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    db.migrate()
+    store = DbAudioStore(db, tmp_path / "a" / "audio")
+    tone = attention_tone(store)
     assert tone is not None and 0 < tone.duration_ms <= p.MAX_TONE_MS
-    kept = (tmp_path / TONE_FILE).read_bytes()
+    found = store.labelled(TONE_LABEL)
+    assert found is not None and found.sha256 == tone.sha256
+    kept = store.get(tone.sha256)
     assert 0 < len(kept) <= p.MAX_TONE_BYTES and hashlib.sha256(kept).hexdigest() == tone.sha256
-    assert attention_tone(tmp_path) == tone  # the kept file again, not a new one
+    assert attention_tone(store) == tone  # the stored tone again, not a new one
+    other = DbAudioStore(db, tmp_path / "b" / "audio")  # another controller, nothing on its disk
+    assert attention_tone(other) == tone and other.stats["db_reads"] == 1
+    db.dispose()
     bus = FakeUnitBus()
     presence = Presence(bus, _NoWriter(), attention=tone)  # type: ignore[arg-type]
     presence.provision("u-1", ["z"])

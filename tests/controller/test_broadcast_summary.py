@@ -13,8 +13,10 @@ from sqlmodel import select
 from controller.airing.aircontrol import AirControl
 from controller.airing.delivery import DeliveryService
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery
+from controller.airing.ownership import Ownership
 from controller.airing.settings import DeliverySettings
 from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, clock, online_from, summarize
+from controller.core.audiostore import DbAudioStore
 from controller.core.writer import DbWriter
 from controller.fleet.presence import Presence
 from devices import protocol as p
@@ -193,7 +195,9 @@ async def test_restored_with_every_unit_final_it_is_done_at_once(ward: Ward, tmp
         presence.load(s)
     air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=30)
     settings = DeliverySettings(chunk_size=4096, sweep_s=0.05)  # type: ignore[call-arg]
-    restarted = DeliveryService(ward.db, writer, bus, presence, settings, tmp_path / "audio", air)
+    restarted = DeliveryService(ward.db, writer, bus, presence, settings,
+                                DbAudioStore(ward.db, tmp_path / "audio"), air,
+                                Ownership(ward.db.engine, "test", settings.owner_ttl_s))
     writer.start()
     await restarted.start()  # valid an hour: expiry is far
     try:

@@ -102,7 +102,7 @@ async def test_fault_knobs_are_validated() -> None:
     with pytest.raises(ValueError, match="claim_id"):
         sim("x-1", 1, Faults(claim_id="Not An Id"))
     liar = sim("liar-1", 1, Faults(claim_id="victim-1"))
-    assert liar.node_id == "victim-1" and liar.broker.username == "liar-1"
+    assert liar.node_id == "victim-1" and liar.brokers[0].username == "liar-1"
     await asyncio.sleep(0)
 
 

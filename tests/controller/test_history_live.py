@@ -4,7 +4,9 @@ Rows are put straight into the database; no broker runs here."""
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -106,22 +108,30 @@ async def test_history_page_and_exports_show_live_sessions_and_relays(ward: tupl
 
     r = await admin.get("/api/reports/live.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    lines = r.text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("session,user,class,zones") and len(lines) == 4
-    live_a = next(ln for ln in lines if ln.startswith("live-a,"))
-    assert live_a.startswith("live-a,'=cmd|' /C calc'!A0,normal,za,1,za-1,0,ended,stopped,")  # no formula
-    assert ",/api/live/sessions/live-a/audio,58," in live_a and ",stopped," in live_a
+    rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert rows[0][:6] == ["STT", "Mở lúc", "Bắt đầu", "Kết thúc", "Thời lượng (giây)", "Người phát"]
+    assert len(rows) == 4
+    live_a = next(dict(zip(rows[0], row, strict=True)) for row in rows[1:] if row[-1] == "live-a")
+    assert live_a["Người phát"] == "'=cmd|' /C calc'!A0"  # no formula
+    assert live_a["Khu vực phát"] == "za" and live_a["Cụm loa đã phát"] == "za-1"  # names (here = ids)
+    assert live_a["Trạng thái"] == "Kết thúc" and live_a["Lý do kết thúc"] == "Người phát dừng"
+    assert live_a["Bản ghi âm"] == "/api/live/sessions/live-a/audio" and live_a["Bản ghi (giây)"] == "58"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", live_a["Bắt đầu"])  # ISO, ward time
     r = await admin.get("/api/reports/relays.csv", params={"from": "2000-01-01"})
-    lines = r.text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("relay,url,mode") and len(lines) == 3
-    assert any(ln.startswith("relay-a,http://radio.example/vov1.mp3,node_fetch,normal,za,1,ended,finished,")
-               and ln.endswith(",1800,'@admin") for ln in lines), lines
+    rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert rows[0][:4] == ["STT", "Bắt đầu", "Kết thúc", "Thời lượng (giây)"] and len(rows) == 3
+    relay_a = next(dict(zip(rows[0], row, strict=True)) for row in rows[1:] if row[-1] == "relay-a")
+    assert relay_a["Nguồn phát (URL)"] == "http://radio.example/vov1.mp3"
+    assert relay_a["Cách tiếp sóng"] == "Loa tự lấy luồng" and relay_a["Loại tin"] == "Thường"
+    assert relay_a["Lý do kết thúc"] == "Hết thời lượng" and relay_a["Thời lượng (giây)"] == "1800"
+    assert relay_a["Người thực hiện"] == "'@admin"
     r = await admin.get("/api/reports/broadcasts.xlsx", params={"zone": "za"})
     wb = load_workbook(io.BytesIO(r.content))
-    assert wb.sheetnames == ["broadcasts", "live", "relays"]
-    assert [row[0].value for row in wb["live"].iter_rows(min_row=2)] == ["live-a", "live-old"]
-    assert wb["live"]["B2"].value == "'=cmd|' /C calc'!A0"
-    assert [row[0].value for row in wb["relays"].iter_rows(min_row=2)] == ["relay-a"]
+    assert wb.sheetnames == ["Lượt phát", "Phát trực tiếp", "Tiếp sóng"]
+    live = wb["Phát trực tiếp"]
+    assert [row[-1].value for row in live.iter_rows(min_row=5, max_row=6)] == ["live-a", "live-old"]
+    assert live["F5"].value == "'=cmd|' /C calc'!A0" and isinstance(live["C5"].value, datetime)
+    assert [row[-1].value for row in wb["Tiếp sóng"].iter_rows(min_row=5, max_row=5)] == ["relay-a"]
 
 
 async def test_a_ward_sees_only_its_own_sessions_and_relays(ward: tuple[Any, httpx.AsyncClient]) -> None:

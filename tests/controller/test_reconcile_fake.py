@@ -17,10 +17,13 @@ from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
 from controller.airing.broadcasts import create_broadcast
 from controller.airing.delivery import DeliveryService
+from controller.airing.late import CATCHING_UP, LATE_RETRIES
 from controller.airing.models import Broadcast, Delivery, DeliveryState
+from controller.airing.ownership import Ownership
 from controller.airing.reconcile import Ask, Reconciler, ask_for, next_wait_ms
 from controller.airing.settings import DeliverySettings
 from controller.airing.turns import Turn
+from controller.core.audiostore import DbAudioStore
 from controller.fleet.presence import Presence
 from devices import protocol as p
 from scheduler.arbiter import PreemptPolicy
@@ -311,7 +314,9 @@ async def test_a_restarted_controller_lets_the_units_not_started_join_in_step(wa
     air = AirControl(bus, presence.groups_of, margin_ms=0, ready_wait_s=0.3, tick_s=0.02)
     settings = DeliverySettings(chunk_size=4096, sweep_s=0.05, resend_after_s=30,  # type: ignore[call-arg]
                                 reconcile_after_ms=MARGIN_MS)
-    delivery = DeliveryService(ward.db, ward.writer, bus, presence, settings, tmp_path / "audio", air)
+    delivery = DeliveryService(ward.db, ward.writer, bus, presence, settings,
+                               DbAudioStore(ward.db, tmp_path / "audio"), air,
+                               Ownership(ward.db.engine, "test", settings.owner_ttl_s))
     await delivery.start()
     try:
         await bus.connect()
@@ -322,3 +327,39 @@ async def test_a_restarted_controller_lets_the_units_not_started_join_in_step(wa
         assert int(str(group["at"])) <= int(str(again.args["at"])) <= int(str(group["at"])) + 2000
     finally:
         await delivery.stop()
+
+
+async def test_a_unit_whose_play_came_too_late_gets_a_catch_up_from_the_start(ward: Ward) -> None:
+    """A unit answers ``failed``/``too_late`` (its play reached it after the audio's end: a broker
+    that delivered late): it keeps the file, so it is recorded ``verified`` and gets a turn of its
+    own from the start, which it plays. Only twice: a unit that answers too late a third time (one
+    that cannot play it again) is final with that reason."""
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    await verified(ward, bid, "z-1", "z-2")
+    [group] = plays_to(ward, ZONE)
+    ward.bus.ack("z-1", bid, V.PLAYING)
+    await until(lambda: ward.air.standing(bid)[0].turn is None, "the zone's turn over (3 s of audio)")
+    asked = len(plays_to(ward, node("z-2")))  # (asked again in step while the turn ran: a lost play)
+    ward.bus.ack("z-2", bid, V.FAILED, "too_late")
+    await until(lambda: len(plays_to(ward, node("z-2"))) > asked, "z-2's catch-up")
+    own = plays_to(ward, node("z-2"))[asked]
+    assert own["offset_ms"] == 0 and own["at"] > group["at"]  # its own turn, from the start
+    await until(lambda: reasons_of(ward, bid)["z-2"] == CATCHING_UP, "recorded verified, catching up")
+    assert ward.states(bid)["z-2"] == "verified"
+    ward.bus.ack("z-2", bid, V.PLAYING)
+    for n in ("z-1", "z-2"):
+        ward.bus.ack(n, bid, V.PLAYED)
+    await settled(ward, bid, {"z-1": "played", "z-2": "played"})
+
+    again = ward.broadcast(nodes=["z-2"])
+    await ward.delivery.air(again)
+    await verified(ward, again, "z-2")
+    nd = ward.delivery.active[again].nodes["z-2"]
+    for n in range(1, LATE_RETRIES + 2):
+        await until(lambda: ward.air.standing(again)[0].turn is None and len(ward.bus.sent("play")) > 0,
+                    "its turn over")
+        ward.bus.ack("z-2", again, V.FAILED, "too_late")
+        await until(lambda: nd.state == S.FAILED or nd.late == n, f"too late {n}: a catch-up or the end")  # noqa: B023
+    await settled(ward, again, {"z-2": "failed"})
+    assert reasons_of(ward, again)["z-2"] == "too_late"

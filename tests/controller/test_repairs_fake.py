@@ -7,12 +7,14 @@ exactly what went out on the bus.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from controller.airing.active import ActiveBroadcast, NodeDelivery
 from controller.airing.audio_out import AudioOut
 from controller.airing.models import DeliveryState
-from controller.airing.repairs import BUDGET_FACTOR, RepairDesk
+from controller.airing.repairs import BUDGET_FACTOR, BUDGET_WINDOW_S, RepairDesk
 from devices import protocol as p
 from tests.fakes import FakeUnitBus, until
 
@@ -98,13 +100,100 @@ async def test_egress_stays_bounded_whatever_the_number_of_units() -> None:
     assert sum(len(m.payload) for m in sent) <= 2.1 * len(AUDIO)
 
 
-async def test_a_unit_asking_forever_is_cut_at_its_budget() -> None:
+async def test_a_unit_asking_forever_is_cut_at_its_budget_and_served_again_in_the_next_window() -> None:
+    """What is re-sent to one unit is capped at BUDGET_FACTOR × the chunks per budget window: asks
+    gathered in one window count once, the rest are refused; a new window serves it again (a unit
+    that moved brokers while its requests went unanswered is not left ``receiving`` for good)."""
     bus = FakeUnitBus()
     desk = _desk(bus, hold_s=0.0)
     active = _active([p.AudioScope(kind="node", id="solo")])
     nd = active.nodes["solo"]
-    answers = [desk.request(active, "solo", nd, [0, 1, 2, 3, 99]) for _ in range(BUDGET_FACTOR + 2)]
+    answers = []
+    for _ in range(BUDGET_FACTOR + 2):  # every request answered in full, then asked for again
+        answers.append(desk.request(active, "solo", nd, [0, 1, 2, 3, 99]))
+        again = desk.request(active, "solo", nd, [0, 1, 2, 3])  # the same again in the same 50 ms
+        assert again == answers[-1]  # within the budget: counted once; over it: refused too
+        await until(lambda: not desk.gathering(), "the repairs sent")
     assert answers == [True] * BUDGET_FACTOR + [False, False]  # 99 is no chunk: never counted
-    assert nd.repaired_chunks == BUDGET_FACTOR * len(active.frames) and desk.stats.over_budget == 2
+    assert nd.repaired_chunks == BUDGET_FACTOR * len(active.frames) and desk.stats.over_budget == 2 * 2
+    assert len(_sent(bus)) == BUDGET_FACTOR * len(active.frames)  # a doubled ask went out once
+    nd.repair_window_at -= BUDGET_WINDOW_S  # a minute later
+    assert desk.request(active, "solo", nd, [2])
+    await until(lambda: not desk.gathering(), "the repair of the next window sent")
+    assert _sent(bus)[-1][1] == 2 and nd.repaired_chunks == 1
+
+
+async def test_a_chunk_held_back_as_on_its_way_costs_the_unit_no_budget() -> None:
+    bus = FakeUnitBus()
+    desk = _desk(bus, hold_s=30.0)
+    active = _active([p.AudioScope(kind="node", id="solo")])
+    nd = active.nodes["solo"]
+    for _ in range(3):  # asked three times while the first copy is on its way: sent once, counted once
+        assert desk.request(active, "solo", nd, [1])
+        await until(lambda: not desk.gathering(), "the repair handled")
+    assert len(_sent(bus)) == 1 and desk.stats.chunks_held == 2 and nd.repaired_chunks == 1
+
+
+def _just_published(active: ActiveBroadcast) -> ActiveBroadcast:
+    """As if the broker acknowledged its last chunk a moment ago (it may still be queued)."""
+    active.published_at = time.monotonic()
+    return active
+
+
+async def test_chunks_maybe_still_queued_in_the_broker_are_not_sent_again() -> None:
+    """Just after the sending, a zone of units that has nothing yet asks for everything (4 s without
+    a chunk: an overloaded broker, not a loss): nothing goes out, the requests count as queued;
+    a chunk lost below what a unit has is sent at once; a lone unit's own scope is not held."""
+    bus = FakeUnitBus()
+    desk = _desk(bus)
+    za, solo = p.AudioScope(kind="group", id="za"), p.AudioScope(kind="node", id="solo")
+    active = _just_published(_active([za, solo]))
+    _ask(desk, active, [f"a-{i}" for i in range(40)], [0, 1, 2, 3])  # nothing yet: may be queued
+    _ask(desk, active, ["a-40", "a-41", "a-42"], [1, 3])  # has 0 and 2: 1 was lost, 3 may come
+    _ask(desk, active, ["solo"], [0, 1, 2, 3])  # its own topic: no zone copy to fear
+    await until(lambda: not desk.gathering(), "the gathered repairs sent")
+    t = bus.topics
+    own = [(t.data(solo, "b-1"), i) for i in range(4)]
+    assert sorted(_sent(bus)) == sorted([(t.data(za, "b-1"), 1), *own])
+    assert desk.stats.chunks_queued == 40 * 4 + 3
+    assert active.nodes["a-0"].repaired_chunks == 0  # a held request costs no budget
+
+
+async def test_a_unit_that_lost_the_last_chunk_is_answered_once_half_the_units_verified() -> None:
+    bus = FakeUnitBus()
+    desk = _desk(bus)
+    za = p.AudioScope(kind="group", id="za")
+    active = _just_published(_active([za]))
+    _ask(desk, active, ["a-0", "a-1", "a-2"], [3])  # the last one: may still be queued for them
+    await until(lambda: not desk.gathering(), "the first round handled")
+    assert _sent(bus) == [] and desk.stats.chunks_queued == 3
+    for nd in list(active.nodes.values())[: len(active.nodes) // 2 + 1]:
+        nd.state = DeliveryState.VERIFIED  # most units have it all: the broker has delivered
+    await until(lambda: active.ready_share() >= 0.5, "the share recounted", timeout_s=5)
+    _ask(desk, active, ["a-0", "a-1", "a-2"], [3])
+    await until(lambda: not desk.gathering(), "the second round handled")
+    assert _sent(bus) == [(bus.topics.data(za, "b-1"), 3)]
+
+
+async def test_the_hold_on_queued_chunks_ends_after_queued_s() -> None:
+    bus = FakeUnitBus()
+    desk = _desk(bus, queued_s=0.0)
+    za = p.AudioScope(kind="group", id="za")
+    active = _just_published(_active([za]))
+    _ask(desk, active, ["a-0", "a-1", "a-2"], [0, 1, 2, 3])
     await until(lambda: not desk.gathering(), "the repairs sent")
-    assert sorted({i for _, i in _sent(bus)}) == [0, 1, 2, 3] and len(_sent(bus)) == 4  # gathered: once
+    assert sorted(i for _, i in _sent(bus)) == [0, 1, 2, 3] and desk.stats.chunks_queued == 0
+
+
+async def test_a_unit_back_online_after_the_sending_is_answered_at_once() -> None:
+    """Offline when the chunks went out (or off since): nothing is queued for it, so what it asks
+    for goes out even while the rest of the zone may still be receiving the first copy."""
+    bus = FakeUnitBus()
+    desk = _desk(bus)
+    za = p.AudioScope(kind="group", id="za")
+    active = _just_published(_active([za]))
+    for n in ("a-0", "a-1", "a-2"):
+        active.nodes[n].rejoined = True
+    _ask(desk, active, ["a-0", "a-1", "a-2"], [0, 1, 2, 3])
+    await until(lambda: not desk.gathering(), "the repairs sent")
+    assert sorted(i for _, i in _sent(bus)) == [0, 1, 2, 3] and desk.stats.chunks_queued == 0

@@ -26,8 +26,10 @@ from tests.conftest import ADMIN, make_settings
 
 pytestmark = pytest.mark.timeout(60)
 
-DECLARED = ["database", "registry", "writer", "presence", "telemetry", "delivery", "air control",
-            "broker link", "air scheduler", "relays", "schedules", "live recorder", "live"]
+DECLARED = ["database", "change log mark", "registry", "writer", "presence", "telemetry", "delivery",
+            "air control", "zone claims", "broker link", "change feed", "airing requests", "zone windows",
+            "air scheduler",
+            "relays", "relay requests", "schedules", "live recorder", "live"]
 
 
 class Recorded:

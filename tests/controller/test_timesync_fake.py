@@ -32,3 +32,13 @@ def test_a_large_fleet_is_asked_to_poll_within_the_budget() -> None:
         bus.deliver("time", u, p.TimeRequest(node_id=u, t0=1))
     last = _replies(bus)[-1]
     assert last.poll_ms == 5000 * 1000 // BUDGET_PER_S  # 5,000 units x 1/25 s = the budget
+
+
+def test_the_first_units_of_a_fleet_connecting_are_told_the_whole_fleets_pace() -> None:
+    """1,000 units online, the first one asks: it is told the pace of 1,000 (not of the one unit
+    heard so far), so early units do not poll 4 times a second while the rest connect."""
+    bus = FakeUnitBus()
+    TimeResponder(bus, online=lambda: 1000)
+    bus.deliver("time", "u-0", p.TimeRequest(node_id="u-0", t0=1))
+    [reply] = _replies(bus)
+    assert reply.poll_ms == 1000 * 1000 // BUDGET_PER_S

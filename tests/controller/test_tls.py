@@ -17,7 +17,7 @@ from devices.broker import free_port
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.serve import basic, serving
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)
 
 
 def test_self_signed_is_generated_once_for_the_given_hosts(tmp_path: Path) -> None:
@@ -43,12 +43,13 @@ async def test_api_and_live_websocket_over_https(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path / "tls", ["localhost", "127.0.0.1"])
     ctx = ssl.create_default_context(cafile=str(cert))
     async with serving(make_settings(tmp_path / "data", free_port()), tls=(str(cert), str(key))) as (_, addr):
-        async with httpx.AsyncClient(base_url=f"https://{addr}", auth=ADMIN, verify=ctx) as client:
+        async with httpx.AsyncClient(base_url=f"https://{addr}", auth=ADMIN, verify=ctx,
+                                     timeout=30) as client:  # (5 s by default: short on a busy machine)
             assert (await client.get("/api/health")).status_code == 200
             page = await client.get("/live.html")
             assert page.status_code == 200 and "Phát trực tiếp" in page.text and "/api/live/ws" in page.text
             with pytest.raises(httpx.ConnectError):
-                await httpx.AsyncClient(verify=True).get(f"https://{addr}/api/health")  # untrusted
+                await httpx.AsyncClient(verify=True, timeout=30).get(f"https://{addr}/api/health")
         async with connect(f"wss://{addr}/api/live/ws", ssl=ctx,
                            additional_headers={"Authorization": basic(*ADMIN)}) as ws:
             await ws.send(json.dumps({"type": "start", "target": {"zones": ["nowhere"]}}))

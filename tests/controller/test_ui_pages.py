@@ -18,7 +18,8 @@ pytestmark = pytest.mark.timeout(90)
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 SCREENS = ["/", "/units", "/units?zone=z1&state=offline", "/units/n1", "/compose", "/bulletins", "/schedule",
-           "/history", "/history?status=done&from=2026-01-01&to=2030-01-01", "/emergency"]
+           "/history", "/history?status=done&from=2026-01-01&to=2030-01-01", "/emergency", "/calendar",
+           "/calendar?view=month", "/dictionary", "/audit"]
 
 
 def client(app: Any) -> httpx.AsyncClient:
@@ -96,11 +97,11 @@ async def test_exports(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient]) -> 
     r = await admin.get("/api/reports/broadcasts.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     lines = r.text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("broadcast,bulletin,title") and len(lines) == 2
+    assert lines[0].startswith("STT,Thời gian phát,Tiêu đề bản tin") and len(lines) == 2
     assert ",'=HYPERLINK(1)," in lines[1]  # no formula injection
     r = await admin.get("/api/reports/broadcasts.xlsx", params={"zone": "z1"})
-    ws = load_workbook(io.BytesIO(r.content)).active
-    assert ws is not None and ws.max_row == 2 and ws["C2"].value == "'=HYPERLINK(1)"
+    ws = load_workbook(io.BytesIO(r.content))["Lượt phát"]
+    assert ws["A4"].value == "STT" and ws["C5"].value == "'=HYPERLINK(1)" and ws["C6"].value is None
 
 
 async def test_compose_records_and_uploads_webm(ui: tuple[Any, httpx.AsyncClient, httpx.AsyncClient],

@@ -1,6 +1,7 @@
 """The relay screen (/relay, tiếp sóng) on the server side: it renders in Vietnamese and English,
 escapes stream URLs, offers the URLs used before, shows a ward only its own relays, and the
-schedule screen marks relay slots with 📡. No broker runs here (relays are rows)."""
+schedule screen marks relay slots with the radio icon (an inline SVG: emoji need a font). No broker
+runs here (relays are rows)."""
 
 from __future__ import annotations
 
@@ -140,11 +141,12 @@ async def test_relay_screen_follows_wards_and_roles(ward: tuple[Any, httpx.Async
         ed = await ed_a.get("/relay")
         assert ed.status_code == 200 and 'id="ru"' not in ed.text and "Chỉ cán bộ vận hành" in ed.text
         assert [x["id"] for x in (await ed_a.get("/relay/items")).json()] == ["relay-a"]
-        # the schedule screen: ward B's relay slots carry the 📡 marker; the form offers a relay
+        # the schedule screen: ward B's relay slots carry the radio marker; the form offers a relay
         sched = (await op_b.get("/schedule")).text
-        assert "📡" in sched and "Tiếp sóng / relay: http://radio.example/sched-b.m3u8" in sched
+        assert 'class="rl"' in sched and "Tiếp sóng: http://radio.example/sched-b.m3u8" in sched
         assert 'name="what" value="relay"' in sched
-        assert "📡" not in (await op_a.get("/schedule")).text.split("<main>")[1].split("<section><h2>Thêm")[0]
+        agenda_a = (await op_a.get("/schedule")).text.split("<main>")[1].split("<section><h2>Thêm")[0]
+        assert 'class="rl"' not in agenda_a
     finally:
         for c in (op_a, ed_a, op_b):
             await c.aclose()

@@ -117,3 +117,21 @@ def test_two_requests_in_flight_at_most_a_slow_reply_slows_the_polling() -> None
     assert plan.may_ask(REPLY_WAIT_S)  # ... at most this long: a lost reply (QoS 0) is given up
     plan.answered(None, 500)  # a reply whose sample was refused still brings the hint
     assert plan.may_ask(0.1) and plan.wait_s(0.1) == 0.5
+
+
+def test_requests_left_unanswered_double_the_wait_until_a_reply_comes() -> None:
+    """A starved controller (or a dead link): each request given up unanswered doubles the wait,
+    so a fleet is not sending one request a unit a second at it; the first reply ends it."""
+    plan = p.PollPlan()
+    plan.connected(0.0)
+    now, waits = 0.0, []
+    for _ in range(6):
+        assert plan.may_ask(now)
+        plan.asked(now)
+        now += REPLY_WAIT_S  # no reply within the wait
+        plan.may_ask(now)  # the request is given up
+        waits.append(plan.wait_s(now))
+        now += waits[-1]
+    assert waits == [REPLY_WAIT_S * 2 ** i for i in range(6)]
+    plan.answered(100.0, 250)
+    assert plan.wait_s(now) == FAST_POLL_S  # answered: fast again

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import pytest
 
 from devices.conformance.audio import crc_broken, sha_broken, silent_mp3
+from devices.conformance.kit import ITEMS
 from devices.conformance.report import Report, Result, Status, render, summary
 from devices.conformance.shape import HEARTBEAT, problems, telemetry_problems
 from devices.framing import ChunkError, Reassembler, chunk_audio, parse_chunk
@@ -56,3 +59,33 @@ def test_report_counts_and_rendering() -> None:
         "FAIL       c                      §3 z  (0.0 s)", "    broken"]
     assert summary(rep) == "u1: 1 PASS, 1 FAIL, 1 NOT TESTED -> does NOT conform"
     assert Status.NOT_TESTED.value == "NOT TESTED"
+
+
+def protocol_headings() -> dict[str, list[str]]:
+    """docs/protocol.md's headings by chapter: {"3": ["Audio delivery", "manifest (retained)", ...]}."""
+    chapters: dict[str, list[str]] = {}
+    chapter = ""
+    for line in (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text().splitlines():
+        m = re.match(r"^## (\d+[a-z]?)\. (.+)$", line)
+        if m:
+            chapter = m[1]
+            chapters[chapter] = [m[2]]
+        elif line.startswith("### ") and chapter:
+            chapters[chapter].append(line[4:])
+    return chapters
+
+
+def test_every_item_names_a_section_of_the_protocol() -> None:
+    chapters = protocol_headings()
+    for name, section, *_ in ITEMS:
+        for ref in section.split(", §"):
+            m = re.match(r"^§?(\d+[a-z]?)\s*(.*)$", ref)
+            assert m and m[1] in chapters, f"{name}: {section!r} names no chapter of docs/protocol.md"
+            bare = re.sub(r"\s*\([^)]*\)", "", m[2])  # "Commands (stop, power)": the aspect tested
+            for part in filter(None, (p.strip() for p in bare.split(", "))):
+                assert any(h.startswith(part) for h in chapters[m[1]]), \
+                    f"{name}: {part!r} is not a heading of §{m[1]} in docs/protocol.md"
+    named = {re.match(r"^§(\d+[a-z]?)", s)[1] for _n, s, *_ in ITEMS}  # type: ignore[index]
+    # §4 (the controller's delivery states), §5 (QoS choices) and §7 (the serial line, which the kit
+    # drives through the gateway's child units) are not items of their own
+    assert {"1", "2", "3", "6", "6a"} <= named, named

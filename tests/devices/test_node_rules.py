@@ -116,10 +116,14 @@ def test_a_play_for_what_plays_now_or_has_finished_is_answered_not_started() -> 
                           (p.AckState.FAILED, "cancelled"), (p.AckState.FAILED, "expired")):
         log.finish("b2", state, reason)
         assert p.play_already("b2", playing=False, finished=log) == (state, reason)
-    log.finish("b3", p.AckState.FAILED, "preempted")  # the controller's restart / resume policy
-    assert p.RESUMABLE == (p.AckState.FAILED, "preempted")
+    F = p.AckState.FAILED
+    log.finish("b3", F, "preempted")  # the controller's restart / resume policy
     assert p.play_already("b3", playing=False, finished=log) is None
-    assert p.play_already("b3", playing=False, finished=log, resumable=False) == p.RESUMABLE
+    assert p.play_already("b3", playing=False, finished=log, resumable=False) == (F, "preempted")
+    log.finish("b4", p.AckState.FAILED, "too_late")  # its play came after the audio's end: a catch-up
+    assert p.play_already("b4", playing=False, finished=log) is None
+    assert p.play_already("b4", playing=False, finished=log, resumable=False) == (F, "too_late")
+    assert p.RESUMABLE == {(p.AckState.FAILED, "preempted"), (p.AckState.FAILED, "too_late")}
     assert p.already_answer("b1", p.AckState.PLAYING) == {"bc": "b1", "already": "playing"}
     assert p.already_answer("b2", p.AckState.FAILED, "stopped") == {"bc": "b2", "already": "failed",
                                                                     "reason": "stopped"}

@@ -61,9 +61,10 @@ class Ctl:
         return self.resp(node, cid)
 
     async def broadcast(self, scope: p.AudioScope, bc: str, audio: bytes, *, duration_ms: int = 400,
-                        priority: p.Priority = p.Priority.NORMAL, skip: tuple[int, ...] = ()) -> list[bytes]:
+                        priority: p.Priority = p.Priority.NORMAL, skip: tuple[int, ...] = (),
+                        hold: bool = False) -> list[bytes]:
         info, chunks = p.chunk_audio(audio, duration_ms=duration_ms, chunk_size=8192)
-        m = p.Manifest(bc=bc, audio=info, priority=priority, expires_at=p.now_ms() + 60_000)
+        m = p.Manifest(bc=bc, audio=info, priority=priority, expires_at=p.now_ms() + 60_000, hold=hold)
         await self.client.publish(T.manifest(scope, bc), p.encode(m), retain=True)
         for i, chunk in enumerate(chunks):
             if i not in skip:
@@ -200,6 +201,24 @@ async def test_power_off_offline_child_repair_and_emergency_preemption(rig: Rig)
     await wait_for(lambda: not any(b.relay for b in sim.boards.values()), 5, "relays open")
     assert rig.gw.line.played == ["b-2", "e-1"]
     assert [on for _, on in sim.boards[1].relay_log] == [True, False, True, False]
+
+
+async def test_a_held_broadcast_waits_for_its_play_then_airs_once(rig: Rig) -> None:
+    """§3 `hold` (the controller always sets it): verified, the broadcast waits on the gateway; a
+    `play` on the group's cmd topic (the controller's zone play, one per member) puts it on the line
+    once, for every child it targets."""
+    ctl, sim = rig.ctl, rig.sim
+    tdp4 = p.AudioScope(kind="group", id="tdp4")
+    await ctl.broadcast(tdp4, "h-1", os.urandom(5000), duration_ms=300, hold=True)
+    both = ("gw1-a01", "gw1-a02")
+    await wait_for(lambda: all(ctl.acks(n, "h-1") == ["receiving", "verified"] for n in both), 15, "verified")
+    await ctl.command("gw1-a01", "c-ping-h", "ping")  # a barrier: polls went by, nothing aired
+    assert rig.gw.line.played == [] and not any(b.relay for b in sim.boards.values())
+    play = p.Command(id="c-play-h", name="play", args={"bc": "h-1", "at": p.now_ms(), "offset_ms": 0})
+    await ctl.client.publish(T.group_cmd("tdp4"), p.encode(play))
+    await wait_for(lambda: all(ctl.acks(n, "h-1")[-1:] == ["played"] for n in both), 15, "h-1 played")
+    assert ctl.resp("gw1-a01", "c-play-h")["data"] == {"bc": "h-1"}
+    assert rig.gw.line.played == ["h-1"], "aired once on the line for both children"
 
 
 async def test_noisy_line_still_delivers(noisy_rig: Rig) -> None:

@@ -52,7 +52,7 @@ class FakeGatewayIO:
         return True
 
     def ack(self, child: Child, bc: str, state: p.AckState, reason: str = "",
-            have: int | None = None) -> None:
+            have: int | None = None, attention: str = "") -> None:
         if state in p.FINAL_STATES:
             child.finished.finish(bc, state, reason)
         self.acked.append((child.node_id, bc, state, reason))

@@ -26,6 +26,7 @@ def started(node: SimNode, bc: str) -> float:
     return node.player.start_times[bc][0]
 
 
+@pytest.mark.both_databases
 async def test_priority_goes_before_normal_and_one_item_sounds_at_a_time(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
@@ -50,6 +51,7 @@ async def test_priority_goes_before_normal_and_one_item_sounds_at_a_time(
             await asyncio.gather(*(n.stop() for n in nodes))
 
 
+@pytest.mark.both_databases
 async def test_emergency_preempts_and_the_interrupted_item_is_reported(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (_, client):
@@ -101,6 +103,7 @@ async def test_restart_policy_plays_the_interrupted_item_again(
             await node.stop()
 
 
+@pytest.mark.both_databases
 async def test_units_with_skewed_clocks_start_in_step(mosquitto: BrokerProcess, tmp_path: Path) -> None:
     """Clocks off by up to ±20 s, drifting, behind a jittery link: starts within a few tens of ms."""
     offsets = [-20_000, -7_000, 0, 4_000, 19_000]

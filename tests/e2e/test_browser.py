@@ -9,6 +9,7 @@ docs/screenshots/ (shown in the README).
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ import pytest
 import uvicorn
 
 from controller.app import create_app
-from devices.broker import BrokerProcess, free_port
+from devices.broker import BrokerProcess
 from tests.conftest import ADMIN, make_settings
 from tests.e2e.chromium import chromium
 from tests.e2e.helpers import provision, sim, wait_online
@@ -37,12 +38,14 @@ class Server:
     """The real app under uvicorn in a thread (its own event loop), on a free port."""
 
     def __init__(self, settings: Any) -> None:
-        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))  # bound here: no race for a "free" port with parallel tests
+        self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_config=None, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_config=None, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="uvicorn", daemon=True)
 
     def __enter__(self) -> Server:
         self.thread.start()
@@ -56,6 +59,7 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+        self.sock.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ An operator starts a relay now to one zone and watches the list (refreshed by fe
 reach "2/2 loa đang phát"; stops it and the units stop; relays a station through the controller
 (republish) and sees "Mất tín hiệu nguồn — đang thử lại" when the station goes off the air;
 makes a daily relay schedule from the relay screen and another from the schedule screen, both
-shown in the agenda with 📡. Writes docs/screenshots/relay.png. (Ward scoping of the relay
+shown in the agenda with the radio icon. Writes docs/screenshots/relay.png. (Ward scoping of the relay
 screen is checked without a browser in tests/controller/test_ui_relay.py.)
 """
 
@@ -141,14 +141,15 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.click(".relay[data-state=interrupted] button:has-text('Dừng phát')")
     await op.wait_for_function("!document.querySelector('.relay:not([data-state=ended])')", timeout=15_000)
 
-    # --- every day at 05:45 for 30 minutes: a relay schedule, shown in the agenda with 📡
+    # --- every day at 05:45 for 30 minutes: a relay schedule, shown in the agenda with the radio icon
     await op.check("input[name=rw][value=daily]")
     await op.fill("#rtimes", "05:45")
     await op.fill("#rd", "30")
     await op.click("#rgo")
     await op.wait_for_selector(".note >> text=Đã tạo lịch tiếp sóng hằng ngày.")
     await go(op, "Lịch phát")
-    await op.wait_for_selector(f"tr:has-text('05:45') >> text=📡 Tiếp sóng / relay: {station.url}")
+    await op.wait_for_selector(f"tr:has-text('05:45') >> td.ti:has(.rl) >> "
+                               f"text=Tiếp sóng: {station.url}")
 
     # --- the schedule screen makes a relay schedule too (Bản tin / Tiếp sóng)
     await op.check("input[name=what][value=relay]")
@@ -159,6 +160,7 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     for box in await op.query_selector_all("input[name=sz]"):  # nothing is pre-checked (issue 14)
         await box.check()
     await op.click("button:has-text('Lưu')")
-    await op.wait_for_selector(f"tr:has-text('21:10') >> text=📡 Tiếp sóng / relay: {radio.base}/live.mp3",
+    await op.wait_for_selector(f"tr:has-text('21:10') >> td.ti:has(.rl) >> "
+                               f"text=Tiếp sóng: {radio.base}/live.mp3",
                                timeout=20_000)  # after the reload
     await op.context.close()

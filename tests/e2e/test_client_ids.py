@@ -2,13 +2,14 @@
 duplicate id is reported loudly instead of the two evicting each other in silence (issue 16).
 
 After: with default ids both stay connected (one connection each); with one id configured on
-both, /api/health says ``duplicate_client_id`` and ``degraded``, and an ERROR names the cause."""
+both, one of them stops connecting with it (/api/health ``duplicate_client_id``,
+``client_id_refused`` and ``degraded``; an ERROR names the cause and what to do), the other keeps
+its connection."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from controller.fleet.settings import MqttSettings
 from devices.broker import BrokerProcess
+from devices.failover import STABLE_S
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import wait_for
 
@@ -44,23 +46,35 @@ async def test_default_ids_differ_and_neither_controller_is_evicted(tmp_path: Pa
             assert mqtt["connected"] and not mqtt["duplicate_client_id"]
 
 
-async def test_one_id_on_two_controllers_is_reported_loudly(tmp_path: Path, mosquitto: BrokerProcess,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_one_id_on_two_controllers_is_reported_loudly_and_one_stops(
+        tmp_path: Path, mosquitto: BrokerProcess, caplog: pytest.LogCaptureFixture) -> None:
+    """The same configured id on both: the one evicted DUPLICATE_FLAPS times in a row stops
+    connecting with it (ERROR, /api/health ``client_id_refused``, degraded) instead of flapping on;
+    the other keeps one stable connection."""
     caplog.set_level(logging.ERROR, logger="devices.mqtt")
     same = "ward-ctl"
-    async with running_controller(_settings(tmp_path, "a", mosquitto.port, same)) as (_, api_a), \
-            running_controller(_settings(tmp_path, "b", mosquitto.port, same)) as (_, api_b):
-
-        async def reported() -> bool:
-            for api in (api_a, api_b):
-                h = (await api.get("/api/health")).json()
-                if h["mqtt"]["duplicate_client_id"] and h["status"] == "degraded":
-                    return True
-            return False
-
-        deadline = time.monotonic() + 60
-        while not await reported():
-            assert time.monotonic() < deadline, "no controller reported the duplicate client id within 60 s"
-            await asyncio.sleep(0.2)
+    async with running_controller(_settings(tmp_path, "a", mosquitto.port, same)) as (app_a, api_a), \
+            running_controller(_settings(tmp_path, "b", mosquitto.port, same)) as (app_b, api_b):
+        links = {"a": app_a.state.services.link.client, "b": app_b.state.services.link.client}
+        apis = {"a": api_a, "b": api_b}
+        await wait_for(lambda: any(c.ring.refused for c in links.values()), 60,
+                       "one controller refusing the id")
+        [gone] = [k for k, c in links.items() if c.ring.refused]
+        [kept] = [k for k in links if k != gone]
+        h = (await apis[gone].get("/api/health")).json()
+        assert h["status"] == "degraded" and h["mqtt"]["client_id_refused"] is True, h
+        mqtt = h["mqtt"]
+        assert mqtt["duplicate_client_id"] and not mqtt["connected"] and "refused" in mqtt["last_error"], h
+        await wait_for(lambda: links[kept].is_connected, 30, f"{kept} connected")
+        connects = {k: c.stats.connects for k, c in links.items()}
+        # a healthy connection is one that lives STABLE_S: watch one that long and a little more
+        await asyncio.sleep(STABLE_S + 2)
+        assert {k: c.stats.connects for k, c in links.items()} == connects  # nobody reconnected
+        assert links[kept].is_connected and not links[gone].is_connected
+        h = (await apis[kept].get("/api/health")).json()
+        assert h["mqtt"]["connected"] and not h["mqtt"]["client_id_refused"], h
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-        assert any("another client is probably using this client id" in m and same in m for m in errors)
+        assert any("another client is probably using this client id" in m and same in m
+                   and "STOPS connecting" in m for m in errors), errors
+        r = await apis[kept].post("/api/nodes", json={"id": "n1"})  # the kept one works through the broker
+        assert r.status_code == 201, r.text

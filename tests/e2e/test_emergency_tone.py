@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 BAD = "e-07"  # its kept tone has a flipped byte
 
 
+@pytest.mark.both_databases
 async def test_an_emergency_sounds_each_units_tone_then_plays_the_speech_once(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     ids = [f"e-{i:02d}" for i in range(20)]

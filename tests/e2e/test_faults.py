@@ -45,6 +45,7 @@ async def test_broker_down_at_start_then_up(tmp_path: Path) -> None:
                 await node.stop()
 
 
+@pytest.mark.both_databases
 async def test_broker_restart_mid_delivery(tmp_path: Path) -> None:
     """Broker restarts (losing retained messages) while a broadcast is out: nothing is lost."""
     port = free_port()
@@ -92,6 +93,7 @@ async def test_lost_and_corrupted_chunks_are_repaired(mosquitto: BrokerProcess, 
             await asyncio.gather(lost.stop(), bad.stop(), ok.stop())
 
 
+@pytest.mark.both_databases
 async def test_malformed_node_payloads_are_counted_and_ignored(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):

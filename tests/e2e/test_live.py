@@ -24,6 +24,7 @@ def loud_frames(node: SimNode, session: str) -> int:
     return sum(1 for _, _, pcm in node.live.output if pcm_rms(pcm) > 1000) if session else 0
 
 
+@pytest.mark.both_databases
 async def test_live_reaches_the_zone_and_stop_ends_it_everywhere(mosquitto: BrokerProcess,
                                                                   tmp_path: Path) -> None:
     import httpx

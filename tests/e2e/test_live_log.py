@@ -47,6 +47,7 @@ def decoded(mp3: bytes) -> bytes:
     return proc.stdout
 
 
+@pytest.mark.both_databases
 async def test_live_session_is_logged_archived_scoped_and_swept(mosquitto: BrokerProcess,
                                                                 tmp_path: Path) -> None:
     async with serving(make_settings(tmp_path, mosquitto.port)) as (app, addr):
@@ -85,8 +86,9 @@ async def test_live_session_is_logged_archived_scoped_and_swept(mosquitto: Broke
                 assert abs(seconds - 2.2) <= 0.5, seconds  # ≈ what was sent (2 s + 0.2 s)
                 assert abs(row["archive_duration_ms"] / 1000 - 2.2) <= 0.1, row
                 assert pcm_rms(pcm) > 3000  # the tone (amplitude 8000: RMS 5657), not silence
-                archive = Path(tmp_path, "audio", row["archive"])
-                assert archive.is_file() and not list(archive.parent.parent.glob("*.pcm"))
+                store = app.state.services.audio  # the archive is in the audio store, cached here
+                assert store.has(row["archive"]) and not list(Path(tmp_path, "audio", "live").glob("*.pcm"))
+                archive = store.file(row["archive"])
                 listing = (await client.get("/api/live/sessions", params={"user": "admin"})).json()
                 assert [i["id"] for i in listing["items"]] == [sid]
 
@@ -118,6 +120,7 @@ async def test_live_session_is_logged_archived_scoped_and_swept(mosquitto: Broke
                     assert (await a.get(f"/api/live/sessions/{sid}/audio")).status_code == 200
 
                 # 4. retention: an archive older than 90 days is deleted, the row stays
+                sid_archive = row["archive"]
                 sv = app.state.services
                 with sv.db.session() as s:
                     old = s.get(LiveLog, sid)
@@ -127,7 +130,7 @@ async def test_live_session_is_logged_archived_scoped_and_swept(mosquitto: Broke
                     s.add(old)
                     s.commit()
                 assert await app.state.services.live_recorder.sweep() == 1
-                assert not archive.exists()
+                assert not archive.exists() and not store.has(sid_archive)
                 row = (await client.get(f"/api/live/sessions/{sid}")).json()
                 assert row["archive"] is None and "90 days" in row["archive_note"] and row["frames"] > 50
                 r = await client.get(f"/api/live/sessions/{sid}/audio")
@@ -182,6 +185,7 @@ async def test_archive_cap_disk_full_and_failed_encoding_leave_the_voice_alone(t
     """The recorder on its own (real database, writer and ffmpeg; no broker): beyond the cap the
     archive stops and says so; a full disk (/dev/full) and an encoding that fails are recorded as
     "archive failed: …" while every frame still goes through."""
+    from controller.core.audiostore import DbAudioStore
     from controller.core.writer import DbWriter
     from controller.live.log import LiveRecorder
     from controller.live.session import LiveSession
@@ -194,9 +198,10 @@ async def test_archive_cap_disk_full_and_failed_encoding_leave_the_voice_alone(t
     db.migrate()
     writer = DbWriter(db, interval=0.05)
     link = ControllerLink(BrokerAddress(port=1))  # never started: only its telemetry hook is used
+    store = DbAudioStore(db, tmp_path / "audio")
     rec = LiveRecorder(db, writer, link, LiveSettings.model_construct(  # a 0.6 s cap, below the 1 min minimum
         archive=True, retention_days=90, archive_max_minutes=0.01, bitrate_kbps=32, sweep_s=3600.0),
-        tmp_path / "audio")
+        tmp_path / "audio", store)
 
     def session(sid: str) -> LiveSession:
         return LiveSession(sid, "admin", p.Priority.NORMAL, ["n1"], [], lambda _: None,
@@ -222,7 +227,8 @@ async def test_archive_cap_disk_full_and_failed_encoding_leave_the_voice_alone(t
     capped = await run(session("live-cap"), tone(2000))
     assert capped.frames == 50 and capped.archive_duration_ms == 600, capped
     assert capped.archive_note == "archive capped at 0.01 min" and capped.archive is not None
-    assert (tmp_path / "audio" / capped.archive).is_file()
+    assert store.has(capped.archive) and store.get(capped.archive)[:2] == b"\xff\xf3"  # an MPEG-2 frame
+    assert not list((tmp_path / "audio" / "live").rglob("*.mp3"))  # in the store (and its cache), not beside
 
     s = session("live-full")
     rec.on_open(s)

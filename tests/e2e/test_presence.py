@@ -22,6 +22,7 @@ async def node_status(client: object, node_id: str) -> dict[str, object]:
     return body
 
 
+@pytest.mark.both_databases
 async def test_birth_will_silence_and_clean_shutdown(mosquitto: BrokerProcess, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, mosquitto.port, heartbeat_timeout_s=3)
     async with running_controller(settings) as (app, client):
@@ -53,6 +54,7 @@ async def test_birth_will_silence_and_clean_shutdown(mosquitto: BrokerProcess, t
             await quiet.stop()
 
 
+@pytest.mark.both_databases
 async def test_unit_connected_before_it_is_added_shows_online_at_once(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):

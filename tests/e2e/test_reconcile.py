@@ -105,6 +105,7 @@ def played_once_each(w: Ward, bc: dict[str, Any], units: list[str]) -> list[Play
     return [e for e in events if e.bc == bc["id"] and e.event == "start"]
 
 
+@pytest.mark.both_databases
 async def test_a_lost_play_is_asked_again_and_the_unit_joins_in_step(mosquitto: BrokerProcess,
                                                                      tmp_path: Path) -> None:
     units = ["lp-1", "lp-2", "lp-3"]
@@ -118,6 +119,7 @@ async def test_a_lost_play_is_asked_again_and_the_unit_joins_in_step(mosquitto: 
     assert first["lp-2"].offset_ms >= 2500  # asked ~3 s after the start: it joined mid-way, in step
 
 
+@pytest.mark.both_databases
 async def test_a_lost_stop_is_sent_again_and_recorded_preempted(mosquitto: BrokerProcess,
                                                                  tmp_path: Path) -> None:
     """An emergency in zone z pre-empts a normal broadcast of zones z and y (policy drop); y's unit

@@ -17,6 +17,7 @@ from tests.tts.test_recording import make_audio
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 
+@pytest.mark.both_databases
 async def test_uploaded_recording_is_played_by_the_zone(mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path / "data", mosquitto.port)) as (_, client):
         await provision(client, {"z": ["r-1", "r-2"], "other": ["r-3"]})

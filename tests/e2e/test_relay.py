@@ -18,6 +18,7 @@ from tests.firmware_sim.test_relay import Radio
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 
+@pytest.mark.both_databases
 async def test_zone_relays_a_stream_and_shows_interruptions(mosquitto: BrokerProcess, tmp_path: Path) -> None:
     radio = Radio()
     threading.Thread(target=radio.serve_forever, daemon=True).start()

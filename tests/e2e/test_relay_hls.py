@@ -64,6 +64,7 @@ class HlsStation(ThreadingHTTPServer):
         self.up.set()
         self.frozen: int | None = None
         self.requests: list[tuple[str, str]] = []
+        self.served: list[tuple[str, str]] = []  # the requests answered 200
 
     @property
     def base(self) -> str:
@@ -78,9 +79,11 @@ class HlsStation(ThreadingHTTPServer):
     def freeze(self, on: bool) -> None:
         self.frozen = self.current() if on else None
 
-    def relay_fetches(self, pattern: str) -> list[str]:
-        """Paths matching ``pattern`` requested by the relay (not by the probe)."""
-        return [p for p, ua in self.requests if re.search(pattern, p) and "probe" not in ua]
+    def relay_fetches(self, pattern: str, *, served: bool = False) -> list[str]:
+        """Paths matching ``pattern`` requested by the relay (not by the probe); ``served``: only
+        those answered 200 (a request refused while the station is off the air is asked again)."""
+        return [p for p, ua in (self.served if served else self.requests)
+                if re.search(pattern, p) and "probe" not in ua]
 
     def live_playlist(self, fmt: str) -> str:
         last = self.current()
@@ -122,6 +125,7 @@ class _HlsHandler(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
             return
+        st.served.append((self.path, self.headers.get("User-Agent", "")))
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -194,7 +198,8 @@ async def test_live_hls_via_master_survives_a_cut_and_a_stale_playlist(
     segs = station.relay_fetches(r"/seg\d+")
     assert segs and all(p.startswith("/lo/") for p in segs)  # the cheapest variant only
     assert not station.relay_fetches(r"^/hi/")
-    twice = [p for p, n in collections.Counter(segs).items() if n > 1]
+    served = collections.Counter(station.relay_fetches(r"/seg\d+", served=True))
+    twice = [p for p, n in served.items() if n > 1]
     assert not twice, f"segments fetched more than once: {twice}"
     seqs = [int(re.findall(r"\d+", p)[0]) for p in segs]
     assert seqs == sorted(seqs)  # in order, across the interruptions

@@ -54,6 +54,7 @@ async def test_bulletin_reaches_targeted_zones_only(any_broker: BrokerProcess, t
             await asyncio.gather(*(node.stop() for node in nodes.values()))
 
 
+@pytest.mark.both_databases
 async def test_whole_ward_and_single_unit_targets(mosquitto: BrokerProcess, tmp_path: Path) -> None:
     zones = {"a": ["a-1", "a-2"], "b": ["b-1", "b-2"]}
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):

@@ -23,6 +23,7 @@ from tests.e2e.helpers import air, bulletin, logged_in, provision, sim, wait_bro
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
 
+@pytest.mark.both_databases
 async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):
@@ -95,6 +96,7 @@ async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
             await asyncio.gather(*(n.stop() for n in nodes.values()))
 
 
+@pytest.mark.both_databases
 async def test_duplicate_id_alarm_is_cleared_by_an_operator_once_the_twin_is_gone(
         mosquitto: BrokerProcess, tmp_path: Path) -> None:
     async with running_controller(make_settings(tmp_path, mosquitto.port)) as (app, client):

@@ -25,6 +25,7 @@ DEADLINE_S = 10.0  # a black-holed request is answered 503 at this deadline
 def unavailable(r: httpx.Response) -> None:
     assert r.status_code == 503, r.text
     assert "error" in r.json() and "Traceback" not in r.text
+    assert r.json()["code"] in ("database_unavailable", "deadline_exceeded"), r.text
     assert r.headers["retry-after"]
 
 

@@ -65,7 +65,11 @@ def client(deadline_s: float = 0.05) -> httpx.AsyncClient:
 async def test_past_the_deadline_503_and_the_longer_one_for_renders() -> None:
     async with client() as c:
         r = await c.get("/api/hang")
-        assert (r.status_code, r.json(), r.headers["retry-after"]) == (503, {"error": TOO_SLOW}, "5")
+        assert (r.status_code, r.headers["retry-after"]) == (503, "5")
+        assert r.json() == {
+            "code": "deadline_exceeded", "error": TOO_SLOW,
+            "message": "Hệ thống phản hồi quá chậm. Vui lòng thử lại sau ít phút.",
+            "message_en": "The system is answering too slowly. Please try again in a few minutes."}
         r = await c.post("/api/render/x")
         assert (r.status_code, r.json()) == (200, {"rendered": True})  # within its 30 s
         r = await c.get("/api/render/x")
@@ -75,7 +79,12 @@ async def test_past_the_deadline_503_and_the_longer_one_for_renders() -> None:
 async def test_database_error_503_json_or_the_vietnamese_page() -> None:
     async with client(30) as c:
         r = await c.get("/api/db")
-        assert (r.status_code, r.json()) == (503, {"error": DB_DOWN}) and "Traceback" not in r.text
+        assert r.status_code == 503 and "Traceback" not in r.text
+        assert r.json() == {  # a stable code, the sentence in Vietnamese then in English
+            "code": "database_unavailable", "error": DB_DOWN,
+            "message": "Cơ sở dữ liệu tạm thời không truy cập được. Vui lòng thử lại sau ít phút.",
+            "message_en": "The database is unreachable for now. Please try again in a few minutes."}
+        assert r.headers["content-type"] == "application/json; charset=utf-8"
         page = await c.get("/page", headers={"accept": "text/html"})
         assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
         assert "Cơ sở dữ liệu tạm thời không truy cập được" in page.text and 'lang="vi"' in page.text

@@ -442,3 +442,20 @@ async def test_reporter_tells_what_plays_and_numbers_heartbeats() -> None:
     [tel] = [decode(Telemetry, b) for b in io.on("telemetry")]
     assert (tel.source, tel.playing, tel.fw, tel.volume, tel.power) == ("idle", "", "fw-t", 70, True)
     assert tel.storage_free_kb == 8192 - 1024
+
+
+async def test_a_play_that_came_too_late_is_failed_then_a_catch_up_plays_it_from_the_kept_file() -> None:
+    # docs/protocol.md §3: a play whose audio would be over by the time it starts ends
+    # failed/too_late; the unit keeps the file, and the controller's catch-up (a play from the
+    # start) plays it — once: a further play is answered with the state, starting nothing.
+    io = _io()
+    cmds, player, dl, _, _ = _playback(io)
+    _held(io, dl, "b-t")
+    cmds.play({"bc": "b-t", "at": NOW - 3_600_000})  # an hour ago: long over
+    await until(lambda: io.acked[-1][1:3] == (AckState.FAILED, "too_late"), "b-t too late")
+    assert player.started == [] and io.finished.get("b-t") == (AckState.FAILED, "too_late")
+    catch_up = cmds.play({"bc": "b-t", "at": NOW, "offset_ms": 0})
+    assert catch_up == {"bc": "b-t", "at_local": NOW, "replay": True}
+    await until(lambda: player.played == ["b-t"], "the catch-up played")
+    assert cmds.play({"bc": "b-t", "at": NOW}) == {"bc": "b-t", "already": "played"}
+    assert player.started == ["b-t"]

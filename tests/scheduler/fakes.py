@@ -34,6 +34,12 @@ class FakeAirer:
             raise RuntimeError("the controller died mid-slot")
         return self.answer
 
+    def air_many(self, s: Session, slots: list[Slot]) -> list[Aired]:
+        self.asked.extend(slots)
+        if self.crash_after is not None:
+            raise RuntimeError("the controller died mid-batch")
+        return [self.answer for _ in slots]
+
     def handoff(self, aired: Aired) -> None:
         self.handed.append(aired)
         self.handed_on.append(threading.get_ident())

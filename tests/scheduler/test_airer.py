@@ -3,6 +3,7 @@ no APScheduler and no broker (the scheduler's side is in test_firing.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,31 @@ def test_an_emergency_bypass_holds_only_while_its_creator_may_use_it(db: Databas
     assert not out.failure and len(out.broadcasts) == 1
     refused, _ = air(db, slot(priority="emergency", created_by="gone_user"))
     assert refused.broadcasts == [] and "gone_user, who no longer exists" in refused.failure
-    audit = sorted((a.action, a.username) for a in rows(db, AuditEntry))
+    audit = sorted((a.action, a.username) for a in rows(db, AuditEntry) if a.action != "schedule_fired")
     assert audit == [("emergency_bypass", "op_a"), ("emergency_bypass_refused", "gone_user")]
+
+
+def test_every_slot_handled_is_audited_with_its_bulletin_and_outcome(db: Database) -> None:
+    """One slot aired, one refused (one by one), two of a burst (one INSERT): each a
+    ``schedule_fired`` entry in the slot's transaction, by the schedule's creator, naming the
+    schedule, the bulletin's title, the zones and whether it aired or failed (and why)."""
+    with session(db) as s:
+        b = s.get(Bulletin, 1)
+        assert b is not None
+        title = b.title
+    air(db, slot(created_by="op_a"))
+    air(db, slot(created_by="op_b", targets={"all": False, "zones": ["nowhere"], "nodes": []}))
+    with session(db) as s:
+        airer().air_many(s, [slot(schedule_id=8), slot(schedule_id=9, bulletin_id=404)])
+        s.commit()
+    fired = [a for a in rows(db, AuditEntry) if a.action == "schedule_fired"]
+    got = [(a.username, a.target, json.loads(a.detail)) for a in fired]
+    assert [(u, t, d["outcome"]) for u, t, d in got] == [
+        ("op_a", "schedule:7", "aired"), ("op_b", "schedule:7", "failed"),
+        ("op", "schedule:8", "aired"), ("op", "schedule:9", "failed")]
+    assert got[0][2]["title"] == title and got[0][2]["zones"] == ["z1"] and got[0][2]["broadcasts"] == 1
+    assert "unknown zone(s): nowhere" in got[1][2]["reason"] and got[1][2]["broadcasts"] == 0
+    assert got[2][2]["title"] == title and "bulletin 404 does not exist" in got[3][2]["reason"]
 
 
 def test_a_relay_slot_writes_its_relay_row_for_the_hub(db: Database) -> None:

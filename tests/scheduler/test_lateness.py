@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
+import controller.schedules.lateness as lateness
 from controller.airing.models import Broadcast, Delivery, DeliveryEvent, DeliveryState
 from controller.core.db import Database
 from controller.schedules.airer import ScheduleAirer
@@ -94,4 +97,36 @@ async def test_on_time_slots_and_other_broadcasts_keep_late_0(tmp_path: Path) ->
         s.commit()
     units_report_playing(db, "b-api", slot_ms + 60_000)
     assert settle(db, "b-api") is True and runs(db, sid)[0].late_ms == 0
+    db.dispose()
+
+
+async def test_a_look_that_found_the_database_away_is_tried_again(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: every report of a slot's broadcast came while the database was away (they waited
+    in the writer), so no later change asks again: the failed look is retried, past a look that
+    finds the database back but the reports not written yet, until the lateness is recorded."""
+    db = make_ward(f"sqlite:///{tmp_path / 'w.db'}")
+    slot = in_s(3600)
+    sid = once(db, slot)
+    slot_ms = epoch_ms(slot)
+    bc_id = fire_ahead(db, sid, slot_ms)
+    clear_deliveries(db, bc_id)
+    looks: list[str] = []
+
+    def flaky(db_: Database, broadcast_id: str) -> bool:
+        looks.append(broadcast_id)
+        if len(looks) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return settle(db_, broadcast_id)
+
+    monkeypatch.setattr(lateness, "settle", flaky)
+    late = LateAirings(db, retry_s=0.05)
+    late.changed(bc_id)  # the units' last report: the database is away
+    await until(lambda: len(looks) >= 2, "a second look", 10)
+    assert runs(db, sid)[0].late_ms == 0  # back, but the reports still wait in the writer
+    units_report_playing(db, bc_id, slot_ms + 30_000)  # the writer writes them
+    await until(lambda: runs(db, sid)[0].late_ms == 30_040, "the lateness recorded after all", 10)
+    n = len(looks)
+    late.changed(bc_id)  # settled: no more looks
+    assert len(looks) == n
     db.dispose()

@@ -92,9 +92,10 @@ def airer(sink: Sink | None = None, relays: Callable[[str], None] | None = None)
 
 
 def runner(url: str, settings: ScheduleSettings = FAST, *, sink: Sink | None = None,
-           holder: str | None = None, clock: Callable[[], int] = now_ms) -> ScheduleService:
+           holder: str | None = None, clock: Callable[[], int] = now_ms,
+           reach: Callable[[], bool] | None = None) -> ScheduleService:
     return ScheduleService(partial(scheduler_engine, url, settings.db_timeout_s), settings,
-                           airer=airer(sink), holder=holder, clock=clock)
+                           airer=airer(sink), holder=holder, clock=clock, reach=reach)
 
 
 def runs(db: Database, schedule_id: int | None = None) -> list[ScheduleRun]:

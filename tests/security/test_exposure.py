@@ -118,9 +118,9 @@ async def test_control_characters_cannot_break_the_exports() -> None:
             r = await admin.get("/api/reports/broadcasts.xlsx")
             assert r.status_code == 200, r.text[:300]
             wb = load_workbook(io.BytesIO(r.content))
-            cells = {c.value for row in wb["broadcasts"].iter_rows() for c in row}
+            cells = {c.value for row in wb["Lượt phát"].iter_rows() for c in row}
             assert "Họp␁tổ␋␀␁␂␃dân phố" in cells and "␁=HYPERLINK(1)" in cells
-            urls = {c.value for row in wb["relays"].iter_rows() for c in row}
+            urls = {c.value for row in wb["Tiếp sóng"].iter_rows() for c in row}
             assert "http://198.51.100.7/live␁.mp3" in urls
 
         # formula injection is still refused: a title that starts a formula is quoted
@@ -129,7 +129,7 @@ async def test_control_characters_cannot_break_the_exports() -> None:
         r = await admin.post("/api/broadcasts", json=body)
         assert r.status_code == 201
         wb = load_workbook(io.BytesIO((await admin.get("/api/reports/broadcasts.xlsx")).content))
-        titles = {c.value for c in wb["broadcasts"]["C"]}
+        titles = {c.value for c in wb["Lượt phát"]["C"]}
         assert "'=cmd|' /C calc'!A0" in titles and "=cmd|' /C calc'!A0" not in titles
         assert ",'=cmd|' /C calc'!A0," in (await admin.get("/api/reports/broadcasts.csv")).text
 

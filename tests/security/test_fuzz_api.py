@@ -83,6 +83,13 @@ SEMANTIC: dict[str, str] = {
     "POST /api/nodes/{node_id}/commands": "arguments the command does not take",
     "POST /api/zones/{zone_id}/commands": "arguments the command does not take",
     "POST /api/users": "a user name that exists; an org unit that does not",
+    "POST /api/library": "a file that is not audio (empty, or nothing decodable); a title over its length",
+    "POST /api/library/{item_id}/bulletin": "an id beyond the database's integers",
+    "DELETE /api/library/{item_id}": "an id beyond the database's integers",
+    "POST /api/zones/{zone_id}/windows": "an on or off time that is not a time of day ('')",
+    "GET /api/agenda": "a 'to' without 'from', a range that ends before it starts or spans over 62 days",
+    "GET /api/audit": "a period that ends before it starts",
+    "PATCH /api/speech/dictionary/{entry_id}": "neither a new reading nor a note ({})",
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
@@ -121,6 +128,10 @@ def _seed(url: str) -> dict[str, Any]:
     r = _post(url, "/api/bulletins", {"title": "Tiêm phòng", "text": TEXT})
     assert r.status_code == 201, r.text
     bid = r.json()["id"]
+    # a schedule airs it, so the fuzzer's DELETE of a bulletin is refused (409) for this one
+    r = _post(url, "/api/schedules", {"bulletin_id": bid, "target": {"zones": ["z1"]},
+                                      "when": {"kind": "daily", "times": ["06:00"]}})
+    assert r.status_code == 201, r.text
     _post(url, "/api/speech/dictionary", {"word": "UBND", "reading": "ủy ban nhân dân"})
     users = {}
     for name in ("fuzz-self", "fuzz-reset"):

@@ -63,4 +63,5 @@ def downgrade() -> None:
         b.drop_index('ix_pronunciationentry_org_unit_id')
         b.drop_constraint('uq_pronunciation_org_term', type_='unique')
         b.drop_column('org_unit_id')
-        b.create_unique_constraint('uq_pronunciationentry_term_key', ['term_key'])
+        # the name 0002 gave it on each (upgrade drops it by that name again)
+        b.create_unique_constraint(_old_unique_name(), ['term_key'])

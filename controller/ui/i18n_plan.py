@@ -1,0 +1,53 @@
+"""Interface strings of the planning and records screens of issue 14: the calendar (lịch tuần /
+tháng, printable), the exports' headers, the pronunciation dictionary and the audit log screens,
+the installable app. Vietnamese first (with diacritics), English second; merged into
+``controller.ui.i18n``."""
+
+from __future__ import annotations
+
+PLAN: dict[str, tuple[str, str]] = {
+    "lang_code": ("vi", "en"),
+    # the exports (controller/ui/exports.py): column headers, sheet names and titles, signatures
+    "xh_no": ("STT", "No."),
+    "xh_aired_at": ("Thời gian phát", "Aired at"),
+    "xh_title": ("Tiêu đề bản tin", "Bulletin title"),
+    "xh_text": ("Nội dung bản tin", "Bulletin text"),
+    "xh_class": ("Loại tin", "Class"),
+    "xh_status": ("Trạng thái", "Status"),
+    "xh_outcome": ("Kết quả", "Outcome"),
+    "xh_zones": ("Khu vực phát", "Zones"),
+    "xh_units": ("Số cụm loa", "Units"),
+    "xh_played": ("Đã phát", "Played"),
+    "xh_failed": ("Không phát được", "Failed"),
+    "xh_offline": ("Mất kết nối", "Offline"),
+    "xh_other": ("Chưa xong", "Not finished"),
+    "xh_made_by": ("Người thực hiện", "Made by"),
+    "xh_broadcast": ("Mã lượt phát", "Broadcast id"),
+    "xh_opened_at": ("Mở lúc", "Opened at"),
+    "xh_started_at": ("Bắt đầu", "Started"),
+    "xh_ended_at": ("Kết thúc", "Ended"),
+    "xh_duration_s": ("Thời lượng (giây)", "Duration (s)"),
+    "xh_speaker": ("Người phát", "Speaker"),
+    "xh_units_heard": ("Cụm loa đã phát", "Units that played"),
+    "xh_refused": ("Cụm loa từ chối", "Units that refused"),
+    "xh_state": ("Trạng thái", "State"),
+    "xh_reason": ("Lý do kết thúc", "Why it ended"),
+    "xh_audio_s": ("Bản ghi (giây)", "Recording (s)"),
+    "xh_audio": ("Bản ghi âm", "Recording"),
+    "xh_archive_note": ("Ghi chú bản ghi", "Recording note"),
+    "xh_session": ("Mã phiên", "Session id"),
+    "xh_url": ("Nguồn phát (URL)", "Stream URL"),
+    "xh_mode": ("Cách tiếp sóng", "Mode"),
+    "xh_relay": ("Mã tiếp sóng", "Relay id"),
+    "xs_sheet_broadcasts": ("Lượt phát", "Broadcasts"),
+    "xs_sheet_live": ("Phát trực tiếp", "Live"),
+    "xs_sheet_relays": ("Tiếp sóng", "Relays"),
+    "xs_title_broadcasts": ("BÁO CÁO CÁC LƯỢT PHÁT THANH", "BROADCAST REPORT"),
+    "xs_title_live": ("BÁO CÁO PHÁT TRỰC TIẾP", "LIVE BROADCAST REPORT"),
+    "xs_title_relays": ("BÁO CÁO TIẾP SÓNG", "RELAY REPORT"),
+    "xs_period": ("Từ ngày {lo} đến ngày {hi} (giờ Việt Nam) · lập lúc {made}",
+                  "From {lo} to {hi} (Vietnam time) · made {made}"),
+    "xs_made_by": ("NGƯỜI LẬP BIỂU", "PREPARED BY"),
+    "xs_approved_by": ("XÁC NHẬN CỦA LÃNH ĐẠO UBND PHƯỜNG", "APPROVED BY THE WARD CHAIRMAN"),
+    "xs_sign": ("(Ký, ghi rõ họ tên)", "(signature and full name)"),
+}
