@@ -15,7 +15,7 @@ from controller.accounts.models import User
 from controller.accounts.scope import can_see_org
 from controller.api.bulletins import bulletin_public
 from controller.api.deps import EditorDep, ServicesDep, SessionDep, UserDep
-from controller.api.recordings import upload_body_limit
+from controller.api.recordings import read_recording
 from controller.api.responses import AudioItemPublic, BulletinSpeechPublic, iso
 from controller.api.schemas import LibraryUse
 from controller.api.speech import MEDIA_TYPES
@@ -24,9 +24,6 @@ from controller.bulletins.models import AudioItem, Bulletin
 from controller.bulletins.recordings import RECORDING_VOICE
 from controller.bulletins.render import store_audio
 from controller.core.audiostore import AudioStoreError
-from controller.core.errors import ServiceError
-from tts.errors import EngineError
-from tts.recording import RecordingError, prepare_recording
 
 router = APIRouter(prefix="/api/library", tags=["bulletins"])
 LIBRARY_PATH = router.prefix  # a larger body limit, no request deadline (controller/app.py)
@@ -63,24 +60,7 @@ async def upload_item(request: Request, sv: ServicesDep, user: EditorDep,
                       title: Annotated[str, Form(max_length=200)] = "") -> AudioItemPublic:
     """Decode, loudness-normalise and encode the file in the node format; anything that is not
     such audio is refused (422) with the reason."""
-    cfg = sv.settings.tts
-    limit = cfg.upload_max_mb * 1024 * 1024
-    declared = request.headers.get("content-length", "")
-    too_big = ServiceError(413, f"the file is larger than the limit of {cfg.upload_max_mb} MB")
-    if declared.isdigit() and int(declared) > upload_body_limit(cfg):
-        raise too_big
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise too_big
-    name = (file.filename or "").rsplit("/", 1)[-1]
-    try:
-        rec = await asyncio.to_thread(
-            prepare_recording, data, codec=cfg.codec, bitrate_kbps=cfg.bitrate_kbps,
-            loudness_target_dbfs=cfg.loudness_dbfs, max_duration_s=cfg.upload_max_minutes * 60.0)
-    except RecordingError as exc:
-        raise ServiceError(422, f"{name or 'the upload'}: {exc}") from None
-    except EngineError as exc:
-        raise ServiceError(503, f"audio processing is unavailable: {exc}") from None
+    name, rec = await read_recording(request, file, sv.settings.tts)
 
     def store() -> AudioItemPublic:
         with sv.db.session() as s:

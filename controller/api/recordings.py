@@ -16,7 +16,7 @@ from controller.bulletins.recordings import store_recording
 from controller.bulletins.speech_settings import TtsSettings
 from controller.core.errors import ServiceError
 from tts.errors import EngineError
-from tts.recording import ACCEPTED_FORMATS, RecordingError, prepare_recording
+from tts.recording import ACCEPTED_FORMATS, PreparedRecording, RecordingError, prepare_recording
 
 router = APIRouter(prefix="/api/bulletins", tags=["bulletins"])
 
@@ -36,20 +36,11 @@ def _too_big(limit_mb: int) -> ServiceError:
     return ServiceError(413, f"the file is larger than the limit of {limit_mb} MB")
 
 
-@router.post("/recordings", status_code=status.HTTP_201_CREATED, response_model=BulletinSpeechPublic)
-async def upload_recording(
-    request: Request, sv: ServicesDep, user: EditorDep,
-    file: Annotated[UploadFile, File(description=f"the recording ({_FORMATS})")],
-    title: Annotated[str, Form(max_length=200)] = "",
-    text: Annotated[str, Form(max_length=5000, description="what the recording says (optional)")] = "",
-    priority: Annotated[str, Form(description="normal | priority | emergency")] = "normal",
-) -> BulletinSpeechPublic:
-    """Decode, loudness-normalise and encode the recording in the node format; store it as a
-    bulletin that airs like a text bulletin (preview it at ``/api/bulletins/{id}/audio``)."""
-    cfg = sv.settings.tts
+async def read_recording(request: Request, file: UploadFile,
+                         cfg: TtsSettings) -> tuple[str, PreparedRecording]:
+    """The uploaded file's base name and its audio in the node format, or the refusal: 413 over
+    the size limit (declared or read), 422 audio that cannot be used, 503 no audio engine."""
     limit = cfg.upload_max_mb * 1024 * 1024
-    if priority not in get_args(Priority):
-        raise ServiceError(422, f"priority must be one of {', '.join(get_args(Priority))}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > upload_body_limit(cfg):
         raise _too_big(cfg.upload_max_mb)
@@ -65,6 +56,22 @@ async def upload_recording(
         raise ServiceError(422, f"{name or 'the upload'}: {exc}") from None
     except EngineError as exc:
         raise ServiceError(503, f"audio processing is unavailable: {exc}") from None
+    return name, rec
+
+
+@router.post("/recordings", status_code=status.HTTP_201_CREATED, response_model=BulletinSpeechPublic)
+async def upload_recording(
+    request: Request, sv: ServicesDep, user: EditorDep,
+    file: Annotated[UploadFile, File(description=f"the recording ({_FORMATS})")],
+    title: Annotated[str, Form(max_length=200)] = "",
+    text: Annotated[str, Form(max_length=5000, description="what the recording says (optional)")] = "",
+    priority: Annotated[str, Form(description="normal | priority | emergency")] = "normal",
+) -> BulletinSpeechPublic:
+    """Decode, loudness-normalise and encode the recording in the node format; store it as a
+    bulletin that airs like a text bulletin (preview it at ``/api/bulletins/{id}/audio``)."""
+    if priority not in get_args(Priority):
+        raise ServiceError(422, f"priority must be one of {', '.join(get_args(Priority))}")
+    name, rec = await read_recording(request, file, sv.settings.tts)
 
     def store() -> BulletinSpeechPublic:
         with sv.db.session() as s:
