@@ -9,6 +9,7 @@ line played each broadcast once, the relays of the children not targeted never c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,3 +88,33 @@ async def test_an_emergency_preempts_what_the_line_plays(mosquitto: BrokerProces
             "gw1-a01": ("failed", "preempted"), "gw1-a02": ("failed", "preempted")}
         assert gw.line.played == [normal, urgent], "each once, the emergency after what it cut"
         assert boards.boards[3].relay_log == []
+
+
+async def test_an_emergency_sounds_the_attention_tone_for_the_boards_at_once(
+        mosquitto: BrokerProcess, tmp_path: Path) -> None:
+    """The controller's tone (in every retained config) reaches the gateway for each child; the
+    emergency's manifest sounds it on the line to the targeted boards before the speech plays there,
+    once, and each delivery row says so (docs/protocol.md §7.5)."""
+    async with running_controller(make_settings(tmp_path / "ctl", mosquitto.port)) as (_, client), \
+            gateway(mosquitto.port, tmp_path) as (gw, boards):
+        await ward(client)
+        await wait_for(lambda: all(gw.tones.kept(n) for n in CHILDREN.values()), 60, "each child's tone kept")
+        boards.boards[2].power = False  # an amplifier off: the emergency switches it on for the tone
+        urgent_b = await bulletin(client, "Khẩn cấp: nước lũ đang lên, bà con di chuyển lên cao.",
+                                  priority="emergency")
+        urgent = await air(client, urgent_b["id"], {"zones": ["tdp4"]}, priority="emergency")
+        got = await wait_broadcast(client, urgent, 120)
+        assert states(got) == {"gw1-a01": "played", "gw1-a02": "played"}
+        assert gw.line.tones == [(urgent, ["gw1-a01", "gw1-a02"])], "the tone once, to the targeted boards"
+        assert gw.line.played == [urgent]
+        line = tmp_path / "line" / "gw1"
+        tone, speech = line / f"{urgent}.attention.mp3", line / f"{urgent}.mp3"
+        assert hashlib.sha256(tone.read_bytes()).hexdigest() == gw.tones.kept("gw1-a01")
+        assert tone.stat().st_mtime_ns <= speech.stat().st_mtime_ns, "the tone on the line before the speech"
+        for addr in (1, 2):
+            assert [on for _, on in boards.boards[addr].relay_log][:1] == [True]
+            assert not boards.boards[addr].relay, "every relay open again at the end"
+        assert boards.boards[2].power, "switched on by the emergency"
+        assert boards.boards[3].relay_log == [], "the child of another zone heard no tone"
+        reasons = {d["node_id"]: {h["reason"] for h in d["history"]} for d in got["deliveries"]}
+        assert all("attention tone sounded" in reasons[n] for n in ("gw1-a01", "gw1-a02")), reasons
