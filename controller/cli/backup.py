@@ -11,10 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
+from controller.cli.db_args import add_database_args, settings_from
 from controller.core.backup import BackupError, Summary, backup
 from controller.core.db import make_engine
 from controller.core.restore import restore
-from controller.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -24,21 +24,11 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
             "restore an archive into an EMPTY database (and the audio into the data directory)")
     ap = argparse.ArgumentParser(prog=f"loaphuong {cmd}", description=what)
     ap.add_argument("file", help="the archive to write" if cmd == "backup" else "the archive to read")
-    ap.add_argument("--data-dir", default=None, help="the controller's data directory (SQLite, audio)")
-    ap.add_argument("--database-url", default=None, help="e.g. postgresql://user@host/db")
+    add_database_args(ap, "the controller's data directory (SQLite, audio)")
     if cmd == "restore":
         ap.add_argument("--force", action="store_true",
                         help="restore even into a database that holds data: DELETES all of it first")
     return ap
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    update: dict[str, object] = {}
-    if args.data_dir:
-        update["data_dir"] = Path(args.data_dir)
-    if args.database_url:
-        update["database_url"] = args.database_url
-    return Settings().model_copy(update=update)
 
 
 def _report(cmd: str, path: str, s: Summary) -> None:
@@ -49,7 +39,7 @@ def _report(cmd: str, path: str, s: Summary) -> None:
 
 def main(cmd: str, argv: list[str]) -> int:
     args = _parser(cmd).parse_args(argv)
-    settings = _settings(args)
+    settings = settings_from(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     try:

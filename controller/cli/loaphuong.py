@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from controller.cli.db_args import add_database_args, database_overrides, settings_from
 from controller.cli.own_parser import OWN_PARSER, own_parser
 from controller.core.jsonlog import configure_logging, json_from_env
 from devices.failover import add_broker_option
@@ -39,12 +40,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         ("host", args.mqtt_host), ("port", args.mqtt_port),
         ("brokers", getattr(args, "brokers", None) or None)) if v is not None})
     mqtt = type(mqtt).model_validate(mqtt.model_dump())  # the --broker entries checked as the settings are
-    update: dict[str, object] = {"mqtt": mqtt}
-    if args.data_dir:
-        update["data_dir"] = Path(args.data_dir)
-    if args.database_url:
-        update["database_url"] = args.database_url
-    return base.model_copy(update=update)
+    return base.model_copy(update={"mqtt": mqtt, **database_overrides(args)})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -169,15 +165,7 @@ def _ward_dictionary(settings: Settings) -> dict[str, str]:
 
 
 def _speech_input(args: argparse.Namespace) -> tuple[Settings, dict[str, str], str]:
-    from controller.settings import Settings
-
-    base = Settings()
-    update: dict[str, object] = {}
-    if args.data_dir:
-        update["data_dir"] = Path(args.data_dir)
-    if args.database_url:
-        update["database_url"] = args.database_url
-    settings = base.model_copy(update=update)
+    settings = settings_from(args)
     text = sys.stdin.read() if args.text == "-" else args.text
     return settings, ({} if args.no_dictionary else _ward_dictionary(settings)), text
 
@@ -291,8 +279,7 @@ def _speech_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         sp.add_argument("text", help="the text ('-' reads standard input)")
         sp.add_argument("--voice", default=None, help="voice (default: the ward's)")
         sp.add_argument("--no-dictionary", action="store_true", help="ignore the ward's dictionary")
-        sp.add_argument("--data-dir", default=None, help="the ward's data directory (for its dictionary)")
-        sp.add_argument("--database-url", default=None)
+        add_database_args(sp, "the ward's data directory (for its dictionary)")
         if name == "normalize":
             sp.add_argument("--dialect", choices=["north", "central", "south"], default=None,
                             help="number reading (default: the voice's accent)")
@@ -321,8 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("--host", default="127.0.0.1")
         sp.add_argument("--port", type=int, default=8000)
-        sp.add_argument("--data-dir", default=None, help="where SQLite, audio and cache live")
-        sp.add_argument("--database-url", default=None, help="e.g. postgresql://user@host/db")
+        add_database_args(sp, "where SQLite, audio and cache live")
         sp.add_argument("--mqtt-host", default=None)
         sp.add_argument("--mqtt-port", type=int, default=None)
         sp.add_argument("--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain)")

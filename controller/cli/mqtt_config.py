@@ -7,9 +7,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from controller.cli.db_args import add_database_args, settings_from
 from controller.core.db import Database
 from controller.fleet.broker_accounts import NEW_CREDENTIALS, ConfigReport, Listeners, write_mqtt_config
-from controller.settings import Settings
 from devices import security
 
 logger = logging.getLogger(__name__)
@@ -23,8 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                     "its own and its zones' command and audio topics (docs/security.md).")
     ap.add_argument("--out", required=True, type=Path,
                     help="directory for the files (e.g. /etc/mosquitto/lp)")
-    ap.add_argument("--data-dir", default=None, help="the controller's data directory")
-    ap.add_argument("--database-url", default=None)
+    add_database_args(ap, "the controller's data directory")
     ap.add_argument("--issue-missing", action="store_true",
                     help="issue credentials to units that have none; written once to new-credentials.csv")
     ap.add_argument("--port", type=int, default=1883,
@@ -40,15 +39,6 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--keyfile", default=None)
     ap.add_argument("--cafile", default=None)
     return ap
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    update: dict[str, object] = {}
-    if args.data_dir:
-        update["data_dir"] = Path(args.data_dir)
-    if args.database_url:
-        update["database_url"] = args.database_url
-    return Settings().model_copy(update=update)
 
 
 def _log_report(report: ConfigReport) -> None:
@@ -75,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--tls-port needs --certfile and --keyfile")
         tls = security.TlsListener(args.tls_port, args.certfile, args.keyfile, args.cafile,
                                    bind=args.tls_bind)
-    settings = _settings(args)
+    settings = settings_from(args)
     db = Database(settings.db_url)
     try:
         db.migrate(settings.data_dir)

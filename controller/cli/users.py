@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from pathlib import Path
 
 from sqlmodel import Session, col, select
 
@@ -19,17 +18,12 @@ from controller.accounts.passwords import password_problem
 from controller.accounts.roles import ROLES
 from controller.accounts.sessions import end_sessions
 from controller.accounts.users import add_user
+from controller.cli.db_args import add_database_args, settings_from
 from controller.core.db import Database
-from controller.settings import Settings
 
 
 def _db(args: argparse.Namespace) -> Database:
-    update: dict[str, object] = {}
-    if args.data_dir:
-        update["data_dir"] = Path(args.data_dir)
-    if args.database_url:
-        update["database_url"] = args.database_url
-    settings = Settings().model_copy(update=update)
+    settings = settings_from(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     db.migrate(settings.data_dir)
@@ -37,8 +31,7 @@ def _db(args: argparse.Namespace) -> Database:
 
 
 _common = argparse.ArgumentParser(add_help=False)
-_common.add_argument("--data-dir", default=None, help="where the SQLite database lives")
-_common.add_argument("--database-url", default=None, help="e.g. postgresql://user@host/db")
+add_database_args(_common, "where the SQLite database lives")
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
