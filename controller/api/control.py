@@ -14,7 +14,8 @@ from controller.accounts.roles import CAN_CONTROL
 from controller.accounts.scope import manages_zones, unit_zones, visible_zones
 from controller.api.deps import ServicesDep, SessionDep, UserDep
 from controller.api.relays import refusal, station_guard
-from controller.api.responses import CommandPublic, MqttCredentials, NodeResultPublic, iso
+from controller.api.responses import iso
+from controller.api.responses_fleet import CommandPublic, MqttCredentials, NodeResultPublic
 from controller.api.schemas import CommandRequest
 from controller.api.scope import forbidden, node_for, node_visible, out_of_service
 from controller.fleet.broker_accounts import issue_credentials

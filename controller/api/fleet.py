@@ -12,14 +12,14 @@ from controller.accounts.audit import audit
 from controller.accounts.models import OrgUnit, User
 from controller.accounts.scope import manages_zones, scope_refusal, unit_zones, visible_zones
 from controller.api.deps import AdminDep, ServicesDep, SessionDep, UserDep
-from controller.api.responses import (
+from controller.api.responses import iso
+from controller.api.responses_fleet import (
     MqttCredentials,
     NodeCreated,
     NodePublic,
     NodeRetired,
     ZoneCreated,
     ZonePublic,
-    iso,
 )
 from controller.api.schemas import NodeCreate, NodeUpdate, ZoneCreate
 from controller.api.scope import forbidden, node_for
@@ -64,6 +64,8 @@ def _public(sv: ServicesDep, node: Node, zones: list[str]) -> NodePublic:
         last_seen=iso(live.last_seen_ms if live and live.last_seen_ms else node.last_seen),
         telemetry=(dict(live.telemetry) if live and live.telemetry else node.telemetry),
         lat=node.lat, lon=node.lon,
+        hw=(live.board[0] if live and any(live.board) else node.hw),
+        fw=(live.board[1] if live and any(live.board) else node.fw),
     )
 
 
@@ -105,7 +107,8 @@ def list_nodes(request: Request, sv: ServicesDep, s: SessionDep, user: UserDep, 
         out.append(directory.row_json(
             row, live.status if live else "unknown", (live.alarm if live else "") or row.alarm,
             live.last_seen_ms if live and live.last_seen_ms else row.last_seen,
-            live.telemetry if live and live.telemetry else row.telemetry, iso))
+            live.telemetry if live and live.telemetry else row.telemetry, iso,
+            live.board if live else ("", "")))
     headers = {"X-Total-Count": str(len(picked))}
     if offset + size < len(picked):
         nxt = request.url.include_query_params(offset=offset + size)

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from controller.accounts.audit import audit
 from controller.accounts.models import User
 from controller.api.deps import ControlDep, ServicesDep, SessionDep, UserDep
-from controller.api.responses import WindowPublic
+from controller.api.responses_fleet import WindowPublic
 from controller.api.schemas import WindowCreate, WindowUpdate
 from controller.api.scope import zone_for
 from controller.fleet.models import Zone, ZoneWindow

@@ -38,6 +38,7 @@ class NodeRow:
     telemetry: dict[str, Any]  # as last stored: shown until the unit reports again
     alarm: str
     last_seen: int | None
+    board: tuple[str, str] = ("", "")  # (hw, fw) as last stored
 
 
 class NodeDirectory:
@@ -50,15 +51,19 @@ class NodeDirectory:
         self.serialised = 0
 
     def row_json(self, row: NodeRow, status: str, alarm: str, last_seen: int | None,
-                 telemetry: Mapping[str, Any], fmt_time: Callable[[int | None], str | None]) -> bytes:
-        """The unit's JSON object (``NodePublic``'s fields), from the cache when nothing changed."""
-        key = (row, status, alarm, last_seen, telemetry)
+                 telemetry: Mapping[str, Any], fmt_time: Callable[[int | None], str | None],
+                 board: tuple[str, str] = ("", "")) -> bytes:
+        """The unit's JSON object (``NodePublic``'s fields), from the cache when nothing changed;
+        ``board`` is the (hw, fw) of its birth since start, else the stored one."""
+        hw, fw = board if any(board) else row.board
+        key = (row, status, alarm, last_seen, telemetry, hw, fw)
         hit = self._json.get(row.id)
         if hit is not None and hit[0] == key:
             return hit[1]
         body = json.dumps({
             "id": row.id, "name": row.name, "zones": row.zones, "status": status, "alarm": alarm,
             "last_seen": fmt_time(last_seen), "telemetry": telemetry, "lat": row.lat, "lon": row.lon,
+            "hw": hw, "fw": fw,
         }, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         if len(self._json) > 4 * max(1, len(self._rows)):  # units retired meanwhile: start afresh
             self._json.clear()
@@ -90,8 +95,9 @@ class NodeDirectory:
         for node_id, zone_id in conn.execute(sa_select(col(NodeZone.node_id), col(NodeZone.zone_id))
                                              .order_by(col(NodeZone.zone_id))):
             zones.setdefault(node_id, []).append(zone_id)
-        fields = (Node.id, Node.name, Node.lat, Node.lon, Node.telemetry, Node.alarm, Node.last_seen)
+        fields = (Node.id, Node.name, Node.lat, Node.lon, Node.telemetry, Node.alarm, Node.last_seen,
+                  Node.hw, Node.fw)
         cols = sa_select(*(col(c) for c in fields))
         rows = conn.execute(cols.where(col(Node.status) != RETIRED).order_by(col(Node.id)))
-        return [NodeRow(i, name, zones.get(i, []), lat, lon, tel or {}, alarm, seen)
-                for i, name, lat, lon, tel, alarm, seen in rows]
+        return [NodeRow(i, name, zones.get(i, []), lat, lon, tel or {}, alarm, seen, (hw, fw))
+                for i, name, lat, lon, tel, alarm, seen, hw, fw in rows]

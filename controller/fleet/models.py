@@ -38,7 +38,9 @@ class Node(SQLModel, table=True):
     lon: float | None = None
     status: str = Field(default="unknown", max_length=16)  # online | offline | shutdown | unknown | retired
     session: str = Field(default="", max_length=64)
-    fw: str = Field(default="", max_length=64)
+    fw: str = Field(default="", max_length=64)  # firmware version, from its last birth
+    #: what the unit is ("esp32-a1s", "linux-aarch64"), from its last birth
+    hw: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     last_seen: int | None = Field(default=None, sa_column=Column(BigInteger))
     telemetry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     alarm: str = Field(default="", max_length=200)

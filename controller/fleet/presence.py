@@ -64,6 +64,7 @@ class NodeLive:
     alarm_at: float = 0.0
     volume: int = 70  # desired volume (controller/fleet/commands.py), sent in the retained config
     name: str = ""  # the unit's name as staff gave it (POST/PATCH /api/nodes), sent in the config
+    board: tuple[str, str] = ("", "")  # (hw, fw) of its last birth (empty until one since start)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class UnitView:
     last_seen_ms: int | None
     telemetry: Mapping[str, Any]  # the latest report, as the unit sent it (empty if none yet)
     groups: tuple[str, ...]
+    board: tuple[str, str] = ("", "")  # (hw, fw) as its last birth said, ("", "") if none since start
 
 
 class Presence:
@@ -198,7 +200,7 @@ class Presence:
         if live is None:
             return None
         return UnitView(self.status(node_id), live.alarm, live.session, live.last_seen_ms, live.telemetry,
-                        tuple(live.groups))
+                        tuple(live.groups), live.board)
 
     def telemetry_of(self, node_id: str) -> Mapping[str, Any]:
         """The unit's latest telemetry (with the effects of commands it confirmed); empty if none."""
@@ -290,7 +292,8 @@ class Presence:
             live.session = msg.session
             live.last_heard = time.monotonic()
             live.last_seen_ms = p.now_ms()
-            self._set(node_id, live, "online", f"fw {msg.fw}".strip(), fw=msg.fw)
+            live.board = (msg.hw, msg.fw)  # shown at once; stored with the next change of status
+            self._set(node_id, live, "online", f"{msg.hw} fw {msg.fw}".strip(), fw=msg.fw, hw=msg.hw)
         elif msg.session in ("", live.session) or live.status != "online":
             # a will/shutdown from an older session must not mark the current one offline
             self._set(node_id, live, msg.status.value, msg.reason)
@@ -337,13 +340,14 @@ class Presence:
 
     # ------------------------------------------------------------------ changes
 
-    def _set(self, node_id: str, live: NodeLive, status: str, detail: str, *, fw: str | None = None) -> None:
+    def _set(self, node_id: str, live: NodeLive, status: str, detail: str, *, fw: str | None = None,
+             hw: str | None = None) -> None:
         if live.status == status:
             return
         was_online = live.status == "online"
         live.status = status
         logger.info("node %s is %s (%s)", node_id, status, detail)
-        self._record(node_id, status, detail, status=status, session=live.session, fw=fw)
+        self._record(node_id, status, detail, status=status, session=live.session, fw=fw, hw=hw)
         if was_online != (status == "online"):
             for fn in self._listeners:
                 try:

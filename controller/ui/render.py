@@ -90,6 +90,8 @@ class UnitRow:
     lon: float | None
     telemetry: dict[str, Any]
     last_seen: int | None
+    hw: str = ""  # what the unit said it is at its last birth
+    fw: str = ""
 
 
 def units(p: Page, zone: str | None = None, state: str | None = None) -> list[UnitRow]:
@@ -111,7 +113,8 @@ def units(p: Page, zone: str | None = None, state: str | None = None) -> list[Un
         live = p.sv.presence.view(n.id)
         out.append(UnitRow(n.id, n.name, zs, st, (live.alarm if live else "") or n.alarm, n.lat, n.lon,
                            dict(live.telemetry if live and live.telemetry else n.telemetry or {}),
-                           live.last_seen_ms if live and live.last_seen_ms else n.last_seen))
+                           live.last_seen_ms if live and live.last_seen_ms else n.last_seen,
+                           *(live.board if live and any(live.board) else (n.hw, n.fw))))
     return out
 
 

@@ -25,7 +25,7 @@ async def test_node_list_pages_filters_and_sees_new_units_at_once(tmp_path: Path
         assert [n["id"] for n in r.json()] == [f"n-{i}" for i in range(7)]
         first = r.json()[0]
         assert first == {"id": "n-0", "name": "Loa 0", "zones": ["z2"], "status": "unknown", "alarm": "",
-                         "last_seen": None, "telemetry": {}, "lat": 21.0, "lon": 105.8}
+                         "last_seen": None, "telemetry": {}, "lat": 21.0, "lon": 105.8, "hw": "", "fw": ""}
         r = await client.get("/api/nodes", params={"limit": 2, "offset": 2})
         assert [n["id"] for n in r.json()] == ["n-2", "n-3"] and r.headers["x-total-count"] == "7"
         r = await client.get("/api/nodes", params={"zone": "z1", "limit": 10})
