@@ -23,6 +23,7 @@ from controller.ui import dashboard as dash
 from controller.ui.calendar import slot_title
 from controller.ui.i18n import DELIVERY_REASONS, T, pick
 from controller.ui.render import Page, PageDep, errors_text, same_site_path, templates, units, when, zones
+from controller.ui.telemetry import readable
 from devices.protocol import now_ms
 
 router = APIRouter(include_in_schema=False)
@@ -169,7 +170,8 @@ def unit_page(node_id: str, p: PageDep) -> Response:
     zs = zones(p)
     return p.render("unit.html", "units", u=found[0], zones=zs, zone_names={z.id: z.name for z in zs},
                     is_admin=p.user.role == "admin",
-                    since=fleet.ago(p.lang, found[0].last_seen), step=broker_step(p), extra=fleet_strings(p))
+                    since=fleet.ago(p.lang, found[0].last_seen), step=broker_step(p), extra=fleet_strings(p),
+                    tel=readable(p.lang, found[0].telemetry))
 
 
 _STATE_ORDER = {"offline": 0, "unknown": 1, "shutdown": 2, "online": 3}
