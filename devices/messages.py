@@ -211,6 +211,8 @@ class Ack(Msg):
     have: int | None = Field(default=None, ge=0, description="chunks held, while receiving")
     attention: str = Field(default="", max_length=16,
                            description="emergency: sounded | mismatch | missing (the local tone)")
+    started_at: int | None = Field(default=None, ge=0, description=(
+        "playing / played: when it began sounding, on the controller's clock (ms; optional)"))
 
 
 class RepairRequest(Msg):

@@ -199,11 +199,11 @@ class Downloads:
         tone = self.attention.alert(m)  # at once, before any chunk
         if bc in io.finished:  # never play twice: re-send the final ack
             state, reason = io.finished[bc]
-            io.ack(bc, state, reason)
+            io.ack(bc, state, reason, started_at=self._player.started_at(bc))
             return
         held = self._player.state_of(bc)
         if held is not None:
-            io.ack(bc, held, attention=tone)
+            io.ack(bc, held, attention=tone, started_at=self._player.started_at(bc))
             return
         d = self._active.get(bc)
         if d is not None:

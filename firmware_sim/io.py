@@ -83,9 +83,10 @@ class NodeIO(Protocol):
         ...
 
     def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None, *,
-            attention: str = "") -> None:
+            attention: str = "", started_at: int | None = None) -> None:
         """The broadcast's ack on the node's ack topic (a final state is also remembered);
-        ``attention``: what an emergency's local tone did (docs/protocol.md §3)."""
+        ``attention``: what an emergency's local tone did; ``started_at``: when a broadcast playing
+        or played began sounding, on the controller's clock (docs/protocol.md §3)."""
         ...
 
     def bad(self, topic: str, why: object) -> None:

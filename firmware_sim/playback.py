@@ -126,7 +126,7 @@ class PlaybackCommands:
         finished = self._io.finished
         known = play_already(bc, playing=self._player.playing == bc, finished=finished)
         if known is not None:  # at most once, whoever asks: tell the truth again instead
-            self._io.ack(bc, *known)
+            self._io.ack(bc, *known, started_at=self._player.started_at(bc))
             return already_answer(bc, *known)
         local_at = self._clock.controller_to_node(at)
         if self._player.start(bc, local_at, offset):

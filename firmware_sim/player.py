@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from devices.protocol import AckState, Manifest, Priority, play_rank
 from firmware_sim.hardware import AudioOutput, NoPower, OutputFault, PlayJob, PowerDriver, SleepOutput
@@ -34,7 +35,11 @@ from firmware_sim.playlog import Event, PlayEvent, PlayLog
 
 logger = logging.getLogger(__name__)
 
-AckFn = Callable[[str, AckState, str], None]
+class AckFn(Protocol):
+    """The node's ack (firmware_sim/runtime.py): ``started_at`` on ``playing``/``played``."""
+
+    def __call__(self, bc: str, state: AckState, reason: str = "", *,
+                 started_at: int | None = None) -> None: ...
 
 
 @dataclass
@@ -108,6 +113,8 @@ class Player:
         self.tones: list[str] = []
         #: bc -> real time (epoch ms) playback started, and the offset it started at
         self.start_times: dict[str, tuple[float, int]] = {}
+        #: bc -> when it began sounding, on the controller's clock (the ``started_at`` of its acks)
+        self._began: dict[str, int] = {}
         self._clock = clock
         self._ctl_clock = controller_clock or clock  # expires_at is on the controller's clock
         self._on_ack = on_ack
@@ -129,6 +136,10 @@ class Player:
         if any(item.bc == bc for item in self.queue):
             return AckState.VERIFIED
         return None
+
+    def started_at(self, bc: str) -> int | None:
+        """When ``bc`` began sounding here (this boot), on the controller's clock; None if it has not."""
+        return self._began.get(bc)
 
     def used_bytes(self) -> int:
         held = sum(len(item.audio) for item in self.queue)
@@ -312,7 +323,7 @@ class Player:
                     await asyncio.to_thread(self._write, item)
                 except OSError as exc:
                     logger.warning("%s: cannot write %s: %s", self.node_id, item.bc, exc)
-            await self.output.play(job, lambda: self._on_ack(item.bc, AckState.PLAYING, ""))
+            await self.output.play(job, lambda: self._sounding(item.bc))
         except asyncio.CancelledError:
             raise  # the interrupter already acked failed/<reason>
         except OutputFault as exc:
@@ -330,9 +341,14 @@ class Player:
         self._task = None
         self.played.append(item.bc)
         self._log("end", item, "played")
-        self._on_ack(item.bc, AckState.PLAYED, "")
+        self._on_ack(item.bc, AckState.PLAYED, "", started_at=self._began.get(item.bc))
         self._on_change()
         self._kick()
+
+    def _sounding(self, bc: str) -> None:
+        """Playback began: ``playing``, saying when (the controller's clock: docs/protocol.md §3)."""
+        self._began[bc] = int(self._ctl_clock())
+        self._on_ack(bc, AckState.PLAYING, "", started_at=self._began[bc])
 
     def _log(self, event: Event, item: QueueItem, reason: str) -> None:
         """One line of the play log: at an end, ``offset_ms`` is how far into the audio it got."""

@@ -150,11 +150,13 @@ class NodeRuntime:
         return False
 
     def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None, *,
-            attention: str = "") -> None:
+            attention: str = "", started_at: int | None = None) -> None:
         if state in FINAL_STATES:
             self.finished.finish(bc, state, reason)
+        if state not in (AckState.PLAYING, AckState.PLAYED):
+            started_at = None  # (a broadcast pre-empted or stopped does not say when it began)
         payload = encode(Ack(ts=self.clock_ms(), node_id=self.node_id, bc=bc, state=state,
-                             reason=reason, have=have, attention=attention))
+                             reason=reason, have=have, attention=attention, started_at=started_at))
         if self.faults.ack_delay_s > 0:
             self.later(self.faults.ack_delay_s, self._send_ack, bc, state, payload)
         else:

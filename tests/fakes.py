@@ -104,8 +104,10 @@ class FakeUnitBus:
         """``node_id`` is alive (what presence needs to call it online)."""
         self.deliver("heartbeat", node_id, p.Heartbeat(node_id=node_id, session=session, seq=seq))
 
-    def ack(self, node_id: str, bc: str, state: p.AckState, reason: str = "") -> None:
-        self.deliver("ack", node_id, p.Ack(node_id=node_id, bc=bc, state=state, reason=reason))
+    def ack(self, node_id: str, bc: str, state: p.AckState, reason: str = "", *,
+            started_at: int | None = None) -> None:
+        self.deliver("ack", node_id, p.Ack(node_id=node_id, bc=bc, state=state, reason=reason,
+                                           started_at=started_at))
 
     def answer(self, cmd_id: str, node_id: str, status: str = "ok", error: str = "", **data: Any) -> None:
         """``node_id``'s reply to command ``cmd_id``, routed as the real link routes it."""

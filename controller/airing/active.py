@@ -41,6 +41,20 @@ EXPIRY_REASON = {
 }
 
 
+#: a unit's ``started_at`` earlier than this before its report is not believed (a clock gone wrong)
+BEGAN_WITHIN_MS = 6 * 3600 * 1000
+
+
+def began_at(ack: p.Ack, now_ms: int) -> int | None:
+    """When a ``playing``/``played`` unit says it began sounding (the controller's clock), kept
+    within [now − 6 h, now]; None if it does not say (older firmware: its report's arrival counts).
+    A controller that learns of a start late (it took the broadcast over, or restarted, after its
+    units had started on the previous owner's ``play``) records the start when it happened."""
+    if ack.started_at is None or ack.state not in (p.AckState.PLAYING, p.AckState.PLAYED):
+        return None
+    return min(now_ms, ack.started_at) if ack.started_at >= now_ms - BEGAN_WITHIN_MS else None
+
+
 @dataclass
 class NodeDelivery:
     delivery_id: int

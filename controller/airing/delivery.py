@@ -21,6 +21,7 @@ from controller.airing.active import (
     ATTENTION,
     ActiveBroadcast,
     NodeDelivery,
+    began_at,
     load_active,
     load_on_the_way,
 )
@@ -243,8 +244,11 @@ class DeliveryService:
             self._transition(active, node_id, nd, S.VERIFIED, later)  # it plays it later (late.py)
             self.reconcile.nudge(nd)  # too late: its catch-up is asked for at the next sweep
             return
+        if (began := began_at(ack, p.now_ms())) is not None and nd.state.rank < S.PLAYING.rank < new.rank:
+            self._transition(active, node_id, nd, S.PLAYING, "", began)  # its start, learnt only now
         # an emergency's first ack says what the unit's local attention tone did
-        self._transition(active, node_id, nd, new, (ack.reason or ATTENTION.get(ack.attention, ""))[:200])
+        self._transition(active, node_id, nd, new, (ack.reason or ATTENTION.get(ack.attention, ""))[:200],
+                         began if new == S.PLAYING else None)
         if new == S.FAILED and ack.reason == PREEMPTED:
             reported_preempted(active, node_id, self.aircontrol)  # dropped before a restart?
         if new == S.VERIFIED:
@@ -265,9 +269,8 @@ class DeliveryService:
         if active is None or nd is None or nd.state.final or not active.published:
             self.ignored_acks += 1
             return
-        if not self.repairs.request(active, node_id, nd, req.missing):  # coalesced, sent in 50 ms
-            return
-        if nd.state.rank < S.RECEIVING.rank:
+        # the repair is coalesced, sent in 50 ms
+        if self.repairs.request(active, node_id, nd, req.missing) and nd.state.rank < S.RECEIVING.rank:
             self._transition(active, node_id, nd, S.RECEIVING, "repairing")
 
     def _on_presence(self, node_id: str, online: bool) -> None:
@@ -285,10 +288,11 @@ class DeliveryService:
     # ------------------------------------------------------------------ transitions
 
     def _transition(self, active: ActiveBroadcast, node_id: str, nd: NodeDelivery,
-                    state: DeliveryState, reason: str = "") -> None:
+                    state: DeliveryState, reason: str = "", at: int | None = None) -> None:  # at: if not now
         nd.state, nd.reason, nd.changed = state, reason, time.monotonic()
         # one row of a bulk write: the batch's changes go in one UPDATE and one INSERT
-        self.writer.submit_row(apply_changes, DeliveryChange(nd.delivery_id, state.value, reason, p.now_ms()))
+        self.writer.submit_row(apply_changes, DeliveryChange(nd.delivery_id, state.value, reason,
+                                                             p.now_ms() if at is None else at))
         self._changed(active.id)
 
     def _changed(self, broadcast_id: str) -> None:
@@ -330,10 +334,9 @@ class DeliveryService:
                 self._transition(active, node_id, nd, S.CANCELLED, reason)
         self.reconcile.cancel(active)  # sent until each unit answers
         self._maybe_finish(active)
-        bid = broadcast_id
 
         def op(s: Session) -> None:
-            bc = s.get(Broadcast, bid)
+            bc = s.get(Broadcast, broadcast_id)
             if bc is not None:
                 bc.status, bc.reason = BroadcastStatus.CANCELLED.value, reason
                 s.add(bc)
@@ -342,10 +345,9 @@ class DeliveryService:
         return True
 
     def end_waiting(self, broadcast_id: str, reason: str = ENDED_BY_OPERATOR) -> list[str] | None:
-        """Stop waiting for the units that are offline now: each unfinished delivery of such a unit
-        ends ``cancelled``/``reason`` (nothing more is sent to it; its retained manifest goes with
-        the broadcast's), and the broadcast is done at once if no online unit is still on its way.
-        The units ended, or None if the broadcast is not on its way."""
+        """Stop waiting for the units offline now: each unfinished delivery of such a unit ends
+        ``cancelled``/``reason`` (nothing more is sent to it; its retained manifest goes with the
+        broadcast's); done at once if no online unit is still on its way. The units ended, or None."""
         active = self.active.get(broadcast_id)
         if active is None:
             return None

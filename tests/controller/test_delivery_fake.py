@@ -160,6 +160,32 @@ async def test_published_once_per_scope_then_each_unit_is_followed_to_played(war
     assert not ward.air.airing(bid) and ward.delivery.active_count() == 0
 
 
+async def test_a_start_learnt_late_is_recorded_when_the_unit_says_it_began(ward: Ward) -> None:
+    """A unit's ``started_at`` (a controller that took the broadcast over after its units had started
+    on the previous owner's play hears of the start only then): the ``playing`` event is dated when it
+    began, not when it was heard; ``played`` alone, with it, records the start too. A date beyond
+    now is taken as now; without one, the arrival counts."""
+    for n in ("z-1", "z-2", "y-1"):
+        ward.bus.heartbeat(n)
+    bid = ward.broadcast(zones=["z", "y"])
+    await ward.delivery.air(bid)
+    for n in ("z-1", "z-2", "y-1"):
+        ward.bus.ack(n, bid, p.AckState.VERIFIED)
+    began, heard = p.now_ms() - 7_000, p.now_ms()
+    ward.bus.ack("z-1", bid, p.AckState.PLAYING, started_at=began)
+    ward.bus.ack("z-2", bid, p.AckState.PLAYED, started_at=began)
+    ward.bus.ack("y-1", bid, p.AckState.PLAYING, started_at=heard + 3_600_000)
+    for n in ("z-1", "y-1"):
+        ward.bus.ack(n, bid, p.AckState.PLAYED)
+    await until(lambda: ward.status(bid) == "done", "the broadcast done in the database")
+    with ward.db.session() as s:
+        playing = {d.node_id: e.at for e, d in s.exec(select(DeliveryEvent, Delivery).join(Delivery).where(
+            Delivery.broadcast_id == bid, DeliveryEvent.state == "playing"))}
+    assert playing["z-1"] == playing["z-2"] == began, playing
+    assert heard <= playing["y-1"] <= p.now_ms(), playing
+    assert ward.history(bid, "z-2")[-2:] == ["playing", "played"]
+
+
 async def test_an_offline_unit_gets_it_when_back_and_a_silent_one_expires(ward: Ward) -> None:
     ward.bus.heartbeat("z-1")  # z-2 never heard of
     bid = ward.broadcast(zones=["z"], valid_s=4)  # long enough for the steps below on a busy machine

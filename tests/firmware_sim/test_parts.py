@@ -74,6 +74,7 @@ class FakeIO:
     sent: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
     acked: list[tuple[str, AckState, str, int | None]] = field(default_factory=list)
     attention: list[tuple[str, str]] = field(default_factory=list)  # (bc, what the tone did)
+    began: list[tuple[str, AckState, int]] = field(default_factory=list)  # acks that said started_at
     timers: list[FakeTimer] = field(default_factory=list)
     changes: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -83,7 +84,9 @@ class FakeIO:
         return True
 
     def ack(self, bc: str, state: AckState, reason: str = "", have: int | None = None, *,
-            attention: str = "") -> None:
+            attention: str = "", started_at: int | None = None) -> None:
+        if started_at is not None:
+            self.began.append((bc, state, started_at))
         if state in (AckState.PLAYED, AckState.FAILED):
             self.finished.finish(bc, state, reason)
         self.acked.append((bc, state, reason, have))
@@ -334,6 +337,9 @@ async def test_a_repeated_play_never_starts_a_broadcast_twice_and_re_sends_the_a
     assert io.acked[-1] == ("b-8", AckState.PLAYED, "", None) and io.stats.commands_duplicate == 1
     assert player.queue == [] and player.current is None and player.started == ["b-8"]
     assert player.played == ["b-8"]
+    # the playing ack and every played one, the re-sent one too, say when it began (the controller's
+    # clock: a controller that learns of the start only now records it when it happened)
+    assert io.began[0] == ("b-8", AckState.PLAYING, NOW) and io.began[-2:] == [("b-8", AckState.PLAYED, NOW)] * 2
 
 
 async def test_a_stopped_broadcast_stays_finished_but_a_preempted_one_plays_again() -> None:
