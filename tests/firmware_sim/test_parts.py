@@ -339,7 +339,8 @@ async def test_a_repeated_play_never_starts_a_broadcast_twice_and_re_sends_the_a
     assert player.played == ["b-8"]
     # the playing ack and every played one, the re-sent one too, say when it began (the controller's
     # clock: a controller that learns of the start only now records it when it happened)
-    assert io.began[0] == ("b-8", AckState.PLAYING, NOW) and io.began[-2:] == [("b-8", AckState.PLAYED, NOW)] * 2
+    assert io.began[0] == ("b-8", AckState.PLAYING, NOW)
+    assert io.began[-2:] == [("b-8", AckState.PLAYED, NOW)] * 2
 
 
 async def test_a_stopped_broadcast_stays_finished_but_a_preempted_one_plays_again() -> None:
