@@ -235,6 +235,8 @@ _S: dict[str, tuple[str, str]] = {
     "relay_planned": ("Dự kiến bắt đầu", "Planned start"),
     "relay_ends": ("Kết thúc", "Ends"),
     "relay_retries": ("lần thử lại", "retries"),
+    "relay_owner": ("Máy chủ phụ trách", "Controller in charge"),
+    "relay_seen": ("cập nhật lúc", "updated at"),
     "relay_need_url": ("Nhập địa chỉ luồng phát (http:// hoặc https://).",
                        "Enter the stream URL (http:// or https://)."),
     "relay_need_zone": ("Chọn ít nhất một khu vực.", "Choose at least one zone."),

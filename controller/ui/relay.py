@@ -52,6 +52,11 @@ def _local(iso: str | None) -> str:
     return datetime.fromisoformat(iso).astimezone(TIMEZONE).strftime("%d/%m %H:%M")
 
 
+def _clock(ms: int | None) -> str:
+    """An instant (epoch ms) as the ward's time of day, HH:MM:SS."""
+    return datetime.fromtimestamp(ms / 1000, tz=TIMEZONE).strftime("%H:%M:%S") if ms else ""
+
+
 def _ends(d: dict[str, Any]) -> str:
     if not d.get("duration_s"):
         return ""
@@ -96,7 +101,10 @@ def relay_items(p: Page) -> list[dict[str, Any]]:
             "reason": t.get("end_" + reason, reason), "last_error": str(d.get("last_error") or ""),
             "retries": int(d.get("retries") or 0), "user": d.get("user") or "",
             "units_interrupted": len(d.get("units_interrupted") or []),
-            "active": state in store.ACTIVE, "schedule_id": d.get("schedule_id")})
+            "active": state in store.ACTIVE, "schedule_id": d.get("schedule_id"),
+            # who runs it and when it last renewed its lease (a takeover shows as a new owner)
+            "owner": row.owner if state in store.ACTIVE else "",
+            "owner_seen": _clock(row.owner_seen_at) if state in store.ACTIVE else ""})
         if len(out) >= ITEMS:
             break
     return out
@@ -110,7 +118,7 @@ async def relay_page(p: PageDep) -> Response:
     t = T[p.lang]
     strings = {k: t[k] for k in ("relay_stop_confirm", "relay_interrupted", "relay_units_retrying",
                                  "relay_units_playing", "relay_started", "relay_planned", "relay_ends",
-                                 "relay_retries", "stop", "nothing",
+                                 "relay_retries", "relay_owner", "relay_seen", "stop", "nothing",
                                  "relay_need_url", "relay_need_zone", "relay_need_time",
                                  "relay_need_duration", "relay_saved_daily", "relay_created", "units_count",
                                  "reason")}

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.relays.models import Relay
+from controller.relays.models import Relay, RelayOwner
 from devices.broker import free_port
 from tests.conftest import make_settings, running_controller
 from tests.e2e.helpers import allowing
@@ -154,3 +154,39 @@ async def test_relay_screen_follows_wards_and_roles(ward: tuple[Any, httpx.Async
         r = await anon.get("/relay")
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
         assert (await anon.get("/relay/items")).status_code == 401
+
+
+async def test_the_relay_screen_names_the_controller_in_charge_and_when_it_was_last_seen(
+        ward: tuple[Any, httpx.AsyncClient]) -> None:
+    """A relay on air run by another controller (its lease live: nobody takes it over here): the list
+    says which controller runs it and when it last renewed its lease, in ward time (HH:MM:SS), in
+    Vietnamese and in English; an ended relay names nobody."""
+    app, admin = ward
+    seen = int(datetime(2026, 12, 4, 14, 5, 9, tzinfo=UTC).timestamp() * 1000)  # 21:05:09 ward time
+    with app.state.services.db.session() as s:
+        for rid, state in (("relay-on", "playing"), ("relay-off", "ended")):
+            s.add(Relay(id=rid, url=f"http://radio.example/{rid}.mp3", mode="node_fetch", nodes=["za-1"],
+                        target={"zones": ["za"]}, state=state, owner="loaphuong-controller-b",
+                        owner_seen_at=seen, created_by="admin"))
+        s.commit()
+        far = int((datetime.now(tz=UTC) + timedelta(days=1)).timestamp() * 1000)
+        s.add(RelayOwner(relay_id="relay-on", holder="loaphuong-controller-b", expires_at=far, epoch=1))
+        s.commit()
+    op = await login(app, admin, "vhp", "operator", None)
+    try:
+        got = {i["id"]: i for i in (await op.get("/relay/items")).json()}
+        on = got["relay-on"]
+        assert (on["owner"], on["owner_seen"]) == ("loaphuong-controller-b", "21:05:09"), on
+        assert (got["relay-off"]["owner"], got["relay-off"]["owner_seen"]) == ("", "")
+        for lang, words in (("vi", ("Máy chủ phụ trách", "cập nhật lúc")), ("en", ("Controller in charge",
+                                                                                    "updated at"))):
+            page = (await op.get(f"/relay?lang={lang}")).text
+            strings = json.loads(re.search(r'<script id="rdata" type="application/json">(.*?)</script>',
+                                           page, re.S).group(1))["s"]  # type: ignore[union-attr]
+            assert (strings["relay_owner"], strings["relay_seen"]) == words, strings
+            assert "R.relay_owner" in page  # the list draws it
+        r = await admin.get("/api/relays/relay-on")  # the API says the same (an ISO instant)
+        assert r.status_code == 200 and r.json()["owner"] == "loaphuong-controller-b", r.text
+        assert datetime.fromisoformat(r.json()["owner_seen_at"]).timestamp() * 1000 == seen, r.text
+    finally:
+        await op.aclose()

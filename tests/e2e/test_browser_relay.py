@@ -13,6 +13,7 @@ screen is checked without a browser in tests/controller/test_ui_relay.py.)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,7 +117,11 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     await op.click("#rgo")
     row = ".relay[data-state=playing]"
     await op.wait_for_selector(f"{row} >> text=2/2 loa đang phát", timeout=20_000)
-    assert "Đang phát" in (await op.text_content(row) or "")
+    shown = await op.text_content(row) or ""
+    assert "Đang phát" in shown
+    # which controller runs it and when it last renewed its lease (a takeover shows as a new name)
+    owner = r"Máy chủ phụ trách: loaphuong-controller-\S+ · cập nhật lúc \d\d:\d\d:\d\d"
+    assert re.search(owner, shown), shown
     assert all(u.relay.state == "playing" for u in zone1) and units["tdp2-01"].relay.state == ""
     assert await op.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
 
