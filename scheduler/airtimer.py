@@ -12,6 +12,7 @@ missed through ``on_missed`` — never silently dropped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -35,6 +36,7 @@ class AirScheduler:
             "misfire_grace_time": misfire_grace_s, "coalesce": True, "max_instances": 1,
         })
         self._sched.add_listener(self._missed, EVENT_JOB_MISSED)
+        self._now: dict[str, asyncio.Task[None]] = {}  # airing now, started without a job
 
     def start(self) -> None:
         self._sched.start()
@@ -50,11 +52,26 @@ class AirScheduler:
         if late_s > self.grace:
             self._report_missed(broadcast_id, f"slot {when.isoformat()} passed {late_s:.0f} s ago")
             return
+        if late_s >= 0 and self._sched.running and self._start_now(broadcast_id):
+            return
         self._sched.add_job(
             self._run, DateTrigger(run_date=max(when, datetime.now(tz=TIMEZONE))),
             args=[broadcast_id], id=f"air:{broadcast_id}", replace_existing=True,
         )
         logger.info("broadcast %s will air at %s", broadcast_id, when.isoformat())
+
+    def _start_now(self, broadcast_id: str) -> bool:
+        """Due now (an emergency's POST): air it at once rather than at the scheduler's next job
+        round; False when not called on the event loop (then it goes through a job)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if broadcast_id not in self._now:  # airing is idempotent: once is enough
+            task = loop.create_task(self._run(broadcast_id))
+            self._now[broadcast_id] = task
+            task.add_done_callback(lambda _t: self._now.pop(broadcast_id, None))
+        return True
 
     def cancel(self, broadcast_id: str) -> bool:
         job = self._sched.get_job(f"air:{broadcast_id}")
@@ -64,7 +81,7 @@ class AirScheduler:
         return True
 
     def pending(self) -> list[str]:
-        return [j.id.removeprefix("air:") for j in self._sched.get_jobs()]
+        return [*self._now, *(j.id.removeprefix("air:") for j in self._sched.get_jobs())]
 
     async def _run(self, broadcast_id: str) -> None:
         try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, func, select
 
+from controller.airing.delivery_rows import delivery_states
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
 from controller.airing.rules import airing_refusal, bypass_refusal, is_bypass
 from controller.bulletins.binding import audio_refusal
@@ -151,10 +152,8 @@ def load_active(s: Session, bc: Broadcast, store: AudioStore, chunk_size: int) -
         hold=True,
     )
     # columns, not ORM rows: an emergency to 1,000 units loads them on its way to the wire
-    rows = s.exec(select(Delivery.id, Delivery.node_id, Delivery.state, Delivery.reason)
-                  .where(Delivery.broadcast_id == bc.id)).all()
-    nodes = {node_id: NodeDelivery(delivery_id=did or 0, state=S(state), reason=reason)
-             for did, node_id, state, reason in rows}
+    nodes = {node_id: NodeDelivery(delivery_id=did, state=S(state), reason=reason)
+             for did, node_id, state, reason in delivery_states(s, bc.id)}
     scopes = [p.AudioScope.model_validate(sc) for sc in bc.scopes]
     first_playing = s.exec(select(func.min(DeliveryEvent.at)).join(  # type: ignore[arg-type]
         Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id)).where(

@@ -58,8 +58,13 @@ class AudioOut:
         topics = self.link.topics
         if not urgent:
             await self._clear.wait()
-        await asyncio.gather(*(self.link.publish(topics.manifest(scope, active.id), manifest, retain=True)
-                               for scope in active.scopes))
+        manifests = [self.link.publish(topics.manifest(scope, active.id), manifest, retain=True)
+                     for scope in active.scopes]
+        if urgent:  # one connection keeps the order: every manifest reaches the broker before any chunk
+            await asyncio.gather(*manifests, *(self.link.publish(topics.data(scope, active.id), f)
+                                               for scope in active.scopes for f in active.frames))
+            return
+        await asyncio.gather(*manifests)
         for scope in active.scopes:
             data_topic = topics.data(scope, active.id)
             for i in range(0, len(active.frames), max(1, window)):

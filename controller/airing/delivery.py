@@ -141,9 +141,15 @@ class DeliveryService:
         """Publish a scheduled broadcast now. Safe to call twice."""
         if broadcast_id in self.active:
             return
-        with self.db.session() as s:  # the row claimed (compare-and-set) with its owner row
-            active = claim_to_air(s, broadcast_id, self.owner, self.audio, self.settings.chunk_size)
-        if active is None:
+
+        def claim() -> ActiveBroadcast | None:
+            with self.db.session() as s:  # the row claimed (compare-and-set) with its owner row
+                return claim_to_air(s, broadcast_id, self.owner, self.audio, self.settings.chunk_size)
+
+        # in a worker thread: its queries, the audio read and chunked, 1,000 delivery states loaded
+        # (~15 ms at 1,000 units) would hold every MQTT message behind them on the event loop
+        active = await asyncio.to_thread(claim)
+        if active is None or broadcast_id in self.active:  # (adopted meanwhile: custody.py)
             return
         self.active[broadcast_id] = active
         await self._publish(active)

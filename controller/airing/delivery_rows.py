@@ -66,8 +66,7 @@ def insert_deliveries(s: Session, broadcast_id: str, node_ids: list[str], at: in
         return {}
     queued = DeliveryState.QUEUED.value
     _raw_insert(s, _DELIVERY, _DELIVERY_COLUMNS, [(broadcast_id, n, queued, "", at) for n in node_ids])
-    ids: dict[str, int] = {n: i for i, n in s.execute(
-        select(_DELIVERY.c.id, _DELIVERY.c.node_id).where(_DELIVERY.c.broadcast_id == broadcast_id)).all()}
+    ids: dict[str, int] = {n: i for i, n, _, _ in delivery_states(s, broadcast_id)}
     _raw_insert(s, _EVENT, _EVENT_COLUMNS, [(ids[n], queued, "", at) for n in node_ids])
     return ids
 
@@ -90,6 +89,16 @@ def insert_many_deliveries(s: Session, nodes_of: dict[str, list[str]], at: int) 
 
 _DELIVERY_COLUMNS = ("broadcast_id", "node_id", "state", "reason", "updated_at")
 _EVENT_COLUMNS = ("delivery_id", "state", "reason", "at")
+
+
+def delivery_states(s: Session, broadcast_id: str) -> list[tuple[int, str, str, str]]:
+    """(id, node id, state, reason) of every delivery of ``broadcast_id``, read with the driver's
+    own cursor: through SQLAlchemy's result processing 1,000 rows cost ~10 ms of the emergency's
+    way to the wire (read twice on it: its ids at the POST, its states at the claim)."""
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"  # sqlite3 | psycopg
+    sql = f"SELECT id, node_id, state, reason FROM {_DELIVERY.name} WHERE broadcast_id = {mark}"
+    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in conn.exec_driver_sql(sql, (broadcast_id,))]
 
 
 def _raw_insert(s: Session, table: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select, update
 from controller.accounts.audit import audit, details
 from controller.accounts.roles import CAN_AIR, CAN_EMERGENCY
 from controller.airing.broadcasts import create_broadcast, mark_missed
+from controller.airing.delivery_rows import delivery_states
 from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent
 from controller.airing.ownership import ON_THE_WAY
 from controller.airing.requests import CANCEL, END_WAITING
@@ -45,12 +46,12 @@ TIMED_OUT = "its request timed out (503) before it was answered, and had no Idem
 
 
 def _public(s: Session, bc: Broadcast, *, detail: bool, online: Callable[[str], bool]) -> BroadcastPublic:
-    deliveries = s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)
-                        .order_by(col(Delivery.node_id))).all()
+    # a list answer, and the emergency POST's, needs no ORM row per unit (~15 ms at 1,000 units)
+    rows = sorted((node_id, state, reason) for _, node_id, state, reason in delivery_states(s, bc.id))
     tally: dict[str, int] = {}
-    for d in deliveries:
-        tally[d.state] = tally.get(d.state, 0) + 1
-    sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in deliveries], online, p.now_ms())
+    for _, state, _ in rows:
+        tally[state] = tally.get(state, 0) + 1
+    sm = summarize(bc, [DeliveryRow(*r) for r in rows], online, p.now_ms())
     out = BroadcastPublic(
         id=bc.id, bulletin_id=bc.bulletin_id, priority=bc.priority, status=bc.status, reason=bc.reason,
         targets=bc.targets, air_at=iso(bc.air_at), play_at=iso(bc.play_at), expires_at=iso(bc.expires_at),
@@ -61,6 +62,8 @@ def _public(s: Session, bc: Broadcast, *, detail: bool, online: Callable[[str], 
                                        text_vi=sm.text_vi, text_en=sm.text_en),
     )
     if detail:
+        deliveries = s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)
+                            .order_by(col(Delivery.node_id))).all()
         ids = [d.id for d in deliveries]
         history: dict[int, list[DeliveryEventPublic]] = {}
         for e in s.exec(select(DeliveryEvent).where(col(DeliveryEvent.delivery_id).in_(ids))
