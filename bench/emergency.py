@@ -7,8 +7,10 @@ online simulated units, through the real controller and broker.
 What is timed, from just before the POST (wall clock; the units run on this machine, so their play
 log's ``wall_ms`` is on the same clock):
 
-* ``post_s``: the POST's answer; ``first_chunk_s``: the first audio chunk of the broadcast seen on
-  the broker by a plain subscriber of the data topics (``first_manifest_s``: its manifest);
+* ``post_s``: the POST's answer; ``first_chunk_sent_s``: the first audio chunk of the broadcast
+  written to the controller's socket (:class:`SentClock`); ``first_chunk_s``: that chunk seen on
+  the broker by a plain subscriber of the data topics (``first_manifest_s``: its manifest), which
+  the broker serves after the units (its fan-out of the manifest and the chunk included);
 * ``tone_s``: each unit's local attention tone sounding (its play log's ``tone`` line) — p50,
   p99, max and how many of the N; nothing on this path waits for speech, the database or a
   straggler (the tone comes with the emergency's manifest);
@@ -190,8 +192,33 @@ async def all_started(log: LogTail, bid: str, nodes: int, within_s: float) -> li
         await asyncio.sleep(0.25)
 
 
+class SentClock:
+    """When the controller's MQTT client wrote the first chunk of a broadcast to its socket: the
+    first socket write (paho's ``loop_write``) after a ``.../{bc}/data`` publish was queued. What
+    :func:`watch_wire` sees comes later by the broker's fan-out of the manifest and of that chunk
+    to the units ahead of it."""
+
+    def __init__(self, mqtt: Any) -> None:
+        self.queued: dict[str, float] = {}
+        self.written: dict[str, float] = {}
+        queue, write = mqtt.publish_nowait, mqtt._writable
+
+        def publish_nowait(topic: str, payload: bytes, **kw: Any) -> int:
+            mid = queue(topic, payload, **kw)
+            if topic.endswith("/data"):
+                self.queued.setdefault(topic.split("/")[-2], time.time())
+            return int(mid)
+
+        def writable() -> None:
+            write()
+            for bc in self.queued.keys() - self.written.keys():
+                self.written[bc] = time.time()
+
+        mqtt.publish_nowait, mqtt._writable = publish_nowait, writable
+
+
 async def one_emergency(sv: Any, client: Any, watch: Path, log: LogTail, bulletin_id: int,
-                        nodes: int) -> dict[str, Any]:
+                        nodes: int, sent: SentClock) -> dict[str, Any]:
     """POST one emergency to zone1 and time it (see the module docstring)."""
     cpu0, t0 = time.process_time(), time.time()
     r = await client.post("/api/broadcasts", json={"bulletin_id": bulletin_id, "priority": "emergency",
@@ -214,6 +241,7 @@ async def one_emergency(sv: Any, client: Any, watch: Path, log: LogTail, bulleti
     speech, origins = list(first_start.values()), list(origin.values())
     out = {"bc": bid, "post_s": round(post_s, 3), "margin_ms": sv.air.margin.current_ms(),
            "first_manifest_s": round(seen.get((bid, "manifest"), float("nan")) - t0, 3),
+           "first_chunk_sent_s": round(sent.written.get(bid, float("nan")) - t0, 3),
            "first_chunk_s": round(seen.get((bid, "data"), float("nan")) - t0, 3),
            **spread("tone", list(tone.values()), nodes), **spread("speech", speech, nodes),
            "speech_spread_ms": round((max(speech) - min(speech)) * 1000) if speech else None,
@@ -260,12 +288,12 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int, runs
             assert r.status_code == 201, r.text
             b = r.json()
             await units_online(sv, client, [spec.node_id for spec in fleet_specs(nodes, id_prefix="fan")])
-            results, tail = [], LogTail(log)
+            results, tail, sent = [], LogTail(log), SentClock(sv.link.client)
             for i in range(runs):
                 prof = cProfile.Profile() if os.environ.get("LP_BENCH_PROFILE") and i == runs - 1 else None
                 if prof is not None:
                     prof.enable()
-                results.append(await one_emergency(sv, client, watch, tail, b["id"], nodes))
+                results.append(await one_emergency(sv, client, watch, tail, b["id"], nodes, sent))
                 if prof is not None:
                     prof.disable()
                     prof.dump_stats(os.environ["LP_BENCH_PROFILE"])
@@ -279,8 +307,8 @@ async def run_controller(port: int, nodes: int, data_dir: Path, procs: int, runs
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """min / median over the runs of each timed figure."""
     out: dict[str, Any] = {}
-    for key in ("post_s", "first_chunk_s", "tone_p99_s", "speech_p99_s", "speech_spread_ms", "in_step_ms",
-                "cpu_s", "margin_ms"):
+    for key in ("post_s", "first_chunk_sent_s", "first_chunk_s", "tone_p99_s", "speech_p99_s",
+                "speech_spread_ms", "in_step_ms", "cpu_s", "margin_ms"):
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
         if values:
             out[key] = {"min": min(values), "median": round(statistics.median(values), 3)}
