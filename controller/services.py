@@ -31,6 +31,7 @@ from controller.airing.ownership import Ownership, Reach
 from controller.airing.requests import CANCEL, END_WAITING, REQUEST, AiringRequests
 from controller.airing.zone_claims import ZONES, DbZoneClaims, LocalZones
 from controller.bulletins.audio_import import import_local_audio
+from controller.bulletins.emergency_templates import TemplateAudio
 from controller.core.audiostore import DbAudioStore
 from controller.core.db import Database
 from controller.core.feed import ChangeFeed
@@ -185,6 +186,7 @@ class Services:
     airing_requests: AiringRequests  # cancel / end waiting of a broadcast another controller delivers
     relay_requests: AiringRequests  # stop of a relay another controller runs (the same requests)
     windows: ZoneWindows  # zones' timed power windows
+    templates: TemplateAudio  # the emergency templates' audio, rendered once started
     admin_password: str = ""  # set at start when the first admin account is created ("" otherwise)
 
 
@@ -268,7 +270,8 @@ def build_services(settings: Settings) -> Services:
         airing_requests=AiringRequests(db, feed, link.client_id, owned=delivery.owns, flush=writer.flush,
                                        actions={CANCEL: delivery.cancel, END_WAITING: delivery.end_waiting}),
         relay_requests=AiringRequests(db, feed, link.client_id, owned=relays.runs, flush=writer.flush,
-                                      actions={STOP_RELAY: relays.stop}))
+                                      actions={STOP_RELAY: relays.stop}),
+        templates=TemplateAudio(settings.tts, settings.cache_dir, db))
     _follow(sv)
     return sv
 
@@ -368,6 +371,7 @@ def lifecycle(sv: Services) -> list[Step]:
         Step("live recorder", sv.live_recorder.start, sv.live_recorder.close),  # waits for encodes
         # stopped first: open sessions end "shutdown", recorded; at start, a dead owner's sessions end
         Step("live", sv.live_hub.start, sv.live_hub.stop),
+        Step("emergency templates", sv.templates.start, sv.templates.stop),  # in the background
     ]
 
 

@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from controller.accounts import auth
 from controller.airing.settings import DeliverySettings
 from controller.app import create_app
+from controller.bulletins.speech_settings import TtsSettings
 from controller.core.web_settings import HttpSettings
 from controller.fleet.settings import MqttSettings
 from controller.settings import Settings
@@ -128,6 +129,9 @@ def make_settings(data_dir: Path, port: int, **delivery: Any) -> Settings:
         # the request deadline (10 s) is tested in tests/faults; elsewhere a request on a busy
         # machine (the suite in 6 workers beside a CPU hog) may take longer and is not what is tested
         http=HttpSettings(request_deadline_s=120),  # type: ignore[call-arg]
+        # the emergency templates' audio is rendered at start only where tested
+        # (tests/e2e/test_browser_emergency.py): not five syntheses beside every test's controller
+        tts=TtsSettings(prerender_emergency=False),  # type: ignore[call-arg]
     )
 
 

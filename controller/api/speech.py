@@ -28,7 +28,7 @@ from controller.api.schemas import EntryCreate, EntryUpdate, NormalizeRequest, P
 from controller.bulletins.dictionary import edit_refusal, effective_entries, load_dictionary, may_view
 from controller.bulletins.models import AudioAsset, Bulletin, BulletinSpeech, PronunciationEntry
 from controller.bulletins.reread import Reread, recheck_after_dictionary_change
-from controller.bulletins.speech_settings import TtsSettings
+from controller.bulletins.speech_settings import TtsSettings, render_options
 from controller.core.audiostore import AudioStoreError
 from controller.core.errors import ServiceError
 from controller.settings import Settings
@@ -43,28 +43,6 @@ NO_AUDIO = "no such audio (a preview is kept for a while only; render it again)"
 MAX_MAKERS = 50  # users remembered per preview (the same text previewed by many)
 USER_ERRORS = (tts.EmptyTextError, tts.TextTooLongError, tts.UnknownVoiceError, tts.InvalidOptionError,
                tts.SilentSpeechError)  # the text's or the request's problem: 422
-
-
-def render_options(cfg: TtsSettings, *, priority: str = "normal", voice: str | None = None,
-                   engine: str | None = None, speed: float | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``tts.render`` / ``render_bulletin`` from the ward's settings.
-
-    Registers the configured gTTS and HTTP engines first. An explicit ``engine`` is tried
-    first and the ward's chain follows it.
-    """
-    cfg.register_engines()
-    first = engine or cfg.engine
-    return {
-        "engine": first,
-        "fallback": [e for e in [cfg.engine, *cfg.fallback] if e != first],
-        "voice": voice or (cfg.voice if first == cfg.engine else tts.get_engine(first).voices[0]),
-        "speed": cfg.speed if speed is None else speed,
-        "codec": cfg.codec,
-        "bitrate_kbps": cfg.bitrate_kbps,
-        "audio": tts.AudioOptions(loudness_dbfs=cfg.loudness_dbfs, chime=cfg.chime,
-                                  attention=priority == "emergency" and cfg.attention_tone),
-        "cache_max_bytes": cfg.cache_max_mb * 1024 * 1024,
-    }
 
 
 def preview_store(settings: Settings) -> AudioCache:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+import tts
 from tts.engine import SpeechEngine, get_engine, register_engine
 from tts.errors import EngineError
 from tts.gtts_engine import GttsEngine
@@ -41,6 +42,8 @@ class TtsSettings(BaseModel):
     loudness_dbfs: float = Field(-18.0, ge=-40, le=-6, description="speech loudness target (RMS of speech)")
     chime: bool = Field(False, description="play the station chime (nhạc hiệu) before and after bulletins")
     attention_tone: bool = Field(True, description="play the attention tone before emergency bulletins")
+    prerender_emergency: bool = Field(True, description="render the emergency templates' audio at start "
+                                      "(controller/bulletins/emergency_templates.py)")
     cache_max_mb: int = Field(256, gt=0, description="size bound of the rendered-audio cache")
     preview_max_mb: int = Field(64, gt=0, description="size bound of stored preview audio")
     upload_max_mb: int = Field(25, gt=0, le=500, description="largest recorded-audio upload accepted")
@@ -82,3 +85,25 @@ def _still_registered(engines: list[SpeechEngine]) -> bool:
 
 _applied: tuple[str, list[SpeechEngine]] | None = None
 _register_lock = threading.Lock()
+
+
+def render_options(cfg: TtsSettings, *, priority: str = "normal", voice: str | None = None,
+                   engine: str | None = None, speed: float | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``tts.render`` / ``render_bulletin`` from the ward's settings.
+
+    Registers the configured gTTS and HTTP engines first. An explicit ``engine`` is tried
+    first and the ward's chain follows it.
+    """
+    cfg.register_engines()
+    first = engine or cfg.engine
+    return {
+        "engine": first,
+        "fallback": [e for e in [cfg.engine, *cfg.fallback] if e != first],
+        "voice": voice or (cfg.voice if first == cfg.engine else tts.get_engine(first).voices[0]),
+        "speed": cfg.speed if speed is None else speed,
+        "codec": cfg.codec,
+        "bitrate_kbps": cfg.bitrate_kbps,
+        "audio": tts.AudioOptions(loudness_dbfs=cfg.loudness_dbfs, chime=cfg.chime,
+                                  attention=priority == "emergency" and cfg.attention_tone),
+        "cache_max_bytes": cfg.cache_max_mb * 1024 * 1024,
+    }

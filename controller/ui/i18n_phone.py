@@ -180,4 +180,12 @@ PHONE: dict[str, tuple[str, str]] = {
                               "The system is answering too slowly. Please try again in a few minutes."),
     "err_invalid": ("Thông tin chưa hợp lệ. Hãy kiểm tra lại các ô.",
                     "Some fields are not valid. Check them."),
+    # emergency templates (controller/bulletins/emergency_templates.py)
+    "tpl_legend": ("Mẫu tin khẩn cấp", "Emergency templates"),
+    "tpl_ready": ("Âm thanh các mẫu đã chuẩn bị sẵn: phát ngay khi bấm.",
+                  "The templates' audio is ready: they air at once."),
+    "tpl_preparing": ("Đang chuẩn bị sẵn âm thanh các mẫu; vẫn phát được, chỉ chậm hơn vài giây.",
+                      "Preparing the templates' audio; they still air, a few seconds slower."),
+    "tpl_used": ("Đã điền mẫu “{n}”. Sửa nội dung nếu cần, chọn khu vực rồi bấm nút đỏ.",
+                 "Template “{n}” filled in. Edit it if needed, choose the zones, then press the red button."),
 }

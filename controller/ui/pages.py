@@ -16,6 +16,7 @@ from controller.airing.models import Broadcast, BroadcastStatus, Delivery, Deliv
 from controller.airing.summary import ENDED_BY_OPERATOR, DeliveryRow, Summary, online_from, summarize
 from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
+from controller.bulletins.emergency_templates import TEMPLATES
 from controller.bulletins.models import Bulletin, BulletinSpeech
 from controller.schedules.agenda import build_agenda
 from controller.ui import accounts, assets, audit, calendar, dictionary, fleet, relay
@@ -270,8 +271,13 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
 def emergency_page(p: PageDep) -> Response:
     if not isinstance(p, Page):
         return p
-    return p.render("emergency.html", "emergency", zones=zones(p), zone_units=zone_units(p),
-                    extra=_air_strings(p))
+    i = 0 if p.lang == "vi" else 1
+    tpls = [{"key": t.key, "name": t.name[i], "text": t.text} for t in TEMPLATES]
+    # None: not rendered ahead here (tts.prerender_emergency off), so nothing is claimed
+    ready = ({t.key for t in TEMPLATES} <= p.sv.templates.ready) if p.sv.settings.tts.prerender_emergency \
+        else None
+    return p.render("emergency.html", "emergency", zones=zones(p), zone_units=zone_units(p), tpls=tpls,
+                    ready=ready, extra={**_air_strings(p), "tpl_used": T[p.lang]["tpl_used"]})
 
 
 router.include_router(relay.router)  # the relay screen (tiếp sóng): /relay, /relay/items
