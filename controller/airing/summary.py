@@ -1,8 +1,9 @@
 """What happened to a broadcast, in one line staff can read: its summary state and text.
 
 A broadcast's ``status`` says where the controller stands (``active`` until every unit is
-final); the summary says what the ward heard: "Đã phát: 4 loa đã phát, 1 loa đang chờ (mất kết
-nối) đến 09:04" / "Aired: 4 played, 1 waiting offline until 09:04". It is computed from the
+final); the summary says what the ward heard: "Đã phát xong ở 4/5 cụm loa, 1 cụm mất kết nối — sẽ
+phát khi kết nối lại đến 09:04" / "Aired on 4/5 units, 1 offline — they play when they reconnect,
+until 09:04". It is computed from the
 broadcast row, its delivery rows and presence (a unit whose delivery is still ``sent`` but which
 is offline now is *waiting*, not *on its way*), for the API (``summary`` of
 ``GET /api/broadcasts`` and ``/{id}``) and the delivery view (docs/airing.md, *What staff see*).
@@ -42,8 +43,6 @@ _HEAD = {  # summary state → (Vietnamese, English)
     "sending": ("Đang gửi", "Sending"),
     "ready": ("Chờ đến giờ phát", "Due at"),
     "airing": ("Đang phát", "Airing"),
-    "waiting": ("Đã phát", "Aired"),
-    "waiting_none": ("Đang chờ", "Waiting"),
     "aired": ("Đã phát xong", "Aired"),
     "partly_aired": ("Đã phát xong một phần", "Partly aired"),
     "not_aired": ("Không phát được", "Not aired"),
@@ -138,14 +137,36 @@ def summarize(bc: Broadcast, rows: Iterable[DeliveryRow], online: Callable[[str]
     state = _state(bc, groups, now_ms)
     until = bc.expires_at if waiting and state not in ("cancelled", "failed") else None
     at = clock(until, now_ms) if until is not None else ""
-    head = _HEAD["waiting_none" if state == "waiting" and not groups["played"] else state]
+    head = _HEAD.get(state, ("", ""))  # "waiting" has a sentence of its own
     if state in ("scheduled", "ready"):
         when = clock(bc.play_at or bc.air_at, now_ms)
         head = (f"{head[0]} {when}", f"{head[1]} {when}")
         if state == "scheduled":
             return Summary(state, counts, groups, None, head[0], head[1])
-    texts = []
-    for lang in (0, 1):
-        parts = [_PART[g][lang].format(n=n, until=at) for g, n in groups.items() if n]
-        texts.append(f"{head[lang]}: {', '.join(parts)}" if parts else head[lang])
+    if state == "waiting":
+        texts = _waiting_texts(groups, at)
+    else:
+        texts = []
+        for lang in (0, 1):
+            parts = [_PART[g][lang].format(n=n, until=at) for g, n in groups.items() if n]
+            texts.append(f"{head[lang]}: {', '.join(parts)}" if parts else head[lang])
     return Summary(state, counts, groups, until, texts[0], texts[1], sorted(waiting))
+
+
+def _waiting_texts(groups: dict[str, int], at: str) -> list[str]:
+    """The ``waiting`` line (issue 14): "Đã phát xong ở 4/5 cụm loa, 1 cụm mất kết nối — sẽ phát
+    khi kết nối lại đến 09:04", then those that will not play ("; 1 cụm không phát được")."""
+    total, played, off = sum(groups.values()), groups["played"], groups["waiting_offline"]
+    head = ((f"Đã phát xong ở {played}/{total} cụm loa", f"Aired on {played}/{total} units") if played
+            else (f"Chưa phát ở cụm loa nào (0/{total})", f"Not aired on any unit yet (0/{total})"))
+    texts = [f"{head[0]}, {off} cụm mất kết nối — sẽ phát khi kết nối lại đến {at}",
+             f"{head[1]}, {off} offline — they play when they reconnect, until {at}"]
+    for lang in (0, 1):
+        rest = [_REST[g][lang].format(n=n) for g in _REST if (n := groups[g])]
+        if rest:
+            texts[lang] += "; " + ", ".join(rest)
+    return texts
+
+
+_REST = {"not_played": ("{n} cụm không phát được", "{n} not played"),
+         "ended_by_operator": ("{n} cụm thôi chờ", "{n} no longer waited for")}

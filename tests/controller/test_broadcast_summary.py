@@ -63,8 +63,8 @@ async def test_an_offline_unit_is_waited_for_until_an_operator_ends_the_waiting(
     assert sm.groups == {"played": 1, "playing": 0, "ready": 0, "receiving": 0, "waiting_offline": 1,
                          "ended_by_operator": 0, "not_played": 0}
     assert sm.counts["played"] == 1 and sm.counts["offline"] == 1 and sm.counts["sent"] == 0
-    assert sm.text_vi == f"Đã phát: 1 loa đã phát, 1 loa đang chờ (mất kết nối) đến {at}"
-    assert sm.text_en == f"Aired: 1 played, 1 waiting offline until {at}"
+    assert sm.text_vi == f"Đã phát xong ở 1/2 cụm loa, 1 cụm mất kết nối — sẽ phát khi kết nối lại đến {at}"
+    assert sm.text_en == f"Aired on 1/2 units, 1 offline — they play when they reconnect, until {at}"
 
     published, plays = len(ward.bus.published), len(ward.bus.sent("play"))
     assert ward.delivery.end_waiting(bid) == ["z-2"]
@@ -120,8 +120,16 @@ def test_summary_of_rows_states_and_a_unit_offline_behind_a_sent_row() -> None:
     rows = [DeliveryRow(f"n{i}", "played") for i in range(4)] + [DeliveryRow("n9", "sent")]
     sm = summarize(bc, rows, lambda n: n != "n9", now)  # n9 went offline after its send
     assert sm.state == "waiting" and sm.waiting_nodes == ["n9"]
-    assert sm.text_vi == "Đã phát: 4 loa đã phát, 1 loa đang chờ (mất kết nối) đến 09:04"
-    assert sm.text_en == "Aired: 4 played, 1 waiting offline until 09:04"
+    assert sm.text_vi == "Đã phát xong ở 4/5 cụm loa, 1 cụm mất kết nối — sẽ phát khi kết nối lại đến 09:04"
+    assert sm.text_en == "Aired on 4/5 units, 1 offline — they play when they reconnect, until 09:04"
+    rows[0] = DeliveryRow("n0", "failed")  # one that will not play is said after
+    sm = summarize(bc, rows, lambda n: n != "n9", now)
+    assert sm.text_vi == ("Đã phát xong ở 3/5 cụm loa, 1 cụm mất kết nối — sẽ phát khi kết nối lại đến "
+                          "09:04; 1 cụm không phát được")
+    sm = summarize(bc, [DeliveryRow("n9", "sent")], lambda n: False, now)
+    assert sm.text_vi == ("Chưa phát ở cụm loa nào (0/1), 1 cụm mất kết nối — sẽ phát khi kết nối lại "
+                          "đến 09:04")
+    rows[0] = DeliveryRow("n0", "played")
     assert summarize(bc, rows, lambda n: True, now).state == "airing"
     bc.status = "scheduled"
     bc.play_at = now + 86_400_000

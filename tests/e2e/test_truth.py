@@ -1,10 +1,10 @@
 """What staff see, end to end (real Mosquitto, the whole controller, simulated units), issue 13:
 a unit switched off cleanly shows ``shutdown`` ("Đã tắt") in the API and the web app; a broadcast
-to its zone says "Đã phát: 2 loa đã phát, 1 loa đang chờ (mất kết nối) đến HH:MM" while it waits
-for that unit; an operator ends the waiting from the delivery view's API call, the broadcast is
-done at once, audited, and the unit, back later, is never told to play it. A unit whose amplifier
-is switched off (``power`` command) stays online and says "đã tắt tăng âm". Two units on one id raise
-``duplicate_id``; once the second is gone an operator clears it (D12)."""
+to its zone says "Đã phát xong ở 2/3 cụm loa, 1 cụm mất kết nối — sẽ phát khi kết nối lại đến
+HH:MM" while it waits for that unit; an operator ends the waiting from the delivery view's API call,
+the broadcast is done at once, audited, and the unit, back later, is never told to play it. A unit
+whose amplifier is switched off (``power`` command) stays online and says "đã tắt tăng âm". Two
+units on one id raise ``duplicate_id``; once the second is gone an operator clears it (D12)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,10 @@ async def test_switched_off_unit_waited_for_then_the_operator_ends_the_waiting(
             assert bc["status"] == "active" and sm["waiting_nodes"] == ["t-3"]
             assert sm["groups"]["played"] == 2 and sm["groups"]["waiting_offline"] == 1
             assert sm["waiting_until"] == bc["expires_at"]
-            assert sm["text_vi"].startswith("Đã phát: 2 loa đã phát, 1 loa đang chờ (mất kết nối) đến ")
-            assert sm["text_en"].startswith("Aired: 2 played, 1 waiting offline until ")
+            assert sm["text_vi"].startswith(
+                "Đã phát xong ở 2/3 cụm loa, 1 cụm mất kết nối — sẽ phát khi kết nối lại đến ")
+            assert sm["text_en"].startswith(
+                "Aired on 2/3 units, 1 offline — they play when they reconnect, until ")
             listed_bc = [x for x in (await client.get("/api/broadcasts")).json() if x["id"] == bid]
             assert listed_bc[0]["summary"]["state"] == "waiting"
             view = (await browser.get(f"/broadcasts/{bid}")).text

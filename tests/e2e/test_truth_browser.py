@@ -33,7 +33,8 @@ async def test_delivery_view_waits_then_the_button_ends_the_waiting(
             bid = await air(api, b["id"], {"zones": ["z"]})
             bc = await wait_broadcast(api, bid, 90, done=lambda x: x["summary"]["state"] == "waiting")
             text_vi = bc["summary"]["text_vi"]
-            assert text_vi.startswith("Đã phát: 1 loa đã phát, 1 loa đang chờ (mất kết nối) đến ")
+            assert text_vi.startswith(
+                "Đã phát xong ở 1/2 cụm loa, 1 cụm mất kết nối — sẽ phát khi kết nối lại đến ")
 
             lines: list[str] = []
             async with api.stream("GET", f"/api/broadcasts/{bid}/events") as r:  # over the wire
