@@ -27,6 +27,7 @@ from controller.airing.broadcasts import mark_missed
 from controller.airing.delivery import DeliveryService
 from controller.airing.delivery_events import DELIVERY, DeliveryStreams
 from controller.airing.models import Broadcast, BroadcastStatus
+from controller.airing.overdue import OverdueBroadcasts
 from controller.airing.ownership import Ownership, Reach
 from controller.airing.requests import CANCEL, END_WAITING, REQUEST, AiringRequests
 from controller.airing.zone_claims import ZONES, DbZoneClaims, LocalZones
@@ -170,6 +171,7 @@ class Services:
     delivery: DeliveryService
     delivery_streams: DeliveryStreams  # wakes the delivery view's event streams
     scheduler: AirScheduler
+    overdue: OverdueBroadcasts  # broadcasts set for later whose controller died before airing them
     timesync: TimeResponder
     commands: CommandService
     telemetry: TelemetryHistory
@@ -258,6 +260,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings, db=db, audio=audio, writer=writer, link=link, presence=presence, gateways=gateways,
         air=air,
         delivery=delivery, delivery_streams=streams, scheduler=scheduler,
+        overdue=OverdueBroadcasts(db, scheduler.air_at, grace_s=d.owner_ttl_s, every_s=d.owner_renew_s),
         timesync=TimeResponder(link, online=presence.online_count),
         commands=commands, windows=ZoneWindows(db, commands, interval_s=settings.mqtt.windows_tick_s),
         telemetry=TelemetryHistory(link, presence, writer),
@@ -364,6 +367,7 @@ def lifecycle(sv: Services) -> list[Step]:
         Step("airing requests", sv.airing_requests.start, sv.airing_requests.stop),
         Step("zone windows", sv.windows.start, sv.windows.stop),
         Step("air scheduler", lambda: _start_scheduler(sv), sv.scheduler.stop),
+        Step("overdue broadcasts", sv.overdue.start, sv.overdue.stop),  # a dead controller's timers
         # relays: re-armed at start; at stop the units are stopped and the rows kept to resume from
         Step("relays", sv.relays.restore, sv.relays.close),
         Step("relay requests", sv.relay_requests.start, sv.relay_requests.stop),

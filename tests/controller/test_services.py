@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 
 DECLARED = ["database", "change log mark", "registry", "writer", "presence", "telemetry", "delivery",
             "air control", "zone claims", "broker link", "change feed", "airing requests", "zone windows",
-            "air scheduler",
+            "air scheduler", "overdue broadcasts",
             "relays", "relay requests", "schedules", "live recorder", "live", "emergency templates"]
 
 

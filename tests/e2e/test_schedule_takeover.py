@@ -12,7 +12,11 @@ audio and hold it. Then A is SIGKILLed:
 2. after A's ``play`` (naming the slot) went out but before the slot: the units start at the slot
    by themselves; B takes the broadcast over after it has started and must not start it again —
    each unit plays it once, every delivery ends ``played`` — and the run's ``late_ms`` is the truth
-   (the units started on time, not when B learnt of it).
+   (the units started on time, not when B learnt of it);
+3. a broadcast set for later through A (``air_at``, published ``lead_s`` ahead), A SIGKILLed before
+   publishing it — the state a slot's broadcast is in between its firing and its claim: no owner
+   row, a timer only on A. B sees it still waiting after its time and airs it: published within
+   10 s of its publish time, every unit plays it once at its instant.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from firmware_sim.node import SimNode
 from firmware_sim.playlog import PlayLog, double_plays, read_play_log, starts
 from scheduler.models import ScheduleRun
 from tests.conftest import running_controller
-from tests.e2e.helpers import bulletin, provision, states, wait_broadcast, wait_for, wait_online
+from tests.e2e.helpers import air, bulletin, provision, states, wait_broadcast, wait_for, wait_online
 from tests.e2e.test_takeover import LONG, controller, process_controller, units
 
 logger = logging.getLogger(__name__)
@@ -153,3 +157,55 @@ def _now_ms() -> int:
 
 async def _leading(api: httpx.AsyncClient) -> bool:
     return bool((await api.get("/api/scheduler")).json()["leading"])
+
+
+async def test_a_broadcast_set_for_later_whose_controller_dies_before_publishing_it_airs_at_its_time(
+        pg_url: str, mosquitto: BrokerProcess, tmp_path: Path) -> None:
+    names = [f"sl-{i}" for i in range(3)]
+    log = PlayLog(tmp_path / "play.jsonl")
+    nodes = units(names, mosquitto.port, log)
+    lead_s, ahead_s = 20, 40  # A publishes 20 s before the instant, set 40 s ahead: 20 s from now
+    try:
+        async with process_controller(tmp_path / "a", mosquitto.port, pg_url,
+                                      LOAPHUONG_SCHEDULE__LEAD_S=str(lead_s)) as (child, api_a):
+            b = controller(tmp_path / "b", mosquitto.port, pg_url)
+            async with running_controller(b) as (app_b, api_b):
+                await provision(api_b, {"z": names})
+                await asyncio.gather(*(n.start() for n in nodes))
+                await wait_online(api_a, names, 30)
+                at = (datetime.now(tz=UTC) + timedelta(seconds=ahead_s)).replace(microsecond=0)
+                bc = await air(api_a, (await bulletin(api_a, LONG))["id"], {"zones": ["z"]},
+                               air_at=at.isoformat())
+                os.kill(child.pid, signal.SIGKILL)  # long before its publish time: only A had its timer
+                await child.wait()
+                got = (await api_b.get(f"/api/broadcasts/{bc}")).json()
+                assert got["status"] == "scheduled", got
+                publish_ms = int(datetime.fromisoformat(got["air_at"]).timestamp() * 1000)
+                assert publish_ms == int(at.timestamp() * 1000) - lead_s * 1000, got
+                owner = app_b.state.services.delivery.owner
+                seen: dict[str, Any] = {}
+
+                async def taken() -> bool:
+                    row = await asyncio.to_thread(owner.owner_of, bc)
+                    seen.update(row or {})
+                    return bool(row) and row["holder"] == owner.holder  # type: ignore[index]
+
+                await wait_for(taken, ahead_s, "B to air the broadcast A left", every=0.1)
+                took = (int(seen["db_now"]) - publish_ms) / 1000
+                logger.warning("a broadcast set for later on a dead controller: B claimed it %.2f s after "
+                               "its publish time, %.1f s before its instant", took,
+                               (at.timestamp() * 1000 - _now_ms()) / 1000)
+                assert took <= 10.0, took
+                done = await wait_broadcast(api_b, bc, 120)
+                assert done["status"] == "done" and states(done) == dict.fromkeys(names, "played"), done
+                offsets = start_offsets(log.path, bc, int(at.timestamp() * 1000))
+                logger.warning("... the units started %s ms after its instant", sorted(offsets.values()))
+                assert sorted(offsets) == names, offsets
+                assert all(abs(o) <= ON_TIME_MS for o in offsets.values()), offsets  # at its instant
+                assert app_b.state.services.overdue.stats["rearmed"] >= 1
+    finally:
+        await asyncio.gather(*(n.stop() for n in nodes))
+        log.close()
+    events = read_play_log(log.path)
+    assert double_plays(events) == {}
+    assert starts(events) == {(n, bc): 1 for n in names}
