@@ -10,10 +10,15 @@ truth out of it. So the filter intersects the intervals of its samples (the tigh
 comes from the reply that travelled fastest, the tightest upper one from the fastest request, in
 whichever samples they happen to be) and takes the middle: on a link whose two directions have
 the same least delay the error is half the difference of the two least jitters, which shrinks as
-1/N with N samples (a median of offsets shrinks as 1/√N). Drift is tracked: the offsets found
-over the last minutes give the rate (a least-squares line); older samples are moved along it
-and widened by :data:`PHI` per ms of age for what the rate may still be off. Intervals that no
-longer intersect mean the clock stepped: the filter starts again from the newest sample.
+1/N with N samples (a median of offsets shrinks as 1/√N). Drift is tracked from the same
+lowest-delay samples: the upper convex hull of the lower bounds and the lower convex hull of the
+upper bounds (their vertices are the samples whose reply, or request, travelled fastest) each
+have an edge over the samples' mean instant, whose slope is the rate, as in Moon, Skelly and
+Towsley's linear-programming skew estimate; the two are averaged, and believed only once both
+edges span :data:`DRIFT_SPAN_MS` (shorter ones are noise: 1 ms over 10 s is 100 ppm). Older
+samples are moved along the rate and widened by :data:`PHI` per ms of age for what it may still
+be off. Intervals that no longer intersect with the rate are tried without it, then mean the
+clock stepped: the filter starts again from the newest sample.
 
 :class:`PollPlan` says when to ask: fast (:data:`FAST_POLL_S`, :data:`FAST_MAX` requests) after
 every connect unless the interval is already narrower than :data:`FINE_MS`, then every
@@ -27,6 +32,7 @@ unit a second to a starved controller whose late replies were refused.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 
@@ -40,10 +46,8 @@ MAX_AGE_MS = 900_000.0
 PHI = 15e-6
 #: Rates beyond this are not believed (cheap crystals are within ±100 ppm).
 MAX_DRIFT = 500e-6
-#: One offset is noted per this long for the drift line; the line needs this span at least.
-DRIFT_EVERY_MS = 20_000.0
+#: The rate is believed once both hull edges it comes from span this long.
 DRIFT_SPAN_MS = 120_000.0
-DRIFT_POINTS = 48
 #: Fast polling after a connect: one request per this, FAST_MAX of them, unless the interval is
 #: already narrower than FINE_MS (the error is at most half the width: a LAN, loopback).
 FAST_POLL_S = 0.25
@@ -65,10 +69,9 @@ class ClockFilter:
         self.offset_ms: float | None = None
         #: the width (ms) of the intersection: least request + least reply delay
         self.width_ms: float | None = None
-        #: rate of the offset (ms per node ms); 0 until DRIFT_SPAN_MS of offsets are known
+        #: rate of the offset (ms per node ms); 0 until the samples' hull edges span DRIFT_SPAN_MS
         self.drift = 0.0
         self.ref_ms = 0.0  # node instant of offset_ms
-        self._points: deque[tuple[float, float]] = deque(maxlen=DRIFT_POINTS)
 
     def add(self, t0: float, t1: float, t2: float, t3: float) -> bool:
         """One exchange; False (and ignored) if its delay is negative or absurd."""
@@ -78,16 +81,17 @@ class ClockFilter:
         self.samples.append((t3, t2 - t3, t1 - t0))
         while self.samples and t3 - self.samples[0][0] > MAX_AGE_MS:
             self.samples.popleft()
-        low, high = self._bounds(t3)
+        drift = self._rate()
+        low, high = self._bounds(t3, drift)
+        if low > high and drift:  # the rate is off (the clock's changed): without it first
+            drift = 0.0
+            low, high = self._bounds(t3, drift)
         if low > high:  # no common offset: the clock stepped (or drifted beyond belief)
             newest = self.samples[-1]
             self.samples.clear()
             self.samples.append(newest)
-            self._points.clear()
-            self.drift = 0.0
             low, high = newest[1], newest[2]
-        self.offset_ms, self.width_ms, self.ref_ms = (low + high) / 2, high - low, t3
-        self._track_drift(t3)
+        self.offset_ms, self.width_ms, self.ref_ms, self.drift = (low + high) / 2, high - low, t3, drift
         return True
 
     def offset_at(self, node_ms: float) -> float | None:
@@ -96,29 +100,50 @@ class ClockFilter:
             return None
         return self.offset_ms + self.drift * (node_ms - self.ref_ms)
 
-    def _bounds(self, now: float) -> tuple[float, float]:
-        low, high, drift = -math.inf, math.inf, self.drift
+    def _bounds(self, now: float, drift: float) -> tuple[float, float]:
+        low, high = -math.inf, math.inf
         for t3, lo, hi in self.samples:
             age = now - t3
-            shift, slack = drift * age, PHI * age
+            shift, slack = drift * age, PHI * abs(age)
             low = max(low, lo + shift - slack)
             high = min(high, hi + shift + slack)
         return low, high
 
-    def _track_drift(self, now: float) -> None:
-        points = self._points
-        if points and now - points[-1][0] < DRIFT_EVERY_MS:
-            return
-        assert self.offset_ms is not None
-        points.append((now, self.offset_ms))
-        if len(points) < 4 or points[-1][0] - points[0][0] < DRIFT_SPAN_MS:
-            return
-        n = len(points)
-        mx = sum(x for x, _ in points) / n
-        my = sum(y for _, y in points) / n
-        sxx = sum((x - mx) ** 2 for x, _ in points)
-        rate = sum((x - mx) * (y - my) for x, y in points) / sxx
-        self.drift = max(-MAX_DRIFT, min(MAX_DRIFT, rate))
+    def _rate(self) -> float:
+        """The drift from the hulls of the samples' bounds (see the module docstring); 0 if unknown."""
+        s = sorted(self.samples)
+        if len(s) < 8 or s[-1][0] - s[0][0] < DRIFT_SPAN_MS:
+            return 0.0
+        base = s[0][0]
+        mean = sum(t for t, _, _ in s) / len(s) - base
+        lows = _edge(_hull([(t - base, lo) for t, lo, _ in s], upper=True), mean)
+        highs = _edge(_hull([(t - base, hi) for t, _, hi in s], upper=False), mean)
+        if lows is None or highs is None or min(lows[1], highs[1]) < DRIFT_SPAN_MS:
+            return 0.0
+        return max(-MAX_DRIFT, min(MAX_DRIFT, (lows[0] + highs[0]) / 2))
+
+
+def _hull(points: list[tuple[float, float]], *, upper: bool) -> list[tuple[float, float]]:
+    """The upper (or lower) convex hull of ``points`` sorted by x (Andrew's monotone chain)."""
+    h: list[tuple[float, float]] = []
+    for x, y in points:
+        while len(h) >= 2:
+            (x1, y1), (x2, y2) = h[-2], h[-1]
+            cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
+            if (cross >= 0) if upper else (cross <= 0):
+                h.pop()
+            else:
+                break
+        h.append((x, y))
+    return h
+
+
+def _edge(hull: list[tuple[float, float]], x: float) -> tuple[float, float] | None:
+    """The slope of the hull's edge over ``x``, and the edge's length in x; None if none."""
+    for (x1, y1), (x2, y2) in itertools.pairwise(hull):
+        if x1 <= x <= x2 and x2 > x1:
+            return (y2 - y1) / (x2 - x1), x2 - x1
+    return None
 
 
 class PollPlan:

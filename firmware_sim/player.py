@@ -115,6 +115,10 @@ class Player:
         self.start_times: dict[str, tuple[float, int]] = {}
         #: bc -> when it began sounding, on the controller's clock (the ``started_at`` of its acks)
         self._began: dict[str, int] = {}
+        #: bc -> the real instant (epoch ms) this unit's clock put that start at: where an output
+        #: that starts on its instant (``loaphuong unit``'s sound card) begins the sound; the
+        #: simulator's own timer fires later, by its event loop's lateness (bench/sync.py)
+        self.aimed: dict[str, float] = {}
         self._clock = clock
         self._ctl_clock = controller_clock or clock  # expires_at is on the controller's clock
         self._on_ack = on_ack
@@ -277,8 +281,9 @@ class Player:
                 return
         for item in ready:
             self.queue.remove(item)
-            if item.start_at is not None and now - item.start_at > 50:
-                item.offset_ms += int(now - item.start_at)  # late: join the others mid-way
+            late = now - item.start_at if item.start_at is not None else 0.0
+            if late > 50:
+                item.offset_ms += int(late)  # late: join the others mid-way
             if item.offset_ms >= item.manifest.audio.duration_ms * item.manifest.repeat:
                 self._on_ack(item.bc, AckState.FAILED, "too_late")
                 continue
@@ -296,7 +301,9 @@ class Player:
                 continue
             self.current = item
             self.started.append(item.bc)
-            self.start_times[item.bc] = (time.time() * 1000, item.offset_ms)
+            real_ms = time.time() * 1000
+            self.start_times[item.bc] = (real_ms, item.offset_ms)
+            self.aimed[item.bc] = real_ms - late if late <= 50 else real_ms  # (lead: late < 0)
             self._log("start", item, "")
             start_in = max(0.0, ((item.due or now) - now) / 1000.0)
             self._task = asyncio.get_running_loop().create_task(

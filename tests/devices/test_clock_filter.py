@@ -135,3 +135,25 @@ def test_requests_left_unanswered_double_the_wait_until_a_reply_comes() -> None:
     assert waits == [REPLY_WAIT_S * 2 ** i for i in range(6)]
     plan.answered(100.0, 250)
     assert plan.wait_s(now) == FAST_POLL_S  # answered: fast again
+
+
+def test_the_poll_plans_schedule_keeps_the_estimate_for_ten_minutes() -> None:
+    """The schedule a unit keeps (200 requests 250 ms apart, then one per 5 s for two minutes, then
+    one per 15 s) on the bench's link (50 ms + 0–200 ms each way), clocks drifting 0 or ±50 ppm.
+    Drift points taken from the first, wide samples once made the rate hundreds of ppm wrong after
+    two minutes: errors of 70–190 ms. Now the rate comes from the lowest-delay samples' hulls."""
+    worst = 0.0
+    for unit in range(12):
+        rng = random.Random(100 + unit)
+        rate = (0.0, 50e-6, -50e-6)[unit % 3]
+        f = p.ClockFilter()
+        start, node_ms = 1e12, 1e12
+        for i in range(260):
+            offset = TRUE_OFFSET + rate * (node_ms - start)
+            exchange(f, node_ms, offset, 50 + rng.uniform(0, 200), 50 + rng.uniform(0, 200))
+            node_ms += 250 if i < 200 else 5000 if i < 224 else 15_000
+            if node_ms - start > 45_000:
+                estimate = f.offset_at(node_ms)
+                assert estimate is not None
+                worst = max(worst, abs(estimate - (TRUE_OFFSET + rate * (node_ms - start))))
+    assert worst < 40.0, worst  # 31 ms here; 113 ms before
