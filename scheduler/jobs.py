@@ -62,7 +62,7 @@ class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.round_thread: int | None = None  # the scheduler thread while it processes a round
+        self._rounds: set[int] = set()  # the threads in a round (APScheduler's; the wheel's take)
         self._held: dict[str, tuple[float, bytes] | None] = {}  # id -> (next run, state) | removed
         self._held_lock = threading.Lock()
         self.flushes = 0
@@ -70,8 +70,15 @@ class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
         #: ``release``: the burst airs while the job removals are written, not after)
         self.on_round_submitted: Callable[[], None] | None = None
 
+    def begin_round(self) -> None:
+        """This thread's updates and removals are held back until :meth:`flush`."""
+        self._rounds.add(threading.get_ident())
+
+    def end_round(self) -> None:
+        self._rounds.discard(threading.get_ident())
+
     def _buffering(self) -> bool:
-        return self.round_thread == threading.get_ident()
+        return threading.get_ident() in self._rounds
 
     def update_job(self, job: Job) -> None:
         if not self._buffering():
@@ -230,13 +237,13 @@ class ResilientScheduler(BackgroundScheduler):
         stores = [s for s in self._jobstores.values() if isinstance(s, BatchedJobStore)]
         executors = [e for e in self._executors.values() if isinstance(e, SlotExecutor)]
         for store in stores:
-            store.round_thread = threading.get_ident()
+            store.begin_round()
         for executor in executors:
             executor.hold()
         try:
             wait: float | None = super()._process_jobs()
             for store in stores:
-                store.round_thread = None
+                store.end_round()
                 store.flush()
         except Exception as exc:  # noqa: BLE001 - keep the thread alive whatever the store does
             self._logger.warning("job store error (%s); retrying in %.1f s", exc,
@@ -244,7 +251,7 @@ class ResilientScheduler(BackgroundScheduler):
             return float(self.jobstore_retry_interval)
         finally:
             for store in stores:
-                store.round_thread = None
+                store.end_round()
             for executor in executors:
                 executor.release()  # the round's slots as one batch (the unique run row refuses repeats)
         return wait

@@ -63,6 +63,23 @@ class Aired:
         return [b for b, _ in self.broadcasts] + self.relays
 
 
+class Prepared(Protocol):
+    """What slots due together will make, built ahead of their instant (scheduler/wheel.py): at
+    the instant only ``current`` and ``write`` run, in the transaction that claims the slots."""
+
+    def planned(self) -> list[Aired]:
+        """What each slot will make, in order (its broadcasts' air times are stamped at ``write``)."""
+        ...
+
+    def current(self, s: Session) -> bool:
+        """Is what it was built from (the bulletins: the airing rule's inputs) unchanged?"""
+        ...
+
+    def write(self, s: Session, now_ms: int) -> list[Aired]:
+        """Write every row (no commit), stamped ``now_ms``; one ``Aired`` per slot, in order."""
+        ...
+
+
 class SlotAirer(Protocol):
     """Air a schedule's slot (the controller: bulletin slots as broadcasts, relay slots as relays)."""
 
@@ -77,6 +94,12 @@ class SlotAirer(Protocol):
         """Make what each of ``slots`` (due together) airs in ``s`` (blocking, a worker thread),
         without committing: the firing commits every slot's run with them, in one transaction.
         One ``Aired`` per slot, in order; each slot's refusal is its own ``Aired.failure``."""
+        ...
+
+    def prepare_many(self, s: Session, slots: list[Slot]) -> Prepared | None:
+        """Build what ``slots`` (due together, ``now_ms`` = their planned instant) will make, writing
+        nothing; None: these slots cannot be built ahead (a relay, an emergency bypass): they are
+        aired at their instant by ``air_many``."""
         ...
 
     def handoff(self, aired: Aired) -> None:

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -27,12 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from devices.protocol import now_ms
 from scheduler.clock import local
 from scheduler.firing import FireConfig, SlotResult, air_slot, air_slots
-from scheduler.jobs import SlotBatch, make_scheduler
+from scheduler.jobs import BatchedJobStore, SlotBatch, make_scheduler
 from scheduler.lease import Lease, default_holder
 from scheduler.models import RunStatus
 from scheduler.ports import Aired, SlotAirer
+from scheduler.prepared import PreparedSlots, checkpoint, defer_checkpoints, fire_prepared, prepare_slots
 from scheduler.reconcile import Reconciler
 from scheduler.settings import ScheduleSettings
+from scheduler.wheel import Item, Wheel
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,14 @@ class ScheduleService:
         self.sched, self.executor = make_scheduler(self.engine, self._on_batch, workers=settings.workers,
                                                    retry_s=min(10.0, settings.renew_s))
         self.reconciler = Reconciler(self.engine, self.sched, self.lead, self.holder)
+        store = self.sched._jobstores["default"]
+        assert isinstance(store, BatchedJobStore)
+        self.wheel = (Wheel(self.sched, store, horizon_s=settings.prepare_s,
+                            tick_s=max(0.1, min(1.0, settings.prepare_s / 3)), may_take=self._may_take,
+                            prepare=self._prepare, fire=self._fire_group,
+                            quiet=partial(checkpoint, self.engine)) if settings.prepare_s > 0 else None)
+        if self.wheel is not None:
+            defer_checkpoints(self.engine)
         self.leading = False
         self.results: deque[SlotResult] = deque(maxlen=1000)  # the most recent outcomes (diagnostics)
         #: told (schedule, slot, lag s) when a slot fired: its run committed; lag from when its job was due
@@ -86,6 +97,8 @@ class ScheduleService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.sched.start, paused=True)
+        if self.wheel is not None:
+            self.wheel.start()
         self._tasks = [asyncio.create_task(self._lease_loop(), name="schedule-lease"),
                        asyncio.create_task(self._control_loop(), name="schedule-control")]
         logger.info("schedule runner %s started (lead %.1f s, grace %.1f s, lease %.1f s)", self.holder,
@@ -98,6 +111,8 @@ class ScheduleService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._stand_down("stopping")
+        if self.wheel is not None:
+            await asyncio.to_thread(self.wheel.stop)
         if release:
             try:
                 await asyncio.wait_for(asyncio.to_thread(self.lease.release), self.settings.db_timeout_s * 2)
@@ -224,6 +239,8 @@ class ScheduleService:
                        "controller %s stops firing schedules: %s", self.holder, why)
         self.leading = False
         self.lease.drop()
+        if self.wheel is not None:
+            self.wheel.clear()
         if self.sched.running:
             self.sched.pause()
 
@@ -249,13 +266,48 @@ class ScheduleService:
     def _air_chunk(self, items: list[tuple[int, int, datetime]]) -> None:
         results = self._air_together(items) if len(items) > 1 else None
         if results is not None:
-            for (sid, _, slot), res in zip(items, results, strict=True):
-                self._noted(res, slot, sid)
-            made = [res.aired() for res in results if res.broadcasts or res.relays]
-            self._loop_call(self._handoff_all, made)  # one wake-up of the loop for the whole chunk
+            self._fired_together(items, results)
             return
         for sid, version, slot in items:
             self._fire(sid, version, slot)
+
+    def _fired_together(self, items: list[Item], results: list[SlotResult]) -> None:
+        """A chunk committed in one transaction: every slot of it fired at that instant."""
+        fired_at = time.time()
+        made = [res.aired() for res in results if res.broadcasts or res.relays]
+        self._loop_call(self._handoff_all, made)  # one wake-up of the loop for the whole chunk
+        for (sid, _, slot), res in zip(items, results, strict=True):
+            self._noted(res, slot, sid, fired_at)
+
+    # ------------------------------------------------------------------ the wheel (its threads)
+
+    def _may_take(self) -> bool:
+        return self.leading and not self._stopping and self.lease.valid()
+
+    def _prepare(self, due_s: float, items: list[Item]) -> list[PreparedSlots | None]:
+        """Each chunk of a group due at ``due_s`` built ahead (None: it takes the usual path)."""
+        flat = [(sid, v, int(slot.timestamp() * 1000)) for sid, v, slot in items]
+        at = int(due_s * 1000)
+        return [prepare_slots(self.engine, self.fire_cfg, self.airer, flat[i:i + BATCH_MAX], at)
+                for i in range(0, len(flat), BATCH_MAX)]
+
+    def _fire_group(self, items: list[Item], prepared: list[PreparedSlots | None] | None) -> None:
+        """A group the wheel took, at its instant: each chunk as prepared, else the usual way."""
+        for k, i in enumerate(range(0, len(items), BATCH_MAX)):
+            chunk, results = items[i:i + BATCH_MAX], None
+            p = prepared[k] if prepared else None
+            if p is not None and not self._stopping and self.lease.valid():
+                try:
+                    results = fire_prepared(self.engine, self.fire_cfg, p, may_fire=self.lease.valid)
+                except SQLAlchemyError as exc:
+                    logger.warning("%d prepared slot(s): database error (%s); airing them the usual way",
+                                   len(chunk), str(exc).splitlines()[0])
+                except Exception:  # nothing was committed: the usual path airs and reports them
+                    logger.exception("%d prepared slot(s) failed; airing them the usual way", len(chunk))
+            if results is not None:
+                self._fired_together(chunk, results)
+            else:
+                self._air_chunk(chunk)
 
     def _air_together(self, items: list[tuple[int, int, datetime]]) -> list[SlotResult] | None:
         """``air_slots`` of the chunk, tried again on a database error (a write lock held by a lease
@@ -277,9 +329,9 @@ class ScheduleService:
                 return None
         return None
 
-    def _note_fire(self, schedule_id: int, slot: datetime) -> None:
+    def _note_fire(self, schedule_id: int, slot: datetime, fired_at: float | None = None) -> None:
         if self.on_fire is not None:
-            self.on_fire(schedule_id, slot, time.time() - (slot - self.lead).timestamp())
+            self.on_fire(schedule_id, slot, (fired_at or time.time()) - (slot - self.lead).timestamp())
 
     def _fire(self, schedule_id: int, version: int, slot: datetime) -> None:
         slot_ms = int(slot.timestamp() * 1000)
@@ -309,10 +361,11 @@ class ScheduleService:
         if res.broadcasts or res.relays:
             self._loop_call(self.airer.handoff, res.aired())
 
-    def _noted(self, res: SlotResult, slot: datetime, schedule_id: int) -> None:
+    def _noted(self, res: SlotResult, slot: datetime, schedule_id: int,
+               fired_at: float | None = None) -> None:
         self.results.append(res)
         if res.outcome in RUN_WRITTEN:
-            self._note_fire(schedule_id, slot)
+            self._note_fire(schedule_id, slot, fired_at)
 
     def _handoff_all(self, made: list[Aired]) -> None:
         for aired in made:

@@ -22,6 +22,10 @@ class ScheduleSettings(BaseModel):
                                description="how often the firing controller picks up changes made elsewhere")
     db_timeout_s: float = Field(3, gt=0, le=60,
                                 description="give up a scheduler database call after this long and retry")
+    prepare_s: float = Field(5, ge=0, le=60,
+                             description="take the slots due within this many seconds from the job store "
+                                         "ahead and build what they air, so that at their instant only the "
+                                         "claim is written (0: off, APScheduler hands each out when due)")
     workers: int = Field(4, ge=1, le=32, description="threads that air slots (database work)")
 
     @model_validator(mode="after")

@@ -80,6 +80,16 @@ class BroadcastBatch:
                     sum(len(n) for n in self._nodes.values()))
         self._rows, self._nodes = [], {}
 
+    def taken(self) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+        """The rows added, and each broadcast's units, handed over (controller/airing/prepared.py)
+        instead of written here; the batch is empty afterwards."""
+        out = (self._rows, self._nodes)
+        self._rows, self._nodes = [], {}
+        return out
+
+    def bulletin_ids(self) -> list[int]:
+        return sorted(self._held)
+
     def _checked(self, bulletin_id: int, priority: str | None) -> Bulletin:
         key = (bulletin_id, priority)
         if key not in self._airable:

@@ -24,10 +24,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from controller.accounts.audit import details, record, record_many, where
+from controller.accounts.audit import MAX_DETAIL, details, record, record_many, where
 from controller.accounts.roles import CAN_AIR
 from controller.airing.broadcasts import create_broadcast
 from controller.airing.burst import BroadcastBatch
+from controller.airing.prepared import PreparedBroadcasts, bulletin_rows
 from controller.airing.rules import bypass_refusal, is_bypass
 from controller.bulletins.models import Bulletin
 from controller.core.errors import ServiceError
@@ -83,6 +84,22 @@ class ScheduleAirer:
         record_many(s, [_fired(sl, a, batch.bulletin(sl.bulletin_id) if sl.bulletin_id is not None else None)
                         for sl, a in zip(slots, out, strict=True)])
         return out
+
+    def prepare_many(self, s: Session, slots: list[Slot]) -> PreparedBroadcasts | None:
+        """``air_many`` built ahead of the instant, writing nothing (controller/airing/prepared.py);
+        None for a relay slot or an emergency bypass (the creator's standing is checked at the
+        instant, by ``air_many``)."""
+        batch = BroadcastBatch(s)
+        for sl in slots:
+            b = batch.bulletin(sl.bulletin_id) if sl.bulletin_id is not None else None
+            if sl.relay is not None or (b is not None and is_bypass(b, sl.priority)):
+                return None
+        out = [self._in_batch(s, batch, sl) for sl in slots]
+        audit = [(u[:100], a[:64], t[:200], d[:MAX_DETAIL]) for u, a, t, d in (
+            _fired(sl, a, batch.bulletin(sl.bulletin_id) if sl.bulletin_id is not None else None)
+            for sl, a in zip(slots, out, strict=True))]
+        rows, nodes = batch.taken()
+        return PreparedBroadcasts(rows, nodes, out, audit, bulletin_rows(s, batch.bulletin_ids()))
 
     def handoff(self, aired: Aired) -> None:
         for bc_id, air_at in aired.broadcasts:

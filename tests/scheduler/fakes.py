@@ -25,6 +25,10 @@ class FakeAirer:
     handed: list[Aired] = field(default_factory=list)
     handed_on: list[int] = field(default_factory=list)  # the thread of each handoff
     crash_after: list[str] | None = None  # report these as made, commit, then raise
+    prepare: bool = True  # build slots ahead (scheduler/wheel.py); False: each is aired at its instant
+    prepared: list[Slot] = field(default_factory=list)  # the slots built ahead
+    written: list[Slot] = field(default_factory=list)  # ... and written at their instant
+    changed: bool = False  # what the prepared slots were built from has changed since
 
     def air(self, s: Session, slot: Slot, progress: Progress) -> Aired:
         self.asked.append(slot)
@@ -40,10 +44,33 @@ class FakeAirer:
             raise RuntimeError("the controller died mid-batch")
         return [self.answer for _ in slots]
 
+    def prepare_many(self, s: Session, slots: list[Slot]) -> FakePrepared | None:
+        if not self.prepare:
+            return None
+        self.prepared.extend(slots)
+        return FakePrepared(self, slots)
+
     def handoff(self, aired: Aired) -> None:
         self.handed.append(aired)
         self.handed_on.append(threading.get_ident())
 
+
+
+@dataclass
+class FakePrepared:
+    airer: FakeAirer
+    slots: list[Slot]
+
+    def planned(self) -> list[Aired]:
+        return [self.airer.answer for _ in self.slots]
+
+    def current(self, s: Session) -> bool:
+        return not self.airer.changed
+
+    def write(self, s: Session, now_ms: int) -> list[Aired]:
+        self.airer.asked.extend(self.slots)
+        self.airer.written.extend(self.slots)
+        return [self.airer.answer for _ in self.slots]
 
 
 def scheduler_db(url: str) -> Engine:

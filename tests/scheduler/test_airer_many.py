@@ -22,7 +22,7 @@ from devices.protocol import now_ms
 from scheduler.clock import epoch_ms
 from scheduler.models import ScheduleRun
 from scheduler.ports import Aired, Slot
-from tests.scheduler.ward import Sink, airer, in_s, make_ward, once, runner, session, wait_until
+from tests.scheduler.ward import Sink, airer, fast, in_s, make_ward, once, runner, session, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -114,7 +114,7 @@ async def test_a_burst_through_the_runner_airs_each_slot_once_in_order(db: Datab
     at = in_s(5)
     ids = [once(db, at, target={"zones": ["z1" if k % 2 else "z2"]}) for k in range(40)]
     sink = Sink()
-    svc = runner(url, sink=sink, holder="burst")
+    svc = runner(url, fast(prepare_s=0), sink=sink, holder="burst")  # APScheduler's round (see test_wheel)
     batches: list[int] = []
     on_batch = svc._on_batch
 
@@ -159,5 +159,74 @@ def test_the_bulk_rows_on_postgresql(pg_url: str) -> None:
             assert [len(shape(s, a)[0][13]) for a in [*many, one]] == [2, 2, 2]
             events = s.exec(select(DeliveryEvent)).all()
         assert len(events) == 6 and {e.state for e in events} == {"queued"}
+    finally:
+        ward.dispose()
+
+
+def plain(base: int) -> list[Slot]:
+    """Slots the airer builds ahead: approved (one spaced, one to a zone and a unit), a refused
+    target, a draft not aired as an emergency (refused by the rule)."""
+    return [slot(base), slot(base + 1, repeat=2, interval_s=60), slot(base + 2, targets=BOTH),
+            slot(base + 3, targets={"zones": ["nope"]}), slot(base + 4, bulletin_id=2)]
+
+
+def test_prepared_slots_write_what_air_many_writes(db: Database) -> None:
+    with session(db) as s:
+        many = airer().air_many(s, plain(10))
+        s.commit()
+    with session(db) as s:
+        assert airer().prepare_many(s, mix(30)) is None  # an emergency bypass: judged at the instant
+        built = airer().prepare_many(s, plain(20))
+        assert built is not None
+    with session(db) as s:
+        before = len(s.exec(select(Broadcast)).all())
+        assert before == 4 and len(s.exec(select(AuditEntry)).all()) == 5  # building wrote nothing
+        assert built.current(s)
+        at = now_ms()
+        written = built.write(s, at)
+        s.commit()
+    assert [a.failure for a in written] == [a.failure for a in many]  # the same refusals, word for word
+    assert {t for a in written for _, t in a.broadcasts} == {at}  # stamped with the instant
+    with session(db) as s:
+        assert len(s.exec(select(Broadcast)).all()) == before + 4
+        assert [shape(s, a) for a in written] == [shape(s, a) for a in many]
+        entries = s.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()
+        fired = [json.loads(e.detail) for e in entries if e.action == "schedule_fired"]
+    assert [(d["outcome"], d.get("reason")) for d in fired[5:]] == [(d["outcome"], d.get("reason"))
+                                                                    for d in fired[:5]]
+
+
+def test_prepared_slots_are_not_current_once_their_bulletin_changed(db: Database) -> None:
+    with session(db) as s:
+        built = airer().prepare_many(s, plain(40)[:1])
+    assert built is not None
+    with session(db) as s:
+        b = s.get(Bulletin, 1)
+        assert b is not None and built.current(s)
+        b.approval = "rejected"
+        s.add(b)
+        s.commit()
+    with session(db) as s:
+        assert not built.current(s)
+
+
+@pytest.mark.postgres
+def test_prepared_rows_on_postgresql(pg_url: str) -> None:
+    """The prepared batch's driver-level writes (JSON columns as text, first events by INSERT …
+    SELECT of these broadcasts' deliveries) on PostgreSQL."""
+    ward = make_ward(pg_url, duration_ms=2000)
+    try:
+        with session(ward) as s:
+            built = airer().prepare_many(s, [slot(1), slot(2, targets=BOTH)])
+        assert built is not None
+        with session(ward) as s:
+            assert built.current(s)
+            written = built.write(s, now_ms())
+            s.commit()
+        with session(ward) as s:
+            assert [len(shape(s, a)[0][13]) for a in written] == [2, 2]
+            assert [shape(s, a)[0][5] for a in written] == [Z1, BOTH]
+            events = s.exec(select(DeliveryEvent)).all()
+        assert len(events) == 4 and {e.state for e in events} == {"queued"}
     finally:
         ward.dispose()

@@ -14,7 +14,7 @@ from scheduler.jobs import BatchedJobStore
 from scheduler.models import Schedule, ScheduleRun
 from scheduler.runner import ScheduleService
 from tests.scheduler.fakes import FakeAirer, scheduler_db
-from tests.scheduler.ward import FAST, in_s, wait_until
+from tests.scheduler.ward import fast, in_s, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -33,7 +33,8 @@ async def test_a_burst_of_slots_on_one_second_airs_each_once_in_few_batches(tmp_
         s.commit()
         ids = [r.id for r in rows]
     airer = FakeAirer()
-    svc = ScheduleService(lambda: scheduler_db(url), FAST, airer=airer, holder="burst")
+    # APScheduler's own round (the firing wheel, taking slots ahead: tests/scheduler/test_wheel.py)
+    svc = ScheduleService(lambda: scheduler_db(url), fast(prepare_s=0), airer=airer, holder="burst")
     batches: list[int] = []
     on_batch = svc._on_batch
 
