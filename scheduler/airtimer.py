@@ -80,6 +80,10 @@ class AirScheduler:
         job.remove()
         return True
 
+    def waiting(self, broadcast_id: str) -> bool:
+        """This timer holds ``broadcast_id`` (not yet handed to the airing callback)."""
+        return self._sched.get_job(f"air:{broadcast_id}") is not None
+
     def pending(self) -> list[str]:
         return [*self._now, *(j.id.removeprefix("air:") for j in self._sched.get_jobs())]
 

@@ -9,8 +9,9 @@ before the claim, no owner row exists for custody to find: the broadcast would w
 until some controller restarts — a slot the run says "aired" that no unit hears.
 
 So every controller looks every ``every_s`` for broadcasts still ``scheduled`` more than
-``grace_s`` after their ``air_at`` and hands each to its own timer (``rearm``: due now, or
-reported missed past the timer's grace, as at a restart). Whoever claims first airs it, once; the
+``grace_s`` after their ``air_at`` and hands each its own timer does not hold already
+(``waiting``: a burst still queued here) to it (``rearm``: due now, or reported missed past the
+timer's grace, as at a restart). Whoever claims first airs it, once; the
 controller that made it, alive, has claimed it long before the grace is over.
 """
 
@@ -35,9 +36,11 @@ BATCH = 500  # broadcasts looked at in one round at most (oldest first)
 
 
 class OverdueBroadcasts:
-    def __init__(self, db: Database, rearm: Rearm, *, grace_s: float, every_s: float) -> None:
+    def __init__(self, db: Database, rearm: Rearm, *, waiting: Callable[[str], bool], grace_s: float,
+                 every_s: float) -> None:
         self._db = db
         self._rearm = rearm
+        self._waiting = waiting
         self.grace_ms = int(grace_s * 1000)
         self.stats = {"rearmed": 0}
         self._told: dict[str, None] = {}  # re-armed here (logged once each), bounded
@@ -59,6 +62,8 @@ class OverdueBroadcasts:
 
     async def scan(self) -> None:
         for bc, air_at in await asyncio.to_thread(self._due):
+            if self._waiting(bc):
+                continue  # our own timer has it (it fires, or is queued behind a burst)
             if bc not in self._told:
                 logger.warning("broadcast %s was due %.1f s ago and no controller has claimed it (the one "
                                "that made it stopped?): airing it here", bc, (now_ms() - air_at) / 1000)
