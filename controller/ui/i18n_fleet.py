@@ -37,6 +37,12 @@ FLEET: dict[str, tuple[str, str]] = {
     "u_since": ("từ {ago}", "since {ago}"),
     "u_never": ("chưa kết nối lần nào", "never connected"),
     "ago_now": ("vừa xong", "just now"),
+    # a unit command's answer on its page, in words (the unit's own error text is never shown)
+    "cmd_timeout": ("cụm loa không trả lời kịp", "the unit did not answer in time"),
+    "cmd_offline": ("cụm loa đang mất kết nối", "the unit is offline"),
+    "cmd_error": ("cụm loa báo lỗi, không làm được", "the unit reported an error"),
+    "cmd_power_off": ("tăng âm đang tắt; hãy bật trước", "its amplifier is off; switch it on first"),
+    "cmd_unknown": ("cụm loa không hỗ trợ lệnh này", "the unit does not support this command"),
     "ago_min": ("{n} phút trước", "{n} min ago"),
     "ago_hour": ("{n} giờ trước", "{n} h ago"),
     "ago_day": ("{n} ngày trước", "{n} days ago"),

@@ -172,11 +172,13 @@ def unit_page(node_id: str, p: PageDep) -> Response:
     return p.render("unit.html", "units", u=found[0], zones=zs, zone_names={z.id: z.name for z in zs},
                     is_admin=p.user.role == "admin",
                     since=fleet.ago(p.lang, found[0].last_seen), step=broker_step(p), extra=fleet_strings(p),
-                    tel=readable(p.lang, found[0].telemetry))
+                    tel=readable(p.lang, found[0].telemetry), tel_on=readable(p.lang, {"power": True})[0][2],
+                    tel_off=readable(p.lang, {"power": False})[0][2])
 
 
 _STATE_ORDER = {"offline": 0, "unknown": 1, "shutdown": 2, "online": 3}
-_FLEET_KEYS = ("u_created", "u_secret", "u_need_zone", "u_retire_confirm", "u_retired", "saved")
+_FLEET_KEYS = ("u_created", "u_secret", "u_need_zone", "u_retire_confirm", "u_retired", "saved", "online",
+               "amp_off", "cmd_timeout", "cmd_offline", "cmd_error", "cmd_power_off", "cmd_unknown")
 
 
 def fleet_strings(p: Page) -> dict[str, str]:

@@ -91,8 +91,8 @@ FORMATS: dict[str, Callable[[str, Any], str]] = {
 }
 
 
-def readable(lang: str, telemetry: dict[str, Any]) -> list[tuple[str, str]]:
-    """(name, value) rows of ``telemetry`` in ``lang``: the known fields in order, then the others
+def readable(lang: str, telemetry: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, name, value) rows of ``telemetry`` in ``lang``: the known fields in order, then the others
     under their key; an empty or missing reading is "—" (a measurement never taken: "chưa đo")."""
     i = 0 if lang == "vi" else 1
     rows = []
@@ -109,6 +109,6 @@ def readable(lang: str, telemetry: dict[str, Any]) -> list[tuple[str, str]]:
                 value = FORMATS[key](lang, v) if key in FORMATS else str(v)
             except (TypeError, ValueError, OverflowError, OSError):  # a unit sent something odd: as sent
                 value = str(v)
-        rows.append((names[i], value))
-    rows += [(k, str(v)) for k, v in telemetry.items() if k not in NAMES and k not in SKIP]
+        rows.append((key, names[i], value))
+    rows += [(k, k, str(v)) for k, v in telemetry.items() if k not in NAMES and k not in SKIP]
     return rows

@@ -4,7 +4,9 @@ at 360 × 740 against a real server, Mosquitto and simulated units, as an operat
 down cleanly is "Đã tắt" on its page, in the list, on the map and in the zone, counted on the
 dashboard's *Đã tắt* card, and found by the list's *Đã tắt* filter (and only it); a unit whose
 amplifier the operator switches off from its page stays "Trực tuyến · đã tắt tăng âm", with
-"Tăng âm: Tắt" in its readings."""
+"Tăng âm: Tắt" in its readings, at once (they showed "Bật" under the unit's confirmation until a
+reload) and after a reload; a command the unit cannot answer is refused in Vietnamese (it showed
+"(offline)")."""
 
 from __future__ import annotations
 
@@ -72,12 +74,20 @@ async def test_shut_down_and_amplifier_off_are_told_apart(server: Server, browse
 
             await page.goto(server.url + "/units/p-3")
             assert await page.text_content("#status") == "Đã tắt"
+            await page.click("button:has-text('Bật')")  # it cannot answer: said in Vietnamese
+            await page.wait_for_selector("#result.err", timeout=30_000)
+            said = await page.text_content("#result")
+            assert said in ("Không xác nhận: Bật — cụm loa đang mất kết nối",
+                            "Không xác nhận: Bật — cụm loa không trả lời kịp"), said
             await page.goto(server.url + "/zones/z1")
             assert "Đã tắt" in await page.locator("#members li:has(a[href='/units/p-3'])").inner_text()
 
             await page.goto(server.url + "/units/p-2")  # the amplifier off: still online
             await page.click("button:has-text('Tắt')")
             await page.wait_for_selector("#result.ok", timeout=20_000)
+            # what the unit confirmed shows at once: no "Tăng âm: Bật" under "Cụm loa đã xác nhận: Tắt"
+            assert (await page.text_content("#status") or "").strip() == "Trực tuyến · đã tắt tăng âm"
+            assert await page.locator("#telemetry tr[data-k=power] td").inner_text() == "Tắt"
 
             async def amp_off() -> bool:
                 return (await api.get("/api/nodes/p-2")).json()["telemetry"].get("power") is False
