@@ -29,6 +29,7 @@ from controller.api.deps import ServicesDep, UserDep
 from controller.api.responses import COMMON_ERRORS, errors, iso
 from controller.api.scope import broadcast_for
 from controller.services import Services
+from controller.ui.bc_reasons import said
 from devices import protocol as p
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ def snapshot(sv: Services, broadcast_id: str) -> dict[str, Any]:
                       "progress": 100 if final else PROGRESS.get(d.state, 0)})
     out: dict[str, Any] = {"id": broadcast_id, "status": bc.status if bc else "",
                            "reason": bc.reason if bc else "", "tally": tally, "deliveries": units,
+                           "reason_vi": said("vi", bc.reason) if bc else "",
+                           "reason_en": said("en", bc.reason) if bc else "",
                            "final": bool(bc and bc.status in _DONE)}
     if bc is not None:
         sm = summarize(bc, [DeliveryRow(d.node_id, d.state, d.reason) for d in rows],

@@ -18,6 +18,7 @@ from controller.api.deps import ServicesDep
 from controller.api.scope import broadcast_for, node_for, visible_bulletin_ids
 from controller.bulletins.emergency_templates import TEMPLATES
 from controller.bulletins.models import Bulletin, BulletinSpeech
+from controller.fleet.models import Node, Zone
 from controller.schedules.agenda import build_agenda
 from controller.ui import accounts, assets, audit, calendar, dictionary, fleet, relay
 from controller.ui import dashboard as dash
@@ -260,7 +261,13 @@ def broadcast_page(broadcast_id: str, p: PageDep) -> Response:
     rows = [DeliveryRow(d.node_id, d.state, d.reason)
             for d in p.s.exec(select(Delivery).where(Delivery.broadcast_id == bc.id)).all()]
     sm = summarize(bc, rows, online_from(p.sv.presence.status), now_ms())
-    return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id,
+    names = {n.id: n.name or n.id for n in p.s.exec(select(Node).where(
+        col(Node.id).in_([r.node_id for r in rows]))).all()}  # units and zones by name, not by id
+    zone_names = {z.id: z.name for z in p.s.exec(select(Zone)).all()}
+    zone_list = [t["all_zones"]] if bc.targets.get("all") else [
+        zone_names.get(z, z) for z in bc.targets.get("zones", [])]
+    return p.render("broadcast.html", "history", bc=bc, title=b.title if b else bc.id, unit_names=names,
+                    zone_list=zone_list,
                     states={k: t.get(k, k) for k in [*DeliveryState, *BroadcastStatus, ENDED_BY_OPERATOR,
                                                       *DELIVERY_REASONS]},
                     outcome=sm.text_vi if p.lang == "vi" else sm.text_en, can_end=p.user.role in CAN_AIR,

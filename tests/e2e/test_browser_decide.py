@@ -74,6 +74,12 @@ async def test_a_broadcast_set_for_later_is_stopped_from_its_page(server: Server
         assert await page.is_hidden("#stopbc")
         assert await page.text_content("#bcstatus") == "Đã hủy"
         assert (await api.get(f"/api/broadcasts/{bid}")).json()["status"] == "cancelled"
+        await page.reload()  # why, in words (it showed "Đã hủy — cancelled before airing"); names, not ids
+        await page.wait_for_function("() => document.getElementById('bcstatus').textContent "
+                                     "=== 'Đã hủy — trước giờ phát'")
+        assert await page.text_content("#bczones") == "Khu vực: Tổ dân phố tdp1"
+        await page.wait_for_selector("#rows tr[data-node=tdp1-01]")
+        assert await page.locator("#rows tr[data-node=tdp1-01] a").inner_text() == "Loa tdp1-01"
         await assert_fits(page, [], errors)
         await page.context.close()
 
