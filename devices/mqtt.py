@@ -52,8 +52,9 @@ class AsyncMqttClient:
                  will: Will | None = None, on_message: MessageHandler | None = None,
                  on_connect: ConnectHandler | None = None, clean_session: bool = True,
                  min_backoff: float = 0.5, max_backoff: float = 30.0, log_failures: bool = True,
-                 refuse_duplicate: bool = False) -> None:
+                 refuse_duplicate: bool = False, subscribe_qos: Callable[[str], int] | None = None) -> None:
         self.client_id = client_id
+        self._subscribe_qos = subscribe_qos  # the QoS of each topic subscribed without one (else 1)
         self.ring = BrokerRing(client_id, broker, Backoff(min_backoff, max_backoff),
                                refuse_duplicate=refuse_duplicate)  # stop for good on a duplicate id
         self.stats = LinkStats()
@@ -358,12 +359,15 @@ class AsyncMqttClient:
         finally:
             self._pending.pop(mid, None)
 
-    def subscribe(self, topics: list[str], qos: int = 1) -> asyncio.Future[list[int]] | None:
-        """Subscribe; the returned future resolves with the granted QoS codes at SUBACK
-        (128 = refused by the broker). None when not connected or nothing to do."""
+    def subscribe(self, topics: list[str], qos: int | None = None) -> asyncio.Future[list[int]] | None:
+        """Subscribe at ``qos``, or at the client's ``subscribe_qos`` of each topic (else 1); the
+        returned future resolves with the granted QoS codes at SUBACK (128 = refused by the broker).
+        None when not connected or nothing to do."""
         if not topics or not self.connected.is_set() or self._loop is None:
             return None
-        rc, mid = self._client.subscribe([(t, qos) for t in topics])
+        rule = self._subscribe_qos
+        rc, mid = self._client.subscribe([(t, qos if qos is not None else rule(t) if rule else 1)
+                                          for t in topics])
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             return None
         fut: asyncio.Future[list[int]] = self._loop.create_future()

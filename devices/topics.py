@@ -12,6 +12,17 @@ from pydantic import BaseModel, ConfigDict
 from devices.messages import DEFAULT_PREFIX, valid_id
 
 
+def subscription_qos(topic: str) -> int:
+    """The QoS a unit subscribes to ``topic`` with (docs/protocol.md §5 "Subscriptions"): 1 for
+    commands (its own ``cmd`` and its groups'), 0 for everything else it reads (config, clock,
+    controller state, manifests, chunks, live frames). On a clean session over one TCP connection
+    QoS 1 adds no delivery the connection does not give (nothing is kept across a reconnect, and
+    what a gap loses is caught up by the retained config and manifests, repairs and the
+    controller asking again), but a clustered broker pays for each QoS 1 subscription: NATS backs
+    every one with a JetStream consumer, replicated on every node (docs/scaling.md)."""
+    return 1 if topic.endswith("/cmd") else 0
+
+
 class Topics:
     """Topic builder for one prefix (default ``lp``).
 

@@ -16,6 +16,7 @@ from devices.failover import UNIT_BACKOFF, Backoff
 from devices.mqtt import AsyncMqttClient, ConnectHandler, MessageHandler, Will
 from devices.mqtt_types import Brokers
 from devices.subscribe import insist
+from devices.topics import subscription_qos
 
 __all__ = ["insist", "unit_client"]
 
@@ -26,6 +27,6 @@ def unit_client(unit_id: str, brokers: Brokers, *, will: Will | None,
     """The unit's MQTT client (started by the caller). ``will`` None and another ``backoff`` are
     for deliberately broken simulated units only (firmware_sim.faults: the conformance kit's tests)."""
     return AsyncMqttClient(unit_id, brokers, will=will, on_message=on_message, on_connect=on_connect,
-                           clean_session=True, log_failures=log_failures,
+                           clean_session=True, log_failures=log_failures, subscribe_qos=subscription_qos,
                            min_backoff=backoff.first_s, max_backoff=backoff.max_s)
 
