@@ -59,6 +59,8 @@ async function api(method, url, body, tries) {
           d.map(x => (x.loc ? x.loc.slice(1).join(".") + ": " : "") + x.msg).join("; ") : JSON.stringify(d || r.status));
         err.status = r.status; err.detail = d; err.code = data.code; err.retry = r.headers.get("retry-after");
         if (data.code && L["err_" + data.code] && !(r.status === 429 && L.too_many)) err.message = L["err_" + data.code];
+        // a refusal this page has no sentence for: said by its status, never the API's English on a Vietnamese screen
+        else if (document.documentElement.lang !== "en") err.message = errText(err);
         throw err;
       }
       return data;

@@ -180,6 +180,19 @@ PHONE: dict[str, tuple[str, str]] = {
                               "The system is answering too slowly. Please try again in a few minutes."),
     "err_invalid": ("Thông tin chưa hợp lệ. Hãy kiểm tra lại các ô.",
                     "Some fields are not valid. Check them."),
+    # the speech engine's warnings on a preview (tts/vi/normalize.py, tts/render.py), in words
+    "warn_unaccented": ("Nội dung có vẻ được gõ không dấu: máy đọc không đoán được thanh điệu nên sẽ "
+                        "đọc sai. Hãy gõ lại có dấu.",
+                        "The text looks typed without diacritics: the voice cannot guess the tones and will "
+                        "read it wrongly. Please retype it with diacritics."),
+    "warn_scripts": ("Nội dung có chữ viết khác ({s}) mà giọng đọc tiếng Việt không đọc được; các chữ "
+                     "này sẽ bị bỏ qua hoặc đọc sai.",
+                     "The text has characters of other scripts ({s}) a Vietnamese voice cannot read; they "
+                     "will be skipped or misread."),
+    "warn_fallback": ("Giọng đọc chính đang không dùng được; bản này đọc bằng giọng dự phòng.",
+                      "The main voice is not available; this was read by the fallback voice."),
+    "warn_other": ("Có lưu ý về cách đọc bản tin này; hãy nghe lại kỹ trước khi gửi.",
+                   "There is a note about how this bulletin is read; listen to it carefully first."),
     # emergency templates (controller/bulletins/emergency_templates.py)
     "tpl_legend": ("Mẫu tin khẩn cấp", "Emergency templates"),
     "tpl_ready": ("Âm thanh các mẫu đã chuẩn bị sẵn: phát ngay khi bấm.",

@@ -213,7 +213,8 @@ def compose_page(p: PageDep) -> Response:
     return p.render("compose.html", "compose", default_voice=voice_name(cfg.voice, p.lang),
                     voices=[(v, voice_name(v, p.lang)) for v in others],
                     extra={k: T[p.lang][k] for k in ("l_record", "l_stop_rec", "l_recording", "l_no_mic",
-                                                             "c_rec_saved")})
+                                                             "c_rec_saved", "warn_unaccented", "warn_scripts",
+                                                             "warn_fallback", "warn_other")})
 
 
 @router.get("/bulletins", response_class=HTMLResponse)

@@ -94,5 +94,19 @@ async def test_api_refusals_are_said_in_vietnamese(server: Server, browser: Any)
     note = page.locator("#preview + .note.err")
     await note.wait_for()
     assert await note.text_content() == "Nội dung chưa có chữ nào để đọc. Hãy nhập ít nhất một từ."
+    # typed without diacritics: the speech engine's warning was shown in English
+    await page.fill("#text", "Sang mai phuong to chuc tiem phong tai nha van hoa cho tre em")
+    await page.click("#preview")
+    said = page.locator("#preview + .note.ok")
+    await page.wait_for_function("() => (document.querySelector('#preview + .note.ok') || {}).textContent "
+                                 "?.startsWith('Nội dung có vẻ được gõ không dấu')")
+    assert "The text" not in (await said.text_content() or "")
+    # a refusal the page has no sentence for is said by its status, not in the API's English
+    await page.route("**/api/speech/preview", lambda route: route.fulfill(
+        status=409, content_type="application/json", body='{"detail": "the speech engine is busy"}'))
+    await page.fill("#text", "Thông báo họp tổ dân phố.")
+    await page.click("#preview")
+    await page.locator("#preview + .note.err").wait_for()
+    assert await page.text_content("#preview + .note.err") == "Không thực hiện được. Vui lòng thử lại. (409)"
     await assert_fits(page, ["#preview"], errors)
     await page.context.close()

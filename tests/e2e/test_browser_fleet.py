@@ -76,7 +76,7 @@ async def units_flow(page: Any, server: Server, api: httpx.AsyncClient) -> None:
     first = page.locator("#unitlist tbody tr").first
     assert await first.get_attribute("data-id") == "tdp2-01"  # offline first
     since = await first.locator(".since").text_content() or ""
-    assert since.startswith("từ ") and ("trước" in since or "vừa xong" in since), since
+    assert since == "vừa xong" or (since.startswith("từ ") and since.endswith(" trước")), since
     await page.fill("#uid", "tdp9-01")
     await page.fill("#uname", "Loa chợ")
     await page.click("#uadd")
