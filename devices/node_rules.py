@@ -248,7 +248,11 @@ class RepairPlan:
       check due at once (so more than 256 missing are asked for batch after batch, never all at
       once); at most :data:`MAX_REPAIR` indexes per request, lowest first;
     * a request that could not go out (the unit is disconnected) is not counted: no backoff step,
-      a new check ``idle_s`` later.
+      a new check ``idle_s`` later;
+    * a (re)connect of the unit's link (to the same broker or the next of its ring) starts the
+      count again (:meth:`reconnected`): its session is clean, so what was sent while it was away,
+      and its requests then in flight, are lost, not queued; a unit whose waits had doubled to
+      30 s asks again ``idle_s`` after it is back, for everything once ``2 × idle_s`` pass quiet.
     """
 
     def __init__(self, total: int, idle_s: float, now: float) -> None:
@@ -293,6 +297,13 @@ class RepairPlan:
     def unsent(self, now: float) -> None:
         """The request could not go out (disconnected): check again ``idle_s`` later, no step."""
         self.backoff.next_due = now + self.idle_s
+
+    def reconnected(self, now: float) -> None:
+        """The link is up again (see the class docstring): a check ``idle_s`` from now, the waits
+        back to ``idle_s``, the quiet time counted from now, no request outstanding."""
+        self.quiet_since = now
+        self.requested = set()
+        self.backoff.progress(now)
 
     def restart(self, now: float) -> None:
         """The file failed its checksum and was discarded: ask for every chunk now."""

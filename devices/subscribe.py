@@ -23,13 +23,16 @@ SUBSCRIBE_TRIES = 4
 
 
 def insist(link: AsyncMqttClient, topics: list[str], fut: asyncio.Future[list[int]] | None, what: str, *,
-           on_granted: Callable[[], None] | None = None, attempt: int = 0) -> None:
+           on_granted: Callable[[], None] | None = None, on_refused: Callable[[], None] | None = None,
+           attempt: int = 0) -> None:
     """§1 "Several brokers": a subscription the broker refuses (SUBACK 0x80 — a clustered broker
     that could not create what backs it, e.g. a NATS node while its JetStream elects new leaders
     after a node died) is not left missing, or a unit would miss every command on it: the refused
     topics are subscribed again on the same connection after the backoff wait (0.25–0.5 s, then
     doubling); after :data:`SUBSCRIBE_TRIES` refusals the unit leaves that broker cleanly
-    (DISCONNECT) for the next one of its ring. ``on_granted`` runs once every topic is granted."""
+    (DISCONNECT) for the next one of its ring. ``on_granted`` runs once every topic is granted,
+    ``on_refused`` at each refusal (a unit then publishes its birth again once all it asked for is
+    granted: firmware_sim/membership.py)."""
     if fut is None:
         return
     connection = link.stats.connects
@@ -42,6 +45,8 @@ def insist(link: AsyncMqttClient, topics: list[str], fut: asyncio.Future[list[in
             if on_granted is not None:
                 on_granted()
             return
+        if on_refused is not None:
+            on_refused()
         if attempt + 1 >= SUBSCRIBE_TRIES:
             link.reconnect(f"the broker refused the subscription to {what} {SUBSCRIBE_TRIES} times")
             return
@@ -52,6 +57,7 @@ def insist(link: AsyncMqttClient, topics: list[str], fut: asyncio.Future[list[in
 
     def again(refused: list[str]) -> None:
         if link.is_connected and link.stats.connects == connection:  # still the same connection
-            insist(link, refused, link.subscribe(refused), what, on_granted=on_granted, attempt=attempt + 1)
+            insist(link, refused, link.subscribe(refused), what, on_granted=on_granted, on_refused=on_refused,
+                   attempt=attempt + 1)
 
     fut.add_done_callback(done)

@@ -175,6 +175,15 @@ class Downloads:
         self._fail(bc, "cancelled")
         return True
 
+    def reconnected(self) -> None:
+        """The link is up again: each download's repair count starts again (RepairPlan.reconnected)."""
+        now = time.monotonic()
+        for bc, d in self._active.items():
+            d.plan.reconnected(now)
+            if d.timer is not None:
+                d.timer.cancel()
+            d.timer = self._io.later(max(0.01, d.plan.next_due - now), self._repair_due, bc)
+
     # ------------------------------------------------------------------ incoming
 
     def on_manifest(self, topic: str, bc: str, payload: bytes) -> None:

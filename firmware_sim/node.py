@@ -102,7 +102,8 @@ class SimNode:
                                  storage_used=self.downloads.used_bytes, sync=io.sync,
                                  board=hardware.board if hardware else None)
         io.on_change = lambda: self.reporter.telemetry(time.monotonic())
-        self.membership = Membership(io, initial_groups=groups or [], on_volume=self.player.set_volume)
+        self.membership = Membership(io, initial_groups=groups or [], on_volume=self.player.set_volume,
+                                     on_reachable=self._birth)  # a new birth once all is granted
         self.commands = desk = CommandDesk(io)
         desk.register("ping", lambda _args: {"uptime_s": io.uptime_s()})
         desk.register("reboot", self._reboot_command)
@@ -294,15 +295,14 @@ class SimNode:
                 logger.exception("%s: tick failed", self.node_id)
 
     def _on_connect(self) -> None:
-        link = self._rt.link
-        if link is None:
+        if (link := self._rt.link) is None:
             return
         self.stats.connects += 1
         if not self.faults.no_clock_sync:
             self._rt.sync.restart()
-        self._rt.publish(self.topics.state(self.node_id), self._state_payload(NodeStatus.ONLINE),
-                         qos=1, retain=True)
+        self._birth()
         waits = self.membership.connected(link)
+        self.downloads.reconnected()  # what was sent while it was away is lost: ask again soon
         self.reporter.connected(time.monotonic(), self.session)
         self._rt.spawn(self._await_ready(waits), f"ready-{self.node_id}")
         logger.debug("%s: connected (session %s)", self.node_id, self.session)
@@ -314,6 +314,10 @@ class SimNode:
             return
         if all(w is not None for w in waits):
             self._ready.set()
+
+    def _birth(self) -> None:
+        self._rt.publish(self.topics.state(self.node_id), self._state_payload(NodeStatus.ONLINE), qos=1,
+                         retain=True)
 
     def _state_payload(self, status: NodeStatus, reason: str = "") -> bytes:
         return encode(NodeState(

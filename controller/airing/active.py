@@ -71,8 +71,8 @@ class NodeDelivery:
     #: reconcile (controller/airing/reconcile.py): times this unit was asked again, and when next
     asks: int = 0
     next_ask_ms: int = 0
-    #: offline when the broadcast was sent, or went off / came back since: nothing of its sending can
-    #: still be queued in the broker for it (controller/airing/repairs.py)
+    #: offline when the broadcast was sent, or went off / came back / reconnected (a new birth) since:
+    #: nothing of its sending can still be queued in the broker for it (controller/airing/repairs.py)
     rejoined: bool = False
 
 

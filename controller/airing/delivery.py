@@ -281,12 +281,14 @@ class DeliveryService:
 
     def _on_presence(self, node_id: str, online: bool) -> None:
         for active in self.active.values():
-            nd = active.nodes.get(node_id)
-            if nd is None or nd.state.final:
+            if (nd := active.nodes.get(node_id)) is None or nd.state.final:
                 continue
             nd.rejoined = True
             if online and nd.state == S.OFFLINE and active.published:
                 self._transition(active, node_id, nd, S.SENT, "node back online")
+            elif online and nd.state in (S.SENT, S.RECEIVING) and active.published:
+                nd.resends = 0  # it reconnected (a new birth): the manifest again, its re-offers anew
+                self._reoffer(active, node_id, nd)
             else:
                 self._changed(active.id)  # what staff see reads presence (a unit waited for, or back)
             nd.changed = time.monotonic()

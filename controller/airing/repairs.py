@@ -19,9 +19,12 @@ the audio at 2,000 units), so :class:`RepairDesk` coalesces:
   the broker for it (a unit that saw no chunk for 4 s asks for all, §3): while fewer than half of
   the broadcast's units have verified it, and at most ``queued_s`` (30 s) after the broker
   acknowledged its last chunk, they are not re-sent (``chunks_queued``; the unit asks again after
-  its backoff); not for a unit that was offline when they were sent or went off since (nothing can
-  be queued for it). An overloaded broker delivering 8-18 s late made 50 of 1,000 units ask for every
-  chunk, and the copies to their zone doubled what the broker had to deliver.
+  its backoff); not for a unit that was offline when they were sent, went off since, or reconnected
+  since (a new birth while online: a unit whose broker node died moves to another one before its
+  last-will is seen; its clean session lost whatever was queued for it, so nothing can be queued
+  for it — held, it waited up to 30 s for a re-send while its zone aired, docs/faults.md). An
+  overloaded broker delivering 8-18 s late made 50 of 1,000 units ask for every chunk, and the
+  copies to their zone doubled what the broker had to deliver.
 
 The controller's repair egress for one chunk in one hold period is so bounded by the number of
 the broadcast's scopes plus ``few`` per scope, whatever the number of units.

@@ -65,6 +65,7 @@ class NodeLive:
     volume: int = 70  # desired volume (controller/fleet/commands.py), sent in the retained config
     name: str = ""  # the unit's name as staff gave it (POST/PATCH /api/nodes), sent in the config
     board: tuple[str, str] = ("", "")  # (hw, fw) of its last birth (empty until one since start)
+    birth_ts: int = 0  # the ``ts`` of the last birth seen: a new one while online = it reconnected
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,9 @@ class Presence:
         live.groups = ["all", *sorted(groups or [])]
 
     def add_listener(self, fn: Callable[[str, bool], None]) -> None:
-        """``fn(node_id, online)`` on every online/offline change."""
+        """``fn(node_id, online)`` on every online/offline change, and ``fn(node_id, True)`` when a
+        unit seen online publishes a new birth: it reconnected (to another broker node, say) before
+        anyone saw it offline, and what was sent to it meanwhile was lost (docs/protocol.md §1)."""
         self._listeners.append(fn)
 
     def is_online(self, node_id: str) -> bool:
@@ -289,11 +292,16 @@ class Presence:
             return
         if msg.status == p.NodeStatus.ONLINE:
             self._note_session(node_id, live, msg.session)
-            live.session = msg.session
+            # the retained birth again (our own resubscription) is the same message: not a reconnect
+            reconnected = live.status == "online" and live.birth_ts not in (0, msg.ts)
+            live.session, live.birth_ts = msg.session, msg.ts
             live.last_heard = time.monotonic()
             live.last_seen_ms = p.now_ms()
             live.board = (msg.hw, msg.fw)  # shown at once; stored with the next change of status
             self._set(node_id, live, "online", f"{msg.hw} fw {msg.fw}".strip(), fw=msg.fw, hw=msg.hw)
+            if reconnected:
+                logger.info("node %s reconnected (a new birth while online)", node_id)
+                self._tell(node_id, True)
         elif msg.session in ("", live.session) or live.status != "online":
             # a will/shutdown from an older session must not mark the current one offline
             self._set(node_id, live, msg.status.value, msg.reason)
@@ -349,11 +357,14 @@ class Presence:
         logger.info("node %s is %s (%s)", node_id, status, detail)
         self._record(node_id, status, detail, status=status, session=live.session, fw=fw, hw=hw)
         if was_online != (status == "online"):
-            for fn in self._listeners:
-                try:
-                    fn(node_id, status == "online")
-                except Exception:
-                    logger.exception("presence listener failed")
+            self._tell(node_id, status == "online")
+
+    def _tell(self, node_id: str, online: bool) -> None:
+        for fn in self._listeners:
+            try:
+                fn(node_id, online)
+            except Exception:
+                logger.exception("presence listener failed")
 
     def _record(self, node_id: str, kind: str, detail: str, **fields: Any) -> None:
         """An event of the unit, and its row's ``fields`` (a retired unit stays retired): a bulk row."""

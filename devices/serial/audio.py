@@ -191,6 +191,15 @@ class Downloads:
 
     # ------------------------------------------------------------------ repair
 
+    def reconnected(self) -> None:
+        """The link is up again: each download's repair count starts again (RepairPlan.reconnected)."""
+        now = time.monotonic()
+        for bc, d in self.active.items():
+            d.plan.reconnected(now)
+            if d.timer is not None:
+                d.timer.cancel()
+            d.timer = self._io.later(max(0.01, d.plan.next_due - now), self._repair_due, bc)
+
     def _send_repair(self, bc: str, d: _Download) -> None:
         io, now = self._io, time.monotonic()
         missing = d.plan.batch(d.reasm.missing(), now)

@@ -176,6 +176,7 @@ class SerialGateway:
         insist(mqtt, subs, mqtt.subscribe(subs), "its own and its children's topics")
         self.groups_subscribed.clear()
         self._apply_groups()
+        self.downloads.reconnected()  # what was sent while it was away is lost: ask again soon
         self.boards.publish_states()
         self._next_hb = self._next_tel = 0.0  # heartbeats and telemetry right away
         logger.info("%s: connected to MQTT %s (%d children)", self.gw, mqtt.broker, len(self._rt.child_ids()))

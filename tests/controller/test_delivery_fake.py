@@ -252,3 +252,41 @@ async def test_nothing_is_published_while_the_link_is_down_and_all_of_it_once_it
     await ward.bus.connect()
     await until(lambda: len(ward.bus.on_topic(f"/bcast/{bid}/data")) == 3, "the chunks once connected")
     await until(lambda: ward.status(bid) == "active", "the broadcast active")
+
+
+def _birth(ward: Ward, node_id: str, ts: int) -> None:
+    ward.bus.deliver("state", node_id, p.NodeState(ts=ts, node_id=node_id, status=p.NodeStatus.ONLINE,
+                                                   session="fake0001"))
+
+
+async def test_a_unit_that_reconnected_while_online_gets_what_it_lacks_at_once(ward: Ward) -> None:
+    """A unit whose broker node died moves to another one before its last-will is seen: presence
+    never sees it offline, only a new birth. What was sent to it meanwhile is lost, not queued, so
+    its request for every chunk is answered at once — not held as maybe still queued (issue 16:
+    7 of 10 units of a killed NATS node stayed "not_ready: 0/2 chunks" while their zone aired)."""
+    for n in ("z-1", "z-2"):
+        _birth(ward, n, ts=1_000)
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    before = len(ward.bus.on_topic(f"/bcast/{bid}/data"))
+
+    def repaired() -> list[tuple[str, int]]:
+        sent = ward.bus.on_topic(f"/bcast/{bid}/data")[before:]
+        return [(m.topic, p.parse_chunk(m.payload).index) for m in sent]
+
+    ward.bus.deliver("repair", "z-1", p.RepairRequest(node_id="z-1", bc=bid, missing=[0, 1, 2]))
+    await until(lambda: ward.delivery.repairs.stats.chunks_queued == 3, "z-1's first ask held as queued")
+    _birth(ward, "z-2", ts=1_000)  # the retained birth again (our resubscription): no reconnect
+    ward.bus.deliver("repair", "z-2", p.RepairRequest(node_id="z-2", bc=bid, missing=[0, 1, 2]))
+    await until(lambda: ward.delivery.repairs.stats.chunks_queued == 6, "z-2's ask held as queued")
+    assert repaired() == []
+
+    offers = len(ward.bus.on_topic(f"/bcast/{bid}/manifest"))
+    _birth(ward, "z-1", ts=2_000)  # a new birth while online: it reconnected
+    assert ward.presence.is_online("z-1")
+    [offer] = ward.bus.on_topic(f"/bcast/{bid}/manifest")[offers:]  # the manifest again, to it alone
+    assert offer.topic == ward.bus.topics.manifest(p.AudioScope(kind="node", id="z-1"), bid)
+    ward.bus.deliver("repair", "z-1", p.RepairRequest(node_id="z-1", bc=bid, missing=[0, 1, 2]))
+    await until(lambda: len(repaired()) == 3, "every chunk re-sent to z-1")
+    own = ward.bus.topics.data(p.AudioScope(kind="node", id="z-1"), bid)
+    assert repaired() == [(own, 0), (own, 1), (own, 2)] and ward.delivery.repairs.stats.chunks_queued == 6

@@ -99,3 +99,18 @@ def test_a_checksum_restart_asks_for_everything_now() -> None:
         plan.received(i, 0.0)
     plan.restart(5.0)
     assert plan.due(5.0) and plan.batch([0, 1, 2], 5.0) == [0, 1, 2]
+
+
+def test_a_reconnect_starts_the_count_again_and_asks_for_all_once_quiet() -> None:
+    """A unit whose waits had doubled to 30 s asks again 2 s after its link is back (another broker
+    node: its clean session lost what was sent meanwhile), for every chunk after 4 s of quiet."""
+    plan, t = _plan(total=2), 0.0
+    for _ in range(5):  # asked for both chunks at 4, 8, 16, 32 … s: unanswered (its node died)
+        t = plan.next_due
+        plan.sent(plan.batch([0, 1], t), t)
+    assert plan.next_due - t == 30.0
+    plan.reconnected(t + 1.0)
+    assert not plan.due(t + 2.9) and plan.due(t + 3.0)
+    assert plan.batch([0, 1], t + 3.0) == []  # 2 s quiet: chunks still coming are not asked for yet
+    plan.sent([], t + 3.0)
+    assert plan.due(t + 5.0) and plan.batch([0, 1], t + 5.0) == [0, 1]

@@ -63,6 +63,32 @@ def played_once(nodes: list[SimNode], bc: str) -> dict[str, int]:
     return {n.node_id: n.played.count(bc) for n in nodes if n.played.count(bc) != 1}
 
 
+def diagnosis(nodes: list[SimNode], bc: dict[str, Any], app: Any, dead_port: int) -> str:
+    """What each unit and the controller say, for the message of a failed assertion: the delivery
+    state and last reason, the unit's broker node, its groups granted, its download progress and
+    counters, and the controller's repair counters."""
+    rows = {d["node_id"]: d for d in bc["deliveries"]}
+    repairs = app.state.services.delivery.repairs.stats
+    lines = [f"broadcast {bc['id']} (dead MQTT port {dead_port}); controller repairs: {repairs}"]
+    for n in nodes:
+        d, s, b = rows.get(n.node_id, {}), n.stats, bc["id"]
+        lines.append(f"  {n.node_id}: {d.get('state')} ({d.get('reason')!r}) on {on_port(n)}"
+                     f" groups={sorted(n.groups_subscribed)} progress={n.downloads.progress(b)}"
+                     f" played={n.played.count(b)} connects={s.connects} manifests={s.manifests}"
+                     f" chunks_ok={s.chunks_ok} ignored={s.chunks_ignored} repairs={s.repairs_sent}")
+    return "\n".join(lines)
+
+
+async def ended(client: Any, bid: str, timeout: float, nodes: list[SimNode], app: Any,
+                dead_port: int) -> dict[str, Any]:
+    """:func:`wait_broadcast`, with the :func:`diagnosis` in the message if it does not end."""
+    try:
+        return await wait_broadcast(client, bid, timeout)
+    except AssertionError as exc:
+        now = (await client.get(f"/api/broadcasts/{bid}")).json()
+        raise AssertionError(f"{exc}\n{diagnosis(nodes, now, app, dead_port)}") from None
+
+
 @pytest.mark.parametrize("when", ["downloading", "playing", "controller"])
 async def test_one_nats_node_killed_during_a_broadcast(nats_cluster: NatsCluster, tmp_path: Path,
                                                         when: str) -> None:
@@ -101,15 +127,17 @@ async def test_one_nats_node_killed_during_a_broadcast(nats_cluster: NatsCluster
                 assert mqtt["brokers"] == [f"mqtt://127.0.0.1:{p}" for p in ports]
                 assert mqtt["broker_moves"] >= 1
                 assert mqtt["broker"] != f"mqtt://127.0.0.1:{dead_port}"
-            bc = await wait_broadcast(client, bid, 150)
-            assert not_played(bc) == {} and len(states(bc)) == len(UNITS)
+            bc = await ended(client, bid, 150, nodes, app, dead_port)
+            why = diagnosis(nodes, bc, app, dead_port)
+            assert not_played(bc) == {} and len(states(bc)) == len(UNITS), why
             assert played_once(nodes, bid) == {}
             assert {u: c for u, c in started(log, bid).items() if c != 1} == {}  # started once, never again
             assert all(n.stats.connects >= 2 for n in moving)
             # the next bulletin reaches every unit, on the two nodes left
             nxt = await air(client, (await bulletin(client, SHORT))["id"], {"zones": ["z"]})
-            bc2 = await wait_broadcast(client, nxt, 120)
-            assert not_played(bc2) == {} and len(states(bc2)) == len(UNITS)
+            bc2 = await ended(client, nxt, 120, nodes, app, dead_port)
+            why = diagnosis(nodes, bc2, app, dead_port)
+            assert not_played(bc2) == {} and len(states(bc2)) == len(UNITS), why
             assert played_once(nodes, nxt) == {}
             assert {u: c for u, c in started(log, nxt).items() if c != 1} == {}
             logger.warning("cluster failover (%s): %d units moved in %.1f s", when, len(moving), moved_s)
