@@ -112,6 +112,11 @@ async def calendar_flow(page: Any, api: httpx.AsyncClient, errors: list[str], as
     await shot(page, "18-calendar-print")
     await page.emulate_media(media="screen")
     await page.click("#caltoday")
+    await page.wait_for_selector("tbody.today .dayrow")
+    assert "Hôm nay" in await page.inner_text("tbody.today .dayrow")  # on the screen, not on paper
+    await page.emulate_media(media="print")
+    assert "Hôm nay" not in await page.inner_text("tbody.today .dayrow")
+    await page.emulate_media(media="screen")
     await page.click("main .calbar a:has-text('Tháng')")
     await page.wait_for_selector("#calmonth")
     assert f"Tháng {today.month}/{today.year}" in await page.inner_text("main h2")
