@@ -14,7 +14,9 @@ In each phase: the controller's CPU share (of one core) and RSS over a quiet win
 calls, then the latency of ``GET /api/nodes`` without ``limit`` (the first page, at most 1,000
 units: what the UI polls), of ``?limit=100`` and of the most a client can ask for
 (``?limit=100000&offset=1000``, served the 1,000-unit cap), sequentially; ``nodes_api_worst_p95_ms``
-is the worst of the three. The last line printed is one JSON object.
+is the worst of the three, each with the controller's CPU per request beside it (its CPU time
+over the requests less its quiet-window share: wall time on a shared, overloaded machine is
+mostly waiting for a core). The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -160,26 +162,36 @@ def quiet_window(pid: int, seconds: float, http: httpx.Client) -> dict[str, floa
             "msgs_in_per_s": round((msgs1 - msgs0) / (t1 - t0), 1)}
 
 
-def latency(http: httpx.Client, path: str, n: int, pause: float = 0.1) -> dict[str, float]:
+def latency(http: httpx.Client, path: str, n: int, pause: float = 0.1, *, pid: int = 0,
+            background: float = 0.0, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Wall latency of ``n`` sequential requests, and the controller's CPU per request (its CPU
+    time over them less ``background``, its share of a core in the quiet window): the figure a
+    shared, overloaded machine does not inflate the way it does wall time."""
     samples = []
     size = 0
+    c0, t0w = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
     for _ in range(n):
         t0 = time.perf_counter()
-        r = http.get(path)
+        r = http.get(path, headers=headers)
         samples.append((time.perf_counter() - t0) * 1000)
         r.raise_for_status()
         size = len(r.content)
         time.sleep(pause)
+    cpu_ms = ((cpu_seconds(pid) - c0) - background * (time.monotonic() - t0w)) * 1000 / n if pid else 0.0
     return {"p50_ms": round(statistics.median(samples), 1), "p95_ms": round(pct(samples, 0.95), 1),
-            "bytes": size}
+            "bytes": size, "cpu_ms_per_request": round(max(0.0, cpu_ms), 1)}
 
 
 def phase(pid: int, http: httpx.Client, window: float, requests: int) -> dict[str, Any]:
     out: dict[str, Any] = quiet_window(pid, window, http)
-    out["nodes_api"] = latency(http, "/api/nodes", requests)  # no limit: the first (largest) page
-    out["nodes_api_page"] = latency(http, "/api/nodes?limit=100", requests)
+    bg = {"pid": pid, "background": out["cpu_share"]}
+    out["nodes_api"] = latency(http, "/api/nodes", requests, **bg)  # no limit: the first (largest) page
+    out["nodes_api_page"] = latency(http, "/api/nodes?limit=100", requests, **bg)
     # the most a client can ask for: a limit beyond the page cap, deep in the list
-    out["nodes_api_max"] = latency(http, "/api/nodes?limit=100000&offset=1000", requests)
+    out["nodes_api_max"] = latency(http, "/api/nodes?limit=100000&offset=1000", requests, **bg)
+    # the first page again, not compressed: what gzip costs of it
+    plain = {"accept-encoding": "identity"}
+    out["nodes_api_plain"] = latency(http, "/api/nodes", requests, **bg, headers=plain)
     paths = ("nodes_api", "nodes_api_page", "nodes_api_max")
     out["nodes_api_worst_p95_ms"] = max(out[k]["p95_ms"] for k in paths)
     return out

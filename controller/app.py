@@ -23,7 +23,7 @@ from controller.api.library import LIBRARY_PATH
 from controller.api.limits import RequestLimits
 from controller.api.methods import UiMount, method_not_allowed
 from controller.api.recordings import UPLOAD_PATH, upload_body_limit
-from controller.api.static_cache import GZIP_MIN_BYTES, NOT_COMPRESSED, CachedStaticFiles
+from controller.api.static_cache import GZIP_LEVEL, GZIP_MIN_BYTES, NOT_COMPRESSED, CachedStaticFiles
 from controller.core.errors import ServiceError
 from controller.services import build_services, start_services, stop_services
 from controller.settings import Settings
@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url=None)  # behind login: controller/api/apidocs.py
     # text answers gzip-compressed, not audio or event streams (controller/api/static_cache.py);
     # inside the audit middleware, which would turn every answer into a stream (no minimum size)
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, exclude_content_types=NOT_COMPRESSED)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL,
+                       exclude_content_types=NOT_COMPRESSED)
     app.middleware("http")(_audit)
     app.exception_handler(OverflowError)(_overflow)
     app.exception_handler(ServiceError)(_service_error)

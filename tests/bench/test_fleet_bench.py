@@ -27,6 +27,8 @@ def test_fleet_bench_runs_small() -> None:
     for phase in ("idle", "loaded"):
         assert r[phase]["cpu_share"] >= 0 and r[phase]["rss_mb"] > 0
         assert 0 < r[phase]["nodes_api"]["p50_ms"] <= r[phase]["nodes_api"]["p95_ms"]
+        for path in ("nodes_api", "nodes_api_page", "nodes_api_max", "nodes_api_plain"):
+            assert r[phase][path]["cpu_ms_per_request"] >= 0 and r[phase][path]["bytes"] > 0
     # idle: no unit sends anything; what comes in is the controller's own broker probe coming back
     # (devices/probe.py, one per PROBE_S)
     assert r["loaded"]["msgs_in_per_s"] > 1.5 / PROBE_S and r["idle"]["msgs_in_per_s"] <= 1.5 / PROBE_S
