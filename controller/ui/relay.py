@@ -19,6 +19,7 @@ from controller.api.presets import visible_presets
 from controller.fleet.models import Zone
 from controller.relays import store
 from controller.relays.models import Relay
+from controller.ui import relay_words
 from controller.ui.i18n import T
 from controller.ui.render import Page, PageDep, zones
 from scheduler import TIMEZONE
@@ -98,7 +99,8 @@ def relay_items(p: Page) -> list[dict[str, Any]]:
             "started": _local(d.get("started_at")),
             "planned": "" if d.get("started_at") else _local(d.get("start_at")),
             "ends": _local(d.get("ended_at")) or _ends(d),
-            "reason": t.get("end_" + reason, reason), "last_error": str(d.get("last_error") or ""),
+            "reason": relay_words.reason(t, p.lang, reason),
+            "last_error": relay_words.error(p.lang, str(d.get("last_error") or "")),
             "retries": int(d.get("retries") or 0), "user": d.get("user") or "",
             "units_interrupted": len(d.get("units_interrupted") or []),
             "active": state in store.ACTIVE, "schedule_id": d.get("schedule_id"),

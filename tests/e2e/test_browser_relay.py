@@ -141,6 +141,10 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     station.up.clear()
     warning = await op.wait_for_selector(".relay[data-state=interrupted] .alert", timeout=30_000)
     assert "Mất tín hiệu nguồn — đang thử lại" in (await warning.text_content() or "")
+    await op.wait_for_selector(".relay[data-state=interrupted] .alert small")  # the station's last error
+    said = await op.inner_text(".relay[data-state=interrupted] .alert small")
+    assert said.split(" · ")[0] in ("Không kết nối được tới đài phát", "Luồng phát bị ngắt",
+                                    "Đài phát gặp lỗi") or said.startswith("Đài phát trả lời lỗi HTTP"), said
     await shot(op, "relay")
     accept_next_dialog(op)
     await op.click(".relay[data-state=interrupted] button:has-text('Dừng phát')")
