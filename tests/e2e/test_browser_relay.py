@@ -124,6 +124,12 @@ async def run_flow(browser: Any, server: Server, password: str, units: dict[str,
     assert re.search(owner, shown), shown
     assert all(u.relay.state == "playing" for u in zone1) and units["tdp2-01"].relay.state == ""
     assert await op.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+    dash = await op.context.new_page()  # the dashboard's "Đang phát" lists the relay (it ignored relays)
+    await dash.goto(server.url + "/")
+    on_air = await dash.inner_text("#now-playing p.relay")
+    assert "Tiếp sóng" in on_air and "2/2 cụm loa đang phát" in on_air, on_air
+    assert "Tổ dân phố tdp1" in on_air and "tdp2" not in on_air, on_air
+    await dash.close()
 
     # --- stop it (with a confirmation): ended, and the units stop
     accept_next_dialog(op)
