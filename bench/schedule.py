@@ -18,7 +18,9 @@ each second for ``--window`` seconds (wards schedule on round times). For every 
 * ``cpu_ms`` (burst) = this process's CPU time from a burst second's due instant to its last
   handoff: what the burst costs, apart from waiting for a core on a busy machine.
 
-The baseline is the same run with 10 schedules. The last line printed is one JSON object.
+The baseline is the same run with 10 schedules; ``--usual`` adds the loaded run again without
+the firing wheel (``schedule.prepare_s = 0``: APScheduler's round hands each slot out at its
+instant, the way before it). The last line printed is one JSON object (with the load average).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import statistics
 import sys
@@ -115,7 +118,7 @@ def probe_schedules(db: Database, plan: list[tuple[datetime, str]]) -> dict[int,
     return {sid: kind for sid, (_, kind) in zip(ids, plan, strict=True) if sid is not None}
 
 
-async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
+async def scenario(count: int, burst: int, window_s: int, prepare_s: float = 5.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lp-bench-sched-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         db = Database(url)
@@ -126,7 +129,8 @@ async def scenario(count: int, burst: int, window_s: int) -> dict[str, Any]:
         fires: dict[int, float] = {}
         cpu_at: dict[str, float] = {}  # this process's CPU time at each handoff
         cpu_due: dict[int, float] = {}  # ... at each burst second's due instant (slot ms -> s)
-        settings = ScheduleSettings(lead_s=LEAD_S, grace_s=300, lease_ttl_s=30, renew_s=5, reconcile_s=2)
+        settings = ScheduleSettings(lead_s=LEAD_S, grace_s=300, lease_ttl_s=30, renew_s=5, reconcile_s=2,
+                                    prepare_s=prepare_s)
         airer = ScheduleAirer(default_valid_s=600, owner="bench",
                               to_delivery=lambda bc, _at: (handoff.__setitem__(bc, time.time()),
                                                            cpu_at.__setitem__(bc, time.process_time())),
@@ -191,12 +195,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     logger.warning("baseline: %s", baseline)
     loaded = await scenario(args.schedules, args.burst, args.window)
     logger.warning("loaded: %s", loaded)
+    usual: dict[str, Any] = {}
+    if args.usual:
+        usual = await scenario(args.schedules, args.burst, args.window, prepare_s=0)
+        logger.warning("usual path (no wheel): %s", usual)
     ratio = {}
     for kind in ("single", "burst"):
         b, m = baseline[kind]["fire_lag_ms"].get("p50", 0), loaded[kind]["fire_lag_ms"].get("p50", 0)
         ratio[kind] = round(m / b, 2) if b else None
     return {"bench": "schedule", "db": "sqlite", "lead_s": LEAD_S, **loaded, "baseline": baseline,
-            "fire_p50_vs_baseline": ratio}
+            "fire_p50_vs_baseline": ratio, **({"usual_path": usual} if usual else {}),
+            "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main() -> int:
@@ -204,6 +213,10 @@ def main() -> int:
     ap.add_argument("--schedules", type=int, default=10_000, help="active schedules in the job store")
     ap.add_argument("--burst", type=int, default=10, help="probe slots on the same second in the burst phase")
     ap.add_argument("--window", type=int, default=10, help="seconds of each probe phase")
+    ap.add_argument("--usual", action="store_true",
+                    help="also the loaded run without the firing wheel (schedule.prepare_s = 0: "
+                         "APScheduler's "
+                         "round hands the slots out at their instant), for comparison")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from scheduler.clock import TIMEZONE
 from scheduler.jobs import BatchedJobStore, ResilientScheduler
 from scheduler.triggers import LeadTrigger
@@ -60,6 +62,9 @@ class Wheel:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.fired = 0  # groups fired (diagnostics, tests)
+        self._firing = False
+        self._take_s = 0.05  # how long a take lasts, and building a group per slot (moving averages)
+        self._slot_s = 0.001
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._take_loop, name="wheel-take", daemon=True),
@@ -95,13 +100,19 @@ class Wheel:
     # ------------------------------------------------------------------ taking (its own thread)
 
     def _take_loop(self) -> None:
+        failing = ""  # the database error last reported (once per outage)
         while not self._stop.is_set():
             try:
                 if self._may_take():
                     self.take_once()
                     if self._quiet is not None and self._next_due() > time.time() + 0.5:
                         self._quiet()
-            except Exception:  # the job store away: APScheduler's own round still fires what is due
+                failing = ""
+            except SQLAlchemyError as exc:  # the database away: nothing taken, APScheduler's round fires
+                if str(exc) != failing:
+                    logger.warning("taking due slots ahead: %s; trying again", str(exc).splitlines()[0])
+                failing = str(exc)
+            except Exception:
                 logger.exception("taking due slots ahead failed; trying again")
             self._stop.wait(self.tick_s)
 
@@ -109,14 +120,21 @@ class Wheel:
         """Take the slots due within the horizon, prepare each instant's group; how many were taken."""
         with self._cv:
             epoch = self._epoch
+        self._clear_of_instants(self._take_s, time.time() + self.tick_s)
+        began = time.monotonic()
         groups = self._take(time.time() + self.horizon_s)
+        self._take_s = 0.7 * self._take_s + 0.3 * (time.monotonic() - began)
         for due in sorted(groups):
             entry = _Entry(due, sorted(groups[due], key=lambda it: (it[2], it[0])))
-            if due > time.time() + 0.05:  # not yet due: build it now (else fire as it is, at once)
+            cost = self._slot_s * len(entry.items) + 0.05  # what building it is expected to take
+            self._clear_of_instants(cost, due - cost)
+            if due > time.time() + cost:  # build it now (else it fires as it is, at once)
+                began = time.monotonic()
                 try:
                     entry.prepared = self._prepare(due, entry.items)
                 except Exception:  # the usual path airs it at its instant
                     logger.exception("preparing %d slot(s) due at %.3f failed", len(entry.items), due)
+                self._slot_s = 0.7 * self._slot_s + 0.3 * (time.monotonic() - began) / len(entry.items)
             with self._cv:
                 if epoch != self._epoch:
                     return 0
@@ -148,12 +166,27 @@ class Wheel:
                         self._store.remove_job(job.id)
             finally:
                 self._store.end_round()
-            self._store.flush()  # before any of them fires
+            try:
+                self._store.flush()  # before any of them fires
+            except SQLAlchemyError as exc:  # as APScheduler's round: the slots go out, the writes later
+                logger.warning("the job store is unreachable (%s); the slots taken ahead fire at their "
+                               "instant, the jobs' advance is written at the next try",
+                               str(exc).splitlines()[0])
         if groups:
             self._sched.wakeup()  # APScheduler's round waits for what was due first: let it look again
         return groups
 
     # ------------------------------------------------------------------ firing (its own thread)
+
+    def _clear_of_instants(self, busy_s: float, until: float) -> None:
+        """Wait (at most until ``until``) while a group fires or one is due within ``busy_s``: the
+        take and the building are CPU work in this process, and would slow the firing down."""
+        with self._cv:
+            while not self._stop.is_set() and (now := time.time()) < until:
+                nxt = min(self._entries, default=float("inf"))
+                if not self._firing and nxt > now + busy_s:
+                    return
+                self._cv.wait(max(0.005, min(until - now, nxt - now + 0.01)))
 
     def _fire_loop(self) -> None:
         while not self._stop.is_set():
@@ -164,8 +197,13 @@ class Wheel:
                     self._cv.wait(min(wait, self.tick_s))
                     continue
                 entry = self._entries.pop(due)  # type: ignore[arg-type]
+                self._firing = True
             try:
                 self._fire(entry.items, entry.prepared)
                 self.fired += 1
             except Exception:
                 logger.exception("firing %d slot(s) due at %.3f failed", len(entry.items), entry.due)
+            finally:
+                with self._cv:
+                    self._firing = False
+                    self._cv.notify_all()
