@@ -64,7 +64,7 @@ class Wheel:
         self.fired = 0  # groups fired (diagnostics, tests)
         self._firing = False
         self._take_s = 0.05  # how long a take lasts, and building a group per slot (moving averages)
-        self._slot_s = 0.001
+        self._slot_s = 0.0005
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._take_loop, name="wheel-take", daemon=True),
@@ -126,15 +126,17 @@ class Wheel:
         self._take_s = 0.7 * self._take_s + 0.3 * (time.monotonic() - began)
         for due in sorted(groups):
             entry = _Entry(due, sorted(groups[due], key=lambda it: (it[2], it[0])))
-            cost = self._slot_s * len(entry.items) + 0.05  # what building it is expected to take
+            cost = 0.02 + self._slot_s * len(entry.items)  # what building it is expected to take
             self._clear_of_instants(cost, due - cost)
-            if due > time.time() + cost:  # build it now (else it fires as it is, at once)
+            if due > time.time() + 0.05:  # build it now (else it fires as it is, at once)
                 began = time.monotonic()
                 try:
                     entry.prepared = self._prepare(due, entry.items)
                 except Exception:  # the usual path airs it at its instant
                     logger.exception("preparing %d slot(s) due at %.3f failed", len(entry.items), due)
-                self._slot_s = 0.7 * self._slot_s + 0.3 * (time.monotonic() - began) / len(entry.items)
+                if len(entry.items) >= 50:  # a small group's time is mostly the fixed part
+                    took = (time.monotonic() - began) / len(entry.items)
+                    self._slot_s = 0.7 * self._slot_s + 0.3 * took
             with self._cv:
                 if epoch != self._epoch:
                     return 0
