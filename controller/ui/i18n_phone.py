@@ -193,6 +193,11 @@ PHONE: dict[str, tuple[str, str]] = {
                       "The main voice is not available; this was read by the fallback voice."),
     "warn_other": ("Có lưu ý về cách đọc bản tin này; hãy nghe lại kỹ trước khi gửi.",
                    "There is a note about how this bulletin is read; listen to it carefully first."),
+    # the history screen's chart per zone
+    "ch_head": ("Phát và trực tuyến theo khu vực (trong kỳ)",
+                "Airtime and units online per zone (in the period)"),
+    "ch_airtime": ("Thời lượng phát: {m} phút", "Airtime: {m} min"),
+    "ch_online": ("Cụm loa trực tuyến: {a}% thời gian", "Units online: {a}% of the time"),
     # emergency templates (controller/bulletins/emergency_templates.py)
     "tpl_legend": ("Mẫu tin khẩn cấp", "Emergency templates"),
     "tpl_ready": ("Âm thanh các mẫu đã chuẩn bị sẵn: phát ngay khi bấm.",

@@ -179,10 +179,12 @@ def chart(p: Page, rows: list[dict[str, Any]], start_ms: int, end_ms: int) -> di
     unit_zones = {u.id: [z for z in u.zones if z in airtime] for u in units(p)}
     avail = zone_availability(p.s, unit_zones, start_ms, end_ms)
     top = max(airtime.values(), default=0) or 1
-    bars = [{"zone": z, "y": 8 + i * 26, "w": round(200 * m / top, 1), "v": round(m, 1),
+    names = {z.id: z.name or z.id for z in zones(p)}  # by name, not id
+    minutes = (lambda m: f"{m:.1f}".replace(".", ",")) if p.lang == "vi" else (lambda m: f"{m:.1f}")
+    bars = [{"zone": z, "name": names.get(z, z), "w": round(100 * m / top, 1), "v": minutes(m),
              "a": round(avail.get(z, 0.0))}
-            for i, (z, m) in enumerate(sorted(airtime.items()))]
-    return {"bars": bars, "height": 16 + 26 * len(bars)}
+            for z, m in sorted(airtime.items(), key=lambda zm: names.get(zm[0], zm[0]))]
+    return {"bars": bars}
 
 
 def period_ms(since: date | None, until: date | None) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from devices.broker import BrokerProcess
 from tests.conftest import ADMIN
 from tests.e2e.helpers import air, bulletin, provision, sim, wait_broadcast, wait_online
+from tests.e2e.phonecheck import assert_fits
 from tests.e2e.test_browser import Server, phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -49,6 +51,14 @@ async def test_history_exports_are_a_report_in_vietnamese(server: Server, browse
             r = await api.post("/api/users", json={"username": "vanhanh", "role": "operator"})
             page = await phone(browser, server, "vanhanh", r.json()["password"])
             await page.goto(server.url + "/history")
+            # the chart per zone: by name, readable words (it was a tiny SVG with "tdp1", cut-off labels
+            # and "min"), and a healthy ward's units online most of the time (counted from when added)
+            zone = page.locator("#zonechart li[data-zone=tdp1]")
+            assert await zone.locator("b").inner_text() == "Tổ dân phố tdp1"
+            words = await zone.inner_text()
+            m = re.search(r"Thời lượng phát: \d+,\d phút\s+Cụm loa trực tuyến: (\d+)% thời gian", words)
+            assert m and int(m.group(1)) >= 50, words
+            await assert_fits(page, ["main button", "main a.btn"], [])
 
             text = (await download(page, "a[href^='/api/reports/broadcasts.csv']")).decode("utf-8-sig")
             rows = list(csv.DictReader(io.StringIO(text)))
