@@ -119,6 +119,12 @@ class BatchedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
             raise
         self.flushes += 1
 
+    def discard_held(self) -> None:
+        """Forget the held writes (the wheel's take, whose write failed: it took nothing; under the
+        scheduler's job-store lock, so they are its own — a read flushes everything before)."""
+        with self._held_lock:
+            self._held = {}
+
     def lookup_job(self, job_id: str) -> Job | None:
         self.flush()
         return super().lookup_job(job_id)

@@ -170,10 +170,11 @@ class Wheel:
                 self._store.end_round()
             try:
                 self._store.flush()  # before any of them fires
-            except SQLAlchemyError as exc:  # as APScheduler's round: the slots go out, the writes later
-                logger.warning("the job store is unreachable (%s); the slots taken ahead fire at their "
-                               "instant, the jobs' advance is written at the next try",
+            except SQLAlchemyError as exc:  # nothing taken: the store still points at the slots
+                self._store.discard_held()
+                logger.warning("the job store is unreachable (%s); nothing taken ahead",
                                str(exc).splitlines()[0])
+                return {}
         if groups:
             self._sched.wakeup()  # APScheduler's round waits for what was due first: let it look again
         return groups
