@@ -61,3 +61,40 @@ def insist(link: AsyncMqttClient, topics: list[str], fut: asyncio.Future[list[in
                    attempt=attempt + 1)
 
     fut.add_done_callback(done)
+
+
+class Reachable:
+    """§1 "Several brokers" 5.: once every subscription asked for on a connection on which the
+    broker refused some is granted, ``on_reachable`` runs (the unit publishes its birth again: the
+    controller then offers it what it missed). One per client; :meth:`connected` at every connect."""
+
+    def __init__(self, on_reachable: Callable[[], None]) -> None:
+        self._on_reachable = on_reachable
+        self._waiting: set[str] = set()
+        self._refused = False
+
+    def connected(self) -> None:
+        self._waiting.clear()
+        self._refused = False
+
+    def forget(self, what: str) -> None:
+        """``what`` is no longer wanted (unsubscribed): not waited for."""
+        self._waiting.discard(what)
+
+    def insist(self, link: AsyncMqttClient, topics: list[str], fut: asyncio.Future[list[int]] | None,
+               what: str, *, on_granted: Callable[[], None] | None = None) -> None:
+        """:func:`insist` on ``topics``, followed here."""
+        self._waiting.add(what)
+
+        def granted() -> None:
+            if on_granted is not None:
+                on_granted()
+            self._waiting.discard(what)
+            if self._refused and not self._waiting:
+                self._refused = False
+                self._on_reachable()
+
+        insist(link, topics, fut, what, on_granted=granted, on_refused=self._refusal)
+
+    def _refusal(self) -> None:
+        self._refused = True

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from devices.mqtt import AsyncMqttClient
 from devices.protocol import NodeConfig, PayloadError, config_groups, decode, valid_id
-from devices.subscribe import insist
+from devices.subscribe import Reachable
 from firmware_sim.io import NodeIO
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,7 @@ class Membership:
         self.initial_groups = [g for g in initial_groups if valid_id(g)]
         self._on_volume = on_volume
         #: §1: every subscription granted after the broker refused some: publish the birth again
-        self._on_reachable = on_reachable
-        self._refused = False
-        self._own = False  # its own topics granted on this connection
+        self._reach = Reachable(on_reachable)
         self.config: NodeConfig | None = None
         self.requested: set[str] = set()
         self.subscribed: set[str] = set()
@@ -49,8 +47,8 @@ class Membership:
         io = self._io
         own = io.topics.node_subscriptions(io.node_id)
         waits = [link.subscribe(own)]
-        self._refused = self._own = False
-        insist(link, own, waits[0], "its own topics", on_granted=self._own_granted, on_refused=self._refusal)
+        self._reach.connected()
+        self._reach.insist(link, own, waits[0], "its own topics")
         self.requested.clear()
         self.subscribed.clear()
         groups = self.config.groups if self.config is not None else self.initial_groups
@@ -74,14 +72,16 @@ class Membership:
         topics = self._io.topics
         if removed:
             link.unsubscribe([t for g in sorted(removed) for t in topics.group_subscriptions(g)])
+            for g in removed:
+                self._reach.forget(f"group {g}")
             self.requested -= removed
             self.subscribed -= removed
         for g in added:
             wanted_topics = topics.group_subscriptions(g)
             fut = link.subscribe(wanted_topics)
             self.requested.add(g)
-            insist(link, wanted_topics, fut, f"group {g}", on_granted=functools.partial(self._granted, g),
-                   on_refused=self._refusal)
+            self._reach.insist(link, wanted_topics, fut, f"group {g}",
+                               on_granted=functools.partial(self._granted, g))
             futs.append(fut)
         if added or removed:
             logger.debug("%s: groups +%s -%s", self._io.node_id, added, sorted(removed))
@@ -91,22 +91,6 @@ class Membership:
         """Every topic of ``group`` granted (refusals are retried: devices/unit_link.py insist)."""
         if group in self.requested:
             self.subscribed.add(group)
-        self._check_reachable()
-
-    def _own_granted(self) -> None:
-        self._own = True
-        self._check_reachable()
-
-    def _refusal(self) -> None:
-        self._refused = True
-
-    def _check_reachable(self) -> None:
-        """§1 "Several brokers": the broker refused some subscription of this connection and now
-        has granted them all: the unit says so with a new birth, since what was sent to it while
-        it could not hear (a manifest the broker then did not hand on, say) is lost."""
-        if self._refused and self._own and self.subscribed >= self.requested:
-            self._refused = False
-            self._on_reachable()
 
     def on_config(self, topic: str, payload: bytes) -> None:
         io = self._io

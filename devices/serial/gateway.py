@@ -41,7 +41,7 @@ from devices.serial.line import LinePlayer
 from devices.serial.master import BusMaster
 from devices.serial.port import Opener, SerialLink, url_opener
 from devices.serial.runtime import GatewayRuntime, GatewayStats
-from devices.subscribe import insist
+from devices.subscribe import Reachable
 from devices.unit_link import unit_client
 
 __all__ = ["GatewayStats", "SerialGateway"]
@@ -69,6 +69,7 @@ class SerialGateway:
         self.downloads = Downloads(io, self.line, self.tones.alert)
         self.commands = GatewayCommands(io, boards=self.boards, line=self.line, downloads=self.downloads)
         self.groups_subscribed: set[str] = set()
+        self._reach = Reachable(self._births)  # §1: births again once refused subscriptions are granted
         self._hb_seq = 0
         self._next_hb = self._next_tel = 0.0
 
@@ -169,17 +170,24 @@ class SerialGateway:
             return
         self._rt.publish(self.topics.state(self.gw), self._state_payload(p.NodeStatus.ONLINE), qos=1,
                          retain=True)
+        self._reach.connected()
         t = self.topics
         subs = [t.cmd(self.gw), t.controller_state()]
         for nid in self._rt.child_ids():
             subs += [t.config(nid), t.cmd(nid), f"{t.prefix}/node/{nid}/bcast/+/+"]
-        insist(mqtt, subs, mqtt.subscribe(subs), "its own and its children's topics")
+        self._reach.insist(mqtt, subs, mqtt.subscribe(subs), "its own and its children's topics")
         self.groups_subscribed.clear()
         self._apply_groups()
         self.downloads.reconnected()  # what was sent while it was away is lost: ask again soon
         self.boards.publish_states()
         self._next_hb = self._next_tel = 0.0  # heartbeats and telemetry right away
         logger.info("%s: connected to MQTT %s (%d children)", self.gw, mqtt.broker, len(self._rt.child_ids()))
+
+    def _births(self) -> None:
+        """Its own and every child's birth again (§1 "Several brokers" 5.)."""
+        self._rt.publish(self.topics.state(self.gw), self._state_payload(p.NodeStatus.ONLINE), qos=1,
+                         retain=True)
+        self.boards.publish_states()
 
     def _apply_groups(self) -> None:
         mqtt = self._rt.mqtt
@@ -191,7 +199,7 @@ class SerialGateway:
             mqtt.unsubscribe([x for g in removed for x in self.topics.group_subscriptions(g)])
         if added:
             group_topics = [x for g in added for x in self.topics.group_subscriptions(g)]
-            insist(mqtt, group_topics, mqtt.subscribe(group_topics), f"groups {', '.join(added)}")
+            self._reach.insist(mqtt, group_topics, mqtt.subscribe(group_topics), f"groups {', '.join(added)}")
         self.groups_subscribed = wanted
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:

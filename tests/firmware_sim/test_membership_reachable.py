@@ -23,6 +23,7 @@ class Link:
         self.is_connected = True
         self.stats = LinkStats(connects=1)
         self.asked: list[list[str]] = []
+        self.left: list[str] = []
 
     def subscribe(self, topics: list[str]) -> asyncio.Future[list[int]]:
         self.asked.append(topics)
@@ -35,8 +36,11 @@ class Link:
         fut.set_result(codes)
         return fut
 
+    def unsubscribe(self, topics: list[str]) -> None:
+        self.asked.append(["-", *topics])
+
     def reconnect(self, why: str) -> None:
-        raise AssertionError(f"left the broker: {why}")
+        self.left.append(why)
 
 
 def _membership(births: list[int]) -> Membership:
@@ -52,7 +56,7 @@ async def test_a_new_birth_once_the_refused_subscriptions_are_granted() -> None:
     m.connected(link)  # type: ignore[arg-type]
     await until(lambda: m.subscribed == {"z"}, "group z granted after two refusals", timeout_s=10)
     assert births == [1]  # once, when everything it asked for is granted
-    assert link.asked[-1] == ["lp/group/z/bcast/+/+"]
+    assert link.asked[-1] == ["lp/group/z/bcast/+/+"] and link.left == []
 
 
 async def test_no_second_birth_when_nothing_was_refused() -> None:
@@ -61,3 +65,18 @@ async def test_no_second_birth_when_nothing_was_refused() -> None:
     m.connected(Link("nothing", times=0))  # type: ignore[arg-type]
     await until(lambda: m.subscribed == {"z"}, "group z granted", timeout_s=10)
     assert births == []  # (its own topics' grant was told first: their SUBACK came first)
+
+
+async def test_a_group_left_while_refused_is_not_waited_for() -> None:
+    births: list[int] = []
+    m = _membership(births)
+    link = Link("lp/group/y/bcast/+/+", times=99)  # never granted on this connection
+    m.connected(link)  # type: ignore[arg-type]
+    m.apply(["z", "y"])
+    await until(lambda: m.subscribed == {"z"}, "group z granted, y refused", timeout_s=10)
+    assert births == []
+    m.apply(["z"])  # the config drops y: the unit no longer waits for it
+    link.refuse = "lp/group/z/cmd"  # (nothing else is refused)
+    m.apply(["z", "x"])
+    await until(lambda: m.subscribed == {"z", "x"}, "group x granted", timeout_s=10)
+    assert births == [1]
