@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
 from controller.api.schemas import ScheduleUpdate
 from controller.schedules.crud import update_schedule
+from scheduler import TIMEZONE
 from scheduler.jobs import job_id
 from scheduler.models import RunStatus, Schedule
 from tests.scheduler.ward import (
@@ -179,7 +180,8 @@ async def test_database_locked_for_a_while_then_the_scheduler_recovers(sqlite_ur
     """Another process holds the database: renewals fail, the leader stops firing, then resumes
     and airs the slot that fell in the outage (late, within grace) — once."""
     db = make_ward(sqlite_url)
-    sid = once(db, in_s(3))
+    at = in_s(6)  # room for leading, the lock and the leader stopping on a busy machine (≤ 4 s)
+    sid = once(db, at)
     sink = Sink()
     svc = runner(sqlite_url, fast(grace_s=20), sink=sink)
     await svc.start()
@@ -190,7 +192,9 @@ async def test_database_locked_for_a_while_then_the_scheduler_recovers(sqlite_ur
         try:
             await wait_until(lambda: not svc.leading, 4, "the leader to stop firing")
             assert svc.status()["me"] == svc.holder  # reads still work in WAL mode
-            await asyncio.sleep(3)  # the slot passes while the database is locked
+            assert datetime.now(tz=TIMEZONE) < at, "the leader stopped after the slot: no outage tested"
+            await wait_until(lambda: datetime.now(tz=TIMEZONE) > at + timedelta(seconds=0.5), 8,
+                             "the slot to pass while the database is locked")
             assert runs(db, sid) == [] and sink.aired == []
         finally:
             locker.rollback()
