@@ -34,8 +34,7 @@ from devices.mqtt_types import BrokerAddress, Brokers, LinkStats, MqttError, Not
 logger = logging.getLogger(__name__)
 
 FLAP_S = STABLE_S  # a connection that dies sooner than this after CONNACK counts as a flap
-#: how long a broker may take to answer CONNECT before the next address is tried
-CONNACK_S = 10.0
+CONNACK_S = 10.0  # how long a broker may take to answer CONNECT before the next address is tried
 LOGIN = (4, 5, 134, 135)  # CONNACK codes of a refused login: bad user name or password, not authorized
 
 MessageHandler = Callable[[str, bytes, bool], None]
@@ -54,7 +53,7 @@ class AsyncMqttClient:
                  min_backoff: float = 0.5, max_backoff: float = 30.0, log_failures: bool = True,
                  refuse_duplicate: bool = False, subscribe_qos: Callable[[str], int] | None = None) -> None:
         self.client_id = client_id
-        self._subscribe_qos = subscribe_qos  # the QoS of each topic subscribed without one (else 1)
+        self._subscribe_qos = subscribe_qos or (lambda _topic: 1)  # of a topic subscribed without a QoS
         self.ring = BrokerRing(client_id, broker, Backoff(min_backoff, max_backoff),
                                refuse_duplicate=refuse_duplicate)  # stop for good on a duplicate id
         self.stats = LinkStats()
@@ -360,14 +359,11 @@ class AsyncMqttClient:
             self._pending.pop(mid, None)
 
     def subscribe(self, topics: list[str], qos: int | None = None) -> asyncio.Future[list[int]] | None:
-        """Subscribe at ``qos``, or at the client's ``subscribe_qos`` of each topic (else 1); the
-        returned future resolves with the granted QoS codes at SUBACK (128 = refused by the broker).
-        None when not connected or nothing to do."""
+        """Subscribe (``qos``, else ``subscribe_qos(topic)``): a future of the SUBACK codes (128: refused)."""
         if not topics or not self.connected.is_set() or self._loop is None:
             return None
-        rule = self._subscribe_qos
-        rc, mid = self._client.subscribe([(t, qos if qos is not None else rule(t) if rule else 1)
-                                          for t in topics])
+        q = self._subscribe_qos
+        rc, mid = self._client.subscribe([(t, q(t) if qos is None else qos) for t in topics])
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             return None
         fut: asyncio.Future[list[int]] = self._loop.create_future()

@@ -30,15 +30,15 @@ from scheduler.ports import Aired, Slot, SlotAirer
 
 logger = logging.getLogger(__name__)
 
-_RUN = ScheduleRun.__table__  # type: ignore[attr-defined]
-_SCHEDULE = Schedule.__table__  # type: ignore[attr-defined]
+RUNS = ScheduleRun.__table__  # type: ignore[attr-defined]
+SCHEDULES = Schedule.__table__  # type: ignore[attr-defined]
 #: what a burst reads of each schedule (not its spec: the trigger already applied it)
-_SLOT_COLUMNS = [_SCHEDULE.c[n] for n in ("id", "bulletin_id", "relay", "targets", "priority", "repeat",
+_SLOT_COLUMNS = [SCHEDULES.c[n] for n in ("id", "bulletin_id", "relay", "targets", "priority", "repeat",
                                            "interval_s", "valid_for_s", "created_by", "exceptions", "enabled",
                                            "deleted", "version")]
 #: a burst's ``last_slot_at`` advance (never backwards), one executemany
-_ADVANCE = (update(_SCHEDULE).where(_SCHEDULE.c.id == bindparam("b_id"))
-            .where(_SCHEDULE.c.last_slot_at.is_(None) | (_SCHEDULE.c.last_slot_at < bindparam("b_slot")))
+_ADVANCE = (update(SCHEDULES).where(SCHEDULES.c.id == bindparam("b_id"))
+            .where(SCHEDULES.c.last_slot_at.is_(None) | (SCHEDULES.c.last_slot_at < bindparam("b_slot")))
             .values(last_slot_at=bindparam("b_slot")))
 
 
@@ -61,7 +61,7 @@ class SlotResult:
         return Aired(broadcasts=list(self.broadcasts), relays=list(self.relays))
 
 
-def _verdict(sc: Schedule | Row[Any], slot_ms: int, now: int, grace_ms: int) -> tuple[RunStatus, str]:
+def slot_verdict(sc: Schedule | Row[Any], slot_ms: int, now: int, grace_ms: int) -> tuple[RunStatus, str]:
     day = local(slot_ms).date().isoformat()
     if day in sc.exceptions:
         return RunStatus.SKIPPED, f"{day} is an exception date of this schedule"
@@ -108,7 +108,7 @@ def air_slot(engine: Engine, cfg: FireConfig, airer: SlotAirer, *, schedule_id: 
         if sc.version != version:
             return SlotResult("stale")
         now = cfg.clock()
-        status, reason = _verdict(sc, slot_ms, now, cfg.grace_ms)
+        status, reason = slot_verdict(sc, slot_ms, now, cfg.grace_ms)
         if not may_fire():
             return SlotResult("not-leader")
         run = ScheduleRun(schedule_id=schedule_id, slot_at=slot_ms, version=version, status=status.value,
@@ -140,51 +140,51 @@ def air_slots(engine: Engine, cfg: FireConfig, airer: SlotAirer, items: list[tup
     exception date, already claimed — or we may not fire: the caller then takes each through
     :func:`air_slot`."""
     with Session(engine, expire_on_commit=False) as s:
-        found = _schedules(s, sorted({sid for sid, _, _ in items}))
+        found = read_schedules(s, sorted({sid for sid, _, _ in items}))
         now = cfg.clock()
         slots: list[Slot] = []
         for sid, version, slot_ms in items:
             sc = found.get(sid)
             if sc is None or sc.deleted or not sc.enabled or sc.version != version:
                 return None
-            if _verdict(sc, slot_ms, now, cfg.grace_ms)[0] is not RunStatus.FIRING:
+            if slot_verdict(sc, slot_ms, now, cfg.grace_ms)[0] is not RunStatus.FIRING:
                 return None
             slots.append(slot_of(sc, slot_ms, now))
         if not may_fire():
             return None
-        results = [_outcome(slot, a) for slot, a in zip(slots, airer.air_many(s, slots), strict=True)]
+        results = [slot_outcome(slot, a) for slot, a in zip(slots, airer.air_many(s, slots), strict=True)]
         at, made = cfg.clock(), now_ms()
         runs = [{"schedule_id": sid, "slot_at": slot_ms, "version": version, "status": res.outcome,
                  "late_ms": max(0, now - slot_ms), "reason": res.reason, "broadcast_ids": res.aired().ids,
                  "fired_by": cfg.holder, "created_at": made, "updated_at": at}
                 for (sid, version, slot_ms), res in zip(items, results, strict=True)]
         try:
-            s.execute(insert(_RUN), runs)
+            s.execute(insert(RUNS), runs)
         except IntegrityError:
             s.rollback()
             return None
         s.execute(_ADVANCE, [{"b_id": sl.schedule_id, "b_slot": sl.slot_ms} for sl in slots])
         s.commit()
-    _log_batch(slots, results)
+    log_batch(slots, results)
     return results
 
 
-def _schedules(s: Session, ids: list[int]) -> dict[int, Row[Any]]:
+def read_schedules(s: Session, ids: list[int]) -> dict[int, Row[Any]]:
     """The schedule rows ``ids`` (plain rows: no ORM objects to build for a burst)."""
     out: dict[int, Row[Any]] = {}
     for i in range(0, len(ids), 900):  # SQLite's bound-parameter limit
         part = ids[i:i + 900]
-        out.update((r.id, r) for r in s.execute(select(*_SLOT_COLUMNS).where(_SCHEDULE.c.id.in_(part))))
+        out.update((r.id, r) for r in s.execute(select(*_SLOT_COLUMNS).where(SCHEDULES.c.id.in_(part))))
     return out
 
 
-def _outcome(slot: Slot, aired: Aired) -> SlotResult:
+def slot_outcome(slot: Slot, aired: Aired) -> SlotResult:
     if aired.failure:
         return SlotResult(RunStatus.FAILED.value, aired.broadcasts, aired.failure[:500], aired.relays)
     return SlotResult(RunStatus.AIRED.value, aired.broadcasts, _late_note(slot), aired.relays)
 
 
-def _log_batch(slots: list[Slot], results: list[SlotResult]) -> None:
+def log_batch(slots: list[Slot], results: list[SlotResult]) -> None:
     each = logger.isEnabledFor(logging.DEBUG)  # one line per slot only when asked (1,000 on a second)
     for slot, res in zip(slots, results, strict=True):
         if res.outcome == RunStatus.FAILED.value:

@@ -24,15 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from scheduler.firing import (
-    _RUN,
-    _SCHEDULE,
+    RUNS,
+    SCHEDULES,
     FireConfig,
     SlotResult,
-    _log_batch,
-    _outcome,
-    _schedules,
-    _verdict,
+    log_batch,
+    read_schedules,
     slot_of,
+    slot_outcome,
+    slot_verdict,
 )
 from scheduler.models import RunStatus
 from scheduler.ports import Prepared, Slot, SlotAirer
@@ -57,20 +57,20 @@ def prepare_slots(engine: Engine, cfg: FireConfig, airer: SlotAirer, items: list
                   at_ms: int) -> PreparedSlots | None:
     """Build ``items`` (due at ``at_ms``) ahead; None when any of them is not a plain "air then"."""
     with Session(engine, expire_on_commit=False) as s:
-        found = _schedules(s, sorted({sid for sid, _, _ in items}))
+        found = read_schedules(s, sorted({sid for sid, _, _ in items}))
         slots: list[Slot] = []
         for sid, version, slot_ms in items:
             sc = found.get(sid)
             if sc is None or sc.deleted or not sc.enabled or sc.version != version or slot_ms <= at_ms:
                 return None
-            if _verdict(sc, slot_ms, at_ms, cfg.grace_ms)[0] is not RunStatus.FIRING:
+            if slot_verdict(sc, slot_ms, at_ms, cfg.grace_ms)[0] is not RunStatus.FIRING:
                 return None
             slots.append(slot_of(sc, slot_ms, at_ms))
         made = airer.prepare_many(s, slots)
         s.rollback()  # it wrote nothing; nor may it
     if made is None:
         return None
-    results = [_outcome(slot, a) for slot, a in zip(slots, made.planned(), strict=True)]
+    results = [slot_outcome(slot, a) for slot, a in zip(slots, made.planned(), strict=True)]
     runs = [(sid, slot_ms, version, res.outcome, 0, res.reason, json.dumps(res.aired().ids), cfg.holder)
             for (sid, version, slot_ms), res in zip(items, results, strict=True)]
     return PreparedSlots(items, slots, made, runs, results)
@@ -90,26 +90,26 @@ def fire_prepared(engine: Engine, cfg: FireConfig, p: PreparedSlots, *,
         stamp = (now, now)
         conn = s.connection()
         try:
-            conn.exec_driver_sql(_sql(conn, f"INSERT INTO {_RUN.name} ({', '.join(_RUN_COLUMNS)}) VALUES "
+            conn.exec_driver_sql(_sql(conn, f"INSERT INTO {RUNS.name} ({', '.join(_RUN_COLUMNS)}) VALUES "
                                             f"({', '.join(['?'] * len(_RUN_COLUMNS))})"),
                                  [r + stamp for r in p.runs])
         except IntegrityError:
             s.rollback()
             return None
-        conn.exec_driver_sql(_sql(conn, f"UPDATE {_SCHEDULE.name} SET last_slot_at = ? WHERE id = ? AND "
+        conn.exec_driver_sql(_sql(conn, f"UPDATE {SCHEDULES.name} SET last_slot_at = ? WHERE id = ? AND "
                                         "(last_slot_at IS NULL OR last_slot_at < ?)"),
                              [(slot_ms, sid, slot_ms) for sid, _, slot_ms in p.items])
         s.commit()
     results = [SlotResult(r.outcome, a.broadcasts, r.reason, a.relays)
                for r, a in zip(p.results, aired, strict=True)]
-    _log_batch(p.slots, results)
+    log_batch(p.slots, results)
     return results
 
 
 def _versions(s: Session, ids: list[int]) -> dict[int, int]:
     """The version of each of ``ids`` still enabled and not deleted."""
     out: dict[int, int] = {}
-    c = _SCHEDULE.c
+    c = SCHEDULES.c
     for i in range(0, len(ids), _CHUNK):
         q = (select(c.id, c.version)
              .where(c.id.in_(ids[i:i + _CHUNK]), c.enabled.is_(True), c.deleted.is_(False)))

@@ -116,6 +116,15 @@ class ActiveBroadcast:
         self._rest = rest
         return not rest
 
+    def rejoin_unfinished(self) -> None:
+        """The controller's own broker link came back: what its unfinished units said meanwhile
+        (verified acks, repair requests) may be lost, so each counts as rejoined (its repairs are
+        not held as "maybe still queued", controller/airing/repairs.py) and its re-offers start
+        anew — the sweep offers the manifest again to the silent ones."""
+        for nd in self.nodes.values():
+            if not nd.state.final:
+                nd.rejoined, nd.resends = True, 0
+
     _ready: tuple[float, float] = field(default=(0.0, -1.0), repr=False)  # (share, when counted)
 
     def ready_share(self) -> float:

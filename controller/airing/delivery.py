@@ -22,14 +22,13 @@ from controller.airing.active import (
     ActiveBroadcast,
     NodeDelivery,
     began_at,
-    load_active,
     load_on_the_way,
 )
 from controller.airing.aircontrol import AirControl
 from controller.airing.audio_out import AudioOut
 from controller.airing.claim import claim_to_air
 from controller.airing.custody import Custody
-from controller.airing.delivery_rows import DeliveryChange, apply_changes, cancel_queued
+from controller.airing.delivery_rows import DeliveryChange, apply_changes, cancel_queued, mark_sent
 from controller.airing.late import plays_later
 from controller.airing.models import Broadcast, BroadcastStatus, DeliveryState
 from controller.airing.ownership import ON_THE_WAY, Ownership
@@ -132,9 +131,6 @@ class DeliveryService:
             self.aircontrol.forget(broadcast_id)
             self._changed(broadcast_id)
 
-    def _load(self, s: Session, bc: Broadcast) -> ActiveBroadcast:
-        return load_active(s, bc, self.audio, self.settings.chunk_size)
-
     # ------------------------------------------------------------------ airing
 
     async def air(self, broadcast_id: str) -> None:
@@ -180,15 +176,7 @@ class DeliveryService:
                 nd.rejoined = nd.rejoined or not online
                 self._transition(active, node_id, nd, S.SENT if online else S.OFFLINE,
                                  "" if online else "node offline at send time")
-        bid = active.id
-
-        def op(s: Session) -> None:
-            bc = s.get(Broadcast, bid)
-            if bc is not None and bc.status == BroadcastStatus.SENDING.value:
-                bc.status, bc.sent_at = BroadcastStatus.ACTIVE.value, sent_at
-                s.add(bc)
-
-        self.writer.submit(op)
+        self.writer.submit(mark_sent(active.id, sent_at))
         logger.info("broadcast %s published to %d scope(s) for %d node(s), %d chunks",
                     active.id, len(active.scopes), len(active.nodes), len(active.frames))
         self._offer(active, active.scopes)
@@ -210,9 +198,12 @@ class DeliveryService:
                               play_at=active.manifest.play_at, ready=ready)
 
     async def _on_link_connected(self) -> None:
-        """After a (re)connect: republish retained manifests; finish interrupted sends."""
+        """After a (re)connect: republish retained manifests; finish interrupted sends; what units
+        said while the link was down may be lost, so their repairs are not held and re-offers restart."""
         # emergencies first: one restored after a restart takes its zones back before what it pre-empted
         for active in sorted(self.active.values(), key=lambda a: p.play_rank(a.manifest.priority)):
+            if active.published:
+                active.rejoin_unfinished()
             self._resume(active)
 
     def _resume(self, active: ActiveBroadcast) -> None:

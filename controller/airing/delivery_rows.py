@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 from sqlmodel import select as sqlselect
 
-from controller.airing.models import Delivery, DeliveryEvent, DeliveryState
+from controller.airing.models import Broadcast, BroadcastStatus, Delivery, DeliveryEvent, DeliveryState
 from devices.protocol import now_ms
 
 _DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
@@ -123,4 +123,14 @@ def cancel_queued(node_id: str, on_air: set[str], reason: str) -> Callable[[Sess
                 d.state, d.reason, d.updated_at = cancelled, reason, at
                 s.add(d)
                 s.add(DeliveryEvent(delivery_id=d.id, state=cancelled, reason=reason, at=at))
+    return op
+
+
+def mark_sent(broadcast_id: str, sent_at: int) -> Callable[[Session], None]:
+    """The writer's op: a broadcast still ``sending`` is ``active`` from ``sent_at`` (all published)."""
+    def op(s: Session) -> None:
+        bc = s.get(Broadcast, broadcast_id)
+        if bc is not None and bc.status == BroadcastStatus.SENDING.value:
+            bc.status, bc.sent_at = BroadcastStatus.ACTIVE.value, sent_at
+            s.add(bc)
     return op

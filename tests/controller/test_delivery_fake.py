@@ -290,3 +290,29 @@ async def test_a_unit_that_reconnected_while_online_gets_what_it_lacks_at_once(w
     await until(lambda: len(repaired()) == 3, "every chunk re-sent to z-1")
     own = ward.bus.topics.data(p.AudioScope(kind="node", id="z-1"), bid)
     assert repaired() == [(own, 0), (own, 1), (own, 2)] and ward.delivery.repairs.stats.chunks_queued == 6
+
+
+async def test_after_the_controllers_own_link_came_back_units_asks_are_not_held(ward: Ward) -> None:
+    """The controller's own broker node died (issue 16, the [controller] case of the NATS test):
+    what its units said while its link was down (verified acks, repair requests) may be lost, so
+    once it is back every unfinished unit counts as rejoined — a request for every chunk is
+    answered at once, not held as maybe still queued — and its re-offers start anew."""
+    for n in ("z-1", "z-2"):
+        _birth(ward, n, ts=1_000)
+    bid = ward.broadcast(zones=["z"])
+    await ward.delivery.air(bid)
+    before = len(ward.bus.on_topic(f"/bcast/{bid}/data"))
+    ward.bus.deliver("repair", "z-1", p.RepairRequest(node_id="z-1", bc=bid, missing=[0, 1, 2]))
+    await until(lambda: ward.delivery.repairs.stats.chunks_queued == 3, "z-1's ask held as maybe queued")
+    ward.bus.ack("z-2", bid, p.AckState.FAILED, "stopped")  # final, and still short of half verified
+    await until(lambda: ward.delivery.active[bid].nodes["z-2"].state.final, "z-2 final")
+    active = ward.delivery.active[bid]
+    active.nodes["z-1"].resends = ward.delivery.settings.max_resends  # its re-offers were spent
+
+    ward.bus.disconnect()
+    await ward.bus.connect()  # the controller's link is back
+    nd = active.nodes["z-1"]
+    assert nd.rejoined and nd.resends == 0 and not active.nodes["z-2"].rejoined  # (z-2 is final)
+    ward.bus.deliver("repair", "z-1", p.RepairRequest(node_id="z-1", bc=bid, missing=[0, 1, 2]))
+    await until(lambda: len(ward.bus.on_topic(f"/bcast/{bid}/data")) - before == 3, "every chunk re-sent")
+    assert ward.delivery.repairs.stats.chunks_queued == 3  # nothing more held

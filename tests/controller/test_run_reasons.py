@@ -20,7 +20,7 @@ from controller.ui.i18n_phone import PHONE
 from devices.broker import free_port
 from devices.protocol import now_ms
 from scheduler.clock import local
-from scheduler.firing import _late_note, _verdict
+from scheduler.firing import _late_note, slot_verdict
 from scheduler.models import Schedule, ScheduleRun
 from scheduler.ports import Slot
 from tests.conftest import make_settings, running_controller
@@ -40,9 +40,9 @@ def _produced() -> dict[str, str]:
     """code → a reason as its producer writes it today."""
     t = now_ms()
     sc = Schedule(id=1, name="x", exceptions=[])
-    late = _verdict(sc, t - 120_000, t, 30_000)[1]
+    late = slot_verdict(sc, t - 120_000, t, 30_000)[1]
     day = local(t).date().isoformat()
-    skipped = _verdict(Schedule(id=1, name="x", exceptions=[day]), t, t, 30_000)[1]
+    skipped = slot_verdict(Schedule(id=1, name="x", exceptions=[day]), t, t, 30_000)[1]
     rejected = airing_refusal(Bulletin(id=9, text="x", approval="rejected"), None)
     draft = airing_refusal(Bulletin(id=9, text="x", approval="draft"), None)
     assert rejected and draft
