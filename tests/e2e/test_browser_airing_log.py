@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,7 @@ async def test_schedule_form_lists_adds_and_removes_exception_days(
         assert await page.inner_text("#exlist") == "Chưa có ngày nghỉ nào."
         await page.click("#exadd")  # no day picked: said beside the button
         assert await page.text_content("#exadd + .note") == "Hãy chọn một ngày."
-        tomorrow = date.today() + timedelta(days=1)
+        tomorrow = datetime.now(TIMEZONE).date() + timedelta(days=1)  # the ward's tomorrow, not the machine's
         d1, d2, d3 = (tomorrow + timedelta(days=n) for n in (1, 2, 3))
         for d in (d1, d2):
             await page.fill("#exd", d.isoformat())

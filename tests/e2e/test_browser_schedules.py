@@ -8,7 +8,7 @@ confirmation. Every control fits the phone (no overflow, 44 px targets, no conso
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -49,7 +49,8 @@ async def test_schedules_listed_edited_paused_deleted_with_their_runs(server: Se
         # --- a daily schedule with its dates, made from the form: only that kind's fields show
         await page.select_option("#kind", "daily")
         assert await page.is_hidden("#cr") and await page.is_hidden("#at") and await page.is_visible("#sd")
-        first, last = date.today() + timedelta(days=1), date.today() + timedelta(days=30)
+        today = datetime.now(TIMEZONE).date()  # the ward's day (UTC+7), not the machine's
+        first, last = today + timedelta(days=1), today + timedelta(days=30)
         assert await page.input_value("#times") == ""  # nothing pre-filled, no zone pre-checked
         assert not await page.is_checked("input[name=sz][value=tdp1]")
         assert "cron" not in (await page.text_content("#kind") or "")  # no jargon
