@@ -79,6 +79,10 @@ async def _cut_mid_delivery(app: Any, client: httpx.AsyncClient, proxy: TcpCut, 
                           headers={"Idempotency-Key": "cut-first"})
     assert r.status_code == 201, r.text
     bid = r.json()["id"]
+    # the cut comes *during* the delivery: once this controller has claimed the broadcast (a cut
+    # between the POST and the claim is another case: it airs once the database is back, overdue.py)
+    delivery = app.state.services.delivery
+    await wait_for(lambda: delivery.owns(bid), 10, "the broadcast claimed by this controller")
     proxy.cut()
     cut_ms, cut_at = p.now_ms(), time.monotonic()
     writer = app.state.services.writer
