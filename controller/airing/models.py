@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from controller.core.columns import ms_column
@@ -56,6 +56,9 @@ class BroadcastStatus(enum.StrEnum):
 class Broadcast(SQLModel, table=True):
     """One airing of a bulletin to a set of nodes (lượt phát)."""
 
+    # every controller asks every 2 s for the ones still 'scheduled' past their air time
+    # (controller/airing/overdue.py): an index, not a scan of every broadcast ever made
+    __table_args__ = (Index("ix_broadcast_status_air_at", "status", "air_at"),)
     id: str = Field(primary_key=True, max_length=63)
     bulletin_id: int = Field(foreign_key="bulletin.id")
     audio_sha256: str = Field(foreign_key="audioasset.sha256")
